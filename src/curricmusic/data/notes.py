@@ -1,0 +1,113 @@
+"""The package's one in-memory note representation, shared by difficulty, metrics and novelty.
+
+A piece is a NumPy structured array of :data:`NOTE_DTYPE` with times in quarter notes (beats of a
+4/4 bar), all non-drum tracks merged and sorted by ``(onset, pitch)``. Pure functions take this
+array (and, where bars matter, the bar length in quarters) so that they can be tested on tiny
+hand-written fixtures without any MIDI file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
+
+__all__ = [
+    "NOTE_DTYPE",
+    "make_notes",
+    "score_notes",
+    "bar_length",
+    "notes_to_score",
+    "piano_reduction",
+]
+
+NOTE_DTYPE = np.dtype(
+    [("onset", "<f8"), ("duration", "<f8"), ("pitch", "<i2"), ("velocity", "<i2")]
+)
+
+
+def make_notes(onsets, durations, pitches, velocities=None) -> np.ndarray:
+    """Build a sorted note array from parallel sequences (velocity 80 when omitted).
+
+    >>> make_notes([1, 0], [1, 1], [64, 60])["pitch"].tolist()
+    [60, 64]
+    """
+    onsets = np.asarray(onsets, dtype=np.float64)
+    notes = np.empty(onsets.shape[0], dtype=NOTE_DTYPE)
+    notes["onset"] = onsets
+    notes["duration"] = np.asarray(durations, dtype=np.float64)
+    notes["pitch"] = np.asarray(pitches, dtype=np.int16)
+    notes["velocity"] = 80 if velocities is None else np.asarray(velocities, dtype=np.int16)
+    return np.sort(notes, order=("onset", "pitch"))
+
+
+def score_notes(score: Score) -> np.ndarray:
+    """All non-drum notes of ``score`` in quarter notes, merged and sorted by (onset, pitch)."""
+    quarter = score.to("quarter")
+    chunks = []
+    for track in quarter.tracks:
+        if track.is_drum or track.note_num() == 0:
+            continue
+        arrays = track.notes.numpy()
+        chunks.append(
+            make_notes(arrays["time"], arrays["duration"], arrays["pitch"], arrays["velocity"])
+        )
+    if not chunks:
+        return np.empty(0, dtype=NOTE_DTYPE)
+    return np.sort(np.concatenate(chunks), order=("onset", "pitch"))
+
+
+def bar_length(score: Score) -> float:
+    """Quarter notes per bar, from the score's first time signature (4.0 when it has none)."""
+    if len(score.time_signatures) == 0:
+        return 4.0
+    first = score.time_signatures[0]
+    return 4.0 * first.numerator / first.denominator
+
+
+def notes_to_score(
+    notes: np.ndarray,
+    *,
+    tpq: int = 480,
+    qpm: float = 120.0,
+    time_signature: tuple[int, int] = (4, 4),
+    key_signature: tuple[int, int] | None = None,
+    program: int = 0,
+    name: str = "Piano",
+) -> Score:
+    """A one-track tick-based Score from a note array (times in quarters).
+
+    ``key_signature`` is ``(sharps, mode)`` as in MIDI: sharps in -7..7 (negative for flats),
+    mode 0 for major and 1 for minor.
+    """
+    score = Score(tpq)
+    score.tempos.append(Tempo(0, qpm=qpm))
+    score.time_signatures.append(TimeSignature(0, *time_signature))
+    if key_signature is not None:
+        score.key_signatures.append(KeySignature(0, *key_signature))
+    track = Track(name=name, program=program, is_drum=False)
+    for note in notes:
+        start = int(round(float(note["onset"]) * tpq))
+        length = max(1, int(round(float(note["duration"]) * tpq)))
+        track.notes.append(Note(start, length, int(note["pitch"]), int(note["velocity"])))
+    score.tracks.append(track)
+    return score
+
+
+def piano_reduction(score: Score) -> Score:
+    """One piano track (program 0) holding every non-drum note; tempo, meter and key kept.
+
+    curricmusic models piano music as a single note stream: hands, voices and instruments are
+    merged before tokenization so one token sequence describes the whole piece.
+    """
+    reduced = Score(score.tpq)
+    reduced.tempos = score.tempos.copy()
+    reduced.time_signatures = score.time_signatures.copy()
+    reduced.key_signatures = score.key_signatures.copy()
+    track = Track(name="Piano", program=0, is_drum=False)
+    for source in score.tracks:
+        if source.is_drum:
+            continue
+        track.notes.extend(source.notes)
+    track.notes.sort()
+    reduced.tracks.append(track)
+    return reduced
