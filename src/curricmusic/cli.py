@@ -1,0 +1,92 @@
+"""The ``curricmusic`` command line. Each command parses, loads its config, calls one library function.
+
+User mistakes (:class:`~curricmusic.errors.UserError`) print one red line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from curricmusic.errors import UserError
+from curricmusic.progress import console
+
+app = typer.Typer(
+    help="Curriculum learning for symbolic music: prepare staged data, train, generate, score novelty.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Build and inspect curriculum data.", no_args_is_help=True)
+app.add_typer(data_app, name="data", help="Prepare curriculum data (prepare) and look at it (show).")
+
+
+def _load_curriculum_arg(path: Path):
+    """A curriculum TOML, or a plain folder of MIDI files as a one-stage curriculum."""
+    from curricmusic.config import curriculum_from_midi_dir, load_curriculum
+
+    if path.is_dir():
+        return curriculum_from_midi_dir(path), str(path)
+    return load_curriculum(path), str(path)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    curriculum: Path = typer.Argument(..., help="Curriculum TOML, or a folder of MIDI files."),
+    out: Path | None = typer.Option(None, "--out", help="Prepared folder (default: in the cache)."),
+    workers: int = typer.Option(
+        os.cpu_count() or 1, "--workers", min=1, help="Worker processes for parsing and tokenizing."
+    ),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when the folder is up to date."),
+) -> None:
+    """Build the curriculum's token caches, splits and manifest.json."""
+    from curricmusic.data.prepare import prepare
+    from curricmusic.data.summary import default_prepared_dir, print_summary
+
+    config, source = _load_curriculum_arg(curriculum)
+    out_dir = out or default_prepared_dir(config)
+    outcome = prepare(config, out_dir, workers=workers, force=force, source=source)
+    status = "up to date, reused" if outcome.reused else "written"
+    console.print(f"[green]{outcome.data.root}[/] ({status})")
+    print_summary(outcome.data)
+
+
+@data_app.command("show")
+def data_show(
+    curriculum: Path = typer.Argument(..., help="Curriculum TOML, MIDI folder, or a prepared folder."),
+    stage: str | None = typer.Option(None, "--stage", help="List the pieces of this stage."),
+    export_midi: Path | None = typer.Option(None, "--export-midi", help="Write example MIDI files here."),
+    limit: int = typer.Option(3, "--limit", min=1, help="Pieces listed or exported per stage."),
+) -> None:
+    """What each stage holds, with example MIDI files to listen to."""
+    from curricmusic.data.prepare import prepare
+    from curricmusic.data.prepared import PreparedData
+    from curricmusic.data.summary import default_prepared_dir, export_examples, print_stage, print_summary
+
+    if (curriculum / "manifest.json").is_file():
+        data = PreparedData.open(curriculum)
+    else:
+        config, source = _load_curriculum_arg(curriculum)
+        data = prepare(config, default_prepared_dir(config), workers=os.cpu_count() or 1, source=source).data
+    if stage is None:
+        print_summary(data)
+    else:
+        print_stage(data, stage, limit)
+    if export_midi is not None:
+        written = export_examples(data, export_midi, limit, only_stage=stage)
+        console.print(f"wrote {len(written)} MIDI files to [green]{export_midi}[/]")
+
+
+def main() -> None:
+    """Entry point of the console script: user errors become one line and exit status 2."""
+    try:
+        app()
+    except UserError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,306 @@
+"""``curricmusic data prepare``: sources -> parse -> dedup + split -> difficulty -> tokens -> cache.
+
+The whole folder is built beside its destination and swapped into place at the end, so a killed
+preparation leaves the previous folder intact. A folder whose fingerprint (curriculum, tokenizer,
+and every source piece's fingerprint) matches is reused as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import curricmusic
+from curricmusic.atomic import atomic_path, write_bytes, write_json
+from curricmusic.config import CurriculumConfig, Music21Stage, config_hash
+from curricmusic.data.notes import NOTE_DTYPE
+from curricmusic.data.prepared import MANIFEST_FORMAT, SPLITS, PreparedData, split_paths
+from curricmusic.data.process import ProcessedPiece, Skipped, process_item
+from curricmusic.data.sources import SourceItem, stage_items, unique_ids
+from curricmusic.data.tokens import build_tokenizer, save_tokenizer, tokenizer_hash
+from curricmusic.progress import progress_bar
+
+__all__ = ["prepare", "assign_split", "PrepareOutcome"]
+
+# Bump when the pipeline's output changes for the same inputs (forces a rebuild).
+PIPELINE_VERSION = 1
+_CHUNK = 16
+
+
+@dataclass
+class PrepareOutcome:
+    data: PreparedData
+    reused: bool
+
+
+def assign_split(content_hash: str, val: float, test: float) -> str:
+    """``test`` if u < test, ``val`` if u < test + val, else ``train``; u in [0, 1) from the hash."""
+    u = int(content_hash[:12], 16) / float(16**12)
+    if u < test:
+        return "test"
+    if u < test + val:
+        return "val"
+    return "train"
+
+
+def _split_position(content_hash: str) -> float:
+    return int(content_hash[:12], 16) / float(16**12)
+
+
+# ---- parallel processing ------------------------------------------------------------------
+
+_WORKER_STATE: dict = {}
+
+
+def _init_worker(settings_json: str, filters_json: str) -> None:
+    from curricmusic.config import PieceFilters, TokenizerSettings
+
+    settings = TokenizerSettings.model_validate_json(settings_json)
+    _WORKER_STATE["tokenizer"] = build_tokenizer(settings)
+    _WORKER_STATE["filters"] = PieceFilters.model_validate_json(filters_json)
+
+
+def _process_chunk(items: list[SourceItem]) -> list[ProcessedPiece | Skipped]:
+    tokenizer, filters = _WORKER_STATE["tokenizer"], _WORKER_STATE["filters"]
+    return [process_item(item, tokenizer, filters) for item in items]
+
+
+def _process_all(
+    items: Sequence[SourceItem], config: CurriculumConfig, workers: int, show_progress: bool
+) -> Iterator[ProcessedPiece | Skipped]:
+    chunks = [list(items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
+    init_args = (config.tokenizer.model_dump_json(), config.filters.model_dump_json())
+    with progress_bar("Tokenizing", len(items), show_progress) as update:
+        if workers <= 1 or len(chunks) <= 1:
+            _init_worker(*init_args)
+            results = map(_process_chunk, chunks)
+            for chunk_result in results:
+                update(len(chunk_result))
+                yield from chunk_result
+            return
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=init_args) as pool:
+            for chunk_result in pool.map(_process_chunk, chunks):
+                update(len(chunk_result))
+                yield from chunk_result
+
+
+# ---- the pipeline -------------------------------------------------------------------------
+
+
+def _collect_items(config: CurriculumConfig, workers: int, show_progress: bool) -> list[SourceItem]:
+    items: list[SourceItem] = []
+    for stage in config.stages:
+        if isinstance(stage, Music21Stage):
+            with progress_bar(f"music21 {stage.collection}", None, show_progress) as update:
+                report = lambda done, total, update=update: update(total=total, completed=done)  # noqa: E731
+                items.extend(stage_items(config, stage, workers=workers, progress=report))
+        else:
+            items.extend(stage_items(config, stage, workers=workers))
+    return unique_ids(items)
+
+
+def _fingerprint(config: CurriculumConfig, items: Sequence[SourceItem]) -> str:
+    digest = hashlib.sha256()
+    digest.update(
+        json.dumps(
+            {
+                "pipeline": PIPELINE_VERSION,
+                "format": MANIFEST_FORMAT,
+                "config": config_hash(config, 64),
+                "tokenizer": tokenizer_hash(config.tokenizer),
+            },
+            sort_keys=True,
+        ).encode()
+    )
+    for item in items:
+        digest.update(f"{item.stage}\0{item.piece_id}\0{item.fingerprint}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _is_current(out_dir: Path, fingerprint: str) -> bool:
+    try:
+        data = PreparedData.open(out_dir)
+    except Exception:  # noqa: BLE001 - anything unreadable means "rebuild"
+        return False
+    if data.fingerprint != fingerprint:
+        return False
+    return all(
+        path.is_file()
+        for stage in data.stage_names
+        for split in SPLITS
+        for path in split_paths(out_dir, stage, split).values()
+    )
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _assign_splits(pieces: list[ProcessedPiece], config: CurriculumConfig) -> dict[str, list[ProcessedPiece]]:
+    """Hash-based splits; a stage of 3+ pieces always keeps one val (and one test) piece."""
+    splits: dict[str, list[ProcessedPiece]] = {name: [] for name in SPLITS}
+    for piece in pieces:
+        splits[assign_split(piece.content_hash, config.split.val, config.split.test)].append(piece)
+    for split, fraction in (("val", config.split.val), ("test", config.split.test)):
+        if fraction > 0 and not splits[split] and len(splits["train"]) >= 3:
+            moved = min(splits["train"], key=lambda p: _split_position(p.content_hash))
+            splits["train"].remove(moved)
+            splits[split].append(moved)
+    for split in SPLITS:
+        splits[split].sort(key=lambda p: (p.difficulty, p.piece_id))
+    return splits
+
+
+def _midi_relpath(piece: ProcessedPiece) -> Path:
+    safe = "".join(c if c.isalnum() or c in "_.-/~" else "-" for c in piece.piece_id)
+    return Path("midi") / f"{safe}.mid"
+
+
+def _write_split(root: Path, stage: str, split: str, pieces: list[ProcessedPiece]) -> dict:
+    paths = split_paths(root, stage, split)
+    token_offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+    note_offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+    for i, piece in enumerate(pieces):
+        token_offsets[i + 1] = token_offsets[i] + piece.tokens.shape[0]
+        note_offsets[i + 1] = note_offsets[i] + piece.notes.shape[0]
+    tokens = np.concatenate([p.tokens for p in pieces]) if pieces else np.zeros(0, np.uint16)
+    notes = np.concatenate([p.notes for p in pieces]) if pieces else np.zeros(0, NOTE_DTYPE)
+    write_bytes(paths["tokens"], tokens.astype(np.uint16).tobytes())
+    for key, array in (("offsets", token_offsets), ("notes", notes), ("note_offsets", note_offsets)):
+        with atomic_path(paths[key]) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, array)
+    rows = []
+    for i, piece in enumerate(pieces):
+        if piece.midi is not None:
+            relative = _midi_relpath(piece)
+            write_bytes(root / relative, piece.midi)
+            path = relative.as_posix()
+        else:
+            path = piece.origin
+        rows.append(
+            {
+                "id": piece.piece_id,
+                "path": path,
+                "origin": piece.origin,
+                "content_hash": piece.content_hash,
+                "source_hash": piece.source_hash,
+                "difficulty": _finite(piece.difficulty),
+                "features": {k: _finite(v) for k, v in piece.features.items()},
+                "n_tokens": int(piece.tokens.shape[0]),
+                "n_notes": int(piece.notes.shape[0]),
+                "seconds": round(piece.seconds, 3),
+                "qpm": round(piece.qpm, 3),
+                "bar_len": piece.bar_len,
+                "token_offset": int(token_offsets[i]),
+                "meta": piece.meta,
+            }
+        )
+    return {
+        "n_pieces": len(pieces),
+        "n_tokens": int(tokens.shape[0]),
+        "files": {key: path.relative_to(root).as_posix() for key, path in paths.items()},
+        "pieces": rows,
+    }
+
+
+def prepare(
+    config: CurriculumConfig,
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    show_progress: bool = True,
+    force: bool = False,
+    source: str = "",
+) -> PrepareOutcome:
+    """Build (or reuse) the prepared folder of ``config`` at ``out_dir``."""
+    out_dir = Path(out_dir).expanduser().resolve()
+    workers = max(1, int(workers))
+    items = _collect_items(config, workers, show_progress)
+    fingerprint = _fingerprint(config, items)
+    if not force and _is_current(out_dir, fingerprint):
+        return PrepareOutcome(PreparedData.open(out_dir), reused=True)
+
+    by_stage: dict[str, list[ProcessedPiece]] = {name: [] for name in config.stage_names}
+    skipped: list[Skipped] = []
+    first_owner: dict[str, str] = {}
+    for result in _process_all(items, config, workers, show_progress):
+        if isinstance(result, Skipped):
+            skipped.append(result)
+            continue
+        owner = first_owner.setdefault(result.content_hash, result.piece_id)
+        if owner != result.piece_id:
+            skipped.append(
+                Skipped(result.stage, result.piece_id, result.origin, f"exact duplicate of {owner}")
+            )
+            continue
+        by_stage[result.stage].append(result)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
+    try:
+        save_tokenizer(config.tokenizer, build / "tokenizer.json")
+        vocab_size = len(build_tokenizer(config.tokenizer))
+        stages = []
+        for stage in config.stages:
+            splits = _assign_splits(by_stage[stage.name], config)
+            stage_skipped = [s for s in skipped if s.stage == stage.name]
+            stages.append(
+                {
+                    "name": stage.name,
+                    "source": stage.source,
+                    "n_candidates": sum(1 for item in items if item.stage == stage.name),
+                    "splits": {split: _write_split(build, stage.name, split, splits[split]) for split in SPLITS},
+                    "n_skipped": len(stage_skipped),
+                }
+            )
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "curricmusic_version": curricmusic.__version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "fingerprint": fingerprint,
+            "curriculum": {
+                "name": config.name,
+                "source": source,
+                "hash": config_hash(config),
+                "config": config.model_dump(mode="json"),
+            },
+            "target_stage": config.target,
+            "tokenizer": {
+                "file": "tokenizer.json",
+                "kind": config.tokenizer.kind,
+                "hash": tokenizer_hash(config.tokenizer),
+                "vocab_size": vocab_size,
+                "settings": config.tokenizer.model_dump(mode="json"),
+            },
+            "stages": stages,
+            "skipped": [{"stage": s.stage, "id": s.piece_id, "path": s.path, "reason": s.reason} for s in skipped],
+        }
+        write_json(build / "manifest.json", manifest)
+        _swap_into_place(build, out_dir)
+    finally:
+        if build.exists():
+            shutil.rmtree(build, ignore_errors=True)
+    return PrepareOutcome(PreparedData.open(out_dir), reused=False)
+
+
+def _swap_into_place(build: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by ``build`` with two renames (the old folder is removed after)."""
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        os.rmdir(old)
+        os.replace(out_dir, old)
+        os.replace(build, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(build, out_dir)

@@ -1,0 +1,266 @@
+"""Where pieces come from: generated pedagogy, the bundled music21 corpus, and MIDI folders.
+
+Each stage of a curriculum becomes a list of :class:`SourceItem`: either MIDI bytes in memory
+(generated and converted pieces) or a MIDI file on disk (user folders, read by the workers). The
+music21 corpus is converted to MIDI once, in parallel worker processes, and cached by the content
+hash of each corpus file; a valid cache is never parsed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curricmusic.config import (
+    MUSIC21_COLLECTIONS,
+    CurriculumConfig,
+    GeneratedStage,
+    MidiDirStage,
+    Music21Stage,
+)
+from curricmusic.paths import cache_dir
+
+__all__ = [
+    "SourceItem",
+    "MIDI_SUFFIXES",
+    "stage_items",
+    "generated_items",
+    "music21_items",
+    "midi_dir_items",
+    "music21_collection_files",
+    "curriculum_keys",
+]
+
+MIDI_SUFFIXES = (".mid", ".midi")
+# Bump when the music21 -> MIDI conversion changes, to invalidate cached conversions.
+_CONVERTER_VERSION = 1
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One candidate piece before parsing.
+
+    ``fingerprint`` is cheap to compute and changes whenever the piece's MIDI would change: the
+    bytes' hash for in-memory pieces, size and modification time for files on disk.
+    """
+
+    stage: str
+    piece_id: str
+    origin: str
+    midi: bytes | None = None
+    path: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        if self.midi is not None:
+            return hashlib.sha256(self.midi).hexdigest()[:20]
+        assert self.path is not None
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return "missing"
+        return f"{stat.st_size}-{stat.st_mtime_ns}"
+
+
+def curriculum_keys(config: CurriculumConfig, stage: GeneratedStage):
+    """The keys a generated stage uses: its own list, else the curriculum's ("all" = 24 keys)."""
+    from curricmusic.data.keys import ALL_KEYS, parse_key
+
+    names = stage.keys if stage.keys is not None else config.keys
+    if "all" in names:
+        return list(ALL_KEYS)
+    return [parse_key(name) for name in names]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "_.-/" else "-" for c in text)
+
+
+def generated_items(config: CurriculumConfig, stage: GeneratedStage) -> list[SourceItem]:
+    """Pieces of a pedagogy generator, rendered to MIDI bytes in memory."""
+    from curricmusic.data.pedagogy import generate
+
+    pieces = generate(stage.generator, curriculum_keys(config, stage), config.seed, stage.options)
+    items = [
+        SourceItem(
+            stage=stage.name,
+            piece_id=f"{stage.name}/{_slug(piece.name)}",
+            origin=f"generated:{piece.name}",
+            midi=piece.score.dumps_midi(),
+            meta=piece.meta,
+        )
+        for piece in pieces
+    ]
+    return items[: stage.limit] if stage.limit else items
+
+
+def midi_dir_items(stage: MidiDirStage) -> list[SourceItem]:
+    """Every .mid/.midi file under the stage's folder, recursively, in sorted path order."""
+    root = stage.path
+    files = sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()
+    )
+    if stage.limit:
+        files = files[: stage.limit]
+    items = []
+    for path in files:
+        relative = path.relative_to(root).with_suffix("").as_posix()
+        items.append(
+            SourceItem(stage=stage.name, piece_id=f"{stage.name}/{relative}", origin=str(path), path=path)
+        )
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# music21 corpus
+
+
+def music21_collection_files(collection: str) -> list[Path]:
+    """The corpus files of a named collection inside the installed music21 package."""
+    import music21
+
+    root = Path(music21.__file__).parent / "corpus"
+    files: set[Path] = set()
+    for pattern in MUSIC21_COLLECTIONS[collection]:
+        files.update(root.glob(pattern))
+    return sorted(files)
+
+
+def _conversion_key(path: Path) -> str:
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(f"music21={importlib.metadata.version('music21')};v={_CONVERTER_VERSION}".encode())
+    return digest.hexdigest()[:24]
+
+
+def _convert_corpus_file(path: str) -> list[tuple[str, bytes]]:
+    """Parse one corpus file (a score or an opus of many tunes) into ``(local id, MIDI bytes)``."""
+    import warnings
+
+    from music21 import converter
+    from music21.midi import translate
+
+    warnings.filterwarnings("ignore")
+    parsed = converter.parse(path)
+    scores = list(parsed.scores) if hasattr(parsed, "scores") and len(parsed.scores) else [parsed]
+    stem = Path(path).stem
+    out = []
+    for index, score in enumerate(scores):
+        number = getattr(score.metadata, "number", None) if score.metadata else None
+        local = stem if len(scores) == 1 else f"{stem}/{number or index + 1}"
+        try:
+            out.append((local, translate.music21ObjectToMidiFile(score).writestr()))
+        except Exception:  # noqa: BLE001 - an unconvertible tune is skipped later as empty
+            out.append((local, b""))
+    return out
+
+
+def _read_cached(entry: Path) -> list[tuple[str, bytes]] | None:
+    index = entry / "index.json"
+    if not index.is_file():
+        return None
+    names = json.loads(index.read_text())
+    return [(name, (entry / f"{i:05d}.mid").read_bytes()) for i, name in enumerate(names)]
+
+
+def _write_cached(entry: Path, converted: list[tuple[str, bytes]]) -> None:
+    """Write the converted tunes into a temporary folder, then rename it into place."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    for i, (_, data) in enumerate(converted):
+        (tmp / f"{i:05d}.mid").write_bytes(data)
+    (tmp / "index.json").write_text(json.dumps([name for name, _ in converted]))
+    try:
+        os.replace(tmp, entry)
+    except OSError:  # another process won the race: its entry is as good as ours
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def music21_items(
+    stage: Music21Stage, workers: int = 1, progress: Progress | None = None
+) -> list[SourceItem]:
+    """Pieces of a music21 corpus collection as MIDI bytes, converting uncached files in parallel."""
+    files = music21_collection_files(stage.collection)
+    if stage.limit:
+        # Single-score files give one piece each; opus files give many, so this is an upper bound.
+        files = files[: stage.limit]
+    cache = cache_dir("music21")
+    results: dict[Path, list[tuple[str, bytes]]] = {}
+    todo: list[tuple[Path, Path]] = []
+    for path in files:
+        entry = cache / _conversion_key(path)
+        cached = _read_cached(entry)
+        if cached is None:
+            todo.append((path, entry))
+        else:
+            results[path] = cached
+    done = len(results)
+    if progress:
+        progress(done, len(files))
+    if todo:
+        if workers > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                converted_all = pool.map(_convert_corpus_file, [str(p) for p, _ in todo], chunksize=1)
+                for (path, entry), converted in zip(todo, converted_all, strict=True):
+                    _write_cached(entry, converted)
+                    results[path] = converted
+                    done += 1
+                    if progress:
+                        progress(done, len(files))
+        else:
+            for path, entry in todo:
+                converted = _convert_corpus_file(str(path))
+                _write_cached(entry, converted)
+                results[path] = converted
+                done += 1
+                if progress:
+                    progress(done, len(files))
+    items = []
+    for path in files:
+        for local, data in results[path]:
+            items.append(
+                SourceItem(
+                    stage=stage.name,
+                    piece_id=f"{stage.name}/{local}",
+                    origin=f"music21:{path.parent.name}/{path.name}" + (f"#{local.split('/')[-1]}" if "/" in local else ""),
+                    midi=data,
+                )
+            )
+    return items[: stage.limit] if stage.limit else items
+
+
+def stage_items(
+    config: CurriculumConfig, stage, workers: int = 1, progress: Progress | None = None
+) -> list[SourceItem]:
+    """The candidate pieces of one stage, whatever its source."""
+    if isinstance(stage, GeneratedStage):
+        return generated_items(config, stage)
+    if isinstance(stage, Music21Stage):
+        return music21_items(stage, workers=workers, progress=progress)
+    if isinstance(stage, MidiDirStage):
+        return midi_dir_items(stage)
+    raise TypeError(f"unknown stage type {type(stage).__name__}")
+
+
+def unique_ids(items: Sequence[SourceItem]) -> list[SourceItem]:
+    """Make piece ids unique by suffixing repeats (two tunes numbered alike in one opus)."""
+    seen: dict[str, int] = {}
+    out = []
+    for item in items:
+        count = seen.get(item.piece_id, 0)
+        seen[item.piece_id] = count + 1
+        if count:
+            item = SourceItem(item.stage, f"{item.piece_id}~{count}", item.origin, item.midi, item.path, item.meta)
+        out.append(item)
+    return out

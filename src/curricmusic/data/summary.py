@@ -1,0 +1,108 @@
+"""Tables and example exports for ``data prepare`` and ``data show``."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+from curricmusic.config import CurriculumConfig, config_hash
+from curricmusic.data.prepared import SPLITS, PreparedData
+from curricmusic.errors import UserError
+from curricmusic.paths import cache_dir
+from curricmusic.progress import console
+
+__all__ = ["default_prepared_dir", "print_summary", "print_stage", "export_examples", "spread"]
+
+
+def default_prepared_dir(config: CurriculumConfig) -> Path:
+    """Where a curriculum is prepared when no folder is given: keyed by its config hash."""
+    return cache_dir("prepared") / f"{config.name}-{config_hash(config, 12)}"
+
+
+def spread(count: int, n: int) -> list[int]:
+    """``n`` indices spread evenly over ``range(count)`` (first, ..., last), without repeats."""
+    if count <= 0:
+        return []
+    n = min(n, count)
+    return sorted({int(round(x)) for x in np.linspace(0, count - 1, n)})
+
+
+def print_summary(data: PreparedData) -> None:
+    """One row per stage: pieces per split, tokens, difficulty range, skipped files."""
+    table = Table(title=f"{data.manifest['curriculum']['name']} (target stage: {data.target_stage})")
+    for column in ("stage", "source", "train", "val", "test", "tokens", "difficulty", "skipped"):
+        table.add_column(column, justify="left" if column in ("stage", "source") else "right")
+    for stage in data.manifest["stages"]:
+        splits = stage["splits"]
+        tokens = sum(splits[s]["n_tokens"] for s in SPLITS)
+        difficulties = [p["difficulty"] for s in SPLITS for p in splits[s]["pieces"] if p["difficulty"] is not None]
+        difficulty = f"{min(difficulties):.2f}-{max(difficulties):.2f}" if difficulties else "-"
+        table.add_row(
+            stage["name"],
+            stage["source"],
+            *(str(splits[s]["n_pieces"]) for s in SPLITS),
+            f"{tokens:,}",
+            difficulty,
+            str(stage["n_skipped"]),
+        )
+    console.print(table)
+    reasons = Counter(_reason_kind(s["reason"]) for s in data.manifest["skipped"])
+    if reasons:
+        listed = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common(6))
+        console.print(f"skipped: {listed} (reasons per file in {data.root / 'manifest.json'})")
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(" (")[0].split(":")[0]
+
+
+def print_stage(data: PreparedData, stage: str, limit: int) -> None:
+    """The easiest, middle and hardest pieces of one stage's training split, with features."""
+    pieces = data.pieces(stage, "train") or data.pieces(stage, "val")
+    table = Table(title=f"stage {stage}: {len(pieces)} training pieces, ordered by difficulty")
+    for column in ("piece", "difficulty", "notes", "tokens", "seconds", "density", "range", "polyphony"):
+        table.add_column(column, justify="left" if column == "piece" else "right")
+    for index in spread(len(pieces), limit):
+        piece = pieces[index]
+        features = piece["features"]
+
+        def fmt(name: str, features=features) -> str:
+            value = features.get(name)
+            return "-" if value is None else f"{value:.2f}"
+
+        table.add_row(
+            piece["id"],
+            f"{piece['difficulty']:.3f}" if piece["difficulty"] is not None else "-",
+            str(piece["n_notes"]),
+            str(piece["n_tokens"]),
+            f"{piece['seconds']:.1f}",
+            fmt("note_density"),
+            fmt("pitch_range"),
+            fmt("polyphony"),
+        )
+    console.print(table)
+
+
+def export_examples(
+    data: PreparedData, out_dir: Path, limit: int, only_stage: str | None = None
+) -> list[Path]:
+    """Copy ``limit`` pieces per stage (easiest to hardest) as MIDI files into ``out_dir``."""
+    stages = [only_stage] if only_stage else data.stage_names
+    written = []
+    for stage in stages:
+        pieces = data.pieces(stage, "train") or data.pieces(stage, "val")
+        for rank, index in enumerate(spread(len(pieces), limit)):
+            piece = pieces[index]
+            source = data.piece_path(piece)
+            if not source.is_file():
+                raise UserError(f"{source}: the MIDI file of {piece['id']} is gone; prepare the data again")
+            name = piece["id"].split("/", 1)[-1].replace("/", "_")
+            target = out_dir / stage / f"{rank:02d}_{name}.mid"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            written.append(target)
+    return written

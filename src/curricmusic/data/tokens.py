@@ -1,0 +1,137 @@
+"""MidiTok tokenization: one tokenizer for every stage, one merged piano stream per piece.
+
+A piece becomes ``[BOS] + tokens + [EOS]`` as ``uint16`` ids. Each setting is passed to MidiTok
+explicitly (its defaults change between releases), and the tokenizer's identity is a hash of
+those settings plus MidiTok's version, so a cache built with another tokenizer is detected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+from pathlib import Path
+
+import numpy as np
+from symusic import Score
+
+from curricmusic.config import TokenizerSettings
+from curricmusic.errors import UserError
+
+__all__ = [
+    "SPECIAL_TOKENS",
+    "build_tokenizer",
+    "tokenizer_hash",
+    "save_tokenizer",
+    "load_tokenizer",
+    "encode_score",
+    "decode_ids",
+    "special_ids",
+]
+
+SPECIAL_TOKENS = ("PAD", "BOS", "EOS")
+_TOKENIZER_FILE_KEY = "curricmusic"
+
+
+def _miditok_version() -> str:
+    return importlib.metadata.version("miditok")
+
+
+def tokenizer_hash(settings: TokenizerSettings) -> str:
+    """Identity of a tokenizer: its settings and the MidiTok release that implements them."""
+    payload = json.dumps(
+        {"settings": settings.model_dump(mode="json"), "miditok": _miditok_version()}, sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def build_tokenizer(settings: TokenizerSettings):
+    """A MidiTok tokenizer for ``settings`` (every option explicit)."""
+    import miditok
+
+    beat_res = {}
+    for span, resolution in settings.beat_res.items():
+        start, end = (int(x) for x in span.split("-"))
+        beat_res[(start, end)] = resolution
+    config = miditok.TokenizerConfig(
+        pitch_range=tuple(settings.pitch_range),
+        beat_res=beat_res,
+        num_velocities=settings.num_velocities,
+        special_tokens=list(SPECIAL_TOKENS),
+        use_velocities=True,
+        use_note_duration_programs=list(range(-1, 128)),
+        use_chords=False,
+        use_rests=settings.use_rests,
+        use_tempos=settings.use_tempos,
+        use_time_signatures=settings.use_time_signatures,
+        use_sustain_pedals=False,
+        use_pitch_bends=False,
+        use_programs=False,
+        one_token_stream_for_programs=False,
+    )
+    tokenizer = getattr(miditok, settings.kind)(config)
+    if len(tokenizer) > np.iinfo(np.uint16).max:
+        raise UserError(f"tokenizer vocabulary of {len(tokenizer)} does not fit uint16 token caches")
+    return tokenizer
+
+
+def special_ids(tokenizer) -> dict[str, int]:
+    """Ids of PAD, BOS and EOS in ``tokenizer``."""
+    return {name: tokenizer.vocab[f"{name}_None"] for name in SPECIAL_TOKENS}
+
+
+def save_tokenizer(settings: TokenizerSettings, path: str | Path) -> Path:
+    """Write the tokenizer beside a cache: our settings (to rebuild it) and MidiTok's own params."""
+    from curricmusic.atomic import write_json
+
+    tokenizer = build_tokenizer(settings)
+    payload = {
+        _TOKENIZER_FILE_KEY: {
+            "settings": settings.model_dump(mode="json"),
+            "hash": tokenizer_hash(settings),
+            "miditok_version": _miditok_version(),
+            "vocab_size": len(tokenizer),
+        },
+        "vocab": tokenizer.vocab,
+    }
+    return write_json(path, payload)
+
+
+def load_tokenizer(path: str | Path):
+    """Rebuild the tokenizer saved by :func:`save_tokenizer`; returns ``(tokenizer, settings)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: tokenizer file not found")
+    try:
+        payload = json.loads(path.read_text())
+        settings = TokenizerSettings.model_validate(payload[_TOKENIZER_FILE_KEY]["settings"])
+    except (json.JSONDecodeError, KeyError, ValueError) as exc:
+        raise UserError(f"{path}: not a curricmusic tokenizer file ({exc.__class__.__name__})") from None
+    tokenizer = build_tokenizer(settings)
+    if tokenizer.vocab != payload.get("vocab", tokenizer.vocab):
+        saved = payload[_TOKENIZER_FILE_KEY].get("miditok_version")
+        raise UserError(
+            f"{path}: this tokenizer was saved with MidiTok {saved}, whose vocabulary differs from "
+            f"the installed MidiTok {_miditok_version()}; install that release or prepare the data again"
+        )
+    return tokenizer, settings
+
+
+def encode_score(tokenizer, score: Score) -> np.ndarray:
+    """Token ids ``(n,)`` uint16 of a one-track (piano-reduced) score, framed by BOS and EOS."""
+    sequences = tokenizer.encode(score)
+    sequence = sequences[0] if isinstance(sequences, list) else sequences
+    ids = sequence.ids
+    specials = special_ids(tokenizer)
+    out = np.empty(len(ids) + 2, dtype=np.uint16)
+    out[0] = specials["BOS"]
+    out[1:-1] = ids
+    out[-1] = specials["EOS"]
+    return out
+
+
+def decode_ids(tokenizer, ids) -> Score:
+    """A Score from token ids; special tokens (PAD, BOS, EOS) are dropped first."""
+    specials = set(special_ids(tokenizer).values())
+    kept = [int(i) for i in np.asarray(ids).ravel() if int(i) not in specials]
+    return tokenizer.decode([kept])

@@ -1,0 +1,35 @@
+"""Shared fixtures: an isolated cache and a folder of tiny MIDI files (good and broken)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import broken_midis, melody_midi
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Every test session gets its own cache root, so tests never read a user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CURRICMUSIC_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture
+def midi_folder(tmp_path: Path) -> Path:
+    """Six good melodies (two in a sub-folder) and one file of every broken kind."""
+    root = tmp_path / "midis"
+    (root / "sub").mkdir(parents=True)
+    for i in range(6):
+        folder = root / "sub" if i >= 4 else root
+        (folder / f"tune{i}.mid").write_bytes(melody_midi(i))
+    for name, (data, _) in broken_midis().items():
+        (root / "broken" / name).parent.mkdir(exist_ok=True)
+        (root / "broken" / name).write_bytes(data)
+    (root / "notes.txt").write_text("not a midi file and not named like one")
+    return root
