@@ -64,7 +64,12 @@ def data_show(
     """What each stage holds, with example MIDI files to listen to."""
     from curricmusic.data.prepare import prepare
     from curricmusic.data.prepared import PreparedData
-    from curricmusic.data.summary import default_prepared_dir, export_examples, print_stage, print_summary
+    from curricmusic.data.summary import (
+        default_prepared_dir,
+        export_examples,
+        print_stage,
+        print_summary,
+    )
 
     if (curriculum / "manifest.json").is_file():
         data = PreparedData.open(curriculum)

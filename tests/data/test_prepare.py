@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,7 @@ import pytest
 
 from curricmusic.config import curriculum_from_midi_dir, load_curriculum
 from curricmusic.data.prepare import assign_split, prepare
-from curricmusic.data.tokens import decode_ids, encode_score
-from curricmusic.data.notes import score_notes
+from curricmusic.data.tokens import encode_score
 from tests.helpers import broken_midis, melody_midi
 
 

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -267,7 +267,7 @@ def prepare(
         manifest = {
             "format": MANIFEST_FORMAT,
             "curricmusic_version": curricmusic.__version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "fingerprint": fingerprint,
             "curriculum": {
                 "name": config.name,

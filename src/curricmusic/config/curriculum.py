@@ -1,9 +1,4 @@
-"""Configuration files: TOML loaded into frozen pydantic models, validated once, never mutated.
-
-Every user mistake becomes one :class:`~curricmusic.errors.UserError` line that names the file,
-the key (as a dotted path) and what was expected, e.g.::
-
-    curricula/bad.toml: stages.1.generator: unknown generator 'hannon'; expected one of: etudes, hanon, scales
+"""Curriculum files: ordered stages of pieces, the shared tokenizer, splits and filters.
 
 Relative paths inside a file are resolved against the file's own directory, so a curriculum can
 be run from anywhere.
@@ -11,19 +6,15 @@ be run from anywhere.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import tomllib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from curricmusic.config.base import FrozenModel, format_validation_error, load_toml, validate
 from curricmusic.errors import UserError
 
 __all__ = [
-    "FrozenModel",
     "TokenizerSettings",
     "SplitSettings",
     "PieceFilters",
@@ -33,22 +24,10 @@ __all__ = [
     "StageConfig",
     "CurriculumConfig",
     "MUSIC21_COLLECTIONS",
-    "load_toml",
-    "validate",
     "load_curriculum",
+    "check_curriculum",
     "curriculum_from_midi_dir",
-    "config_hash",
-    "format_validation_error",
 ]
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class FrozenModel(BaseModel):
-    """Base for every config section: unknown keys rejected, strict types, immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
 
 class TokenizerSettings(FrozenModel):
     """The MidiTok tokenizer shared by every stage of a curriculum.
@@ -186,52 +165,7 @@ class CurriculumConfig(FrozenModel):
 
 
 # --------------------------------------------------------------------------------------------
-# Loading and error formatting
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    # pydantic puts the discriminator value ("generated") in the location of tagged unions
-    parts = [str(p) for p in loc if p not in ("generated", "music21", "midi_dir")]
-    return ".".join(parts) or "(top level)"
-
-
-def format_validation_error(error: ValidationError, source: str) -> str:
-    """One line: ``source: key.path: what was expected (got value)``, plus a count of the rest."""
-    errors = error.errors()
-    first = errors[0]
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown key (check the spelling against the documented keys)"
-    elif first["type"] == "missing":
-        message = "required key is missing"
-    elif first["type"] not in ("value_error", "assertion_error") and "input" in first:
-        shown = repr(first["input"])
-        message = f"{message} (got {shown[:60]})"
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return f"{source}: {_dotted(first['loc'])}: {message}{more}"
-
-
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file, turning I/O and syntax errors into one-line UserErrors."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file (expected a TOML file)")
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a text TOML file") from None
-
-
-def validate(model: type[ModelT], data: Mapping[str, Any], source: str) -> ModelT:
-    """Validate ``data`` as ``model``; errors become one UserError line naming ``source``."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(format_validation_error(exc, source)) from None
-
+# Loading
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Make ``stages[*].path`` absolute relative to the TOML file's directory."""
@@ -242,7 +176,6 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
                 stage["path"] = (base / Path(stage["path"]).expanduser()).resolve()
     return data
 
-
 def load_curriculum(path: str | Path) -> CurriculumConfig:
     """Load and fully validate a curriculum TOML (generators, options, keys and folders included)."""
     path = Path(path)
@@ -250,7 +183,6 @@ def load_curriculum(path: str | Path) -> CurriculumConfig:
     config = validate(CurriculumConfig, data, str(path))
     check_curriculum(config, str(path))
     return config
-
 
 def check_curriculum(config: CurriculumConfig, source: str) -> None:
     """Checks that need other modules: generator names and options, key names, folders."""
@@ -285,7 +217,6 @@ def check_curriculum(config: CurriculumConfig, source: str) -> None:
         elif isinstance(stage, MidiDirStage) and not stage.path.is_dir():
             fail(f"stages.{index}.path", f"folder {str(stage.path)!r} does not exist (expected a folder of .mid/.midi files)")
 
-
 def curriculum_from_midi_dir(folder: str | Path) -> CurriculumConfig:
     """A one-stage curriculum of every MIDI file under ``folder`` (``data prepare ~/maestro``)."""
     folder = Path(folder).expanduser().resolve()
@@ -296,9 +227,3 @@ def curriculum_from_midi_dir(folder: str | Path) -> CurriculumConfig:
     return CurriculumConfig.model_validate(
         {"name": stage_name, "stages": [{"name": stage_name, "source": "midi_dir", "path": folder}]}
     )
-
-
-def config_hash(model: BaseModel, length: int = 16) -> str:
-    """A stable hex digest of a config's JSON form (paths as strings, keys sorted)."""
-    payload = json.dumps(model.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:length]

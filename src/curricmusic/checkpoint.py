@@ -1,0 +1,115 @@
+"""Run folders and checkpoints: everything needed to continue a run exactly where it stopped.
+
+A run folder holds::
+
+    RUN_DIR/run.json         what ran: experiment, arm, seed, prepared data, status, summary
+    RUN_DIR/metrics.jsonl    one JSON object per logged step
+    RUN_DIR/checkpoint.pt    model, optimizer, schedule state, sampler and torch RNG states
+    RUN_DIR/model/           model.safetensors + config.json (loadable without training code)
+    RUN_DIR/tokenizer.json   the tokenizer the model was trained with
+
+Every file is written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from curricmusic.atomic import atomic_path, write_json
+from curricmusic.errors import UserError
+
+__all__ = [
+    "RUN_FILE",
+    "CHECKPOINT_FILE",
+    "METRICS_FILE",
+    "MODEL_DIR",
+    "TOKENIZER_FILE",
+    "save_checkpoint",
+    "load_checkpoint",
+    "rng_states",
+    "restore_rng_states",
+    "read_run",
+    "write_run",
+    "read_metrics",
+    "truncate_metrics",
+]
+
+RUN_FILE = "run.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.jsonl"
+MODEL_DIR = "model"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def rng_states(sampler_rng: np.random.Generator) -> dict[str, Any]:
+    """Every random state a training step consumes: the sampler's, torch's (CPU, CUDA), Python's."""
+    states = {
+        "sampler": sampler_rng.bit_generator.state,
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any], sampler_rng: np.random.Generator) -> None:
+    sampler_rng.bit_generator.state = states["sampler"]
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary file, then rename over ``path``."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"{path}: no checkpoint to resume from (start without --resume)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - a torn or foreign file
+        raise UserError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `curricmusic train`")
+    return json.loads(path.read_text())
+
+
+def write_run(run_dir: Path, info: dict[str, Any]) -> None:
+    write_json(Path(run_dir) / RUN_FILE, info)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Every row of ``metrics.jsonl``; a torn last line (a killed writer) is ignored."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def truncate_metrics(run_dir: Path, last_step: int) -> None:
+    """Keep the rows up to ``last_step``: what a resumed run logs again must not appear twice."""
+    kept = [row for row in read_metrics(run_dir) if row["step"] <= last_step]
+    text = "".join(json.dumps(row) + "\n" for row in kept)
+    with atomic_path(Path(run_dir) / METRICS_FILE) as tmp:
+        tmp.write_text(text)

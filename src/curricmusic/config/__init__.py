@@ -1,0 +1,63 @@
+"""Configuration: TOML files loaded into frozen, validated pydantic models (never mutated)."""
+
+from curricmusic.config.base import (
+    FrozenModel,
+    config_hash,
+    format_validation_error,
+    load_toml,
+    validate,
+)
+from curricmusic.config.curriculum import (
+    MUSIC21_COLLECTIONS,
+    CurriculumConfig,
+    GeneratedStage,
+    MidiDirStage,
+    Music21Stage,
+    PieceFilters,
+    SplitSettings,
+    StageConfig,
+    TokenizerSettings,
+    check_curriculum,
+    curriculum_from_midi_dir,
+    load_curriculum,
+)
+from curricmusic.config.experiment import (
+    PACINGS,
+    ArmConfig,
+    Experiment,
+    ExperimentConfig,
+    GenerateSection,
+    ModelSection,
+    NoveltySection,
+    TrainSection,
+    load_experiment,
+)
+
+__all__ = [
+    "PACINGS",
+    "ArmConfig",
+    "Experiment",
+    "ExperimentConfig",
+    "GenerateSection",
+    "ModelSection",
+    "NoveltySection",
+    "TrainSection",
+    "load_experiment",
+    "FrozenModel",
+    "config_hash",
+    "format_validation_error",
+    "load_toml",
+    "validate",
+    "MUSIC21_COLLECTIONS",
+    "CurriculumConfig",
+    "GeneratedStage",
+    "MidiDirStage",
+    "Music21Stage",
+    "PieceFilters",
+    "SplitSettings",
+    "StageConfig",
+    "TokenizerSettings",
+    "check_curriculum",
+    "curriculum_from_midi_dir",
+    "load_curriculum",
+]

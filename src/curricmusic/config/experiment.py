@@ -1,0 +1,256 @@
+"""Experiment files: a curriculum, a model, one training budget, and the arms that compete on it.
+
+Every arm trains with the same model, token budget and learning-rate schedule; arms differ only
+in how the curriculum sampler fills each batch. Baselines are arms too::
+
+    [[arms]]                          [[arms]]
+    name = "pedagogy"                 name = "random"
+    pacing = "fixed"                  pacing = "random"
+    stage_fractions = [0.1, 0.1, 0.2, 0.6]
+    replay = 0.1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from curricmusic.config.base import FrozenModel, load_toml, validate
+from curricmusic.config.curriculum import CurriculumConfig, load_curriculum
+from curricmusic.errors import UserError
+
+__all__ = [
+    "ModelSection",
+    "TrainSection",
+    "ArmConfig",
+    "GenerateSection",
+    "NoveltySection",
+    "ExperimentConfig",
+    "Experiment",
+    "load_experiment",
+    "PACINGS",
+]
+
+PACINGS = ("fixed", "competence", "plateau", "random", "target-only")
+
+
+class ModelSection(FrozenModel):
+    """A named size (tiny, small, base) and optional explicit overrides."""
+
+    size: Literal["tiny", "small", "base"] = "small"
+    d_model: int | None = Field(None, ge=8)
+    n_layers: int | None = Field(None, ge=1)
+    n_heads: int | None = Field(None, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class TrainSection(FrozenModel):
+    """The budget and optimisation shared by every arm.
+
+    ``batch_size`` is the global number of windows per optimizer step, whatever the number of
+    devices; ``micro_batch_size`` is what one device runs at once (gradient accumulation makes up
+    the difference), so the same experiment trains identically on a laptop and on 8 GPUs.
+    """
+
+    tokens: int = Field(gt=0, description="training budget in tokens (windows x seq_len x steps)")
+    seq_len: int = Field(256, ge=8)
+    batch_size: int = Field(16, ge=1)
+    micro_batch_size: int | None = Field(None, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    warmup_fraction: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    grad_clip: float = Field(1.0, ge=0)
+    eval_every: int = Field(50, ge=1, description="steps between validation evaluations")
+    eval_windows: int = Field(16, ge=1, description="held-out windows per stage at each evaluation")
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(100, ge=1)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    tensorboard: bool = False
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len
+
+    @property
+    def total_steps(self) -> int:
+        return -(-self.tokens // self.tokens_per_step)
+
+
+class ArmConfig(FrozenModel):
+    """One way of ordering the data. See README "Arms" for every option."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    pacing: Literal["fixed", "competence", "plateau", "random", "target-only"]
+    order: Literal["curriculum", "reverse", "shuffled"] = "curriculum"
+    curriculum: Path | None = None  # default: the experiment's curriculum
+    stages: list[str] | None = None  # default: every stage of the curriculum, in its order
+    replay: float = Field(0.0, ge=0.0, lt=1.0)
+    # fixed: the share of the budget each stage gets, in the arm's stage order (exactly one of)
+    stage_fractions: list[float] | None = None
+    stage_steps: list[int] | None = None
+    stage_tokens: list[int] | None = None
+    # competence (Platanios et al. 2019)
+    competence: Literal["sqrt", "linear"] = "sqrt"
+    c0: float = Field(0.05, gt=0.0, le=1.0)
+    competence_fraction: float = Field(0.8, gt=0.0, le=1.0, description="T as a share of the steps")
+    # plateau
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.01, ge=0.0, lt=1.0)
+    max_stage_fraction: float = Field(0.5, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check_pacing_options(self) -> ArmConfig:
+        given = [k for k in ("stage_fractions", "stage_steps", "stage_tokens") if getattr(self, k) is not None]
+        if self.pacing == "fixed" and len(given) > 1:
+            raise ValueError(f"give only one of stage_fractions, stage_steps, stage_tokens (got {', '.join(given)})")
+        if self.pacing != "fixed" and given:
+            raise ValueError(f"{given[0]} only applies to pacing 'fixed' (this arm's pacing is {self.pacing!r})")
+        if self.replay and self.pacing not in ("fixed", "plateau"):
+            raise ValueError(f"replay only applies to pacings 'fixed' and 'plateau' (not {self.pacing!r})")
+        for values in (self.stage_fractions, self.stage_steps, self.stage_tokens):
+            if values is not None and any(v < 0 for v in values):
+                raise ValueError("stage budgets must be >= 0")
+        if self.stage_fractions is not None and sum(self.stage_fractions) > 1 + 1e-9:
+            raise ValueError(f"stage_fractions sum to {sum(self.stage_fractions):g}; expected at most 1")
+        return self
+
+
+class GenerateSection(FrozenModel):
+    """Samples drawn from each trained run (used by ``run``; ``generate`` flags override)."""
+
+    n: int = Field(4, ge=0)
+    max_bars: int = Field(16, ge=1)
+    max_tokens: int = Field(2048, ge=16)
+    temperature: float = Field(1.0, gt=0)
+    top_k: int = Field(0, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    min_p: float = Field(0.0, ge=0, lt=1)
+    copy_blocking: bool = True
+    max_copy_notes: int = Field(16, ge=2, description="longest span copied from training data")
+    rerank: int = Field(1, ge=1)
+    novelty_weight: float = Field(1.0, ge=0)
+
+
+class NoveltySection(FrozenModel):
+    embedder: str = "clap:laion/larger_clap_music"
+    fallback: bool = True
+    rho_threshold: float = Field(0.5, gt=0)
+    max_copied_bars: float = Field(4.0, gt=0)
+    tau_quantile: float = Field(0.1, gt=0, lt=1)
+
+
+class ExperimentConfig(FrozenModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    description: str = ""
+    curriculum: Path
+    prepared: Path | None = None  # default: the cache folder of the curriculum
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    target_loss: float | None = Field(None, gt=0, description="val loss that counts as 'reached'")
+    model: ModelSection = Field(default_factory=ModelSection)
+    train: TrainSection
+    arms: list[ArmConfig] = Field(min_length=1)
+    generate: GenerateSection = Field(default_factory=GenerateSection)
+    novelty: NoveltySection = Field(default_factory=NoveltySection)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        names = [arm.name for arm in self.arms]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"arm names must be unique; repeated: {', '.join(repeated)}")
+        train = self.train
+        if train.total_steps < train.eval_every:
+            raise ValueError(
+                f"train.tokens = {train.tokens} gives {train.total_steps} steps of "
+                f"{train.tokens_per_step} tokens, fewer than eval_every = {train.eval_every}: "
+                "raise the budget or evaluate more often"
+            )
+        if train.micro_batch_size and train.batch_size % train.micro_batch_size:
+            raise ValueError(
+                f"train.batch_size {train.batch_size} is not a multiple of micro_batch_size {train.micro_batch_size}"
+            )
+        return self
+
+    def arm(self, name: str) -> ArmConfig:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise UserError(f"experiment {self.name!r} has no arm {name!r}; arms are: {', '.join(a.name for a in self.arms)}")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment with its curricula loaded (the one the file names, and per-arm ones)."""
+
+    config: ExperimentConfig
+    source: str
+    curriculum: CurriculumConfig
+    arm_curricula: dict[str, CurriculumConfig]
+
+
+def _resolve(path: Path | str, base: Path) -> Path:
+    return (base / Path(path).expanduser()).resolve()
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Load an experiment TOML and the curricula it names; check them against each other."""
+    path = Path(path)
+    data = load_toml(path)
+    base = path.parent
+    for key in ("curriculum", "prepared"):
+        if isinstance(data.get(key), str):
+            data[key] = _resolve(data[key], base)
+    for arm in data.get("arms", []) if isinstance(data.get("arms"), list) else []:
+        if isinstance(arm, dict) and isinstance(arm.get("curriculum"), str):
+            arm["curriculum"] = _resolve(arm["curriculum"], base)
+    config = validate(ExperimentConfig, data, str(path))
+
+    def curriculum_at(file: Path, key: str) -> CurriculumConfig:
+        if not file.is_file():
+            raise UserError(f"{path}: {key}: curriculum file {str(file)!r} does not exist")
+        return load_curriculum(file)
+
+    main = curriculum_at(config.curriculum, "curriculum")
+    arm_curricula: dict[str, CurriculumConfig] = {}
+    trains_target = False
+    for index, arm in enumerate(config.arms):
+        curriculum = main
+        if arm.curriculum is not None:
+            curriculum = curriculum_at(arm.curriculum, f"arms.{index}.curriculum")
+            if curriculum.tokenizer != main.tokenizer:
+                raise UserError(
+                    f"{path}: arms.{index}.curriculum: its tokenizer settings differ from the "
+                    "experiment's curriculum; every arm must share one tokenizer"
+                )
+        arm_curricula[arm.name] = curriculum
+        stages = arm.stages if arm.stages is not None else curriculum.stage_names
+        for stage in stages:
+            if stage not in curriculum.stage_names:
+                raise UserError(
+                    f"{path}: arms.{index}.stages: no stage {stage!r} in curriculum "
+                    f"{curriculum.name!r}; stages are: {', '.join(curriculum.stage_names)}"
+                )
+        budgets = arm.stage_fractions or arm.stage_steps or arm.stage_tokens
+        if budgets is not None and len(budgets) not in (len(stages), len(stages) - 1):
+            raise UserError(
+                f"{path}: arms.{index}: {len(budgets)} stage budgets for {len(stages)} stages; "
+                "give one per stage (or one fewer: the last stage takes the rest)"
+            )
+        if arm.pacing == "target-only" or main.target in stages:
+            trains_target = True
+    if not trains_target:
+        raise UserError(f"{path}: arms: no arm trains on the target stage {main.target!r}")
+    return Experiment(config=config, source=str(path), curriculum=main, arm_curricula=arm_curricula)
