@@ -85,6 +85,30 @@ def data_show(
         console.print(f"wrote {len(written)} MIDI files to [green]{export_midi}[/]")
 
 
+@app.command("train")
+def train(
+    experiment: Path = typer.Argument(..., help="Experiment TOML."),
+    arm: str | None = typer.Option(None, "--arm", help="Arm to train (default: the first)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed (default: the experiment's first)."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/EXPERIMENT/ARM-seedN)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+) -> None:
+    """Train one arm and seed of an experiment."""
+    from curricmusic.config import load_experiment
+    from curricmusic.train import train_run
+
+    loaded = load_experiment(experiment)
+    arm_name = arm or loaded.config.arms[0].name
+    loaded.config.arm(arm_name)  # a clear error for an unknown arm
+    run_seed = loaded.config.seeds[0] if seed is None else seed
+    run_dir = out or Path("runs") / loaded.config.name / f"{arm_name}-seed{run_seed}"
+    result = train_run(loaded, arm_name, run_seed, run_dir, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    val = ", ".join(f"{stage} {loss:.3f}" for stage, loss in result.final_val.items())
+    console.print(f"[green]{result.run_dir}[/]: {result.steps} steps; validation loss: {val}")
+
+
 def main() -> None:
     """Entry point of the console script: user errors become one line and exit status 2."""
     try:

@@ -147,14 +147,15 @@ def train_run(
 ) -> TrainResult:
     """Train one (arm, seed) into ``run_dir``; with ``resume``, continue from its checkpoint.
 
-    ``stop_after`` ends the run after that many steps as if it had been killed (tests of resume).
+    ``stop_after`` ends the run after that many steps as if it had been killed there: no
+    checkpoint beyond the last regular one (tests of resume).
     """
     from accelerate import Accelerator
 
     config, train = experiment.config, experiment.config.train
     arm = config.arm(arm_name)
     run_dir = Path(run_dir)
-    accelerator = Accelerator(mixed_precision=train.mixed_precision)
+    accelerator = Accelerator(mixed_precision=train.mixed_precision, cpu=_multi_cpu())
     world, rank = accelerator.num_processes, accelerator.process_index
     micro = train.micro_batch_size or max(1, train.batch_size // world)
     if train.batch_size % (micro * world):
@@ -284,7 +285,7 @@ def train_run(
                 if writer is not None:
                     _log_tensorboard(writer, row)
             update(info=f"loss {train_loss:.3f} | {_weights_text(stage_names, mixture.weights)} | {tokens_timed / max(1e-9, time.perf_counter() - started):,.0f} tok/s")
-            if done % train.checkpoint_every == 0 or done == end_step:
+            if done % train.checkpoint_every == 0 or done == train.total_steps:
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     _save(run_dir, raw_model, optimizer, state, done, rng, info)
@@ -297,6 +298,14 @@ def train_run(
         info["final_val_loss"] = last_val
         write_run(run_dir, info)
     return TrainResult(run_dir, end_step, last_val, start_step if checkpoint is not None else None)
+
+
+def _multi_cpu() -> bool:
+    """True under torchrun / accelerate launch without CUDA: accelerate then uses gloo on CPUs."""
+    import os
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("LOCAL_RANK") is not None
+    return launched and not torch.cuda.is_available()
 
 
 def _weights_text(names, weights) -> str:
