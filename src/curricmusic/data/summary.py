@@ -57,7 +57,8 @@ def print_summary(data: PreparedData) -> None:
 
 
 def _reason_kind(reason: str) -> str:
-    return reason.split(" (")[0].split(":")[0]
+    """The kind of a skip reason, without the file-specific detail ("exact duplicate of X")."""
+    return reason.split(" (")[0].split(":")[0].split(" of ")[0]
 
 
 def print_stage(data: PreparedData, stage: str, limit: int) -> None:
