@@ -13,6 +13,7 @@ from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 
 __all__ = [
     "NOTE_DTYPE",
+    "score_seconds",
     "make_notes",
     "score_notes",
     "bar_length",
@@ -41,19 +42,30 @@ def make_notes(onsets, durations, pitches, velocities=None) -> np.ndarray:
 
 
 def score_notes(score: Score) -> np.ndarray:
-    """All non-drum notes of ``score`` in quarter notes, merged and sorted by (onset, pitch)."""
-    quarter = score.to("quarter")
-    chunks = []
-    for track in quarter.tracks:
-        if track.is_drum or track.note_num() == 0:
-            continue
-        arrays = track.notes.numpy()
-        chunks.append(
-            make_notes(arrays["time"], arrays["duration"], arrays["pitch"], arrays["velocity"])
-        )
-    if not chunks:
-        return np.empty(0, dtype=NOTE_DTYPE)
-    return np.sort(np.concatenate(chunks), order=("onset", "pitch"))
+    """All non-drum notes of a tick-based ``score`` in quarter notes, sorted by (onset, pitch)."""
+    arrays = [t.notes.numpy() for t in score.tracks if not t.is_drum and t.note_num() > 0]
+    notes = np.empty(sum(a["time"].shape[0] for a in arrays), dtype=NOTE_DTYPE)
+    if notes.shape[0] == 0:
+        return notes
+    tpq = float(score.tpq)
+    notes["onset"] = np.concatenate([a["time"] for a in arrays]) / tpq
+    notes["duration"] = np.concatenate([a["duration"] for a in arrays]) / tpq
+    notes["pitch"] = np.concatenate([a["pitch"] for a in arrays])
+    notes["velocity"] = np.concatenate([a["velocity"] for a in arrays])
+    return notes[np.lexsort((notes["pitch"], notes["onset"]))]
+
+
+def score_seconds(score: Score) -> float:
+    """Duration of a tick-based score in seconds, from its end tick and tempo map (120 qpm default)."""
+    end = int(score.end())
+    tpq = float(score.tpq)
+    seconds, tick, mspq = 0.0, 0, 500_000
+    for tempo in score.tempos:
+        if tempo.time >= end:
+            break
+        seconds += (tempo.time - tick) / tpq * mspq / 1e6
+        tick, mspq = tempo.time, tempo.mspq
+    return seconds + (end - tick) / tpq * mspq / 1e6
 
 
 def bar_length(score: Score) -> float:

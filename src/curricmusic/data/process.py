@@ -15,7 +15,7 @@ from symusic import Score
 
 from curricmusic.config import PieceFilters
 from curricmusic.data.difficulty import difficulty_features, difficulty_score
-from curricmusic.data.notes import bar_length, piano_reduction, score_notes
+from curricmusic.data.notes import bar_length, piano_reduction, score_notes, score_seconds
 from curricmusic.data.sources import SourceItem
 from curricmusic.data.tokens import encode_score
 
@@ -104,7 +104,7 @@ def process_item(item: SourceItem, tokenizer, filters: PieceFilters) -> Processe
         return skip(f"too few notes ({n_notes} < min_notes {filters.min_notes})")
     if n_notes > filters.max_notes:
         return skip(f"too many notes ({n_notes} > max_notes {filters.max_notes})")
-    seconds = float(reduced.to("second").end())
+    seconds = score_seconds(reduced)
     if not math.isfinite(seconds) or seconds > filters.max_minutes * 60:
         return skip(f"absurd length ({seconds / 60:.1f} min > max_minutes {filters.max_minutes:g})")
     if seconds < filters.min_seconds:
