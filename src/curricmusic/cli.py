@@ -109,6 +109,48 @@ def train(
     console.print(f"[green]{result.run_dir}[/]: {result.steps} steps; validation loss: {val}")
 
 
+@app.command("generate")
+def generate(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `curricmusic train`."),
+    n: int = typer.Option(4, "--n", help="Number of samples."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: RUN_DIR/samples)."),
+    prompt: Path | None = typer.Option(None, "--prompt", help="Continue this MIDI file (its last bars)."),
+    prompt_bars: int = typer.Option(4, "--prompt-bars", help="Bars of the prompt to continue from."),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    top_k: int = typer.Option(0, "--top-k", help="Keep the k most likely tokens (0: off)."),
+    top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling mass (1: off)."),
+    min_p: float = typer.Option(0.0, "--min-p", help="Keep tokens with p >= min_p * max p (0: off)."),
+    seed: int = typer.Option(0, "--seed"),
+    max_bars: int = typer.Option(16, "--max-bars", help="Stop after this many bars."),
+    max_tokens: int = typer.Option(2048, "--max-tokens", help="Stop after this many tokens."),
+    key: str | None = typer.Option(None, "--key", help="Keep pitches in this key, e.g. 'D minor' or 'Eb'."),
+    no_grammar: bool = typer.Option(False, "--no-grammar", help="Sample without the REMI grammar mask."),
+    no_copy_blocking: bool = typer.Option(False, "--no-copy-blocking", help="Allow long copies of training data."),
+    max_copy_notes: int = typer.Option(16, "--max-copy-notes", help="Longest span copied from training data."),
+    rerank: int = typer.Option(1, "--rerank", help="Draw K candidates per sample, keep the most novel-and-likely."),
+    novelty_weight: float = typer.Option(1.0, "--novelty-weight", help="Weight W of the novelty penalty in reranking."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Samples drawn at once."),
+    wav: bool = typer.Option(False, "--wav", help="Also render WAV audio with the General MIDI soundfont."),
+) -> None:
+    """Sample MIDI (and WAV) from a trained run."""
+    from curricmusic.generate import generate_samples
+    from curricmusic.generation_settings import settings_from
+
+    settings = settings_from(
+        {
+            "n": n, "seed": seed, "batch_size": batch_size, "max_bars": max_bars, "max_tokens": max_tokens,
+            "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
+            "grammar": not no_grammar, "key": key, "copy_blocking": not no_copy_blocking,
+            "max_copy_notes": max_copy_notes, "prompt": prompt, "prompt_bars": prompt_bars,
+            "rerank": rerank, "novelty_weight": novelty_weight, "wav": wav,
+        }
+    )  # fmt: skip
+    out_dir = out or run_dir / "samples"
+    manifest = generate_samples(run_dir, out_dir, settings)
+    notes = sum(row["n_notes"] for row in manifest["samples"])
+    console.print(f"[green]{out_dir}[/]: {len(manifest['samples'])} samples, {notes} notes (manifest.json)")
+
+
 def main() -> None:
     """Entry point of the console script: user errors become one line and exit status 2."""
     try:
