@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from curricmusic.errors import UserError
-from curricmusic.progress import console
+from curricmusic.progress import console, err_console
 
 app = typer.Typer(
     help="Curriculum learning for symbolic music: prepare staged data, train, generate, score novelty.",
@@ -156,8 +156,8 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
+        err_console.print("[yellow]interrupted[/]")
         sys.exit(130)

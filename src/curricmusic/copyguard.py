@@ -16,7 +16,7 @@ from curricmusic.data.prepared import PreparedData
 from curricmusic.grammar import Kind, TokenTable
 from curricmusic.novelty.copying import CHORD_TOL, NGramIndex, symbol_for
 from curricmusic.paths import cache_dir
-from curricmusic.progress import console
+from curricmusic.progress import err_console
 
 __all__ = ["CopyGuard", "training_index", "index_n_for"]
 
@@ -41,7 +41,7 @@ def training_index(data: PreparedData, ns: tuple[int, ...], show_progress: bool 
         pieces.extend(data.piece_notes(stage, "train"))
         ids.extend(p["id"] for p in data.pieces(stage, "train"))
     if show_progress:
-        console.print(f"building the copy index over {len(pieces)} training pieces (cached afterwards)")
+        err_console.print(f"building the copy index over {len(pieces)} training pieces (cached afterwards)")
     index = NGramIndex.build(pieces, ids, n=tuple(sorted(set(ns))))
     index.save(path)
     return index

@@ -24,7 +24,7 @@ from curricmusic.errors import UserError
 from curricmusic.generation_settings import GenerationSettings, key_bias
 from curricmusic.grammar import Kind, RemiGrammar, supports_grammar
 from curricmusic.model import MusicTransformer, load_model
-from curricmusic.progress import console, progress_bar
+from curricmusic.progress import err_console, progress_bar
 from curricmusic.sampling import filter_logits, row_uniforms, sample_rows, sample_seed
 
 __all__ = ["LoadedRun", "load_run", "prompt_ids", "sample_tokens", "SampleBatch", "generate_samples"]
@@ -206,7 +206,7 @@ def generate_samples(
     tokenizer = run.tokenizer
     grammar_ok, why = supports_grammar(tokenizer)
     if settings.grammar and not grammar_ok:
-        console.print(f"[yellow]grammar constraint off: {why}[/]")
+        err_console.print(f"[yellow]grammar constraint off: {why}[/]")
         settings = settings.model_copy(update={"grammar": False})
     prompt = prompt_ids(tokenizer, settings.prompt, settings.prompt_bars) if settings.prompt else np.array(
         [tokenizer.vocab["BOS_None"]], dtype=np.int64
@@ -214,7 +214,7 @@ def generate_samples(
     index = None
     if settings.copy_blocking:
         if not settings.grammar:
-            console.print("[yellow]copy-blocking needs the grammar constraint; it is off[/]")
+            err_console.print("[yellow]copy-blocking needs the grammar constraint; it is off[/]")
             settings = settings.model_copy(update={"copy_blocking": False})
         else:
             index = training_index(run.prepared(), (index_n_for(settings.max_copy_notes),), show_progress)

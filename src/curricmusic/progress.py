@@ -15,9 +15,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["console", "progress_bar"]
+__all__ = ["console", "err_console", "progress_bar"]
 
-console = Console(stderr=True)
+console = Console()  # results: tables, summaries, paths written
+err_console = Console(stderr=True)  # progress bars, warnings and errors
 
 
 @contextmanager
@@ -29,7 +30,7 @@ def progress_bar(
     The bar shows only on a terminal; elsewhere (tests, pipes, ``enabled=False``) ``update`` is a
     no-op, so library code can report progress unconditionally.
     """
-    if not enabled or not console.is_terminal:
+    if not enabled or not err_console.is_terminal:
         yield lambda *args, **kwargs: None
         return
     columns = (
@@ -40,7 +41,7 @@ def progress_bar(
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task(description, total=total, info="")
 
         def update(

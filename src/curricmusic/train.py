@@ -36,7 +36,7 @@ from curricmusic.curriculum import arm_stage_order, build_schedule
 from curricmusic.data.prepared import PreparedData
 from curricmusic.errors import UserError
 from curricmusic.model import ModelConfig, MusicTransformer, save_model
-from curricmusic.progress import console, progress_bar
+from curricmusic.progress import err_console, progress_bar
 from curricmusic.sampler import WindowSampler, eval_windows
 
 __all__ = ["train_run", "lr_at", "TrainResult", "prepared_for"]
@@ -330,7 +330,7 @@ def _tensorboard(run_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        console.print("[yellow]tensorboard is not installed; pip install 'curricmusic[tensorboard]'[/]")
+        err_console.print("[yellow]tensorboard is not installed; pip install 'curricmusic[tensorboard]'[/]")
         return None
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 

@@ -1,0 +1,78 @@
+"""Every shipped config loads and validates; every kind of mistake is one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from curricmusic.config import load_curriculum, load_experiment
+from curricmusic.errors import UserError
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "curricula").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_curricula_validate(path):
+    config = load_curriculum(path)
+    assert config.stages and config.target in config.stage_names
+    header = path.read_text().splitlines()[0:4]
+    assert any("curricmusic" in line for line in header), "the header should say the command that runs it"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_experiments_validate(path):
+    experiment = load_experiment(path)
+    assert experiment.config.arms
+    header = path.read_text().splitlines()[0:6]
+    assert any("curricmusic" in line for line in header), "the header should say the command that runs it"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "curriculum.toml"
+    path.write_text(text)
+    return path
+
+
+STAGE = '[[stages]]\nname = "s"\nsource = "generated"\ngenerator = "scales"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('name = "x"\ncolour = 1\n' + STAGE, "colour: unknown key"),
+        ('name = "x"\nseed = "1"\n' + STAGE, "seed: Input should be a valid integer"),
+        ('name = "x"\n', "stages: required key is missing"),
+        ('name = "x"\n[[stages]]\nname = "s"\nsource = "generated"\ngenerator = "hannon"\n', "stages.0.generator: unknown generator 'hannon'"),
+        ('name = "x"\n' + STAGE + 'options = { octaves = [9] }\n', "stages.0.options: octaves.0"),
+        ('name = "x"\nkeys = ["H"]\n' + STAGE, "keys.0: unknown key 'H'"),
+        ('name = "x"\n[[stages]]\nname = "m"\nsource = "midi_dir"\npath = "nowhere"\n', "stages.0.path: folder"),
+        ('name = "x"\n[[stages]]\nname = "m"\nsource = "music21"\ncollection = "beatles"\n', "unknown music21 collection 'beatles'"),
+        ('name = "x"\ntarget_stage = "t"\n' + STAGE, "target_stage 't' is not a stage"),
+        ('name = "x"\n' + STAGE + STAGE, "stage names must be unique"),
+        ('name = "x"\n[tokenizer]\nkind = "CPWord"\n' + STAGE, "tokenizer.kind"),
+        ("name = \n", "not valid TOML"),
+    ],
+)
+def test_curriculum_mistakes_are_one_line_naming_file_and_key(tmp_path, text, fragment):
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as caught:
+        load_curriculum(path)
+    message = str(caught.value)
+    assert fragment in message, message
+    assert message.startswith(str(path)) and "\n" not in message
+
+
+def test_cli_data_prepare_bad_curriculum_is_one_line(tmp_path):
+    path = write(tmp_path, 'name = "x"\ncolour = 1\n' + STAGE)
+    done = subprocess.run([sys.executable, "-m", "curricmusic", "data", "prepare", str(path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "colour: unknown key" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_help_lists_every_command():
+    done = subprocess.run([sys.executable, "-m", "curricmusic", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    for command in ("data", "train", "generate"):
+        assert command in done.stdout
