@@ -151,6 +151,65 @@ def generate(
     console.print(f"[green]{out_dir}[/]: {len(manifest['samples'])} samples, {notes} notes (manifest.json)")
 
 
+@app.command("novelty")
+def novelty(
+    samples_dir: Path = typer.Argument(..., help="A folder of generated MIDI files."),
+    against: Path = typer.Option(..., "--against", help="The run folder (or prepared folder) of the training data."),
+    embedder: str | None = typer.Option(
+        None, "--embedder", help="clap:<HF id | local dir | LAION .pt>, audio-features, or symbolic."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Report folder (default: SAMPLES_DIR/novelty)."),
+    bank_stage: list[str] | None = typer.Option(None, "--bank-stage", help="Training stages in the bank (repeatable; default all)."),
+) -> None:
+    """Score samples for closeness to the training data (CLAP + symbolic copy detection)."""
+    from curricmusic.config import NoveltySection
+    from curricmusic.novelty.pipeline import score_novelty
+
+    settings = NoveltySection(embedder=embedder or NoveltySection().embedder)
+    out_dir = out or samples_dir / "novelty"
+    report = score_novelty(samples_dir, against, out_dir, settings, bank_stages=bank_stage or None)
+    summary = report["summary"]
+    console.print(
+        f"[green]{out_dir / 'novelty.html'}[/]: {summary['n']} samples, {summary['n_flagged']} flagged "
+        f"(copy rate {summary['copy_rate']:.2f}), median rho {summary['rho_median']:.2f}, "
+        f"C_T {summary['data_copying_C_T'] if summary['data_copying_C_T'] is not None else 'n/a'}; "
+        f"embedder {report['embedder']['spec']} (weights {'real' if report['embedder']['weights_real'] else 'not real'})"
+    )
+
+
+@app.command("compare")
+def compare(
+    reports: list[Path] = typer.Argument(..., help="novelty.json files (or folders holding one)."),
+    out: Path = typer.Option(Path("compare"), "--out", help="Folder for compare.html and compare.json."),
+) -> None:
+    """Put the novelty figures of several sample sets side by side."""
+    from curricmusic.novelty.compare import compare_reports
+
+    table = compare_reports(reports, out)
+    console.print(table)
+    console.print(f"[green]{out / 'compare.html'}[/]")
+
+
+@app.command("run")
+def run(
+    experiment: Path = typer.Argument(..., help="Experiment TOML."),
+    out: Path | None = typer.Option(None, "--out", help="Experiment folder (default: runs/EXPERIMENT)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted experiment in --out."),
+    launcher: str = typer.Option("local", "--launcher", help="local, accelerate, slurm or slurm-local."),
+) -> None:
+    """Run every arm x seed of an experiment, then write results.json and the reports."""
+    from curricmusic.config import load_experiment
+    from curricmusic.experiment import run_experiment
+
+    loaded = load_experiment(experiment)
+    out_dir = out or Path("runs") / loaded.config.name
+    results = run_experiment(loaded, out_dir, resume=resume, launcher=launcher)
+    from curricmusic.report import markdown_report
+
+    console.print(markdown_report(results).split("## ")[0])
+    console.print(f"[green]{out_dir / 'report.html'}[/] (also results.json, report.md)")
+
+
 def main() -> None:
     """Entry point of the console script: user errors become one line and exit status 2."""
     try:

@@ -138,8 +138,12 @@ class GenerateSection(FrozenModel):
 
 
 class NoveltySection(FrozenModel):
+    """How samples are scored for closeness to the training data (see README "Novelty")."""
+
     embedder: str = "clap:laion/larger_clap_music"
-    fallback: bool = True
+    fallback: bool = True  # no CLAP weights: use audio-features and say so in the report
+    bank_stages: list[str] | None = None  # stages whose training pieces form the bank (default all)
+    max_seconds: float | None = Field(60.0, gt=0, description="audio rendered per piece (None: all)")
     rho_threshold: float = Field(0.5, gt=0)
     max_copied_bars: float = Field(4.0, gt=0)
     tau_quantile: float = Field(0.1, gt=0, lt=1)

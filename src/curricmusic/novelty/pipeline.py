@@ -1,0 +1,232 @@
+"""``curricmusic novelty``: score a folder of samples against the data a model was trained on.
+
+Two views of "too close to the training data":
+- audio: embeddings of the rendered samples, the training bank (training pieces) and the held-out
+  bank (validation pieces of the target stage, for calibration); nearest neighbour, cosine, the
+  distance ratio rho, the penalty, and the data-copying statistic C_T;
+- symbolic: the longest span copied from one training piece (transposition- and tempo-invariant,
+  in notes and bars, with its source) and n-gram hit rates, from the n-gram index of every stage.
+A sample is flagged when rho is below ``rho_threshold`` or its copied span reaches
+``max_copied_bars`` bars. Writes ``novelty.json`` and a self-contained ``novelty.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curricmusic.atomic import write_json, write_text
+from curricmusic.config import NoveltySection
+from curricmusic.data.prepared import PreparedData
+from curricmusic.errors import UserError
+from curricmusic.progress import err_console
+
+__all__ = ["Against", "resolve_against", "score_novelty", "NGRAM_SIZES"]
+
+NGRAM_SIZES = (4, 8, 16)
+
+
+@dataclass(frozen=True)
+class Against:
+    """The training data to compare with: a prepared folder, and the run that used it if any."""
+
+    prepared: PreparedData
+    run_dir: Path | None
+
+    @property
+    def bank_stages(self) -> list[str]:
+        return self.prepared.stage_names
+
+
+def resolve_against(path: str | Path) -> Against:
+    """A run folder (its prepared data) or a prepared folder."""
+    path = Path(path)
+    if (path / "run.json").is_file():
+        info = json.loads((path / "run.json").read_text())
+        return Against(PreparedData.open(info["prepared"]), path)
+    if (path / "manifest.json").is_file():
+        return Against(PreparedData.open(path), None)
+    raise UserError(f"{path}: --against needs a run folder (with run.json) or a prepared folder (with manifest.json)")
+
+
+def _sample_files(samples_dir: Path) -> list[Path]:
+    if not samples_dir.is_dir():
+        raise UserError(f"{samples_dir}: no such folder of samples")
+    files = sorted(p for p in samples_dir.iterdir() if p.suffix.lower() in (".mid", ".midi") and p.is_file())
+    if not files:
+        raise UserError(f"{samples_dir}: no .mid or .midi files to score")
+    return files
+
+
+def _bank(data: PreparedData, stages: list[str], split: str) -> tuple[list[Path], list[dict]]:
+    paths, pieces = [], []
+    for stage in stages:
+        for piece in data.pieces(stage, split):
+            paths.append(data.piece_path(piece))
+            pieces.append({"id": piece["id"], "stage": stage, "origin": piece["origin"]})
+    return paths, pieces
+
+
+def score_novelty(
+    samples_dir: str | Path,
+    against: str | Path,
+    out_dir: str | Path,
+    settings: NoveltySection,
+    *,
+    embedder_spec: str | None = None,
+    bank_stages: list[str] | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Score every MIDI file in ``samples_dir``; write ``novelty.json`` and ``novelty.html``."""
+    from symusic import Score
+
+    from curricmusic.copyguard import training_index
+    from curricmusic.data.notes import bar_length, score_notes
+    from curricmusic.novelty.embed import embed_midi_files, load_embedder
+    from curricmusic.novelty.render import renderer_spec
+    from curricmusic.novelty.score import (
+        data_copying_statistic,
+        distance_ratio,
+        flag,
+        nearest_neighbors,
+        penalty,
+        penalty_tau,
+        set_summary,
+    )
+
+    samples_dir, out_dir = Path(samples_dir), Path(out_dir)
+    files = _sample_files(samples_dir)
+    target = resolve_against(against)
+    data = target.prepared
+    stages = bank_stages or list(settings.bank_stages or data.stage_names)
+    for stage in stages:
+        data.stage(stage)  # a clear error for an unknown stage
+
+    embedder = load_embedder(embedder_spec or settings.embedder, fallback=settings.fallback)
+    fallback_reason = getattr(embedder, "fallback_reason", None)
+    if fallback_reason:
+        err_console.print(f"[yellow]{fallback_reason}[/]")
+    train_paths, train_pieces = _bank(data, stages, "train")
+    heldout_paths, _ = _bank(data, [data.target_stage], "val")
+    if not heldout_paths:
+        heldout_paths, _ = _bank(data, [data.target_stage], "test")
+    if not train_paths or not heldout_paths:
+        raise UserError(f"{data.root}: needs training pieces and held-out pieces of {data.target_stage!r} to calibrate")
+
+    kwargs = {"progress": show_progress, "max_seconds": settings.max_seconds}
+    train_emb, train_skipped = embed_midi_files(train_paths, embedder, **kwargs)
+    heldout_emb, _ = embed_midi_files(heldout_paths, embedder, **kwargs)
+    sample_emb, sample_skipped = embed_midi_files(files, embedder, **kwargs)
+    bad_train = {str(s["path"]) for s in train_skipped}
+    train_pieces = [p for p, path in zip(train_pieces, train_paths, strict=True) if str(path) not in bad_train]
+    bad_samples = {str(s["path"]) for s in sample_skipped}
+    scored = [f for f in files if str(f) not in bad_samples]
+    if not scored:
+        raise UserError(f"{samples_dir}: none of the MIDI files could be read: {sample_skipped[0]['reason']}")
+
+    heldout_idx, heldout_cos = nearest_neighbors(heldout_emb, train_emb, k=1)
+    heldout_d = 1.0 - heldout_cos[:, 0].astype(np.float64)
+    sample_idx, sample_cos = nearest_neighbors(sample_emb, train_emb, k=1)
+    sample_d = 1.0 - sample_cos[:, 0].astype(np.float64)
+    rho = distance_ratio(sample_d, heldout_d)
+    tau = penalty_tau(heldout_d, settings.tau_quantile)
+    penalties = penalty(sample_d, tau)
+
+    index = training_index(data, NGRAM_SIZES, show_progress)
+    notes, bars = [], []
+    for path in scored:
+        score = Score(str(path))
+        notes.append(score_notes(score))
+        bars.append(bar_length(score))
+    analyses = index.analyze(notes, bar_len=bars, ns=NGRAM_SIZES)
+    copied_bars = np.array([a.span.bars for a in analyses], dtype=np.float64)
+    flags = flag(rho, copied_bars, settings.rho_threshold, settings.max_copied_bars)
+    copying = data_copying_statistic(train_emb, heldout_emb, sample_emb, seed=0)
+
+    rows = []
+    for i, path in enumerate(scored):
+        span = analyses[i].span
+        nearest = train_pieces[int(sample_idx[i, 0])]
+        reasons = []
+        if rho[i] < settings.rho_threshold:
+            reasons.append(f"rho {rho[i]:.2f} < {settings.rho_threshold:g}")
+        if copied_bars[i] >= settings.max_copied_bars:
+            reasons.append(f"copied {copied_bars[i]:.1f} bars >= {settings.max_copied_bars:g}")
+        rows.append(
+            {
+                "file": path.name,
+                "nearest": nearest,
+                "cosine": float(sample_cos[i, 0]),
+                "distance": float(sample_d[i]),
+                "rho": float(rho[i]),
+                "penalty": float(penalties[i]),
+                "copied_span": {
+                    "notes": int(span.notes),
+                    "bars": float(span.bars),
+                    "piece_id": span.piece_id,
+                    "piece_note_index": span.piece_note_index,
+                    "query_note_index": span.query_note_index,
+                },
+                "hit_rates": {str(n): float(r) for n, r in analyses[i].hit_rates.items()},
+                "flagged": bool(flags[i]),
+                "flag_reasons": reasons,
+            }
+        )
+    summary = set_summary(flags, rho, copied_bars)
+    summary.update(
+        {
+            "rho_median": float(np.nanmedian(rho)),
+            "data_copying_C_T": copying.c_t,
+            "data_copying_cells": int(copying.kept.sum()),
+            "longest_copied_notes_max": int(max(a.span.notes for a in analyses)),
+            "heldout_rho": (heldout_d / np.median(heldout_d)).tolist() if np.median(heldout_d) > 0 else [],
+        }
+    )
+    report = {
+        "samples_dir": str(samples_dir.resolve()),
+        "against": str(Path(against).resolve()),
+        "prepared": str(data.root),
+        "embedder": {
+            **embedder.describe(),
+            "requested": embedder_spec or settings.embedder,
+            "weights_real": bool(getattr(embedder, "weights_real", False)),
+            "fallback_reason": fallback_reason,
+        },
+        "renderer": renderer_spec("soundfont", None, embedder.sample_rate) if embedder.input == "audio" else None,
+        "settings": settings.model_dump(mode="json"),
+        "bank": {"stages": stages, "n_train": int(train_emb.shape[0]), "n_heldout": int(heldout_emb.shape[0])},
+        "calibration": {
+            "heldout_nn_distance_median": float(np.median(heldout_d)),
+            "heldout_nn_distance_quantiles": {f"{q:g}": float(np.quantile(heldout_d, q)) for q in (0.05, 0.1, 0.25, 0.5, 0.75, 0.95)},
+            "tau": tau,
+        },
+        "samples": rows,
+        "skipped": sample_skipped,
+        "summary": summary,
+    }
+    report = _json_safe(report)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "novelty.json", report)
+    from curricmusic.novelty.html import novelty_html
+
+    write_text(out_dir / "novelty.html", novelty_html(report, samples_dir, out_dir))
+    return report
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
