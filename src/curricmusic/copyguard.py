@@ -35,7 +35,10 @@ def training_index(data: PreparedData, ns: tuple[int, ...], show_progress: bool 
     """The n-gram index of every stage's training pieces, cached by the data's fingerprint."""
     path = cache_dir("ngram") / f"{data.fingerprint}-{'-'.join(map(str, sorted(set(ns))))}.npz"
     if path.is_file():
-        return NGramIndex.load(path)
+        try:
+            return NGramIndex.load(path)
+        except (ValueError, OSError, KeyError):  # an older format or a torn file: rebuild it
+            path.unlink(missing_ok=True)
     pieces, ids = [], []
     for stage in data.stage_names:
         pieces.extend(data.piece_notes(stage, "train"))

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from curricmusic.atomic import atomic_path, write_json
-from curricmusic.data.notes import score_notes
 from curricmusic.progress import progress_bar
 
 __all__ = ["write_outputs", "MANIFEST_NAME"]
@@ -40,9 +39,7 @@ def write_outputs(run, out_dir: Path, settings, seeds, prompt, tokens, scores, l
     if k > 1:
         from curricmusic.novelty.rerank import choose_candidates
 
-        chosen, rerank_info = choose_candidates(
-            run, [score_notes(s) for s in scores], candidates, k, settings.novelty_weight, show_progress
-        )
+        chosen, rerank_info = choose_candidates(run, scores, candidates, k, settings.novelty_weight, show_progress)
     renderer = None
     rows = []
     bar_id = run.tokenizer.vocab["Bar_None"]

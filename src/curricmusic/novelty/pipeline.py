@@ -26,7 +26,7 @@ from curricmusic.data.prepared import PreparedData
 from curricmusic.errors import UserError
 from curricmusic.progress import err_console
 
-__all__ = ["Against", "resolve_against", "score_novelty", "NGRAM_SIZES"]
+__all__ = ["Against", "Scores", "resolve_against", "score_files", "score_novelty", "NGRAM_SIZES"]
 
 NGRAM_SIZES = (4, 8, 16)
 
@@ -72,23 +72,34 @@ def _bank(data: PreparedData, stages: list[str], split: str) -> tuple[list[Path]
     return paths, pieces
 
 
-def score_novelty(
-    samples_dir: str | Path,
-    against: str | Path,
-    out_dir: str | Path,
+@dataclass
+class Scores:
+    """Everything measured for a list of sample files (rows in the order of ``files``)."""
+
+    files: list[Path]
+    rows: list[dict[str, Any]]
+    skipped: list[dict[str, str]]
+    summary: dict[str, Any]
+    calibration: dict[str, Any]
+    bank: dict[str, Any]
+    embedder: Any
+
+
+def score_files(
+    files: list[Path],
+    data: PreparedData,
     settings: NoveltySection,
     *,
     embedder_spec: str | None = None,
     bank_stages: list[str] | None = None,
     show_progress: bool = True,
-) -> dict[str, Any]:
-    """Score every MIDI file in ``samples_dir``; write ``novelty.json`` and ``novelty.html``."""
+) -> Scores:
+    """Embedding and symbolic novelty of every file against the training data of ``data``."""
     from symusic import Score
 
     from curricmusic.copyguard import training_index
     from curricmusic.data.notes import bar_length, score_notes
     from curricmusic.novelty.embed import embed_midi_files, load_embedder
-    from curricmusic.novelty.render import renderer_spec
     from curricmusic.novelty.score import (
         data_copying_statistic,
         distance_ratio,
@@ -99,18 +110,12 @@ def score_novelty(
         set_summary,
     )
 
-    samples_dir, out_dir = Path(samples_dir), Path(out_dir)
-    files = _sample_files(samples_dir)
-    target = resolve_against(against)
-    data = target.prepared
     stages = bank_stages or list(settings.bank_stages or data.stage_names)
     for stage in stages:
         data.stage(stage)  # a clear error for an unknown stage
-
     embedder = load_embedder(embedder_spec or settings.embedder, fallback=settings.fallback)
-    fallback_reason = getattr(embedder, "fallback_reason", None)
-    if fallback_reason:
-        err_console.print(f"[yellow]{fallback_reason}[/]")
+    if getattr(embedder, "fallback_reason", None):
+        err_console.print(f"[yellow]{embedder.fallback_reason}[/]")
     train_paths, train_pieces = _bank(data, stages, "train")
     heldout_paths, _ = _bank(data, [data.target_stage], "val")
     if not heldout_paths:
@@ -127,9 +132,9 @@ def score_novelty(
     bad_samples = {str(s["path"]) for s in sample_skipped}
     scored = [f for f in files if str(f) not in bad_samples]
     if not scored:
-        raise UserError(f"{samples_dir}: none of the MIDI files could be read: {sample_skipped[0]['reason']}")
+        raise UserError(f"none of the {len(files)} MIDI files could be scored: {sample_skipped[0]['reason']}")
 
-    heldout_idx, heldout_cos = nearest_neighbors(heldout_emb, train_emb, k=1)
+    _, heldout_cos = nearest_neighbors(heldout_emb, train_emb, k=1)
     heldout_d = 1.0 - heldout_cos[:, 0].astype(np.float64)
     sample_idx, sample_cos = nearest_neighbors(sample_emb, train_emb, k=1)
     sample_d = 1.0 - sample_cos[:, 0].astype(np.float64)
@@ -151,7 +156,6 @@ def score_novelty(
     rows = []
     for i, path in enumerate(scored):
         span = analyses[i].span
-        nearest = train_pieces[int(sample_idx[i, 0])]
         reasons = []
         if rho[i] < settings.rho_threshold:
             reasons.append(f"rho {rho[i]:.2f} < {settings.rho_threshold:g}")
@@ -160,7 +164,7 @@ def score_novelty(
         rows.append(
             {
                 "file": path.name,
-                "nearest": nearest,
+                "nearest": train_pieces[int(sample_idx[i, 0])],
                 "cosine": float(sample_cos[i, 0]),
                 "distance": float(sample_d[i]),
                 "rho": float(rho[i]),
@@ -178,15 +182,46 @@ def score_novelty(
             }
         )
     summary = set_summary(flags, rho, copied_bars)
+    heldout_median = float(np.median(heldout_d))
     summary.update(
         {
             "rho_median": float(np.nanmedian(rho)),
             "data_copying_C_T": copying.c_t,
             "data_copying_cells": int(copying.kept.sum()),
             "longest_copied_notes_max": int(max(a.span.notes for a in analyses)),
-            "heldout_rho": (heldout_d / np.median(heldout_d)).tolist() if np.median(heldout_d) > 0 else [],
+            "heldout_rho": (heldout_d / heldout_median).tolist() if heldout_median > 0 else [],
         }
     )
+    calibration = {
+        "heldout_nn_distance_median": heldout_median,
+        "heldout_nn_distance_quantiles": {f"{q:g}": float(np.quantile(heldout_d, q)) for q in (0.05, 0.1, 0.25, 0.5, 0.75, 0.95)},
+        "tau": tau,
+    }
+    bank = {"stages": stages, "n_train": int(train_emb.shape[0]), "n_heldout": int(heldout_emb.shape[0])}
+    return Scores(scored, rows, sample_skipped, summary, calibration, bank, embedder)
+
+
+def score_novelty(
+    samples_dir: str | Path,
+    against: str | Path,
+    out_dir: str | Path,
+    settings: NoveltySection,
+    *,
+    embedder_spec: str | None = None,
+    bank_stages: list[str] | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Score every MIDI file in ``samples_dir``; write ``novelty.json`` and ``novelty.html``."""
+    from curricmusic.novelty.html import novelty_html
+    from curricmusic.novelty.render import renderer_spec
+
+    samples_dir, out_dir = Path(samples_dir), Path(out_dir)
+    files = _sample_files(samples_dir)
+    data = resolve_against(against).prepared
+    scores = score_files(
+        files, data, settings, embedder_spec=embedder_spec, bank_stages=bank_stages, show_progress=show_progress
+    )
+    embedder = scores.embedder
     report = {
         "samples_dir": str(samples_dir.resolve()),
         "against": str(Path(against).resolve()),
@@ -195,25 +230,19 @@ def score_novelty(
             **embedder.describe(),
             "requested": embedder_spec or settings.embedder,
             "weights_real": bool(getattr(embedder, "weights_real", False)),
-            "fallback_reason": fallback_reason,
+            "fallback_reason": getattr(embedder, "fallback_reason", None),
         },
         "renderer": renderer_spec("soundfont", None, embedder.sample_rate) if embedder.input == "audio" else None,
         "settings": settings.model_dump(mode="json"),
-        "bank": {"stages": stages, "n_train": int(train_emb.shape[0]), "n_heldout": int(heldout_emb.shape[0])},
-        "calibration": {
-            "heldout_nn_distance_median": float(np.median(heldout_d)),
-            "heldout_nn_distance_quantiles": {f"{q:g}": float(np.quantile(heldout_d, q)) for q in (0.05, 0.1, 0.25, 0.5, 0.75, 0.95)},
-            "tau": tau,
-        },
-        "samples": rows,
-        "skipped": sample_skipped,
-        "summary": summary,
+        "bank": scores.bank,
+        "calibration": scores.calibration,
+        "samples": scores.rows,
+        "skipped": scores.skipped,
+        "summary": scores.summary,
     }
     report = _json_safe(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "novelty.json", report)
-    from curricmusic.novelty.html import novelty_html
-
     write_text(out_dir / "novelty.html", novelty_html(report, samples_dir, out_dir))
     return report
 
