@@ -33,6 +33,7 @@ import numpy as np
 from curricmusic.errors import UserError
 from curricmusic.novelty import _audio_feature_stats as feature_stats
 from curricmusic.paths import cache_dir
+from curricmusic.progress import err_console
 
 __all__ = [
     "EMBEDDERS",
@@ -340,7 +341,6 @@ class EmbeddingCache:
 
 
 def _progress(enabled: bool):
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -354,8 +354,8 @@ def _progress(enabled: bool):
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
+        console=err_console,
+        disable=not (enabled and err_console.is_terminal),
     )
 
 

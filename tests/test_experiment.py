@@ -1,0 +1,103 @@
+"""The experiment runner end to end on the debug experiment: results, reports, resume, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+import curricmusic.train as train_module
+from curricmusic.config import load_experiment
+from curricmusic.experiment import run_experiment
+from tests.conftest import REPO
+
+DEBUG = REPO / "experiments" / "debug.toml"
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    return load_experiment(DEBUG)
+
+
+@pytest.fixture(scope="module")
+def finished(experiment, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exp")
+    results = run_experiment(experiment, out, show_progress=False)
+    return out, results
+
+
+def test_results_cover_every_arm_and_seed(finished, experiment):
+    out, results = finished
+    assert {(r["arm"], r["seed"]) for r in results["runs"]} == {(a.name, s) for a in experiment.config.arms for s in (0, 1)}
+    assert all(r["status"] == "done" for r in results["runs"])
+    for run in results["runs"]:
+        assert len(run["curves"]["val_target"]) == 4  # evaluations at steps 12, 24, 36, 48
+        assert run["summary"]["final_val_target"] == run["curves"]["val_target"][-1]
+        assert len(run["novelty"]["samples"]) == experiment.config.generate.n
+        assert all(len(values) == experiment.config.generate.n for values in run["music"].values())
+    arm = results["arms"]["curriculum"]["summary"]["final_val_target"]
+    values = [r["summary"]["final_val_target"] for r in results["runs"] if r["arm"] == "curriculum"]
+    assert arm["values"] == values and arm["mean"] == pytest.approx(sum(values) / 2)
+    assert arm["ci_low"] <= arm["mean"] <= arm["ci_high"]
+    metrics = {row["metric"] for row in results["comparisons"]}
+    assert {"final_val_target", "auc_val_target"} <= metrics
+    assert all(row["arm"] == "curriculum" and row["baseline"] == "random" for row in results["comparisons"])
+    assert results["heldout_music"]["pitch_class_entropy"]
+
+
+def test_reports_carry_the_numbers_of_results_json(finished):
+    out, results = finished
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["arms"].keys() == results["arms"].keys()
+    markdown = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    for name, arm in results["arms"].items():
+        mean = arm["summary"]["final_val_target"]["mean"]
+        assert f"{mean:.3f}" in markdown and f"{mean:.3f}" in page
+        assert name in page
+    assert page.count("data:image/png;base64,") >= 5  # the plots are embedded: works offline
+    assert "weights NOT real" in page  # the debug experiment uses the audio-features embedder
+
+
+def test_interrupted_then_resumed_gives_the_same_results(finished, experiment, tmp_path, monkeypatch):
+    reference, _ = finished
+    calls = {"n": 0}
+    real_lr = train_module.lr_at
+
+    def killed_midway(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 48 + 20:  # the second run, step 20 (its last checkpoint is at step 12)
+            raise KeyboardInterrupt
+        return real_lr(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "lr_at", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(experiment, tmp_path, show_progress=False)
+    monkeypatch.setattr(train_module, "lr_at", real_lr)
+    with pytest.raises(Exception, match="pass --resume"):
+        run_experiment(experiment, tmp_path, show_progress=False)
+    run_experiment(experiment, tmp_path, resume=True, show_progress=False)
+    assert json.loads((tmp_path / "results.json").read_text()) == json.loads((reference / "results.json").read_text())
+
+
+def test_a_failing_arm_is_reported_and_the_others_finish(experiment, tmp_path, monkeypatch):
+    import curricmusic.experiment as experiment_module
+
+    real = experiment_module._train_cell
+
+    def flaky(exp, cell, show_progress):
+        if cell.arm == "random" and cell.seed == 1:
+            raise RuntimeError("out of memory (simulated)")
+        return real(exp, cell, show_progress)
+
+    monkeypatch.setattr(experiment_module, "_train_cell", flaky)
+    results = run_experiment(experiment, tmp_path, show_progress=False)
+    failed = [r for r in results["runs"] if r["status"] == "failed"]
+    assert [(r["arm"], r["seed"]) for r in failed] == [("random", 1)]
+    assert "out of memory" in failed[0]["error"]
+    assert results["arms"]["random"]["n_done"] == 1 and results["arms"]["curriculum"]["n_done"] == 2
+    assert "random seed 1: RuntimeError: out of memory" in (tmp_path / "report.md").read_text()
+    comparisons = [r for r in results["comparisons"] if r["metric"] == "final_val_target"]
+    assert comparisons[0]["n_pairs"] == 1 and comparisons[0]["p_value"] is None
+    assert not math.isnan(results["arms"]["random"]["summary"]["final_val_target"]["mean"])
