@@ -32,7 +32,7 @@ def test_results_cover_every_arm_and_seed(finished, experiment):
     assert {(r["arm"], r["seed"]) for r in results["runs"]} == {(a.name, s) for a in experiment.config.arms for s in (0, 1)}
     assert all(r["status"] == "done" for r in results["runs"])
     for run in results["runs"]:
-        assert len(run["curves"]["val_target"]) == 4  # evaluations at steps 12, 24, 36, 48
+        assert len(run["curves"]["val_target"]) == 5  # evaluations at steps 0, 12, 24, 36, 48
         assert run["summary"]["final_val_target"] == run["curves"]["val_target"][-1]
         assert len(run["novelty"]["samples"]) == experiment.config.generate.n
         assert all(len(values) == experiment.config.generate.n for values in run["music"].values())

@@ -27,6 +27,20 @@ def _pyplot():
     return plt
 
 
+def _tokens_axis(ax) -> None:
+    """Token counts as 250k / 1.5M instead of 250000."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(value: float, _position) -> str:
+        if abs(value) >= 1e6:
+            return f"{value / 1e6:g}M"
+        if abs(value) >= 1e3:
+            return f"{value / 1e3:g}k"
+        return f"{value:g}"
+
+    ax.xaxis.set_major_formatter(FuncFormatter(label))
+
+
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -64,6 +78,7 @@ def validation_curves(results: dict[str, Any]) -> bytes | None:
     if results.get("target_loss"):
         ax.axhline(results["target_loss"], color="grey", ls="--", lw=1, label="target loss")
     ax.set_xlabel("training tokens")
+    _tokens_axis(ax)
     ax.set_ylabel(f"validation loss on '{results['target_stage']}' (nats/token)")
     ax.set_title("Target-stage validation loss (line: mean over seeds; band: min-max)")
     ax.grid(alpha=0.3)
@@ -79,7 +94,9 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
     plt = _pyplot()
     stages = results["curriculum"]["stages"]
     names = [s["name"] for s in stages]
-    fig, axes = plt.subplots(1, len(arms), figsize=(4.2 * len(arms), 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(arms), figsize=(4.2 * len(arms), 3.6), sharey=True, squeeze=False, constrained_layout=True
+    )
     for ax, arm in zip(axes[0], arms, strict=True):
         run = _done(results, arm)[0]
         curves = run["curves"]
@@ -99,6 +116,7 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
                 ax.plot(curves["eval_tokens"], ys, color=_COLORS[index % len(_COLORS)], lw=1.5, label=stage)
         ax.set_title(f"{arm} (seed {run['seed']})", fontsize=10)
         ax.set_xlabel("training tokens")
+        _tokens_axis(ax)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation loss per stage")
     axes[0][-1].legend(fontsize=7, title="stage (shading: being learned)", title_fontsize=7)
@@ -111,13 +129,16 @@ def tokens_to_target(results: dict[str, Any], metric: str = "tokens_to_target") 
     if not arms:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 0.6 * len(arms) + 1.6))
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(arms) + 1.4))
     for y, arm in enumerate(arms):
         stats = results["arms"][arm]["summary"][metric]
         mean, low, high = stats["mean"], stats["ci_low"], stats["ci_high"]
         ax.errorbar([mean], [y], xerr=[[mean - low], [high - mean]], fmt="o", color=_COLORS[y % len(_COLORS)], capsize=4)
         ax.scatter(_finite(stats["values"]), [y] * len(_finite(stats["values"])), color="black", s=10, zorder=3)
     ax.set_yticks(range(len(arms)), arms)
+    ax.set_ylim(-0.6, len(arms) - 0.4)
+    if metric == "tokens_to_target":
+        _tokens_axis(ax)
     label = {"tokens_to_target": f"tokens to reach validation loss {results.get('target_loss')}",
              "final_val_target": "final target-stage validation loss"}.get(metric, metric)  # fmt: skip
     ax.set_xlabel(label)
@@ -136,7 +157,7 @@ def metric_distributions(results: dict[str, Any], metrics: list[str]) -> bytes |
     arms = list(results["arms"])
     columns = min(3, len(metrics))
     rows = math.ceil(len(metrics) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False, constrained_layout=True)
     for ax, metric in zip(axes.flat, metrics, strict=False):
         data = [_finite(results["arms"][a]["music"].get(metric, {}).get("values", [])) for a in arms]
         data.append(_finite(heldout[metric]))

@@ -47,8 +47,9 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
         results.get("description") or "",
         "",
-        f"Target stage: `{results['target_stage']}`; target loss: {fmt(results.get('target_loss'))}; "
-        f"{_embedder_line(results)}.",
+        f"Target stage: `{results['target_stage']}`; target loss: {fmt(results.get('target_loss'))}.",
+        "",
+        f"Novelty scores: {_embedder_line(results)}.",
         "",
         "| arm | pacing | seeds | final target val loss | AUC target val loss | tokens to target | copy rate | median rho |",
         "|---|---|---|---|---|---|---|---|",
@@ -56,8 +57,9 @@ def markdown_report(results: dict[str, Any]) -> str:
     for name, arm in results["arms"].items():
         s = arm["summary"]
         failed = f" ({arm['n_failed']} failed)" if arm["n_failed"] else ""
+        pacing = arm["pacing"] if arm["pacing"] in ("random", "target-only") or arm["order"] == "curriculum" else f"{arm['pacing']} ({arm['order']})"
         lines.append(
-            f"| {name} | {arm['pacing']}/{arm['order']} | {arm['n_done']}{failed} | {_ci(s['final_val_target'])} | "
+            f"| {name} | {pacing} | {arm['n_done']}{failed} | {_ci(s['final_val_target'])} | "
             f"{_ci(s['auc_val_target'])} | {_ci(s['tokens_to_target'])} | {_ci(s['copy_rate'])} | {_ci(s['rho_median'])} |"
         )
     lines += ["", "Mean [95% bootstrap CI] over seeds.", ""]
@@ -115,6 +117,8 @@ def _markdown_table_to_html(markdown: str) -> str:
             out.append(f"<h2>{html.escape(line[3:])}</h2>")
         elif line.startswith("- "):
             out.append(f"<p>&bull; {html.escape(line[2:])}</p>")
+        elif line.startswith("Novelty scores:"):
+            continue  # shown in the banner
         elif line.strip() and not line.startswith("# "):
             out.append(f"<p>{html.escape(line)}</p>")
     flush()

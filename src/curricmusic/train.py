@@ -229,6 +229,21 @@ def train_run(
     last_val: dict[str, float] = {}
     end_step = train.total_steps if stop_after is None else min(train.total_steps, start_step + stop_after)
     started, tokens_timed = time.perf_counter(), 0
+    if start_step == 0:  # the untrained model's losses: every curve starts from the same point
+        initial = _evaluate(model, accelerator, held_out, micro)
+        if accelerator.is_main_process:
+            mixture = schedule.mixture(0, state)
+            row = {
+                "step": 0,
+                "tokens_seen": 0,
+                "lr": 0.0,
+                "stage_weights": dict(zip(stage_names, [round(float(w), 6) for w in mixture.weights], strict=True)),
+                "current_stage": stage_names[schedule.current_stage(0, state)],
+                "train_loss": None,
+                "val_loss": initial,
+            }
+            with open(run_dir / METRICS_FILE, "w") as handle:
+                handle.write(json.dumps(row) + "\n")
     with progress_bar(f"{arm_name} seed {seed}", train.total_steps, show_progress and accelerator.is_main_process) as update:
         update(advance=0, completed=start_step)
         for step in range(start_step, end_step):
