@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 env: $(VENV)/.installed
 
 demo: env
-	$(VENV)/bin/curricmusic data prepare curricula/piano_pedagogy.toml --out prepared/piano_pedagogy
+	$(VENV)/bin/curricmusic run experiments/quickstart.toml --out runs/quickstart --resume
 
 test: env
 	$(PY) -m pytest -q
