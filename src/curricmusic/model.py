@@ -1,0 +1,632 @@
+"""The decoder-only transformer over MIDI tokens: config, model, KV cache, save / load.
+
+One file, plain PyTorch, in the spirit of nanoGPT. The architecture:
+
+- token embedding (no learned positions: positions enter through rotary embeddings);
+- ``n_layers`` pre-norm blocks ``x + attn(norm(x))``, ``x + mlp(norm(x))``. The norm is
+  :class:`torch.nn.LayerNorm` (weight always, bias only with ``bias=True``): it has a fused CPU and
+  GPU kernel for forward and backward, where RMSNorm is a chain of elementwise ops on CPU;
+- causal self-attention: one fused QKV projection, rotary position embeddings (RoPE) on q and k,
+  then
+  :func:`torch.nn.functional.scaled_dot_product_attention` with ``is_causal=True``;
+- MLP ``d_model -> mlp_ratio * d_model -> d_model`` with exact (erf) GELU, as nanoGPT; on CPU its
+  kernel is faster than GPT-2's tanh approximation;
+- a final norm and an output head whose weight *is* the token embedding (tied).
+
+Init follows GPT-2: normal(0, 0.02) everywhere, residual output projections normal(0,
+0.02 / sqrt(2 * n_layers)), biases zero, norms one.
+
+Generation uses :class:`KVCache` and :meth:`MusicTransformer.forward_step`. RoPE angles are computed
+from absolute positions on demand, so positions may run past ``max_seq_len``; when the cache is full,
+either re-encode the most recent tokens (:meth:`MusicTransformer.refill`, exact: the same as
+running the model over that window) or drop the oldest entries in place (:meth:`KVCache.slide`,
+cheap, StreamingLLM-like: see its docstring for what that approximates).
+
+Shapes in comments: B batch, T time, C = d_model, H heads, Dh = C / H head size, V vocabulary,
+L layers, S cached keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from curricmusic.atomic import atomic_path, write_json
+from curricmusic.errors import UserError
+
+__all__ = [
+    "ModelConfig",
+    "MODEL_SIZES",
+    "MusicTransformer",
+    "KVCache",
+    "save_model",
+    "load_model",
+    "WEIGHTS_NAME",
+    "CONFIG_NAME",
+]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+_ARCHITECTURE = "MusicTransformer"
+_FORMAT_VERSION = 1
+
+# Named sizes: width, depth, heads (head size 64 for small and base) and a default context length.
+# Parameter counts are for a vocabulary of about 300-500 tokens (the embedding adds V * d_model).
+MODEL_SIZES: dict[str, dict[str, Any]] = {
+    # ~0.8M parameters: the test suite.
+    "tiny": {"d_model": 128, "n_layers": 4, "n_heads": 4, "max_seq_len": 256},
+    # ~7.5M parameters: CPU experiments.
+    "small": {"d_model": 320, "n_layers": 6, "n_heads": 5, "max_seq_len": 512},
+    # ~85M parameters (GPT-2 small's body): one GPU.
+    "base": {"d_model": 768, "n_layers": 12, "n_heads": 12, "max_seq_len": 1024},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of :class:`MusicTransformer`; validated on construction, never mutated.
+
+    ``max_seq_len`` is the training context length (the longest sequence :meth:`forward` is meant
+    for); generation with a KV cache may go past it because positions are rotary.
+    """
+
+    vocab_size: int
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    max_seq_len: int = 512
+    dropout: float = 0.0
+    mlp_ratio: int = 4
+    rope_base: float = 10000.0
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len", "mlp_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"ModelConfig.{name}: expected an integer, got {value!r}")
+            if value <= 0:
+                raise ValueError(f"ModelConfig.{name}: expected a positive integer, got {value}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise ValueError(f"ModelConfig.dropout: expected a number, got {self.dropout!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout: expected 0 <= dropout < 1, got {self.dropout}")
+        if isinstance(self.rope_base, bool) or not isinstance(self.rope_base, (int, float)):
+            raise ValueError(f"ModelConfig.rope_base: expected a number, got {self.rope_base!r}")
+        if not self.rope_base > 1.0:
+            raise ValueError(f"ModelConfig.rope_base: expected a number > 1, got {self.rope_base}")
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"ModelConfig.bias: expected true or false, got {self.bias!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"ModelConfig: d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
+            )
+        if self.head_dim % 2:
+            raise ValueError(
+                f"ModelConfig: head size d_model / n_heads = {self.head_dim} must be even for "
+                f"rotary position embeddings"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def d_ff(self) -> int:
+        return self.mlp_ratio * self.d_model
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build a config from a dict (e.g. ``config.json``); unknown or missing keys raise ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError(f"ModelConfig: expected a mapping, got {type(data).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(
+                f"ModelConfig: unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"expected some of: {', '.join(known)}"
+            )
+        if "vocab_size" not in data:
+            raise ValueError("ModelConfig: missing required key 'vocab_size'")
+        return cls(**data)
+
+    @classmethod
+    def from_size(
+        cls, name: str, vocab_size: int, max_seq_len: int | None = None, **overrides: Any
+    ) -> ModelConfig:
+        """The named size ``name`` (see :data:`MODEL_SIZES`) for ``vocab_size`` tokens.
+
+        ``max_seq_len`` defaults to the size's own; ``overrides`` replace any field
+        (``d_model=384, n_layers=8``, ``dropout=0.1``, ...).
+        """
+        if name not in MODEL_SIZES:
+            raise ValueError(
+                f"unknown model size {name!r}; expected one of: {', '.join(MODEL_SIZES)}"
+            )
+        data: dict[str, Any] = {**MODEL_SIZES[name], "vocab_size": vocab_size, **overrides}
+        if max_seq_len is not None:
+            data["max_seq_len"] = max_seq_len
+        return cls.from_dict(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rotary position embeddings
+
+
+def rope_rotation(positions: torch.Tensor, head_dim: int, base: float) -> torch.Tensor:
+    """cos and sin of the rotary angles ``position * base ** (-2j / head_dim)``, j < head_dim / 2.
+
+    positions: (T,) integer absolute positions, any size (no table, so no length limit).
+    Returns (T, 1, Dh / 2, 2) float32: the pairs (cos, sin), that is the complex factors
+    exp(i * angle) as real pairs, broadcastable over (B, T, H, Dh / 2, 2).
+    """
+    inv_freq = base ** (
+        -torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim
+    )  # (Dh/2,)
+    angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]  # (T, Dh/2)
+    return torch.stack((angles.cos(), angles.sin()), dim=-1)[:, None]  # (T, 1, Dh/2, 2)
+
+
+def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate each pair (x[..., 2j], x[..., 2j + 1]) of x (B, T, H, Dh) by ``rotation[..., j]``.
+
+    The pair is read as the complex number x[2j] + i x[2j + 1] (the Llama layout), so in eager
+    mode the whole rotation is one complex multiply (and one more in backward) instead of a
+    chain of elementwise ops: on CPU that makes RoPE several times cheaper. Half-precision
+    inputs (autocast) are rotated in float32 and cast back. Under ``torch.compile``, which
+    generates no code for complex numbers, the same product is written out in real arithmetic
+    so that it fuses into one kernel.
+    """
+    compute = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    pairs = compute.unflatten(-1, (-1, 2))  # (B, T, H, Dh/2, 2)
+    rotation = rotation.to(compute.dtype)  # (T, 1, Dh/2, 2)
+    if torch.compiler.is_compiling():
+        re, im = pairs.unbind(-1)  # (B, T, H, Dh/2) each
+        cos, sin = rotation.unbind(-1)  # (T, 1, Dh/2) each
+        rotated = torch.stack((re * cos - im * sin, re * sin + im * cos), dim=-1)
+    else:
+        product = torch.view_as_complex(pairs) * torch.view_as_complex(rotation)
+        rotated = torch.view_as_real(product)  # (B, T, H, Dh/2, 2)
+    return rotated.flatten(-2).to(x.dtype)  # (B, T, H, Dh)
+
+
+# ---------------------------------------------------------------------------------------------
+# KV cache
+
+
+class KVCache:
+    """Preallocated keys and values of every layer for incremental decoding.
+
+    ``k`` and ``v`` are (L, B, H, capacity, Dh); entries ``[:length]`` along the time axis are
+    filled, oldest first. Keys are stored already rotated at their absolute positions, so
+    attention between a new query at position p and a cached key at position q only depends
+    on p - q, whatever has been dropped. ``next_position`` is the absolute position of the next
+    token; it only grows (a :meth:`slide` keeps it). Every batch row advances in lockstep.
+    Create one with :meth:`MusicTransformer.new_kv_cache`.
+    """
+
+    def __init__(
+        self,
+        n_layers: int,
+        batch_size: int,
+        n_heads: int,
+        capacity: int,
+        head_dim: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if batch_size <= 0 or capacity <= 0:
+            raise ValueError(
+                f"KVCache: batch_size and capacity must be positive, got {batch_size}, {capacity}"
+            )
+        shape = (n_layers, batch_size, n_heads, capacity, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0
+        self.next_position = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.k.shape[3]
+
+    @property
+    def batch_size(self) -> int:
+        return self.k.shape[1]
+
+    @property
+    def remaining(self) -> int:
+        """How many more tokens fit before a :meth:`slide` or :meth:`MusicTransformer.refill`."""
+        return self.capacity - self.length
+
+    def reset(self, next_position: int = 0) -> None:
+        """Forget every entry; the next token gets absolute position ``next_position``."""
+        self.length = 0
+        self.next_position = next_position
+
+    def slide(self, keep: int) -> None:
+        """Keep only the newest ``keep`` entries (moved to the front); positions keep increasing.
+
+        Cheap (one copy, no model call), and exact for the first layer. In deeper layers the kept
+        entries were computed while the dropped tokens were still visible, so the result differs
+        from running the model over the kept window alone (that is :meth:`MusicTransformer.refill`);
+        it is the StreamingLLM / Transformer-XL approximation. Use ``refill`` for exactness.
+        """
+        if not 0 <= keep <= self.length:
+            raise ValueError(f"KVCache.slide: keep must be in [0, {self.length}], got {keep}")
+        start = self.length - keep
+        if keep and start:
+            self.k[:, :, :, :keep] = self.k[:, :, :, start : self.length].clone()
+            self.v[:, :, :, :keep] = self.v[:, :, :, start : self.length].clone()
+        self.length = keep
+
+    def _write(
+        self, layer: int, k_new: torch.Tensor, v_new: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k_new, v_new (B, H, T, Dh) after the filled entries of ``layer``.
+
+        Returns the keys and values to attend over, (B, H, length + T, Dh) views. ``length``
+        itself is advanced once per step by :meth:`_advance`, after every layer has written.
+        """
+        end = self.length + k_new.shape[2]
+        self.k[layer, :, :, self.length : end] = k_new
+        self.v[layer, :, :, self.length : end] = v_new
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def _advance(self, n_tokens: int, next_position: int) -> None:
+        self.length += n_tokens
+        self.next_position = next_position
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.head_dim = config.head_dim
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+        self.proj.is_residual_projection = True
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rotation: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        B, T, C = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
+        q, k, v = qkv.unbind(2)  # (B, T, H, Dh) each
+        q = apply_rope(q, rotation).transpose(1, 2)  # (B, H, T, Dh)
+        k = apply_rope(k, rotation).transpose(1, 2)  # (B, H, T, Dh)
+        v = v.transpose(1, 2)  # (B, H, T, Dh)
+        if cache is None:
+            dropout_p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        else:
+            past = cache.length
+            k, v = cache._write(layer, k, v)  # (B, H, S, Dh), S = past + T, in the cache's dtype
+            q = q.to(k.dtype)
+            if past == 0:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            elif T == 1:
+                y = F.scaled_dot_product_attention(q, k, v)  # one query sees every cached key
+            else:
+                # query i (absolute index past + i in the cache) sees keys 0 .. past + i
+                keys = torch.arange(past + T, device=x.device)
+                queries = torch.arange(past, past + T, device=x.device)
+                mask = keys[None, :] <= queries[:, None]  # (T, S)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.transpose(1, 2).reshape(B, T, C).to(x.dtype)  # (B, T, C)
+        return self.resid_dropout(self.proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(config.d_model, config.d_ff, bias=config.bias)
+        self.proj = nn.Linear(config.d_ff, config.d_model, bias=config.bias)
+        self.proj.is_residual_projection = True
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.fc(x))  # (B, T, mlp_ratio * C)
+        return self.dropout(self.proj(h))  # (B, T, C)
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.norm2 = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rotation: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), rotation, cache, layer)  # (B, T, C)
+        return x + self.mlp(self.norm2(x))  # (B, T, C)
+
+
+class MusicTransformer(nn.Module):
+    """Decoder-only transformer; ``forward(idx, targets) -> (logits, loss)``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.head.weight = self.tok_emb.weight  # tied: one tensor
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            std = 0.02
+            if getattr(module, "is_residual_projection", False):
+                std = 0.02 / math.sqrt(2 * self.config.n_layers)
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    # -- training ------------------------------------------------------------------------------
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for every position, and the loss when ``targets`` are given.
+
+        idx: (B, T) int64 token ids, T <= max_seq_len, at positions 0 .. T - 1.
+        targets: (B, T) int64 next-token ids; -100 marks positions left out of the loss.
+        Returns logits (B, T, V) and the mean cross-entropy over the counted targets (a 0-dim
+        tensor; NaN if every target is -100), or None without targets.
+        """
+        B, T = idx.shape
+        if self.config.max_seq_len < T:
+            raise ValueError(
+                f"sequence length {T} exceeds max_seq_len {self.config.max_seq_len}; "
+                f"use forward_step with a KV cache to go further"
+            )
+        positions = torch.arange(T, device=idx.device)
+        rotation = rope_rotation(positions, self.config.head_dim, self.config.rope_base)
+        x = self.dropout(self.tok_emb(idx))  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, rotation)  # (B, T, C)
+        logits = self.head(self.norm(x))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(
+                logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-100
+            )
+        return logits, loss
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def new_kv_cache(
+        self,
+        batch_size: int,
+        capacity: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> KVCache:
+        """An empty cache for ``batch_size`` rows and ``capacity`` tokens (default max_seq_len),
+        on the model's device and in its dtype unless told otherwise."""
+        weight = self.tok_emb.weight
+        return KVCache(
+            self.config.n_layers,
+            batch_size,
+            self.config.n_heads,
+            capacity or self.config.max_seq_len,
+            self.config.head_dim,
+            device=device or weight.device,
+            dtype=dtype or weight.dtype,
+        )
+
+    @torch.no_grad()
+    def forward_step(
+        self, idx: torch.Tensor, cache: KVCache, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Feed new tokens through the model, appending their keys and values to ``cache``.
+
+        idx: (B, T_new) int64; the new tokens attend to every cached entry and causally to each
+        other. positions: (T_new,) absolute positions, default ``cache.next_position + 0 ..
+        T_new - 1``; they may exceed max_seq_len. Returns logits (B, T_new, V). Inference only
+        (no gradients); dropout follows ``self.training`` as usual, so call ``eval()`` first.
+        """
+        B, T = idx.shape
+        if cache.batch_size != B:
+            raise ValueError(
+                f"forward_step: batch of {B} rows, but the cache has {cache.batch_size}"
+            )
+        if T == 0:
+            raise ValueError("forward_step: no new tokens (idx has shape (B, 0))")
+        if cache.remaining < T:
+            raise ValueError(
+                f"forward_step: {T} new tokens do not fit the KV cache ({cache.length} of "
+                f"{cache.capacity} used); call cache.slide(keep) or model.refill(cache, tokens)"
+            )
+        if positions is None:
+            next_position = cache.next_position + T
+            positions = torch.arange(cache.next_position, next_position, device=idx.device)
+        elif positions.shape != (T,):
+            raise ValueError(
+                f"forward_step: positions must have shape ({T},), got {tuple(positions.shape)}"
+            )
+        else:
+            next_position = int(positions[-1]) + 1
+        rotation = rope_rotation(positions, self.config.head_dim, self.config.rope_base)
+        x = self.dropout(self.tok_emb(idx))  # (B, T, C)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, rotation, cache, layer)  # (B, T, C)
+        cache._advance(T, next_position)
+        return self.head(self.norm(x))  # (B, T, V)
+
+    @torch.no_grad()
+    def refill(self, cache: KVCache, tokens: torch.Tensor, n_new: int = 1) -> torch.Tensor:
+        """Empty ``cache`` and encode the newest ``tokens`` into it: an exact sliding window.
+
+        tokens: (B, W), the newest W tokens of the sequence; the last ``n_new`` of them have not
+        been fed yet (default 1: the token just sampled, when the cache is full). They are placed
+        at absolute positions ending at ``cache.next_position + n_new - 1``. Afterwards the cache
+        holds exactly what running the model over this window alone gives, and the returned
+        logits (B, W, V) equal that run's; ``logits[:, -1]`` predicts the token after the window.
+        """
+        W = tokens.shape[1]
+        end = cache.next_position + n_new  # one past the window's last position
+        if not 0 <= n_new <= W <= end:
+            raise ValueError(
+                f"refill: {W} tokens with {n_new} new do not fit the {cache.next_position} "
+                f"positions fed so far"
+            )
+        if cache.capacity < W:
+            raise ValueError(f"refill: {W} tokens do not fit the cache's capacity {cache.capacity}")
+        cache.reset(next_position=end - W)
+        return self.forward_step(tokens, cache)
+
+    # -- accounting ----------------------------------------------------------------------------
+
+    def num_parameters(self, exclude_embedding: bool = False) -> int:
+        """Number of parameters, tied weights counted once.
+
+        ``exclude_embedding`` leaves out the token embedding (which is also the output head),
+        the usual "non-embedding" count of scaling-law papers.
+        """
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embedding:
+            n -= self.tok_emb.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        """Training FLOPs per token (forward + backward) at context length ``seq_len``.
+
+        The standard estimate (Kaplan et al. 2020; PaLM appendix B; nanoGPT's MFU):
+        ``6 * N + 12 * L * T * C``: 2 FLOPs per weight per token in the forward pass and 4 in
+        the backward over the N parameters (the tied embedding counted once: it is the output
+        head's matmul), plus attention scores q.k and the weighted sum of values, 2 * 2 * T * C
+        per layer forward, times 3. It counts the full T x T score matrix, as the papers do,
+        although a causal kernel can skip half; norms, activations and softmax are left out.
+        """
+        T = self.config.max_seq_len if seq_len is None else seq_len
+        c = self.config
+        return 6 * self.num_parameters() + 12 * c.n_layers * T * c.d_model
+
+
+# ---------------------------------------------------------------------------------------------
+# Save / load
+
+
+def save_model(model: MusicTransformer, directory: str | Path) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory``, each atomically.
+
+    The tied output head is not stored (it is the token embedding). Returns the directory.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {
+        name: tensor.detach().contiguous().cpu()
+        for name, tensor in model.state_dict().items()
+        if name != "head.weight"
+    }
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "architecture": _ARCHITECTURE})
+    write_json(
+        directory / CONFIG_NAME,
+        {
+            "architecture": _ARCHITECTURE,
+            "format_version": _FORMAT_VERSION,
+            "config": model.config.to_dict(),
+        },
+    )
+    return directory
+
+
+def load_model(directory: str | Path, device: torch.device | str = "cpu") -> MusicTransformer:
+    """Load a model written by :func:`save_model`, in eval mode, on ``device``.
+
+    A missing directory or file, a config of another architecture or an invalid one, or weights
+    that do not fit the config raise :class:`~curricmusic.errors.UserError` naming the path.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise UserError(
+                f"{path}: not found; expected a model directory written by save_model "
+                f"({CONFIG_NAME} and {WEIGHTS_NAME})"
+            )
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{config_path}: not readable JSON ({error})") from None
+    architecture = meta.get("architecture") if isinstance(meta, dict) else None
+    if architecture != _ARCHITECTURE:
+        raise UserError(
+            f"{config_path}: architecture {architecture!r} is not a curricmusic {_ARCHITECTURE} "
+            f"config"
+        )
+    if meta.get("format_version") != _FORMAT_VERSION:
+        raise UserError(
+            f"{config_path}: format_version {meta.get('format_version')!r} is not supported "
+            f"(expected {_FORMAT_VERSION})"
+        )
+    try:
+        config = ModelConfig.from_dict(meta.get("config"))
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{config_path}: {error}") from None
+
+    model = MusicTransformer(config)
+    try:
+        state = load_file(str(weights_path), device="cpu")
+    except (OSError, SafetensorError) as error:
+        raise UserError(f"{weights_path}: not a readable safetensors file ({error})") from None
+    expected = {k: v.shape for k, v in model.state_dict().items() if k != "head.weight"}
+    got = {k: v.shape for k, v in state.items()}
+    if got != expected:
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+        problems = [
+            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong))
+            if keys
+        ]
+        raise UserError(
+            f"{weights_path}: weights do not match {config_path} ({'; '.join(problems)})"
+        )
+    model.load_state_dict(state, strict=False)  # head.weight is tied to tok_emb.weight
+    return model.to(device).eval()
