@@ -91,7 +91,10 @@ def _optimizer(model: torch.nn.Module, experiment: Experiment) -> torch.optim.Op
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=train.lr, betas=(train.beta1, train.beta2))
+    try:  # one fused kernel for every parameter: measurably faster on CPU and GPU alike
+        return torch.optim.AdamW(groups, lr=train.lr, betas=(train.beta1, train.beta2), fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=train.lr, betas=(train.beta1, train.beta2))
 
 
 def _evaluate(model, accelerator, held_out: dict[str, tuple[np.ndarray, np.ndarray]], micro: int) -> dict[str, float]:
