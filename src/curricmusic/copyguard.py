@@ -14,7 +14,7 @@ import torch
 
 from curricmusic.data.prepared import PreparedData
 from curricmusic.grammar import Kind, TokenTable
-from curricmusic.novelty.copying import CHORD_TOL, NGramIndex, symbol_for
+from curricmusic.novelty.copying import CHORD_TOL, NGramIndex, symbol_for, symbol_of
 from curricmusic.paths import cache_dir
 from curricmusic.progress import err_console
 
@@ -90,26 +90,30 @@ class CopyGuard:
             pitch = int(self.table.pitch[tokens[row]])
             if self.last_pitch[row] >= 0:
                 ioi = self.onset[row] - self.last_onset[row]
-                self.symbols[row].append(int(symbol_for(self.last_pitch[row], pitch, self.ref_ioi[row], ioi)))
+                self.symbols[row].append(symbol_of(int(self.last_pitch[row]), pitch, float(self.ref_ioi[row]), float(ioi)))
                 if ioi > CHORD_TOL:
                     self.ref_ioi[row] = ioi
             self.last_pitch[row], self.last_onset[row] = pitch, self.onset[row]
 
     def adjust(self, scores: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
         """Block (``-inf``) or down-weight the pitch tokens that would extend a copy, for ``rows``."""
-        for row in rows:
-            if self.last_pitch[row] < 0 or len(self.symbols[row]) < self.n - 1:
-                continue
-            ioi = self.onset[row] - self.last_onset[row]
-            candidates = symbol_for(self.last_pitch[row], self.pitch_values, self.ref_ioi[row], ioi)
-            blocked = self.index.blocked(np.asarray(self.symbols[row][-(self.n - 1) :]), candidates, self.n)
-            if not blocked.any():
-                continue
-            ids = torch.as_tensor(self.pitch_ids[blocked], device=scores.device)
-            allowed_before = torch.isfinite(scores[row, ids])
-            self.blocked_count[row] += int(allowed_before.sum())
-            if self.penalty is None:
-                scores[row, ids] = float("-inf")
-            else:
-                scores[row, ids] = scores[row, ids] - self.penalty
-        return scores
+        width = self.n - 1
+        rows = np.asarray([r for r in rows if self.last_pitch[r] >= 0 and len(self.symbols[r]) >= width], dtype=np.int64)
+        if rows.size == 0:
+            return scores
+        contexts = np.array([self.symbols[r][len(self.symbols[r]) - width :] for r in rows], dtype=np.int64)
+        contexts = contexts.reshape(rows.size, width)  # (R, n - 1)
+        ioi = (self.onset[rows] - self.last_onset[rows])[:, None]  # (R, 1)
+        candidates = symbol_for(self.last_pitch[rows][:, None], self.pitch_values[None, :], self.ref_ioi[rows][:, None], ioi)
+        blocked = self.index.blocked_rows(contexts, candidates)  # (R, P)
+        if not blocked.any():
+            return scores
+        mask = np.zeros(tuple(scores.shape), dtype=bool)
+        row_index, pitch_index = np.nonzero(blocked)
+        mask[rows[row_index], self.pitch_ids[pitch_index]] = True
+        mask_t = torch.as_tensor(mask, device=scores.device)
+        newly = mask_t & torch.isfinite(scores)
+        self.blocked_count += newly.sum(dim=1).cpu().numpy()
+        if self.penalty is None:
+            return scores.masked_fill(mask_t, float("-inf"))
+        return scores - self.penalty * mask_t.to(scores.dtype)

@@ -22,7 +22,7 @@ from curricmusic.data.prepared import PreparedData
 from curricmusic.data.tokens import decode_ids, encode_score, load_tokenizer
 from curricmusic.errors import UserError
 from curricmusic.generation_settings import GenerationSettings, key_bias
-from curricmusic.grammar import Kind, RemiGrammar, supports_grammar
+from curricmusic.grammar import RemiGrammar, supports_grammar
 from curricmusic.model import MusicTransformer, load_model
 from curricmusic.progress import err_console, progress_bar
 from curricmusic.sampling import filter_logits, row_uniforms, sample_rows, sample_seed
@@ -127,7 +127,9 @@ def sample_tokens(
         )
     cache = model.new_kv_cache(batch, capacity)
     logits = model.forward_step(prompt_t, cache)[:, -1].float()  # (B, V)
-    history = prompt_t
+    history = torch.empty((batch, prompt_t.shape[1] + settings.max_tokens), dtype=torch.long, device=device)
+    history[:, : prompt_t.shape[1]] = prompt_t  # (B, P + max_tokens): prompt, then what is sampled
+    filled = prompt_t.shape[1]
     state = grammar.replay(prompt_t) if grammar is not None else None
     if guard is not None:
         for column in range(1, prompt_t.shape[1]):
@@ -138,16 +140,16 @@ def sample_tokens(
     logprob = torch.zeros(batch, dtype=torch.float64, device=device)
     counts = torch.zeros(batch, dtype=torch.float64, device=device)
     generated: list[torch.Tensor] = []
-    seeds_arr = np.asarray(seeds, dtype=np.uint64)
+    uniforms = row_uniforms(np.asarray(seeds, dtype=np.uint64), np.arange(settings.max_tokens))  # (B, steps)
     bars = torch.full((batch,), prompt_bars, dtype=torch.long, device=device)
     for step in range(settings.max_tokens):
-        log_probs = torch.log_softmax(logits, dim=-1)  # (B, V), the model's own distribution
         scores = logits + bias
+        if step < settings.min_tokens:
+            scores[:, eos] = float("-inf")
         if grammar is not None:
             scores = scores.masked_fill(~grammar.allowed(state, max_bars, settings.max_tokens - step), float("-inf"))
         if guard is not None:
-            may_pitch = (state.last_kind == Kind.POSITION) | (state.last_kind == Kind.TEMPO) | (state.last_kind == Kind.DURATION)
-            rows = torch.nonzero(may_pitch & ~done).flatten().cpu().numpy()
+            rows = torch.nonzero(grammar.pitch_may_follow[state.last_kind] & ~done).flatten().cpu().numpy()
             if rows.size:
                 scores = guard.adjust(scores, rows)
         scores = filter_logits(scores, settings.temperature, settings.top_k, settings.top_p, settings.min_p)
@@ -155,7 +157,7 @@ def sample_tokens(
         if dead.any():  # nothing left (no grammar, or a filter emptied a row): end the row cleanly
             scores[dead] = float("-inf")
             scores[dead, eos] = 0.0
-        tokens = sample_rows(scores, row_uniforms(seeds_arr, step))  # (B,)
+        tokens = sample_rows(scores, uniforms[:, step])  # (B,)
         if grammar is None:
             bars = bars + (tokens == tokenizer.vocab["Bar_None"]).long()
             tokens = torch.where(bars > max_bars, torch.full_like(tokens, eos), tokens)
@@ -163,7 +165,9 @@ def sample_tokens(
                 tokens = torch.full_like(tokens, eos)
         tokens = torch.where(done, torch.full_like(tokens, pad), tokens)
         live = (~done).double()
-        logprob += log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1).double() * live
+        # log-probability of the token under the model's own distribution (before any mask)
+        chosen = logits.gather(1, tokens.unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, dim=-1)
+        logprob += chosen.double() * live
         counts += live
         generated.append(tokens)
         if grammar is not None:
@@ -173,10 +177,11 @@ def sample_tokens(
         done = done | (tokens == eos)
         if bool(done.all()):
             break
-        history = torch.cat([history, tokens.unsqueeze(1)], dim=1)
+        history[:, filled] = tokens
+        filled += 1
         if cache.remaining == 0:
             keep = capacity // 2
-            logits = model.refill(cache, history[:, -keep:])[:, -1].float()
+            logits = model.refill(cache, history[:, filled - keep : filled])[:, -1].float()
         else:
             logits = model.forward_step(tokens.unsqueeze(1), cache)[:, -1].float()
     stacked = torch.stack(generated, dim=1).cpu().numpy() if generated else np.zeros((batch, 0), np.int64)

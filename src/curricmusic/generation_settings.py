@@ -22,6 +22,7 @@ class GenerationSettings(FrozenModel):
     batch_size: int = Field(8, ge=1)
     max_bars: int = Field(16, ge=1)
     max_tokens: int = Field(2048, ge=8)
+    min_tokens: int = Field(0, ge=0, description="no EOS before this many tokens")
     temperature: float = Field(1.0, gt=0)
     top_k: int = Field(0, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)

@@ -116,17 +116,30 @@ class RemiGrammar:
         table = TokenTable.from_tokenizer(tokenizer)
         self.table = table
         self.device = torch.device(device)
-        self.kind = torch.as_tensor(table.kind, device=self.device)
-        self.position_value = torch.as_tensor(table.position, device=self.device)
-        self.pitch_value = torch.as_tensor(table.pitch, device=self.device)
+        big = np.iinfo(np.int64).max
+
+        def tensor(array):
+            return torch.as_tensor(array, device=self.device)
+
+        self.kind = tensor(table.kind)
         follow = np.zeros((Kind.COUNT, table.kind.shape[0]), dtype=bool)
         for last, nexts in _FOLLOWERS.items():
             follow[last] = np.isin(table.kind, nexts)
-        self.follow = torch.as_tensor(follow, device=self.device)  # (K, V)
-        self.is_position = self.kind == Kind.POSITION
-        self.is_pitch = self.kind == Kind.PITCH
-        self.is_bar = self.kind == Kind.BAR
-        self.opens_note = torch.as_tensor(np.isin(table.kind, (Kind.POSITION, Kind.PITCH, Kind.BAR, Kind.TIMESIG, Kind.TEMPO)), device=self.device)
+        self.follow = tensor(follow)  # (K, V): kinds that may follow each kind
+        # comparison values: a Position must exceed the bar's position, a Pitch the last pitch at
+        # this position; every other token compares as +inf, so one comparison masks them all
+        self.position_bound = tensor(np.where(table.kind == Kind.POSITION, table.position, big))
+        self.pitch_bound = tensor(np.where(table.kind == Kind.PITCH, table.pitch, big))
+        # what a token does to the state: -2 keeps it, -1 resets it, >= 0 sets it
+        keep = np.full(table.kind.shape[0], -2, dtype=np.int64)
+        resets_position = table.kind == Kind.BAR
+        self.position_effect = tensor(np.where(table.kind == Kind.POSITION, table.position, np.where(resets_position, -1, keep)))
+        resets_pitch = np.isin(table.kind, (Kind.BAR, Kind.POSITION))
+        self.pitch_effect = tensor(np.where(table.kind == Kind.PITCH, table.pitch, np.where(resets_pitch, -1, keep)))
+        self.is_bar = tensor(table.kind == Kind.BAR)
+        self.opens_note = tensor(np.isin(table.kind, (Kind.POSITION, Kind.PITCH, Kind.BAR, Kind.TIMESIG, Kind.TEMPO)))
+        # kinds after which a Pitch may come (when copy-blocking must look at the candidates)
+        self.pitch_may_follow = tensor(np.isin(np.arange(Kind.COUNT), (Kind.POSITION, Kind.TEMPO, Kind.DURATION)))
         self.eos, self.pad = table.eos, table.pad
 
     def start(self, batch: int) -> GrammarState:
@@ -138,31 +151,27 @@ class RemiGrammar:
 
     def allowed(self, state: GrammarState, max_bars: int | None = None, tokens_left: int | None = None) -> torch.Tensor:
         """Boolean mask ``(B, V)`` of the tokens each row may emit next."""
-        mask = self.follow[state.last_kind]  # (B, V)
-        mask = mask & ~(self.is_position & (self.position_value <= state.position.unsqueeze(1)))
-        mask = mask & ~(self.is_pitch & (self.pitch_value <= state.last_pitch.unsqueeze(1)))
+        mask = self.follow[state.last_kind]  # (B, V), a fresh tensor
+        mask &= self.position_bound > state.position.unsqueeze(1)
+        mask &= self.pitch_bound > state.last_pitch.unsqueeze(1)
         if max_bars is not None:
-            mask = mask & ~(self.is_bar & (state.bars >= max_bars).unsqueeze(1))
+            full = state.bars >= max_bars  # (B,)
+            if bool(full.any()):
+                mask &= ~(self.is_bar & full.unsqueeze(1))
         if tokens_left is not None and tokens_left <= 3:
             # only the note under way may finish: Pitch -> Velocity -> Duration -> EOS
-            mask = mask & ~self.opens_note
+            mask &= ~self.opens_note
         return mask
 
     def advance(self, state: GrammarState, tokens: torch.Tensor) -> GrammarState:
         """The state after each row emits ``tokens`` ``(B,)``; finished rows stay finished."""
-        kind = self.kind[tokens]
-        new_bar = kind == Kind.BAR
-        new_position = kind == Kind.POSITION
-        new_pitch = kind == Kind.PITCH
-        position = torch.where(new_bar, torch.full_like(state.position, -1), state.position)
-        position = torch.where(new_position, self.position_value[tokens], position)
-        last_pitch = torch.where(new_bar | new_position, torch.full_like(state.last_pitch, -1), state.last_pitch)
-        last_pitch = torch.where(new_pitch, self.pitch_value[tokens], last_pitch)
+        position = self.position_effect[tokens]
+        pitch = self.pitch_effect[tokens]
         return GrammarState(
-            last_kind=kind,
-            position=position,
-            last_pitch=last_pitch,
-            bars=state.bars + new_bar.long(),
+            last_kind=self.kind[tokens],
+            position=torch.where(position == -2, state.position, position),
+            last_pitch=torch.where(pitch == -2, state.last_pitch, pitch),
+            bars=state.bars + self.is_bar[tokens],
             tokens=state.tokens + 1,
         )
 

@@ -315,12 +315,22 @@ class CausalSelfAttention(nn.Module):
         cache: KVCache | None = None,
         layer: int = 0,
     ) -> torch.Tensor:
+        return self.resid_dropout(self.proj(self.attend(x, rotation, cache, layer)))
+
+    def attend(
+        self,
+        x: torch.Tensor,
+        rotation: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        """The attention output (B, T, C) before the output projection."""
         B, T, C = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
-        q, k, v = qkv.unbind(2)  # (B, T, H, Dh) each
-        q = apply_rope(q, rotation).transpose(1, 2)  # (B, H, T, Dh)
-        k = apply_rope(k, rotation).transpose(1, 2)  # (B, H, T, Dh)
-        v = v.transpose(1, 2)  # (B, H, T, Dh)
+        qkv = F.linear(x, self.qkv.weight, self.qkv.bias).view(B, T, 3, self.n_heads, self.head_dim)
+        qk = apply_rope(qkv[:, :, :2], rotation.unsqueeze(1))  # (B, T, 2, H, Dh): q and k at once
+        q = qk[:, :, 0].transpose(1, 2)  # (B, H, T, Dh)
+        k = qk[:, :, 1].transpose(1, 2)  # (B, H, T, Dh)
+        v = qkv[:, :, 2].transpose(1, 2)  # (B, H, T, Dh)
         if cache is None:
             dropout_p = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
@@ -338,8 +348,7 @@ class CausalSelfAttention(nn.Module):
                 queries = torch.arange(past, past + T, device=x.device)
                 mask = keys[None, :] <= queries[:, None]  # (T, S)
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        y = y.transpose(1, 2).reshape(B, T, C).to(x.dtype)  # (B, T, C)
-        return self.resid_dropout(self.proj(y))
+        return y.transpose(1, 2).reshape(B, T, C).to(x.dtype)  # (B, T, C)
 
 
 class MLP(nn.Module):
@@ -372,6 +381,15 @@ class Block(nn.Module):
     ) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), rotation, cache, layer)  # (B, T, C)
         return x + self.mlp(self.norm2(x))  # (B, T, C)
+
+    def step(self, x: torch.Tensor, rotation: torch.Tensor, cache: KVCache, layer: int) -> torch.Tensor:
+        """:meth:`forward` for decoding in eval mode: the same arithmetic, with no dropout and
+        functional calls instead of module calls (whose overhead dominates one-token steps)."""
+        n1, n2, attn, mlp = self.norm1, self.norm2, self.attn, self.mlp
+        h = F.layer_norm(x, n1.normalized_shape, n1.weight, n1.bias, n1.eps)
+        x = x + F.linear(attn.attend(h, rotation, cache, layer), attn.proj.weight, attn.proj.bias)
+        h = F.layer_norm(x, n2.normalized_shape, n2.weight, n2.bias, n2.eps)
+        return x + F.linear(F.gelu(F.linear(h, mlp.fc.weight, mlp.fc.bias)), mlp.proj.weight, mlp.proj.bias)
 
 
 class MusicTransformer(nn.Module):
@@ -485,11 +503,18 @@ class MusicTransformer(nn.Module):
         else:
             next_position = int(positions[-1]) + 1
         rotation = rope_rotation(positions, self.config.head_dim, self.config.rope_base)
-        x = self.dropout(self.tok_emb(idx))  # (B, T, C)
-        for layer, block in enumerate(self.blocks):
-            x = block(x, rotation, cache, layer)  # (B, T, C)
+        if self.training:
+            x = self.dropout(self.tok_emb(idx))  # (B, T, C)
+            for layer, block in enumerate(self.blocks):
+                x = block(x, rotation, cache, layer)  # (B, T, C)
+        else:
+            x = F.embedding(idx, self.tok_emb.weight)  # (B, T, C)
+            for layer, block in enumerate(self.blocks):
+                x = block.step(x, rotation, cache, layer)  # (B, T, C)
         cache._advance(T, next_position)
-        return self.head(self.norm(x))  # (B, T, V)
+        norm = self.norm
+        x = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        return F.linear(x, self.tok_emb.weight)  # (B, T, V), the tied head
 
     @torch.no_grad()
     def refill(self, cache: KVCache, tokens: torch.Tensor, n_new: int = 1) -> torch.Tensor:

@@ -29,10 +29,13 @@ def sample_seed(seed: int, index: int) -> int:
     return int(mixed[0] >> np.uint64(1))
 
 
-def row_uniforms(seeds: np.ndarray, step: int) -> np.ndarray:
-    """One uniform in [0, 1) per row ``(B,)`` float64, a pure function of (seed, step)."""
-    keys = _splitmix64(np.asarray(seeds, dtype=np.uint64) ^ _splitmix64(np.full(len(seeds), step, dtype=np.uint64)))
-    return (keys >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+def row_uniforms(seeds: np.ndarray, steps) -> np.ndarray:
+    """Uniforms in [0, 1), a pure function of (seed, step): ``(B,)`` for one step, ``(B, S)`` for many."""
+    seeds = np.asarray(seeds, dtype=np.uint64)
+    step_keys = _splitmix64(np.atleast_1d(np.asarray(steps, dtype=np.uint64)))  # (S,)
+    keys = _splitmix64(seeds[:, None] ^ step_keys[None, :])  # (B, S)
+    values = (keys >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return values[:, 0] if np.ndim(steps) == 0 else values
 
 
 def filter_logits(
@@ -52,7 +55,7 @@ def filter_logits(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    scores = logits / temperature
+    scores = logits / temperature if temperature != 1.0 else logits
     if top_k and top_k < scores.shape[-1]:
         kth = torch.topk(scores, top_k, dim=-1).values[..., -1:]  # (B, 1)
         scores = scores.masked_fill(scores < kth, float("-inf"))
@@ -70,11 +73,12 @@ def filter_logits(
 
 
 def sample_rows(scores: torch.Tensor, uniforms: np.ndarray) -> torch.Tensor:
-    """Inverse-CDF sampling of one token per row: scores (B, V), uniforms (B,) -> ids (B,) int64."""
-    probs = torch.softmax(scores.float(), dim=-1)
-    cdf = probs.cumsum(dim=-1)
-    u = torch.as_tensor(uniforms, dtype=cdf.dtype, device=cdf.device).unsqueeze(-1) * cdf[:, -1:]
-    ids = torch.searchsorted(cdf, u, right=True).squeeze(-1)
-    # never land on a zero-probability token through rounding at the top of the CDF
-    ids = torch.minimum(ids, (probs > 0).cumsum(dim=-1).argmax(dim=-1))
-    return ids
+    """Inverse-CDF sampling of one token per row: scores (B, V), uniforms (B,) -> ids (B,) int64.
+
+    The uniform is scaled just below the total mass, so the first CDF entry above it is always a
+    token of positive probability.
+    """
+    cdf = torch.softmax(scores.float(), dim=-1).cumsum(dim=-1)  # (B, V)
+    u = torch.as_tensor(uniforms, dtype=cdf.dtype, device=cdf.device) * (1.0 - 1e-6)
+    threshold = (u * cdf[:, -1]).unsqueeze(-1)  # (B, 1)
+    return torch.searchsorted(cdf, threshold, right=True).squeeze(-1)

@@ -249,3 +249,18 @@ def test_build_validates_input():
     with pytest.raises(ValueError, match="n-gram sizes"):
         NGramIndex.from_symbols([[1, 2]], ["a"], n=0)
     assert len(NGramIndex.from_symbols([], [])) == 0
+
+
+def test_scalar_symbol_matches_the_vectorised_one():
+    from curricmusic.novelty.copying import symbol_for, symbol_of
+
+    rng = np.random.default_rng(7)
+    prev_pitch = rng.integers(0, 128, 2000)
+    pitch = rng.integers(0, 128, 2000)
+    # chords (0), exact ratios (half steps land on rounding ties), no reference (0) and random gaps
+    choices = np.array([0.0, 1e-4, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 1 / 3, 1e-3])
+    prev_ioi = np.where(rng.random(2000) < 0.5, rng.choice(choices, 2000), rng.random(2000) * 4)
+    ioi = np.where(rng.random(2000) < 0.5, rng.choice(choices, 2000), rng.random(2000) * 40)
+    vector = symbol_for(prev_pitch, pitch, prev_ioi, ioi)
+    scalar = [symbol_of(int(a), int(b), float(c), float(d)) for a, b, c, d in zip(prev_pitch, pitch, prev_ioi, ioi, strict=True)]
+    assert vector.tolist() == scalar

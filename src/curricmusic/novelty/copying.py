@@ -31,6 +31,7 @@ Index
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ __all__ = [
     "note_symbols",
     "rhythm_code",
     "symbol_for",
+    "symbol_of",
     "CopiedSpan",
     "CopyAnalysis",
     "NGramIndex",
@@ -103,6 +105,22 @@ def symbol_for(prev_pitch, pitch, prev_ioi, ioi) -> np.ndarray:
         MAX_INTERVAL,
     )
     return ((interval + MAX_INTERVAL) * N_RHYTHM + rhythm_code(prev_ioi, ioi)).astype(np.int32)
+
+
+def symbol_of(prev_pitch: int, pitch: int, prev_ioi: float, ioi: float) -> int:
+    """:func:`symbol_for` of one transition in plain Python (no array overhead: sampling loops).
+
+    Rounding matches ``np.rint`` (half to even, as Python's ``round``).
+    """
+    interval = min(max(int(pitch) - int(prev_pitch), -MAX_INTERVAL), MAX_INTERVAL)
+    if ioi <= CHORD_TOL:
+        rhythm = CHORD
+    elif prev_ioi > CHORD_TOL:
+        step = round(RATIO_STEPS * math.log2(ioi / prev_ioi))
+        rhythm = min(max(step, -MAX_RATIO_STEP), MAX_RATIO_STEP) + MAX_RATIO_STEP
+    else:
+        rhythm = START
+    return (interval + MAX_INTERVAL) * N_RHYTHM + rhythm
 
 
 def note_symbols(notes: np.ndarray) -> np.ndarray:
@@ -360,6 +378,26 @@ class NGramIndex:
                 head = head * _HASH_BASE + np.uint64(value + 1)
             hashes = head * _HASH_BASE + (candidates.astype(np.uint64) + np.uint64(1))
         table = self._hashes[max_span]
+        found = np.minimum(np.searchsorted(table, hashes), table.size - 1)
+        return table[found] == hashes
+
+    def blocked_rows(self, contexts: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """:meth:`blocked` for many rows at once: contexts (R, n - 1), candidates (R, C) -> (R, C).
+
+        Row r's candidate c is blocked when ``contexts[r]`` followed by ``candidates[r, c]`` is an
+        indexed n-gram (n = the contexts' width + 1, which must be one of :attr:`ns`).
+        """
+        n = contexts.shape[1] + 1
+        if n not in self._hashes:
+            raise ValueError(f"max_span {n} not indexed; build the index with it in n (have {self.ns})")
+        table = self._hashes[n]
+        if table.size == 0 or contexts.shape[0] == 0:
+            return np.zeros(candidates.shape, dtype=bool)
+        with np.errstate(over="ignore"):
+            head = np.zeros(contexts.shape[0], dtype=np.uint64)
+            for column in contexts.astype(np.int64).T + 1:
+                head = head * _HASH_BASE + column.astype(np.uint64)
+            hashes = head[:, None] * _HASH_BASE + (candidates.astype(np.int64) + 1).astype(np.uint64)
         found = np.minimum(np.searchsorted(table, hashes), table.size - 1)
         return table[found] == hashes
 
