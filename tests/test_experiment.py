@@ -101,3 +101,26 @@ def test_a_failing_arm_is_reported_and_the_others_finish(experiment, tmp_path, m
     comparisons = [r for r in results["comparisons"] if r["metric"] == "final_val_target"]
     assert comparisons[0]["n_pairs"] == 1 and comparisons[0]["p_value"] is None
     assert not math.isnan(results["arms"]["random"]["summary"]["final_val_target"]["mean"])
+
+
+@pytest.fixture
+def one_cell_experiment(tmp_path):
+    """The debug experiment with one arm and one seed, to try the other launchers."""
+    text = DEBUG.read_text()
+    text = text.replace('curriculum = "../curricula/debug.toml"', f'curriculum = "{REPO / "curricula" / "debug.toml"}"')
+    text = text.replace("seeds = [0, 1]", "seeds = [0]")
+    head, arms = text.split("[[arms]]", 1)
+    random_arm = "[[arms]]" + arms.split("[[arms]]", 1)[1]
+    path = tmp_path / "one.toml"
+    path.write_text(head + random_arm)
+    return load_experiment(path)
+
+
+@pytest.mark.parametrize("launcher", ["slurm-local", "accelerate"])
+def test_other_launchers_train_the_same_run(one_cell_experiment, finished, tmp_path, launcher):
+    reference, _ = finished
+    results = run_experiment(one_cell_experiment, tmp_path / launcher, launcher=launcher, show_progress=False)
+    assert [r["status"] for r in results["runs"]] == ["done"], results["runs"]
+    ours = json.loads((tmp_path / launcher / "runs" / "random-seed0" / "metrics.jsonl").read_text().splitlines()[-1])
+    theirs = json.loads((reference / "runs" / "random-seed0" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert ours["val_loss"] == pytest.approx(theirs["val_loss"], abs=1e-5)
