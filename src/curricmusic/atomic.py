@@ -6,6 +6,7 @@ A reader (or a resumed run) sees either the old file or the whole new one, never
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json"]
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "json_safe"]
 
 
 @contextmanager
@@ -54,6 +55,24 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
     return _write_with(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, NumPy scalars as Python numbers, paths as text.
+
+    Standard JSON has no NaN; a reader in another language must be able to load our files.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # NumPy / torch scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
 def write_json(target: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> Path:
-    """Atomically write ``obj`` as JSON (NaN written as null is the caller's job)."""
-    return write_text(target, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+    """Atomically write ``obj`` as standard JSON (see :func:`json_safe`)."""
+    return write_text(target, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n")

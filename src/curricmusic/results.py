@@ -39,19 +39,6 @@ SUMMARY_METRICS = {
 }
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become None, NumPy scalars plain numbers."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def run_curves(run_dir: Path, target: str) -> dict[str, Any]:
     """Training and validation curves of a run, by tokens seen."""
     rows = read_metrics(run_dir)
@@ -196,9 +183,8 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
         "comparisons": comparisons,
         "versions": _versions(),
     }
-    results = _clean(results)
     write_json(out_dir / "results.json", results)
-    return results
+    return json.loads((out_dir / "results.json").read_text())
 
 
 def _arm_novelty(done: list[dict]) -> dict[str, Any]:

@@ -13,14 +13,13 @@ A sample is flagged when rho is below ``rho_threshold`` or its copied span reach
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from curricmusic.atomic import write_json, write_text
+from curricmusic.atomic import json_safe, write_json, write_text
 from curricmusic.config import NoveltySection
 from curricmusic.data.prepared import PreparedData
 from curricmusic.errors import UserError
@@ -240,22 +239,8 @@ def score_novelty(
         "skipped": scores.skipped,
         "summary": scores.summary,
     }
-    report = _json_safe(report)
+    report = json_safe(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "novelty.json", report)
     write_text(out_dir / "novelty.html", novelty_html(report, samples_dir, out_dir))
     return report
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
