@@ -16,6 +16,11 @@ from typing import Any
 
 __all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "json_safe"]
 
+# mkstemp creates files readable by their owner only; give ours the permissions a plain open()
+# would (0o666 minus the process umask). The umask can only be read by setting it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
@@ -33,6 +38,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
