@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from curricmusic.stats import area_under_curve, bootstrap_ci, first_reaching, holm, paired_comparison
+from curricmusic.stats import (
+    area_under_curve,
+    bootstrap_ci,
+    first_reaching,
+    holm,
+    paired_comparison,
+)
 
 
 def test_holm_matches_hand_computation():
