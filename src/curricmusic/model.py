@@ -1,6 +1,7 @@
-"""The decoder-only transformer over MIDI tokens: config, model, KV cache, save / load.
+"""The decoder-only transformer over MIDI tokens: config, model, save / load.
 
-One file, plain PyTorch, in the spirit of nanoGPT. The architecture:
+Plain PyTorch, in the spirit of nanoGPT (rotary embeddings in :mod:`curricmusic.rope`, the KV
+cache in :mod:`curricmusic.kv_cache`). The architecture:
 
 - token embedding (no learned positions: positions enter through rotary embeddings);
 - ``n_layers`` pre-norm blocks ``x + attn(norm(x))``, ``x + mlp(norm(x))``. The norm is
@@ -41,6 +42,8 @@ from torch import nn
 
 from curricmusic.atomic import atomic_path, write_json
 from curricmusic.errors import UserError
+from curricmusic.kv_cache import KVCache
+from curricmusic.rope import apply_rope, rope_rotation
 
 __all__ = [
     "ModelConfig",
@@ -163,134 +166,6 @@ class ModelConfig:
         if max_seq_len is not None:
             data["max_seq_len"] = max_seq_len
         return cls.from_dict(data)
-
-
-# ---------------------------------------------------------------------------------------------
-# Rotary position embeddings
-
-
-def rope_rotation(positions: torch.Tensor, head_dim: int, base: float) -> torch.Tensor:
-    """cos and sin of the rotary angles ``position * base ** (-2j / head_dim)``, j < head_dim / 2.
-
-    positions: (T,) integer absolute positions, any size (no table, so no length limit).
-    Returns (T, 1, Dh / 2, 2) float32: the pairs (cos, sin), that is the complex factors
-    exp(i * angle) as real pairs, broadcastable over (B, T, H, Dh / 2, 2).
-    """
-    inv_freq = base ** (
-        -torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim
-    )  # (Dh/2,)
-    angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]  # (T, Dh/2)
-    return torch.stack((angles.cos(), angles.sin()), dim=-1)[:, None]  # (T, 1, Dh/2, 2)
-
-
-def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """Rotate each pair (x[..., 2j], x[..., 2j + 1]) of x (B, T, H, Dh) by ``rotation[..., j]``.
-
-    The pair is read as the complex number x[2j] + i x[2j + 1] (the Llama layout), so in eager
-    mode the whole rotation is one complex multiply (and one more in backward) instead of a
-    chain of elementwise ops: on CPU that makes RoPE several times cheaper. Half-precision
-    inputs (autocast) are rotated in float32 and cast back. Under ``torch.compile``, which
-    generates no code for complex numbers, the same product is written out in real arithmetic
-    so that it fuses into one kernel.
-    """
-    compute = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    pairs = compute.unflatten(-1, (-1, 2))  # (B, T, H, Dh/2, 2)
-    rotation = rotation.to(compute.dtype)  # (T, 1, Dh/2, 2)
-    if torch.compiler.is_compiling():
-        re, im = pairs.unbind(-1)  # (B, T, H, Dh/2) each
-        cos, sin = rotation.unbind(-1)  # (T, 1, Dh/2) each
-        rotated = torch.stack((re * cos - im * sin, re * sin + im * cos), dim=-1)
-    else:
-        product = torch.view_as_complex(pairs) * torch.view_as_complex(rotation)
-        rotated = torch.view_as_real(product)  # (B, T, H, Dh/2, 2)
-    return rotated.flatten(-2).to(x.dtype)  # (B, T, H, Dh)
-
-
-# ---------------------------------------------------------------------------------------------
-# KV cache
-
-
-class KVCache:
-    """Preallocated keys and values of every layer for incremental decoding.
-
-    ``k`` and ``v`` are (L, B, H, capacity, Dh); entries ``[:length]`` along the time axis are
-    filled, oldest first. Keys are stored already rotated at their absolute positions, so
-    attention between a new query at position p and a cached key at position q only depends
-    on p - q, whatever has been dropped. ``next_position`` is the absolute position of the next
-    token; it only grows (a :meth:`slide` keeps it). Every batch row advances in lockstep.
-    Create one with :meth:`MusicTransformer.new_kv_cache`.
-    """
-
-    def __init__(
-        self,
-        n_layers: int,
-        batch_size: int,
-        n_heads: int,
-        capacity: int,
-        head_dim: int,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        if batch_size <= 0 or capacity <= 0:
-            raise ValueError(
-                f"KVCache: batch_size and capacity must be positive, got {batch_size}, {capacity}"
-            )
-        shape = (n_layers, batch_size, n_heads, capacity, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.length = 0
-        self.next_position = 0
-
-    @property
-    def capacity(self) -> int:
-        return self.k.shape[3]
-
-    @property
-    def batch_size(self) -> int:
-        return self.k.shape[1]
-
-    @property
-    def remaining(self) -> int:
-        """How many more tokens fit before a :meth:`slide` or :meth:`MusicTransformer.refill`."""
-        return self.capacity - self.length
-
-    def reset(self, next_position: int = 0) -> None:
-        """Forget every entry; the next token gets absolute position ``next_position``."""
-        self.length = 0
-        self.next_position = next_position
-
-    def slide(self, keep: int) -> None:
-        """Keep only the newest ``keep`` entries (moved to the front); positions keep increasing.
-
-        Cheap (one copy, no model call), and exact for the first layer. In deeper layers the kept
-        entries were computed while the dropped tokens were still visible, so the result differs
-        from running the model over the kept window alone (that is :meth:`MusicTransformer.refill`);
-        it is the StreamingLLM / Transformer-XL approximation. Use ``refill`` for exactness.
-        """
-        if not 0 <= keep <= self.length:
-            raise ValueError(f"KVCache.slide: keep must be in [0, {self.length}], got {keep}")
-        start = self.length - keep
-        if keep and start:
-            self.k[:, :, :, :keep] = self.k[:, :, :, start : self.length].clone()
-            self.v[:, :, :, :keep] = self.v[:, :, :, start : self.length].clone()
-        self.length = keep
-
-    def _write(
-        self, layer: int, k_new: torch.Tensor, v_new: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k_new, v_new (B, H, T, Dh) after the filled entries of ``layer``.
-
-        Returns the keys and values to attend over, (B, H, length + T, Dh) views. ``length``
-        itself is advanced once per step by :meth:`_advance`, after every layer has written.
-        """
-        end = self.length + k_new.shape[2]
-        self.k[layer, :, :, self.length : end] = k_new
-        self.v[layer, :, :, self.length : end] = v_new
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
-
-    def _advance(self, n_tokens: int, next_position: int) -> None:
-        self.length += n_tokens
-        self.next_position = next_position
 
 
 # ---------------------------------------------------------------------------------------------
