@@ -142,3 +142,19 @@ def test_killed_rebuild_keeps_previous_folder(midi_folder, tmp_path, monkeypatch
         prepare(config, out, show_progress=False, force=True)
     assert (out / "manifest.json").read_text() == before
     assert not [p for p in tmp_path.iterdir() if ".build-" in p.name]
+
+
+def test_folders_with_nothing_usable_are_clear_errors(tmp_path):
+    from curricmusic.errors import UserError
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no midi here")
+    with pytest.raises(UserError, match="no .mid or .midi files"):
+        prepare(curriculum_from_midi_dir(empty), tmp_path / "p1", show_progress=False)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name, (data, _) in broken_midis().items():
+        (broken / name).write_bytes(data)
+    with pytest.raises(UserError, match="no usable piece in any stage"):
+        prepare(curriculum_from_midi_dir(broken), tmp_path / "p2", show_progress=False)

@@ -29,7 +29,8 @@ from curricmusic.data.prepared import MANIFEST_FORMAT, SPLITS, PreparedData, spl
 from curricmusic.data.process import ProcessedPiece, Skipped, process_item
 from curricmusic.data.sources import SourceItem, stage_items, unique_ids
 from curricmusic.data.tokens import build_tokenizer, save_tokenizer, tokenizer_hash
-from curricmusic.progress import progress_bar
+from curricmusic.errors import UserError
+from curricmusic.progress import err_console, progress_bar
 
 __all__ = ["prepare", "assign_split", "PrepareOutcome"]
 
@@ -246,6 +247,12 @@ def prepare(
             continue
         by_stage[result.stage].append(result)
 
+    empty = [name for name, pieces in by_stage.items() if not pieces]
+    if len(empty) == len(by_stage):
+        reasons = "; ".join(sorted({s.reason.split(" (")[0] for s in skipped})[:4]) or "no candidates"
+        raise UserError(f"no usable piece in any stage ({len(skipped)} skipped: {reasons}); nothing to prepare")
+    for name in empty:
+        err_console.print(f"[yellow]stage {name!r} has no usable pieces (see 'skipped' in the manifest)[/]")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
     try:

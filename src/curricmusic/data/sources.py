@@ -27,6 +27,7 @@ from curricmusic.config import (
     MidiDirStage,
     Music21Stage,
 )
+from curricmusic.errors import UserError
 from curricmusic.paths import cache_dir
 
 __all__ = [
@@ -112,6 +113,8 @@ def midi_dir_items(stage: MidiDirStage) -> list[SourceItem]:
     files = sorted(
         p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()
     )
+    if not files:
+        raise UserError(f"{root}: no .mid or .midi files in this folder or below it (stage {stage.name!r})")
     if stage.limit:
         files = files[: stage.limit]
     items = []
