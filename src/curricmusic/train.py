@@ -235,16 +235,8 @@ def train_run(
     if start_step == 0:  # the untrained model's losses: every curve starts from the same point
         initial = _evaluate(model, accelerator, held_out, micro)
         if accelerator.is_main_process:
-            mixture = schedule.mixture(0, state)
-            row = {
-                "step": 0,
-                "tokens_seen": 0,
-                "lr": 0.0,
-                "stage_weights": dict(zip(stage_names, [round(float(w), 6) for w in mixture.weights], strict=True)),
-                "current_stage": stage_names[schedule.current_stage(0, state)],
-                "train_loss": None,
-                "val_loss": initial,
-            }
+            row = _row(0, train, 0.0, stage_names, schedule.mixture(0, state), schedule.current_stage(0, state), None)
+            row["val_loss"] = initial
             with open(run_dir / METRICS_FILE, "w") as handle:
                 handle.write(json.dumps(row) + "\n")
     with progress_bar(f"{arm_name} seed {seed}", train.total_steps, show_progress and accelerator.is_main_process) as update:
@@ -287,15 +279,8 @@ def train_run(
             tokens_timed += train.tokens_per_step
             if accelerator.is_main_process and (done % train.log_every == 0 or val is not None or done == end_step):
                 elapsed = max(1e-9, time.perf_counter() - started)
-                row = {
-                    "step": done,
-                    "tokens_seen": done * train.tokens_per_step,
-                    "lr": lr,
-                    "stage_weights": dict(zip(stage_names, [round(float(w), 6) for w in mixture.weights], strict=True)),
-                    "current_stage": stage_names[schedule.current_stage(step, state)],
-                    "train_loss": train_loss,
-                    "tokens_per_s": tokens_timed / elapsed,
-                }
+                row = _row(done, train, lr, stage_names, mixture, schedule.current_stage(step, state), train_loss)
+                row["tokens_per_s"] = tokens_timed / elapsed
                 if val is not None:
                     row["val_loss"] = val
                 with open(run_dir / METRICS_FILE, "a") as handle:
@@ -316,6 +301,18 @@ def train_run(
         info["final_val_loss"] = last_val
         write_run(run_dir, info)
     return TrainResult(run_dir, end_step, last_val, start_step if checkpoint is not None else None)
+
+
+def _row(step: int, train, lr: float, stage_names, mixture, current: int, train_loss: float | None) -> dict:
+    """One line of metrics.jsonl (the caller adds val_loss and timing)."""
+    return {
+        "step": step,
+        "tokens_seen": step * train.tokens_per_step,
+        "lr": lr,
+        "stage_weights": dict(zip(stage_names, [round(float(w), 6) for w in mixture.weights], strict=True)),
+        "current_stage": stage_names[current],
+        "train_loss": train_loss,
+    }
 
 
 def _multi_cpu() -> bool:
