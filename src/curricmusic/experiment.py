@@ -139,6 +139,17 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
         err_console.print(f"{cell.name}: {status} (job {job.job_id})")
 
 
+def _prepare_data(experiment: Experiment, show_progress: bool) -> None:
+    """Prepare every curriculum once, up front: a data problem stops the run with one clear line
+    instead of failing every cell the same way."""
+    from curricmusic.train import prepared_for
+
+    prepared_for(experiment, show_progress=show_progress)
+    for arm in experiment.config.arms:
+        if experiment.arm_curricula[arm.name] is not experiment.curriculum:
+            prepared_for(experiment, arm.name, show_progress=show_progress)
+
+
 def run_experiment(
     experiment: Experiment,
     out_dir: str | Path,
@@ -163,6 +174,7 @@ def run_experiment(
         if previous["hash"] != snapshot["hash"]:
             raise UserError(f"{out_dir}: holds a run of a different experiment configuration; use another --out")
     write_json(record, snapshot)
+    _prepare_data(experiment, show_progress)
     cells = cells_of(experiment, out_dir)
     todo = [cell for cell in cells if _cell_status(cell) != "done"]
     if len(todo) < len(cells):
