@@ -113,7 +113,7 @@ def run_cell(experiment_file: str, arm: str, seed: int, run_dir: str, launcher: 
             _train_cell(experiment, cell, show_progress)
         finish_cell(experiment, cell, show_progress)
         return "done"
-    except (Exception, UserError) as exc:  # noqa: BLE001 - one failing arm must not lose the others
+    except Exception as exc:  # noqa: BLE001 - one failing arm must not lose the others
         cell.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(
             cell.run_dir / CELL_FILE,
