@@ -11,13 +11,13 @@ PIP := $(PY) -m pip
 
 .PHONY: env demo test bench lint clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_SPEC)
-	$(PIP) install -q -e '.[all,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[all,dev]'
 	# tinysoundfont renders MIDI in-process; its declared pyaudio dependency is for playback only.
-	$(PIP) install -q --no-deps 'tinysoundfont>=0.3.6'
+	$(PIP) install -q --no-deps -c constraints.txt 'tinysoundfont>=0.3.6'
 	touch $@
 
 env: $(VENV)/.installed
