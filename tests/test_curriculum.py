@@ -74,11 +74,11 @@ def test_competence_unlocks_pieces_in_stage_then_difficulty_order():
     assert seen_limits[0] == 1 and seen_limits[100] == 18  # 3 + 4 + 5 + 6 pieces
     early = s.mixture(0, s.initial_state())
     assert early.weights.tolist() == [1.0, 0.0, 0.0, 0.0]  # only the easiest scale
-    # at c = 0.5, nine pieces: scales (3), hanon (4), two etudes; weights follow eligible tokens
+    # at c = 0.5, nine pieces: scales (3), hanon (4), two etudes, each drawn with probability 1/9
     step = next(t for t in range(101) if s.rank_limit(t) == 9)
-    weights = s.mixture(step, s.initial_state()).weights
-    eligible = np.array([600.0, 1000.0, 300.0, 0.0])
-    np.testing.assert_allclose(weights, eligible / eligible.sum())
+    mixture = s.mixture(step, s.initial_state())
+    np.testing.assert_allclose(mixture.weights, np.array([3.0, 4.0, 2.0, 0.0]) / 9)
+    assert mixture.uniform_pieces and mixture.rank_limit == 9
 
 
 def test_fixed_boundaries_are_exact():

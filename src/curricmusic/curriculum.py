@@ -12,7 +12,7 @@ Pacings (``ArmConfig.pacing``):
 - ``competence`` (Platanios et al. 2019): the model may see the easiest fraction c(t) of all
   pieces, with ``sqrt``: c(t) = min(1, sqrt(t (1 - c0^2) / T + c0^2)) or ``linear``:
   c(t) = min(1, t (1 - c0) / T + c0); pieces are ranked by stage, then difficulty score, across
-  stage boundaries.
+  stage boundaries, and drawn uniformly among the eligible ones (windows uniform in a piece).
 - ``plateau``: stay on a stage until its validation loss has not improved by a relative
   ``min_delta`` for ``patience`` evaluations (or ``max_stage_fraction`` of the budget passed).
 - ``random``: an IID mixture of every stage's data in proportion to its size (baseline).
@@ -133,11 +133,17 @@ class Mixture:
     """What one step samples: stage weights ``(K,)`` summing to 1, and eligible piece ranks.
 
     A piece of stage k is eligible when its global rank is below ``rank_limit`` (all pieces when
-    ``rank_limit`` is None).
+    ``rank_limit`` is None). Under competence pacing (``rank_limit`` set) eligible pieces are drawn
+    uniformly, as Platanios et al. sample examples; otherwise in proportion to their tokens, so a
+    stage's windows are uniform over its tokens.
     """
 
     weights: np.ndarray
     rank_limit: int | None = None
+
+    @property
+    def uniform_pieces(self) -> bool:
+        return self.rank_limit is not None
 
 
 @dataclass(frozen=True)
@@ -148,12 +154,9 @@ class StageData:
     tokens: np.ndarray  # (K,) training tokens per stage
     ranks: tuple[np.ndarray, ...]  # per stage: global piece ranks (competence order)
 
-    def eligible_tokens(self, piece_tokens: Sequence[np.ndarray], rank_limit: int | None) -> np.ndarray:
-        if rank_limit is None:
-            return self.tokens.astype(np.float64)
-        return np.array(
-            [float(t[r < rank_limit].sum()) for t, r in zip(piece_tokens, self.ranks, strict=True)]
-        )
+    def eligible_pieces(self, rank_limit: int) -> np.ndarray:
+        """How many pieces of each stage ``(K,)`` rank below ``rank_limit``."""
+        return np.array([float(np.sum(r < rank_limit)) for r in self.ranks])
 
 
 class Schedule:
@@ -238,7 +241,7 @@ class Schedule:
             return Mixture(weights)
         if pacing == "competence":
             limit = self.rank_limit(step)
-            eligible = self.stages.eligible_tokens(self.piece_tokens, limit)
+            eligible = self.stages.eligible_pieces(limit)  # pieces are drawn uniformly
             return Mixture(eligible / eligible.sum(), rank_limit=limit)
         current = self.current_stage(step, state)
         return Mixture(replay_weights(current, sizes, self.arm.replay))

@@ -1,9 +1,9 @@
 """Fixed-length token windows drawn from the prepared caches by a schedule's mixture.
 
 A window is ``seq_len + 1`` consecutive tokens of one piece (inputs and shifted targets); a piece
-shorter than that is padded, and padded targets are ``-100`` (ignored by the loss). Windows are
-uniform over the eligible tokens: a stage by the mixture's weight, then a piece in proportion to
-its number of window starts, then a start uniformly.
+shorter than that is padded, and padded targets are ``-100`` (ignored by the loss). A window is
+drawn as: a stage by the mixture's weight, then a piece (in proportion to its number of window
+starts, so uniform over the stage's tokens; uniformly under competence pacing), then a start.
 
 Every process draws the whole global batch from the same generator and keeps its own slice, so a
 run on N processes sees exactly the windows a run on one process sees.
@@ -54,12 +54,17 @@ class _StageWindows:
         self.sorted_ranks = ranks[self.order]
         self.cum_windows = np.cumsum(self.n_windows[self.order]).astype(np.float64)
 
-    def draw(self, rng: np.random.Generator, count: int, rank_limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def draw(
+        self, rng: np.random.Generator, count: int, rank_limit: int | None, uniform_pieces: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         eligible = self.order.shape[0] if rank_limit is None else int(np.searchsorted(self.sorted_ranks, rank_limit))
         if eligible == 0:
             raise RuntimeError("schedule gave weight to a stage with no eligible piece")
-        u = rng.random(count) * self.cum_windows[eligible - 1]
-        position = np.minimum(np.searchsorted(self.cum_windows, u, side="right"), eligible - 1)
+        if uniform_pieces:
+            position = np.minimum((rng.random(count) * eligible).astype(np.int64), eligible - 1)
+        else:
+            u = rng.random(count) * self.cum_windows[eligible - 1]
+            position = np.minimum(np.searchsorted(self.cum_windows, u, side="right"), eligible - 1)
         piece = self.order[position]
         start = np.floor(rng.random(count) * self.n_windows[piece]).astype(np.int64)
         return piece, start
@@ -86,11 +91,6 @@ class WindowSampler:
                 raise UserError(f"{data.root}: stage {stage!r} has no {split} pieces; the arm cannot sample from it")
             self._stages.append(windows)
 
-    @property
-    def piece_tokens(self) -> list[np.ndarray]:
-        """Tokens per piece ``(P_k,)`` for each stage, in storage order."""
-        return [s.lengths for s in self._stages]
-
     def draw(self, rng: np.random.Generator, count: int, mixture: Mixture) -> WindowRefs:
         """``count`` window references for one global batch (consumes ``rng`` deterministically)."""
         weights = np.asarray(mixture.weights, dtype=np.float64)
@@ -99,7 +99,9 @@ class WindowSampler:
         start = np.zeros(count, dtype=np.int64)
         for k in np.unique(stage):
             mask = stage == k
-            piece[mask], start[mask] = self._stages[k].draw(rng, int(mask.sum()), mixture.rank_limit)
+            piece[mask], start[mask] = self._stages[k].draw(
+                rng, int(mask.sum()), mixture.rank_limit, mixture.uniform_pieces
+            )
         return WindowRefs(stage.astype(np.int64), piece, start)
 
     def gather(self, refs: WindowRefs) -> tuple[np.ndarray, np.ndarray]:
