@@ -60,6 +60,7 @@ def data_show(
     stage: str | None = typer.Option(None, "--stage", help="List the pieces of this stage."),
     export_midi: Path | None = typer.Option(None, "--export-midi", help="Write example MIDI files here."),
     limit: int = typer.Option(3, "--limit", min=1, help="Pieces listed or exported per stage."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of difficulty and tokens per stage."),
 ) -> None:
     """What each stage holds, with example MIDI files to listen to."""
     from curricmusic.data.prepare import prepare
@@ -83,6 +84,10 @@ def data_show(
     if export_midi is not None:
         written = export_examples(data, export_midi, limit, only_stage=stage)
         console.print(f"wrote {len(written)} MIDI files to [green]{export_midi}[/]")
+    if plot is not None:
+        from curricmusic.data.summary import plot_difficulty
+
+        console.print(f"wrote [green]{plot_difficulty(data, plot)}[/]")
 
 
 @app.command("train")

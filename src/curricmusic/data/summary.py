@@ -15,7 +15,7 @@ from curricmusic.errors import UserError
 from curricmusic.paths import cache_dir
 from curricmusic.progress import console
 
-__all__ = ["default_prepared_dir", "print_summary", "print_stage", "export_examples", "spread"]
+__all__ = ["default_prepared_dir", "print_summary", "print_stage", "export_examples", "spread", "plot_difficulty"]
 
 
 def default_prepared_dir(config: CurriculumConfig) -> Path:
@@ -107,3 +107,34 @@ def export_examples(
             shutil.copyfile(source, target)
             written.append(target)
     return written
+
+
+def plot_difficulty(data: PreparedData, path: Path) -> Path:
+    """A PNG: the difficulty score of every piece per stage (curriculum order, left to right) and
+    each stage's share of the training tokens, to check that the stages really get harder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from curricmusic.atomic import atomic_path
+
+    names = data.stage_names
+    scores = [[p["difficulty"] for s in SPLITS for p in data.pieces(n, s) if p["difficulty"] is not None] for n in names]
+    tokens = [data.n_tokens(n, "train") for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]}, constrained_layout=True)
+    kept = [i for i, values in enumerate(scores) if values]
+    left.violinplot([scores[i] for i in kept], positions=kept, showmedians=True)
+    left.set_xticks(range(len(names)), names, rotation=15)
+    left.set_ylabel("difficulty score (0-1)")
+    left.set_title("Difficulty of every piece, per stage (curriculum order)")
+    left.grid(alpha=0.3, axis="y")
+    right.bar(range(len(names)), tokens, color="#1f77b4")
+    right.set_xticks(range(len(names)), names, rotation=15)
+    right.set_ylabel("training tokens")
+    right.set_title("Training tokens per stage")
+    right.grid(alpha=0.3, axis="y")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
