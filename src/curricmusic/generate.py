@@ -42,8 +42,12 @@ class LoadedRun:
         return PreparedData.open(self.info["prepared"])
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
-    """The model and tokenizer of a run folder, with a clear error when either is missing."""
+def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
+    """The model and tokenizer of a run folder, with a clear error when either is missing.
+
+    ``device`` defaults to the GPU when there is one.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder")
