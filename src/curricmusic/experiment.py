@@ -172,7 +172,7 @@ def run_experiment(
         if not resume:
             raise UserError(f"{out_dir}: already holds an experiment; pass --resume to continue it or choose another --out")
         if previous["hash"] != snapshot["hash"]:
-            raise UserError(f"{out_dir}: holds a run of a different experiment configuration; use another --out")
+            raise UserError(f"{out_dir}: holds a run of a different experiment configuration; use another --out or delete the folder")
     write_json(record, snapshot)
     _prepare_data(experiment, show_progress)
     cells = cells_of(experiment, out_dir)
