@@ -20,8 +20,16 @@ from curricmusic.data.tokens import (
 )
 from curricmusic.errors import UserError
 
-CHORALES = music21_items(Music21Stage(name="chorales", source="music21", collection="bach_chorales", limit=4))
-FOLK = music21_items(Music21Stage(name="folk", source="music21", collection="ryans_mammoth", limit=2))
+CORPUS = [("bach_chorales", 0), ("bach_chorales", 1), ("bach_chorales", 2), ("bach_chorales", 3), ("ryans_mammoth", 0), ("ryans_mammoth", 1)]
+
+
+@pytest.fixture(scope="module")
+def corpus_items():
+    """Real corpus pieces, converted inside the tests' own cache (not at import time)."""
+    return {
+        name: music21_items(Music21Stage(name=name, source="music21", collection=name, limit=4))
+        for name in ("bach_chorales", "ryans_mammoth")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +37,9 @@ def tokenizer():
     return build_tokenizer(TokenizerSettings())
 
 
-@pytest.mark.parametrize("item", CHORALES + FOLK, ids=lambda item: item.piece_id)
-def test_round_trip_keeps_every_note(item, tokenizer):
+@pytest.mark.parametrize(("collection", "index"), CORPUS)
+def test_round_trip_keeps_every_note(collection, index, corpus_items, tokenizer):
+    item = corpus_items[collection][index]
     original = piano_reduction(Score.from_midi(item.midi))
     ids = encode_score(tokenizer, original)
     specials = special_ids(tokenizer)
@@ -63,3 +72,21 @@ def test_load_tokenizer_rejects_other_files(tmp_path):
         load_tokenizer(bad)
     with pytest.raises(UserError, match="not found"):
         load_tokenizer(tmp_path / "missing.json")
+
+
+def test_music21_conversions_are_cached_by_content(monkeypatch, corpus_items):
+    import curricmusic.data.sources as sources
+
+    calls = []
+    real = sources._convert_corpus_file
+
+    def counting(path):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(sources, "_convert_corpus_file", counting)
+    stage = Music21Stage(name="c", source="music21", collection="bach_chorales", limit=6)
+    first = music21_items(stage)  # the first four are in the cache already (corpus_items)
+    second = music21_items(stage)
+    assert len(calls) == 2  # only the two that were not converted before, and only once
+    assert [i.midi for i in first] == [i.midi for i in second]
