@@ -74,9 +74,10 @@ def test_load_tokenizer_rejects_other_files(tmp_path):
         load_tokenizer(tmp_path / "missing.json")
 
 
-def test_music21_conversions_are_cached_by_content(monkeypatch, corpus_items):
+def test_music21_conversions_are_cached_by_content(monkeypatch, tmp_path):
     import curricmusic.data.sources as sources
 
+    monkeypatch.setenv("CURRICMUSIC_CACHE", str(tmp_path))  # an empty cache
     calls = []
     real = sources._convert_corpus_file
 
@@ -85,8 +86,9 @@ def test_music21_conversions_are_cached_by_content(monkeypatch, corpus_items):
         return real(path)
 
     monkeypatch.setattr(sources, "_convert_corpus_file", counting)
-    stage = Music21Stage(name="c", source="music21", collection="bach_chorales", limit=6)
-    first = music21_items(stage)  # the first four are in the cache already (corpus_items)
+    stage = Music21Stage(name="c", source="music21", collection="bach_chorales", limit=3)
+    first = music21_items(stage)
+    assert len(calls) == 3
     second = music21_items(stage)
-    assert len(calls) == 2  # only the two that were not converted before, and only once
+    assert len(calls) == 3  # the second time nothing is parsed again
     assert [i.midi for i in first] == [i.midi for i in second]
