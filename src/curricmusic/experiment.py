@@ -128,8 +128,20 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
     except ImportError:
         raise UserError("--launcher slurm needs submitit: pip install 'curricmusic[slurm]'") from None
     folder = out_dir / "submitit"
-    executor = submitit.LocalExecutor(folder=folder) if local else submitit.AutoExecutor(folder=folder)
-    executor.update_parameters(timeout_min=24 * 60)
+    slurm = experiment.config.slurm
+    if local:
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=slurm.timeout_min)
+    else:
+        executor = submitit.AutoExecutor(folder=folder)
+        executor.update_parameters(
+            timeout_min=slurm.timeout_min,
+            slurm_partition=slurm.partition,
+            gpus_per_node=slurm.gpus_per_node,
+            cpus_per_task=slurm.cpus_per_task,
+            mem_gb=slurm.mem_gb,
+            name=f"curricmusic-{experiment.config.name}",
+        )
     jobs = [
         executor.submit(run_cell, experiment.source, cell.arm, cell.seed, str(cell.run_dir), "local", False)
         for cell in cells

@@ -28,6 +28,7 @@ __all__ = [
     "ArmConfig",
     "GenerateSection",
     "NoveltySection",
+    "SlurmSection",
     "ExperimentConfig",
     "Experiment",
     "load_experiment",
@@ -149,6 +150,16 @@ class NoveltySection(FrozenModel):
     tau_quantile: float = Field(0.1, gt=0, lt=1)
 
 
+class SlurmSection(FrozenModel):
+    """Resources of each (arm, seed) job under ``run --launcher slurm`` (submitit parameters)."""
+
+    partition: str | None = None
+    gpus_per_node: int = Field(1, ge=0)
+    cpus_per_task: int = Field(8, ge=1)
+    mem_gb: int = Field(32, ge=1)
+    timeout_min: int = Field(24 * 60, ge=1)
+
+
 class ExperimentConfig(FrozenModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -161,6 +172,7 @@ class ExperimentConfig(FrozenModel):
     arms: list[ArmConfig] = Field(min_length=1)
     generate: GenerateSection = Field(default_factory=GenerateSection)
     novelty: NoveltySection = Field(default_factory=NoveltySection)
+    slurm: SlurmSection = Field(default_factory=SlurmSection)
 
     @field_validator("seeds")
     @classmethod
