@@ -173,3 +173,16 @@ def test_cli_generate_errors_are_one_line(tmp_path):
         [sys.executable, "-m", "curricmusic", "generate", str(tmp_path), "--top-p", "2"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "--top-p" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_continuing_a_prompt_keeps_the_grammar_across_the_seam(untrained, tokenizer, tmp_path):
+    path = tmp_path / "prompt.mid"
+    path.write_bytes(notes_to_score(walk(5, 40)).dumps_midi())
+    prompt = prompt_ids(tokenizer, path, 2)
+    settings = GenerationSettings(max_bars=3, max_tokens=200, copy_blocking=False)
+    batch = sample_tokens(untrained, tokenizer, settings, [1, 2, 3], prompt)
+    vocab = {index: token for token, index in tokenizer.vocab.items()}
+    for row in batch.tokens:
+        whole = [vocab[int(t)] for t in np.concatenate([prompt[1:], row]) if vocab[int(t)] not in ("EOS_None", "PAD_None")]
+        assert tokenizer.tokens_errors(TokSequence(tokens=whole)) == 0.0
+        assert sum(t == "Bar_None" for t in whole) <= 2 + 3  # the prompt's bars, then at most max_bars
