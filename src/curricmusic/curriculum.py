@@ -166,14 +166,12 @@ class Schedule:
         self,
         arm: ArmConfig,
         stages: StageData,
-        piece_tokens: Sequence[np.ndarray],
         total_steps: int,
         tokens_per_step: int,
         target_index: int,
     ) -> None:
         self.arm = arm
         self.stages = stages
-        self.piece_tokens = [np.asarray(t, dtype=np.float64) for t in piece_tokens]
         self.total_steps = int(total_steps)
         self.target_index = int(target_index)
         k = len(stages.names)
@@ -188,7 +186,7 @@ class Schedule:
             )
         self.competence_steps = max(1, int(round(arm.competence_fraction * self.total_steps)))
         self.max_stage_steps = max(1, int(round(arm.max_stage_fraction * self.total_steps)))
-        self.n_pieces = sum(t.shape[0] for t in self.piece_tokens)
+        self.n_pieces = sum(r.shape[0] for r in stages.ranks)
 
     # ---- state -----------------------------------------------------------------------------
     def initial_state(self) -> dict:
@@ -287,4 +285,4 @@ def build_schedule(
         ranks=tuple(ranks),
     )
     target_index = list(stage_names).index(target) if target in stage_names else len(stage_names) - 1
-    return Schedule(arm, stages, piece_tokens, total_steps, tokens_per_step, target_index)
+    return Schedule(arm, stages, total_steps, tokens_per_step, target_index)

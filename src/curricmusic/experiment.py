@@ -103,9 +103,12 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
 
 
 def run_cell(experiment_file: str, arm: str, seed: int, run_dir: str, launcher: str = "local", show_progress: bool = True) -> str:
-    """Train and finish one cell; returns its status. Picklable, for submitit jobs."""
-    experiment = load_experiment(experiment_file)
-    cell = Cell(arm, seed, Path(run_dir))
+    """Train and finish one cell from the experiment's file; returns its status. Picklable, for
+    submitit jobs (which run in another process and load the experiment themselves)."""
+    return _run_cell(load_experiment(experiment_file), Cell(arm, seed, Path(run_dir)), launcher, show_progress)
+
+
+def _run_cell(experiment: Experiment, cell: Cell, launcher: str, show_progress: bool) -> str:
     try:
         if launcher == "accelerate":
             _train_with_accelerate(experiment, cell)
@@ -196,7 +199,7 @@ def run_experiment(
     else:
         for index, cell in enumerate(todo):
             console.print(f"[bold]({index + 1}/{len(todo)}) {cell.name}[/]")
-            status = run_cell(experiment.source, cell.arm, cell.seed, str(cell.run_dir), launcher, show_progress)
+            status = _run_cell(experiment, cell, launcher, show_progress)
             if status == "failed":
                 error = json.loads((cell.run_dir / CELL_FILE).read_text())["error"]
                 err_console.print(f"[red]{cell.name} failed:[/] {error}")

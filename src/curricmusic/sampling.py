@@ -65,8 +65,8 @@ def filter_logits(
         scores = scores.masked_fill(probs < threshold, float("-inf"))
     if top_p < 1.0:
         sorted_scores, order = torch.sort(scores, dim=-1, descending=True)
-        cumulative = torch.softmax(sorted_scores, dim=-1).cumsum(dim=-1)
-        drop_sorted = cumulative - torch.softmax(sorted_scores, dim=-1) >= top_p  # mass before it
+        sorted_probs = torch.softmax(sorted_scores, dim=-1)
+        drop_sorted = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p  # mass before each token
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         scores = scores.masked_fill(drop, float("-inf"))
     return scores

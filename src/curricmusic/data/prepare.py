@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -144,10 +143,6 @@ def _is_current(out_dir: Path, fingerprint: str) -> bool:
     )
 
 
-def _finite(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
 def _assign_splits(pieces: list[ProcessedPiece], config: CurriculumConfig) -> dict[str, list[ProcessedPiece]]:
     """Hash-based splits; a stage of 3+ pieces always keeps one val (and one test) piece."""
     splits: dict[str, list[ProcessedPiece]] = {name: [] for name in SPLITS}
@@ -196,8 +191,8 @@ def _write_split(root: Path, stage: str, split: str, pieces: list[ProcessedPiece
                 "origin": piece.origin,
                 "content_hash": piece.content_hash,
                 "source_hash": piece.source_hash,
-                "difficulty": _finite(piece.difficulty),
-                "features": {k: _finite(v) for k, v in piece.features.items()},
+                "difficulty": float(piece.difficulty),  # NaN is written as null
+                "features": dict(piece.features),
                 "n_tokens": int(piece.tokens.shape[0]),
                 "n_notes": int(piece.notes.shape[0]),
                 "seconds": round(piece.seconds, 3),
