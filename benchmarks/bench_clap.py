@@ -41,7 +41,7 @@ def bench_batching(n_clips: int, batch: int, device: str | None, repeats: int) -
     import torch
     from transformers import ClapAudioConfig, ClapAudioModelWithProjection
 
-    from curricmusic.novelty.clap import ClapEmbedder, laion_feature_extractor
+    from curricmusic.novelty.embedders.clap import ClapEmbedder, laion_feature_extractor
 
     torch.manual_seed(0)
     model = ClapAudioModelWithProjection(ClapAudioConfig())  # HTSAT-tiny, unfused
@@ -92,7 +92,7 @@ def bench_batching(n_clips: int, batch: int, device: str | None, repeats: int) -
 
 
 def _sixty_second_piece():
-    from curricmusic.data.notes import make_notes, notes_to_score
+    from curricmusic.music.notes import make_notes, notes_to_score
 
     rng = np.random.default_rng(0)
     onsets = np.arange(0.0, 120.0, 0.5)  # eighth notes for 120 quarters = 60 s at 120 qpm

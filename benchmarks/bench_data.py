@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from curricmusic.config import Music21Stage, TokenizerSettings, curriculum_from_midi_dir
-from curricmusic.curriculum import Mixture
+from curricmusic.curriculum.pacing import Mixture
+from curricmusic.curriculum.windows import WindowSampler
 from curricmusic.data.pedagogy import generate
 from curricmusic.data.prepare import prepare
 from curricmusic.data.sources import music21_items
-from curricmusic.data.tokens import build_tokenizer
-from curricmusic.sampler import WindowSampler
+from curricmusic.music.tokenizers import build_tokenizer
 
 
 def build_folder(root: Path, n_files: int) -> list[Path]:

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from curricmusic.config import TokenizerSettings
-from curricmusic.copyguard import index_n_for
-from curricmusic.data.notes import make_notes
-from curricmusic.data.tokens import build_tokenizer
-from curricmusic.generate import sample_tokens
-from curricmusic.generation_settings import GenerationSettings
-from curricmusic.model import ModelConfig, MusicTransformer
-from curricmusic.novelty.copying import NGramIndex
+from curricmusic.config.generation import GenerationSettings
+from curricmusic.generation.copy_blocking import index_n_for
+from curricmusic.generation.generate import sample_tokens
+from curricmusic.model.transformer import ModelConfig, MusicTransformer
+from curricmusic.music.notes import make_notes
+from curricmusic.music.tokenizers import build_tokenizer
+from curricmusic.novelty.copy_index import NGramIndex
 
 
 def best_of(fn, repeats: int) -> float:

@@ -47,8 +47,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from curricmusic.data.notes import NOTE_DTYPE  # noqa: E402
-from curricmusic.novelty.copying import NGramIndex, note_symbols  # noqa: E402
+from curricmusic.music.notes import NOTE_DTYPE  # noqa: E402
+from curricmusic.novelty.copy_index import NGramIndex, note_symbols  # noqa: E402
 from curricmusic.novelty.score import (  # noqa: E402
     EmbeddingBank,
     auto_precision,

@@ -104,7 +104,7 @@ def build(args: argparse.Namespace, which: str, device: torch.device):
     """(model, train_step) for ``which`` in ours, ours_compiled, peer (+ "_bf16")."""
     torch.manual_seed(0)
     if which.startswith("ours"):
-        from curricmusic.model import ModelConfig, MusicTransformer
+        from curricmusic.model.transformer import ModelConfig, MusicTransformer
 
         config = ModelConfig(
             vocab_size=args.vocab,
@@ -275,7 +275,7 @@ def main() -> None:
     peak_fp32 = max(peak_fp32, matmul_flops(device, torch.float32, n))  # quietest of two tries
     memory = {which: memory_of(args, which) for which in ("ours", "peer")}
 
-    from curricmusic.model import ModelConfig, MusicTransformer
+    from curricmusic.model.transformer import ModelConfig, MusicTransformer
 
     shape = {
         "d_model": args.d_model,

@@ -5,7 +5,7 @@
 Renders the first N (default 120) Bach chorales of music21's bundled corpus as one piano track
 with the default soundfont renderer, computes ``AudioFeaturesEmbedder.raw_features`` for each,
 and writes the per-dimension mean and standard deviation to
-``src/curricmusic/novelty/_audio_feature_stats.py``. The constants are fixed so that one clip's
+``src/curricmusic/novelty/embedders/_audio_feature_stats.py``. The constants are fixed so that one clip's
 embedding never depends on the other clips of its batch; rerun this only when the feature
 definition changes (and bump nothing else: the file's VERSION enters the embedding cache key).
 """
@@ -23,6 +23,7 @@ OUT = (
     / "src"
     / "curricmusic"
     / "novelty"
+    / "embedders"
     / "_audio_feature_stats.py"
 )
 
@@ -31,8 +32,8 @@ def main(n_pieces: int = 120) -> None:
     from music21 import corpus
     from symusic import Score
 
-    from curricmusic.data.notes import piano_reduction
-    from curricmusic.novelty.embed import AudioFeaturesEmbedder
+    from curricmusic.music.notes import piano_reduction
+    from curricmusic.novelty.embedders import AudioFeaturesEmbedder
     from curricmusic.novelty.render import render
 
     embedder = AudioFeaturesEmbedder()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from curricmusic.data.notes import make_notes, notes_to_score
+from curricmusic.music.notes import make_notes, notes_to_score
 
 
 def melody_midi(seed: int, n_notes: int = 24, program: int = 0) -> bytes:

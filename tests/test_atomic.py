@@ -9,7 +9,7 @@ import stat
 import numpy as np
 import pytest
 
-from curricmusic.atomic import atomic_path, json_safe, write_json, write_text
+from curricmusic.common.atomic import atomic_path, json_safe, write_json, write_text
 
 
 def test_written_files_get_the_permissions_of_a_plain_open(tmp_path):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from curricmusic.common.errors import UserError
 from curricmusic.config import load_curriculum, load_experiment
-from curricmusic.errors import UserError
 from tests.conftest import REPO
 
 

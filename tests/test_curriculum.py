@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from curricmusic.config import ArmConfig
-from curricmusic.curriculum import (
+from curricmusic.curriculum.pacing import (
     arm_stage_order,
     build_schedule,
     competence,

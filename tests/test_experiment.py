@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-import curricmusic.train as train_module
+import curricmusic.training.loop as train_module
 from curricmusic.config import load_experiment
-from curricmusic.experiment import run_experiment
+from curricmusic.experiment.runner import run_experiment
 from tests.conftest import REPO
 
 DEBUG = REPO / "experiments" / "debug.toml"
@@ -82,7 +82,7 @@ def test_interrupted_then_resumed_gives_the_same_results(finished, experiment, t
 
 
 def test_a_failing_arm_is_reported_and_the_others_finish(experiment, tmp_path, monkeypatch):
-    import curricmusic.experiment as experiment_module
+    import curricmusic.experiment.runner as experiment_module
 
     real = experiment_module._train_cell
 

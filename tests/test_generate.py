@@ -10,17 +10,17 @@ import pytest
 import torch
 from miditok import TokSequence
 
+from curricmusic.common.errors import UserError
 from curricmusic.config import TokenizerSettings
-from curricmusic.copyguard import index_n_for
-from curricmusic.data.keys import parse_key, scale_pitch_classes
-from curricmusic.data.notes import make_notes, notes_to_score, score_notes
-from curricmusic.data.tokens import build_tokenizer, decode_ids, encode_score
-from curricmusic.errors import UserError
-from curricmusic.generate import prompt_ids, sample_tokens
-from curricmusic.generation_settings import GenerationSettings, settings_from
-from curricmusic.model import ModelConfig, MusicTransformer
-from curricmusic.novelty.copying import NGramIndex
-from curricmusic.sampling import filter_logits, sample_rows
+from curricmusic.config.generation import GenerationSettings, settings_from
+from curricmusic.generation.copy_blocking import index_n_for
+from curricmusic.generation.filters import filter_logits, sample_rows
+from curricmusic.generation.generate import prompt_ids, sample_tokens
+from curricmusic.model.transformer import ModelConfig, MusicTransformer
+from curricmusic.music.keys import parse_key, scale_pitch_classes
+from curricmusic.music.notes import make_notes, notes_to_score, score_notes
+from curricmusic.music.tokenizers import build_tokenizer, decode_ids, encode_score
+from curricmusic.novelty.copy_index import NGramIndex
 
 
 @pytest.fixture(scope="module")

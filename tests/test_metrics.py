@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from symusic import Score
 
-from curricmusic import metrics as M
 from curricmusic.data.difficulty import difficulty_features
-from curricmusic.data.keys import ALL_KEYS, Key
-from curricmusic.data.notes import NOTE_DTYPE, make_notes, notes_to_score, score_notes
+from curricmusic.evaluation import metrics as M
+from curricmusic.music.keys import ALL_KEYS, KK_MAJOR, KK_MINOR, Key
+from curricmusic.music.notes import NOTE_DTYPE, make_notes, notes_to_score, score_notes
 
 EMPTY = np.empty(0, dtype=NOTE_DTYPE)
 
@@ -64,7 +64,7 @@ def test_in_key_rate():
 def test_estimate_key_recovers_profile_shaped_pieces(key):
     # one note per pitch class, its duration the Krumhansl-Kessler weight of that class in `key`:
     # the histogram *is* the key's profile, so its correlation with that key is exactly 1
-    profile = M._KK_MAJOR if key.mode == "major" else M._KK_MINOR
+    profile = KK_MAJOR if key.mode == "major" else KK_MINOR
     pcs = np.arange(12)
     notes = make_notes(pcs * 8.0, profile[(pcs - key.tonic_pc) % 12], 60 + pcs)
     assert M.estimate_key(notes) == (key.tonic_pc, key.mode)

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from curricmusic.errors import UserError
-from curricmusic.model import (
+from curricmusic.common.errors import UserError
+from curricmusic.model.transformer import (
     CONFIG_NAME,
     MODEL_SIZES,
     WEIGHTS_NAME,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from curricmusic.config import curriculum_from_midi_dir
-from curricmusic.curriculum import Mixture
+from curricmusic.curriculum.pacing import Mixture
+from curricmusic.curriculum.windows import IGNORE_INDEX, WindowSampler, eval_windows
 from curricmusic.data.prepare import prepare
-from curricmusic.sampler import IGNORE_INDEX, WindowSampler, eval_windows
 from tests.helpers import melody_midi
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from curricmusic.stats import (
+from curricmusic.evaluation.stats import (
     area_under_curve,
     bootstrap_ci,
     first_reaching,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from curricmusic.checkpoint import read_metrics
+from curricmusic.common.errors import UserError
 from curricmusic.config import load_experiment
-from curricmusic.errors import UserError
-from curricmusic.model import load_model
-from curricmusic.train import lr_at, train_run
+from curricmusic.model.transformer import load_model
+from curricmusic.training.loop import lr_at, train_run
+from curricmusic.training.run_files import read_metrics
 from tests.conftest import REPO
 
 DEBUG = REPO / "experiments" / "debug.toml"

@@ -1,6 +1,6 @@
 """The ``curricmusic`` command line. Each command parses, loads its config, calls one library function.
 
-User mistakes (:class:`~curricmusic.errors.UserError`) print one red line and exit with status 2.
+User mistakes (:class:`~curricmusic.common.errors.UserError`) print one red line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from curricmusic.errors import UserError
-from curricmusic.progress import console, err_console
+from curricmusic.common.errors import UserError
+from curricmusic.common.progress import console, err_console
 
 app = typer.Typer(
     help="Curriculum learning for symbolic music: prepare staged data, train, generate, score novelty.",
@@ -100,7 +100,7 @@ def train(
 ) -> None:
     """Train one arm and seed of an experiment."""
     from curricmusic.config import load_experiment
-    from curricmusic.train import train_run
+    from curricmusic.training.loop import train_run
 
     loaded = load_experiment(experiment)
     arm_name = arm or loaded.config.arms[0].name
@@ -138,8 +138,8 @@ def generate(
     wav: bool = typer.Option(False, "--wav", help="Also render WAV audio with the General MIDI soundfont."),
 ) -> None:
     """Sample MIDI (and WAV) from a trained run."""
-    from curricmusic.generate import generate_samples
-    from curricmusic.generation_settings import settings_from
+    from curricmusic.config.generation import settings_from
+    from curricmusic.generation.generate import generate_samples
 
     settings = settings_from(
         {
@@ -204,12 +204,12 @@ def run(
 ) -> None:
     """Run every arm x seed of an experiment, then write results.json and the reports."""
     from curricmusic.config import load_experiment
-    from curricmusic.experiment import run_experiment
+    from curricmusic.experiment.runner import run_experiment
 
     loaded = load_experiment(experiment)
     out_dir = out or Path("runs") / loaded.config.name
     results = run_experiment(loaded, out_dir, resume=resume, launcher=launcher)
-    from curricmusic.report import markdown_report
+    from curricmusic.reporting.report import markdown_report
 
     console.print(markdown_report(results).split("## ")[0])
     console.print(f"[green]{out_dir / 'report.html'}[/] (also results.json, report.md)")

@@ -14,7 +14,7 @@ from curricmusic.data.difficulty import (
     difficulty_features,
     difficulty_score,
 )
-from curricmusic.data.notes import NOTE_DTYPE, make_notes
+from curricmusic.music.notes import NOTE_DTYPE, make_notes
 
 C_MAJOR_SCALE = make_notes(range(8), [1] * 8, [60, 62, 64, 65, 67, 69, 71, 72])
 

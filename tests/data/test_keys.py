@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from curricmusic.data.keys import (
+from curricmusic.common.errors import UserError
+from curricmusic.music.keys import (
     ALL_KEYS,
     Key,
     diatonic_chord,
@@ -14,7 +15,6 @@ from curricmusic.data.keys import (
     roman_numeral,
     scale_pitch_classes,
 )
-from curricmusic.errors import UserError
 
 
 @pytest.mark.parametrize(

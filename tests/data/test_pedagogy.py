@@ -13,14 +13,7 @@ import pytest
 from pydantic import ValidationError
 from symusic import Score
 
-from curricmusic.data.keys import (
-    ALL_KEYS,
-    Key,
-    diatonic_chord,
-    midi_key_signature,
-    parse_key,
-    scale_pitch_classes,
-)
+from curricmusic.common.errors import UserError
 from curricmusic.data.pedagogy import (
     GENERATORS,
     EtudesOptions,
@@ -30,7 +23,14 @@ from curricmusic.data.pedagogy import (
     generate,
 )
 from curricmusic.data.pedagogy.hanon import FIGURES
-from curricmusic.errors import UserError
+from curricmusic.music.keys import (
+    ALL_KEYS,
+    Key,
+    diatonic_chord,
+    midi_key_signature,
+    parse_key,
+    scale_pitch_classes,
+)
 
 KINDS = ("scales", "hanon", "etudes")
 
@@ -419,3 +419,10 @@ def test_etude_settings_vary(defaults):
         ["I", "IV", "vii°", "iii", "vi", "ii"],
         ["i", "iv", "VII", "III", "VI", "ii°"],
     )
+
+
+def test_hanon_option_names_match_the_figures():
+    from curricmusic.config.pedagogy import FIGURE_NAMES
+    from curricmusic.data.pedagogy.hanon import FIGURES
+
+    assert tuple(FIGURES) == FIGURE_NAMES

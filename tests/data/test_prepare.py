@@ -10,7 +10,7 @@ import pytest
 
 from curricmusic.config import curriculum_from_midi_dir, load_curriculum
 from curricmusic.data.prepare import assign_split, prepare
-from curricmusic.data.tokens import encode_score
+from curricmusic.music.tokenizers import encode_score
 from tests.helpers import broken_midis, melody_midi
 
 
@@ -91,7 +91,7 @@ def test_token_cache_matches_tokenizer_and_difficulty_order(midi_folder, tmp_pat
             from symusic import Score
 
             score = Score(str(data.piece_path(piece)))
-            from curricmusic.data.notes import piano_reduction
+            from curricmusic.music.notes import piano_reduction
 
             expected = encode_score(data.tokenizer, piano_reduction(score))
             np.testing.assert_array_equal(data.piece_tokens(stage, split, i), expected)
@@ -145,7 +145,7 @@ def test_killed_rebuild_keeps_previous_folder(midi_folder, tmp_path, monkeypatch
 
 
 def test_folders_with_nothing_usable_are_clear_errors(tmp_path):
-    from curricmusic.errors import UserError
+    from curricmusic.common.errors import UserError
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from symusic import Score
 
+from curricmusic.common.errors import UserError
 from curricmusic.config import Music21Stage, TokenizerSettings
-from curricmusic.data.notes import piano_reduction, score_notes
 from curricmusic.data.sources import music21_items
-from curricmusic.data.tokens import (
+from curricmusic.music.notes import piano_reduction, score_notes
+from curricmusic.music.tokenizers import (
     build_tokenizer,
     decode_ids,
     encode_score,
@@ -18,7 +19,6 @@ from curricmusic.data.tokens import (
     special_ids,
     tokenizer_hash,
 )
-from curricmusic.errors import UserError
 
 CORPUS = [("bach_chorales", 0), ("bach_chorales", 1), ("bach_chorales", 2), ("bach_chorales", 3), ("ryans_mammoth", 0), ("ryans_mammoth", 1)]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curricmusic.data.notes import make_notes
-from curricmusic.novelty.copying import (
+from curricmusic.music.notes import make_notes
+from curricmusic.novelty.copy_index import (
     CHORD,
     MAX_INTERVAL,
     N_RHYTHM,
@@ -252,7 +252,7 @@ def test_build_validates_input():
 
 
 def test_scalar_symbol_matches_the_vectorised_one():
-    from curricmusic.novelty.copying import symbol_for, symbol_of
+    from curricmusic.novelty.copy_index import symbol_for, symbol_of
 
     rng = np.random.default_rng(7)
     prev_pitch = rng.integers(0, 128, 2000)

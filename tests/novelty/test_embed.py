@@ -10,23 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from curricmusic.data.notes import make_notes, notes_to_score
-from curricmusic.errors import UserError
-from curricmusic.novelty.embed import (
-    AudioFeaturesEmbedder,
-    SymbolicEmbedder,
-    embed_midi_files,
-    load_embedder,
-)
+from curricmusic.common.errors import UserError
+from curricmusic.music.notes import make_notes, notes_to_score
+from curricmusic.novelty.embed import embed_midi_files
+from curricmusic.novelty.embedders import AudioFeaturesEmbedder, SymbolicEmbedder, load_embedder
 
 transformers = pytest.importorskip("transformers")
-from curricmusic.novelty.clap import (  # noqa: E402
+from curricmusic.novelty.embedders.clap import (  # noqa: E402
     ClapEmbedder,
     laion_feature_extractor,
     pad_window,
     window_bounds,
 )
-from curricmusic.novelty.laion_convert import infer_audio_config  # noqa: E402
+from curricmusic.novelty.embedders.laion_convert import infer_audio_config  # noqa: E402
 
 SR = 48000
 WINDOW = 10 * SR

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from curricmusic.config import NoveltySection, curriculum_from_midi_dir
-from curricmusic.data.notes import make_notes, notes_to_score
 from curricmusic.data.prepare import prepare
+from curricmusic.generation.rerank import pick
+from curricmusic.music.notes import make_notes, notes_to_score
 from curricmusic.novelty.pipeline import score_novelty
-from curricmusic.novelty.rerank import pick
 
 
 def walk(seed: int, n: int = 64, steps=(-3, -2, -1, 1, 2, 3)) -> np.ndarray:

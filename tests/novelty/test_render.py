@@ -10,8 +10,8 @@ import pytest
 import soundfile
 from symusic import ControlChange, Note, Score, Tempo, Track
 
-from curricmusic.data.notes import make_notes, notes_to_score
-from curricmusic.errors import UserError
+from curricmusic.common.errors import UserError
+from curricmusic.music.notes import make_notes, notes_to_score
 from curricmusic.novelty.render import (
     PEAK,
     TAIL_S,

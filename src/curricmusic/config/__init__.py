@@ -1,6 +1,6 @@
 """Configuration: TOML files loaded into frozen, validated pydantic models (never mutated)."""
 
-from curricmusic.config.base import (
+from curricmusic.common.frozen import (
     FrozenModel,
     config_hash,
     format_validation_error,

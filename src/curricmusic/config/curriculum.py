@@ -11,8 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from curricmusic.config.base import FrozenModel, format_validation_error, load_toml, validate
-from curricmusic.errors import UserError
+from curricmusic.common.errors import UserError
+from curricmusic.common.frozen import FrozenModel, format_validation_error, load_toml, validate
+from curricmusic.config.pedagogy import GENERATOR_OPTIONS
+from curricmusic.music.keys import parse_key
+from curricmusic.music.tokenizers import TokenizerSettings
 
 __all__ = [
     "TokenizerSettings",
@@ -28,41 +31,6 @@ __all__ = [
     "check_curriculum",
     "curriculum_from_midi_dir",
 ]
-
-class TokenizerSettings(FrozenModel):
-    """The MidiTok tokenizer shared by every stage of a curriculum.
-
-    ``beat_res`` maps beat ranges ``"start-end"`` to positions per beat, as MidiTok's ``beat_res``.
-    Only single-stream tokenizations are offered: curricmusic models one merged piano stream.
-    """
-
-    kind: Literal["REMI", "TSD", "MIDILike", "Structured"] = "REMI"
-    pitch_range: list[int] = Field(default_factory=lambda: [21, 109], min_length=2, max_length=2)
-    num_velocities: int = Field(8, ge=1, le=127)
-    beat_res: dict[str, int] = Field(default_factory=lambda: {"0-4": 24, "4-12": 4})
-    use_tempos: bool = False
-    use_time_signatures: bool = False
-    use_rests: bool = False
-
-    @field_validator("pitch_range")
-    @classmethod
-    def _check_pitch_range(cls, value: list[int]) -> list[int]:
-        low, high = value
-        if not 0 <= low < high <= 128:
-            raise ValueError(f"expected [low, high] with 0 <= low < high <= 128, got {value}")
-        return value
-
-    @field_validator("beat_res")
-    @classmethod
-    def _check_beat_res(cls, value: dict[str, int]) -> dict[str, int]:
-        for span, resolution in value.items():
-            parts = span.split("-")
-            if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[0]) >= int(parts[1]):
-                raise ValueError(f"beat range {span!r} should look like '0-4' (start < end, in beats)")
-            if resolution < 1:
-                raise ValueError(f"positions per beat for {span!r} must be >= 1")
-        return value
-
 
 class SplitSettings(FrozenModel):
     """Fractions of each stage's pieces held out, assigned from the content hash (stable)."""
@@ -186,9 +154,6 @@ def load_curriculum(path: str | Path) -> CurriculumConfig:
 
 def check_curriculum(config: CurriculumConfig, source: str) -> None:
     """Checks that need other modules: generator names and options, key names, folders."""
-    from curricmusic.data.keys import parse_key
-    from curricmusic.data.pedagogy import GENERATORS
-
     def fail(key: str, message: str) -> None:
         raise UserError(f"{source}: {key}: {message}")
 
@@ -200,10 +165,10 @@ def check_curriculum(config: CurriculumConfig, source: str) -> None:
                 fail(f"keys.{index}", str(exc))
     for index, stage in enumerate(config.stages):
         if isinstance(stage, GeneratedStage):
-            if stage.generator not in GENERATORS:
-                known = ", ".join(sorted(GENERATORS))
+            if stage.generator not in GENERATOR_OPTIONS:
+                known = ", ".join(sorted(GENERATOR_OPTIONS))
                 fail(f"stages.{index}.generator", f"unknown generator {stage.generator!r}; expected one of: {known}")
-            options_model = GENERATORS[stage.generator][0]
+            options_model = GENERATOR_OPTIONS[stage.generator]
             try:
                 options_model.model_validate(stage.options)
             except ValidationError as exc:

@@ -18,9 +18,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from curricmusic.config.base import FrozenModel, load_toml, validate
+from curricmusic.common.errors import UserError
+from curricmusic.common.frozen import FrozenModel, load_toml, validate
 from curricmusic.config.curriculum import CurriculumConfig, load_curriculum
-from curricmusic.errors import UserError
 
 __all__ = [
     "ModelSection",

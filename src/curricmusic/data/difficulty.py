@@ -1,6 +1,6 @@
 """Per-piece difficulty features and the combined difficulty score.
 
-Pure NumPy functions over the shared note array (:data:`curricmusic.data.notes.NOTE_DTYPE`, times
+Pure NumPy functions over the shared note array (:data:`curricmusic.music.notes.NOTE_DTYPE`, times
 in quarter notes). They run once per file while preparing data for thousands of files, so nothing
 here loops over notes in Python.
 

@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 
 import curricmusic
-from curricmusic.atomic import atomic_path, write_bytes, write_json
+from curricmusic.common.atomic import atomic_path, write_bytes, write_json
+from curricmusic.common.errors import UserError
+from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.config import CurriculumConfig, Music21Stage, config_hash
-from curricmusic.data.notes import NOTE_DTYPE
 from curricmusic.data.prepared import MANIFEST_FORMAT, SPLITS, PreparedData, split_paths
 from curricmusic.data.process import ProcessedPiece, Skipped, process_item
 from curricmusic.data.sources import SourceItem, stage_items, unique_ids
-from curricmusic.data.tokens import build_tokenizer, save_tokenizer, tokenizer_hash
-from curricmusic.errors import UserError
-from curricmusic.progress import err_console, progress_bar
+from curricmusic.music.notes import NOTE_DTYPE
+from curricmusic.music.tokenizers import build_tokenizer, save_tokenizer, tokenizer_hash
 
 __all__ = ["prepare", "assign_split", "PrepareOutcome"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from curricmusic.errors import UserError
+from curricmusic.common.errors import UserError
 
 __all__ = ["SPLITS", "MANIFEST_FORMAT", "PreparedData", "split_paths"]
 
@@ -101,7 +101,7 @@ class PreparedData:
 
     @cached_property
     def tokenizer(self):
-        from curricmusic.data.tokens import load_tokenizer
+        from curricmusic.music.tokenizers import load_tokenizer
 
         return load_tokenizer(self.root / "tokenizer.json")[0]
 

@@ -15,9 +15,9 @@ from symusic import Score
 
 from curricmusic.config import PieceFilters
 from curricmusic.data.difficulty import difficulty_features, difficulty_score
-from curricmusic.data.notes import bar_length, piano_reduction, score_notes, score_seconds
 from curricmusic.data.sources import SourceItem
-from curricmusic.data.tokens import encode_score
+from curricmusic.music.notes import bar_length, piano_reduction, score_notes, score_seconds
+from curricmusic.music.tokenizers import encode_score
 
 __all__ = ["ProcessedPiece", "Skipped", "process_item", "content_hash", "HASH_GRID"]
 

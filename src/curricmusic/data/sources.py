@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curricmusic.common.errors import UserError
+from curricmusic.common.paths import cache_dir
 from curricmusic.config import (
     MUSIC21_COLLECTIONS,
     CurriculumConfig,
@@ -27,8 +29,6 @@ from curricmusic.config import (
     MidiDirStage,
     Music21Stage,
 )
-from curricmusic.errors import UserError
-from curricmusic.paths import cache_dir
 
 __all__ = [
     "SourceItem",
@@ -77,7 +77,7 @@ class SourceItem:
 
 def curriculum_keys(config: CurriculumConfig, stage: GeneratedStage):
     """The keys a generated stage uses: its own list, else the curriculum's ("all" = 24 keys)."""
-    from curricmusic.data.keys import ALL_KEYS, parse_key
+    from curricmusic.music.keys import ALL_KEYS, parse_key
 
     names = stage.keys if stage.keys is not None else config.keys
     if "all" in names:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
+from curricmusic.common.errors import UserError
+from curricmusic.common.paths import cache_dir
+from curricmusic.common.progress import console
 from curricmusic.config import CurriculumConfig, config_hash
 from curricmusic.data.prepared import SPLITS, PreparedData
-from curricmusic.errors import UserError
-from curricmusic.paths import cache_dir
-from curricmusic.progress import console
 
 __all__ = ["default_prepared_dir", "print_summary", "print_stage", "export_examples", "spread", "plot_difficulty"]
 
@@ -117,7 +117,7 @@ def plot_difficulty(data: PreparedData, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from curricmusic.atomic import atomic_path
+    from curricmusic.common.atomic import atomic_path
 
     names = data.stage_names
     scores = [[p["difficulty"] for s in SPLITS for p in data.pieces(n, s) if p["difficulty"] is not None] for n in names]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from curricmusic.atomic import write_json, write_text
-from curricmusic.errors import UserError
+from curricmusic.common.atomic import write_json, write_text
+from curricmusic.common.errors import UserError
 
 __all__ = ["load_report", "compare_reports"]
 
@@ -41,7 +41,7 @@ def _name(path: Path, taken: set[str]) -> str:
 
 def compare_reports(paths: list[Path], out_dir: Path) -> Table:
     """Write ``compare.json`` and ``compare.html``; return a rich table of the figures."""
-    from curricmusic.novelty.html import compare_html
+    from curricmusic.reporting.novelty_page import compare_html
 
     if len(paths) < 1:
         raise UserError("compare needs at least one novelty report")

@@ -1,311 +1,25 @@
-"""Embedders for novelty scoring: CLAP, audio features, symbolic; and a cached MIDI -> embedding pass.
-
-``load_embedder(spec)`` parses an embedder SPEC (the CLI's ``--embedder``):
-
-==============================  ==========================================================
-``clap:<HF id | dir | .pt>``    LAION CLAP audio embeddings (:mod:`curricmusic.novelty.clap`)
-``audio-features``              MFCC / chroma / spectral-contrast / onset statistics (librosa)
-``symbolic``                    pitch-class, interval, rhythm histograms of the notes
-==============================  ==========================================================
-
-Every embedder returns float32 rows with unit L2 norm, so cosine similarity is a dot product.
-Three fields say what produced the numbers, for the report header:
-
-- ``kind``: ``"learned"`` (a neural network) or ``"no-weights"`` (a fixed formula);
-- ``weights_real``: ``True`` when a learned model's weights were loaded from a checkpoint,
-  ``False`` for a randomly initialised model (benchmarks), ``None`` when there are no weights;
-- ``fallback_reason``: ``None``, or why the requested embedder could not be used (CLAP weights
-  missing) and this one was used instead.
-"""
+"""MIDI files to embeddings: render (audio embedders) or read notes (symbolic), batched, cached."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from abc import ABC
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from curricmusic.errors import UserError
-from curricmusic.novelty import _audio_feature_stats as feature_stats
-from curricmusic.paths import cache_dir
-from curricmusic.progress import err_console
+from curricmusic.common.atomic import atomic_path, write_text
+from curricmusic.common.errors import UserError
+from curricmusic.common.paths import cache_dir
+from curricmusic.common.progress import err_console
+from curricmusic.music.notes import score_notes
+from curricmusic.novelty.embedders import Embedder
+from curricmusic.novelty.render import load_score, render, renderer_spec
 
-__all__ = [
-    "EMBEDDERS",
-    "AudioFeaturesEmbedder",
-    "EmbeddingCache",
-    "Embedder",
-    "SymbolicEmbedder",
-    "embed_midi_files",
-    "load_embedder",
-    "resample",
-]
-
-AUDIO_INSTALL_HINT = "pip install 'curricmusic[audio]'"
-
-
-def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """``samples`` at ``rate_out`` (soxr, high quality); unchanged when the rates match."""
-    if int(rate_in) == int(rate_out) or samples.size == 0:
-        return np.asarray(samples, dtype=np.float32)
-    import soxr
-
-    return soxr.resample(
-        np.asarray(samples, dtype=np.float32), int(rate_in), int(rate_out), quality="HQ"
-    )
-
-
-def _l2_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-class Embedder(ABC):
-    """An embedder: ``input`` says whether it takes audio clips or note arrays."""
-
-    spec: str
-    kind: str  # "learned" | "no-weights"
-    weights_real: bool | None
-    dim: int
-    input: str  # "audio" | "notes"
-    sample_rate: int | None = None  # the rate ``embed_audio`` works at (audio embedders)
-    fallback_reason: str | None = None
-    requested_spec: str | None = None  # the spec asked for, when this embedder is its fallback
-    source: str = ""
-
-    def embed_audio(self, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
-        """(N, D) float32, L2-normalised; clips are mono float arrays at ``sample_rate``."""
-        raise UserError(f"embedder {self.spec!r} embeds note arrays, not audio")
-
-    def embed_notes(self, pieces: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, D) float32, L2-normalised; pieces are ``NOTE_DTYPE`` arrays."""
-        raise UserError(f"embedder {self.spec!r} embeds audio, not note arrays")
-
-    def cache_key(self) -> dict[str, Any]:
-        """What identifies this embedder's output (spec, weights, version)."""
-        return {"spec": self.spec}
-
-    def describe(self) -> dict[str, Any]:
-        """The report header's account of the embedder."""
-        return {
-            "spec": self.spec,
-            "requested_spec": self.requested_spec or self.spec,
-            "kind": self.kind,
-            "weights_real": self.weights_real,
-            "dim": self.dim,
-            "source": self.source,
-            "fallback_reason": self.fallback_reason,
-        }
-
-
-class AudioFeaturesEmbedder(Embedder):
-    """Hand-made timbre / harmony / rhythm statistics of the audio: no weights.
-
-    At 22.05 kHz (2048-point STFT, hop 512): mean and standard deviation over time of 20 MFCCs,
-    12 chroma bins, 7 spectral-contrast bands and the onset strength (80 numbers). Each is
-    standardised with fixed constants (:mod:`curricmusic.novelty._audio_feature_stats`,
-    measured once on TimGM6mb renders of music21's Bach chorales), so a clip's embedding never
-    depends on the rest of its batch, then the vector is L2-normalised.
-    """
-
-    spec = "audio-features"
-    kind = "no-weights"
-    weights_real = None
-    input = "audio"
-    sample_rate = 22050
-    dim = 80
-    n_fft = 2048
-    hop = 512
-
-    def __init__(self) -> None:
-        try:
-            import librosa
-        except ImportError as err:
-            raise UserError(
-                f"the audio-features embedder needs librosa: {AUDIO_INSTALL_HINT}"
-            ) from err
-        self._librosa = librosa
-        self.source = f"librosa {librosa.__version__}"
-
-    def cache_key(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "librosa": self._librosa.__version__,
-            "stats": feature_stats.VERSION,
-        }
-
-    def raw_features(self, clip: np.ndarray) -> np.ndarray:
-        """The 80 unstandardised statistics of one clip at ``self.sample_rate``."""
-        librosa = self._librosa
-        y = np.asarray(clip, dtype=np.float32)
-        if y.shape[0] < self.n_fft:
-            y = np.pad(y, (0, self.n_fft - y.shape[0]))
-        magnitude = np.abs(librosa.stft(y, n_fft=self.n_fft, hop_length=self.hop))  # (1025, T)
-        power = magnitude**2
-        mel_db = librosa.power_to_db(
-            librosa.feature.melspectrogram(S=power, sr=self.sample_rate), ref=1.0
-        )  # (128, T)
-        parts = [
-            librosa.feature.mfcc(S=mel_db, n_mfcc=20),  # (20, T)
-            librosa.feature.chroma_stft(S=power, sr=self.sample_rate, tuning=0.0),  # (12, T)
-            librosa.feature.spectral_contrast(S=magnitude, sr=self.sample_rate),  # (7, T)
-            librosa.onset.onset_strength(S=mel_db, sr=self.sample_rate)[None, :],  # (1, T)
-        ]
-        stats = []
-        for part in parts:
-            stats.extend([part.mean(axis=1), part.std(axis=1)])
-        return np.nan_to_num(np.concatenate(stats).astype(np.float64))
-
-    def embed_audio(self, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
-        rows = [
-            self.raw_features(
-                resample(np.asarray(c, dtype=np.float32).reshape(-1), sample_rate, self.sample_rate)
-            )
-            for c in clips
-        ]
-        if not rows:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        standardised = (np.stack(rows) - feature_stats.MEAN) / feature_stats.SCALE
-        return _l2_rows(standardised)
-
-
-# Krumhansl-Kessler key profiles (C major, C minor), for the symbolic embedder's key rotation.
-_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-# Rhythm bins in quarter notes, centred on 1/8, 1/4, 1/2, 1, 2, 4, 8, 16 quarters.
-_RHYTHM_EDGES = np.array([0.1875, 0.375, 0.75, 1.5, 3.0, 6.0, 12.0])
-
-
-class SymbolicEmbedder(Embedder):
-    """Histograms of the notes themselves: no audio, no weights, transposition-invariant.
-
-    Groups (each L2-normalised on its own, so each weighs the same), then the whole vector
-    L2-normalised:
-
-    - pitch class (12), duration-weighted, rotated so the Krumhansl-Kessler key estimate's tonic
-      is bin 0 (a transposed piece gets the same histogram);
-    - melodic interval (25): successive pitches of the top voice (highest note per onset),
-      clipped to -12..12 semitones;
-    - inter-onset interval (8) and duration (8), in quarter notes, binned around
-      1/8, 1/4, ..., 16 quarters;
-    - two scalars in [0, 1): note density ``d / (d + 4)`` with ``d`` notes per quarter, and
-      pitch range ``r / (r + 24)`` with ``r`` semitones.
-
-    An empty piece embeds to the zero vector (cosine 0 with everything).
-    """
-
-    spec = "symbolic"
-    kind = "no-weights"
-    weights_real = None
-    input = "notes"
-    dim = 12 + 25 + 8 + 8 + 2
-    source = "note histograms"
-
-    def cache_key(self) -> dict[str, Any]:
-        return {"spec": self.spec, "version": 1}
-
-    @staticmethod
-    def _unit(values: np.ndarray) -> np.ndarray:
-        norm = np.linalg.norm(values)
-        return values / norm if norm > 0 else values
-
-    def embed_one(self, notes: np.ndarray) -> np.ndarray:
-        if notes.shape[0] == 0:
-            return np.zeros(self.dim, dtype=np.float32)
-        pitches = notes["pitch"].astype(np.int64)
-        onsets = notes["onset"].astype(np.float64)
-        durations = np.maximum(notes["duration"].astype(np.float64), 0.0)
-        pitch_class = np.bincount(pitches % 12, weights=durations + 1e-3, minlength=12)
-        scores = [
-            (
-                np.corrcoef(np.roll(profile, tonic), pitch_class)[0, 1]
-                if pitch_class.std() > 0
-                else 0.0
-            )
-            for profile in (_KK_MAJOR, _KK_MINOR)
-            for tonic in range(12)
-        ]
-        tonic = int(np.argmax(np.nan_to_num(scores))) % 12
-        pitch_class = np.roll(pitch_class, -tonic)
-        order = np.argsort(onsets, kind="stable")
-        unique_onsets, first = np.unique(onsets[order], return_index=True)
-        top = np.maximum.reduceat(pitches[order], first)  # highest pitch per onset
-        intervals = np.clip(np.diff(top), -12, 12) + 12
-        interval_hist = np.bincount(intervals, minlength=25).astype(np.float64)
-        ioi_hist = np.bincount(np.digitize(np.diff(unique_onsets), _RHYTHM_EDGES), minlength=8)
-        duration_hist = np.bincount(np.digitize(durations, _RHYTHM_EDGES), minlength=8)
-        span = max(float((onsets + durations).max() - onsets.min()), 1.0)
-        density = notes.shape[0] / span
-        pitch_range = float(pitches.max() - pitches.min())
-        vector = np.concatenate(
-            [
-                self._unit(pitch_class),
-                self._unit(interval_hist),
-                self._unit(ioi_hist.astype(np.float64)),
-                self._unit(duration_hist.astype(np.float64)),
-                [density / (density + 4.0), pitch_range / (pitch_range + 24.0)],
-            ]
-        )
-        return self._unit(vector).astype(np.float32)
-
-    def embed_notes(self, pieces: Sequence[np.ndarray]) -> np.ndarray:
-        if not pieces:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self.embed_one(piece) for piece in pieces])
-
-
-def _make_clap(target: str, **options: Any) -> Embedder:
-    from curricmusic.novelty.clap import load_clap
-
-    return load_clap(target, **options)
-
-
-# name -> factory(argument after the colon or None, **options)
-EMBEDDERS: dict[str, Callable[..., Embedder]] = {
-    "clap": _make_clap,
-    "audio-features": lambda _arg=None, **_: AudioFeaturesEmbedder(),
-    "symbolic": lambda _arg=None, **_: SymbolicEmbedder(),
-}
-SPEC_HELP = "clap:<HF id | local dir | LAION .pt file>, audio-features, symbolic"
-
-
-def load_embedder(
-    spec: str, *, fallback: bool = True, batch_size: int = 16, device: str | None = None
-) -> Embedder:
-    """The embedder for ``spec``; see the module docstring for the forms.
-
-    When CLAP weights (or transformers) are missing and ``fallback`` is true, returns the
-    audio-features embedder with ``fallback_reason`` saying where we looked and how to get the
-    weights (print it); with ``fallback=False`` that message is raised as :class:`UserError`.
-    """
-    name, colon, argument = str(spec).strip().partition(":")
-    if name not in EMBEDDERS:
-        raise UserError(f"unknown embedder {spec!r}; expected {SPEC_HELP}")
-    if name == "clap":
-        if not argument:
-            raise UserError("clap needs a source: clap:<HF id | local dir | LAION .pt file>")
-        from curricmusic.novelty.clap import ClapUnavailable
-
-        try:
-            return _make_clap(argument, batch_size=batch_size, device=device)
-        except ClapUnavailable as err:
-            if not fallback:
-                raise
-            reason = str(err)
-        embedder = AudioFeaturesEmbedder()
-        embedder.fallback_reason = (
-            f"{reason}. Using the audio-features embedder instead (no learned weights)."
-        )
-        embedder.requested_spec = spec
-        return embedder
-    if colon:
-        raise UserError(f"embedder {name!r} takes no argument (got {spec!r}); expected {SPEC_HELP}")
-    return EMBEDDERS[name](None)
+__all__ = ["EmbeddingCache", "embed_midi_files"]
 
 
 class EmbeddingCache:
@@ -317,8 +31,6 @@ class EmbeddingCache:
         self.directory = cache_dir("embeddings", hashlib.sha256(text.encode()).hexdigest()[:32])
         manifest = self.directory / "key.json"
         if not manifest.is_file():
-            from curricmusic.atomic import write_text
-
             write_text(manifest, text + "\n")
 
     def _path(self, content_hash: str) -> Path:
@@ -334,8 +46,6 @@ class EmbeddingCache:
             return None  # a damaged entry is recomputed
 
     def put(self, content_hash: str, vector: np.ndarray) -> None:
-        from curricmusic.atomic import atomic_path
-
         with atomic_path(self._path(content_hash)) as tmp, open(tmp, "wb") as handle:
             np.save(handle, np.asarray(vector, dtype=np.float32), allow_pickle=False)
 
@@ -379,9 +89,6 @@ def embed_midi_files(
     stale vectors. ``max_seconds`` keeps only the first seconds of each rendered piece (long
     training pieces then cost a bounded time; part of the cache key).
     """
-    from curricmusic.data.notes import score_notes
-    from curricmusic.novelty.render import load_score, render, renderer_spec
-
     audio = embedder.input == "audio"
     key: dict[str, Any] = {"embedder": embedder.cache_key()}
     if audio:

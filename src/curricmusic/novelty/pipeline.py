@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from curricmusic.atomic import json_safe, write_json, write_text
+from curricmusic.common.atomic import json_safe, write_json, write_text
+from curricmusic.common.errors import UserError
+from curricmusic.common.progress import err_console
 from curricmusic.config import NoveltySection
 from curricmusic.data.prepared import PreparedData
-from curricmusic.errors import UserError
-from curricmusic.progress import err_console
 
 __all__ = ["Against", "Scores", "resolve_against", "score_files", "score_novelty", "NGRAM_SIZES"]
 
@@ -96,9 +96,10 @@ def score_files(
     """Embedding and symbolic novelty of every file against the training data of ``data``."""
     from symusic import Score
 
-    from curricmusic.copyguard import training_index
-    from curricmusic.data.notes import bar_length, score_notes
-    from curricmusic.novelty.embed import embed_midi_files, load_embedder
+    from curricmusic.music.notes import bar_length, score_notes
+    from curricmusic.novelty.copy_index import training_index
+    from curricmusic.novelty.embed import embed_midi_files
+    from curricmusic.novelty.embedders import load_embedder
     from curricmusic.novelty.score import (
         data_copying_statistic,
         distance_ratio,
@@ -211,8 +212,8 @@ def score_novelty(
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Score every MIDI file in ``samples_dir``; write ``novelty.json`` and ``novelty.html``."""
-    from curricmusic.novelty.html import novelty_html
     from curricmusic.novelty.render import renderer_spec
+    from curricmusic.reporting.novelty_page import novelty_html
 
     samples_dir, out_dir = Path(samples_dir), Path(out_dir)
     files = _sample_files(samples_dir)

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from symusic import Score
 
-from curricmusic.atomic import atomic_path
-from curricmusic.errors import UserError
+from curricmusic.common.atomic import atomic_path
+from curricmusic.common.errors import UserError
 
 __all__ = [
     "RENDERERS",

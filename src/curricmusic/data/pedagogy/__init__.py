@@ -30,7 +30,7 @@ What each stage teaches the model (and the student):
     with passing notes over an Alberti, block-chord or broken-octave left hand. Teaches melody
     over accompaniment, chords lasting a bar, and phrases that breathe and close.
 
->>> from curricmusic.data.keys import parse_key
+>>> from curricmusic.music.keys import parse_key
 >>> pieces = generate("hanon", [parse_key("C")], seed=0, options={"figures_per_key": 1})
 >>> pieces[0].score.tracks[0].name, pieces[0].score.tpq
 ('RH', 480)
@@ -43,12 +43,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from curricmusic.data.keys import Key, parse_key
+from curricmusic.common.errors import UserError
+from curricmusic.config.pedagogy import (
+    GENERATOR_OPTIONS,
+    EtudesOptions,
+    HanonOptions,
+    ScalesOptions,
+)
 from curricmusic.data.pedagogy._common import GeneratedPiece
-from curricmusic.data.pedagogy.etudes import EtudesOptions, generate_etudes
-from curricmusic.data.pedagogy.hanon import HanonOptions, generate_hanon
-from curricmusic.data.pedagogy.scales import ScalesOptions, generate_scales
-from curricmusic.errors import UserError
+from curricmusic.data.pedagogy.etudes import generate_etudes
+from curricmusic.data.pedagogy.hanon import generate_hanon
+from curricmusic.data.pedagogy.scales import generate_scales
+from curricmusic.music.keys import Key, parse_key
 
 __all__ = [
     "GeneratedPiece",
@@ -61,11 +67,11 @@ __all__ = [
 
 Generator = Callable[[Sequence[Key], int, Any], list[GeneratedPiece]]
 
-# name -> (options model, generator function)
-GENERATORS: dict[str, tuple[type[BaseModel], Generator]] = {
-    "scales": (ScalesOptions, generate_scales),
-    "hanon": (HanonOptions, generate_hanon),
-    "etudes": (EtudesOptions, generate_etudes),
+# name -> generator function; its options model is GENERATOR_OPTIONS[name] (config.pedagogy)
+GENERATORS: dict[str, Generator] = {
+    "scales": generate_scales,
+    "hanon": generate_hanon,
+    "etudes": generate_etudes,
 }
 
 
@@ -91,7 +97,7 @@ def generate(
         raise UserError(
             f"unknown generator {kind!r}; expected one of: {', '.join(sorted(GENERATORS))}"
         )
-    model, function = GENERATORS[kind]
+    model, function = GENERATOR_OPTIONS[kind], GENERATORS[kind]
     if options is None:
         options = model()
     elif isinstance(options, BaseModel):

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 
-from curricmusic.data.keys import Key, midi_key_signature
+from curricmusic.music.keys import Key, midi_key_signature
 
 __all__ = [
     "TPQ",
     "GeneratedPiece",
-    "GeneratorOptions",
-    "NonEmptyUnique",
     "piece_rng",
     "keep_subset",
     "PieceBuilder",
@@ -35,26 +32,6 @@ class GeneratedPiece:
     name: str
     score: Score
     meta: dict[str, Any]
-
-
-def _unique(values: list[T]) -> list[T]:
-    if len(set(values)) != len(values):
-        raise ValueError(f"values must not repeat, got {values}")
-    return values
-
-
-# A list option: at least one value, no value twice.
-NonEmptyUnique = Annotated[list[T], Field(min_length=1), AfterValidator(_unique)]
-
-
-class GeneratorOptions(BaseModel):
-    """Base of each generator's options: strict types, unknown keys rejected, immutable."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    max_pieces: int | None = Field(
-        None, ge=1, description="keep at most this many pieces: a seeded subset, in order"
-    )
 
 
 def piece_rng(seed: int, *parts: object) -> np.random.Generator:

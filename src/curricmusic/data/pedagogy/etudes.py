@@ -14,28 +14,20 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import Field, model_validator
-
-from curricmusic.data.keys import Key, diatonic_chord, roman_numeral, scale_pitch_classes
+from curricmusic.config.pedagogy import CIRCLE, EtudesOptions
 from curricmusic.data.pedagogy._common import (
     TPQ,
     GeneratedPiece,
-    GeneratorOptions,
-    NonEmptyUnique,
     PieceBuilder,
     keep_subset,
     piece_rng,
     pitches_with,
 )
+from curricmusic.music.keys import Key, diatonic_chord, roman_numeral, scale_pitch_classes
 
-__all__ = ["EtudesOptions", "generate_etudes", "PROGRESSIONS", "chord_plan"]
+__all__ = ["generate_etudes", "PROGRESSIONS", "chord_plan"]
 
-Progression = Literal["I-IV-V-I", "ii-V-I", "vi-ii-V-I", "I-IV-vii-iii-vi-ii-V-I"]
-Figuration = Literal["scale-runs", "broken-chords", "melody"]
-Accompaniment = Literal["alberti", "block", "broken-octaves"]
-CIRCLE = "I-IV-vii-iii-vi-ii-V-I"
 
 # progression -> (antecedent ending on V, consequent ending V-I, closing phrase for 12 bars), as
 # scale degrees, one chord per bar. The circle-of-fifths progression closes with its 8-bar sequence.
@@ -60,27 +52,6 @@ _MELODY_RHYTHMS = {  # beats -> rhythms (in beats) of one bar or half bar
         (1, 1, 0.5, 0.5, 1),
     ),
 }
-
-
-class EtudesOptions(GeneratorOptions):
-    """Options of the ``etudes`` generator (defaults: 6 pieces per key, 144 over the 24 keys)."""
-
-    pieces_per_key: int = Field(6, ge=1, le=500)
-    bars: NonEmptyUnique[Literal[8, 12, 16]] = Field(default_factory=lambda: [8, 12, 16])
-    meters: NonEmptyUnique[Literal["4/4", "3/4"]] = Field(default_factory=lambda: ["4/4", "3/4"])
-    progressions: NonEmptyUnique[Progression] = Field(default_factory=lambda: list(PROGRESSIONS))
-    figurations: NonEmptyUnique[Figuration] = Field(
-        default_factory=lambda: ["scale-runs", "broken-chords", "melody"]
-    )
-    accompaniments: NonEmptyUnique[Accompaniment] = Field(
-        default_factory=lambda: ["alberti", "block", "broken-octaves"]
-    )
-
-    @model_validator(mode="after")
-    def _circle_needs_room(self) -> EtudesOptions:
-        if self.progressions == [CIRCLE] and self.bars == [8]:
-            raise ValueError(f"progression {CIRCLE!r} needs 12 or 16 bars (bars = [8] given)")
-        return self
 
 
 @dataclass(frozen=True)

@@ -10,22 +10,18 @@ The figures are this module's own, written in Hanon's manner.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import Field, field_validator
-
-from curricmusic.data.keys import Key, ScaleForm, scale_pitch_classes
+from curricmusic.config.pedagogy import HanonOptions
 from curricmusic.data.pedagogy._common import (
     TPQ,
     GeneratedPiece,
-    GeneratorOptions,
-    NonEmptyUnique,
     PieceBuilder,
     keep_subset,
     piece_rng,
 )
+from curricmusic.music.keys import Key, ScaleForm, scale_pitch_classes
 
-__all__ = ["FIGURES", "HanonOptions", "generate_hanon", "figure_degrees", "NOTE_VALUES"]
+__all__ = ["FIGURES", "generate_hanon", "figure_degrees", "NOTE_VALUES"]
 
 # name -> scale-degree offsets of the 8-note figure, from its first (lowest) note.
 FIGURES: dict[str, tuple[int, ...]] = {
@@ -45,28 +41,6 @@ NOTE_VALUES: dict[str, tuple[int, tuple[int, int], tuple[int, int]]] = {
     "sixteenths": (TPQ // 4, (2, 4), (60, 108)),
     "eighths": (TPQ // 2, (4, 4), (80, 132)),
 }
-
-
-class HanonOptions(GeneratorOptions):
-    """Options of the ``hanon`` generator (defaults: 6 of the 10 figures per key, 144 pieces)."""
-
-    figures: NonEmptyUnique[str] = Field(default_factory=lambda: list(FIGURES))
-    figures_per_key: int | None = Field(
-        6, ge=1, description="a seeded choice of this many figures per key; None: all of them"
-    )
-    note_values: NonEmptyUnique[Literal["sixteenths", "eighths"]] = Field(
-        default_factory=lambda: ["sixteenths", "eighths"]
-    )
-    octaves: int = Field(2, ge=1, le=3, description="how far the figure climbs before turning")
-    minor_form: ScaleForm = "harmonic"
-
-    @field_validator("figures")
-    @classmethod
-    def _known_figures(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in FIGURES]
-        if unknown:
-            raise ValueError(f"unknown figures {unknown}; expected some of: {', '.join(FIGURES)}")
-        return value
 
 
 def figure_degrees(figure: Sequence[int], octaves: int) -> tuple[list[int], list[int]]:

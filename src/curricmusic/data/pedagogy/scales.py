@@ -9,27 +9,18 @@ notes depend only on the seed and its own name.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
 
-from pydantic import Field
-
-from curricmusic.data.keys import Key, ScaleForm, diatonic_chord, scale_pitch_classes
+from curricmusic.config.pedagogy import ScalesOptions
 from curricmusic.data.pedagogy._common import (
     TPQ,
     GeneratedPiece,
-    GeneratorOptions,
-    NonEmptyUnique,
     PieceBuilder,
     keep_subset,
     piece_rng,
 )
+from curricmusic.music.keys import Key, ScaleForm, diatonic_chord, scale_pitch_classes
 
-__all__ = ["ScalesOptions", "generate_scales", "RHYTHMS", "MAX_CONTRARY_OCTAVES"]
-
-Rhythm = Literal["quarters", "eighths", "triplets", "sixteenths"]
-Motion = Literal["separate", "parallel", "contrary"]
-Arpeggio = Literal["tonic", "dominant7", "diminished7"]
-Part = Literal["scales", "chromatic", "arpeggios"]
+__all__ = ["generate_scales", "RHYTHMS", "MAX_CONTRARY_OCTAVES"]
 
 # note value -> (ticks per note, time signature, tempo range in quarter notes per minute).
 # Triplets are written as eighths in 12/8 (three to the dotted-quarter beat).
@@ -41,34 +32,6 @@ RHYTHMS: dict[str, tuple[int, tuple[int, int], tuple[int, int]]] = {
 }
 # In contrary motion the hands start an octave apart and diverge: wider spans leave the keyboard.
 MAX_CONTRARY_OCTAVES = 2
-_Octaves = NonEmptyUnique[Annotated[int, Field(ge=1, le=4)]]
-
-
-class ScalesOptions(GeneratorOptions):
-    """Options of the ``scales`` generator (defaults: ~400 pieces over the 24 keys)."""
-
-    parts: NonEmptyUnique[Part] = Field(
-        default_factory=lambda: ["scales", "chromatic", "arpeggios"]
-    )
-    octaves: _Octaves = Field(
-        default_factory=lambda: [1, 2, 3, 4],
-        description="spans to choose from (1..4); contrary motion plays at most 2",
-    )
-    minor_forms: NonEmptyUnique[ScaleForm] = Field(
-        default_factory=lambda: ["natural", "harmonic", "melodic"]
-    )
-    motions: NonEmptyUnique[Motion] = Field(
-        default_factory=lambda: ["separate", "parallel", "contrary"]
-    )
-    rhythms: NonEmptyUnique[Rhythm] = Field(
-        default_factory=lambda: ["quarters", "eighths", "triplets", "sixteenths"]
-    )
-    arpeggios: NonEmptyUnique[Arpeggio] = Field(
-        default_factory=lambda: ["tonic", "dominant7", "diminished7"]
-    )
-    variants: int = Field(1, ge=1, le=16, description="(octaves, note value) pieces per exercise")
-
-
 def _start_pitch(pc: int, low: int) -> int:
     """The pitch of class ``pc`` in ``low .. low + 11``."""
     return low + (pc - low) % 12

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from curricmusic.checkpoint import (
+from curricmusic.common.errors import UserError
+from curricmusic.common.progress import err_console, progress_bar
+from curricmusic.config import Experiment, config_hash
+from curricmusic.curriculum.pacing import arm_stage_order, build_schedule
+from curricmusic.curriculum.windows import WindowSampler, eval_windows
+from curricmusic.data.prepared import PreparedData
+from curricmusic.model.transformer import ModelConfig, MusicTransformer, save_model
+from curricmusic.training.run_files import (
     CHECKPOINT_FILE,
     METRICS_FILE,
     MODEL_DIR,
@@ -31,13 +38,6 @@ from curricmusic.checkpoint import (
     truncate_metrics,
     write_run,
 )
-from curricmusic.config import Experiment, config_hash
-from curricmusic.curriculum import arm_stage_order, build_schedule
-from curricmusic.data.prepared import PreparedData
-from curricmusic.errors import UserError
-from curricmusic.model import ModelConfig, MusicTransformer, save_model
-from curricmusic.progress import err_console, progress_bar
-from curricmusic.sampler import WindowSampler, eval_windows
 
 __all__ = ["train_run", "lr_at", "TrainResult", "prepared_for"]
 

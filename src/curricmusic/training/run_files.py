@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from curricmusic.atomic import atomic_path, write_json
-from curricmusic.errors import UserError
+from curricmusic.common.atomic import atomic_path, write_json
+from curricmusic.common.errors import UserError
 
 __all__ = [
     "RUN_FILE",

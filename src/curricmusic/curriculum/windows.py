@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curricmusic.curriculum import Mixture
+from curricmusic.common.errors import UserError
+from curricmusic.curriculum.pacing import Mixture
 from curricmusic.data.prepared import PreparedData
-from curricmusic.errors import UserError
 
 __all__ = ["IGNORE_INDEX", "WindowSampler", "WindowRefs", "eval_windows"]
 

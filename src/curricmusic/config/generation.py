@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from curricmusic.common.errors import UserError
 from curricmusic.config import FrozenModel, format_validation_error
-from curricmusic.errors import UserError
 
 __all__ = ["GenerationSettings", "settings_from", "key_bias"]
 
@@ -44,7 +44,7 @@ class GenerationSettings(FrozenModel):
     @classmethod
     def _known_key(cls, value: str | None) -> str | None:
         if value is not None:
-            from curricmusic.data.keys import parse_key
+            from curricmusic.music.keys import parse_key
 
             try:
                 parse_key(value)
@@ -91,7 +91,7 @@ def key_bias(tokenizer, settings: GenerationSettings) -> torch.Tensor:
     low, high = settings.pitch_range
     scale = None
     if settings.key is not None:
-        from curricmusic.data.keys import parse_key, scale_pitch_classes
+        from curricmusic.music.keys import parse_key, scale_pitch_classes
 
         key = parse_key(settings.key)
         forms = ("natural",) if key.mode == "major" else ("natural", "harmonic", "melodic")

@@ -46,7 +46,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from curricmusic.errors import UserError
+from curricmusic.common.errors import UserError
 
 __all__ = ["convert_state_dict", "infer_audio_config", "load_laion_checkpoint", "read_checkpoint"]
 

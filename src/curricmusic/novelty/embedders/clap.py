@@ -6,7 +6,7 @@ Weights come from one of (never from the network at run time):
   local Hugging Face cache only;
 - a local directory written by ``save_pretrained`` (a full ``ClapModel`` or an audio-only
   ``ClapAudioModelWithProjection``; only the audio tower is loaded);
-- an original LAION ``.pt`` checkpoint, converted in :mod:`curricmusic.novelty.laion_convert`.
+- an original LAION ``.pt`` checkpoint, converted in :mod:`curricmusic.novelty.embedders.laion_convert`.
 
 Windows. CLAP sees 10 s at 48 kHz. Each clip is cut into consecutive, non-overlapping 10 s
 windows (``ceil(n / 10 s)``, at least one); a last window shorter than 10 s is filled by
@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from curricmusic.errors import UserError
-from curricmusic.novelty.embed import Embedder, resample
-from curricmusic.paths import cache_dir
+from curricmusic.common.errors import UserError
+from curricmusic.common.paths import cache_dir
+from curricmusic.novelty.embedders.base import Embedder, EmbedderUnavailable, resample
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -59,7 +59,7 @@ WINDOW_POLICY = "10s-consecutive-repeatpad-weighted-mean/1"
 FEATURES = "torch-stft-float64/1"
 
 
-class ClapUnavailable(UserError):
+class ClapUnavailable(EmbedderUnavailable):
     """CLAP cannot run here: its weights are not on this machine, or transformers is missing.
 
     The message says where we looked and how to get them; ``load_embedder`` falls back on it.
@@ -139,7 +139,7 @@ def _file_sha256(path: Path) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
-    from curricmusic.atomic import write_text
+    from curricmusic.common.atomic import write_text
 
     write_text(memo, digest.hexdigest())
     return digest.hexdigest()
@@ -191,6 +191,12 @@ class ClapEmbedder(Embedder):
         self.truncation = feature_extractor.truncation
         self._mel_filters = None  # (F, M) float64 on the device, built on first use
         self._hann = None
+
+    @classmethod
+    def from_spec(cls, argument: str | None, *, batch_size: int = 16, device: str | None = None) -> ClapEmbedder:
+        if not argument:
+            raise UserError("clap needs a source: clap:<HF id | local dir | LAION .pt file>")
+        return load_clap(argument, batch_size=batch_size, device=device)
 
     def cache_key(self) -> dict[str, Any]:
         extractor = {
@@ -365,7 +371,7 @@ def load_clap(target: str, *, batch_size: int = 16, device: str | None = None) -
                 f"{path}: expected a directory saved with save_pretrained or a LAION "
                 f"checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
             )
-        from curricmusic.novelty.laion_convert import load_laion_checkpoint
+        from curricmusic.novelty.embedders.laion_convert import load_laion_checkpoint
 
         with _quiet_transformers():
             model = load_laion_checkpoint(path)

@@ -11,14 +11,17 @@ import hashlib
 import importlib.metadata
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 from symusic import Score
 
-from curricmusic.config import TokenizerSettings
-from curricmusic.errors import UserError
+from curricmusic.common.errors import UserError
+from curricmusic.common.frozen import FrozenModel
 
 __all__ = [
+    "TokenizerSettings",
     "SPECIAL_TOKENS",
     "build_tokenizer",
     "tokenizer_hash",
@@ -31,6 +34,42 @@ __all__ = [
 
 SPECIAL_TOKENS = ("PAD", "BOS", "EOS")
 _TOKENIZER_FILE_KEY = "curricmusic"
+
+
+class TokenizerSettings(FrozenModel):
+    """The MidiTok tokenizer shared by every stage of a curriculum.
+
+    ``beat_res`` maps beat ranges ``"start-end"`` to positions per beat, as MidiTok's ``beat_res``.
+    Only single-stream tokenizations are offered: curricmusic models one merged piano stream.
+    """
+
+    kind: Literal["REMI", "TSD", "MIDILike", "Structured"] = "REMI"
+    pitch_range: list[int] = Field(default_factory=lambda: [21, 109], min_length=2, max_length=2)
+    num_velocities: int = Field(8, ge=1, le=127)
+    beat_res: dict[str, int] = Field(default_factory=lambda: {"0-4": 24, "4-12": 4})
+    use_tempos: bool = False
+    use_time_signatures: bool = False
+    use_rests: bool = False
+
+    @field_validator("pitch_range")
+    @classmethod
+    def _check_pitch_range(cls, value: list[int]) -> list[int]:
+        low, high = value
+        if not 0 <= low < high <= 128:
+            raise ValueError(f"expected [low, high] with 0 <= low < high <= 128, got {value}")
+        return value
+
+    @field_validator("beat_res")
+    @classmethod
+    def _check_beat_res(cls, value: dict[str, int]) -> dict[str, int]:
+        for span, resolution in value.items():
+            parts = span.split("-")
+            if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[0]) >= int(parts[1]):
+                raise ValueError(f"beat range {span!r} should look like '0-4' (start < end, in beats)")
+            if resolution < 1:
+                raise ValueError(f"positions per beat for {span!r} must be >= 1")
+        return value
+
 
 
 def _miditok_version() -> str:
@@ -82,7 +121,7 @@ def special_ids(tokenizer) -> dict[str, int]:
 
 def save_tokenizer(settings: TokenizerSettings, path: str | Path) -> Path:
     """Write the tokenizer beside a cache: our settings (to rebuild it) and MidiTok's own params."""
-    from curricmusic.atomic import write_json
+    from curricmusic.common.atomic import write_json
 
     tokenizer = build_tokenizer(settings)
     payload = {

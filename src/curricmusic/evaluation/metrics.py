@@ -1,6 +1,6 @@
 """Musical metrics as pure typed functions over the shared note array.
 
-Every per-piece metric takes a note array of :data:`curricmusic.data.notes.NOTE_DTYPE` (times in
+Every per-piece metric takes a note array of :data:`curricmusic.music.notes.NOTE_DTYPE` (times in
 quarter notes, drum tracks already left out) and returns a float, NaN on degenerate input. The
 definitions follow MusPy's (``muspy.metrics``, v0.5) so values can be checked against MusPy on
 the same files. MusPy works in integer time steps; the time-based metrics here take
@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from curricmusic.data.keys import Key, ScaleForm, scale_pitch_classes
+from curricmusic.music.keys import Key, ScaleForm, estimate_key, scale_pitch_classes
 
 __all__ = [
     "DEFAULT_RESOLUTION",
@@ -70,11 +70,6 @@ _SCALE_MASKS = np.stack(  # (24, 12): C major .. B major, then C minor .. B mino
     [np.roll(_MAJOR_MASK, root) for root in range(12)]
     + [np.roll(_MINOR_MASK, root) for root in range(12)]
 )
-
-# Krumhansl & Kessler (1982) key profiles, tonic first.
-_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -201,7 +196,7 @@ def in_key_rate(
 ) -> float:
     """``#(notes whose pitch class is in the key's scale) / #(notes)``. NaN when there is no note.
 
-    ``key`` is a :class:`curricmusic.data.keys.Key`, whose scale is
+    ``key`` is a :class:`curricmusic.music.keys.Key`, whose scale is
     ``scale_pitch_classes(key, form)`` (``form`` picks the minor scale: natural, as in MusPy's
     ``pitch_in_scale_rate``, harmonic or melodic; ignored for major keys), or directly a
     collection of pitch classes (0-11).
@@ -213,36 +208,6 @@ def in_key_rate(
     mask = np.zeros(12, dtype=bool)
     mask[np.asarray(list(pcs), dtype=np.int64) % 12] = True
     return float(mask[_pitches(notes) % 12].sum() / n)
-
-
-def estimate_key(notes: np.ndarray) -> tuple[int, str]:
-    """The Krumhansl-Schmuckler key estimate: ``(tonic_pc, "major" | "minor")``.
-
-    The duration-weighted pitch-class histogram ``h`` (note counts when every duration is 0) is
-    correlated (Pearson) with the 24 rotations of the Krumhansl-Kessler major and minor profiles;
-    the best-correlated key wins, ties going to major, then to the lower tonic. A histogram that
-    correlates with no key (one constant in all 12 classes) gives ``(0, "major")``.
-
-    Raises ``ValueError`` for an empty piece.
-    """
-    if notes.shape[0] == 0:
-        raise ValueError("cannot estimate the key of a piece without notes")
-    pc = _pitches(notes) % 12
-    weights = np.maximum(np.asarray(notes["duration"], dtype=np.float64), 0.0)
-    histogram = np.bincount(pc, weights=weights, minlength=12)
-    if histogram.sum() <= 0:
-        histogram = np.bincount(pc, minlength=12).astype(np.float64)
-    if np.ptp(histogram) == 0:
-        return 0, "major"
-    # profiles[k] is the profile of key k (C major .. B major, C minor .. B minor) over C..B.
-    profiles = np.stack(
-        [np.roll(_KK_MAJOR, t) for t in range(12)] + [np.roll(_KK_MINOR, t) for t in range(12)]
-    )  # (24, 12)
-    h = histogram - histogram.mean()
-    p = profiles - profiles.mean(axis=1, keepdims=True)
-    corr = (p @ h) / (np.linalg.norm(p, axis=1) * np.linalg.norm(h))
-    best = int(np.argmax(corr))
-    return best % 12, "major" if best < 12 else "minor"
 
 
 # --- time metrics --------------------------------------------------------------------------------

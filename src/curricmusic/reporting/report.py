@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from curricmusic.atomic import write_text
+from curricmusic.common.atomic import write_text
 
 __all__ = ["write_reports", "markdown_report", "html_report", "fmt"]
 
@@ -136,7 +136,7 @@ figcaption{color:#555;font-size:0.85em}.banner{padding:0.6em 1em;border-radius:4
 
 
 def html_report(results: dict[str, Any]) -> str:
-    from curricmusic import plots
+    from curricmusic.reporting import plots
 
     embedder = _embedder_line(results)
     banner_class = "real" if "weights real" in embedder else "fake"

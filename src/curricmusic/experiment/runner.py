@@ -3,7 +3,7 @@
 Layout of an experiment folder::
 
     OUT/experiment.json                 the validated experiment (what ran)
-    OUT/runs/<arm>-seed<seed>/          a run folder (see curricmusic.checkpoint), plus
+    OUT/runs/<arm>-seed<seed>/          a run folder (see curricmusic.training.run_files), plus
         samples/                        generated MIDI + manifest.json
         novelty/                        novelty.json + novelty.html
         cell.json                       done / failed (with the error)
@@ -27,10 +27,10 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from curricmusic.atomic import write_json
+from curricmusic.common.atomic import write_json
+from curricmusic.common.errors import UserError
+from curricmusic.common.progress import console, err_console
 from curricmusic.config import Experiment, config_hash, load_experiment
-from curricmusic.errors import UserError
-from curricmusic.progress import console, err_console
 
 __all__ = ["LAUNCHERS", "Cell", "cells_of", "run_cell", "run_experiment", "finish_cell"]
 
@@ -64,7 +64,7 @@ def _cell_status(cell: Cell) -> str | None:
 
 
 def _train_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None:
-    from curricmusic.train import train_run
+    from curricmusic.training.loop import train_run
 
     train_run(experiment, cell.arm, cell.seed, cell.run_dir, resume=True, show_progress=show_progress)
 
@@ -81,8 +81,8 @@ def _train_with_accelerate(experiment: Experiment, cell: Cell) -> None:
 
 def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) -> None:
     """After training: samples, novelty scores, then ``cell.json`` marks the cell done."""
-    from curricmusic.generate import generate_samples
-    from curricmusic.generation_settings import GenerationSettings
+    from curricmusic.config.generation import GenerationSettings
+    from curricmusic.generation.generate import generate_samples
     from curricmusic.novelty.pipeline import score_novelty
 
     config = experiment.config
@@ -157,7 +157,7 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
 def _prepare_data(experiment: Experiment, show_progress: bool) -> None:
     """Prepare every curriculum once, up front: a data problem stops the run with one clear line
     instead of failing every cell the same way."""
-    from curricmusic.train import prepared_for
+    from curricmusic.training.loop import prepared_for
 
     prepared_for(experiment, show_progress=show_progress)
     for arm in experiment.config.arms:
@@ -174,8 +174,8 @@ def run_experiment(
     show_progress: bool = True,
 ) -> dict:
     """Run every cell (skipping finished ones on resume), then aggregate and write the reports."""
-    from curricmusic.report import write_reports
-    from curricmusic.results import aggregate
+    from curricmusic.experiment.results import aggregate
+    from curricmusic.reporting.report import write_reports
 
     if launcher not in LAUNCHERS:
         raise UserError(f"unknown launcher {launcher!r}; expected one of: {', '.join(LAUNCHERS)}")

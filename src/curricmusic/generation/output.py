@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from curricmusic.atomic import atomic_path, write_json
-from curricmusic.progress import progress_bar
+from curricmusic.common.atomic import atomic_path, write_json
+from curricmusic.common.progress import progress_bar
 
 __all__ = ["write_outputs", "MANIFEST_NAME"]
 
@@ -37,7 +37,7 @@ def write_outputs(run, out_dir: Path, settings, seeds, prompt, tokens, scores, l
     chosen = list(range(0, len(tokens), k)) if k == 1 else None
     rerank_info = None
     if k > 1:
-        from curricmusic.novelty.rerank import choose_candidates
+        from curricmusic.generation.rerank import choose_candidates
 
         chosen, rerank_info = choose_candidates(run, scores, candidates, k, settings.novelty_weight, show_progress)
     renderer = None

@@ -2,9 +2,10 @@
 
 The guard follows the notes each row has written (onsets from Bar and Position tokens, pitches
 from Pitch tokens) as the transposition- and tempo-invariant symbols of
-:mod:`curricmusic.novelty.copying`. Before a Pitch token it computes the symbol every candidate
+:mod:`curricmusic.novelty.copy_index`. Before a Pitch token it computes the symbol every candidate
 pitch would add and blocks (or down-weights) the candidates that would complete a run found in
-the training pieces. The n-gram index is built once per prepared dataset and cached.
+the training pieces. The n-gram index (:func:`curricmusic.novelty.copy_index.training_index`) is built once per
+prepared dataset and cached.
 """
 
 from __future__ import annotations
@@ -12,42 +13,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from curricmusic.data.prepared import PreparedData
-from curricmusic.grammar import Kind, TokenTable
-from curricmusic.novelty.copying import CHORD_TOL, NGramIndex, symbol_for, symbol_of
-from curricmusic.paths import cache_dir
-from curricmusic.progress import err_console
+from curricmusic.music.grammar import Kind, TokenTable
+from curricmusic.novelty.copy_index import CHORD_TOL, NGramIndex, symbol_for, symbol_of
 
-__all__ = ["CopyGuard", "training_index", "index_n_for"]
+__all__ = ["CopyGuard", "index_n_for"]
 
 
 def index_n_for(max_notes: int) -> int:
     """The n-gram size that keeps every copied span at or below ``max_notes`` notes.
 
     A copied span of m notes is m - 1 symbols, the first matched on its interval alone (see
-    :mod:`curricmusic.novelty.copying`), so forbidding every exact run of ``max_notes - 1``
+    :mod:`curricmusic.novelty.copy_index`), so forbidding every exact run of ``max_notes - 1``
     symbols bounds m by ``max_notes``.
     """
     return max(1, max_notes - 1)
-
-
-def training_index(data: PreparedData, ns: tuple[int, ...], show_progress: bool = True) -> NGramIndex:
-    """The n-gram index of every stage's training pieces, cached by the data's fingerprint."""
-    path = cache_dir("ngram") / f"{data.fingerprint}-{'-'.join(map(str, sorted(set(ns))))}.npz"
-    if path.is_file():
-        try:
-            return NGramIndex.load(path)
-        except (ValueError, OSError, KeyError):  # an older format or a torn file: rebuild it
-            path.unlink(missing_ok=True)
-    pieces, ids = [], []
-    for stage in data.stage_names:
-        pieces.extend(data.piece_notes(stage, "train"))
-        ids.extend(p["id"] for p in data.pieces(stage, "train"))
-    if show_progress:
-        err_console.print(f"building the copy index over {len(pieces)} training pieces (cached afterwards)")
-    index = NGramIndex.build(pieces, ids, n=tuple(sorted(set(ns))))
-    index.save(path)
-    return index
 
 
 class CopyGuard:

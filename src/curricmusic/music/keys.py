@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from curricmusic.errors import UserError
+import numpy as np
+
+from curricmusic.common.errors import UserError
 
 __all__ = [
     "Key",
@@ -31,6 +33,8 @@ __all__ = [
     "midi_key_signature",
     "diatonic_chord",
     "roman_numeral",
+    "key_from_histogram",
+    "estimate_key",
 ]
 
 Mode = Literal["major", "minor"]
@@ -208,3 +212,44 @@ def roman_numeral(key: Key, chord: tuple[int, ...], degree: int) -> str:
     if quality == "major" and seventh == 11:
         return text + "Maj7"
     return text + "7"
+
+
+# Krumhansl & Kessler (1982) key profiles, tonic first: the one key estimate of the package.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# profiles of the 24 keys (C major .. B major, C minor .. B minor) over C..B, centred
+_PROFILES = np.stack([np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)])
+_PROFILES = _PROFILES - _PROFILES.mean(axis=1, keepdims=True)  # (24, 12)
+
+
+def key_from_histogram(histogram: np.ndarray) -> tuple[int, Mode]:
+    """The Krumhansl-Schmuckler key of a pitch-class histogram ``(12,)``: ``(tonic_pc, mode)``.
+
+    The histogram is correlated (Pearson) with the 24 rotations of the Krumhansl-Kessler major
+    and minor profiles; the best-correlated key wins, ties going to major, then to the lower
+    tonic. A histogram that correlates with no key (one constant in all 12 classes) gives
+    ``(0, "major")``.
+    """
+    histogram = np.asarray(histogram, dtype=np.float64)
+    if np.ptp(histogram) == 0:
+        return 0, "major"
+    h = histogram - histogram.mean()
+    corr = (_PROFILES @ h) / (np.linalg.norm(_PROFILES, axis=1) * np.linalg.norm(h))
+    best = int(np.argmax(corr))
+    return best % 12, "major" if best < 12 else "minor"
+
+
+def estimate_key(notes: np.ndarray) -> tuple[int, Mode]:
+    """The key of a note array (``NOTE_DTYPE``): :func:`key_from_histogram` of its pitch classes.
+
+    The histogram is duration-weighted (note counts when every duration is 0). Raises
+    ``ValueError`` for an empty piece.
+    """
+    if notes.shape[0] == 0:
+        raise ValueError("cannot estimate the key of a piece without notes")
+    pc = np.asarray(notes["pitch"], dtype=np.int64) % 12
+    weights = np.maximum(np.asarray(notes["duration"], dtype=np.float64), 0.0)
+    histogram = np.bincount(pc, weights=weights, minlength=12)
+    if histogram.sum() <= 0:
+        histogram = np.bincount(pc, minlength=12).astype(np.float64)
+    return key_from_histogram(histogram)

@@ -15,17 +15,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from curricmusic.checkpoint import MODEL_DIR, TOKENIZER_FILE, read_run
-from curricmusic.copyguard import CopyGuard, index_n_for, training_index
-from curricmusic.data.notes import bar_length, piano_reduction
+from curricmusic.common.errors import UserError
+from curricmusic.common.progress import err_console, progress_bar
+from curricmusic.config.generation import GenerationSettings, key_bias
 from curricmusic.data.prepared import PreparedData
-from curricmusic.data.tokens import decode_ids, encode_score, load_tokenizer
-from curricmusic.errors import UserError
-from curricmusic.generation_settings import GenerationSettings, key_bias
-from curricmusic.grammar import RemiGrammar, supports_grammar
-from curricmusic.model import MusicTransformer, load_model
-from curricmusic.progress import err_console, progress_bar
-from curricmusic.sampling import filter_logits, row_uniforms, sample_rows, sample_seed
+from curricmusic.generation.copy_blocking import CopyGuard, index_n_for
+from curricmusic.generation.filters import filter_logits, row_uniforms, sample_rows, sample_seed
+from curricmusic.model.transformer import MusicTransformer, load_model
+from curricmusic.music.grammar import RemiGrammar, supports_grammar
+from curricmusic.music.notes import bar_length, piano_reduction
+from curricmusic.music.tokenizers import decode_ids, encode_score, load_tokenizer
+from curricmusic.novelty.copy_index import training_index
+from curricmusic.training.run_files import MODEL_DIR, TOKENIZER_FILE, read_run
 
 __all__ = ["LoadedRun", "load_run", "prompt_ids", "sample_tokens", "SampleBatch", "generate_samples"]
 
@@ -209,7 +210,7 @@ def generate_samples(
     show_progress: bool = True,
 ) -> dict:
     """Write ``settings.n`` samples of the run into ``out_dir`` with ``manifest.json``."""
-    from curricmusic.generation_output import write_outputs
+    from curricmusic.generation.output import write_outputs
 
     run = load_run(run_dir)
     tokenizer = run.tokenizer

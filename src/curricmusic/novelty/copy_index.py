@@ -1,7 +1,7 @@
 """Symbolic copy detection: a transposition- and tempo-invariant n-gram index over training pieces.
 
 Symbols
-    A piece (a :data:`~curricmusic.data.notes.NOTE_DTYPE` array sorted by ``(onset, pitch)``)
+    A piece (a :data:`~curricmusic.music.notes.NOTE_DTYPE` array sorted by ``(onset, pitch)``)
     becomes one symbol per note transition, ``len(notes) - 1`` symbols::
 
         symbol[i] = (interval[i] + MAX_INTERVAL) * N_RHYTHM + rhythm[i]
@@ -38,7 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from curricmusic.atomic import atomic_path
+from curricmusic.common.atomic import atomic_path
+from curricmusic.common.paths import cache_dir
+from curricmusic.common.progress import err_console
+from curricmusic.data.prepared import PreparedData
 from curricmusic.novelty import _suffixarray as _sa
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "CopiedSpan",
     "CopyAnalysis",
     "NGramIndex",
+    "training_index",
 ]
 
 MAX_INTERVAL = 48  # semitones; larger leaps are clipped
@@ -456,3 +460,22 @@ def _ngram_hashes(text: np.ndarray, n: int) -> np.ndarray:
     positions = np.arange(text.size)
     nxt = np.minimum.accumulate(np.where(text < 0, positions, text.size)[::-1])[::-1]
     return hashes[(nxt[:count] - positions[:count]) >= n]
+
+
+def training_index(data: PreparedData, ns: tuple[int, ...], show_progress: bool = True) -> NGramIndex:
+    """The n-gram index of every stage's training pieces, cached by the data's fingerprint."""
+    path = cache_dir("ngram") / f"{data.fingerprint}-{'-'.join(map(str, sorted(set(ns))))}.npz"
+    if path.is_file():
+        try:
+            return NGramIndex.load(path)
+        except (ValueError, OSError, KeyError):  # an older format or a torn file: rebuild it
+            path.unlink(missing_ok=True)
+    pieces, ids = [], []
+    for stage in data.stage_names:
+        pieces.extend(data.piece_notes(stage, "train"))
+        ids.extend(p["id"] for p in data.pieces(stage, "train"))
+    if show_progress:
+        err_console.print(f"building the copy index over {len(pieces)} training pieces (cached afterwards)")
+    index = NGramIndex.build(pieces, ids, n=tuple(sorted(set(ns))))
+    index.save(path)
+    return index

@@ -1,7 +1,7 @@
 """The decoder-only transformer over MIDI tokens: config, model, save / load.
 
-Plain PyTorch, in the spirit of nanoGPT (rotary embeddings in :mod:`curricmusic.rope`, the KV
-cache in :mod:`curricmusic.kv_cache`). The architecture:
+Plain PyTorch, in the spirit of nanoGPT (rotary embeddings in :mod:`curricmusic.model.rope`, the KV
+cache in :mod:`curricmusic.model.kv_cache`). The architecture:
 
 - token embedding (no learned positions: positions enter through rotary embeddings);
 - ``n_layers`` pre-norm blocks ``x + attn(norm(x))``, ``x + mlp(norm(x))``. The norm is
@@ -40,10 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curricmusic.atomic import atomic_path, write_json
-from curricmusic.errors import UserError
-from curricmusic.kv_cache import KVCache
-from curricmusic.rope import apply_rope, rope_rotation
+from curricmusic.common.atomic import atomic_path, write_json
+from curricmusic.common.errors import UserError
+from curricmusic.model.kv_cache import KVCache
+from curricmusic.model.rope import apply_rope, rope_rotation
 
 __all__ = [
     "ModelConfig",
@@ -476,7 +476,7 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Mus
     """Load a model written by :func:`save_model`, in eval mode, on ``device``.
 
     A missing directory or file, a config of another architecture or an invalid one, or weights
-    that do not fit the config raise :class:`~curricmusic.errors.UserError` naming the path.
+    that do not fit the config raise :class:`~curricmusic.common.errors.UserError` naming the path.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file

@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from curricmusic.atomic import write_json
-from curricmusic.checkpoint import read_metrics
+from curricmusic.common.atomic import write_json
 from curricmusic.config import Experiment
-from curricmusic.stats import (
+from curricmusic.evaluation.stats import (
     area_under_curve,
     bootstrap_ci,
     first_reaching,
     holm,
     paired_comparison,
 )
+from curricmusic.training.run_files import read_metrics
 
 __all__ = ["aggregate", "run_curves", "run_summary", "music_metrics_of", "BASELINE_ARM", "SUMMARY_METRICS"]
 
@@ -74,8 +74,8 @@ def music_metrics_of(paths: list[Path]) -> dict[str, list[float]]:
     """Every per-piece musical metric over a list of MIDI files (unreadable files left out)."""
     from symusic import Score
 
-    from curricmusic.data.notes import bar_length, score_notes
-    from curricmusic.metrics import PIECE_METRICS, compute_all
+    from curricmusic.evaluation.metrics import PIECE_METRICS, compute_all
+    from curricmusic.music.notes import bar_length, score_notes
 
     values: dict[str, list[float]] = {name: [] for name in PIECE_METRICS}
     for path in paths:
@@ -104,7 +104,7 @@ def _heldout_music(experiment: Experiment, out_dir: Path) -> dict[str, list[floa
 
 
 def _arm_music(music_by_seed: list[dict[str, list[float]]], heldout: dict[str, list[float]]) -> dict[str, Any]:
-    from curricmusic.metrics import kde_kl_divergence, kde_overlap
+    from curricmusic.evaluation.metrics import kde_kl_divergence, kde_overlap
 
     out = {}
     for name in heldout:

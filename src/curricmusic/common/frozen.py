@@ -1,6 +1,6 @@
 """Shared config machinery: frozen strict models, TOML loading, one-line validation errors.
 
-Every user mistake becomes one :class:`~curricmusic.errors.UserError` line that names the file,
+Every user mistake becomes one :class:`~curricmusic.common.errors.UserError` line that names the file,
 the key (as a dotted path) and what was expected, e.g.::
 
     curricula/bad.toml: stages.1.generator: unknown generator 'hannon'; expected one of: etudes, hanon, scales
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from curricmusic.errors import UserError
+from curricmusic.common.errors import UserError
 
 __all__ = ["FrozenModel", "load_toml", "validate", "format_validation_error", "config_hash"]
 
