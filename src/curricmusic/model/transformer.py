@@ -305,6 +305,17 @@ class MusicTransformer(nn.Module):
         tensor; NaN if every target is -100), or None without targets.
         """
         B, T = idx.shape
+        logits = self.head(self.hidden_states(idx))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(
+                logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-100
+            )
+        return logits, loss
+
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final (normalised) hidden states ``(B, T, C)`` of ``idx`` ``(B, T)``: what the head reads."""
+        T = idx.shape[1]
         if self.config.max_seq_len < T:
             raise ValueError(
                 f"sequence length {T} exceeds max_seq_len {self.config.max_seq_len}; "
@@ -315,13 +326,7 @@ class MusicTransformer(nn.Module):
         x = self.dropout(self.tok_emb(idx))  # (B, T, C)
         for block in self.blocks:
             x = block(x, rotation)  # (B, T, C)
-        logits = self.head(self.norm(x))  # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-100
-            )
-        return logits, loss
+        return self.norm(x)
 
     # -- generation ----------------------------------------------------------------------------
 
