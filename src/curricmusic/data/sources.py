@@ -22,6 +22,7 @@ from typing import Any
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.paths import cache_dir
+from curricmusic.common.workers import worker_initializer
 from curricmusic.config import (
     MUSIC21_COLLECTIONS,
     CurriculumConfig,
@@ -213,7 +214,7 @@ def music21_items(
         progress(done, len(files))
     if todo:
         if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with ProcessPoolExecutor(max_workers=workers, **worker_initializer()) as pool:
                 converted_all = pool.map(_convert_corpus_file, [str(p) for p, _ in todo], chunksize=1)
                 for (path, entry), converted in zip(todo, converted_all, strict=True):
                     _write_cached(entry, converted)
