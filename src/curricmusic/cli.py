@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 
 from curricmusic.common.errors import DEBUG_ENV, debug_enabled, error_line
+from curricmusic.common.paths import redirect_tool_caches
 from curricmusic.common.progress import console, err_console
 
 app = typer.Typer(
@@ -250,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in args:  # accepted anywhere on the line, not only before the command
         args = [arg for arg in args if arg != "--debug"]
         os.environ[DEBUG_ENV] = "1"
+    redirect_tool_caches()  # nothing written outside --out and the cache
     try:
         app(args=args, prog_name="curricmusic")
     except KeyboardInterrupt:

@@ -148,6 +148,14 @@ def _conversion_key(path: Path) -> str:
     return digest.hexdigest()[:24]
 
 
+def _music21_scratch() -> None:
+    """music21 keeps parsed files in a scratch folder, by default in the system temp folder; ours
+    is in the cache (set for this process only: never written to the user's ~/.music21rc)."""
+    from music21 import environment
+
+    environment.Environment()["directoryScratch"] = str(cache_dir("music21-scratch"))
+
+
 def _convert_corpus_file(path: str) -> list[tuple[str, bytes]]:
     """Parse one corpus file (a score or an opus of many tunes) into ``(local id, MIDI bytes)``."""
     import warnings
@@ -156,6 +164,7 @@ def _convert_corpus_file(path: str) -> list[tuple[str, bytes]]:
     from music21.midi import translate
 
     warnings.filterwarnings("ignore")
+    _music21_scratch()
     parsed = converter.parse(path)
     scores = list(parsed.scores) if hasattr(parsed, "scores") and len(parsed.scores) else [parsed]
     stem = Path(path).stem
