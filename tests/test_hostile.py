@@ -219,6 +219,24 @@ def test_1_every_command_that_writes_a_folder_refuses_one_it_did_not_make(traine
         assert snapshot(mine) == before, command
 
 
+def test_1_a_folder_of_ours_of_another_kind_is_not_written_into(trained, tmp_path, midi_folder):
+    from curricmusic.generation.generate import generate_samples
+
+    config = CurriculumConfig.model_validate(
+        {"name": "tunes", "stages": [{"name": "tunes", "source": "midi_dir", "path": midi_folder}]}
+    )
+    prepared = prepare(config, tmp_path / "prep", show_progress=False).data.root
+    before = snapshot(prepared)
+    experiment = load_experiment(tiny_experiment(tmp_path / "exp"))
+    with pytest.raises(UserError, match="is a curricmusic prepared folder, not a samples one"):
+        generate_samples(trained, prepared, GenerationSettings(n=1, max_tokens=16, copy_blocking=False), show_progress=False)
+    with pytest.raises(UserError, match="not a run one"):
+        train_run(experiment, "random", 0, prepared, show_progress=False)
+    with pytest.raises(UserError, match="not a prepared one"):
+        prepare(config, trained, show_progress=False)
+    assert snapshot(prepared) == before
+
+
 # ---- 2. checkpoints never unpickle -------------------------------------------------------
 
 EVIL = """

@@ -6,7 +6,9 @@ The one rule every command that writes a folder follows (``data prepare``, ``tra
 - a folder that does not exist, or is empty, is created (mode from the umask) and marked ours
   with a small ``.curricmusic`` file;
 - a folder that holds our mark (or the record file an older curricmusic wrote: a prepared
-  ``manifest.json``, ``run.json``, ...) is ours: the command may write its own files into it;
+  ``manifest.json``, ``run.json``, ...) of the same kind is ours: the command may write its own
+  files into it (a folder of another kind is refused: a samples ``manifest.json`` must never
+  overwrite a prepared one);
 - anything else (a folder of the user's files, the current directory, a file) is refused with
   one line, before any work starts. Nothing is ever deleted there.
 
@@ -85,8 +87,9 @@ def _shown(entries: Iterable[str], limit: int = 3) -> str:
     return ", ".join(entries[:limit]) + more
 
 
-def check_folder(path: str | os.PathLike[str], what: str = "--out") -> None:
-    """One UserError line unless ``path`` is missing, an empty folder, or a folder we made."""
+def check_folder(path: str | os.PathLike[str], what: str = "--out", kind: str | None = None) -> None:
+    """One UserError line unless ``path`` is missing, an empty folder, or a folder we made (of
+    ``kind``, when given)."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return
@@ -96,10 +99,18 @@ def check_folder(path: str | os.PathLike[str], what: str = "--out") -> None:
         entries = [entry.name for entry in path.iterdir()]
     except OSError as exc:
         raise UserError(f"{path}: cannot read this folder ({exc.strerror or exc})") from None
-    if entries and folder_kind(path) is None:
+    if not entries:
+        return
+    found = folder_kind(path)
+    if found is None:
         raise UserError(
             f"{path}: {what} exists and was not made by curricmusic (it holds {_shown(entries)}); "
             f"nothing was changed; choose a new or empty folder for {what}"
+        )
+    if kind is not None and found != kind:
+        raise UserError(
+            f"{path}: {what} is a curricmusic {found} folder, not a {kind} one; nothing was "
+            f"changed; choose another {what}"
         )
 
 
@@ -113,7 +124,7 @@ def mark_folder(path: str | os.PathLike[str], kind: str) -> None:
 def claim_folder(path: str | os.PathLike[str], kind: str, what: str = "--out") -> Path:
     """Check ``path`` (see :func:`check_folder`), create it if needed and mark it ours."""
     path = Path(path)
-    check_folder(path, what)
+    check_folder(path, what, kind)
     path.mkdir(parents=True, exist_ok=True)
     mark_folder(path, kind)
     return path
@@ -128,18 +139,10 @@ def check_replaceable(
     (the names that kind writes) and our mark.
     """
     path = Path(path)
-    check_folder(path, what)
+    check_folder(path, what, kind)
     if not path.exists():
         return
     present = {entry.name for entry in path.iterdir()}
-    if not present:
-        return
-    found = folder_kind(path)
-    if found != kind:
-        raise UserError(
-            f"{path}: {what} holds a curricmusic {found} folder, not a {kind} one; nothing was "
-            f"changed; choose another {what}"
-        )
     foreign = present - set(entries) - {MARKER}
     if foreign:
         raise UserError(

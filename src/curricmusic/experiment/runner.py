@@ -29,7 +29,7 @@ from pathlib import Path
 
 from curricmusic.common.atomic import write_json
 from curricmusic.common.errors import UserError
-from curricmusic.common.folders import check_folder, claim_folder
+from curricmusic.common.folders import check_folder, claim_folder, mark_folder
 from curricmusic.common.frozen import validate
 from curricmusic.common.progress import console, err_console
 from curricmusic.config import Experiment, config_hash, load_experiment
@@ -116,7 +116,7 @@ def check_before_training(experiment: Experiment, out_dir: Path, launcher: str) 
     if config.generate.n > 0:
         for seed in config.seeds:
             _generation_settings(experiment, seed)
-    check_folder(out_dir)
+    check_folder(out_dir, kind="experiment")
 
 
 def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) -> None:
@@ -152,6 +152,7 @@ def _run_cell(experiment: Experiment, cell: Cell, launcher: str, show_progress: 
         return "done"
     except Exception as exc:  # noqa: BLE001 - one failing arm must not lose the others
         cell.run_dir.mkdir(parents=True, exist_ok=True)
+        mark_folder(cell.run_dir, "run")  # inside our experiment folder: a retry may train here
         write_json(
             cell.run_dir / CELL_FILE,
             {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()},

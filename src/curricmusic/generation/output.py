@@ -50,7 +50,7 @@ def check_output_dir(out_dir: Path, n: int, wav: bool) -> set[str]:
     """One UserError line unless ``out_dir`` may receive ``n`` samples; returns the earlier outputs
     to remove. Run before sampling, so a refusal costs nothing."""
     out_dir = Path(out_dir)
-    check_folder(out_dir)
+    check_folder(out_dir, kind="samples")
     earlier = _earlier_outputs(out_dir)
     clash = [name for name in _output_names(n, wav) if (out_dir / name).exists() and name not in earlier]
     if clash:

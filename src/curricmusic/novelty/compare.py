@@ -60,7 +60,7 @@ def compare_reports(paths: list[Path], out_dir: Path) -> Table:
 
     if len(paths) < 1:
         raise UserError("compare needs at least one novelty report")
-    check_folder(out_dir)
+    check_folder(out_dir, kind="compare")
     reports: dict[str, dict] = {}
     for path in paths:
         reports[_name(path, set(reports))] = load_report(path)

@@ -217,7 +217,7 @@ def score_novelty(
     from curricmusic.reporting.novelty_page import novelty_html
 
     samples_dir, out_dir = Path(samples_dir), Path(out_dir)
-    check_folder(out_dir)  # refuse a folder that is not ours before any work
+    check_folder(out_dir, kind="novelty")  # refuse a folder that is not ours before any work
     files = _sample_files(samples_dir)
     data = resolve_against(against).prepared
     scores = score_files(

@@ -159,7 +159,7 @@ def train_run(
     config, train = experiment.config, experiment.config.train
     arm = config.arm(arm_name)
     run_dir = Path(run_dir)
-    check_folder(run_dir)  # only a new, empty or curricmusic folder: before any work
+    check_folder(run_dir, kind="run")  # only a new, empty or curricmusic folder: before any work
     accelerator = Accelerator(mixed_precision=train.mixed_precision, cpu=_multi_cpu())
     world, rank = accelerator.num_processes, accelerator.process_index
     micro = train.micro_batch_size or max(1, train.batch_size // world)
