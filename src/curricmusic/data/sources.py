@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from curricmusic.common.errors import UserError
+from curricmusic.common.folders import remove_stale, umask_mode
 from curricmusic.common.paths import cache_dir
 from curricmusic.common.workers import worker_initializer
 from curricmusic.config import (
@@ -191,6 +192,7 @@ def _write_cached(entry: Path, converted: list[tuple[str, bytes]]) -> None:
     """Write the converted tunes into a temporary folder, then rename it into place."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it 0700
     for i, (_, data) in enumerate(converted):
         (tmp / f"{i:05d}.mid").write_bytes(data)
     (tmp / "index.json").write_text(json.dumps([name for name, _ in converted]))
@@ -209,6 +211,7 @@ def music21_items(
         # Single-score files give one piece each; opus files give many, so this is an upper bound.
         files = files[: stage.limit]
     cache = cache_dir("music21")
+    remove_stale(cache, ".*")  # half-written entries of a killed conversion (ours: hidden names)
     results: dict[Path, list[tuple[str, bytes]]] = {}
     todo: list[tuple[Path, Path]] = []
     for path in files:
