@@ -4,7 +4,15 @@
 #   make bench  - every benchmark under benchmarks/ (one JSON line each)
 PYTHON ?= python3
 VENV ?= .venv
-# The CPU build of PyTorch. On a GPU machine: make demo TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu128"
+# PyTorch goes in first, on its own, so that pip never picks a build while resolving the project.
+# What a spec brings:
+#   torch==2.13.0 from public PyPI: on Linux x86-64 the CUDA build (several GB of nvidia-* wheels
+#     with it); on macOS, Windows and Linux aarch64 the CPU build.
+#   TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu": the CPU build, any OS.
+#   TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128": CUDA 12.8.
+# The default works as a CPU install only where pip finds a local CPU wheel (PIP_FIND_LINKS holding
+# torch-2.13.0+cpu, which satisfies ==2.13.0, as on the project's build machines); on a Linux
+# x86-64 machine with the public index, choose the CPU build with the second spec.
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip

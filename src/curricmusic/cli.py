@@ -1,17 +1,23 @@
 """The ``curricmusic`` command line. Each command parses, loads its config, calls one library function.
 
-User mistakes (:class:`~curricmusic.common.errors.UserError`) print one red line and exit with status 2.
+Every failure is one red line, never a traceback (:func:`main`): a user mistake
+(:class:`~curricmusic.common.errors.UserError`) exits with status 2; a failure of the machine (a
+read-only folder, a full disk) or anything else with status 1, as does ``run`` when any of its
+runs failed. ``--debug`` (anywhere on the line) or ``CURRICMUSIC_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from curricmusic.common.errors import UserError
+from curricmusic.common.errors import DEBUG_ENV, debug_enabled, error_line
+from curricmusic.common.paths import redirect_tool_caches
 from curricmusic.common.progress import console, err_console
 
 app = typer.Typer(
@@ -22,6 +28,17 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Build and inspect curriculum data.", no_args_is_help=True)
 app.add_typer(data_app, name="data", help="Prepare curriculum data (prepare) and look at it (show).")
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(
+        False, "--debug", help=f"Show the full traceback of any error (same as {DEBUG_ENV}=1)."
+    ),
+) -> None:
+    """Curriculum learning for symbolic music: prepare staged data, train, generate, score novelty."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # launched sub-processes (accelerate) inherit it
 
 
 def _load_curriculum_arg(path: Path):
@@ -94,7 +111,7 @@ def data_show(
 def train(
     experiment: Path = typer.Argument(..., help="Experiment TOML."),
     arm: str | None = typer.Option(None, "--arm", help="Arm to train (default: the first)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed (default: the experiment's first)."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Seed (default: the experiment's first)."),
     out: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/EXPERIMENT/ARM-seedN)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
 ) -> None:
@@ -213,15 +230,36 @@ def run(
 
     console.print(markdown_report(results).split("## ")[0])
     console.print(f"[green]{out_dir / 'report.html'}[/] (also results.json, report.md)")
+    failed = [r for r in results["runs"] if r.get("status") != "done"]
+    if failed:
+        for row in failed:
+            reason = row.get("error") or row.get("status") or "did not finish"
+            line = escape(f"{row['arm']} seed {row['seed']}: {reason}")
+            err_console.print(f"[bold red]failed:[/] {line}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {len(failed)} of {len(results['runs'])} runs failed (see above and "
+            f"{escape(str(out_dir / 'report.md'))}); `curricmusic run --resume` retries them",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
-def main() -> None:
-    """Entry point of the console script: user errors become one line and exit status 2."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script: every failure becomes one line (see the module doc)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:  # accepted anywhere on the line, not only before the command
+        args = [arg for arg in args if arg != "--debug"]
+        os.environ[DEBUG_ENV] = "1"
+    redirect_tool_caches()  # nothing written outside --out and the cache
     try:
-        app()
-    except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        app(args=args, prog_name="curricmusic")
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one top-level handler
+        if debug_enabled():
+            traceback.print_exc()
+        status, line = error_line(exc)
+        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        sys.exit(status)

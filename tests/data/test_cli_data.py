@@ -37,5 +37,5 @@ def test_show_debug_curriculum_exports_every_stage(tmp_path):
     done = run("data", "show", REPO / "curricula" / "debug.toml", "--export-midi", tmp_path / "ex", "--limit", 1, "--plot", tmp_path / "d.png")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    stages = sorted(p.name for p in (tmp_path / "ex").iterdir())
+    stages = sorted(p.name for p in (tmp_path / "ex").iterdir() if not p.name.startswith("."))
     assert stages == ["chorales", "etudes", "hanon", "scales"]

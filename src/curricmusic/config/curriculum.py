@@ -48,8 +48,14 @@ class PieceFilters(FrozenModel):
     min_seconds: float = Field(1.0, ge=0)
 
 
+# Names that become file or folder names: ASCII letters, digits, "_", "." and "-", not starting
+# with "." or "-" (no "..", no "/", no hidden or option-like names). The same rule as experiment,
+# arm and stage names.
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+
+
 class _StageBase(FrozenModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     limit: int | None = Field(None, ge=1, description="keep at most this many pieces")
 
 
@@ -100,7 +106,7 @@ StageConfig = Annotated[GeneratedStage | Music21Stage | MidiDirStage, Field(disc
 class CurriculumConfig(FrozenModel):
     """A staged curriculum: ordered stages from easy to the target music, one tokenizer."""
 
-    name: str
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
     description: str = ""
     seed: int = 0
     keys: list[str] = Field(default_factory=lambda: ["all"])
@@ -187,8 +193,13 @@ def curriculum_from_midi_dir(folder: str | Path) -> CurriculumConfig:
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder")
-    name = folder.name or "midi"
-    stage_name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in name) or "pieces"
-    return CurriculumConfig.model_validate(
-        {"name": stage_name, "stages": [{"name": stage_name, "source": "midi_dir", "path": folder}]}
+    # an ASCII name (the folder's own may be "Études" or ".hidden"): it names the cache folder
+    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "_.-") else "_" for c in folder.name)
+    stage_name = ascii_name.lstrip(".-")[:100] or "midi"
+    if not any(c.isalnum() for c in stage_name):
+        stage_name = "midi"
+    return validate(
+        CurriculumConfig,
+        {"name": stage_name, "stages": [{"name": stage_name, "source": "midi_dir", "path": folder}]},
+        str(folder),
     )

@@ -179,6 +179,8 @@ class ExperimentConfig(FrozenModel):
     def _unique_seeds(cls, seeds: list[int]) -> list[int]:
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct, got {seeds}")
+        if any(seed < 0 for seed in seeds):
+            raise ValueError(f"seeds must be >= 0, got {seeds}")
         return seeds
 
     @model_validator(mode="after")

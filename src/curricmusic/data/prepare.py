@@ -23,8 +23,10 @@ import numpy as np
 import curricmusic
 from curricmusic.common.atomic import atomic_path, write_bytes, write_json
 from curricmusic.common.errors import UserError
+from curricmusic.common.folders import check_replaceable, mark_folder, remove_stale, umask_mode
 from curricmusic.common.progress import err_console, progress_bar
-from curricmusic.config import CurriculumConfig, Music21Stage, config_hash
+from curricmusic.common.workers import worker_initializer
+from curricmusic.config import CurriculumConfig, MidiDirStage, Music21Stage, config_hash
 from curricmusic.data.prepared import MANIFEST_FORMAT, SPLITS, PreparedData, split_paths
 from curricmusic.data.process import ProcessedPiece, Skipped, process_item
 from curricmusic.data.sources import SourceItem, stage_items, unique_ids
@@ -89,7 +91,7 @@ def _process_all(
                 update(len(chunk_result))
                 yield from chunk_result
             return
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=init_args) as pool:
+        with ProcessPoolExecutor(max_workers=workers, **worker_initializer(_init_worker, init_args)) as pool:
             for chunk_result in pool.map(_process_chunk, chunks):
                 update(len(chunk_result))
                 yield from chunk_result
@@ -210,6 +212,29 @@ def _write_split(root: Path, stage: str, split: str, pieces: list[ProcessedPiece
     }
 
 
+# What a prepared folder holds at its top level (anything else there is the user's: never replaced).
+PREPARED_ENTRIES = ("manifest.json", "tokenizer.json", "stages", "midi")
+
+
+def _check_out_dir(config: CurriculumConfig, out_dir: Path) -> None:
+    """Refuse (one line, before any work) an ``--out`` that is not ours or overlaps a source folder."""
+    cwd = Path.cwd().resolve()
+    if out_dir == cwd or out_dir in cwd.parents:
+        raise UserError(
+            f"{out_dir}: --out is the current folder (or holds it); nothing was changed; "
+            "choose a new sub-folder such as --out prepared"
+        )
+    for stage in config.stages:
+        if isinstance(stage, MidiDirStage):
+            source = Path(stage.path).expanduser().resolve()
+            if out_dir == source or out_dir in source.parents or source in out_dir.parents:
+                raise UserError(
+                    f"{out_dir}: --out overlaps the MIDI folder {source} of stage {stage.name!r}; "
+                    "nothing was changed; choose a folder outside it"
+                )
+    check_replaceable(out_dir, "prepared", PREPARED_ENTRIES)
+
+
 def prepare(
     config: CurriculumConfig,
     out_dir: str | Path,
@@ -221,6 +246,7 @@ def prepare(
 ) -> PrepareOutcome:
     """Build (or reuse) the prepared folder of ``config`` at ``out_dir``."""
     out_dir = Path(out_dir).expanduser().resolve()
+    _check_out_dir(config, out_dir)
     workers = max(1, int(workers))
     items = _collect_items(config, workers, show_progress)
     fingerprint = _fingerprint(config, items)
@@ -249,8 +275,12 @@ def prepare(
     for name in empty:
         err_console.print(f"[yellow]stage {name!r} has no usable pieces (see 'skipped' in the manifest)[/]")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for pattern in (f".{out_dir.name}.build-*", f".{out_dir.name}.old-*"):  # left by a killed run
+        remove_stale(out_dir.parent, pattern)
     build = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
     try:
+        os.chmod(build, umask_mode(0o777))  # mkdtemp makes it 0700; the result follows the umask
+        mark_folder(build, "prepared")
         save_tokenizer(config.tokenizer, build / "tokenizer.json")
         vocab_size = len(build_tokenizer(config.tokenizer))
         stages = []
@@ -289,6 +319,7 @@ def prepare(
             "skipped": [{"stage": s.stage, "id": s.piece_id, "path": s.path, "reason": s.reason} for s in skipped],
         }
         write_json(build / "manifest.json", manifest)
+        _check_out_dir(config, out_dir)  # again: the user may have put files there meanwhile
         _swap_into_place(build, out_dir)
     finally:
         if build.exists():

@@ -16,7 +16,13 @@ from symusic import Score
 from curricmusic.config import PieceFilters
 from curricmusic.data.difficulty import difficulty_features, difficulty_score
 from curricmusic.data.sources import SourceItem
-from curricmusic.music.notes import bar_length, piano_reduction, score_notes, score_seconds
+from curricmusic.music.notes import (
+    bar_length,
+    piano_reduction,
+    score_notes,
+    score_seconds,
+    timing_problem,
+)
 from curricmusic.music.tokenizers import encode_score
 
 __all__ = ["ProcessedPiece", "Skipped", "process_item", "content_hash", "HASH_GRID"]
@@ -62,13 +68,6 @@ def content_hash(notes: np.ndarray) -> str:
     return hashlib.sha256(grid.tobytes()).hexdigest()[:20]
 
 
-def _check_tempos(score: Score) -> str | None:
-    for tempo in score.tempos:
-        if tempo.mspq <= 0 or not math.isfinite(tempo.qpm) or tempo.qpm <= 0:
-            return "zero or invalid tempo"
-    return None
-
-
 def process_item(item: SourceItem, tokenizer, filters: PieceFilters) -> ProcessedPiece | Skipped:
     """Turn one source item into a processed piece, or say why it cannot be used."""
     where = item.origin
@@ -91,11 +90,9 @@ def process_item(item: SourceItem, tokenizer, filters: PieceFilters) -> Processe
         score = Score.from_midi(data)
     except Exception as exc:  # noqa: BLE001 - symusic raises several types for broken files
         return skip(f"corrupt or truncated MIDI: {str(exc).strip().splitlines()[0][:120] or type(exc).__name__}")
-    if score.tpq <= 0:
-        return skip("invalid time division (ticks per quarter <= 0)")
-    tempo_problem = _check_tempos(score)
-    if tempo_problem:
-        return skip(tempo_problem)
+    timing = timing_problem(score)
+    if timing:
+        return skip(timing)
     reduced = piano_reduction(score)
     n_notes = reduced.note_num()
     if n_notes == 0:

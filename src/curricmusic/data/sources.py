@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from curricmusic.common.errors import UserError
+from curricmusic.common.folders import remove_stale, umask_mode
 from curricmusic.common.paths import cache_dir
+from curricmusic.common.workers import worker_initializer
 from curricmusic.config import (
     MUSIC21_COLLECTIONS,
     CurriculumConfig,
@@ -147,6 +149,14 @@ def _conversion_key(path: Path) -> str:
     return digest.hexdigest()[:24]
 
 
+def _music21_scratch() -> None:
+    """music21 keeps parsed files in a scratch folder, by default in the system temp folder; ours
+    is in the cache (set for this process only: never written to the user's ~/.music21rc)."""
+    from music21 import environment
+
+    environment.Environment()["directoryScratch"] = str(cache_dir("music21-scratch"))
+
+
 def _convert_corpus_file(path: str) -> list[tuple[str, bytes]]:
     """Parse one corpus file (a score or an opus of many tunes) into ``(local id, MIDI bytes)``."""
     import warnings
@@ -155,6 +165,7 @@ def _convert_corpus_file(path: str) -> list[tuple[str, bytes]]:
     from music21.midi import translate
 
     warnings.filterwarnings("ignore")
+    _music21_scratch()
     parsed = converter.parse(path)
     scores = list(parsed.scores) if hasattr(parsed, "scores") and len(parsed.scores) else [parsed]
     stem = Path(path).stem
@@ -181,6 +192,7 @@ def _write_cached(entry: Path, converted: list[tuple[str, bytes]]) -> None:
     """Write the converted tunes into a temporary folder, then rename it into place."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it 0700
     for i, (_, data) in enumerate(converted):
         (tmp / f"{i:05d}.mid").write_bytes(data)
     (tmp / "index.json").write_text(json.dumps([name for name, _ in converted]))
@@ -199,6 +211,7 @@ def music21_items(
         # Single-score files give one piece each; opus files give many, so this is an upper bound.
         files = files[: stage.limit]
     cache = cache_dir("music21")
+    remove_stale(cache, ".*")  # half-written entries of a killed conversion (ours: hidden names)
     results: dict[Path, list[tuple[str, bytes]]] = {}
     todo: list[tuple[Path, Path]] = []
     for path in files:
@@ -213,7 +226,7 @@ def music21_items(
         progress(done, len(files))
     if todo:
         if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with ProcessPoolExecutor(max_workers=workers, **worker_initializer()) as pool:
                 converted_all = pool.map(_convert_corpus_file, [str(p) for p, _ in todo], chunksize=1)
                 for (path, entry), converted in zip(todo, converted_all, strict=True):
                     _write_cached(entry, converted)

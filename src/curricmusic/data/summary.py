@@ -10,6 +10,7 @@ import numpy as np
 from rich.table import Table
 
 from curricmusic.common.errors import UserError
+from curricmusic.common.folders import claim_folder
 from curricmusic.common.paths import cache_dir
 from curricmusic.common.progress import console
 from curricmusic.config import CurriculumConfig, config_hash
@@ -93,6 +94,7 @@ def export_examples(
 ) -> list[Path]:
     """Copy ``limit`` pieces per stage (easiest to hardest) as MIDI files into ``out_dir``."""
     stages = [only_stage] if only_stage else data.stage_names
+    claim_folder(out_dir, "examples", "--export-midi")
     written = []
     for stage in stages:
         pieces = data.pieces(stage, "train") or data.pieces(stage, "val")

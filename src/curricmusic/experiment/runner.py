@@ -29,6 +29,8 @@ from pathlib import Path
 
 from curricmusic.common.atomic import write_json
 from curricmusic.common.errors import UserError
+from curricmusic.common.folders import check_folder, claim_folder, mark_folder
+from curricmusic.common.frozen import validate
 from curricmusic.common.progress import console, err_console
 from curricmusic.config import Experiment, config_hash, load_experiment
 
@@ -79,21 +81,53 @@ def _train_with_accelerate(experiment: Experiment, cell: Cell) -> None:
         raise RuntimeError(f"accelerate launch failed ({done.returncode}): {done.stderr.strip()[-800:]}")
 
 
+def _generation_settings(experiment: Experiment, seed: int):
+    """The ``[generate]`` section as the settings of one cell's samples (one line when invalid)."""
+    from curricmusic.config.generation import GenerationSettings
+
+    section = experiment.config.generate
+    values = dict(
+        n=section.n, seed=seed, max_bars=section.max_bars, max_tokens=section.max_tokens,
+        temperature=section.temperature, top_k=section.top_k, top_p=section.top_p, min_p=section.min_p,
+        copy_blocking=section.copy_blocking, max_copy_notes=section.max_copy_notes,
+        rerank=section.rerank, novelty_weight=section.novelty_weight,
+    )  # fmt: skip
+    return validate(GenerationSettings, values, f"{experiment.source}: generate")
+
+
+def check_before_training(experiment: Experiment, out_dir: Path, launcher: str) -> None:
+    """Everything a run will need after training, checked before the first step trains: a
+    mistake found after hours of training costs the hours."""
+    from curricmusic.novelty.embedders import check_spec
+
+    if launcher not in LAUNCHERS:
+        raise UserError(f"unknown launcher {launcher!r}; expected one of: {', '.join(LAUNCHERS)}")
+    config = experiment.config
+    try:
+        check_spec(config.novelty.embedder)
+    except UserError as exc:
+        raise UserError(f"{experiment.source}: novelty.embedder: {exc}") from None
+    for stage in config.novelty.bank_stages or []:
+        if stage not in experiment.curriculum.stage_names:
+            raise UserError(
+                f"{experiment.source}: novelty.bank_stages: no stage {stage!r}; stages are: "
+                f"{', '.join(experiment.curriculum.stage_names)}"
+            )
+    if config.generate.n > 0:
+        for seed in config.seeds:
+            _generation_settings(experiment, seed)
+    check_folder(out_dir, kind="experiment")
+
+
 def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) -> None:
     """After training: samples, novelty scores, then ``cell.json`` marks the cell done."""
-    from curricmusic.config.generation import GenerationSettings
     from curricmusic.generation.generate import generate_samples
     from curricmusic.novelty.pipeline import score_novelty
 
     config = experiment.config
     section = config.generate
     if section.n > 0:
-        settings = GenerationSettings(
-            n=section.n, seed=cell.seed, max_bars=section.max_bars, max_tokens=section.max_tokens,
-            temperature=section.temperature, top_k=section.top_k, top_p=section.top_p, min_p=section.min_p,
-            copy_blocking=section.copy_blocking, max_copy_notes=section.max_copy_notes,
-            rerank=section.rerank, novelty_weight=section.novelty_weight,
-        )  # fmt: skip
+        settings = _generation_settings(experiment, cell.seed)
         samples = cell.run_dir / "samples"
         if not (samples / "manifest.json").is_file():
             generate_samples(cell.run_dir, samples, settings, show_progress=show_progress)
@@ -118,6 +152,7 @@ def _run_cell(experiment: Experiment, cell: Cell, launcher: str, show_progress: 
         return "done"
     except Exception as exc:  # noqa: BLE001 - one failing arm must not lose the others
         cell.run_dir.mkdir(parents=True, exist_ok=True)
+        mark_folder(cell.run_dir, "run")  # inside our experiment folder: a retry may train here
         write_json(
             cell.run_dir / CELL_FILE,
             {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()},
@@ -177,9 +212,8 @@ def run_experiment(
     from curricmusic.experiment.results import aggregate
     from curricmusic.reporting.report import write_reports
 
-    if launcher not in LAUNCHERS:
-        raise UserError(f"unknown launcher {launcher!r}; expected one of: {', '.join(LAUNCHERS)}")
     out_dir = Path(out_dir)
+    check_before_training(experiment, out_dir, launcher)
     record = out_dir / "experiment.json"
     snapshot = {"source": experiment.source, "hash": config_hash(experiment.config), "config": experiment.config.model_dump(mode="json")}
     if record.is_file():
@@ -188,6 +222,7 @@ def run_experiment(
             raise UserError(f"{out_dir}: already holds an experiment; pass --resume to continue it or choose another --out")
         if previous["hash"] != snapshot["hash"]:
             raise UserError(f"{out_dir}: holds a run of a different experiment configuration; use another --out or delete the folder")
+    claim_folder(out_dir, "experiment")
     write_json(record, snapshot)
     _prepare_data(experiment, show_progress)
     cells = cells_of(experiment, out_dir)

@@ -8,7 +8,6 @@ window: the rotary positions keep counting).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from curricmusic.config.generation import GenerationSettings, key_bias
 from curricmusic.data.prepared import PreparedData
 from curricmusic.generation.copy_blocking import CopyGuard, index_n_for
 from curricmusic.generation.filters import filter_logits, row_uniforms, sample_rows, sample_seed
-from curricmusic.model.transformer import MusicTransformer, load_model
+from curricmusic.model.transformer import MusicTransformer, load_model, weights_digest
 from curricmusic.music.grammar import RemiGrammar, supports_grammar
 from curricmusic.music.notes import bar_length, piano_reduction
 from curricmusic.music.tokenizers import decode_ids, encode_score, load_tokenizer
@@ -63,8 +62,8 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
             f"{run_dir}: the tokenizer has {len(tokenizer)} tokens but the model expects "
             f"{model.config.vocab_size}; the run folder is inconsistent"
         )
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    return LoadedRun(run_dir, model, tokenizer, info, digest)
+    # the weights' content hash: the same in every process for the same weights (a file hash is not)
+    return LoadedRun(run_dir, model, tokenizer, info, weights_digest(model))
 
 
 def prompt_ids(tokenizer, midi_path: str | Path, bars: int) -> np.ndarray:
@@ -210,8 +209,9 @@ def generate_samples(
     show_progress: bool = True,
 ) -> dict:
     """Write ``settings.n`` samples of the run into ``out_dir`` with ``manifest.json``."""
-    from curricmusic.generation.output import write_outputs
+    from curricmusic.generation.output import check_output_dir, write_outputs
 
+    check_output_dir(Path(out_dir), settings.n, settings.wav)  # refuse before any work
     run = load_run(run_dir)
     tokenizer = run.tokenizer
     grammar_ok, why = supports_grammar(tokenizer)

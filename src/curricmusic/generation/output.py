@@ -1,18 +1,64 @@
-"""Writing generated samples: MIDI (and WAV) files and ``manifest.json``, after optional reranking."""
+"""Writing generated samples: MIDI (and WAV) files and ``manifest.json``, after optional reranking.
+
+The output folder follows the rule of :mod:`curricmusic.common.folders` (only a new, empty or
+curricmusic folder). Generating again into a folder of ours first removes the files its
+manifest lists (earlier samples), and nothing else, so the folder never mixes two runs.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from curricmusic.common.atomic import atomic_path, write_json
+from curricmusic.common.errors import UserError
+from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import progress_bar
 
-__all__ = ["write_outputs", "MANIFEST_NAME"]
+__all__ = ["write_outputs", "check_output_dir", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "manifest.json"
+
+
+def _output_names(n: int, wav: bool) -> list[str]:
+    return [f"sample_{i:03d}.{ext}" for i in range(n) for ext in (("mid", "wav") if wav else ("mid",))]
+
+
+def _earlier_outputs(out_dir: Path) -> set[str]:
+    """File names an earlier ``generate`` into ``out_dir`` listed in its manifest (ours to remove)."""
+    path = out_dir / MANIFEST_NAME
+    if not path.is_file():
+        return set()
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return set()
+    if not isinstance(manifest, dict):
+        return set()
+    names = set(manifest.get("writing") or [])
+    for row in manifest.get("samples") or []:
+        if isinstance(row, dict):
+            names.update(str(row[key]) for key in ("file", "wav") if row.get(key))
+    # only plain names inside the folder: a manifest cannot point us anywhere else
+    return {name for name in names if name and "/" not in name and "\\" not in name and name not in (".", "..")}
+
+
+def check_output_dir(out_dir: Path, n: int, wav: bool) -> set[str]:
+    """One UserError line unless ``out_dir`` may receive ``n`` samples; returns the earlier outputs
+    to remove. Run before sampling, so a refusal costs nothing."""
+    out_dir = Path(out_dir)
+    check_folder(out_dir, kind="samples")
+    earlier = _earlier_outputs(out_dir)
+    clash = [name for name in _output_names(n, wav) if (out_dir / name).exists() and name not in earlier]
+    if clash:
+        raise UserError(
+            f"{out_dir}: --out holds {', '.join(clash[:3])}, which no earlier `curricmusic generate` "
+            "listed in its manifest; nothing was changed; choose another --out"
+        )
+    return earlier
 
 
 def _bars(tokens: np.ndarray, bar_id: int) -> int:
@@ -21,7 +67,13 @@ def _bars(tokens: np.ndarray, bar_id: int) -> int:
 
 def write_outputs(run, out_dir: Path, settings, seeds, prompt, tokens, scores, logprob, blocked, eos, show_progress) -> dict:
     """Choose one candidate per output (reranking), write files, return the manifest."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    earlier = check_output_dir(out_dir, settings.n, settings.wav)
+    claim_folder(out_dir, "samples")
+    names = _output_names(settings.n, settings.wav)
+    # list everything that may be on disk before touching it: a killed write is cleaned up next time
+    write_json(out_dir / MANIFEST_NAME, {"writing": sorted(earlier | set(names)), "samples": []})
+    for name in sorted(earlier - set(names)):
+        (out_dir / name).unlink(missing_ok=True)
     k = settings.rerank
     candidates = [
         {

@@ -42,6 +42,7 @@ from torch import nn
 
 from curricmusic.common.atomic import atomic_path, write_json
 from curricmusic.common.errors import UserError
+from curricmusic.model.digest import state_digest
 from curricmusic.model.kv_cache import KVCache
 from curricmusic.model.rope import apply_rope, rope_rotation
 
@@ -52,6 +53,7 @@ __all__ = [
     "KVCache",
     "save_model",
     "load_model",
+    "weights_digest",
     "WEIGHTS_NAME",
     "CONFIG_NAME",
 ]
@@ -449,6 +451,25 @@ class MusicTransformer(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Save / load
 
+# safetensors metadata key of the weights' content hash (see curricmusic.model.digest)
+DIGEST_KEY = "weights_sha256"
+
+
+def _stored_state(model: MusicTransformer) -> dict[str, torch.Tensor]:
+    """The tensors a model file holds: every weight but the tied output head."""
+    return {
+        name: tensor.detach().contiguous().cpu()
+        for name, tensor in model.state_dict().items()
+        if name != "head.weight"
+    }
+
+
+def weights_digest(model: MusicTransformer) -> str:
+    """sha256 of the model's weights (names sorted, values not file bytes): equal weights, equal
+    digest, in any process; it is what ``model.safetensors`` records and load_model verifies."""
+    return state_digest(_stored_state(model))
+
+
 
 def save_model(model: MusicTransformer, directory: str | Path) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory``, each atomically.
@@ -459,13 +480,10 @@ def save_model(model: MusicTransformer, directory: str | Path) -> Path:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {
-        name: tensor.detach().contiguous().cpu()
-        for name, tensor in model.state_dict().items()
-        if name != "head.weight"
-    }
+    state = _stored_state(model)
+    metadata = {"format": "pt", "architecture": _ARCHITECTURE, DIGEST_KEY: state_digest(state)}
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "architecture": _ARCHITECTURE})
+        save_file(state, str(tmp), metadata=metadata)
     write_json(
         directory / CONFIG_NAME,
         {
@@ -483,7 +501,7 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Mus
     A missing directory or file, a config of another architecture or an invalid one, or weights
     that do not fit the config raise :class:`~curricmusic.common.errors.UserError` naming the path.
     """
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     directory = Path(directory)
@@ -517,8 +535,15 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Mus
     model = MusicTransformer(config)
     try:
         state = load_file(str(weights_path), device="cpu")
+        with safe_open(str(weights_path), framework="pt") as handle:
+            recorded = (handle.metadata() or {}).get(DIGEST_KEY)
     except (OSError, SafetensorError) as error:
         raise UserError(f"{weights_path}: not a readable safetensors file ({error})") from None
+    if recorded is not None and state_digest(state) != recorded:
+        raise UserError(
+            f"{weights_path}: damaged: its weights do not match the content hash recorded when it "
+            "was saved; copy the model again or retrain"
+        )
     expected = {k: v.shape for k, v in model.state_dict().items() if k != "head.weight"}
     got = {k: v.shape for k, v in state.items()}
     if got != expected:

@@ -8,6 +8,8 @@ hand-written fixtures without any MIDI file.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 
@@ -19,6 +21,7 @@ __all__ = [
     "bar_length",
     "notes_to_score",
     "piano_reduction",
+    "timing_problem",
 ]
 
 NOTE_DTYPE = np.dtype(
@@ -123,3 +126,17 @@ def piano_reduction(score: Score) -> Score:
     track.notes.sort()
     reduced.tracks.append(track)
     return reduced
+
+
+def timing_problem(score: Score) -> str | None:
+    """Why a score's timing is unusable (no time division, a zero or invalid tempo), or None.
+
+    The one check ``data prepare`` and ``novelty`` both apply: such a file has no durations in
+    seconds, so it can be neither rendered nor measured.
+    """
+    if score.tpq <= 0:
+        return "invalid time division (ticks per quarter <= 0)"
+    for tempo in score.tempos:
+        if tempo.mspq <= 0 or not math.isfinite(tempo.qpm) or tempo.qpm <= 0:
+            return "zero or invalid tempo"
+    return None

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from curricmusic.common.atomic import write_json, write_text
 from curricmusic.common.errors import UserError
+from curricmusic.common.folders import check_folder, claim_folder
 
 __all__ = ["load_report", "compare_reports"]
 
@@ -20,11 +21,25 @@ def load_report(path: Path) -> dict:
     if not file.is_file():
         raise UserError(f"{path}: no novelty.json (run `curricmusic novelty` first)")
     try:
-        report = json.loads(file.read_text())
+        report = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{file}: not a novelty report (not a text JSON file)") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{file}: not valid JSON ({exc})") from None
-    if "summary" not in report or "samples" not in report:
-        raise UserError(f"{file}: not a novelty report (no summary or samples)")
+    expected = {"summary": dict, "samples": list, "embedder": dict}
+    if not isinstance(report, dict):
+        raise UserError(f"{file}: not a novelty report (expected a JSON object)")
+    for key, kind in expected.items():
+        if not isinstance(report.get(key), kind):
+            raise UserError(
+                f"{file}: not a novelty report (no {key!r} {kind.__name__}; written by `curricmusic novelty`?)"
+            )
+    summary = report["summary"]
+    for key in ("n", "copy_rate"):
+        if key not in summary:
+            raise UserError(f"{file}: not a novelty report (summary has no {key!r})")
+    if not all(isinstance(s, dict) and "rho" in s for s in report["samples"]):
+        raise UserError(f"{file}: not a novelty report (every sample needs a 'rho')")
     return report
 
 
@@ -45,10 +60,11 @@ def compare_reports(paths: list[Path], out_dir: Path) -> Table:
 
     if len(paths) < 1:
         raise UserError("compare needs at least one novelty report")
+    check_folder(out_dir, kind="compare")
     reports: dict[str, dict] = {}
     for path in paths:
         reports[_name(path, set(reports))] = load_report(path)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(out_dir, "compare")  # only once every report is known to be good
     write_json(out_dir / "compare.json", {name: r["summary"] | {"embedder": r["embedder"]} for name, r in reports.items()})
     write_text(out_dir / "compare.html", compare_html(reports))
     table = Table(title="novelty, side by side")

@@ -21,6 +21,7 @@ import numpy as np
 
 from curricmusic.common.atomic import json_safe, write_json, write_text
 from curricmusic.common.errors import UserError
+from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import err_console
 from curricmusic.config import NoveltySection
 from curricmusic.data.prepared import PreparedData
@@ -216,6 +217,7 @@ def score_novelty(
     from curricmusic.reporting.novelty_page import novelty_html
 
     samples_dir, out_dir = Path(samples_dir), Path(out_dir)
+    check_folder(out_dir, kind="novelty")  # refuse a folder that is not ours before any work
     files = _sample_files(samples_dir)
     data = resolve_against(against).prepared
     scores = score_files(
@@ -241,7 +243,7 @@ def score_novelty(
         "summary": scores.summary,
     }
     report = json_safe(report)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(out_dir, "novelty")
     write_json(out_dir / "novelty.json", report)
     write_text(out_dir / "novelty.html", novelty_html(report, samples_dir, out_dir))
     return report

@@ -32,6 +32,7 @@ from symusic import Score
 
 from curricmusic.common.atomic import atomic_path
 from curricmusic.common.errors import UserError
+from curricmusic.music.notes import timing_problem
 
 __all__ = [
     "RENDERERS",
@@ -154,21 +155,32 @@ def renderer_spec(
 
 
 def load_score(midi: str | os.PathLike[str] | bytes | Score) -> Score:
-    """A tick-based Score from a path, MIDI bytes or a Score; UserError names a bad file."""
+    """A tick-based Score from a path, MIDI bytes or a Score; UserError names a bad file.
+
+    A file with a zero or invalid tempo is refused, as ``data prepare`` skips it: its notes
+    have no duration in seconds.
+    """
     if isinstance(midi, Score):
         return midi
     if isinstance(midi, bytes | bytearray | memoryview):
         try:
-            return Score.from_midi(bytes(midi))
+            score = Score.from_midi(bytes(midi))
         except Exception as err:  # symusic raises RuntimeError/ValueError on corrupt data
             raise UserError(f"not a readable MIDI file (<bytes>): {err}") from err
-    path = Path(midi)
-    if not path.is_file():
-        raise UserError(f"MIDI file not found: {path}")
-    try:
-        return Score.from_midi(path.read_bytes())
-    except Exception as err:
-        raise UserError(f"not a readable MIDI file: {path}: {err}") from err
+        where = "(<bytes>)"
+    else:
+        path = Path(midi)
+        if not path.is_file():
+            raise UserError(f"MIDI file not found: {path}")
+        try:
+            score = Score.from_midi(path.read_bytes())
+        except Exception as err:
+            raise UserError(f"not a readable MIDI file: {path}: {err}") from err
+        where = str(path)
+    problem = timing_problem(score)
+    if problem:
+        raise UserError(f"{problem} {where}")
+    return score
 
 
 @dataclass

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from curricmusic.reporting.links import link
 
 __all__ = ["novelty_html", "compare_html", "rho_histogram"]
 
@@ -68,12 +69,11 @@ def _banner(report: dict[str, Any]) -> str:
 
 
 def _link(samples_dir: Path, out_dir: Path, name: str) -> str:
-    target = samples_dir / name
-    relative = os.path.relpath(target, out_dir)
-    links = [f"<a href='{html.escape(relative)}'>{html.escape(name)}</a>"]
+    target = samples_dir / Path(name).name  # a file name, never a path out of the folder
+    links = [link(target, out_dir, name)]
     wav = target.with_suffix(".wav")
     if wav.is_file():
-        links.append(f"<a href='{html.escape(os.path.relpath(wav, out_dir))}'>wav</a>")
+        links.append(link(wav, out_dir, "wav"))
     return " ".join(links)
 
 
@@ -119,10 +119,10 @@ flagged when rho &lt; {report['settings']['rho_threshold']} or a span of {report
 
 def compare_html(reports: dict[str, dict[str, Any]]) -> str:
     keys = [
-        ("samples", lambda r: r["summary"]["n"]),
-        ("copy rate", lambda r: r["summary"]["copy_rate"]),
+        ("samples", lambda r: r["summary"].get("n")),
+        ("copy rate", lambda r: r["summary"].get("copy_rate")),
         ("median rho", lambda r: r["summary"].get("rho_median")),
-        ("rho 5%", lambda r: r["summary"]["rho_quantiles"].get("0.05")),
+        ("rho 5%", lambda r: (r["summary"].get("rho_quantiles") or {}).get("0.05")),
         ("C_T", lambda r: r["summary"].get("data_copying_C_T")),
         ("longest copied notes", lambda r: r["summary"].get("longest_copied_notes_max")),
         ("copied bars (max)", lambda r: r["summary"].get("copied_bars_max")),

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from curricmusic.common.errors import UserError
+from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.config import Experiment, config_hash
 from curricmusic.curriculum.pacing import arm_stage_order, build_schedule
@@ -158,6 +159,7 @@ def train_run(
     config, train = experiment.config, experiment.config.train
     arm = config.arm(arm_name)
     run_dir = Path(run_dir)
+    check_folder(run_dir, kind="run")  # only a new, empty or curricmusic folder: before any work
     accelerator = Accelerator(mixed_precision=train.mixed_precision, cpu=_multi_cpu())
     world, rank = accelerator.num_processes, accelerator.process_index
     micro = train.micro_batch_size or max(1, train.batch_size // world)
@@ -223,7 +225,7 @@ def train_run(
     raw_model = accelerator.unwrap_model(model)
 
     if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        claim_folder(run_dir, "run")
         write_run(run_dir, info)
         shutil.copyfile(data.root / "tokenizer.json", run_dir / TOKENIZER_FILE)
     writer = _tensorboard(run_dir) if train.tensorboard and accelerator.is_main_process else None

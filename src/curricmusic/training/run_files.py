@@ -4,7 +4,9 @@ A run folder holds::
 
     RUN_DIR/run.json         what ran: experiment, arm, seed, prepared data, status, summary
     RUN_DIR/metrics.jsonl    one JSON object per logged step
-    RUN_DIR/checkpoint.pt    model, optimizer, schedule state, sampler and torch RNG states
+    RUN_DIR/checkpoint.pt    model, optimizer, schedule state, sampler and torch RNG states:
+                             tensors and plain Python values only (loaded with
+                             ``weights_only=True``, never unpickled) plus their content hash
     RUN_DIR/model/           model.safetensors + config.json (loadable without training code)
     RUN_DIR/tokenizer.json   the tokenizer the model was trained with
 
@@ -14,6 +16,7 @@ Every file is written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ import torch
 
 from curricmusic.common.atomic import atomic_path, write_json
 from curricmusic.common.errors import UserError
+from curricmusic.model.digest import tree_digest
 
 __all__ = [
     "RUN_FILE",
@@ -67,19 +71,64 @@ def restore_rng_states(states: dict[str, Any], sampler_rng: np.random.Generator)
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+DIGEST_KEY = "content_sha256"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python numbers; anything ``weights_only`` cannot load is an
+    error here, at save time, not when a run tries to resume."""
+    if isinstance(value, torch.Tensor | str | bytes | bool | int | float) or value is None:
+        return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(item) for item in value)
+    raise TypeError(
+        f"a checkpoint holds tensors and plain Python values only (it is loaded with "
+        f"weights_only=True); got a {type(value).__name__}"
+    )
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file, then rename over ``path``."""
+    """``torch.save`` to a temporary file, then rename over ``path``; records a content hash."""
+    payload = _plain(dict(payload))
+    payload[DIGEST_KEY] = tree_digest(payload)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            with open(tmp, "wb") as handle:  # a Python file: a full disk is an OSError, not a C++ one
+                torch.save(payload, handle)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's payload: tensors and plain values only (``weights_only=True``: a file that
+    holds any other Python object is refused, never unpickled), checked against its hash."""
     if not path.is_file():
         raise UserError(f"{path}: no checkpoint to resume from (start without --resume)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():
+            raise UserError(f"{path}: unreadable checkpoint (not a torch checkpoint file)") from None
+        raise UserError(
+            f"{path}: refused: it holds Python objects other than tensors and plain values, so "
+            "loading it could run code; curricmusic never writes such a file (start a new --out)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - a torn or foreign file
-        raise UserError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {first})") from None
+    if not isinstance(payload, dict):
+        raise UserError(f"{path}: not a curricmusic checkpoint (expected a dict)")
+    recorded = payload.pop(DIGEST_KEY, None)
+    if recorded is not None and tree_digest(payload) != recorded:
+        raise UserError(
+            f"{path}: damaged: its contents do not match the hash recorded when it was saved; "
+            "resume from a copy, or start the run again"
+        )
+    return payload
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -71,34 +70,52 @@ _RECOMPUTED = re.compile(r"(relative_position_index|num_batches_tracked)$")
 AUDIO_PREFIX = "audio_model.audio_encoder."
 
 
+def _numpy_scalar_globals() -> list:
+    """What a pickled NumPy scalar (``np.float64(15.0)``) needs: the scalar constructor (under its
+    NumPy 1 and 2 module names) and the dtypes. Plain values: no code runs when they load."""
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # NumPy 1
+        from numpy.core.multiarray import scalar
+    dtypes = getattr(np, "dtypes", None)  # NumPy >= 1.25
+    dtype_classes = [getattr(dtypes, name) for name in getattr(dtypes, "__all__", [])]
+    return [
+        scalar,
+        (scalar, "numpy.core.multiarray.scalar"),
+        (scalar, "numpy._core.multiarray.scalar"),
+        np.dtype,
+        *dtype_classes,
+    ]
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The flat state dict inside a LAION checkpoint, with any ``module.`` prefix removed.
 
-    LAION's files pickle numpy scalars beside the tensors, which torch's safe ``weights_only``
-    loader refuses; then the file is loaded with full unpickling (as ``laion_clap`` itself does),
-    with a warning: point ``clap:`` only at checkpoints you trust.
+    Read with torch's safe ``weights_only`` loader, which builds tensors and plain values and
+    never runs code from the file. LAION's files pickle NumPy scalars beside the tensors (the
+    epoch, a metric); those are admitted too. A file that needs anything else is refused: it was
+    not written as a plain checkpoint, and unpickling it could run arbitrary code.
     """
     import pickle
 
     import torch
 
     path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"cannot read LAION checkpoint {path}: not a torch checkpoint file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if not zipfile.is_zipfile(path):  # not a torch archive at all
-            raise UserError(
-                f"cannot read LAION checkpoint {path}: not a torch checkpoint file"
-            ) from err
-        warnings.warn(
-            f"{path} holds non-tensor Python objects; loading it with full unpickling "
-            "(only use checkpoints from a source you trust)",
-            stacklevel=2,
-        )
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:
-            raise UserError(f"cannot read LAION checkpoint {path}: {err}") from err
+        found = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) ([\w.]+)", str(err))
+        what = f" ({found.group(1)})" if found else ""
+        raise UserError(
+            f"refused LAION checkpoint {path}: it holds Python objects other than tensors and "
+            f"plain values{what}, and loading it could run code; convert it to safetensors or "
+            "use a transformers CLAP folder"
+        ) from None
     except Exception as err:
         raise UserError(f"cannot read LAION checkpoint {path}: {err}") from err
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
