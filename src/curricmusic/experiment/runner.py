@@ -80,25 +80,28 @@ def _train_with_accelerate(experiment: Experiment, cell: Cell) -> None:
 
 
 def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) -> None:
-    """After training: samples, novelty scores, then ``cell.json`` marks the cell done."""
-    from curricmusic.config.generation import GenerationSettings
-    from curricmusic.generation.generate import generate_samples
-    from curricmusic.novelty.pipeline import score_novelty
+    """After training: samples, novelty scores, then ``cell.json`` marks the cell done.
 
-    config = experiment.config
-    section = config.generate
-    if section.n > 0:
-        settings = GenerationSettings(
-            n=section.n, seed=cell.seed, max_bars=section.max_bars, max_tokens=section.max_tokens,
-            temperature=section.temperature, top_k=section.top_k, top_p=section.top_p, min_p=section.min_p,
-            copy_blocking=section.copy_blocking, max_copy_notes=section.max_copy_notes,
-            rerank=section.rerank, novelty_weight=section.novelty_weight,
-        )  # fmt: skip
+    Sampling and scoring take their settings from the run folder exactly as ``curricmusic
+    generate RUN_DIR`` and ``curricmusic novelty RUN_DIR/samples --against RUN_DIR`` do with no
+    flags (the experiment's ``[generate]`` and ``[novelty]`` sections, the run's seed), so the
+    command line reproduces what the report shows.
+    """
+    from curricmusic.config.generation import settings_for_run
+    from curricmusic.generation.generate import generate_samples
+    from curricmusic.novelty.pipeline import novelty_settings_for, score_novelty
+    from curricmusic.training.run_files import read_run
+
+    if experiment.config.generate.n > 0:
+        settings, sources = settings_for_run(read_run(cell.run_dir), {})
         samples = cell.run_dir / "samples"
         if not (samples / "manifest.json").is_file():
-            generate_samples(cell.run_dir, samples, settings, show_progress=show_progress)
+            generate_samples(cell.run_dir, samples, settings, sources=sources, show_progress=show_progress)
         if not (cell.run_dir / "novelty" / "novelty.json").is_file():
-            score_novelty(samples, cell.run_dir, cell.run_dir / "novelty", config.novelty, show_progress=show_progress)
+            novelty, novelty_sources = novelty_settings_for(cell.run_dir, {})
+            score_novelty(
+                samples, cell.run_dir, cell.run_dir / "novelty", novelty, sources=novelty_sources, show_progress=show_progress
+            )
     write_json(cell.run_dir / CELL_FILE, {"status": "done"})
 
 
