@@ -292,14 +292,15 @@ class Grammar(Tracker):
         for last, nexts in graph.items():
             follow[last] = np.isin(kinds, list(nexts))
         self.follow = follow  # (K, V)
-        # fewest tokens from each kind to EOS (EOS itself included), on the followers graph
+        # fewest tokens from each kind to EOS (EOS itself included), on the followers graph; a
+        # Tempo is no way there (a sample has at most one, so it may be spent already)
         to_end = np.full(Kind.COUNT, _BIG, dtype=np.int64)
         to_end[Kind.EOS] = to_end[Kind.PAD] = 0
         queue = deque([Kind.EOS])
         while queue:
             done = queue.popleft()
             for last, nexts in graph.items():
-                if done in nexts and to_end[last] > to_end[done] + 1:
+                if done in nexts and to_end[last] > to_end[done] + 1 and done != Kind.TEMPO:
                     to_end[last] = to_end[done] + 1
                     queue.append(last)
         self.need = np.minimum(to_end[kinds] + 1, _BIG)  # (V,) tokens to spend from emitting each token to EOS
@@ -372,16 +373,19 @@ class Grammar(Tracker):
             if tokens_left <= self.max_need:
                 mask &= self.need[None, :] <= tokens_left
             return
-        # MIDILike: every open note still needs its NoteOff, after a TimeShift if it began now
+        # MIDILike: every open note still needs its NoteOff, after a TimeShift if it began now,
+        # and the piece can only end on a NoteOff or a TimeShift
+        n_open = state.n_open  # (B,)
         shift = (state.open & (state.onset == state.time[:, None])).any(axis=1).astype(np.int64)  # (B,)
-        extra = state.n_open + shift  # (B,)
-        if tokens_left > self.max_need + int(extra.max()) + 2:
+        if tokens_left > n_open.max() + 6:
             return
-        need = self.need[None, :] + extra[:, None]  # (B, V)
-        need[:, self.off_ids] -= 1  # closes one of them
-        need[:, self.shift_ids] -= shift[:, None]  # is the TimeShift they needed
-        need[:, self.pitch_ids] += 1 - shift[:, None]  # opens one more, which will need a TimeShift
-        mask &= need <= tokens_left
+        close = n_open + shift  # (B,) tokens that close every note
+        cost = np.repeat((2 + np.maximum(close, 1))[:, None], mask.shape[1], axis=1)  # (B, V): Velocity, Tempo, ...
+        cost[:, self.pitch_ids] = (n_open + 5)[:, None]  # NoteOn Velocity TimeShift, every NoteOff, EOS
+        cost[:, self.shift_ids] = (n_open + 2)[:, None]
+        cost[:, self.off_ids] = (close + 1)[:, None]
+        cost[:, self.eos] = 1
+        mask &= cost <= tokens_left
 
 
 def count_bars(tokenizer: Tokenizer, ids: np.ndarray) -> int:
