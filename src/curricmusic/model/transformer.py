@@ -211,7 +211,7 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         else:
             past = cache.length
-            k, v = cache._write(layer, k, v)  # (B, H, S, Dh), S = past + T, in the cache's dtype
+            k, v = cache.append(layer, k, v)  # (B, H, S, Dh), S = past + T, in the cache's dtype
             q = q.to(k.dtype)
             if past == 0:
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -386,7 +386,7 @@ class MusicTransformer(nn.Module):
             x = F.embedding(idx, self.tok_emb.weight)  # (B, T, C)
             for layer, block in enumerate(self.blocks):
                 x = block.step(x, rotation, cache, layer)  # (B, T, C)
-        cache._advance(T, next_position)
+        cache.commit(T, next_position)
         norm = self.norm
         x = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
         return F.linear(x, self.tok_emb.weight)  # (B, T, V), the tied head
