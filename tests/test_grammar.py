@@ -8,7 +8,14 @@ from miditok import TokSequence
 
 from curricmusic.common.errors import UserError
 from curricmusic.config import TokenizerSettings
-from curricmusic.music.grammar import Grammar, Kind, Tracker, count_bars, supports_grammar, token_onsets
+from curricmusic.music.grammar import (
+    Grammar,
+    Kind,
+    Tracker,
+    count_bars,
+    supports_grammar,
+    token_onsets,
+)
 from curricmusic.music.kinds import KINDS
 from curricmusic.music.notes import make_notes, notes_to_score, score_notes
 from curricmusic.music.tokenizers import build_tokenizer, decode_ids, encode_score

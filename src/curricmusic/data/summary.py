@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from curricmusic.common.errors import UserError
 from curricmusic.common.paths import cache_dir
 from curricmusic.common.progress import console
 from curricmusic.config import CurriculumConfig, config_hash

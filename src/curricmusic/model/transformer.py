@@ -54,9 +54,11 @@ __all__ = [
     "load_model",
     "WEIGHTS_NAME",
     "CONFIG_NAME",
+    "IGNORE_INDEX",
 ]
 
 WEIGHTS_NAME = "model.safetensors"
+IGNORE_INDEX = -100  # a target left out of the loss (padding); the token windows use the same value
 CONFIG_NAME = "config.json"
 _ARCHITECTURE = "MusicTransformer"
 _FORMAT_VERSION = 1
@@ -300,9 +302,9 @@ class MusicTransformer(nn.Module):
         """Logits for every position, and the loss when ``targets`` are given.
 
         idx: (B, T) int64 token ids, T <= max_seq_len, at positions 0 .. T - 1.
-        targets: (B, T) int64 next-token ids; -100 marks positions left out of the loss.
+        targets: (B, T) int64 next-token ids; ``IGNORE_INDEX`` marks positions left out of the loss.
         Returns logits (B, T, V) and the mean cross-entropy over the counted targets (a 0-dim
-        tensor; NaN if every target is -100), or None without targets.
+        tensor; NaN if every target is ignored), or None without targets.
         """
         B, T = idx.shape
         if self.config.max_seq_len < T:
@@ -319,7 +321,7 @@ class MusicTransformer(nn.Module):
         loss = None
         if targets is not None:
             loss = F.cross_entropy(
-                logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-100
+                logits.view(B * T, -1), targets.reshape(B * T), ignore_index=IGNORE_INDEX
             )
         return logits, loss
 
