@@ -2,6 +2,7 @@
 #   make demo   - the quickstart experiment on the embedded default data
 #   make test   - the test suite
 #   make bench  - every benchmark under benchmarks/ (one JSON line each)
+#   make lint   - ruff and the type checker (mypy, configured in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of PyTorch. On a GPU machine: make demo TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu128"
@@ -32,7 +33,8 @@ bench: env
 	@for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
 
 lint: env
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) prepared runs .pytest_cache

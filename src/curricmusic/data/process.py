@@ -79,6 +79,7 @@ def process_item(item: SourceItem, tokenizer, filters: PieceFilters) -> Processe
     if item.midi is not None:
         data = item.midi
     else:
+        assert item.path is not None  # an item holds MIDI bytes or names a file
         try:
             data = item.path.read_bytes()
         except OSError as exc:

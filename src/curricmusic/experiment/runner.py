@@ -26,6 +26,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from curricmusic.common.atomic import write_json
 from curricmusic.common.errors import UserError
@@ -135,6 +136,7 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
         raise UserError("--launcher slurm needs submitit: pip install 'curricmusic[slurm]'") from None
     folder = out_dir / "submitit"
     slurm = experiment.config.slurm
+    executor: Any
     if local:
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=slurm.timeout_min)

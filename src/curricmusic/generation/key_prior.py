@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from curricmusic.config.generation import GenerationSettings
-from curricmusic.music.keys import parse_key, scale_pitch_classes
+from curricmusic.music.keys import ScaleForm, parse_key, scale_pitch_classes
 from curricmusic.music.tokenizers import Tokenizer, token_pitch
 
 __all__ = ["key_bias"]
@@ -24,7 +24,7 @@ def key_bias(tokenizer: Tokenizer, settings: GenerationSettings) -> torch.Tensor
     scale = None
     if settings.key is not None:
         key = parse_key(settings.key)
-        forms = ("natural",) if key.mode == "major" else ("natural", "harmonic", "melodic")
+        forms: tuple[ScaleForm, ...] = ("natural",) if key.mode == "major" else ("natural", "harmonic", "melodic")
         scale = {pc for form in forms for pc in scale_pitch_classes(key, form)}
     out_of_key = np.log(settings.chromatic_allowance) if settings.chromatic_allowance > 0 else -np.inf
     for token, index in tokenizer.vocab.items():

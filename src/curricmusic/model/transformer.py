@@ -34,7 +34,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -182,7 +182,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
-        self.proj.is_residual_projection = True
+        self.proj.is_residual_projection = True  # type: ignore[assignment]  # read by _init_weights
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(
@@ -233,7 +233,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(config.d_model, config.d_ff, bias=config.bias)
         self.proj = nn.Linear(config.d_ff, config.d_model, bias=config.bias)
-        self.proj.is_residual_projection = True
+        self.proj.is_residual_projection = True  # type: ignore[assignment]  # read by _init_weights
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -386,7 +386,7 @@ class MusicTransformer(nn.Module):
                 x = block(x, rotation, cache, layer)  # (B, T, C)
         else:
             x = F.embedding(idx, self.tok_emb.weight)  # (B, T, C)
-            for layer, block in enumerate(self.blocks):
+            for layer, block in enumerate(cast("list[Block]", self.blocks)):
                 x = block.step(x, rotation, cache, layer)  # (B, T, C)
         cache.commit(T, next_position)
         norm = self.norm

@@ -320,7 +320,7 @@ class Grammar(Tracker):
         self.zero_shift_ids = self.shift_ids[table.shift[self.shift_ids] == 0]
         self.top_pitch = int(table.pitch.max())
         # kinds after which a note may start (copy-blocking looks at the candidate pitches there)
-        self.pitch_may_follow_kind = follow[:, self.pitch_ids].any(axis=1) if self.pitch_ids.size else np.zeros(Kind.COUNT, bool)
+        self.pitch_may_follow_kind = np.asarray(follow[:, self.pitch_ids].any(axis=1))  # (K,)
 
     def pitch_may_follow(self, state: GrammarState) -> np.ndarray:
         """Rows ``(B,)`` bool whose next token may start a note."""
@@ -347,7 +347,7 @@ class Grammar(Tracker):
             mask[:, self.pitch_ids] &= ~state.open[:, self.table.pitch[self.pitch_ids]]
             offs = self.table.off_pitch[self.off_ids]
             mask[:, self.off_ids] &= state.open[:, offs] & (state.onset[:, offs] < state.time[:, None])
-            mask[:, self.eos] &= state.n_open == 0
+            mask[:, self.eos] &= np.asarray(state.n_open == 0)
         if max_bars is not None:
             self._limit_bars(mask, state, max_bars)
         if tokens_left is not None:

@@ -148,7 +148,7 @@ def score_files(
     if not train_paths or not heldout_paths:
         raise UserError(f"{data.root}: needs training pieces and held-out pieces of {data.target_stage!r} to calibrate")
 
-    kwargs = {"progress": show_progress, "max_seconds": settings.max_seconds}
+    kwargs: dict[str, Any] = {"progress": show_progress, "max_seconds": settings.max_seconds}
     train_emb, train_skipped = embed_midi_files(train_paths, embedder, **kwargs)
     heldout_emb, _ = embed_midi_files(heldout_paths, embedder, **kwargs)
     sample_emb, sample_skipped = embed_midi_files(files, embedder, **kwargs)

@@ -30,7 +30,7 @@ def rho_histogram(sets: dict[str, list[float]], heldout: list[float]) -> str:
     if not values:
         return "<p>No distance ratios to plot.</p>"
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
-    bins = np.linspace(0, max(2.0, max(values) * 1.05), 25)
+    bins = np.linspace(0, max(2.0, max(values) * 1.05), 25).tolist()
     for name, rho in sets.items():
         ax.hist([v for v in rho if v is not None], bins=bins, alpha=0.5, density=True, label=f"{name} samples")
     if heldout:

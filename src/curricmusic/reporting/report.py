@@ -72,10 +72,10 @@ def markdown_report(results: dict[str, Any]) -> str:
     for name, arm in results["arms"].items():
         cells = [fmt(arm["music"].get(m, {}).get("overlap")) for m in REPORT_METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    failed = [r for r in results["runs"] if r["status"] != "done"]
-    if failed:
+    unfinished = [r for r in results["runs"] if r["status"] != "done"]
+    if unfinished:
         lines += ["", "## Runs that did not finish", ""]
-        lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in failed]
+        lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in unfinished]
     return "\n".join(lines) + "\n"
 
 
@@ -88,7 +88,8 @@ def _img(png: bytes | None, alt: str) -> str:
 
 def _markdown_table_to_html(markdown: str) -> str:
     """The markdown tables as HTML tables; other lines as paragraphs or headings."""
-    out, rows = [], []
+    out: list[str] = []
+    rows: list[list[str]] = []
 
     def flush() -> None:
         if rows:
