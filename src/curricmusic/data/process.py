@@ -17,7 +17,7 @@ from curricmusic.config import PieceFilters
 from curricmusic.data.difficulty import difficulty_features, difficulty_score
 from curricmusic.data.sources import SourceItem
 from curricmusic.music.notes import bar_length, piano_reduction, score_notes, score_seconds
-from curricmusic.music.tokenizers import encode_score
+from curricmusic.music.tokenizers import Tokenizer, encode_score
 
 __all__ = ["ProcessedPiece", "Skipped", "process_item", "content_hash", "HASH_GRID"]
 
@@ -69,7 +69,7 @@ def _check_tempos(score: Score) -> str | None:
     return None
 
 
-def process_item(item: SourceItem, tokenizer, filters: PieceFilters) -> ProcessedPiece | Skipped:
+def process_item(item: SourceItem, tokenizer: Tokenizer, filters: PieceFilters) -> ProcessedPiece | Skipped:
     """Turn one source item into a processed piece, or say why it cannot be used."""
     where = item.origin
 
