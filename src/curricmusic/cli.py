@@ -117,33 +117,33 @@ def train(
 @app.command("generate")
 def generate(
     run_dir: Path = typer.Argument(..., help="A run folder written by `curricmusic train`."),
-    n: int | None = typer.Option(None, "--n", help="Number of samples [default: the run's experiment, else 4]."),
+    n: int | None = typer.Option(None, "--n", help="Number of samples (default 4)."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default: RUN_DIR/samples)."),
     prompt: Path | None = typer.Option(None, "--prompt", help="Continue this MIDI file (its last bars)."),
-    prompt_bars: int | None = typer.Option(None, "--prompt-bars", help="Bars of the prompt to continue from [4]."),
-    temperature: float | None = typer.Option(None, "--temperature", help="[1.0]"),
-    top_k: int | None = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0: off) [0]."),
-    top_p: float | None = typer.Option(None, "--top-p", help="Nucleus sampling mass (1: off) [0.95]."),
-    min_p: float | None = typer.Option(None, "--min-p", help="Keep tokens with p >= min_p * max p (0: off) [0]."),
-    seed: int | None = typer.Option(None, "--seed", help="[the run's seed, as the experiment runner samples]"),
-    max_bars: int | None = typer.Option(None, "--max-bars", help="Stop after this many bars [16]."),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Stop after this many tokens [2048]."),
+    prompt_bars: int | None = typer.Option(None, "--prompt-bars", help="Bars of the prompt to continue from (default 4)."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (default 1.0)."),
+    top_k: int | None = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0: off; default 0)."),
+    top_p: float | None = typer.Option(None, "--top-p", help="Nucleus sampling mass (1: off; default 0.95)."),
+    min_p: float | None = typer.Option(None, "--min-p", help="Keep tokens with p >= min_p * max p (0: off; default 0)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the samples (default: the run's seed, as `curricmusic run` samples)."),
+    max_bars: int | None = typer.Option(None, "--max-bars", help="Stop after this many bars (default 16)."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Stop after this many tokens (default 2048)."),
     key: str | None = typer.Option(None, "--key", help="Keep pitches in this key, e.g. 'D minor' or 'Eb'."),
-    grammar: bool | None = typer.Option(None, "--grammar/--no-grammar", help="The tokenizer's grammar mask [on]."),
+    grammar: bool | None = typer.Option(None, "--grammar/--no-grammar", help="The tokenizer's grammar mask (default on)."),
     copy_blocking: bool | None = typer.Option(
-        None, "--copy-blocking/--no-copy-blocking", help="Block long copies of the training data [on]."
+        None, "--copy-blocking/--no-copy-blocking", help="Block long copies of the training data (default on)."
     ),
-    max_copy_notes: int | None = typer.Option(None, "--max-copy-notes", help="Longest span copied from training data [16]."),
-    rerank: int | None = typer.Option(None, "--rerank", help="Draw K candidates per sample, keep the most novel-and-likely [1]."),
-    novelty_weight: float | None = typer.Option(None, "--novelty-weight", help="Weight W of the novelty penalty in reranking [1]."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Samples drawn at once [8]."),
-    wav: bool | None = typer.Option(None, "--wav/--no-wav", help="Also render WAV audio with the General MIDI soundfont [off]."),
+    max_copy_notes: int | None = typer.Option(None, "--max-copy-notes", help="Longest span copied from training data (default 16)."),
+    rerank: int | None = typer.Option(None, "--rerank", help="Draw K candidates per sample, keep the most novel-and-likely (default 1)."),
+    novelty_weight: float | None = typer.Option(None, "--novelty-weight", help="Weight W of the novelty penalty in reranking (default 1)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Samples drawn at once (default 8)."),
+    wav: bool | None = typer.Option(None, "--wav/--no-wav", help="Also render WAV audio with the General MIDI soundfont (default off)."),
 ) -> None:
     """Sample MIDI (and WAV) from a trained run.
 
-    Every setting left out comes from the experiment's [generate] section recorded in the run (so
-    `generate RUN_DIR` reproduces the samples `curricmusic run` drew), else from the default in
-    brackets; manifest.json says which (settings_source: flag, experiment or default).
+    Every setting left out comes from the experiment's generate section recorded in the run (so
+    `generate RUN_DIR` reproduces the samples `curricmusic run` drew), else from its default;
+    manifest.json says which (settings_source: flag, experiment or default).
     """
     from curricmusic.config.generation import settings_for_run
     from curricmusic.generation.generate import generate_samples
@@ -175,13 +175,13 @@ def novelty(
     out: Path | None = typer.Option(None, "--out", help="Report folder (default: SAMPLES_DIR/novelty)."),
     bank_stage: list[str] | None = typer.Option(None, "--bank-stage", help="Training stages in the bank (repeatable; default all)."),
     max_seconds: float | None = typer.Option(
-        None, "--max-seconds", help="Audio rendered per piece, in seconds (0: all of it) [60]."
+        None, "--max-seconds", help="Audio rendered per piece, in seconds (0: all of it; default 60)."
     ),
 ) -> None:
     """Score samples for closeness to the training data (CLAP + symbolic copy detection).
 
-    Against a run folder, every setting left out comes from the experiment's [novelty] section
-    recorded in the run (so the report's numbers are reproduced), else from the default;
+    Against a run folder, every setting left out comes from the experiment's novelty section
+    recorded in the run (so the report's numbers are reproduced), else from its default;
     novelty.json says which (settings_source: flag, experiment or default).
     """
     from curricmusic.novelty.pipeline import novelty_settings_for, score_novelty
