@@ -89,6 +89,11 @@ def test_an_impossible_generate_setting_is_refused_at_load_before_anything_train
     assert message == f"{path}: generate.max_copy_notes: Input should be greater than or equal to 3 (got 2)"
     path.write_text(text.replace("[generate]\nn = 2\n", "[generate]\nn = 0\n"))
     assert load_experiment(path).config.generate.n == 0  # an experiment may draw no samples
+    path.write_text(text.replace("[generate]\n", '[generate]\nprompt = "waltz.mid"\n'))
+    with pytest.raises(UserError, match=r"generate.prompt: MIDI file '.*waltz.mid' does not exist$"):
+        load_experiment(path)
+    (tmp_path / "waltz.mid").write_bytes(b"MThd")
+    assert load_experiment(path).config.generate.prompt == tmp_path / "waltz.mid"  # relative to the file
 
 
 def test_the_experiments_generate_section_is_the_generation_settings():

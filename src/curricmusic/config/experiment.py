@@ -221,6 +221,8 @@ def load_experiment(path: str | Path) -> Experiment:
         if isinstance(arm, dict) and isinstance(arm.get("curriculum"), str):
             arm["curriculum"] = _resolve(arm["curriculum"], base)
     config = validate(ExperimentConfig, data, str(path))
+    if config.generate.prompt is not None and not config.generate.prompt.is_file():
+        raise UserError(f"{path}: generate.prompt: MIDI file {str(config.generate.prompt)!r} does not exist")
 
     def curriculum_at(file: Path, key: str) -> CurriculumConfig:
         if not file.is_file():
