@@ -24,10 +24,11 @@ from curricmusic.common.errors import UserError
 from curricmusic.common.progress import err_console
 from curricmusic.config import NoveltySection
 from curricmusic.data.prepared import PreparedData
+from curricmusic.novelty.copy_index import DEFAULT_NS
 
 __all__ = ["Against", "Scores", "resolve_against", "novelty_settings_for", "score_files", "score_novelty", "NGRAM_SIZES"]
 
-NGRAM_SIZES = (4, 8, 16)
+NGRAM_SIZES = DEFAULT_NS  # the n-gram hit rates reported per sample
 
 
 @dataclass(frozen=True)
