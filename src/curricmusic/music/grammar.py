@@ -171,7 +171,6 @@ class GrammarState:
     tempo_set: np.ndarray  # bool: a tempo has been written
     open: np.ndarray  # (B, 128) bool: sounding notes (MIDILike)
     onset: np.ndarray  # (B, 128) int64: their onsets
-    tokens: np.ndarray  # tokens so far, BOS included
 
     @property
     def done(self) -> np.ndarray:
@@ -198,7 +197,7 @@ class Tracker:
         return GrammarState(
             last_kind=full(Kind.BOS), time=full(0), bar_start=full(0), bars=full(0), beats=full(4), scale=full(4),
             position=full(-1), last_pitch=full(-1), meter=full(-1), tempo_set=np.zeros(batch, dtype=bool),
-            open=np.zeros((batch, 128), dtype=bool), onset=np.zeros((batch, 128), dtype=np.int64), tokens=full(1),
+            open=np.zeros((batch, 128), dtype=bool), onset=np.zeros((batch, 128), dtype=np.int64),
         )  # fmt: skip
 
     def bar_length(self, state: GrammarState) -> np.ndarray:
@@ -260,7 +259,6 @@ class Tracker:
                 state.open[rows, table.off_pitch[tokens[rows]]] = False
         state.tempo_set |= kinds == Kind.TEMPO
         state.last_kind = kinds
-        state.tokens += 1
 
     def replay(self, prompt: np.ndarray, batch: int = 1) -> GrammarState:
         """The state of ``batch`` rows after a prompt ``(P,)`` that starts with BOS."""
