@@ -2,6 +2,7 @@
 #   make demo   - the quickstart experiment on the embedded default data
 #   make test   - the test suite
 #   make bench  - every benchmark under benchmarks/ (one JSON line each)
+#   make lint   - ruff and the type checker (mypy, configured in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
 # PyTorch goes in first, on its own, so that pip never picks a build while resolving the project.
@@ -40,7 +41,8 @@ bench: env
 	@for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
 
 lint: env
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) prepared runs .pytest_cache

@@ -1,9 +1,10 @@
 """Sampling speed against Hugging Face transformers' GPT2LMHeadModel.generate, same shapes.
 
-    python benchmarks/bench_generate.py [--quick] [--threads N]
+    python benchmarks/bench_generate.py [--quick] [--threads N] [--repeats N] [--no-meter-tokens]
 
 Both models have the same width, depth, heads and vocabulary (the quickstart model: d 256, 4
-layers, 4 heads, REMI vocabulary), random weights, KV caches on, plain sampling (temperature 1,
+layers, 4 heads, REMI vocabulary with tempos and time signatures; ``--no-meter-tokens`` drops
+them, the vocabulary before issue 9), random weights, KV caches on, plain sampling (temperature 1,
 no top-k / top-p), and generate exactly ``--new`` tokens after a one-token prompt (EOS banned),
 at batch 1 and batch 16, measured in the same run. A third line measures what the REMI grammar
 mask plus copy-blocking (against a 200-piece n-gram index) cost over unconstrained sampling.
@@ -54,14 +55,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--new", type=int, default=None, help="tokens generated per sample")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--repeats", type=int, default=None, help="best of this many runs (default 3)")
+    parser.add_argument("--no-meter-tokens", action="store_true", help="REMI without tempo and time-signature tokens")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     new = args.new or (64 if args.quick else 256)
-    repeats = 1 if args.quick else 3
+    repeats = args.repeats or (1 if args.quick else 3)
 
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    tokenizer = build_tokenizer(TokenizerSettings())
+    meter = {"use_tempos": False, "use_time_signatures": False} if args.no_meter_tokens else {}
+    tokenizer = build_tokenizer(TokenizerSettings(**meter))
     vocab = len(tokenizer)
     d_model, n_layers, n_heads = 256, 4, 4
     torch.manual_seed(0)
@@ -76,7 +80,8 @@ def main() -> None:
         max_tokens=new, min_tokens=new, max_bars=10_000, top_p=1.0, grammar=False, copy_blocking=False
     )
     bos = np.array([tokenizer.vocab["BOS_None"]])
-    machine = {"threads": args.threads, "cpus": os.cpu_count(), "torch": torch.__version__, "new_tokens": new}
+    machine = {"threads": args.threads, "cpus": os.cpu_count(), "torch": torch.__version__, "new_tokens": new,
+               "vocab": vocab, "load": round(os.getloadavg()[0], 1)}  # fmt: skip
 
     for batch in (1, 16):
         seeds = list(range(batch))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -58,6 +60,40 @@ def test_reports_carry_the_numbers_of_results_json(finished):
         assert name in page
     assert page.count("data:image/png;base64,") >= 5  # the plots are embedded: works offline
     assert "weights NOT real" in page  # the debug experiment uses the audio-features embedder
+
+
+def test_generate_with_no_flags_reproduces_the_runners_samples(finished, tmp_path):
+    out, _ = finished
+    run = out / "runs" / "curriculum-seed1"
+    done = subprocess.run(
+        [sys.executable, "-m", "curricmusic", "generate", str(run), "--out", str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads((run / "samples" / "manifest.json").read_text())
+    ours = json.loads((tmp_path / "manifest.json").read_text())
+    assert ours["seed"] == 1 and ours["settings"] == theirs["settings"]
+    assert ours["settings_source"]["seed"] == "default" and ours["settings_source"]["max_bars"] == "experiment"
+    assert ours["samples"] == theirs["samples"]
+    for row in theirs["samples"]:
+        assert (tmp_path / row["file"]).read_bytes() == (run / "samples" / row["file"]).read_bytes()
+
+
+def test_novelty_with_no_flags_reproduces_the_runs_numbers(finished, tmp_path):
+    out, results = finished
+    run = out / "runs" / "random-seed0"
+    done = subprocess.run(
+        [sys.executable, "-m", "curricmusic", "novelty", str(run / "samples"), "--against", str(run), "--out", str(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads((run / "novelty" / "novelty.json").read_text())
+    ours = json.loads((tmp_path / "novelty.json").read_text())
+    assert ours["settings"] == theirs["settings"] and ours["settings_source"]["embedder"] == "experiment"
+    assert ours["summary"] == theirs["summary"]
+    assert [s["rho"] for s in ours["samples"]] == [s["rho"] for s in theirs["samples"]]
+    reported = next(r for r in results["runs"] if r["arm"] == "random" and r["seed"] == 0)
+    assert ours["summary"]["rho_median"] == reported["summary"]["rho_median"]
+    assert f"median rho {ours['summary']['rho_median']:.2f}" in done.stdout
 
 
 def test_interrupted_then_resumed_gives_the_same_results(finished, experiment, tmp_path, monkeypatch):

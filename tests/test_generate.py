@@ -16,7 +16,7 @@ from curricmusic.config.generation import GenerationSettings, settings_from
 from curricmusic.generation.copy_blocking import index_n_for
 from curricmusic.generation.filters import filter_logits, sample_rows
 from curricmusic.generation.generate import prompt_ids, sample_tokens
-from curricmusic.model.transformer import ModelConfig, MusicTransformer
+from curricmusic.model.transformer import IGNORE_INDEX, ModelConfig, MusicTransformer
 from curricmusic.music.keys import parse_key, scale_pitch_classes
 from curricmusic.music.notes import make_notes, notes_to_score, score_notes
 from curricmusic.music.tokenizers import build_tokenizer, decode_ids, encode_score
@@ -82,7 +82,7 @@ def memorizing_model(tokenizer, pieces, max_steps=400):
     seqs = [encode_score(tokenizer, notes_to_score(p)).astype(np.int64) for p in pieces]
     length = max(len(s) for s in seqs)
     x = torch.zeros((len(seqs), length), dtype=torch.long)
-    y = torch.full_like(x, -100)
+    y = torch.full_like(x, IGNORE_INDEX)
     for i, s in enumerate(seqs):
         x[i, : len(s)] = torch.from_numpy(s)
         y[i, : len(s) - 1] = torch.from_numpy(s[1:])

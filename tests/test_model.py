@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from curricmusic.common.errors import UserError
 from curricmusic.model.transformer import (
     CONFIG_NAME,
+    IGNORE_INDEX,
     MODEL_SIZES,
     WEIGHTS_NAME,
     ModelConfig,
@@ -59,16 +60,19 @@ def test_causality_through_gradients():
         handle.remove()
 
 
-def test_forward_shapes_and_loss_ignores_minus_100():
+def test_forward_shapes_and_loss_ignores_the_ignore_index():
     model = make_model()
     idx, targets = tokens(2, 10), tokens(2, 10, seed=2)
     logits, loss = model(idx)
     assert logits.shape == (2, 10, VOCAB) and loss is None
     masked = targets.clone()
-    masked[:, :4] = -100
+    masked[:, :4] = IGNORE_INDEX
     _, loss = model(idx, masked)
     expected = F.cross_entropy(logits[:, 4:].reshape(-1, VOCAB), targets[:, 4:].reshape(-1))
     torch.testing.assert_close(loss, expected)
+    from curricmusic.curriculum.windows import IGNORE_INDEX as WINDOW_PADDING
+
+    assert WINDOW_PADDING == IGNORE_INDEX  # padded window targets are what the loss leaves out
 
 
 def test_forward_rejects_sequences_past_max_seq_len():

@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from curricmusic.common.errors import DEBUG_ENV, debug_enabled, error_line
+from curricmusic.common.errors import DEBUG_ENV, UserError, debug_enabled, error_line
 from curricmusic.common.paths import redirect_tool_caches
 from curricmusic.common.progress import console, err_console
 
@@ -134,41 +134,50 @@ def train(
 @app.command("generate")
 def generate(
     run_dir: Path = typer.Argument(..., help="A run folder written by `curricmusic train`."),
-    n: int = typer.Option(4, "--n", help="Number of samples."),
+    n: int | None = typer.Option(None, "--n", help="Number of samples (default 4)."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default: RUN_DIR/samples)."),
     prompt: Path | None = typer.Option(None, "--prompt", help="Continue this MIDI file (its last bars)."),
-    prompt_bars: int = typer.Option(4, "--prompt-bars", help="Bars of the prompt to continue from."),
-    temperature: float = typer.Option(1.0, "--temperature"),
-    top_k: int = typer.Option(0, "--top-k", help="Keep the k most likely tokens (0: off)."),
-    top_p: float = typer.Option(0.95, "--top-p", help="Nucleus sampling mass (1: off)."),
-    min_p: float = typer.Option(0.0, "--min-p", help="Keep tokens with p >= min_p * max p (0: off)."),
-    seed: int = typer.Option(0, "--seed"),
-    max_bars: int = typer.Option(16, "--max-bars", help="Stop after this many bars."),
-    max_tokens: int = typer.Option(2048, "--max-tokens", help="Stop after this many tokens."),
+    prompt_bars: int | None = typer.Option(None, "--prompt-bars", help="Bars of the prompt to continue from (default 4)."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (default 1.0)."),
+    top_k: int | None = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0: off; default 0)."),
+    top_p: float | None = typer.Option(None, "--top-p", help="Nucleus sampling mass (1: off; default 0.95)."),
+    min_p: float | None = typer.Option(None, "--min-p", help="Keep tokens with p >= min_p * max p (0: off; default 0)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the samples (default: the run's seed, as `curricmusic run` samples)."),
+    max_bars: int | None = typer.Option(None, "--max-bars", help="Stop after this many bars (default 16)."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Stop after this many tokens (default 2048)."),
     key: str | None = typer.Option(None, "--key", help="Keep pitches in this key, e.g. 'D minor' or 'Eb'."),
-    no_grammar: bool = typer.Option(False, "--no-grammar", help="Sample without the REMI grammar mask."),
-    no_copy_blocking: bool = typer.Option(False, "--no-copy-blocking", help="Allow long copies of training data."),
-    max_copy_notes: int = typer.Option(16, "--max-copy-notes", help="Longest span copied from training data."),
-    rerank: int = typer.Option(1, "--rerank", help="Draw K candidates per sample, keep the most novel-and-likely."),
-    novelty_weight: float = typer.Option(1.0, "--novelty-weight", help="Weight W of the novelty penalty in reranking."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Samples drawn at once."),
-    wav: bool = typer.Option(False, "--wav", help="Also render WAV audio with the General MIDI soundfont."),
+    grammar: bool | None = typer.Option(None, "--grammar/--no-grammar", help="The tokenizer's grammar mask (default on)."),
+    copy_blocking: bool | None = typer.Option(
+        None, "--copy-blocking/--no-copy-blocking", help="Block long copies of the training data (default on)."
+    ),
+    max_copy_notes: int | None = typer.Option(None, "--max-copy-notes", help="Longest span copied from training data (default 16)."),
+    rerank: int | None = typer.Option(None, "--rerank", help="Draw K candidates per sample, keep the most novel-and-likely (default 1)."),
+    novelty_weight: float | None = typer.Option(None, "--novelty-weight", help="Weight W of the novelty penalty in reranking (default 1)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Samples drawn at once (default 8)."),
+    wav: bool | None = typer.Option(None, "--wav/--no-wav", help="Also render WAV audio with the General MIDI soundfont (default off)."),
 ) -> None:
-    """Sample MIDI (and WAV) from a trained run."""
-    from curricmusic.config.generation import settings_from
-    from curricmusic.generation.generate import generate_samples
+    """Sample MIDI (and WAV) from a trained run.
 
-    settings = settings_from(
-        {
-            "n": n, "seed": seed, "batch_size": batch_size, "max_bars": max_bars, "max_tokens": max_tokens,
-            "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
-            "grammar": not no_grammar, "key": key, "copy_blocking": not no_copy_blocking,
-            "max_copy_notes": max_copy_notes, "prompt": prompt, "prompt_bars": prompt_bars,
-            "rerank": rerank, "novelty_weight": novelty_weight, "wav": wav,
-        }
-    )  # fmt: skip
+    Every setting left out comes from the experiment's generate section recorded in the run (so
+    `generate RUN_DIR` reproduces the samples `curricmusic run` drew), else from its default;
+    manifest.json says which (settings_source: flag, experiment or default).
+    """
+    from curricmusic.config.generation import settings_for_run
+    from curricmusic.generation.generate import generate_samples
+    from curricmusic.training.run_files import RUN_FILE, read_run
+
+    flags = {
+        "n": n, "seed": seed, "batch_size": batch_size, "max_bars": max_bars, "max_tokens": max_tokens,
+        "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p, "grammar": grammar,
+        "key": key, "copy_blocking": copy_blocking, "max_copy_notes": max_copy_notes, "prompt": prompt,
+        "prompt_bars": prompt_bars, "rerank": rerank, "novelty_weight": novelty_weight, "wav": wav,
+    }  # fmt: skip
+    settings_for_run({}, flags)  # a bad flag is one line naming it, before the run folder is read
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run folder")
+    settings, sources = settings_for_run(read_run(run_dir), flags, source=str(run_dir / RUN_FILE))
     out_dir = out or run_dir / "samples"
-    manifest = generate_samples(run_dir, out_dir, settings)
+    manifest = generate_samples(run_dir, out_dir, settings, sources=sources)
     notes = sum(row["n_notes"] for row in manifest["samples"])
     console.print(f"[green]{out_dir}[/]: {len(manifest['samples'])} samples, {notes} notes (manifest.json)")
 
@@ -182,14 +191,22 @@ def novelty(
     ),
     out: Path | None = typer.Option(None, "--out", help="Report folder (default: SAMPLES_DIR/novelty)."),
     bank_stage: list[str] | None = typer.Option(None, "--bank-stage", help="Training stages in the bank (repeatable; default all)."),
+    max_seconds: float | None = typer.Option(
+        None, "--max-seconds", help="Audio rendered per piece, in seconds (0: all of it; default 60)."
+    ),
 ) -> None:
-    """Score samples for closeness to the training data (CLAP + symbolic copy detection)."""
-    from curricmusic.config import NoveltySection
-    from curricmusic.novelty.pipeline import score_novelty
+    """Score samples for closeness to the training data (CLAP + symbolic copy detection).
 
-    settings = NoveltySection(embedder=embedder or NoveltySection().embedder)
+    Against a run folder, every setting left out comes from the experiment's novelty section
+    recorded in the run (so the report's numbers are reproduced), else from its default;
+    novelty.json says which (settings_source: flag, experiment or default).
+    """
+    from curricmusic.novelty.pipeline import novelty_settings_for, score_novelty
+
+    flags = {"embedder": embedder, "bank_stages": bank_stage or None, "max_seconds": max_seconds}
+    settings, sources = novelty_settings_for(against, flags)
     out_dir = out or samples_dir / "novelty"
-    report = score_novelty(samples_dir, against, out_dir, settings, bank_stages=bank_stage or None)
+    report = score_novelty(samples_dir, against, out_dir, settings, sources=sources)
     summary = report["summary"]
     console.print(
         f"[green]{out_dir / 'novelty.html'}[/]: {summary['n']} samples, {summary['n_flagged']} flagged "

@@ -7,8 +7,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 from symusic import Score
 
+from curricmusic.data.prepared import PreparedData
+from curricmusic.data.summary import spread
+from curricmusic.music.notes import piano_reduction
+from curricmusic.music.tokenizers import encode_score
 from tests.conftest import REPO
 
 
@@ -31,6 +36,13 @@ def test_prepare_a_plain_midi_folder_then_show_and_export(midi_folder, tmp_path)
     exported = sorted((tmp_path / "examples" / "midis").glob("*.mid"))
     assert len(exported) == 2
     assert all(Score(str(path)).note_num() > 0 for path in exported)
+    # what the model trains on: the exported file tokenizes back to the piece's cached tokens
+    data = PreparedData.open(out)
+    pieces = data.pieces("midis", "train")
+    for path, index in zip(exported, spread(len(pieces), 2), strict=True):
+        assert path.name.endswith(pieces[index]["id"].split("/", 1)[-1].replace("/", "_") + ".mid")
+        again = encode_score(data.tokenizer, piano_reduction(Score(str(path))))
+        np.testing.assert_array_equal(again, data.piece_tokens("midis", "train", index))
 
 
 def test_show_debug_curriculum_exports_every_stage(tmp_path):

@@ -157,7 +157,7 @@ def remove_stale(parent: str | os.PathLike[str], pattern: str, max_age_s: float 
     For the leftovers of a killed writer (``.NAME.build-*``): the pattern names only folders
     curricmusic makes itself. Returns what was removed.
     """
-    removed = []
+    removed: list[Path] = []
     now = time.time()
     try:
         candidates = list(Path(parent).glob(pattern))

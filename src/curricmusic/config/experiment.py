@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from curricmusic.common.errors import UserError
 from curricmusic.common.frozen import FrozenModel, load_toml, validate
 from curricmusic.config.curriculum import CurriculumConfig, load_curriculum
+from curricmusic.config.generation import GenerateSection
 
 __all__ = [
     "ModelSection",
@@ -122,22 +123,6 @@ class ArmConfig(FrozenModel):
         return self
 
 
-class GenerateSection(FrozenModel):
-    """Samples drawn from each trained run (used by ``run``; ``generate`` flags override)."""
-
-    n: int = Field(4, ge=0)
-    max_bars: int = Field(16, ge=1)
-    max_tokens: int = Field(2048, ge=16)
-    temperature: float = Field(1.0, gt=0)
-    top_k: int = Field(0, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
-    min_p: float = Field(0.0, ge=0, lt=1)
-    copy_blocking: bool = True
-    max_copy_notes: int = Field(16, ge=2, description="longest span copied from training data")
-    rerank: int = Field(1, ge=1)
-    novelty_weight: float = Field(1.0, ge=0)
-
-
 class NoveltySection(FrozenModel):
     """How samples are scored for closeness to the training data (see README "Novelty")."""
 
@@ -231,10 +216,15 @@ def load_experiment(path: str | Path) -> Experiment:
     for key in ("curriculum", "prepared"):
         if isinstance(data.get(key), str):
             data[key] = _resolve(data[key], base)
+    generate = data.get("generate")
+    if isinstance(generate, dict) and isinstance(generate.get("prompt"), str):
+        generate["prompt"] = _resolve(generate["prompt"], base)
     for arm in data.get("arms", []) if isinstance(data.get("arms"), list) else []:
         if isinstance(arm, dict) and isinstance(arm.get("curriculum"), str):
             arm["curriculum"] = _resolve(arm["curriculum"], base)
     config = validate(ExperimentConfig, data, str(path))
+    if config.generate.prompt is not None and not config.generate.prompt.is_file():
+        raise UserError(f"{path}: generate.prompt: MIDI file {str(config.generate.prompt)!r} does not exist")
 
     def curriculum_at(file: Path, key: str) -> CurriculumConfig:
         if not file.is_file():

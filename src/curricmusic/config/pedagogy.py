@@ -7,7 +7,8 @@ The generators themselves live in :mod:`curricmusic.data.pedagogy`; a curriculum
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar, get_args
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -52,31 +53,29 @@ Rhythm = Literal["quarters", "eighths", "triplets", "sixteenths"]
 Motion = Literal["separate", "parallel", "contrary"]
 Arpeggio = Literal["tonic", "dominant7", "diminished7"]
 Part = Literal["scales", "chromatic", "arpeggios"]
+NoteValue = Literal["sixteenths", "eighths"]
+BarCount = Literal[8, 12, 16]
+Meter = Literal["4/4", "3/4"]
+
+
+def _every(choices: Any) -> Callable[[], list[Any]]:
+    """A default factory: every value of a ``Literal``, in its order."""
+    return lambda: list(get_args(choices))
 _Octaves = NonEmptyUnique[Annotated[int, Field(ge=1, le=4)]]
 
 
 class ScalesOptions(GeneratorOptions):
     """Options of the ``scales`` generator (defaults: ~400 pieces over the 24 keys)."""
 
-    parts: NonEmptyUnique[Part] = Field(
-        default_factory=lambda: ["scales", "chromatic", "arpeggios"]
-    )
+    parts: NonEmptyUnique[Part] = Field(default_factory=_every(Part))
     octaves: _Octaves = Field(
         default_factory=lambda: [1, 2, 3, 4],
         description="spans to choose from (1..4); contrary motion plays at most 2",
     )
-    minor_forms: NonEmptyUnique[ScaleForm] = Field(
-        default_factory=lambda: ["natural", "harmonic", "melodic"]
-    )
-    motions: NonEmptyUnique[Motion] = Field(
-        default_factory=lambda: ["separate", "parallel", "contrary"]
-    )
-    rhythms: NonEmptyUnique[Rhythm] = Field(
-        default_factory=lambda: ["quarters", "eighths", "triplets", "sixteenths"]
-    )
-    arpeggios: NonEmptyUnique[Arpeggio] = Field(
-        default_factory=lambda: ["tonic", "dominant7", "diminished7"]
-    )
+    minor_forms: NonEmptyUnique[ScaleForm] = Field(default_factory=_every(ScaleForm))
+    motions: NonEmptyUnique[Motion] = Field(default_factory=_every(Motion))
+    rhythms: NonEmptyUnique[Rhythm] = Field(default_factory=_every(Rhythm))
+    arpeggios: NonEmptyUnique[Arpeggio] = Field(default_factory=_every(Arpeggio))
     variants: int = Field(1, ge=1, le=16, description="(octaves, note value) pieces per exercise")
 
 
@@ -103,9 +102,7 @@ class HanonOptions(GeneratorOptions):
     figures_per_key: int | None = Field(
         6, ge=1, description="a seeded choice of this many figures per key; None: all of them"
     )
-    note_values: NonEmptyUnique[Literal["sixteenths", "eighths"]] = Field(
-        default_factory=lambda: ["sixteenths", "eighths"]
-    )
+    note_values: NonEmptyUnique[NoteValue] = Field(default_factory=_every(NoteValue))
     octaves: int = Field(2, ge=1, le=3, description="how far the figure climbs before turning")
     minor_form: ScaleForm = "harmonic"
 
@@ -129,15 +126,11 @@ class EtudesOptions(GeneratorOptions):
     """Options of the ``etudes`` generator (defaults: 6 pieces per key, 144 over the 24 keys)."""
 
     pieces_per_key: int = Field(6, ge=1, le=500)
-    bars: NonEmptyUnique[Literal[8, 12, 16]] = Field(default_factory=lambda: [8, 12, 16])
-    meters: NonEmptyUnique[Literal["4/4", "3/4"]] = Field(default_factory=lambda: ["4/4", "3/4"])
-    progressions: NonEmptyUnique[Progression] = Field(default_factory=lambda: list(get_args(Progression)))
-    figurations: NonEmptyUnique[Figuration] = Field(
-        default_factory=lambda: ["scale-runs", "broken-chords", "melody"]
-    )
-    accompaniments: NonEmptyUnique[Accompaniment] = Field(
-        default_factory=lambda: ["alberti", "block", "broken-octaves"]
-    )
+    bars: NonEmptyUnique[BarCount] = Field(default_factory=_every(BarCount))
+    meters: NonEmptyUnique[Meter] = Field(default_factory=_every(Meter))
+    progressions: NonEmptyUnique[Progression] = Field(default_factory=_every(Progression))
+    figurations: NonEmptyUnique[Figuration] = Field(default_factory=_every(Figuration))
+    accompaniments: NonEmptyUnique[Accompaniment] = Field(default_factory=_every(Accompaniment))
 
     @model_validator(mode="after")
     def _circle_needs_room(self) -> EtudesOptions:

@@ -19,11 +19,14 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from curricmusic.common.errors import UserError
+
+if TYPE_CHECKING:
+    from curricmusic.music.tokenizers import Tokenizer
 
 __all__ = ["SPLITS", "MANIFEST_FORMAT", "PreparedData", "split_paths"]
 
@@ -100,7 +103,8 @@ class PreparedData:
         return int(self.stage(stage)["splits"][split]["n_tokens"])
 
     @cached_property
-    def tokenizer(self):
+    def tokenizer(self) -> Tokenizer:
+        # MidiTok is heavy: imported only when tokens are decoded
         from curricmusic.music.tokenizers import load_tokenizer
 
         return load_tokenizer(self.root / "tokenizer.json")[0]

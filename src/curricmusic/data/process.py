@@ -23,7 +23,7 @@ from curricmusic.music.notes import (
     score_seconds,
     timing_problem,
 )
-from curricmusic.music.tokenizers import encode_score
+from curricmusic.music.tokenizers import Tokenizer, encode_score
 
 __all__ = ["ProcessedPiece", "Skipped", "process_item", "content_hash", "HASH_GRID"]
 
@@ -68,7 +68,7 @@ def content_hash(notes: np.ndarray) -> str:
     return hashlib.sha256(grid.tobytes()).hexdigest()[:20]
 
 
-def process_item(item: SourceItem, tokenizer, filters: PieceFilters) -> ProcessedPiece | Skipped:
+def process_item(item: SourceItem, tokenizer: Tokenizer, filters: PieceFilters) -> ProcessedPiece | Skipped:
     """Turn one source item into a processed piece, or say why it cannot be used."""
     where = item.origin
 
@@ -78,6 +78,7 @@ def process_item(item: SourceItem, tokenizer, filters: PieceFilters) -> Processe
     if item.midi is not None:
         data = item.midi
     else:
+        assert item.path is not None  # an item holds MIDI bytes or names a file
         try:
             data = item.path.read_bytes()
         except OSError as exc:

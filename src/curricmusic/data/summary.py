@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from rich.table import Table
 
-from curricmusic.common.errors import UserError
 from curricmusic.common.folders import claim_folder
 from curricmusic.common.paths import cache_dir
 from curricmusic.common.progress import console
@@ -92,21 +90,28 @@ def print_stage(data: PreparedData, stage: str, limit: int) -> None:
 def export_examples(
     data: PreparedData, out_dir: Path, limit: int, only_stage: str | None = None
 ) -> list[Path]:
-    """Copy ``limit`` pieces per stage (easiest to hardest) as MIDI files into ``out_dir``."""
+    """Write ``limit`` pieces per stage (easiest to hardest) as MIDI files into ``out_dir``.
+
+    Each file is what the model trains on: the piece's tokens decoded (its piano reduction, at
+    the tokenizer's resolution, with the meter and tempo it keeps), not a copy of the source.
+    """
+    from curricmusic.common.atomic import atomic_path
+    from curricmusic.music.tokenizers import decode_ids
+
     stages = [only_stage] if only_stage else data.stage_names
     claim_folder(out_dir, "examples", "--export-midi")
     written = []
     for stage in stages:
-        pieces = data.pieces(stage, "train") or data.pieces(stage, "val")
+        split = "train" if data.pieces(stage, "train") else "val"
+        pieces = data.pieces(stage, split)
         for rank, index in enumerate(spread(len(pieces), limit)):
             piece = pieces[index]
-            source = data.piece_path(piece)
-            if not source.is_file():
-                raise UserError(f"{source}: the MIDI file of {piece['id']} is gone; prepare the data again")
+            score = decode_ids(data.tokenizer, data.piece_tokens(stage, split, index))
             name = piece["id"].split("/", 1)[-1].replace("/", "_")
             target = out_dir / stage / f"{rank:02d}_{name}.mid"
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            with atomic_path(target, suffix=".mid") as tmp:
+                score.dump_midi(str(tmp))
             written.append(target)
     return written
 

@@ -408,6 +408,7 @@ def _kde_pair(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     width_b = math.sqrt(float(kb.covariance[0, 0])) if kb is not None else None
     width_a = width_a if width_a is not None else width_b
     width_b = width_b if width_b is not None else width_a
+    assert width_a is not None and width_b is not None  # one of the two KDEs exists
 
     def side_grid(x: np.ndarray, width: float) -> np.ndarray:
         lo, hi = x.min() - _TAIL * width, x.max() + _TAIL * width

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from curricmusic.model import MusicTransformer
 from curricmusic.music.keys import estimate_key, parse_key
 
 __all__ = [
@@ -86,7 +87,7 @@ def meter_label(piece: dict) -> str | None:
 
 @torch.inference_mode()
 def pooled_features(
-    model: torch.nn.Module,
+    model: MusicTransformer,
     pieces: Sequence[np.ndarray],
     seq_len: int,
     keep: np.ndarray | None = None,
@@ -178,7 +179,7 @@ def cross_validated_accuracy(
 
 
 def probe_pieces(
-    model: torch.nn.Module,
+    model: MusicTransformer,
     pieces: Sequence[np.ndarray],
     labels: dict[str, Sequence[str | None]],
     seq_len: int,

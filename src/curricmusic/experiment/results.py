@@ -56,7 +56,7 @@ def run_curves(run_dir: Path, target: str) -> dict[str, Any]:
     }
 
 
-def run_summary(curves: dict[str, Any], target_loss: float | None) -> dict[str, float]:
+def run_summary(curves: dict[str, Any], target_loss: float | None) -> dict[str, Any]:
     tokens, target = curves["eval_tokens"], curves["val_target"]
     summary = {
         "final_val_target": target[-1] if target else math.nan,

@@ -26,11 +26,11 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from curricmusic.common.atomic import write_json
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_folder, claim_folder, mark_folder
-from curricmusic.common.frozen import validate
 from curricmusic.common.progress import console, err_console
 from curricmusic.config import Experiment, config_hash, load_experiment
 
@@ -81,20 +81,6 @@ def _train_with_accelerate(experiment: Experiment, cell: Cell) -> None:
         raise RuntimeError(f"accelerate launch failed ({done.returncode}): {done.stderr.strip()[-800:]}")
 
 
-def _generation_settings(experiment: Experiment, seed: int):
-    """The ``[generate]`` section as the settings of one cell's samples (one line when invalid)."""
-    from curricmusic.config.generation import GenerationSettings
-
-    section = experiment.config.generate
-    values = dict(
-        n=section.n, seed=seed, max_bars=section.max_bars, max_tokens=section.max_tokens,
-        temperature=section.temperature, top_k=section.top_k, top_p=section.top_p, min_p=section.min_p,
-        copy_blocking=section.copy_blocking, max_copy_notes=section.max_copy_notes,
-        rerank=section.rerank, novelty_weight=section.novelty_weight,
-    )  # fmt: skip
-    return validate(GenerationSettings, values, f"{experiment.source}: generate")
-
-
 def check_before_training(experiment: Experiment, out_dir: Path, launcher: str) -> None:
     """Everything a run will need after training, checked before the first step trains: a
     mistake found after hours of training costs the hours."""
@@ -113,26 +99,32 @@ def check_before_training(experiment: Experiment, out_dir: Path, launcher: str) 
                 f"{experiment.source}: novelty.bank_stages: no stage {stage!r}; stages are: "
                 f"{', '.join(experiment.curriculum.stage_names)}"
             )
-    if config.generate.n > 0:
-        for seed in config.seeds:
-            _generation_settings(experiment, seed)
     check_folder(out_dir, kind="experiment")
 
 
 def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) -> None:
-    """After training: samples, novelty scores, then ``cell.json`` marks the cell done."""
-    from curricmusic.generation.generate import generate_samples
-    from curricmusic.novelty.pipeline import score_novelty
+    """After training: samples, novelty scores, then ``cell.json`` marks the cell done.
 
-    config = experiment.config
-    section = config.generate
-    if section.n > 0:
-        settings = _generation_settings(experiment, cell.seed)
+    Sampling and scoring take their settings from the run folder exactly as ``curricmusic
+    generate RUN_DIR`` and ``curricmusic novelty RUN_DIR/samples --against RUN_DIR`` do with no
+    flags (the experiment's ``[generate]`` and ``[novelty]`` sections, the run's seed), so the
+    command line reproduces what the report shows.
+    """
+    from curricmusic.config.generation import settings_for_run
+    from curricmusic.generation.generate import generate_samples
+    from curricmusic.novelty.pipeline import novelty_settings_for, score_novelty
+    from curricmusic.training.run_files import read_run
+
+    if experiment.config.generate.n > 0:
+        settings, sources = settings_for_run(read_run(cell.run_dir), {})
         samples = cell.run_dir / "samples"
         if not (samples / "manifest.json").is_file():
-            generate_samples(cell.run_dir, samples, settings, show_progress=show_progress)
+            generate_samples(cell.run_dir, samples, settings, sources=sources, show_progress=show_progress)
         if not (cell.run_dir / "novelty" / "novelty.json").is_file():
-            score_novelty(samples, cell.run_dir, cell.run_dir / "novelty", config.novelty, show_progress=show_progress)
+            novelty, novelty_sources = novelty_settings_for(cell.run_dir, {})
+            score_novelty(
+                samples, cell.run_dir, cell.run_dir / "novelty", novelty, sources=novelty_sources, show_progress=show_progress
+            )
     write_json(cell.run_dir / CELL_FILE, {"status": "done"})
 
 
@@ -167,6 +159,7 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
         raise UserError("--launcher slurm needs submitit: pip install 'curricmusic[slurm]'") from None
     folder = out_dir / "submitit"
     slurm = experiment.config.slurm
+    executor: Any
     if local:
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=slurm.timeout_min)

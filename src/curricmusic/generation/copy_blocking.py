@@ -1,11 +1,11 @@
 """Copy-blocking while sampling: no span longer than L notes copied from the training data.
 
-The guard follows the notes each row has written (onsets from Bar and Position tokens, pitches
-from Pitch tokens) as the transposition- and tempo-invariant symbols of
-:mod:`curricmusic.novelty.copy_index`. Before a Pitch token it computes the symbol every candidate
-pitch would add and blocks (or down-weights) the candidates that would complete a run found in
-the training pieces. The n-gram index (:func:`curricmusic.novelty.copy_index.training_index`) is built once per
-prepared dataset and cached.
+The guard follows the notes each row has written (their onsets, from the token tracker of
+:mod:`curricmusic.music.grammar`, and their pitches) as the transposition- and tempo-invariant
+symbols of :mod:`curricmusic.novelty.copy_index`. Before a note-starting token it computes the
+symbol every candidate pitch would add and blocks (or down-weights) the candidates that would
+complete a run found in the training pieces. The n-gram index
+(:func:`curricmusic.novelty.copy_index.training_index`) is built once per prepared dataset and cached.
 """
 
 from __future__ import annotations
@@ -37,36 +37,27 @@ class CopyGuard:
         index: NGramIndex,
         max_notes: int,
         table: TokenTable,
-        positions_per_beat: int,
         batch: int,
         penalty: float | None = None,
     ) -> None:
         self.index = index
         self.n = index_n_for(max_notes)
         self.penalty = penalty
-        self.positions_per_beat = positions_per_beat
-        self.pitch_ids = np.flatnonzero(table.kind == Kind.PITCH)
+        self.pitch_ids = np.flatnonzero(table.kind == Kind.PITCH)  # tokens that start a note
         self.pitch_values = table.pitch[self.pitch_ids]
-        self.table = table
         self.symbols: list[list[int]] = [[] for _ in range(batch)]
         self.last_pitch = np.full(batch, -1, dtype=np.int64)
         self.last_onset = np.zeros(batch)
         self.ref_ioi = np.zeros(batch)
-        self.bar_start = np.full(batch, -4.0)  # quarters; the first Bar moves it to 0
-        self.beats_per_bar = np.full(batch, 4.0)
         self.onset = np.zeros(batch)
         self.blocked_count = np.zeros(batch, dtype=np.int64)
 
-    def observe(self, tokens: np.ndarray) -> None:
-        """Follow one emitted token per row ``(B,)``."""
-        kinds = self.table.kind[tokens]
-        for row in np.flatnonzero(kinds == Kind.BAR):
-            self.bar_start[row] += self.beats_per_bar[row]
-            self.onset[row] = self.bar_start[row]
-        for row in np.flatnonzero(kinds == Kind.POSITION):
-            self.onset[row] = self.bar_start[row] + self.table.position[tokens[row]] / self.positions_per_beat
-        for row in np.flatnonzero(kinds == Kind.PITCH):
-            pitch = int(self.table.pitch[tokens[row]])
+    def observe(self, pitches: np.ndarray, onsets: np.ndarray) -> None:
+        """Follow one token per row: ``pitches`` ``(B,)`` the note it starts (-1: none), ``onsets``
+        ``(B,)`` each row's time in quarter notes after it."""
+        self.onset = np.asarray(onsets, dtype=np.float64)
+        for row in np.flatnonzero(np.asarray(pitches) >= 0):
+            pitch = int(pitches[row])
             if self.last_pitch[row] >= 0:
                 ioi = self.onset[row] - self.last_onset[row]
                 self.symbols[row].append(symbol_of(int(self.last_pitch[row]), pitch, float(self.ref_ioi[row]), float(ioi)))

@@ -8,65 +8,32 @@ window: the rotary positions keep counting).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.progress import err_console, progress_bar
-from curricmusic.config.generation import GenerationSettings, key_bias
-from curricmusic.data.prepared import PreparedData
+from curricmusic.config.generation import GenerationSettings
 from curricmusic.generation.copy_blocking import CopyGuard, index_n_for
 from curricmusic.generation.filters import filter_logits, row_uniforms, sample_rows, sample_seed
-from curricmusic.model.transformer import MusicTransformer, load_model, weights_digest
-from curricmusic.music.grammar import RemiGrammar, supports_grammar
+from curricmusic.generation.key_prior import key_bias
+from curricmusic.generation.output import Samples, check_output_dir, write_outputs
+from curricmusic.generation.run import LoadedRun, load_run
+from curricmusic.model.kv_cache import KVCache
+from curricmusic.model.transformer import MusicTransformer
+from curricmusic.music.grammar import Grammar, GrammarState, Tracker, count_bars, supports_grammar
 from curricmusic.music.notes import bar_length, piano_reduction
-from curricmusic.music.tokenizers import decode_ids, encode_score, load_tokenizer
-from curricmusic.novelty.copy_index import training_index
-from curricmusic.training.run_files import MODEL_DIR, TOKENIZER_FILE, read_run
+from curricmusic.music.tokenizers import Tokenizer, decode_ids, encode_score
+from curricmusic.novelty.copy_index import NGramIndex, training_index
 
 __all__ = ["LoadedRun", "load_run", "prompt_ids", "sample_tokens", "SampleBatch", "generate_samples"]
 
 
-@dataclass
-class LoadedRun:
-    run_dir: Path
-    model: MusicTransformer
-    tokenizer: object
-    info: dict
-    checkpoint_sha256: str
-
-    def prepared(self) -> PreparedData:
-        return PreparedData.open(self.info["prepared"])
-
-
-def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
-    """The model and tokenizer of a run folder, with a clear error when either is missing.
-
-    ``device`` defaults to the GPU when there is one.
-    """
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run folder")
-    info = read_run(run_dir)
-    weights = run_dir / MODEL_DIR / "model.safetensors"
-    if not weights.is_file():
-        raise UserError(f"{run_dir}: no trained model yet ({weights} is missing); train or resume the run first")
-    model = load_model(run_dir / MODEL_DIR, device=device).eval()
-    tokenizer, _ = load_tokenizer(run_dir / TOKENIZER_FILE)
-    if len(tokenizer) != model.config.vocab_size:
-        raise UserError(
-            f"{run_dir}: the tokenizer has {len(tokenizer)} tokens but the model expects "
-            f"{model.config.vocab_size}; the run folder is inconsistent"
-        )
-    # the weights' content hash: the same in every process for the same weights (a file hash is not)
-    return LoadedRun(run_dir, model, tokenizer, info, weights_digest(model))
-
-
-def prompt_ids(tokenizer, midi_path: str | Path, bars: int) -> np.ndarray:
+def prompt_ids(tokenizer: Tokenizer, midi_path: str | Path, bars: int) -> np.ndarray:
     """Tokens ``(P,)`` of the last ``bars`` bars of a MIDI file: BOS + notes, no EOS."""
     from symusic import Score
 
@@ -98,107 +65,161 @@ class SampleBatch:
     reached_eos: np.ndarray  # (B,) bool
 
 
-def _positions_per_beat(tokenizer) -> int:
-    return int(getattr(tokenizer.config, "max_num_pos_per_beat", 0) or max(tokenizer.config.beat_res.values()))
+@dataclass
+class _Sampling:
+    """Everything one batch's sampling loop carries from step to step."""
+
+    model: MusicTransformer
+    settings: GenerationSettings
+    tracker: Tracker  # follows every row's time and bars (the grammar itself when it is on)
+    grammar: Grammar | None
+    state: GrammarState
+    guard: CopyGuard | None
+    bias: torch.Tensor  # (V,) key prior and pitch range
+    cache: KVCache
+    history: torch.Tensor  # (B, P + max_tokens): the prompt, then what is sampled
+    filled: int
+    logits: torch.Tensor  # (B, V) of the next token
+    uniforms: np.ndarray  # (B, max_tokens)
+    max_bars: int  # the prompt's bars + settings.max_bars
+    eos: int
+    pad: int
+    done: np.ndarray  # (B,) bool
+    logprob: torch.Tensor  # (B,) float64
+    counts: torch.Tensor  # (B,) float64
+    generated: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return self.logits.device
+
+
+def _start(
+    model: MusicTransformer,
+    tokenizer: Tokenizer,
+    settings: GenerationSettings,
+    seeds: list[int],
+    prompt: np.ndarray,
+    guard_index: NGramIndex | None,
+) -> _Sampling:
+    """Set-up: grammar, copy guard, key prior, and the prompt run through the model and tracker."""
+    device = next(model.parameters()).device
+    batch = len(seeds)
+    capacity = model.config.max_seq_len
+    if len(prompt) > capacity // 2:
+        raise UserError(
+            f"the prompt is {len(prompt)} tokens, more than half the model's context ({capacity}); "
+            "use fewer --prompt-bars"
+        )
+    grammar = Grammar(tokenizer) if settings.grammar else None
+    tracker = grammar or Tracker(tokenizer)
+    guard = None
+    if guard_index is not None and grammar is not None:
+        guard = CopyGuard(guard_index, settings.max_copy_notes, tracker.table, batch, settings.copy_penalty)
+    state = tracker.start(batch)
+    for token in np.asarray(prompt[1:], dtype=np.int64):  # the prompt's time, meter, tempo and notes
+        column = np.full(batch, token, dtype=np.int64)
+        tracker.advance(state, column)
+        if guard is not None:
+            guard.observe(np.full(batch, tracker.table.pitch[token]), tracker.quarters(state))
+    prompt_t = torch.as_tensor(prompt, dtype=torch.long, device=device).unsqueeze(0).repeat(batch, 1)  # (B, P)
+    cache = model.new_kv_cache(batch, capacity)
+    logits = model.forward_step(prompt_t, cache)[:, -1].float()  # (B, V)
+    history = torch.empty((batch, prompt_t.shape[1] + settings.max_tokens), dtype=torch.long, device=device)
+    history[:, : prompt_t.shape[1]] = prompt_t
+    eos, pad = tokenizer.vocab["EOS_None"], tokenizer.vocab["PAD_None"]
+    zeros = torch.zeros(batch, dtype=torch.float64, device=device)
+    return _Sampling(
+        model=model, settings=settings, tracker=tracker, grammar=grammar, state=state, guard=guard,
+        bias=key_bias(tokenizer, settings).to(device), cache=cache, history=history, filled=prompt_t.shape[1],
+        logits=logits, uniforms=row_uniforms(np.asarray(seeds, dtype=np.uint64), np.arange(settings.max_tokens)),
+        max_bars=count_bars(tokenizer, prompt) + settings.max_bars, eos=eos, pad=pad,
+        done=np.zeros(batch, dtype=bool), logprob=zeros, counts=zeros.clone(),
+    )  # fmt: skip
+
+
+def _scores(run: _Sampling, step: int) -> torch.Tensor:
+    """The filtered scores ``(B, V)`` of the next token: prior, grammar, copy-blocking, filters."""
+    settings = run.settings
+    scores = run.logits + run.bias
+    if step < settings.min_tokens:
+        scores[:, run.eos] = float("-inf")
+    if run.grammar is not None:
+        allowed = run.grammar.allowed(run.state, run.max_bars, settings.max_tokens - step)  # (B, V)
+        scores = scores.masked_fill(~torch.from_numpy(allowed).to(run.device), float("-inf"))
+        if run.guard is not None:
+            rows = np.flatnonzero(run.grammar.pitch_may_follow(run.state) & ~run.done)
+            if rows.size:
+                scores = run.guard.adjust(scores, rows)
+    scores = filter_logits(scores, settings.temperature, settings.top_k, settings.top_p, settings.min_p)
+    dead = ~torch.isfinite(scores).any(dim=-1)
+    if dead.any():  # nothing left (no grammar, or a filter emptied a row): end the row cleanly
+        scores[dead] = float("-inf")
+        scores[dead, run.eos] = 0.0
+    return scores
+
+
+def _step(run: _Sampling, step: int) -> bool:
+    """Sample one token per row and feed it to the model; True when every row has ended."""
+    tokens = sample_rows(_scores(run, step), run.uniforms[:, step]).cpu().numpy()  # (B,)
+    tokens[run.done] = run.pad
+    run.tracker.advance(run.state, tokens)
+    if run.grammar is None:  # no mask: stop a row that opens one bar too many, or runs out of tokens
+        over = (run.tracker.bars_opened(run.state) > run.max_bars) | (step == run.settings.max_tokens - 1)
+        tokens[over & ~run.done] = run.eos
+    tokens_t = torch.from_numpy(tokens).to(run.device)
+    live = torch.from_numpy(~run.done).to(run.device).double()
+    # log-probability of the token under the model's own distribution (before any mask)
+    chosen = run.logits.gather(1, tokens_t.unsqueeze(1)).squeeze(1) - torch.logsumexp(run.logits, dim=-1)
+    run.logprob += chosen.double() * live
+    run.counts += live
+    run.generated.append(tokens)
+    if run.guard is not None:
+        run.guard.observe(run.tracker.table.pitch[tokens], run.tracker.quarters(run.state))
+    run.done |= tokens == run.eos
+    if bool(run.done.all()):
+        return True
+    run.history[:, run.filled] = tokens_t
+    run.filled += 1
+    if run.cache.remaining == 0:
+        keep = run.model.config.max_seq_len // 2
+        run.logits = run.model.refill(run.cache, run.history[:, run.filled - keep : run.filled])[:, -1].float()
+    else:
+        run.logits = run.model.forward_step(tokens_t.unsqueeze(1), run.cache)[:, -1].float()
+    return False
+
+
+def _finish(run: _Sampling) -> SampleBatch:
+    """Each row's tokens up to its EOS, with its mean log-probability and copy-blocking count."""
+    batch = run.done.shape[0]
+    stacked = np.stack(run.generated, axis=1) if run.generated else np.zeros((batch, 0), np.int64)
+    rows = []
+    for row in stacked:
+        end = np.flatnonzero(row == run.eos)
+        rows.append(row[: end[0] + 1] if end.size else row)
+    return SampleBatch(
+        tokens=rows,
+        mean_logprob=(run.logprob / run.counts.clamp(min=1)).cpu().numpy(),
+        copy_blocked=run.guard.blocked_count.copy() if run.guard is not None else np.zeros(batch, dtype=np.int64),
+        reached_eos=run.done.copy(),
+    )
 
 
 @torch.inference_mode()  # cheaper than no_grad: no version counters on the cache
 def sample_tokens(
     model: MusicTransformer,
-    tokenizer,
+    tokenizer: Tokenizer,
     settings: GenerationSettings,
     seeds: list[int],
     prompt: np.ndarray,
-    guard_index=None,
+    guard_index: NGramIndex | None = None,
 ) -> SampleBatch:
-    """Sample one continuation of ``prompt`` per seed, in one batch."""
-    device = next(model.parameters()).device
-    batch = len(seeds)
-    grammar = RemiGrammar(tokenizer, device) if settings.grammar else None
-    guard = None
-    if guard_index is not None and grammar is not None:
-        guard = CopyGuard(
-            guard_index, settings.max_copy_notes, grammar.table, _positions_per_beat(tokenizer), batch, settings.copy_penalty
-        )
-    bias = key_bias(tokenizer, settings).to(device)
-    eos, pad = tokenizer.vocab["EOS_None"], tokenizer.vocab["PAD_None"]
-    prompt_t = torch.as_tensor(prompt, dtype=torch.long, device=device).unsqueeze(0).repeat(batch, 1)  # (B, P)
-    capacity = model.config.max_seq_len
-    if prompt_t.shape[1] > capacity // 2:
-        raise UserError(
-            f"the prompt is {prompt_t.shape[1]} tokens, more than half the model's context ({capacity}); "
-            "use fewer --prompt-bars"
-        )
-    cache = model.new_kv_cache(batch, capacity)
-    logits = model.forward_step(prompt_t, cache)[:, -1].float()  # (B, V)
-    history = torch.empty((batch, prompt_t.shape[1] + settings.max_tokens), dtype=torch.long, device=device)
-    history[:, : prompt_t.shape[1]] = prompt_t  # (B, P + max_tokens): prompt, then what is sampled
-    filled = prompt_t.shape[1]
-    state = grammar.replay(prompt_t) if grammar is not None else None
-    if guard is not None:
-        for column in range(1, prompt_t.shape[1]):
-            guard.observe(prompt_t[:, column].cpu().numpy())
-    prompt_bars = int(state.bars[0]) if state is not None else int((prompt_t[0] == tokenizer.vocab["Bar_None"]).sum())
-    max_bars = prompt_bars + settings.max_bars
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    logprob = torch.zeros(batch, dtype=torch.float64, device=device)
-    counts = torch.zeros(batch, dtype=torch.float64, device=device)
-    generated: list[torch.Tensor] = []
-    uniforms = row_uniforms(np.asarray(seeds, dtype=np.uint64), np.arange(settings.max_tokens))  # (B, steps)
-    bars = torch.full((batch,), prompt_bars, dtype=torch.long, device=device)
+    """Sample one continuation of ``prompt`` ``(P,)`` (BOS first) per seed, in one batch."""
+    run = _start(model, tokenizer, settings, seeds, prompt, guard_index)
     for step in range(settings.max_tokens):
-        scores = logits + bias
-        if step < settings.min_tokens:
-            scores[:, eos] = float("-inf")
-        if grammar is not None:
-            scores = scores.masked_fill(~grammar.allowed(state, max_bars, settings.max_tokens - step), float("-inf"))
-        if guard is not None:
-            rows = torch.nonzero(grammar.pitch_may_follow[state.last_kind] & ~done).flatten().cpu().numpy()
-            if rows.size:
-                scores = guard.adjust(scores, rows)
-        scores = filter_logits(scores, settings.temperature, settings.top_k, settings.top_p, settings.min_p)
-        dead = ~torch.isfinite(scores).any(dim=-1)
-        if dead.any():  # nothing left (no grammar, or a filter emptied a row): end the row cleanly
-            scores[dead] = float("-inf")
-            scores[dead, eos] = 0.0
-        tokens = sample_rows(scores, uniforms[:, step])  # (B,)
-        if grammar is None:
-            bars = bars + (tokens == tokenizer.vocab["Bar_None"]).long()
-            tokens = torch.where(bars > max_bars, torch.full_like(tokens, eos), tokens)
-            if step == settings.max_tokens - 1:
-                tokens = torch.full_like(tokens, eos)
-        tokens = torch.where(done, torch.full_like(tokens, pad), tokens)
-        live = (~done).double()
-        # log-probability of the token under the model's own distribution (before any mask)
-        chosen = logits.gather(1, tokens.unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, dim=-1)
-        logprob += chosen.double() * live
-        counts += live
-        generated.append(tokens)
-        if grammar is not None:
-            state = grammar.advance(state, tokens)
-        if guard is not None:
-            guard.observe(tokens.cpu().numpy())
-        done = done | (tokens == eos)
-        if bool(done.all()):
+        if _step(run, step):
             break
-        history[:, filled] = tokens
-        filled += 1
-        if cache.remaining == 0:
-            keep = capacity // 2
-            logits = model.refill(cache, history[:, filled - keep : filled])[:, -1].float()
-        else:
-            logits = model.forward_step(tokens.unsqueeze(1), cache)[:, -1].float()
-    stacked = torch.stack(generated, dim=1).cpu().numpy() if generated else np.zeros((batch, 0), np.int64)
-    rows = []
-    for row in stacked:
-        end = np.flatnonzero(row == eos)
-        rows.append(row[: end[0] + 1] if end.size else row)
-    return SampleBatch(
-        tokens=rows,
-        mean_logprob=(logprob / counts.clamp(min=1)).cpu().numpy(),
-        copy_blocked=guard.blocked_count.copy() if guard is not None else np.zeros(batch, dtype=np.int64),
-        reached_eos=done.cpu().numpy(),
-    )
+    return _finish(run)
 
 
 def generate_samples(
@@ -206,17 +227,23 @@ def generate_samples(
     out_dir: str | Path,
     settings: GenerationSettings,
     *,
+    sources: dict[str, str] | None = None,
     show_progress: bool = True,
-) -> dict:
-    """Write ``settings.n`` samples of the run into ``out_dir`` with ``manifest.json``."""
-    from curricmusic.generation.output import check_output_dir, write_outputs
+) -> dict[str, Any]:
+    """Write ``settings.n`` samples of the run into ``out_dir`` with ``manifest.json``.
 
+    ``settings.seed`` None means the run's own seed. ``sources`` says where each setting came
+    from (see :func:`curricmusic.config.generation.settings_for_run`); it goes into the manifest.
+    """
     check_output_dir(Path(out_dir), settings.n, settings.wav)  # refuse before any work
     run = load_run(run_dir)
     tokenizer = run.tokenizer
+    if settings.seed is None:
+        settings = settings.model_copy(update={"seed": int(run.info.get("seed") or 0)})
+    notes = []
     grammar_ok, why = supports_grammar(tokenizer)
     if settings.grammar and not grammar_ok:
-        err_console.print(f"[yellow]grammar constraint off: {why}[/]")
+        notes.append(f"grammar constraint off: {why}")
         settings = settings.model_copy(update={"grammar": False})
     prompt = prompt_ids(tokenizer, settings.prompt, settings.prompt_bars) if settings.prompt else np.array(
         [tokenizer.vocab["BOS_None"]], dtype=np.int64
@@ -224,12 +251,14 @@ def generate_samples(
     index = None
     if settings.copy_blocking:
         if not settings.grammar:
-            err_console.print("[yellow]copy-blocking needs the grammar constraint; it is off[/]")
+            notes.append("copy-blocking off: it needs the grammar constraint")
             settings = settings.model_copy(update={"copy_blocking": False})
         else:
             index = training_index(run.prepared(), (index_n_for(settings.max_copy_notes),), show_progress)
+    for note in notes:
+        err_console.print(f"[yellow]{note}[/]")
     total = settings.n * settings.rerank
-    seeds = [sample_seed(settings.seed, i) for i in range(total)]
+    seeds = [sample_seed(int(settings.seed or 0), i) for i in range(total)]
     batches: list[SampleBatch] = []
     with progress_bar("Sampling", total, show_progress) as update:
         for lo in range(0, total, settings.batch_size):
@@ -237,8 +266,18 @@ def generate_samples(
             batches.append(sample_tokens(run.model, tokenizer, settings, chunk, prompt, index))
             update(len(chunk))
     tokens = [row for b in batches for row in b.tokens]
-    logprob = np.concatenate([b.mean_logprob for b in batches])
-    blocked = np.concatenate([b.copy_blocked for b in batches])
-    eos = np.concatenate([b.reached_eos for b in batches])
-    scores = [decode_ids(tokenizer, np.concatenate([prompt[1:], row])) for row in tokens]
-    return write_outputs(run, Path(out_dir), settings, seeds, prompt, tokens, scores, logprob, blocked, eos, show_progress)
+    prompt_bars = count_bars(tokenizer, prompt)
+    tracker = Tracker(tokenizer)
+    samples = Samples(
+        seeds=seeds,
+        prompt=prompt,
+        tokens=tokens,
+        scores=[decode_ids(tokenizer, np.concatenate([prompt[1:], row])) for row in tokens],
+        mean_logprob=np.concatenate([b.mean_logprob for b in batches]),
+        copy_blocked=np.concatenate([b.copy_blocked for b in batches]),
+        reached_eos=np.concatenate([b.reached_eos for b in batches]),
+        n_bars=[count_bars(tokenizer, np.concatenate([prompt, row])) - prompt_bars for row in tokens],
+        seam_quarters=float(tracker.quarters(tracker.replay(prompt))[0]) if len(prompt) > 1 else None,
+        notes=notes,
+    )
+    return write_outputs(run, Path(out_dir), settings, samples, sources=sources, show_progress=show_progress)

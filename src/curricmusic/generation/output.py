@@ -8,19 +8,26 @@ manifest lists (earlier samples), and nothing else, so the folder never mixes tw
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from symusic import Score, TextMeta
 
 from curricmusic.common.atomic import atomic_path, write_json
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import progress_bar
+from curricmusic.config.generation import GenerationSettings
+from curricmusic.generation.run import LoadedRun
+from curricmusic.music.notes import seconds_at
 
-__all__ = ["write_outputs", "check_output_dir", "MANIFEST_NAME"]
+__all__ = ["Samples", "write_outputs", "check_output_dir", "MANIFEST_NAME", "SEAM_MARKER"]
 
 MANIFEST_NAME = "manifest.json"
+SEAM_MARKER = "prompt end"
 
 
 def _output_names(n: int, wav: bool) -> list[str]:
@@ -61,11 +68,48 @@ def check_output_dir(out_dir: Path, n: int, wav: bool) -> set[str]:
     return earlier
 
 
-def _bars(tokens: np.ndarray, bar_id: int) -> int:
-    return int(np.sum(tokens == bar_id))
+@dataclass
+class Samples:
+    """Every candidate drawn, in seed order (``n * rerank`` of them), decoded."""
+
+    seeds: list[int]
+    prompt: np.ndarray  # (P,) BOS first
+    tokens: list[np.ndarray]  # generated ids per candidate (prompt excluded)
+    scores: list[Score]  # prompt + continuation, decoded
+    mean_logprob: np.ndarray  # (N,)
+    copy_blocked: np.ndarray  # (N,)
+    reached_eos: np.ndarray  # (N,) bool
+    n_bars: list[int]  # bars of each continuation, counted from its tokens
+    seam_quarters: float | None = None  # time where the prompt ends (None: no prompt)
+    notes: list[str] = field(default_factory=list)  # what was switched off, and why
+
+    def candidate(self, i: int) -> dict[str, Any]:
+        return {
+            "seed": int(self.seeds[i]),
+            "n_tokens": int(self.tokens[i].shape[0]),
+            "n_notes": int(self.scores[i].note_num()),
+            "mean_logprob": float(self.mean_logprob[i]),
+            "copy_blocked_tokens": int(self.copy_blocked[i]),
+            "reached_eos": bool(self.reached_eos[i]),
+        }
 
 
-def write_outputs(run, out_dir: Path, settings, seeds, prompt, tokens, scores, logprob, blocked, eos, show_progress) -> dict:
+def _mark_seam(score: Score, quarters: float) -> dict[str, Any]:
+    """Add the "prompt end" MIDI marker at ``quarters``; return where it is (ticks, seconds)."""
+    tick = int(round(quarters * score.tpq))
+    score.markers.append(TextMeta(tick, SEAM_MARKER))
+    return {"tick": tick, "seconds": seconds_at(score, tick)}
+
+
+def write_outputs(
+    run: LoadedRun,
+    out_dir: Path,
+    settings: GenerationSettings,
+    samples: Samples,
+    *,
+    sources: dict[str, str] | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
     """Choose one candidate per output (reranking), write files, return the manifest."""
     earlier = check_output_dir(out_dir, settings.n, settings.wav)
     claim_folder(out_dir, "samples")
@@ -75,35 +119,29 @@ def write_outputs(run, out_dir: Path, settings, seeds, prompt, tokens, scores, l
     for name in sorted(earlier - set(names)):
         (out_dir / name).unlink(missing_ok=True)
     k = settings.rerank
-    candidates = [
-        {
-            "seed": int(seeds[i]),
-            "n_tokens": int(tokens[i].shape[0]),
-            "n_notes": int(scores[i].note_num()),
-            "mean_logprob": float(logprob[i]),
-            "copy_blocked_tokens": int(blocked[i]),
-            "reached_eos": bool(eos[i]),
-        }
-        for i in range(len(tokens))
-    ]
-    chosen = list(range(0, len(tokens), k)) if k == 1 else None
-    rerank_info = None
+    n = len(samples.tokens)
+    candidates = [samples.candidate(i) for i in range(n)]
+    chosen = list(range(0, n, k))
+    rerank_info: list[dict[str, Any]] = []
     if k > 1:
-        from curricmusic.generation.rerank import choose_candidates
+        from curricmusic.generation.rerank import choose_candidates  # scores novelty: heavy
 
-        chosen, rerank_info = choose_candidates(run, scores, candidates, k, settings.novelty_weight, show_progress)
+        chosen, rerank_info = choose_candidates(run, samples.scores, candidates, k, settings.novelty_weight, show_progress)
     renderer = None
     rows = []
-    bar_id = run.tokenizer.vocab["Bar_None"]
+    seam: dict[str, Any] | None = None
     with progress_bar("Writing samples", len(chosen), show_progress) as update:
         for out_index, cand in enumerate(chosen):
             name = f"sample_{out_index:03d}"
-            score = scores[cand]
+            score = samples.scores[cand]
+            if samples.seam_quarters is not None:
+                where = _mark_seam(score, samples.seam_quarters)
+                seam = seam or {"token_index": int(len(samples.prompt) - 1), "quarters": samples.seam_quarters, **where}
             with atomic_path(out_dir / f"{name}.mid", suffix=".mid") as tmp:
                 score.dump_midi(str(tmp))
-            row = {"file": f"{name}.mid", **candidates[cand], "n_bars": _bars(tokens[cand], bar_id)}
+            row = {"file": f"{name}.mid", **candidates[cand], "n_bars": int(samples.n_bars[cand])}
             if settings.wav:
-                from curricmusic.novelty.render import render, write_wav
+                from curricmusic.novelty.render import render, write_wav  # audio stack: heavy
 
                 audio = render(score)
                 write_wav(out_dir / f"{name}.wav", audio)
@@ -122,7 +160,9 @@ def write_outputs(run, out_dir: Path, settings, seeds, prompt, tokens, scores, l
         "run_seed": run.info.get("seed"),
         "checkpoint_sha256": run.checkpoint_sha256,
         "prepared": run.info.get("prepared"),
+        "tokenizer": type(run.tokenizer).__name__,
         "settings": settings.model_dump(mode="json"),
+        "settings_source": sources or {},
         "seed": settings.seed,
         "constraints": {
             "grammar": settings.grammar,
@@ -130,8 +170,10 @@ def write_outputs(run, out_dir: Path, settings, seeds, prompt, tokens, scores, l
             "max_copy_notes": settings.max_copy_notes if settings.copy_blocking else None,
             "key": settings.key,
             "pitch_range": settings.pitch_range,
+            "notes": samples.notes,
         },
-        "prompt_tokens": int(len(prompt)),
+        "prompt_tokens": int(len(samples.prompt)),
+        "seam": seam,
         "renderer": renderer,
         "samples": rows,
     }

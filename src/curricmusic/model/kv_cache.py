@@ -72,19 +72,22 @@ class KVCache:
             self.v[:, :, :, :keep] = self.v[:, :, :, start : self.length].clone()
         self.length = keep
 
-    def _write(
+    def append(
         self, layer: int, k_new: torch.Tensor, v_new: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k_new, v_new (B, H, T, Dh) after the filled entries of ``layer``.
 
         Returns the keys and values to attend over, (B, H, length + T, Dh) views. ``length``
-        itself is advanced once per step by :meth:`_advance`, after every layer has written.
+        itself moves once per step, by :meth:`commit`, after every layer has appended.
         """
         end = self.length + k_new.shape[2]
         self.k[layer, :, :, self.length : end] = k_new
         self.v[layer, :, :, self.length : end] = v_new
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
-    def _advance(self, n_tokens: int, next_position: int) -> None:
+    def commit(self, n_tokens: int, next_position: int) -> None:
+        """Count the ``n_tokens`` every layer has appended; the next token gets ``next_position``."""
+        if not 0 <= n_tokens <= self.remaining:
+            raise ValueError(f"KVCache.commit: {n_tokens} tokens do not fit the {self.remaining} left")
         self.length += n_tokens
         self.next_position = next_position

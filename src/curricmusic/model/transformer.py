@@ -34,7 +34,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -56,9 +56,11 @@ __all__ = [
     "weights_digest",
     "WEIGHTS_NAME",
     "CONFIG_NAME",
+    "IGNORE_INDEX",
 ]
 
 WEIGHTS_NAME = "model.safetensors"
+IGNORE_INDEX = -100  # a target left out of the loss (padding); the token windows use the same value
 CONFIG_NAME = "config.json"
 _ARCHITECTURE = "MusicTransformer"
 _FORMAT_VERSION = 1
@@ -182,7 +184,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
-        self.proj.is_residual_projection = True
+        self.proj.is_residual_projection = True  # type: ignore[assignment]  # read by _init_weights
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(
@@ -213,7 +215,7 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         else:
             past = cache.length
-            k, v = cache._write(layer, k, v)  # (B, H, S, Dh), S = past + T, in the cache's dtype
+            k, v = cache.append(layer, k, v)  # (B, H, S, Dh), S = past + T, in the cache's dtype
             q = q.to(k.dtype)
             if past == 0:
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -233,7 +235,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(config.d_model, config.d_ff, bias=config.bias)
         self.proj = nn.Linear(config.d_ff, config.d_model, bias=config.bias)
-        self.proj.is_residual_projection = True
+        self.proj.is_residual_projection = True  # type: ignore[assignment]  # read by _init_weights
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -302,16 +304,16 @@ class MusicTransformer(nn.Module):
         """Logits for every position, and the loss when ``targets`` are given.
 
         idx: (B, T) int64 token ids, T <= max_seq_len, at positions 0 .. T - 1.
-        targets: (B, T) int64 next-token ids; -100 marks positions left out of the loss.
+        targets: (B, T) int64 next-token ids; ``IGNORE_INDEX`` marks positions left out of the loss.
         Returns logits (B, T, V) and the mean cross-entropy over the counted targets (a 0-dim
-        tensor; NaN if every target is -100), or None without targets.
+        tensor; NaN if every target is ignored), or None without targets.
         """
         B, T = idx.shape
         logits = self.head(self.hidden_states(idx))  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(
-                logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-100
+                logits.view(B * T, -1), targets.reshape(B * T), ignore_index=IGNORE_INDEX
             )
         return logits, loss
 
@@ -391,9 +393,9 @@ class MusicTransformer(nn.Module):
                 x = block(x, rotation, cache, layer)  # (B, T, C)
         else:
             x = F.embedding(idx, self.tok_emb.weight)  # (B, T, C)
-            for layer, block in enumerate(self.blocks):
+            for layer, block in enumerate(cast("list[Block]", self.blocks)):
                 x = block.step(x, rotation, cache, layer)  # (B, T, C)
-        cache._advance(T, next_position)
+        cache.commit(T, next_position)
         norm = self.norm
         x = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
         return F.linear(x, self.tok_emb.weight)  # (B, T, V), the tied head

@@ -16,6 +16,7 @@ from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 __all__ = [
     "NOTE_DTYPE",
     "score_seconds",
+    "seconds_at",
     "make_notes",
     "score_notes",
     "bar_length",
@@ -60,15 +61,19 @@ def score_notes(score: Score) -> np.ndarray:
 
 def score_seconds(score: Score) -> float:
     """Duration of a tick-based score in seconds, from its end tick and tempo map (120 qpm default)."""
-    end = int(score.end())
+    return seconds_at(score, int(score.end()))
+
+
+def seconds_at(score: Score, tick: int) -> float:
+    """Seconds from the start of a tick-based score to ``tick``, by its tempo map (120 qpm default)."""
     tpq = float(score.tpq)
-    seconds, tick, mspq = 0.0, 0, 500_000
+    seconds, at, mspq = 0.0, 0, 500_000
     for tempo in score.tempos:
-        if tempo.time >= end:
+        if tempo.time >= tick:
             break
-        seconds += (tempo.time - tick) / tpq * mspq / 1e6
-        tick, mspq = tempo.time, tempo.mspq
-    return seconds + (end - tick) / tpq * mspq / 1e6
+        seconds += (tempo.time - at) / tpq * mspq / 1e6
+        at, mspq = tempo.time, tempo.mspq
+    return seconds + (tick - at) / tpq * mspq / 1e6
 
 
 def bar_length(score: Score) -> float:

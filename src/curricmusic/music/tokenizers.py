@@ -10,18 +10,23 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Protocol
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from symusic import Score
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.frozen import FrozenModel
+from curricmusic.music.kinds import KINDS, TokenizerKind, kind_named
 
 __all__ = [
+    "Tokenizer",
     "TokenizerSettings",
+    "tokenizer_kind",
+    "token_pitch",
     "SPECIAL_TOKENS",
     "build_tokenizer",
     "tokenizer_hash",
@@ -36,20 +41,73 @@ SPECIAL_TOKENS = ("PAD", "BOS", "EOS")
 _TOKENIZER_FILE_KEY = "curricmusic"
 
 
+class Tokenizer(Protocol):
+    """What curricmusic uses of a MidiTok tokenizer (``miditok.MusicTokenizer`` satisfies it)."""
+
+    config: Any  # miditok.TokenizerConfig
+
+    @property
+    def vocab(self) -> dict[str, int]: ...
+
+    def __len__(self) -> int: ...
+
+    def encode(self, score: Score) -> Any: ...
+
+    def decode(self, tokens: Sequence[Sequence[int]]) -> Score: ...
+
+    def tokens_errors(self, tokens: Any) -> float: ...
+
+
 class TokenizerSettings(FrozenModel):
     """The MidiTok tokenizer shared by every stage of a curriculum.
 
-    ``beat_res`` maps beat ranges ``"start-end"`` to positions per beat, as MidiTok's ``beat_res``.
-    Only single-stream tokenizations are offered: curricmusic models one merged piano stream.
+    ``kind`` is one of :data:`curricmusic.music.kinds.KINDS`. ``beat_res`` maps beat ranges
+    ``"start-end"`` to positions per beat, as MidiTok's ``beat_res``. Tempos and time signatures
+    are kept by default wherever the kind can write them (``use_tempos`` / ``use_time_signatures``
+    left out); tempos are rounded to ``num_tempos`` values spread evenly over ``tempo_range``
+    (every whole qpm from 40 to 250 by default). Only single-stream tokenizations are offered:
+    curricmusic models one merged piano stream.
     """
 
-    kind: Literal["REMI", "TSD", "MIDILike", "Structured"] = "REMI"
+    kind: str = "REMI"
     pitch_range: list[int] = Field(default_factory=lambda: [21, 109], min_length=2, max_length=2)
     num_velocities: int = Field(8, ge=1, le=127)
     beat_res: dict[str, int] = Field(default_factory=lambda: {"0-4": 24, "4-12": 4})
-    use_tempos: bool = False
-    use_time_signatures: bool = False
+    use_tempos: bool = True
+    use_time_signatures: bool = True
     use_rests: bool = False
+    tempo_range: list[int] = Field(default_factory=lambda: [40, 250], min_length=2, max_length=2)
+    num_tempos: int = Field(211, ge=2, le=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        """Tempos and time signatures on by default where the kind can write them."""
+        if isinstance(data, dict):
+            kind = KINDS.get(str(data.get("kind", "REMI")))
+            if kind is not None:
+                data = dict(data)
+                data.setdefault("use_tempos", kind.tempos)
+                data.setdefault("use_time_signatures", kind.time_signatures)
+        return data
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        kind_named(value)
+        return value
+
+    @model_validator(mode="after")
+    def _kind_supports(self) -> TokenizerSettings:
+        kind = kind_named(self.kind)
+        if self.use_tempos and not kind.tempos:
+            raise ValueError(f"use_tempos: a {kind.name} tokenizer has no tempo tokens (set it to false)")
+        if self.use_time_signatures and not kind.time_signatures:
+            raise ValueError(f"use_time_signatures: a {kind.name} tokenizer has no time signatures (set it to false)")
+        low, high = self.tempo_range
+        if not 0 < low < high:
+            raise ValueError(f"tempo_range must be [low, high] qpm with 0 < low < high, got {self.tempo_range}")
+        return self
 
     @field_validator("pitch_range")
     @classmethod
@@ -84,9 +142,9 @@ def tokenizer_hash(settings: TokenizerSettings) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def build_tokenizer(settings: TokenizerSettings):
+def build_tokenizer(settings: TokenizerSettings) -> Tokenizer:
     """A MidiTok tokenizer for ``settings`` (every option explicit)."""
-    import miditok
+    import miditok  # heavy: only where a tokenizer is built
 
     beat_res = {}
     for span, resolution in settings.beat_res.items():
@@ -103,18 +161,35 @@ def build_tokenizer(settings: TokenizerSettings):
         use_rests=settings.use_rests,
         use_tempos=settings.use_tempos,
         use_time_signatures=settings.use_time_signatures,
+        num_tempos=settings.num_tempos,
+        tempo_range=tuple(settings.tempo_range),
+        log_tempos=False,
         use_sustain_pedals=False,
         use_pitch_bends=False,
         use_programs=False,
         one_token_stream_for_programs=False,
     )
-    tokenizer = getattr(miditok, settings.kind)(config)
+    tokenizer = kind_named(settings.kind).build(config)
     if len(tokenizer) > np.iinfo(np.uint16).max:
         raise UserError(f"tokenizer vocabulary of {len(tokenizer)} does not fit uint16 token caches")
     return tokenizer
 
 
-def special_ids(tokenizer) -> dict[str, int]:
+def tokenizer_kind(tokenizer: Tokenizer) -> TokenizerKind:
+    """The registry entry of a tokenizer (by its MidiTok class)."""
+    name = type(tokenizer).__name__
+    if name not in KINDS:
+        raise UserError(f"tokenizer kind {name!r} is not supported; expected one of: {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+def token_pitch(token: str) -> int | None:
+    """The pitch a token starts a note at (``Pitch_60``, ``NoteOn_60``), else None."""
+    prefix, _, value = token.partition("_")
+    return int(value) if prefix in ("Pitch", "NoteOn") else None
+
+
+def special_ids(tokenizer: Tokenizer) -> dict[str, int]:
     """Ids of PAD, BOS and EOS in ``tokenizer``."""
     return {name: tokenizer.vocab[f"{name}_None"] for name in SPECIAL_TOKENS}
 
@@ -136,7 +211,7 @@ def save_tokenizer(settings: TokenizerSettings, path: str | Path) -> Path:
     return write_json(path, payload)
 
 
-def load_tokenizer(path: str | Path):
+def load_tokenizer(path: str | Path) -> tuple[Tokenizer, TokenizerSettings]:
     """Rebuild the tokenizer saved by :func:`save_tokenizer`; returns ``(tokenizer, settings)``."""
     path = Path(path)
     if not path.is_file():
@@ -156,7 +231,7 @@ def load_tokenizer(path: str | Path):
     return tokenizer, settings
 
 
-def encode_score(tokenizer, score: Score) -> np.ndarray:
+def encode_score(tokenizer: Tokenizer, score: Score) -> np.ndarray:
     """Token ids ``(n,)`` uint16 of a one-track (piano-reduced) score, framed by BOS and EOS."""
     sequences = tokenizer.encode(score)
     sequence = sequences[0] if isinstance(sequences, list) else sequences
@@ -169,7 +244,7 @@ def encode_score(tokenizer, score: Score) -> np.ndarray:
     return out
 
 
-def decode_ids(tokenizer, ids) -> Score:
+def decode_ids(tokenizer: Tokenizer, ids: Any) -> Score:
     """A Score from token ids; special tokens (PAD, BOS, EOS) are dropped first."""
     specials = set(special_ids(tokenizer).values())
     kept = [int(i) for i in np.asarray(ids).ravel() if int(i) not in specials]

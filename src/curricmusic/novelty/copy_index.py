@@ -470,7 +470,8 @@ def training_index(data: PreparedData, ns: tuple[int, ...], show_progress: bool 
             return NGramIndex.load(path)
         except (ValueError, OSError, KeyError):  # an older format or a torn file: rebuild it
             path.unlink(missing_ok=True)
-    pieces, ids = [], []
+    pieces: list[np.ndarray] = []
+    ids: list[str] = []
     for stage in data.stage_names:
         pieces.extend(data.piece_notes(stage, "train"))
         ids.extend(p["id"] for p in data.pieces(stage, "train"))

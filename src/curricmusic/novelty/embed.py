@@ -90,9 +90,10 @@ def embed_midi_files(
     training pieces then cost a bounded time; part of the cache key).
     """
     audio = embedder.input == "audio"
+    sample_rate = int(embedder.sample_rate or 0)  # audio embedders always have one
     key: dict[str, Any] = {"embedder": embedder.cache_key()}
     if audio:
-        key["renderer"] = renderer_spec(renderer, soundfont, embedder.sample_rate)
+        key["renderer"] = renderer_spec(renderer, soundfont, sample_rate)
         if max_seconds is not None:
             key["max_seconds"] = float(max_seconds)
     cache = EmbeddingCache(key) if use_cache else None
@@ -105,7 +106,7 @@ def embed_midi_files(
             return
         inputs = [item for _, _, item in pending]
         if audio:
-            vectors = embedder.embed_audio(inputs, embedder.sample_rate)
+            vectors = embedder.embed_audio(inputs, sample_rate)
         else:
             vectors = embedder.embed_notes(inputs)
         for (index, digest, _), vector in zip(pending, vectors, strict=True):
@@ -141,7 +142,7 @@ def embed_midi_files(
             elif audio:
                 try:
                     clip = render(
-                        score, embedder.sample_rate, renderer=renderer, soundfont=soundfont
+                        score, sample_rate, renderer=renderer, soundfont=soundfont
                     )
                 except UserError as err:  # e.g. a damaged file claiming an hours-long score
                     skipped[index] = str(err)

@@ -25,10 +25,11 @@ from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import err_console
 from curricmusic.config import NoveltySection
 from curricmusic.data.prepared import PreparedData
+from curricmusic.novelty.copy_index import DEFAULT_NS
 
-__all__ = ["Against", "Scores", "resolve_against", "score_files", "score_novelty", "NGRAM_SIZES"]
+__all__ = ["Against", "Scores", "resolve_against", "novelty_settings_for", "score_files", "score_novelty", "NGRAM_SIZES"]
 
-NGRAM_SIZES = (4, 8, 16)
+NGRAM_SIZES = DEFAULT_NS  # the n-gram hit rates reported per sample
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,31 @@ def resolve_against(path: str | Path) -> Against:
     if (path / "manifest.json").is_file():
         return Against(PreparedData.open(path), None)
     raise UserError(f"{path}: --against needs a run folder (with run.json) or a prepared folder (with manifest.json)")
+
+
+_NOVELTY_FLAGS = {"embedder": "--embedder", "bank_stages": "--bank-stage", "max_seconds": "--max-seconds"}
+
+
+def novelty_settings_for(against: str | Path, flags: dict[str, Any]) -> tuple[NoveltySection, dict[str, str]]:
+    """How to score against ``against``: a run's recorded ``[novelty]`` section with ``flags`` over
+    it (a prepared folder has none: defaults). ``max_seconds = 0`` means the whole piece.
+
+    Returns the settings and where each value came from (``flag``, ``experiment`` or ``default``).
+    """
+    from curricmusic.config.generation import layered
+
+    path = Path(against)
+    recorded, source = None, str(path)
+    if (path / "run.json").is_file():
+        source = str(path / "run.json")
+        recorded = (json.loads((path / "run.json").read_text()).get("config") or {}).get("novelty")
+    whole = flags.get("max_seconds") == 0
+    given = {**flags, "max_seconds": None} if whole else flags
+    settings, sources = layered(NoveltySection, recorded, given, source=source, section="novelty", flag_names=_NOVELTY_FLAGS)
+    if whole:
+        settings = settings.model_copy(update={"max_seconds": None})
+        sources["max_seconds"] = "flag"
+    return settings, sources
 
 
 def _sample_files(samples_dir: Path) -> list[Path]:
@@ -124,7 +150,7 @@ def score_files(
     if not train_paths or not heldout_paths:
         raise UserError(f"{data.root}: needs training pieces and held-out pieces of {data.target_stage!r} to calibrate")
 
-    kwargs = {"progress": show_progress, "max_seconds": settings.max_seconds}
+    kwargs: dict[str, Any] = {"progress": show_progress, "max_seconds": settings.max_seconds}
     train_emb, train_skipped = embed_midi_files(train_paths, embedder, **kwargs)
     heldout_emb, _ = embed_midi_files(heldout_paths, embedder, **kwargs)
     sample_emb, sample_skipped = embed_midi_files(files, embedder, **kwargs)
@@ -210,9 +236,13 @@ def score_novelty(
     *,
     embedder_spec: str | None = None,
     bank_stages: list[str] | None = None,
+    sources: dict[str, str] | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Score every MIDI file in ``samples_dir``; write ``novelty.json`` and ``novelty.html``."""
+    """Score every MIDI file in ``samples_dir``; write ``novelty.json`` and ``novelty.html``.
+
+    ``sources`` (where each setting came from, see :func:`novelty_settings_for`) is recorded.
+    """
     from curricmusic.novelty.render import renderer_spec
     from curricmusic.reporting.novelty_page import novelty_html
 
@@ -236,6 +266,7 @@ def score_novelty(
         },
         "renderer": renderer_spec("soundfont", None, embedder.sample_rate) if embedder.input == "audio" else None,
         "settings": settings.model_dump(mode="json"),
+        "settings_source": sources or {},
         "bank": scores.bank,
         "calibration": scores.calibration,
         "samples": scores.rows,

@@ -78,6 +78,7 @@ class EmbeddingBank:
     def bf16_block(self, start: int, block: int) -> tuple[torch.Tensor, float]:
         """Rows ``start:start+block`` in bfloat16 and an upper bound on their norms."""
         self.prepare()
+        assert self._bf16 is not None and self._norms is not None
         return self._bf16[start : start + block], float(self._norms[start : start + block].max())
 
 

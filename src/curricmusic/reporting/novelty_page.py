@@ -11,24 +11,12 @@ from typing import Any
 import numpy as np
 
 from curricmusic.reporting.links import link
+from curricmusic.reporting.style import CSS, fmt
 
 __all__ = ["novelty_html", "compare_html", "rho_histogram"]
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:0.85em;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th:first-child,td:first-child{text-align:left}thead{background:#f3f3f3}tr.flagged{background:#fde0dd}
-.banner{padding:0.6em 1em;border-radius:4px;margin:1em 0}.real{background:#e5f5e0}.fake{background:#fde0dd}
-img{max-width:100%}
-"""
-
-
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return html.escape(str(value))
+    return html.escape(fmt(value, digits))
 
 
 def rho_histogram(sets: dict[str, list[float]], heldout: list[float]) -> str:
@@ -42,7 +30,7 @@ def rho_histogram(sets: dict[str, list[float]], heldout: list[float]) -> str:
     if not values:
         return "<p>No distance ratios to plot.</p>"
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
-    bins = np.linspace(0, max(2.0, max(values) * 1.05), 25)
+    bins = np.linspace(0, max(2.0, max(values) * 1.05), 25).tolist()
     for name, rho in sets.items():
         ax.hist([v for v in rho if v is not None], bins=bins, alpha=0.5, density=True, label=f"{name} samples")
     if heldout:
@@ -104,7 +92,7 @@ def novelty_html(report: dict[str, Any], samples_dir: Path, out_dir: Path) -> st
     ]
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in figures)
     skipped = "".join(f"<li>{html.escape(str(s['path']))}: {html.escape(s['reason'])}</li>" for s in report.get("skipped", []))
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty report</title><style>{_CSS}</style></head><body>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty report</title><style>{CSS}</style></head><body>
 <h1>Novelty of {html.escape(Path(report['samples_dir']).name)}</h1>
 {_banner(report)}
 <p>Against {html.escape(report['against'])}. rho below 1 means closer to the training data than unseen real music is;
@@ -135,6 +123,6 @@ def compare_html(reports: dict[str, dict[str, Any]]) -> str:
     )
     heldout = next(iter(reports.values()))["summary"].get("heldout_rho", [])
     figure = rho_histogram({name: [s["rho"] for s in r["samples"]] for name, r in reports.items()}, heldout)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty comparison</title><style>{_CSS}</style></head><body>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty comparison</title><style>{CSS}</style></head><body>
 <h1>Novelty comparison</h1><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{figure}</body></html>
 """

@@ -182,7 +182,7 @@ def novelty_histograms(results: dict[str, Any]) -> bytes | None:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
-    heldout = []
+    heldout: list[float] = []
     for run in results["runs"]:
         heldout = run.get("novelty", {}).get("summary", {}).get("heldout_rho") or heldout
     values = [_finite(results["arms"][a]["novelty"]["rho"]) for a in arms]

@@ -5,25 +5,15 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from curricmusic.common.atomic import write_text
+from curricmusic.reporting.style import CSS, fmt
 
 __all__ = ["write_reports", "markdown_report", "html_report", "fmt"]
 
 REPORT_METRICS = ["pitch_class_entropy", "scale_consistency", "polyphony", "note_density", "empty_beat_rate", "groove_consistency"]
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, float):
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _ci(stats: dict[str, Any]) -> str:
@@ -82,10 +72,10 @@ def markdown_report(results: dict[str, Any]) -> str:
     for name, arm in results["arms"].items():
         cells = [fmt(arm["music"].get(m, {}).get("overlap")) for m in REPORT_METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    failed = [r for r in results["runs"] if r["status"] != "done"]
-    if failed:
+    unfinished = [r for r in results["runs"] if r["status"] != "done"]
+    if unfinished:
         lines += ["", "## Runs that did not finish", ""]
-        lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in failed]
+        lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in unfinished]
     return "\n".join(lines) + "\n"
 
 
@@ -98,7 +88,8 @@ def _img(png: bytes | None, alt: str) -> str:
 
 def _markdown_table_to_html(markdown: str) -> str:
     """The markdown tables as HTML tables; other lines as paragraphs or headings."""
-    out, rows = [], []
+    out: list[str] = []
+    rows: list[list[str]] = []
 
     def flush() -> None:
         if rows:
@@ -125,16 +116,6 @@ def _markdown_table_to_html(markdown: str) -> str:
     return "\n".join(out)
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}thead{background:#f3f3f3}figure{margin:1.5em 0}img{max-width:100%}
-figcaption{color:#555;font-size:0.85em}.banner{padding:0.6em 1em;border-radius:4px;margin:1em 0}
-.real{background:#e5f5e0}.fake{background:#fde0dd}pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:0.8em}
-.empty{color:#999}
-"""
-
-
 def html_report(results: dict[str, Any]) -> str:
     from curricmusic.reporting import plots
 
@@ -155,7 +136,7 @@ def html_report(results: dict[str, Any]) -> str:
     }
     body = _markdown_table_to_html(markdown_report(results))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(results['experiment'])} - curricmusic report</title>
-<style>{_CSS}</style></head><body>
+<style>{CSS}</style></head><body>
 <h1>{html.escape(results['experiment'])}</h1>
 <div class="banner {banner_class}">Novelty scores: {html.escape(embedder)}.</div>
 {body}

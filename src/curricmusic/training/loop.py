@@ -24,7 +24,7 @@ from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.config import Experiment, config_hash
 from curricmusic.curriculum.pacing import arm_stage_order, build_schedule
-from curricmusic.curriculum.windows import WindowSampler, eval_windows
+from curricmusic.curriculum.windows import IGNORE_INDEX, WindowSampler, eval_windows
 from curricmusic.data.prepared import PreparedData
 from curricmusic.model.transformer import ModelConfig, MusicTransformer, save_model
 from curricmusic.training.run_files import (
@@ -113,7 +113,7 @@ def _evaluate(model, accelerator, held_out: dict[str, tuple[np.ndarray, np.ndarr
                 y = torch.from_numpy(targets[chunk]).to(accelerator.device)
                 with accelerator.autocast():
                     _, loss = model(x, y)
-                count = int((y != -100).sum())
+                count = int((y != IGNORE_INDEX).sum())
                 if count:
                     totals += torch.tensor([float(loss) * count, count], dtype=torch.float64, device=accelerator.device)
             totals = accelerator.reduce(totals, reduction="sum") if world > 1 else totals

@@ -9,6 +9,7 @@ notes depend only on the seed and its own name.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal
 
 from curricmusic.config.pedagogy import ScalesOptions
 from curricmusic.data.pedagogy._common import (
@@ -67,9 +68,9 @@ def _intervals(pcs: Sequence[int]) -> tuple[int, ...]:
 
 def _exercises(key: Key, options: ScalesOptions, chromatic_done: set[int]):
     """(label, kind, root pc, up intervals, down intervals, extra meta) of the key's exercises."""
-    out = []
+    out: list[tuple[str, str, int, tuple[int, ...], tuple[int, ...] | None, dict[str, Any]]] = []
     if "scales" in options.parts:
-        forms = ["major"] if key.mode == "major" else list(options.minor_forms)
+        forms: list[ScaleForm | Literal["major"]] = ["major"] if key.mode == "major" else list(options.minor_forms)
         for form in forms:
             scale_form: ScaleForm = "natural" if form == "major" else form
             up = _intervals(scale_pitch_classes(key, scale_form))

@@ -15,6 +15,10 @@ __all__ = ["AudioFeaturesEmbedder", "AUDIO_INSTALL_HINT"]
 AUDIO_INSTALL_HINT = "pip install 'curricmusic[audio]'"
 
 
+def _version(module: Any) -> str:
+    return str(getattr(module, "__version__", "unknown"))
+
+
 class AudioFeaturesEmbedder(Embedder):
     """Hand-made timbre / harmony / rhythm statistics of the audio: no weights.
 
@@ -42,12 +46,12 @@ class AudioFeaturesEmbedder(Embedder):
                 f"the audio-features embedder needs librosa: {AUDIO_INSTALL_HINT}"
             ) from err
         self._librosa = librosa
-        self.source = f"librosa {librosa.__version__}"
+        self.source = f"librosa {_version(librosa)}"
 
     def cache_key(self) -> dict[str, Any]:
         return {
             "spec": self.spec,
-            "librosa": self._librosa.__version__,
+            "librosa": _version(self._librosa),
             "stats": VERSION,
         }
 

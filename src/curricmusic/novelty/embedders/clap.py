@@ -162,6 +162,7 @@ class ClapEmbedder(Embedder):
 
     kind = "learned"
     input = "audio"
+    sample_rate: int
 
     def __init__(
         self,
@@ -189,8 +190,8 @@ class ClapEmbedder(Embedder):
         self.window = int(feature_extractor.nb_max_samples)  # 480000 = 10 s at 48 kHz
         self.dim = int(model.config.projection_dim)
         self.truncation = feature_extractor.truncation
-        self._mel_filters = None  # (F, M) float64 on the device, built on first use
-        self._hann = None
+        self._mel_filters: Any = None  # (F, M) float64 tensor on the device, built on first use
+        self._hann: Any = None
 
     @classmethod
     def from_spec(cls, argument: str | None, *, batch_size: int = 16, device: str | None = None) -> ClapEmbedder:
@@ -332,9 +333,10 @@ def _load_directory(directory: Path):
         raise UserError(f"{directory} is not a transformers CLAP directory (no config.json)")
     with _quiet_transformers():
         try:
-            model, info = ClapAudioModelWithProjection.from_pretrained(
+            loaded: Any = ClapAudioModelWithProjection.from_pretrained(
                 directory, local_files_only=True, output_loading_info=True
             )
+            model, info = loaded
         except (OSError, ValueError, KeyError) as err:
             raise UserError(f"cannot load a CLAP audio model from {directory}: {err}") from err
         # transformers would silently initialise missing weights at random: refuse instead.

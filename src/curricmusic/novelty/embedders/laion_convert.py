@@ -78,7 +78,7 @@ def _numpy_scalar_globals() -> list:
     try:
         from numpy._core.multiarray import scalar
     except ImportError:  # NumPy 1
-        from numpy.core.multiarray import scalar
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
     dtypes = getattr(np, "dtypes", None)  # NumPy >= 1.25
     dtype_classes = [getattr(dtypes, name) for name in getattr(dtypes, "__all__", [])]
     return [
@@ -140,7 +140,7 @@ def convert_state_dict(state_dict: dict[str, Any]) -> tuple[dict[str, Any], list
         if key.startswith("audio_projection."):
             match = re.match(r"^audio_projection\.(\d+)\.(weight|bias)$", key)
             layer = {"0": "linear1", "2": "linear2"}.get(match.group(1)) if match else None
-            if layer is None:
+            if match is None or layer is None:
                 unknown.append(key)
             else:
                 converted[f"audio_projection.{layer}.{match.group(2)}"] = value
@@ -187,7 +187,7 @@ def infer_audio_config(converted: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"not a CLAP audio checkpoint: missing {err.args[0]}") from err
     depths: dict[int, int] = {}
     heads: dict[int, int] = {}
-    table_rows = None
+    table_rows = 0
     for key, value in converted.items():
         match = re.match(
             rf"^{re.escape(AUDIO_PREFIX)}layers\.(\d+)\.blocks\.(\d+)\.attention\.self\.relative_position_bias_table$",
