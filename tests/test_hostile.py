@@ -354,7 +354,7 @@ def test_5_run_exits_non_zero_and_names_the_failed_runs(cli, tmp_path, monkeypat
     ("section", "expected"),
     [
         ('[novelty]\nembedder = "bogus"', "novelty.embedder: unknown embedder 'bogus'"),
-        ("[generate]\nmax_copy_notes = 2", "generate: max_copy_notes"),
+        ("[generate]\nmax_copy_notes = 2", "generate.max_copy_notes: Input should be greater than or equal to 3"),
         ('[novelty]\nembedder = "symbolic"\nbank_stages = ["nope"]', "novelty.bank_stages: no stage 'nope'"),
     ],
 )

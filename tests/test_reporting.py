@@ -137,7 +137,7 @@ def test_novelty_page_lists_every_sample_and_flags(tmp_path):
     assert CSS in page and "<h1>Novelty of set</h1>" in page
     assert page.count("<tr class='flagged'>") == 1 and "yes: rho 0.25 &lt; 0.5" in page
     assert "12 notes / 3.5 bars from scales/c&lt;major&gt;" in page
-    assert "<a href='../sample_001.wav'>wav</a>" in page and "../sample_000.wav" not in page
+    assert '<a href="../sample_001.wav">wav</a>' in page and "../sample_000.wav" not in page
     assert "<tr><td>median rho</td><td>0.625</td></tr>" in page
     assert "<tr><td>data-copying statistic C_T</td><td>-</td></tr>" in page
     assert "Requested clap:x: no weights" in page and "<li>x.mid: no notes</li>" in page
