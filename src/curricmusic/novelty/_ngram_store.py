@@ -1,0 +1,196 @@
+"""How an n-gram copy index is laid out on disk, built in bounded memory, and opened.
+
+One :mod:`~curricmusic.novelty._arrayfile` file of kind ``curricmusic-ngram-index`` holds:
+
+    text     (total + 3,) >u2   symbol + 1 per symbol, END after each piece, 3 END of padding
+    starts   (pieces,) int64    offset of each piece in the text
+    lengths  (pieces,) int64    symbols per piece
+    sa       (symbols,) int32   suffix array (int64 from 2**31 text positions on)
+    level0   (symbols,) uint64  the packed 4-symbol window at each suffix-array row (sorted)
+    hash_<n> (distinct,) uint64 sorted distinct rolling hashes of the n-grams, per hashed size n
+
+and in its footer the encoding (a changed symbol definition makes old files stale), the piece
+ids and the hashed sizes. Without hash tables that is 14 bytes a symbol; each table adds 8 bytes
+per distinct n-gram. A table can also live in a file of its own (kind ``curricmusic-ngram-table``),
+so one cached index serves any number of copy-blocking sizes.
+
+The build streams: pieces are encoded one at a time, the suffix array comes from libdivsufsort
+(:func:`~curricmusic.novelty._suffixarray.build_suffix_array`, about 17 bytes a symbol at its
+peak), then level-0 keys and hash tables are computed in chunks and written as they are made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from curricmusic.novelty import _suffixarray as _sa
+from curricmusic.novelty._arrayfile import ArrayWriter, open_array_file
+
+__all__ = [
+    "INDEX_KIND",
+    "TABLE_KIND",
+    "HASH_BASE",
+    "assemble_text",
+    "write_index",
+    "write_table",
+    "open_index",
+    "open_table",
+    "ngram_hashes",
+]
+
+INDEX_KIND = "curricmusic-ngram-index"
+TABLE_KIND = "curricmusic-ngram-table"
+HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd: invertible mod 2**64
+_CHUNK = 1 << 22
+_BLOCK = 1 << 20  # symbols gathered before pieces are merged into one block
+# Relative cost of the build's steps per symbol (measured), for the progress bar's estimate.
+WORK_SA, WORK_LEVEL0, WORK_TABLE = 6, 1, 2
+
+Progress = Callable[..., None]
+
+
+def assemble_text(
+    symbols: Iterable[np.ndarray], n_symbols: int, update: Progress
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(vals, lengths)``: the padded big-endian text of every piece's symbols, and their counts.
+
+    ``ValueError`` when a symbol lies outside ``[0, n_symbols)``. ``update()`` once per piece.
+    """
+    blocks: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+    pending_size = 0
+    lengths: list[int] = []
+    for sym in symbols:
+        sym = np.asarray(sym)
+        if sym.size and (sym.min() < 0 or sym.max() >= n_symbols):
+            raise ValueError(f"symbols must lie in [0, {n_symbols})")
+        part = np.empty(sym.size + 1, dtype=_sa.TEXT_DTYPE)
+        part[:-1] = sym + 1
+        part[-1] = _sa.END
+        pending.append(part)
+        pending_size += part.size
+        lengths.append(int(sym.size))
+        if pending_size >= _BLOCK:
+            blocks.append(np.concatenate(pending, dtype=_sa.TEXT_DTYPE))
+            pending, pending_size = [], 0
+        update()
+    blocks.extend(pending)
+    blocks.append(np.full(_sa.WIDTH - 1, _sa.END, dtype=_sa.TEXT_DTYPE))
+    vals = np.concatenate(blocks, dtype=_sa.TEXT_DTYPE)
+    return vals, np.array(lengths, dtype=np.int64)
+
+
+def write_index(
+    handle: BinaryIO,
+    vals: np.ndarray,
+    lengths: np.ndarray,
+    meta: dict[str, Any],
+    ns: Sequence[int],
+    update: Progress,
+) -> None:
+    """Write a whole index (see the module docstring); ``update(advance)`` in work units."""
+    writer = ArrayWriter(handle, INDEX_KIND)
+    starts = np.zeros(lengths.size, dtype=np.int64)
+    starts[1:] = np.cumsum(lengths + 1)[:-1]
+    writer.add("text", vals)
+    writer.add("starts", starts)
+    writer.add("lengths", lengths)
+    total = vals.size - (_sa.WIDTH - 1)
+    sa = _sa.build_suffix_array(vals[:total])
+    writer.add("sa", sa)
+    update(WORK_SA * sa.size)
+    keys = _sa.window_keys(vals)
+    writer.begin("level0", np.uint64)
+    for start in range(0, sa.size, _CHUNK):
+        writer.append(_sa.level0_keys(sa, keys, start, start + _CHUNK))
+        update(WORK_LEVEL0 * min(_CHUNK, sa.size - start))
+    writer.end()
+    del sa
+    for n in ns:
+        write_table(writer, vals, n)
+        update(WORK_TABLE * int(lengths.sum()))
+    writer.finish({**meta, "ns": [int(n) for n in ns]})
+
+
+def write_table(writer: ArrayWriter, vals: np.ndarray, n: int) -> None:
+    """Stream ``hash_<n>``: the sorted distinct hashes of every n-gram with no sentinel inside.
+
+    Peak memory: 8 bytes a symbol (every hash, sorted in place) plus one chunk.
+    """
+    total = vals.size - (_sa.WIDTH - 1)
+    hashes = np.empty(max(0, total - n + 1), dtype=np.uint64)
+    count = 0
+    for start in range(0, hashes.size, _CHUNK):
+        stop = min(hashes.size, start + _CHUNK)
+        found = ngram_hashes(vals[start : stop + n - 1], n)
+        hashes[count : count + found.size] = found
+        count += found.size
+    hashes = hashes[:count]
+    hashes.sort()
+    writer.begin(f"hash_{n}", np.uint64)
+    previous = None
+    for start in range(0, count, _CHUNK):
+        chunk = hashes[start : start + _CHUNK]
+        keep = np.ones(chunk.size, dtype=bool)
+        keep[1:] = chunk[1:] != chunk[:-1]
+        if previous is not None:
+            keep[0] = chunk[0] != previous
+        writer.append(chunk[keep])
+        previous = chunk[-1]
+    writer.end()
+
+
+def ngram_hashes(vals: np.ndarray, n: int) -> np.ndarray:
+    """Polynomial hash (mod 2**64) of every n-gram of ``vals`` (``symbol + 1``, END for a
+    sentinel) that holds no sentinel, in order."""
+    count = vals.size - n + 1
+    if count <= 0:
+        return np.empty(0, dtype=np.uint64)
+    seg = np.asarray(vals).astype(np.uint64)
+    hashes = np.zeros(count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            hashes = hashes * HASH_BASE + seg[k : k + count]
+    sentinels = np.zeros(seg.size + 1, dtype=np.int64)
+    np.cumsum(seg == _sa.END, out=sentinels[1:])
+    return hashes[sentinels[n : n + count] == sentinels[:count]]
+
+
+def open_index(path, encoding: list) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of an index file, checked; ``ValueError`` when stale, foreign or torn."""
+    try:
+        meta, arrays = open_array_file(path, INDEX_KIND)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not an n-gram index of this version ({err}); rebuild it") from err
+    if meta.get("encoding") != encoding:
+        raise ValueError(f"{path}: not an n-gram index of this version; rebuild it")
+    try:
+        pieces = len(meta["piece_ids"])
+        symbols = int(arrays["lengths"].sum())
+        ok = (
+            arrays["starts"].size == pieces == arrays["lengths"].size
+            and arrays["text"].size == symbols + pieces + _sa.WIDTH - 1
+            and arrays["sa"].size == symbols == arrays["level0"].size
+            and all(f"hash_{n}" in arrays for n in meta["ns"])
+        )
+    except KeyError as err:
+        raise ValueError(f"{path}: an n-gram index without {err}; rebuild it") from err
+    if not ok:
+        raise ValueError(f"{path}: an n-gram index with inconsistent sizes; rebuild it")
+    return meta, arrays
+
+
+def open_table(path, encoding: list, n: int, symbols: int) -> np.ndarray:
+    """The hash table of a table file made for an index of ``symbols`` symbols."""
+    try:
+        meta, arrays = open_array_file(path, TABLE_KIND)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not an n-gram table of this version ({err}); rebuild it") from err
+    if meta.get("encoding") != encoding or meta.get("n") != n or meta.get("symbols") != symbols:
+        raise ValueError(f"{path}: an n-gram table of another index or version; rebuild it")
+    if f"hash_{n}" not in arrays:
+        raise ValueError(f"{path}: an n-gram table without its hashes; rebuild it")
+    return arrays[f"hash_{n}"]
