@@ -81,6 +81,10 @@ class ArrayWriter:
         }
         self._open = None
 
+    def offset(self, name: str) -> int:
+        """Byte offset of a finished array in the file."""
+        return int(self._arrays[name]["offset"])
+
     def add(self, name: str, array: np.ndarray) -> None:
         array = np.asarray(array)
         if array.ndim == 0:

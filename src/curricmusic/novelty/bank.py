@@ -1,0 +1,96 @@
+"""Embedding banks in files: written row block by row block, memory-mapped for searching.
+
+A bank file (an :mod:`~curricmusic.novelty._arrayfile` file of kind
+``curricmusic-embedding-bank``) holds, for N rows of dimension D:
+
+    vectors (N, D) float32   the embeddings, read only for the rows a search rescores
+    screen  (N, D) uint16    their bfloat16 bits (round to nearest even), read in blocks by
+                             every search: 2 bytes a dimension
+    norms   (N,)   float32   upper bounds on the float32 row norms (the screen's error bound)
+
+and in its footer the caller's metadata. :func:`open_bank` maps it read-only and returns an
+:class:`~curricmusic.novelty.score.EmbeddingBank`; :func:`~curricmusic.novelty.score.nearest_neighbors`
+over it screens with the bfloat16 copy and rescores candidates in float32, so its results equal
+a float32 brute-force search.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from curricmusic.common.atomic import atomic_path
+from curricmusic.novelty._arrayfile import ArrayWriter, open_array_file
+from curricmusic.novelty.score import EmbeddingBank, bf16_rows
+
+__all__ = ["BANK_KIND", "BankRows", "write_bank", "open_bank"]
+
+BANK_KIND = "curricmusic-embedding-bank"
+_BLOCK = 65536  # rows converted at once when the screen is written
+
+
+class BankRows:
+    """The rows of a bank file being written (see :func:`write_bank`)."""
+
+    def __init__(self, handle: BinaryIO, dim: int, meta: dict[str, Any]) -> None:
+        self.dim = int(dim)
+        self.meta = meta  # written in the footer when the bank is finished
+        self.rows = 0
+        self._handle = handle
+        self._writer = ArrayWriter(handle, BANK_KIND)
+        self._writer.begin("vectors", np.float32, (self.dim,))
+
+    def add(self, rows: np.ndarray) -> None:
+        """Append rows (B, D) (or one row (D,))."""
+        rows = np.asarray(rows, dtype=np.float32).reshape(-1, self.dim)
+        self._writer.append(rows)
+        self.rows += rows.shape[0]
+
+    def finish(self, path: Path) -> None:
+        """Write the bfloat16 screen and norms (reading the rows back in blocks), then the footer."""
+        self._writer.end()
+        self._handle.flush()
+        shape = (self.rows, self.dim)
+        offset = self._writer.offset("vectors")
+        vectors = np.memmap(path, np.float32, "r", offset, shape) if self.rows else np.zeros(shape, np.float32)
+        norms = [np.zeros(0, np.float32)]
+        self._writer.begin("screen", np.uint16, (self.dim,))
+        for start in range(0, self.rows, _BLOCK):
+            bits, block_norms = bf16_rows(vectors[start : start + _BLOCK])
+            self._writer.append(bits)
+            norms.append(block_norms)
+        self._writer.end()
+        del vectors
+        self._writer.add("norms", np.concatenate(norms))
+        self._writer.finish({**self.meta, "dim": self.dim, "rows": self.rows})
+
+
+@contextmanager
+def write_bank(
+    path: str | os.PathLike[str], dim: int, meta: dict[str, Any] | None = None
+) -> Iterator[BankRows]:
+    """Write a bank file at ``path`` atomically: ``rows.add(...)`` inside the ``with`` block;
+    nothing appears at ``path`` when the block raises."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        rows = BankRows(handle, dim, dict(meta or {}))
+        yield rows
+        rows.finish(tmp)
+
+
+def open_bank(path: str | os.PathLike[str]) -> tuple[EmbeddingBank, dict[str, Any]]:
+    """``(bank, meta)`` of a bank file, memory-mapped; ``ValueError`` when torn or not a bank."""
+    meta, arrays = open_array_file(path, BANK_KIND)
+    try:
+        vectors, screen, norms = arrays["vectors"], arrays["screen"], arrays["norms"]
+    except KeyError as err:
+        raise ValueError(f"{path}: a bank file without {err}") from err
+    if vectors.shape != (meta.get("rows"), meta.get("dim")):
+        raise ValueError(f"{path}: a bank file with inconsistent sizes")
+    if vectors.shape[0] == 0:
+        return EmbeddingBank(np.zeros((0, vectors.shape[1]), np.float32)), meta
+    return EmbeddingBank(vectors, screen=screen, norms=norms), meta
