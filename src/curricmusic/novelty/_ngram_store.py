@@ -2,17 +2,20 @@
 
 One :mod:`~curricmusic.novelty._arrayfile` file of kind ``curricmusic-ngram-index`` holds:
 
-    text     (total + 3,) >u2   symbol + 1 per symbol, END after each piece, 3 END of padding
-    starts   (pieces,) int64    offset of each piece in the text
-    lengths  (pieces,) int64    symbols per piece
-    sa       (symbols,) int32   suffix array (int64 from 2**31 text positions on)
-    level0   (symbols,) uint64  the packed 4-symbol window at each suffix-array row (sorted)
-    hash_<n> (distinct,) uint64 sorted distinct rolling hashes of the n-grams, per hashed size n
+    packed      (total,) uint64     the packed 4-symbol window at each text position (the text is
+                                    its top 16 bits: symbol + 1, END after each piece)
+    starts      (pieces,) int64     offset of each piece in the text
+    lengths     (pieces,) int64     symbols per piece
+    sa          (symbols,) int32    suffix array (int64 from 2**31 text positions on)
+    level0_keys (runs,) uint64      the distinct windows at the suffix-array rows, sorted
+    level0_rows (runs + 1,) int32   the first row of each, then the number of rows
+    hash_<n>    (distinct,) uint64  sorted distinct rolling hashes of the n-grams, per hashed n
 
 and in its footer the encoding (a changed symbol definition makes old files stale), the piece
-ids and the hashed sizes. Without hash tables that is 14 bytes a symbol; each table adds 8 bytes
-per distinct n-gram. A table can also live in a file of its own (kind ``curricmusic-ngram-table``),
-so one cached index serves any number of copy-blocking sizes.
+ids and the hashed sizes. Without hash tables that is 12 bytes a symbol plus 12 per distinct
+4-gram (about 16 a symbol at 10M music-like symbols, less on larger corpora); each table adds 8
+bytes per distinct n-gram. A table can also live in a file of its own (kind
+``curricmusic-ngram-table``), so one cached index serves any number of copy-blocking sizes.
 
 The build streams: pieces are encoded one at a time, the suffix array comes from libdivsufsort
 (:func:`~curricmusic.novelty._suffixarray.build_suffix_array`, about 17 bytes a symbol at its
@@ -55,7 +58,7 @@ Progress = Callable[..., None]
 def assemble_text(
     symbols: Iterable[np.ndarray], n_symbols: int, update: Progress
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(vals, lengths)``: the padded big-endian text of every piece's symbols, and their counts.
+    """``(vals, lengths)``: the text of every piece's symbols (uint16), and their counts.
 
     ``ValueError`` when a symbol lies outside ``[0, n_symbols)``. ``update()`` once per piece.
     """
@@ -78,7 +81,7 @@ def assemble_text(
             pending, pending_size = [], 0
         update()
     blocks.extend(pending)
-    blocks.append(np.full(_sa.WIDTH - 1, _sa.END, dtype=_sa.TEXT_DTYPE))
+    blocks.append(np.zeros(0, dtype=_sa.TEXT_DTYPE))
     vals = np.concatenate(blocks, dtype=_sa.TEXT_DTYPE)
     return vals, np.array(lengths, dtype=np.int64)
 
@@ -95,20 +98,23 @@ def write_index(
     writer = ArrayWriter(handle, INDEX_KIND)
     starts = np.zeros(lengths.size, dtype=np.int64)
     starts[1:] = np.cumsum(lengths + 1)[:-1]
-    writer.add("text", vals)
+    writer.begin("packed", np.uint64)
+    for start in range(0, vals.size, _CHUNK):
+        writer.append(_sa.pack(vals, start, min(vals.size, start + _CHUNK)))
+    writer.end()
+    handle.flush()
+    shape = (vals.size,)
+    packed = np.memmap(handle.name, np.uint64, "r", writer.offset("packed"), shape) if vals.size else np.zeros(0, np.uint64)
     writer.add("starts", starts)
     writer.add("lengths", lengths)
-    total = vals.size - (_sa.WIDTH - 1)
-    sa = _sa.build_suffix_array(vals[:total])
+    sa = _sa.build_suffix_array(vals)
     writer.add("sa", sa)
     update(WORK_SA * sa.size)
-    keys = _sa.window_keys(vals)
-    writer.begin("level0", np.uint64)
-    for start in range(0, sa.size, _CHUNK):
-        writer.append(_sa.level0_keys(sa, keys, start, start + _CHUNK))
-        update(WORK_LEVEL0 * min(_CHUNK, sa.size - start))
-    writer.end()
-    del sa
+    run_keys, run_rows = _sa.level0_runs(sa, packed)
+    writer.add("level0_keys", run_keys)
+    writer.add("level0_rows", run_rows)
+    update(WORK_LEVEL0 * sa.size)
+    del sa, run_keys, run_rows, packed
     for n in ns:
         write_table(writer, vals, n)
         update(WORK_TABLE * int(lengths.sum()))
@@ -118,10 +124,10 @@ def write_index(
 def write_table(writer: ArrayWriter, vals: np.ndarray, n: int) -> None:
     """Stream ``hash_<n>``: the sorted distinct hashes of every n-gram with no sentinel inside.
 
-    Peak memory: 8 bytes a symbol (every hash, sorted in place) plus one chunk.
+    ``vals`` is the text (uint16). Peak memory: 8 bytes a symbol (every hash, sorted in place)
+    plus one chunk.
     """
-    total = vals.size - (_sa.WIDTH - 1)
-    hashes = np.empty(max(0, total - n + 1), dtype=np.uint64)
+    hashes = np.empty(max(0, vals.size - n + 1), dtype=np.uint64)
     count = 0
     for start in range(0, hashes.size, _CHUNK):
         stop = min(hashes.size, start + _CHUNK)
@@ -144,19 +150,43 @@ def write_table(writer: ArrayWriter, vals: np.ndarray, n: int) -> None:
 
 
 def ngram_hashes(vals: np.ndarray, n: int) -> np.ndarray:
-    """Polynomial hash (mod 2**64) of every n-gram of ``vals`` (``symbol + 1``, END for a
-    sentinel) that holds no sentinel, in order."""
+    """Polynomial hash ``sum_k vals[i+k] B**(n-1-k)`` (mod 2**64) of every n-gram of ``vals``
+    (``symbol + 1``, END for a sentinel) that holds no sentinel, in order.
+
+    Built by doubling, ``H(i, a + b) = H(i, a) B**b + H(i + a, b)``: about ``2 log2(n)`` passes.
+    """
     count = vals.size - n + 1
     if count <= 0:
         return np.empty(0, dtype=np.uint64)
     seg = np.asarray(vals).astype(np.uint64)
-    hashes = np.zeros(count, dtype=np.uint64)
+    block, size = seg, 1  # H(i, size) for every i where it fits
+    hashes, length = None, 0
+    remaining = n
     with np.errstate(over="ignore"):
-        for k in range(n):
-            hashes = hashes * HASH_BASE + seg[k : k + count]
-    sentinels = np.zeros(seg.size + 1, dtype=np.int64)
-    np.cumsum(seg == _sa.END, out=sentinels[1:])
-    return hashes[sentinels[n : n + count] == sentinels[:count]]
+        while True:
+            if remaining & 1:
+                if hashes is None:
+                    hashes, length = block, size
+                else:
+                    fit = seg.size - (length + size) + 1
+                    hashes = hashes[:fit] * _power(size) + block[length : length + fit]
+                    length += size
+            remaining >>= 1
+            if not remaining:
+                break
+            fit = seg.size - 2 * size + 1
+            block = block[:fit] * _power(size) + block[size : size + fit]
+            size *= 2
+    valid = np.ones(count, dtype=bool)
+    sentinels = np.flatnonzero(seg == _sa.END)
+    for k in range(n):  # the n-grams starting up to n - 1 before a sentinel hold it
+        at = sentinels - k
+        valid[at[(at >= 0) & (at < count)]] = False
+    return hashes[:count][valid]
+
+
+def _power(k: int) -> np.uint64:
+    return np.uint64(pow(int(HASH_BASE), k, 1 << 64))
 
 
 def open_index(path, encoding: list) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -170,10 +200,13 @@ def open_index(path, encoding: list) -> tuple[dict[str, Any], dict[str, np.ndarr
     try:
         pieces = len(meta["piece_ids"])
         symbols = int(arrays["lengths"].sum())
+        rows = arrays["level0_rows"]
         ok = (
             arrays["starts"].size == pieces == arrays["lengths"].size
-            and arrays["text"].size == symbols + pieces + _sa.WIDTH - 1
-            and arrays["sa"].size == symbols == arrays["level0"].size
+            and arrays["packed"].size == symbols + pieces
+            and arrays["sa"].size == symbols
+            and rows.size == arrays["level0_keys"].size + 1
+            and int(rows[-1]) == symbols
             and all(f"hash_{n}" in arrays for n in meta["ns"])
         )
     except KeyError as err:

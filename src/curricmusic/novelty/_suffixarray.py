@@ -1,34 +1,34 @@
 """A generalised suffix array over a 16-bit symbol text: built with libdivsufsort, searched with NumPy.
 
 Text
-    ``vals``: big-endian uint16, ``symbol + 1`` per symbol (symbols lie in ``[0, END - 1)``), and
-    ``END`` for the sentinel that follows every piece, padded with ``WIDTH - 1`` more ``END``.
-    2 bytes a symbol.
+    ``vals``: uint16, ``symbol + 1`` per symbol (symbols lie in ``[0, END - 1)``), and ``END`` for
+    the sentinel that follows every piece.
 
 Packed windows
-    Big-endian storage makes the four symbols ``vals[i:i+4]`` one big-endian 64-bit number at
-    byte ``2 i``: :func:`window_keys` is a strided view of the text, no copy. Comparing keys
-    compares four symbols at once. After a sentinel a window holds the next piece's symbols;
-    that never changes a comparison with a query window (queries hold no sentinel, so every
-    comparison is decided at the sentinel's field or before it).
+    Every text position ``i`` gets a 64-bit key holding the four values ``vals[i:i+4]`` as 16-bit
+    fields, the first the most significant; a sentinel and everything after it in the window
+    become ``END`` (:func:`pack`). Comparing keys compares four symbols at once, and the order of
+    keys agrees with the order of suffixes. The keys are stored (8 bytes a symbol, native, so a
+    search gathers them at memory speed) and the text is their top field.
 
 Order and construction
     Suffixes are ordered lexicographically, a sentinel above every symbol, and suffixes equal up
     to and including their sentinel by position: as if each piece ended in its own sentinel,
     the earlier piece's smaller. :func:`build_suffix_array` gives libdivsufsort exactly that
     text: each position a big-endian word of 3 bytes (4 with more than ~16.7M pieces), symbols
-    as themselves and the k-th sentinel as ``0xFFFF + k``; the byte suffix array's rows at word
+    as themselves and the k-th sentinel as ``END + k``; the byte suffix array's rows at word
     starts, less the sentinels, are the suffix array. Memory: the byte text (3 bytes a symbol)
     and libdivsufsort's int32 output (12 bytes a symbol), then int32 rows (4 bytes a symbol):
-    about 17 bytes a symbol at the peak. Positions are int32 below 2**31 symbols.
+    about 17 bytes a symbol at the peak. Positions are int32 below 2**31 text positions.
 
 Search (matching statistics)
     For each query position ``p`` the longest prefix of ``query[p:]`` that occurs in the text, and
     one suffix-array row where it occurs. Level ``j`` narrows the suffix-array range that matches
     the first ``4 j`` symbols by the next packed window: level 0 is ``np.searchsorted`` over the
-    sorted level-0 keys (``level0[r] = key(sa[r])``, stored), deeper levels a vectorised binary
-    search inside each range. When a range empties, the longest partial match is at the insertion
-    point's neighbours. Exact: no hashing.
+    distinct level-0 keys (``packed[sa[r]]``, sorted, stored once per run with the run's first
+    row: :func:`level0_runs`), deeper levels a vectorised binary search inside each range. When
+    a range empties, the longest partial match is at the insertion point's neighbours. Exact: no
+    hashing.
 """
 
 from __future__ import annotations
@@ -41,31 +41,33 @@ __all__ = [
     "END",
     "WIDTH",
     "TEXT_DTYPE",
-    "window_keys",
+    "pack",
     "build_suffix_array",
-    "level0_keys",
+    "level0_runs",
     "matching_statistics",
 ]
 
 WIDTH = 4  # symbols per packed key
 FIELD = 16  # bits per symbol field
 END = (1 << FIELD) - 1  # a sentinel (and the padding after the text)
-TEXT_DTYPE = np.dtype(">u2")
+TEXT_DTYPE = np.dtype(np.uint16)
 _SHIFTS = [np.uint64(FIELD * (WIDTH - 1 - t)) for t in range(WIDTH)]
 _MASK = np.uint64(END)
 _CHUNK = 1 << 22  # positions per chunk wherever a whole-text temporary would be needed
+_WORD3 = 1 << 24  # sentinels get values END + k: 3-byte words while they stay below this
 
 
-def window_keys(vals: np.ndarray) -> np.ndarray:
-    """``key[i]`` = ``vals[i:i+4]`` as one 64-bit number (a ``>u8`` view with 2-byte strides).
-
-    ``vals`` is the padded big-endian text; the view has ``len(vals) - 3`` keys and copies
-    nothing.
-    """
-    if vals.dtype != TEXT_DTYPE or not vals.flags.c_contiguous:
-        raise ValueError("window_keys needs the contiguous big-endian uint16 text")
-    count = max(0, vals.size - (WIDTH - 1))
-    return np.ndarray((count,), dtype=">u8", buffer=vals, offset=0, strides=(2,))
+def pack(vals: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Packed keys (uint64) of text positions ``[start, stop)`` (see the module docstring)."""
+    window = np.full(stop - start + WIDTH - 1, END, dtype=np.uint64)
+    part = vals[start : stop + WIDTH - 1]
+    window[: part.size] = part
+    keys = np.zeros(stop - start, dtype=np.uint64)
+    seen = np.zeros(stop - start, dtype=bool)
+    for t in range(WIDTH):
+        seen |= window[t : t + stop - start] == END
+        keys |= np.where(seen, np.uint64(END), window[t : t + stop - start]) << _SHIFTS[t]
+    return keys
 
 
 def build_suffix_array(vals: np.ndarray) -> np.ndarray:
@@ -79,7 +81,7 @@ def build_suffix_array(vals: np.ndarray) -> np.ndarray:
     if total == 0:
         return np.empty(0, dtype=np.int32)
     sentinels = int(np.count_nonzero(vals == END))
-    width = 3 if END + sentinels < 1 << 24 else 4
+    width = 3 if END + sentinels < _WORD3 else 4
     raw = _word_text(vals, width)
     use64 = raw.size >= 2**31
     out = np.empty(raw.size, dtype=np.int64 if use64 else np.int32)
@@ -120,9 +122,22 @@ def _word_text(vals: np.ndarray, width: int) -> np.ndarray:
     return raw.reshape(-1)
 
 
-def level0_keys(sa: np.ndarray, keys: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Native uint64 ``keys[sa[start:stop]]``: the sorted level-0 search keys, one chunk."""
-    return keys[sa[start:stop].astype(np.int64)].astype(np.uint64)
+def level0_runs(sa: np.ndarray, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(keys, rows)``: the distinct values of ``packed[sa]`` (sorted) and the first row of each,
+    then ``sa.size``; ``searchsorted`` over them finds level-0 ranges as over all of ``packed[sa]``."""
+    keys, rows, last = [], [], None
+    for start in range(0, sa.size, _CHUNK):
+        chunk = packed[sa[start : start + _CHUNK]]
+        new = np.ones(chunk.size, dtype=bool)
+        new[1:] = chunk[1:] != chunk[:-1]
+        if last is not None:
+            new[0] = chunk[0] != last
+        keys.append(chunk[new])
+        rows.append(np.flatnonzero(new) + start)
+        last = chunk[-1]
+    keys.append(np.zeros(0, dtype=np.uint64))
+    rows.append(np.array([sa.size]))
+    return np.concatenate(keys), np.concatenate(rows).astype(sa.dtype)
 
 
 def _query_keys(
@@ -169,7 +184,7 @@ def _bound(sa, keys, offset, lo, hi, target, *, upper: bool) -> np.ndarray:
 def matching_statistics(
     sa: np.ndarray,
     keys: np.ndarray,
-    level0: np.ndarray,
+    level0: tuple[np.ndarray, np.ndarray],
     query: np.ndarray,
     limit: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +192,7 @@ def matching_statistics(
 
     ``query`` holds all queries concatenated (symbols >= 0); ``limit[p]`` is the number of
     symbols from ``p`` to the end of p's own query, so matches never run into the next query.
-    ``keys`` is :func:`window_keys` of the text and ``level0`` is ``keys[sa]`` (sorted).
+    ``keys`` are the packed keys of the text and ``level0`` is :func:`level0_runs`.
     """
     total = query.shape[0]
     length = np.zeros(total, dtype=np.int64)
@@ -197,7 +212,7 @@ def matching_statistics(
             a, b = _level0_ranges(level0, low, high)
         else:
             a = _bound(sa, keys, depth, lo, hi, low, upper=False)
-            b = _bound(sa, keys, depth, lo, hi, high, upper=True)
+            b = _bound(sa, keys, depth, a, hi, high, upper=True)
         found = a < b
         # Found: the whole window matches (or the query ends inside it).
         done = found & (limit[pos] <= depth + WIDTH)
@@ -225,7 +240,9 @@ def _sorted_searchsorted(haystack, needles, side):
 
 
 def _level0_ranges(level0, low, high):
-    return _sorted_searchsorted(level0, low, "left"), _sorted_searchsorted(level0, high, "right")
+    run_keys, run_rows = level0
+    a = run_rows[_sorted_searchsorted(run_keys, low, "left")].astype(np.int64)
+    return a, run_rows[_sorted_searchsorted(run_keys, high, "right")].astype(np.int64)
 
 
 def _partial(sa, keys, depth, lo, hi, ins, low, rem):
@@ -235,7 +252,7 @@ def _partial(sa, keys, depth, lo, hi, ins, low, rem):
     for cand in (ins - 1, ins):
         ok = (cand >= lo) & (cand < hi)
         safe = np.clip(cand, lo, hi - 1)  # a row of the range (it is never empty)
-        key = keys[sa[safe].astype(np.int64) + depth].astype(np.uint64)
+        key = keys[sa[safe].astype(np.int64) + depth]
         common = np.where(ok, np.minimum(_common_fields(key, low), rem), -1)
         better = common > best
         best = np.where(better, common, best)

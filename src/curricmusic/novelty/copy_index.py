@@ -186,12 +186,11 @@ class NGramIndex:
     def __init__(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         """Internal: use :meth:`build`, :meth:`from_symbols` or :meth:`load`."""
         self.piece_ids = list(meta["piece_ids"])
-        self._vals = arrays["text"]  # (total + 3,) >u2: symbol + 1, END after each piece
+        self._packed = arrays["packed"]  # (total,) uint64: 4-symbol window at each text position
         self._starts = arrays["starts"]  # (pieces,) int64 offset of each piece in the text
         self._lengths = arrays["lengths"]  # (pieces,) int64 symbols per piece
         self._sa = arrays["sa"]  # (symbols,) int32 (int64 from 2**31 positions)
-        self._level0 = arrays["level0"]  # (symbols,) uint64 packed window at each row
-        self._keys = _sa.window_keys(self._vals)  # a view of the text
+        self._level0 = (arrays["level0_keys"], arrays["level0_rows"])  # (runs,), (runs + 1,)
         self._hashes = {int(n): arrays[f"hash_{n}"] for n in meta["ns"]}  # sorted uint64
 
     # -- construction -------------------------------------------------------------------------
@@ -243,11 +242,12 @@ class NGramIndex:
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             writer = ArrayWriter(handle, _store.INDEX_KIND)
             arrays = {
-                "text": self._vals,
+                "packed": self._packed,
                 "starts": self._starts,
                 "lengths": self._lengths,
                 "sa": self._sa,
-                "level0": self._level0,
+                "level0_keys": self._level0[0],
+                "level0_rows": self._level0[1],
             }
             arrays.update({f"hash_{n}": h for n, h in self._hashes.items()})
             for name, array in arrays.items():
@@ -281,7 +281,7 @@ class NGramIndex:
         with progress_bar(label, 1, progress) as update, atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 writer = ArrayWriter(handle, _store.TABLE_KIND)
-                _store.write_table(writer, np.asarray(self._vals), n)
+                _store.write_table(writer, self._text(), n)
                 writer.finish({"encoding": _ENCODING, "n": n, "symbols": symbols})
             update()
         self._hashes[n] = _store.open_table(path, _ENCODING, n, symbols)
@@ -325,7 +325,7 @@ class NGramIndex:
             raise ValueError(f"query symbols must lie in [0, {N_SYMBOLS})")
         ends = np.repeat(np.cumsum(sizes), sizes)
         limit = ends - np.arange(query.size)
-        length, row = _sa.matching_statistics(self._sa, self._keys, self._level0, query, limit)
+        length, row = _sa.matching_statistics(self._sa, self._packed, self._level0, query, limit)
         where = np.where(row >= 0, self._sa[np.maximum(row, 0)].astype(np.int64), -1)
         cuts = np.cumsum(sizes)[:-1]
         return list(zip(np.split(length, cuts), np.split(where, cuts), strict=True))
@@ -439,9 +439,16 @@ class NGramIndex:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _text(self) -> np.ndarray:
+        """The text (uint16: symbol + 1, END after each piece), from the packed keys."""
+        return np.concatenate(
+            [(self._packed[s : s + (1 << 22)] >> np.uint64(48)).astype(np.uint16) for s in range(0, self._packed.size, 1 << 22)]
+            + [np.zeros(0, np.uint16)]
+        )
+
     def _symbols(self, text_pos: np.ndarray) -> np.ndarray:
         """Symbols at text positions (-1 at a sentinel)."""
-        vals = self._vals[text_pos].astype(np.int64)
+        vals = (self._packed[text_pos] >> np.uint64(48)).astype(np.int64)
         return np.where(vals == _sa.END, -1, vals - 1)
 
     def _locate(self, text_pos: int) -> tuple[int, int]:
