@@ -47,7 +47,7 @@ __all__ = [
 INDEX_KIND = "curricmusic-ngram-index"
 TABLE_KIND = "curricmusic-ngram-table"
 HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd: invertible mod 2**64
-_CHUNK = 1 << 22
+_CHUNK = 1 << 20
 _BLOCK = 1 << 20  # symbols gathered before pieces are merged into one block
 # Relative cost of the build's steps per symbol (measured), for the progress bar's estimate.
 WORK_SA, WORK_LEVEL0, WORK_TABLE = 6, 1, 2
@@ -110,11 +110,16 @@ def write_index(
     sa = _sa.build_suffix_array(vals)
     writer.add("sa", sa)
     update(WORK_SA * sa.size)
-    run_keys, run_rows = _sa.level0_runs(sa, packed)
-    writer.add("level0_keys", run_keys)
-    writer.add("level0_rows", run_rows)
-    update(WORK_LEVEL0 * sa.size)
-    del sa, run_keys, run_rows, packed
+    writer.begin("level0_keys", np.uint64)
+    run_rows = []
+    for keys, rows in _sa.level0_runs(sa, packed):
+        writer.append(keys)
+        run_rows.append(rows)
+    writer.end()
+    del sa, packed
+    writer.add("level0_rows", np.concatenate(run_rows))
+    update(WORK_LEVEL0 * int(lengths.sum()))
+    del run_rows
     for n in ns:
         write_table(writer, vals, n)
         update(WORK_TABLE * int(lengths.sum()))

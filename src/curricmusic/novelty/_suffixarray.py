@@ -34,6 +34,7 @@ Search (matching statistics)
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -53,7 +54,7 @@ END = (1 << FIELD) - 1  # a sentinel (and the padding after the text)
 TEXT_DTYPE = np.dtype(np.uint16)
 _SHIFTS = [np.uint64(FIELD * (WIDTH - 1 - t)) for t in range(WIDTH)]
 _MASK = np.uint64(END)
-_CHUNK = 1 << 22  # positions per chunk wherever a whole-text temporary would be needed
+_CHUNK = 1 << 20  # positions per chunk wherever a whole-text temporary would be needed
 _WORD3 = 1 << 24  # sentinels get values END + k: 3-byte words while they stay below this
 
 
@@ -122,22 +123,20 @@ def _word_text(vals: np.ndarray, width: int) -> np.ndarray:
     return raw.reshape(-1)
 
 
-def level0_runs(sa: np.ndarray, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(keys, rows)``: the distinct values of ``packed[sa]`` (sorted) and the first row of each,
-    then ``sa.size``; ``searchsorted`` over them finds level-0 ranges as over all of ``packed[sa]``."""
-    keys, rows, last = [], [], None
+def level0_runs(sa: np.ndarray, packed: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The distinct values of ``packed[sa]`` (sorted) with the first row of each, in chunks of
+    ``(keys, rows)``, the last chunk ending with the row ``sa.size``. ``searchsorted`` over them
+    finds level-0 ranges exactly as over all of ``packed[sa]``."""
+    last = None
     for start in range(0, sa.size, _CHUNK):
         chunk = packed[sa[start : start + _CHUNK]]
         new = np.ones(chunk.size, dtype=bool)
         new[1:] = chunk[1:] != chunk[:-1]
         if last is not None:
             new[0] = chunk[0] != last
-        keys.append(chunk[new])
-        rows.append(np.flatnonzero(new) + start)
         last = chunk[-1]
-    keys.append(np.zeros(0, dtype=np.uint64))
-    rows.append(np.array([sa.size]))
-    return np.concatenate(keys), np.concatenate(rows).astype(sa.dtype)
+        yield chunk[new], (np.flatnonzero(new) + start).astype(sa.dtype)
+    yield np.zeros(0, dtype=np.uint64), np.array([sa.size], dtype=sa.dtype)
 
 
 def _query_keys(
@@ -192,7 +191,7 @@ def matching_statistics(
 
     ``query`` holds all queries concatenated (symbols >= 0); ``limit[p]`` is the number of
     symbols from ``p`` to the end of p's own query, so matches never run into the next query.
-    ``keys`` are the packed keys of the text and ``level0`` is :func:`level0_runs`.
+    ``keys`` are the packed keys of the text and ``level0`` the keys and rows of :func:`level0_runs`.
     """
     total = query.shape[0]
     length = np.zeros(total, dtype=np.int64)
