@@ -301,6 +301,7 @@ def bench_knn_bank(args: argparse.Namespace, shared: dict) -> dict:
     open_s, (mapped, _) = _median_time(lambda: open_bank(path), 1)
     meter = PeakMeter()
     before = meter.start()
+    anon, file_pages = _status_bytes("RssAnon"), _status_bytes("RssFile")
     times, results = _interleaved(
         {
             "peer": lambda: index.search(queries, 1),
@@ -310,6 +311,7 @@ def bench_knn_bank(args: argparse.Namespace, shared: dict) -> dict:
     )
     peak = meter.peak()
     after = _status_bytes("VmRSS")
+    anon, file_pages = _status_bytes("RssAnon") - anon, _status_bytes("RssFile") - file_pages
     idx, cos = results["ours"]
     peer_cos, peer_idx = results["peer"]
     ours_s, peer_s = statistics.median(times["ours"]), statistics.median(times["peer"])
@@ -333,6 +335,8 @@ def bench_knn_bank(args: argparse.Namespace, shared: dict) -> dict:
         "open_s": round(open_s, 4),
         "search_added_peak_rss_mb": round((peak - before) / MB),
         "search_added_resident_mb": round((after - before) / MB),
+        "of_which_anonymous_mb": round(anon / MB),
+        "of_which_file_pages_mb": round(file_pages / MB),
         "same_top1_as_fp32": float(np.mean(idx[:, 0] == data["fp32_top1"])),
         "same_top1_as_faiss": float(np.mean(idx[:, 0] == peer_idx[:, 0])),
         "max_abs_cosine_diff_vs_faiss": float(np.max(np.abs(cos[:, 0] - peer_cos[:, 0]))),
@@ -801,15 +805,17 @@ def bench_ngram_scale(args: argparse.Namespace, shared: dict) -> dict:
 
 def _sa_child(task: dict) -> dict:
     sys.path.insert(0, task["src"])
-    vals = np.load(task["text"])  # >u2: symbol + 1, 0xFFFF after each piece (no padding)
+    vals = np.load(task["text"])  # uint16: symbol + 1, 0xFFFF after each piece
     out = Path(task["out"])
     mode = task["mode"]
     if mode == "tokengrams":
         import tokengrams
 
         vals.astype("<u2").tofile(out / "tokens.bin")
-    elif mode == "pydivsufsort":
-        vals = vals.astype(np.uint16)  # its API takes native integers only
+    elif (
+        mode == "baseline"
+    ):  # the int32 text (-1 sentinels) that commit 7e89fee's NumPy build takes
+        text = np.where(vals == 0xFFFF, -1, vals.astype(np.int32) - 1).astype(np.int32)
     meter = PeakMeter()
     before = meter.start()
     start = time.perf_counter()
@@ -822,6 +828,11 @@ def _sa_child(task: dict) -> dict:
 
         sa = divsufsort(vals)
         sa = sa[vals[sa] != 0xFFFF]
+    elif mode == "baseline":
+        from curricmusic.novelty import _suffixarray as baseline
+
+        packed, has_sentinel = baseline.pack_windows(text)
+        sa = baseline.build_suffix_array(text, packed, has_sentinel)
     else:
         tokengrams.MemmapIndex.build(
             str(out / "tokens.bin"), str(out / "table.bin"), vocab=2**16, verbose=False
@@ -850,9 +861,10 @@ def bench_sa_build(args: argparse.Namespace, shared: dict) -> dict:
     vals, _ = _ngram_store.assemble_text(
         (note_symbols(p) for p in data["train"]), N_SYMBOLS, lambda: None
     )
-    np.save(folder / "text.npy", vals[: vals.size - 3])
+    np.save(folder / "text.npy", vals)
     results = {}
-    for mode in ("ours", "pydivsufsort", "tokengrams"):
+    modes = ("ours", "pydivsufsort", "tokengrams", *(("baseline",) if args.baseline_src else ()))
+    for mode in modes:
         if mode == "tokengrams":
             try:
                 import tokengrams  # noqa: F401
@@ -862,7 +874,7 @@ def bench_sa_build(args: argparse.Namespace, shared: dict) -> dict:
         task = {
             "kind": "sa",
             "mode": mode,
-            "src": str(SRC),
+            "src": args.baseline_src if mode == "baseline" else str(SRC),
             "text": str(folder / "text.npy"),
             "out": str(folder),
         }

@@ -69,10 +69,10 @@ def test_chunked_build_equals_one_chunk(monkeypatch):
     assert np.all(level0[1:] >= level0[:-1]) and np.all(keys[1:] > keys[:-1])
     assert np.array_equal(np.repeat(keys, np.diff(rows)), level0)
     # the text is the packed keys' top field
-    assert np.array_equal(whole._text(), text_of([note_symbols(p) for p in pieces]))
+    assert np.array_equal(_ngram_store.text_of(whole._packed), text_of([note_symbols(p) for p in pieces]))
     for n in (3, 8):
         assert np.array_equal(chunked._hashes[n], whole._hashes[n])
-        hashes = _ngram_store.ngram_hashes(whole._text(), n)
+        hashes = _ngram_store.ngram_hashes(_ngram_store.text_of(whole._packed), n)
         assert chunked._hashes[n].tolist() == sorted(set(hashes.tolist()))
 
 

@@ -24,11 +24,15 @@ peak), then level-0 keys and hash tables are computed in chunks and written as t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from curricmusic.common.atomic import atomic_path
 from curricmusic.novelty import _suffixarray as _sa
 from curricmusic.novelty._arrayfile import ArrayWriter, open_array_file
 
@@ -37,11 +41,15 @@ __all__ = [
     "TABLE_KIND",
     "HASH_BASE",
     "assemble_text",
+    "index_file",
     "write_index",
     "write_table",
+    "save_arrays",
+    "save_table",
     "open_index",
     "open_table",
     "ngram_hashes",
+    "text_of",
 ]
 
 INDEX_KIND = "curricmusic-ngram-index"
@@ -84,6 +92,18 @@ def assemble_text(
     blocks.append(np.zeros(0, dtype=_sa.TEXT_DTYPE))
     vals = np.concatenate(blocks, dtype=_sa.TEXT_DTYPE)
     return vals, np.array(lengths, dtype=np.int64)
+
+
+@contextmanager
+def index_file(path: str | os.PathLike[str] | None) -> Iterator[BinaryIO]:
+    """An open file to build an index in: ``path`` (renamed into place on success) or an
+    unnamed temporary file (gone once the index that maps it is closed)."""
+    if path is None:
+        with tempfile.NamedTemporaryFile(prefix="curricmusic-ngram-", suffix=".tmp") as handle:
+            yield handle
+    else:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            yield handle
 
 
 def write_index(
@@ -152,6 +172,34 @@ def write_table(writer: ArrayWriter, vals: np.ndarray, n: int) -> None:
         writer.append(chunk[keep])
         previous = chunk[-1]
     writer.end()
+
+
+def save_arrays(path, kind: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write ``arrays`` (1-D, possibly memory-mapped: copied a chunk at a time) atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        writer = ArrayWriter(handle, kind)
+        for name, array in arrays.items():
+            writer.begin(name, array.dtype)
+            for start in range(0, array.size, _CHUNK):
+                writer.append(array[start : start + _CHUNK])
+            writer.end()
+        writer.finish(meta)
+
+
+def save_table(path, vals: np.ndarray, n: int, meta: dict[str, Any]) -> None:
+    """A table file: the ``hash_<n>`` table of the text ``vals``, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        writer = ArrayWriter(handle, TABLE_KIND)
+        write_table(writer, vals, n)
+        writer.finish(meta)
+
+
+def text_of(packed: np.ndarray) -> np.ndarray:
+    """The text (uint16: symbol + 1, END after each piece): the packed keys' top field."""
+    parts = [np.zeros(0, dtype=np.uint16)]
+    for start in range(0, packed.size, _CHUNK):
+        parts.append((packed[start : start + _CHUNK] >> np.uint64(48)).astype(np.uint16))
+    return np.concatenate(parts)
 
 
 def ngram_hashes(vals: np.ndarray, n: int) -> np.ndarray:

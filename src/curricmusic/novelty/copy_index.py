@@ -32,22 +32,17 @@ Index
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
-from curricmusic.common.atomic import atomic_path
 from curricmusic.common.paths import cache_dir
-from curricmusic.common.progress import progress_bar
+from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.data.prepared import PreparedData
 from curricmusic.novelty import _ngram_store as _store
 from curricmusic.novelty import _suffixarray as _sa
-from curricmusic.novelty._arrayfile import ArrayWriter
 
 __all__ = [
     "MAX_INTERVAL",
@@ -231,7 +226,7 @@ class NGramIndex:
         work = symbols_total * (_store.WORK_SA + _store.WORK_LEVEL0 + _store.WORK_TABLE * len(ns))
         meta = {"encoding": _ENCODING, "piece_ids": piece_ids}
         label = f"copy index: {symbols_total:,} symbols"
-        with progress_bar(label, max(1, work), progress) as update, _index_file(path) as handle:
+        with progress_bar(label, max(1, work), progress) as update, _store.index_file(path) as handle:
             _store.write_index(handle, vals, lengths, meta, ns, update)
             del vals
             handle.flush()
@@ -239,23 +234,17 @@ class NGramIndex:
 
     def save(self, path: str | Path) -> Path:
         """Write the index to ``path`` atomically (any extension; ``.npz`` caches are stale)."""
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            writer = ArrayWriter(handle, _store.INDEX_KIND)
-            arrays = {
-                "packed": self._packed,
-                "starts": self._starts,
-                "lengths": self._lengths,
-                "sa": self._sa,
-                "level0_keys": self._level0[0],
-                "level0_rows": self._level0[1],
-            }
-            arrays.update({f"hash_{n}": h for n, h in self._hashes.items()})
-            for name, array in arrays.items():
-                writer.begin(name, array.dtype)
-                for start in range(0, array.size, 1 << 22):
-                    writer.append(array[start : start + (1 << 22)])
-                writer.end()
-            writer.finish({"encoding": _ENCODING, "piece_ids": self.piece_ids, "ns": list(self.ns)})
+        arrays = {
+            "packed": self._packed,
+            "starts": self._starts,
+            "lengths": self._lengths,
+            "sa": self._sa,
+            "level0_keys": self._level0[0],
+            "level0_rows": self._level0[1],
+        }
+        arrays.update({f"hash_{n}": h for n, h in self._hashes.items()})
+        meta = {"encoding": _ENCODING, "piece_ids": self.piece_ids, "ns": list(self.ns)}
+        _store.save_arrays(path, _store.INDEX_KIND, arrays, meta)
         return Path(path)
 
     @classmethod
@@ -278,11 +267,9 @@ class NGramIndex:
         except (OSError, ValueError):  # missing, stale or torn: build it
             pass
         label = f"copy index: {n}-gram table over {symbols:,} symbols"
-        with progress_bar(label, 1, progress) as update, atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                writer = ArrayWriter(handle, _store.TABLE_KIND)
-                _store.write_table(writer, self._text(), n)
-                writer.finish({"encoding": _ENCODING, "n": n, "symbols": symbols})
+        with progress_bar(label, 1, progress) as update:
+            meta = {"encoding": _ENCODING, "n": n, "symbols": symbols}
+            _store.save_table(path, _store.text_of(self._packed), n, meta)
             update()
         self._hashes[n] = _store.open_table(path, _ENCODING, n, symbols)
         return self
@@ -439,13 +426,6 @@ class NGramIndex:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _text(self) -> np.ndarray:
-        """The text (uint16: symbol + 1, END after each piece), from the packed keys."""
-        return np.concatenate(
-            [(self._packed[s : s + (1 << 22)] >> np.uint64(48)).astype(np.uint16) for s in range(0, self._packed.size, 1 << 22)]
-            + [np.zeros(0, np.uint16)]
-        )
-
     def _symbols(self, text_pos: np.ndarray) -> np.ndarray:
         """Symbols at text positions (-1 at a sentinel)."""
         vals = (self._packed[text_pos] >> np.uint64(48)).astype(np.int64)
@@ -497,18 +477,6 @@ def _hashed_sizes(n: int | Sequence[int]) -> list[int]:
     return ns
 
 
-@contextmanager
-def _index_file(path: str | Path | None) -> Iterator[BinaryIO]:
-    """An open file to build an index in: ``path`` (renamed into place on success) or an
-    unnamed temporary file (gone once the index that maps it is closed)."""
-    if path is None:
-        with tempfile.NamedTemporaryFile(prefix="curricmusic-ngram-", suffix=".tmp") as handle:
-            yield handle
-    else:
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            yield handle
-
-
 def _training_pieces(data: PreparedData) -> tuple[Iterator[np.ndarray], list[str]]:
     """Every stage's training pieces (read lazily, one at a time) and their ids."""
     stages = data.stage_names
@@ -532,6 +500,8 @@ def training_index(
         index = NGramIndex.load(path)
     except (OSError, ValueError):  # missing, an older format or a torn file: rebuild it
         pieces, ids = _training_pieces(data)
+        if show_progress:
+            err_console.print(f"building the copy index over {len(ids)} training pieces (cached afterwards)")
         index = NGramIndex.build(pieces, ids, n=(), path=path, progress=show_progress)
     for n in sorted({int(v) for v in ns}):
         index.with_table(n, folder / f"{data.fingerprint}-{n}.table", progress=show_progress)
