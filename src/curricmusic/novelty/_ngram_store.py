@@ -114,7 +114,15 @@ def write_index(
     ns: Sequence[int],
     update: Progress,
 ) -> None:
-    """Write a whole index (see the module docstring); ``update(advance)`` in work units."""
+    """Write a whole index (see the module docstring). ``update(percent, info)`` after each step:
+    the steps' shares of the work are their measured relative costs."""
+    symbols = int(lengths.sum())
+    work = max(1, symbols * (WORK_SA + WORK_LEVEL0 + WORK_TABLE * len(ns)))
+
+    def step(cost: int, info: str) -> None:
+        update(100 * cost * symbols / work, info=info)
+
+    step(0, "suffix array")
     writer = ArrayWriter(handle, INDEX_KIND)
     starts = np.zeros(lengths.size, dtype=np.int64)
     starts[1:] = np.cumsum(lengths + 1)[:-1]
@@ -129,7 +137,7 @@ def write_index(
     writer.add("lengths", lengths)
     sa = _sa.build_suffix_array(vals)
     writer.add("sa", sa)
-    update(WORK_SA * sa.size)
+    step(WORK_SA, "level-0 keys")
     writer.begin("level0_keys", np.uint64)
     run_rows = []
     for keys, rows in _sa.level0_runs(sa, packed):
@@ -138,11 +146,11 @@ def write_index(
     writer.end()
     del sa, packed
     writer.add("level0_rows", np.concatenate(run_rows))
-    update(WORK_LEVEL0 * int(lengths.sum()))
+    step(WORK_LEVEL0, f"{ns[0]}-gram table" if ns else "")
     del run_rows
-    for n in ns:
+    for i, n in enumerate(ns):
         write_table(writer, vals, n)
-        update(WORK_TABLE * int(lengths.sum()))
+        step(WORK_TABLE, f"{ns[i + 1]}-gram table" if i + 1 < len(ns) else "")
     writer.finish({**meta, "ns": [int(n) for n in ns]})
 
 

@@ -222,11 +222,9 @@ class NGramIndex:
             vals, lengths = _store.assemble_text(symbols, N_SYMBOLS, update)
         if lengths.size != len(piece_ids):
             raise ValueError(f"{lengths.size} pieces but {len(piece_ids)} piece ids")
-        symbols_total = int(lengths.sum())
-        work = symbols_total * (_store.WORK_SA + _store.WORK_LEVEL0 + _store.WORK_TABLE * len(ns))
         meta = {"encoding": _ENCODING, "piece_ids": piece_ids}
-        label = f"copy index: {symbols_total:,} symbols"
-        with progress_bar(label, max(1, work), progress) as update, _store.index_file(path) as handle:
+        label = f"copy index: {int(lengths.sum()):,} symbols, %"
+        with progress_bar(label, 100, progress) as update, _store.index_file(path) as handle:
             _store.write_index(handle, vals, lengths, meta, ns, update)
             del vals
             handle.flush()
