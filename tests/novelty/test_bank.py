@@ -94,3 +94,21 @@ def test_embed_bank_equals_embed_midi_files_and_is_reused(tmp_path):
     fresh, _ = embed_bank(paths, embedder, progress=False, use_cache=False)
     assert counter.calls == 1  # no cache: embedded once, in one batch
     np.testing.assert_allclose(np.asarray(fresh.vectors), rows, atol=1e-6)
+
+
+def test_embed_bank_reopens_without_reading_files_and_follows_changes(tmp_path, monkeypatch):
+    paths = midi_folder(tmp_path)
+    embedder = SymbolicEmbedder()
+    first, _ = embed_bank(paths, embedder, progress=False)
+    from curricmusic.novelty import embed
+
+    def no_reads(path):
+        raise AssertionError(f"read {path}")
+
+    monkeypatch.setattr(embed, "_read", no_reads)
+    again, _ = embed_bank(paths, embedder, progress=False)  # the cached bank: stat only
+    np.testing.assert_array_equal(np.asarray(again.vectors), np.asarray(first.vectors))
+    monkeypatch.undo()
+    paths[2].write_bytes(paths[4].read_bytes())  # piece1 now holds piece2's music
+    changed, _ = embed_bank(paths, embedder, progress=False)
+    np.testing.assert_array_equal(np.asarray(changed.vectors)[1], np.asarray(first.vectors)[2])

@@ -216,41 +216,44 @@ def embed_bank(
 
     Rows are streamed to the file as they are made, so memory stays bounded whatever the number
     of files. With the cache on (the default) the bank lives in the cache, named by the files'
-    content hashes, and is reused as a whole when the same files are embedded again; without
-    it, in an unnamed temporary file.
+    paths, sizes and modification times (one ``stat`` each: reopening a cached bank reads no
+    MIDI file), and a changed file makes a new bank (its unchanged rows still come from the
+    per-file cache). Without the cache, in an unnamed temporary file.
     """
-    digests = [_digest(path) for path in paths]
-    use_cache = options.get("use_cache", True)
-    if not use_cache:
+    if not options.get("use_cache", True):
         folder = Path(tempfile.mkdtemp(prefix="curricmusic-bank-"))
         try:
-            return _write_bank(folder / "bank", paths, digests, embedder, options)
+            return _write_bank(folder / "bank", paths, embedder, options)
         finally:
             shutil.rmtree(folder)  # the open map keeps the data until the bank is dropped
     key = embedding_key(
         embedder, options.get("renderer", "soundfont"), options.get("soundfont"), options.get("max_seconds")
     )
-    directory = EmbeddingCache(key).directory
-    name = hashlib.sha256("\n".join(d or "-" for d in digests).encode()).hexdigest()[:32]
-    path = directory / f"bank-{name}.bank"
+    files = json.dumps([_signature(path) for path in paths])
+    name = hashlib.sha256(files.encode()).hexdigest()[:32]
+    path = EmbeddingCache(key).directory / f"bank-{name}.bank"
     try:
         bank, meta = open_bank(path)
-        if meta.get("digests") == digests and bank.vectors.shape[1] == embedder.dim:
+        if meta.get("files") == len(paths) and bank.vectors.shape[1] == embedder.dim:
             reasons = {int(i): r for i, r in meta["skipped"].items()}
             return bank, _skipped(paths, reasons)
-    except (OSError, ValueError):  # missing, torn or stale: write it again
+    except (OSError, ValueError, KeyError):  # missing, torn or stale: write it again
         pass
-    return _write_bank(path, paths, digests, embedder, options)
+    return _write_bank(path, paths, embedder, options)
 
 
-def _digest(path) -> str | None:
-    data, _ = _read(path)
-    return hashlib.sha256(data).hexdigest() if data is not None else None
+def _signature(path) -> list:
+    """``[path, size, modification time in ns]`` (``None`` for a file that cannot be read)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return [str(path), None, None]
+    return [str(path), stat.st_size, stat.st_mtime_ns]
 
 
-def _write_bank(path: Path, paths, digests, embedder, options) -> tuple[EmbeddingBank, list[dict[str, str]]]:
+def _write_bank(path: Path, paths, embedder, options) -> tuple[EmbeddingBank, list[dict[str, str]]]:
     reasons: dict[int, str] = {}
-    with write_bank(path, embedder.dim, {"digests": digests}) as writer:
+    with write_bank(path, embedder.dim, {"files": len(paths)}) as writer:
         for index, vector, reason in iter_embeddings(paths, embedder, **options):
             if vector is None:
                 reasons[index] = reason
