@@ -112,3 +112,11 @@ def test_embed_bank_reopens_without_reading_files_and_follows_changes(tmp_path, 
     paths[2].write_bytes(paths[4].read_bytes())  # piece1 now holds piece2's music
     changed, _ = embed_bank(paths, embedder, progress=False)
     np.testing.assert_array_equal(np.asarray(changed.vectors)[1], np.asarray(first.vectors)[2])
+
+
+def test_bank_file_reads_rows_for_rescoring_without_mapping_them(tmp_path, crowded):
+    _, bank = crowded
+    mapped, _ = open_bank(write(tmp_path / "b.bank", bank))
+    indices = np.array([5, 6, 7, 7, 0, 8999, 3, 6])  # runs, repeats, both ends
+    np.testing.assert_array_equal(mapped.take(indices), bank[indices])
+    assert mapped.take(np.zeros(0, np.int64)).shape == (0, 48)

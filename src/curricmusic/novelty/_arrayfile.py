@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["ArrayWriter", "open_array_file"]
+__all__ = ["ArrayWriter", "array_offset", "open_array_file"]
 
 _MAGIC = b"CMARRAYS"
 _END = b"CMARREND"
@@ -103,12 +103,8 @@ class ArrayWriter:
         self._handle.flush()
 
 
-def open_array_file(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``(meta, arrays)`` of a file written by :class:`ArrayWriter`; arrays are read-only maps.
-
-    ``ValueError`` when the file is not one of ``kind``, or is torn (short, or damaged offsets).
-    """
-    path = Path(path)
+def _footer(path: Path, kind: str) -> tuple[dict[str, Any], int, int]:
+    """``(footer, footer start, file size)``; ValueError when foreign or torn."""
     size = path.stat().st_size
     with open(path, "rb") as handle:
         head = handle.read(_ALIGN)
@@ -123,9 +119,25 @@ def open_array_file(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, 
             raise ValueError(f"{path}: incomplete file (no trailer)")
         handle.seek(start)
         try:
-            footer = json.loads(handle.read(size - 16 - start))
+            return json.loads(handle.read(size - 16 - start)), start, size
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: damaged footer") from err
+
+
+def array_offset(path: str | os.PathLike[str], kind: str, name: str) -> int:
+    """Byte offset of array ``name`` in a file (for readers that ``pread`` it)."""
+    footer, _, _ = _footer(Path(path), kind)
+    return int(footer["arrays"][name]["offset"])
+
+
+def open_array_file(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a file written by :class:`ArrayWriter`; arrays are read-only maps.
+
+    ``ValueError`` when the file is not one of ``kind``, or is torn (short, or damaged offsets).
+    """
+    path = Path(path)
+    footer, start, _ = _footer(path, kind)
+    with open(path, "rb") as handle:
         buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     arrays = {}
     for name, spec in footer["arrays"].items():

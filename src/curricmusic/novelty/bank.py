@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from curricmusic.common.atomic import atomic_path
-from curricmusic.novelty._arrayfile import ArrayWriter, open_array_file
+from curricmusic.novelty._arrayfile import ArrayWriter, array_offset, open_array_file
 from curricmusic.novelty.score import EmbeddingBank, bf16_rows
 
 __all__ = ["BANK_KIND", "BankRows", "write_bank", "open_bank"]
@@ -82,6 +82,34 @@ def write_bank(
         rows.finish(tmp)
 
 
+class RowReader:
+    """Reads float32 rows of a bank file with ``pread``: the rows a search rescores come through
+    the page cache without being mapped, so they do not stay in the process's resident memory
+    (mapped, the kernel's fault-around would map their neighbours too)."""
+
+    def __init__(self, path: str | os.PathLike[str], offset: int, dim: int) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - kept open for the bank's lifetime
+        self._offset = int(offset)
+        self._row = 4 * int(dim)
+        self._dim = int(dim)
+
+    def __call__(self, indices: np.ndarray) -> np.ndarray:
+        unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
+        out = np.empty((unique.size, self._dim), dtype=np.float32)
+        if unique.size == 0:
+            return out
+        fd, row = self._file.fileno(), self._row
+        # one read per run of consecutive rows
+        breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+        for first, last in zip(np.r_[0, breaks], np.r_[breaks, unique.size], strict=True):
+            data = os.pread(fd, row * (last - first), self._offset + row * int(unique[first]))
+            out[first:last] = np.frombuffer(data, dtype=np.float32).reshape(last - first, self._dim)
+        return out[inverse.reshape(-1)]
+
+    def __del__(self) -> None:
+        self._file.close()
+
+
 def open_bank(path: str | os.PathLike[str]) -> tuple[EmbeddingBank, dict[str, Any]]:
     """``(bank, meta)`` of a bank file, memory-mapped; ``ValueError`` when torn or not a bank."""
     meta, arrays = open_array_file(path, BANK_KIND)
@@ -93,4 +121,5 @@ def open_bank(path: str | os.PathLike[str]) -> tuple[EmbeddingBank, dict[str, An
         raise ValueError(f"{path}: a bank file with inconsistent sizes")
     if vectors.shape[0] == 0:
         return EmbeddingBank(np.zeros((0, vectors.shape[1]), np.float32)), meta
-    return EmbeddingBank(vectors, screen=screen, norms=norms), meta
+    rows = RowReader(path, array_offset(path, BANK_KIND, "vectors"), vectors.shape[1])
+    return EmbeddingBank(vectors, screen=screen, norms=norms, rows=rows), meta

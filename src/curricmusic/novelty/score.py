@@ -22,7 +22,7 @@ Data copying
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,8 +69,10 @@ class EmbeddingBank:
         *,
         screen: np.ndarray | None = None,
         norms: np.ndarray | None = None,
+        rows: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.vectors = _as_matrix(vectors, "bank")  # (N, D) float32, may be a read-only map
+        self._rows = rows  # reads float32 rows by index without mapping the file's pages
         if (screen is None) != (norms is None):
             raise ValueError("screen and norms come together")
         if screen is not None and (screen.shape != self.vectors.shape or screen.dtype != np.uint16):
@@ -91,6 +93,10 @@ class EmbeddingBank:
             self._screen = np.concatenate([bits for bits, _ in parts]) if parts else np.zeros(self.vectors.shape, np.uint16)
             self._norms = np.concatenate([norms for _, norms in parts]) if parts else np.zeros(0, np.float32)
         return self
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Float32 rows (len(indices), D) (a bank file reads them, leaving the rest unmapped)."""
+        return self._rows(indices) if self._rows is not None else self.vectors[indices]
 
     def bf16_block(self, start: int, block: int) -> tuple[torch.Tensor, float]:
         """Rows ``start:start+block`` in bfloat16 and an upper bound on their norms."""
@@ -167,6 +173,7 @@ def _merge_dense(best_s, best_i, scores, start, k):
 
 def _knn_bf16(q, vectors, prepared, k, block):
     n, dim = vectors.shape
+    take = prepared.take if prepared is not None else vectors.__getitem__
     bound = 3 * _U + 3 * _U**2 + 2 * dim * 2.0**-24  # relative error of a bf16 score
     q_norm = np.linalg.norm(q.astype(np.float64), axis=1)
     # Exact scores of a strided sample start every query's k-th best.
@@ -175,7 +182,7 @@ def _knn_bf16(q, vectors, prepared, k, block):
     best_s, best_i = _merge_dense(
         np.full((q.shape[0], k), -np.inf, np.float32),
         np.full((q.shape[0], k), -1, np.int64),
-        (_tensor(q) @ _tensor(vectors[seed]).T).numpy(),
+        (_tensor(q) @ _tensor(take(seed)).T).numpy(),
         0,
         k,
     )
@@ -194,7 +201,7 @@ def _knn_bf16(q, vectors, prepared, k, block):
         g = c + start
         keep = ~((g % stride == 0) & (g // stride < seed.size))  # seeds are scored already
         r, g = r[keep], g[keep]
-        exact = np.einsum("ij,ij->i", q[r], vectors[g])
+        exact = np.einsum("ij,ij->i", q[r], take(g))
         best_s, best_i = _merge_sparse(best_s, best_i, r, g, exact, k)
     return best_s, best_i
 
