@@ -32,16 +32,16 @@ Index
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from curricmusic.common.atomic import atomic_path
 from curricmusic.common.paths import cache_dir
-from curricmusic.common.progress import err_console
+from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.data.prepared import PreparedData
+from curricmusic.novelty import _ngram_store as _store
 from curricmusic.novelty import _suffixarray as _sa
 
 __all__ = [
@@ -71,12 +71,11 @@ CHORD = N_RATIO  # rhythm code of a note sounding with the previous one
 START = N_RATIO + 1  # rhythm code of the first inter-onset interval (no reference yet)
 N_RHYTHM = N_RATIO + 2
 N_SYMBOLS = (2 * MAX_INTERVAL + 1) * N_RHYTHM
-DEFAULT_NS = (4, 8, 16)
+DEFAULT_NS = (4, 8, 16)  # n-gram sizes (in symbols) whose hit rates novelty reports
 
-_FORMAT = 1
+_FORMAT = 2  # 1: an .npz of int32 text, suffix array and hashes; 2: a memory-mapped file
 # Everything a cached index depends on: a change in any of these makes old caches stale.
-_ENCODING = np.array([_FORMAT, MAX_INTERVAL, RATIO_STEPS, MAX_RATIO_STEP, CHORD_TOL, N_SYMBOLS])
-_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd: invertible mod 2**64
+_ENCODING = [_FORMAT, MAX_INTERVAL, RATIO_STEPS, MAX_RATIO_STEP, CHORD_TOL, N_SYMBOLS]
 
 
 def rhythm_code(prev_ioi, ioi) -> np.ndarray:
@@ -172,88 +171,106 @@ class NGramIndex:
     :meth:`blocked`; a generator that blocks copies longer than ``max_span`` notes must build the
     index with ``max_span`` in ``ns``, e.g. ``NGramIndex.build(pieces, ids, n=(4, 8, 16, 12))``.
     Hit rates and copied spans work for any n without hashing.
+
+    An index always lives in a file (see :mod:`curricmusic.novelty._ngram_store`): the one given
+    as ``path`` to the build, or an unnamed temporary one. Its arrays are memory-mapped, so
+    loading takes no time whatever the corpus size, memory holds only the pages queries touch,
+    and processes that open the same file share them.
     """
 
-    def __init__(self, text, starts, lengths, piece_ids, sa, hashes) -> None:
+    def __init__(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         """Internal: use :meth:`build`, :meth:`from_symbols` or :meth:`load`."""
-        self._text = text  # int32: every piece's symbols, each followed by one -1 sentinel
-        self._starts = starts  # int64 offset of each piece in the text
-        self._lengths = lengths  # int64 symbols per piece
-        self.piece_ids = list(piece_ids)
-        self._sa = sa
-        self._hashes = hashes  # n -> sorted unique uint64 n-gram hashes
-        self._packed, _ = _sa.pack_windows(text)
-        self._level0 = self._packed[sa.astype(np.int64)]
+        self.piece_ids = list(meta["piece_ids"])
+        self._packed = arrays["packed"]  # (total,) uint64: 4-symbol window at each text position
+        self._starts = arrays["starts"]  # (pieces,) int64 offset of each piece in the text
+        self._lengths = arrays["lengths"]  # (pieces,) int64 symbols per piece
+        self._sa = arrays["sa"]  # (symbols,) int32 (int64 from 2**31 positions)
+        self._level0 = (arrays["level0_keys"], arrays["level0_rows"])  # (runs,), (runs + 1,)
+        self._hashes = {int(n): arrays[f"hash_{n}"] for n in meta["ns"]}  # sorted uint64
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
     def build(
         cls,
-        pieces: Sequence[np.ndarray],
+        pieces: Iterable[np.ndarray],
         piece_ids: Sequence[str],
         n: int | Sequence[int] = DEFAULT_NS,
+        *,
+        path: str | Path | None = None,
+        progress: bool = False,
     ) -> NGramIndex:
-        """Index note arrays (``NOTE_DTYPE``, sorted); ``n`` are the hashed n-gram sizes."""
-        return cls.from_symbols([note_symbols(p) for p in pieces], piece_ids, n)
+        """Index note arrays (``NOTE_DTYPE``, sorted; any iterable, read once); ``n`` are the
+        hashed n-gram sizes. Written to ``path`` (atomically) or a temporary file."""
+        symbols = (note_symbols(p) for p in pieces)
+        return cls.from_symbols(symbols, piece_ids, n, path=path, progress=progress)
 
     @classmethod
     def from_symbols(
         cls,
-        symbols: Sequence[np.ndarray],
+        symbols: Iterable[np.ndarray],
         piece_ids: Sequence[str],
         n: int | Sequence[int] = DEFAULT_NS,
+        *,
+        path: str | Path | None = None,
+        progress: bool = False,
     ) -> NGramIndex:
         """Index symbol arrays directly (as made by :func:`note_symbols`)."""
-        if len(symbols) != len(piece_ids):
-            raise ValueError(f"{len(symbols)} pieces but {len(piece_ids)} piece ids")
-        ns = sorted({int(v) for v in np.atleast_1d(n)})
-        if any(v < 1 for v in ns):
-            raise ValueError(f"n-gram sizes must be >= 1, got {ns}")
-        symbols = [np.asarray(s, dtype=np.int64) for s in symbols]
-        if any(s.size and (s.min() < 0 or s.max() >= N_SYMBOLS) for s in symbols):
-            raise ValueError(f"symbols must lie in [0, {N_SYMBOLS})")
-        lengths = np.array([len(s) for s in symbols], dtype=np.int64)
-        starts = np.zeros(len(symbols), dtype=np.int64)
-        starts[1:] = np.cumsum(lengths + 1)[:-1]
-        text = np.full(int(lengths.sum() + lengths.size), -1, dtype=np.int32)
-        for start, sym in zip(starts, symbols, strict=True):
-            text[start : start + len(sym)] = sym
-        packed, has_sentinel = _sa.pack_windows(text)
-        sa = _sa.build_suffix_array(text, packed, has_sentinel)
-        hashes = {v: _sa.sorted_unique(_ngram_hashes(text, v)) for v in ns}
-        return cls(text, starts, lengths, piece_ids, sa, hashes)
+        piece_ids = [str(p) for p in piece_ids]
+        ns = _hashed_sizes(n)
+        with progress_bar("copy index: reading pieces", len(piece_ids), progress) as update:
+            vals, lengths = _store.assemble_text(symbols, N_SYMBOLS, update)
+        if lengths.size != len(piece_ids):
+            raise ValueError(f"{lengths.size} pieces but {len(piece_ids)} piece ids")
+        meta = {"encoding": _ENCODING, "piece_ids": piece_ids}
+        label = f"copy index: {int(lengths.sum()):,} symbols, %"
+        with progress_bar(label, 100, progress) as update, _store.index_file(path) as handle:
+            _store.write_index(handle, vals, lengths, meta, ns, update)
+            del vals
+            handle.flush()
+            return cls.load(handle.name)
 
     def save(self, path: str | Path) -> Path:
-        """Write the index to ``path`` (.npz) atomically."""
+        """Write the index to ``path`` atomically (any extension; ``.npz`` caches are stale)."""
         arrays = {
-            "encoding": _ENCODING,
-            "text": self._text,
+            "packed": self._packed,
             "starts": self._starts,
             "lengths": self._lengths,
-            "piece_ids": np.array(self.piece_ids, dtype=str),
             "sa": self._sa,
+            "level0_keys": self._level0[0],
+            "level0_rows": self._level0[1],
         }
-        arrays.update({f"hash_{v}": h for v, h in self._hashes.items()})
-        with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+        arrays.update({f"hash_{n}": h for n, h in self._hashes.items()})
+        meta = {"encoding": _ENCODING, "piece_ids": self.piece_ids, "ns": list(self.ns)}
+        _store.save_arrays(path, _store.INDEX_KIND, arrays, meta)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> NGramIndex:
-        """Read an index written by :meth:`save` (ValueError when stale or not an index)."""
-        with np.load(path, allow_pickle=False) as data:
-            if "encoding" not in data or not np.array_equal(data["encoding"], _ENCODING):
-                raise ValueError(f"{path}: not an n-gram index of this version; rebuild it")
-            hashes = {int(k[5:]): data[k] for k in data.files if k.startswith("hash_")}
-            return cls(
-                data["text"],
-                data["starts"],
-                data["lengths"],
-                data["piece_ids"].tolist(),
-                data["sa"],
-                hashes,
-            )
+        """Memory-map an index written by :meth:`save` or a build (ValueError when stale, torn
+        or not an index)."""
+        meta, arrays = _store.open_index(path, _ENCODING)
+        return cls(meta, arrays)
+
+    def with_table(self, n: int, path: str | Path, progress: bool = False) -> NGramIndex:
+        """Add the hash table of size ``n`` for :meth:`blocked`, kept in its own file at ``path``:
+        memory-mapped when it is there and valid, else built and written there first."""
+        n = _hashed_sizes(n)[0]
+        if n in self._hashes:
+            return self
+        symbols = int(self._lengths.sum())
+        try:
+            self._hashes[n] = _store.open_table(path, _ENCODING, n, symbols)
+            return self
+        except (OSError, ValueError):  # missing, stale or torn: build it
+            pass
+        label = f"copy index: {n}-gram table over {symbols:,} symbols"
+        with progress_bar(label, 1, progress) as update:
+            meta = {"encoding": _ENCODING, "n": n, "symbols": symbols}
+            _store.save_table(path, _store.text_of(self._packed), n, meta)
+            update()
+        self._hashes[n] = _store.open_table(path, _ENCODING, n, symbols)
+        return self
 
     # -- size ----------------------------------------------------------------------------------
 
@@ -307,7 +324,7 @@ class NGramIndex:
             return float("nan")
         if n in self._hashes:
             table = self._hashes[n]
-            hashes = _ngram_hashes(symbols, n)
+            hashes = _store.ngram_hashes(symbols.astype(np.int64) + 1, n)
             found = np.searchsorted(table, hashes)
             return (
                 float(np.mean(table[np.minimum(found, table.size - 1)] == hashes))
@@ -379,8 +396,8 @@ class NGramIndex:
         with np.errstate(over="ignore"):
             head = np.zeros(1, dtype=np.uint64)
             for value in context:
-                head = head * _HASH_BASE + np.uint64(value + 1)
-            hashes = head * _HASH_BASE + (candidates.astype(np.uint64) + np.uint64(1))
+                head = head * _store.HASH_BASE + np.uint64(value + 1)
+            hashes = head * _store.HASH_BASE + (candidates.astype(np.uint64) + np.uint64(1))
         table = self._hashes[max_span]
         found = np.minimum(np.searchsorted(table, hashes), table.size - 1)
         return table[found] == hashes
@@ -400,12 +417,17 @@ class NGramIndex:
         with np.errstate(over="ignore"):
             head = np.zeros(contexts.shape[0], dtype=np.uint64)
             for column in contexts.astype(np.int64).T + 1:
-                head = head * _HASH_BASE + column.astype(np.uint64)
-            hashes = head[:, None] * _HASH_BASE + (candidates.astype(np.int64) + 1).astype(np.uint64)
+                head = head * _store.HASH_BASE + column.astype(np.uint64)
+            hashes = head[:, None] * _store.HASH_BASE + (candidates.astype(np.int64) + 1).astype(np.uint64)
         found = np.minimum(np.searchsorted(table, hashes), table.size - 1)
         return table[found] == hashes
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _symbols(self, text_pos: np.ndarray) -> np.ndarray:
+        """Symbols at text positions (-1 at a sentinel)."""
+        vals = (self._packed[text_pos] >> np.uint64(48)).astype(np.int64)
+        return np.where(vals == _sa.END, -1, vals - 1)
 
     def _locate(self, text_pos: int) -> tuple[int, int]:
         piece = int(np.searchsorted(self._starts, text_pos, side="right") - 1)
@@ -420,7 +442,7 @@ class NGramIndex:
         pos = where[starts]
         if loose_start:
             ok = (starts > 0) & (pos > 0)
-            before = self._text[np.where(ok, pos - 1, 0)]
+            before = self._symbols(np.where(ok, pos - 1, 0))
             ok &= (before >= 0) & (before // N_RHYTHM == q[np.maximum(starts - 1, 0)] // N_RHYTHM)
             if ok.any():
                 first = int(np.argmax(ok))
@@ -446,37 +468,39 @@ def _rates(length: np.ndarray, ns: Sequence[int]) -> dict[int, float]:
     return rates
 
 
-def _ngram_hashes(text: np.ndarray, n: int) -> np.ndarray:
-    """Polynomial hash (mod 2**64) of every n-gram of ``text`` with no sentinel inside."""
-    count = text.size - n + 1
-    if count <= 0:
-        return np.empty(0, dtype=np.uint64)
-    vals = (text.astype(np.int64) + 1).astype(np.uint64)
-    hashes = np.zeros(count, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            hashes = hashes * _HASH_BASE + vals[k : k + count]
-    # Valid when the next sentinel lies at least n symbols ahead.
-    positions = np.arange(text.size)
-    nxt = np.minimum.accumulate(np.where(text < 0, positions, text.size)[::-1])[::-1]
-    return hashes[(nxt[:count] - positions[:count]) >= n]
+def _hashed_sizes(n: int | Sequence[int]) -> list[int]:
+    ns = sorted({int(v) for v in np.atleast_1d(np.asarray(n, dtype=np.int64))})
+    if any(v < 1 for v in ns):
+        raise ValueError(f"n-gram sizes must be >= 1, got {ns}")
+    return ns
 
 
-def training_index(data: PreparedData, ns: tuple[int, ...], show_progress: bool = True) -> NGramIndex:
-    """The n-gram index of every stage's training pieces, cached by the data's fingerprint."""
-    path = cache_dir("ngram") / f"{data.fingerprint}-{'-'.join(map(str, sorted(set(ns))))}.npz"
-    if path.is_file():
-        try:
-            return NGramIndex.load(path)
-        except (ValueError, OSError, KeyError):  # an older format or a torn file: rebuild it
-            path.unlink(missing_ok=True)
-    pieces: list[np.ndarray] = []
-    ids: list[str] = []
-    for stage in data.stage_names:
-        pieces.extend(data.piece_notes(stage, "train"))
-        ids.extend(p["id"] for p in data.pieces(stage, "train"))
-    if show_progress:
-        err_console.print(f"building the copy index over {len(pieces)} training pieces (cached afterwards)")
-    index = NGramIndex.build(pieces, ids, n=tuple(sorted(set(ns))))
-    index.save(path)
+def _training_pieces(data: PreparedData) -> tuple[Iterator[np.ndarray], list[str]]:
+    """Every stage's training pieces (read lazily, one at a time) and their ids."""
+    stages = data.stage_names
+    ids = [str(p["id"]) for stage in stages for p in data.pieces(stage, "train")]
+    return (notes for stage in stages for notes in data.piece_notes(stage, "train")), ids
+
+
+def training_index(
+    data: PreparedData, ns: Sequence[int] = (), show_progress: bool = True
+) -> NGramIndex:
+    """The n-gram index of every stage's training pieces, cached by the data's fingerprint.
+
+    ``ns`` are the sizes :meth:`NGramIndex.blocked` will be asked about (copy-blocking); copied
+    spans and hit rates need none. The index and each size's hash table are cached in files of
+    their own under ``<cache>/ngram/`` and memory-mapped; a stale, torn or older-format file
+    (the ``.npz`` caches of format 1) is rebuilt, never trusted.
+    """
+    folder = cache_dir("ngram")
+    path = folder / f"{data.fingerprint}.index"
+    try:
+        index = NGramIndex.load(path)
+    except (OSError, ValueError):  # missing, an older format or a torn file: rebuild it
+        pieces, ids = _training_pieces(data)
+        if show_progress:
+            err_console.print(f"building the copy index over {len(ids)} training pieces (cached afterwards)")
+        index = NGramIndex.build(pieces, ids, n=(), path=path, progress=show_progress)
+    for n in sorted({int(v) for v in ns}):
+        index.with_table(n, folder / f"{data.fingerprint}-{n}.table", progress=show_progress)
     return index

@@ -111,33 +111,25 @@ class Scores:
     embedder: Any
 
 
-def score_files(
-    files: list[Path],
-    data: PreparedData,
-    settings: NoveltySection,
-    *,
-    embedder_spec: str | None = None,
-    bank_stages: list[str] | None = None,
-    show_progress: bool = True,
-) -> Scores:
-    """Embedding and symbolic novelty of every file against the training data of ``data``."""
-    from symusic import Score
+@dataclass
+class _Embedded:
+    """The embeddings of the training bank (memory-mapped), the held-out pieces and the samples."""
 
-    from curricmusic.music.notes import bar_length, score_notes
-    from curricmusic.novelty.copy_index import training_index
-    from curricmusic.novelty.embed import embed_midi_files
+    embedder: Any
+    train_bank: Any  # EmbeddingBank
+    train_pieces: list[dict]  # one per bank row
+    heldout: np.ndarray  # (H, D)
+    samples: np.ndarray  # (S, D), one per file of ``scored``
+    scored: list[Path]
+    sample_skipped: list[dict[str, str]]
+
+
+def _embed_all(files, data, stages, settings, embedder_spec, show_progress) -> _Embedded:
+    """Load the embedder, embed the training bank (streamed to a bank file), the held-out
+    pieces of the target stage (val, else test) and the samples; drop what cannot be read."""
+    from curricmusic.novelty.embed import embed_bank, embed_midi_files
     from curricmusic.novelty.embedders import load_embedder
-    from curricmusic.novelty.score import (
-        data_copying_statistic,
-        distance_ratio,
-        flag,
-        nearest_neighbors,
-        penalty,
-        penalty_tau,
-        set_summary,
-    )
 
-    stages = bank_stages or list(settings.bank_stages or data.stage_names)
     for stage in stages:
         data.stage(stage)  # a clear error for an unknown stage
     embedder = load_embedder(embedder_spec or settings.embedder, fallback=settings.fallback)
@@ -149,9 +141,8 @@ def score_files(
         heldout_paths, _ = _bank(data, [data.target_stage], "test")
     if not train_paths or not heldout_paths:
         raise UserError(f"{data.root}: needs training pieces and held-out pieces of {data.target_stage!r} to calibrate")
-
     kwargs: dict[str, Any] = {"progress": show_progress, "max_seconds": settings.max_seconds}
-    train_emb, train_skipped = embed_midi_files(train_paths, embedder, **kwargs)
+    train_bank, train_skipped = embed_bank(train_paths, embedder, **kwargs)
     heldout_emb, _ = embed_midi_files(heldout_paths, embedder, **kwargs)
     sample_emb, sample_skipped = embed_midi_files(files, embedder, **kwargs)
     bad_train = {str(s["path"]) for s in train_skipped}
@@ -160,25 +151,62 @@ def score_files(
     scored = [f for f in files if str(f) not in bad_samples]
     if not scored:
         raise UserError(f"none of the {len(files)} MIDI files could be scored: {sample_skipped[0]['reason']}")
+    return _Embedded(embedder, train_bank, train_pieces, heldout_emb, sample_emb, scored, sample_skipped)
 
-    _, heldout_cos = nearest_neighbors(heldout_emb, train_emb, k=1)
-    heldout_d = 1.0 - heldout_cos[:, 0].astype(np.float64)
-    sample_idx, sample_cos = nearest_neighbors(sample_emb, train_emb, k=1)
-    sample_d = 1.0 - sample_cos[:, 0].astype(np.float64)
-    rho = distance_ratio(sample_d, heldout_d)
-    tau = penalty_tau(heldout_d, settings.tau_quantile)
-    penalties = penalty(sample_d, tau)
 
-    index = training_index(data, NGRAM_SIZES, show_progress)
+def _copy_analyses(data: PreparedData, scored: list[Path], show_progress: bool):
+    """Longest copied span and hit rates of every sample against the (cached) copy index."""
+    from symusic import Score
+
+    from curricmusic.music.notes import bar_length, score_notes
+    from curricmusic.novelty.copy_index import training_index
+
+    index = training_index(data, show_progress=show_progress)
     notes, bars = [], []
     for path in scored:
         score = Score(str(path))
         notes.append(score_notes(score))
         bars.append(bar_length(score))
-    analyses = index.analyze(notes, bar_len=bars, ns=NGRAM_SIZES)
+    return index.analyze(notes, bar_len=bars, ns=NGRAM_SIZES)
+
+
+def score_files(
+    files: list[Path],
+    data: PreparedData,
+    settings: NoveltySection,
+    *,
+    embedder_spec: str | None = None,
+    bank_stages: list[str] | None = None,
+    show_progress: bool = True,
+) -> Scores:
+    """Embedding and symbolic novelty of every file against the training data of ``data``."""
+    from curricmusic.novelty.score import (
+        data_copying_statistic,
+        distance_ratio,
+        flag,
+        nearest_neighbors,
+        penalty,
+        penalty_tau,
+        set_summary,
+    )
+
+    stages = bank_stages or list(settings.bank_stages or data.stage_names)
+    emb = _embed_all(files, data, stages, settings, embedder_spec, show_progress)
+    embedder, train_bank, train_pieces = emb.embedder, emb.train_bank, emb.train_pieces
+    heldout_emb, sample_emb, scored, sample_skipped = emb.heldout, emb.samples, emb.scored, emb.sample_skipped
+
+    _, heldout_cos = nearest_neighbors(heldout_emb, train_bank, k=1)
+    heldout_d = 1.0 - heldout_cos[:, 0].astype(np.float64)
+    sample_idx, sample_cos = nearest_neighbors(sample_emb, train_bank, k=1)
+    sample_d = 1.0 - sample_cos[:, 0].astype(np.float64)
+    rho = distance_ratio(sample_d, heldout_d)
+    tau = penalty_tau(heldout_d, settings.tau_quantile)
+    penalties = penalty(sample_d, tau)
+
+    analyses = _copy_analyses(data, scored, show_progress)
     copied_bars = np.array([a.span.bars for a in analyses], dtype=np.float64)
     flags = flag(rho, copied_bars, settings.rho_threshold, settings.max_copied_bars)
-    copying = data_copying_statistic(train_emb, heldout_emb, sample_emb, seed=0)
+    copying = data_copying_statistic(train_bank.vectors, heldout_emb, sample_emb, seed=0)
 
     rows = []
     for i, path in enumerate(scored):
@@ -224,7 +252,7 @@ def score_files(
         "heldout_nn_distance_quantiles": {f"{q:g}": float(np.quantile(heldout_d, q)) for q in (0.05, 0.1, 0.25, 0.5, 0.75, 0.95)},
         "tau": tau,
     }
-    bank = {"stages": stages, "n_train": int(train_emb.shape[0]), "n_heldout": int(heldout_emb.shape[0])}
+    bank = {"stages": stages, "n_train": len(train_bank), "n_heldout": int(heldout_emb.shape[0])}
     return Scores(scored, rows, sample_skipped, summary, calibration, bank, embedder)
 
 

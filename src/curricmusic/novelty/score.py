@@ -22,7 +22,7 @@ Data copying
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,34 +52,58 @@ _BF16_MIN_WORK = 2**34  # multiply-adds (Q * N * D) from which the bfloat16 scre
 
 
 class EmbeddingBank:
-    """A bank prepared for repeated searches: its bfloat16 copy and row norms, made once.
+    """A bank prepared for repeated searches: float32 rows, their bfloat16 copy and row norms.
 
-    Passing the plain float32 array to :func:`nearest_neighbors` gives the same results; the
-    prepared bank only skips the per-call conversion (about half a second per GB of bank).
+    ``EmbeddingBank(vectors)`` makes the bfloat16 copy in memory on the first search (or on
+    :meth:`prepare`). A bank written by :func:`curricmusic.novelty.bank.write_bank` and opened
+    with :func:`curricmusic.novelty.bank.open_bank` passes all three as memory maps
+    (``screen``: the bfloat16 bits as uint16): a search then reads the bfloat16 copy in blocks
+    (2 bytes a dimension) and float32 rows only for the candidates it rescores, so memory holds
+    about half of what an in-memory bank would, and processes share the pages. Passing the
+    plain float32 array to :func:`nearest_neighbors` gives the same results.
     """
 
-    def __init__(self, vectors: np.ndarray) -> None:
-        self.vectors = _as_matrix(vectors, "bank")
-        self._bf16: torch.Tensor | None = None
-        self._norms: np.ndarray | None = None
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        *,
+        screen: np.ndarray | None = None,
+        norms: np.ndarray | None = None,
+        rows: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        self.vectors = _as_matrix(vectors, "bank")  # (N, D) float32, may be a read-only map
+        self._rows = rows  # reads float32 rows by index without mapping the file's pages
+        if (screen is None) != (norms is None):
+            raise ValueError("screen and norms come together")
+        if screen is not None and (screen.shape != self.vectors.shape or screen.dtype != np.uint16):
+            raise ValueError(f"screen must be uint16 bits of shape {self.vectors.shape}")
+        if norms is not None and norms.shape != (len(self),):
+            raise ValueError(f"norms must have shape ({len(self)},)")
+        self._screen = screen  # (N, D) uint16: bfloat16 bits
+        self._norms = norms  # (N,) float32: upper bounds on the float32 row norms
 
     def __len__(self) -> int:
         return self.vectors.shape[0]
 
     def prepare(self) -> EmbeddingBank:
         """Build the bfloat16 copy and row norms now (otherwise on the first search)."""
-        if self._bf16 is None:
+        if self._screen is None:
             step = 65536
-            parts = [_bf16_block(self.vectors, s, step) for s in range(0, len(self), step)]
-            self._bf16 = torch.cat([part for part, _ in parts])
-            self._norms = np.concatenate([norms for _, norms in parts])
+            parts = [bf16_rows(self.vectors[s : s + step]) for s in range(0, len(self), step)]
+            self._screen = np.concatenate([bits for bits, _ in parts]) if parts else np.zeros(self.vectors.shape, np.uint16)
+            self._norms = np.concatenate([norms for _, norms in parts]) if parts else np.zeros(0, np.float32)
         return self
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Float32 rows (len(indices), D) (a bank file reads them, leaving the rest unmapped)."""
+        return self._rows(indices) if self._rows is not None else self.vectors[indices]
 
     def bf16_block(self, start: int, block: int) -> tuple[torch.Tensor, float]:
         """Rows ``start:start+block`` in bfloat16 and an upper bound on their norms."""
         self.prepare()
-        assert self._bf16 is not None and self._norms is not None
-        return self._bf16[start : start + block], float(self._norms[start : start + block].max())
+        assert self._screen is not None and self._norms is not None  # prepare() sets them
+        bits = _tensor(self._screen[start : start + block])
+        return bits.view(torch.bfloat16), float(self._norms[start : start + block].max())
 
 
 def nearest_neighbors(
@@ -150,6 +174,7 @@ def _merge_dense(best_s, best_i, scores, start, k):
 
 def _knn_bf16(q, vectors, prepared, k, block):
     n, dim = vectors.shape
+    take = prepared.take if prepared is not None else vectors.__getitem__
     bound = 3 * _U + 3 * _U**2 + 2 * dim * 2.0**-24  # relative error of a bf16 score
     q_norm = np.linalg.norm(q.astype(np.float64), axis=1)
     # Exact scores of a strided sample start every query's k-th best.
@@ -158,7 +183,7 @@ def _knn_bf16(q, vectors, prepared, k, block):
     best_s, best_i = _merge_dense(
         np.full((q.shape[0], k), -np.inf, np.float32),
         np.full((q.shape[0], k), -1, np.int64),
-        (_tensor(q) @ _tensor(vectors[seed]).T).numpy(),
+        (_tensor(q) @ _tensor(take(seed)).T).numpy(),
         0,
         k,
     )
@@ -177,7 +202,7 @@ def _knn_bf16(q, vectors, prepared, k, block):
         g = c + start
         keep = ~((g % stride == 0) & (g // stride < seed.size))  # seeds are scored already
         r, g = r[keep], g[keep]
-        exact = np.einsum("ij,ij->i", q[r], vectors[g])
+        exact = np.einsum("ij,ij->i", q[r], take(g))
         best_s, best_i = _merge_sparse(best_s, best_i, r, g, exact, k)
     return best_s, best_i
 
@@ -226,11 +251,19 @@ def _merge_sparse(best_s, best_i, rows, idx, scores, k):
     return best_s, best_i
 
 
+def bf16_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(bits, norms)``: float32 rows (B, D) rounded to bfloat16 (as uint16 bits, (B, D)) and
+    upper bounds on their float32 norms (B,)."""
+    chunk = _tensor(np.asarray(rows, dtype=np.float32))
+    slack = 1 + chunk.shape[1] * 2.0**-24  # float32 rounding of the sums of squares
+    bits = chunk.bfloat16().view(torch.int16).numpy().view(np.uint16)
+    return bits, torch.linalg.vector_norm(chunk, dim=1).numpy() * slack
+
+
 def _bf16_block(vectors, start, block) -> tuple[torch.Tensor, np.ndarray]:
     """Bank rows in bfloat16, and upper bounds on their float32 norms."""
-    chunk = _tensor(vectors[start : start + block])
-    slack = 1 + chunk.shape[1] * 2.0**-24  # float32 rounding of the sums of squares
-    return chunk.bfloat16(), torch.linalg.vector_norm(chunk, dim=1).numpy() * slack
+    bits, norms = bf16_rows(vectors[start : start + block])
+    return torch.from_numpy(bits).view(torch.bfloat16), norms
 
 
 def _has_native_bf16() -> bool:

@@ -66,6 +66,13 @@ class Embedder(ABC):
     requested_spec: str | None = None  # the spec asked for, when this embedder is its fallback
     source: str = ""
 
+    @property
+    def audio_rate(self) -> int:
+        """The rate an audio embedder works at (an error for an embedder of note arrays)."""
+        if self.sample_rate is None:
+            raise UserError(f"embedder {self.spec!r} embeds note arrays, not audio")
+        return int(self.sample_rate)
+
     def embed_audio(self, clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
         """(N, D) float32, L2-normalised; clips are mono float arrays at ``sample_rate``."""
         raise UserError(f"embedder {self.spec!r} embeds note arrays, not audio")
