@@ -39,11 +39,30 @@ def test_results_cover_every_arm_and_seed(finished, experiment):
     arm = results["arms"]["curriculum"]["summary"]["final_val_target"]
     values = [r["summary"]["final_val_target"] for r in results["runs"] if r["arm"] == "curriculum"]
     assert arm["values"] == values and arm["mean"] == pytest.approx(sum(values) / 2)
-    assert arm["ci_low"] <= arm["mean"] <= arm["ci_high"]
+    assert arm["ci_low"] <= arm["mean"] <= arm["ci_high"] and arm["too_few"]  # 2 seeds: t-interval, flagged
     metrics = {row["metric"] for row in results["comparisons"]}
-    assert {"final_val_target", "auc_val_target"} <= metrics
+    assert {"final_val_target", "auc_val_target", "tokens_to_target"} <= metrics
     assert all(row["arm"] == "curriculum" and row["baseline"] == "random" for row in results["comparisons"])
+    assert all(row["p_value"] is None and row["too_few_for_p"] for row in results["comparisons"])  # 2 seeds
     assert results["heldout_music"]["pitch_class_entropy"]
+
+
+def test_the_target_follows_the_rule_and_every_seed_counts(finished, experiment):
+    _, results = finished
+    target = results["target"]
+    assert target["source"] == "rule" and target["arm"] == "random"
+    assert target["at_tokens"] == experiment.config.train.tokens / 2
+    assert target["loss"] == pytest.approx(sum(target["per_seed"]) / 2)
+    for name, arm in results["arms"].items():
+        to_target = arm["summary"]["tokens_to_target"]
+        runs = [r for r in results["runs"] if r["arm"] == name]
+        assert to_target["n"] == len(runs) == 2  # seeds that never arrive are kept, at the budget
+        assert to_target["n_reached"] == sum(r["summary"]["reached_target"] for r in runs)
+        for run in runs:
+            if not run["summary"]["reached_target"]:
+                assert run["summary"]["tokens_to_target"] == experiment.config.train.tokens
+    assert any("too few for an interval" in w for w in results["warnings"])
+    assert any("no p-values" in w for w in results["warnings"])
 
 
 def test_reports_carry_the_numbers_of_results_json(finished):
@@ -99,7 +118,7 @@ def test_a_failing_arm_is_reported_and_the_others_finish(experiment, tmp_path, m
     assert results["arms"]["random"]["n_done"] == 1 and results["arms"]["curriculum"]["n_done"] == 2
     assert "random seed 1: RuntimeError: out of memory" in (tmp_path / "report.md").read_text()
     comparisons = [r for r in results["comparisons"] if r["metric"] == "final_val_target"]
-    assert comparisons[0]["n_pairs"] == 1 and comparisons[0]["p_value"] is None
+    assert comparisons[0]["n_pairs"] == 1 and comparisons[0]["p_value"] is None and comparisons[0]["d_z"] is None
     assert not math.isnan(results["arms"]["random"]["summary"]["final_val_target"]["mean"])
 
 

@@ -166,7 +166,9 @@ class ExperimentConfig(FrozenModel):
     curriculum: Path
     prepared: Path | None = None  # default: the cache folder of the curriculum
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    target_loss: float | None = Field(None, gt=0, description="val loss that counts as 'reached'")
+    target_loss: float | None = Field(
+        None, gt=0, description="val loss that counts as 'reached' (default: the random arm's mean at half the budget)"
+    )
     model: ModelSection = Field(default_factory=ModelSection)
     train: TrainSection
     arms: list[ArmConfig] = Field(min_length=1)
