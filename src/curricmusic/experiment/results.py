@@ -147,7 +147,7 @@ def music_metrics_of(paths: list[Path]) -> dict[str, list[float]]:
     """Every per-piece musical metric over a list of MIDI files (unreadable files left out)."""
     from symusic import Score
 
-    from curricmusic.evaluation.metrics import PIECE_METRICS, compute_all
+    from curricmusic.evaluation.metrics import PIECE_METRICS, compute_all, piece_end
     from curricmusic.music.notes import bar_length, score_notes
 
     values: dict[str, list[float]] = {name: [] for name in PIECE_METRICS}
@@ -159,7 +159,7 @@ def music_metrics_of(paths: list[Path]) -> dict[str, list[float]]:
         bar = bar_length(score)
         if not float(bar * 24).is_integer():
             bar = 4.0
-        for name, value in compute_all(score_notes(score), bar).items():
+        for name, value in compute_all(score_notes(score), bar, end=piece_end(score)).items():
             values[name].append(value)
     return values
 
