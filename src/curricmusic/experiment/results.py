@@ -143,11 +143,16 @@ def target_rule(config, runs: list[dict[str, Any]], baseline: str | None) -> dic
     return {"loss": loss, "source": "rule", "rule": rule, "arm": baseline, "at_tokens": at, "per_seed": per_seed}
 
 
-def music_metrics_of(paths: list[Path]) -> dict[str, list[float]]:
-    """Every per-piece musical metric over a list of MIDI files (unreadable files left out)."""
+def music_metrics_of(paths: list[Path], n_bars: int | None = None) -> dict[str, list[float]]:
+    """Every per-piece musical metric over a list of MIDI files (unreadable files left out).
+
+    ``n_bars``: measure the first ``n_bars`` bars of each piece only (a length-matched excerpt;
+    the piece's end is then the excerpt's end); None: the whole piece, to its last event.
+    """
     from symusic import Score
 
     from curricmusic.evaluation.metrics import PIECE_METRICS, compute_all, piece_end
+    from curricmusic.evaluation.setcompare import excerpt
     from curricmusic.music.notes import bar_length, score_notes
 
     values: dict[str, list[float]] = {name: [] for name in PIECE_METRICS}
@@ -159,12 +164,17 @@ def music_metrics_of(paths: list[Path]) -> dict[str, list[float]]:
         bar = bar_length(score)
         if not float(bar * 24).is_integer():
             bar = 4.0
-        for name, value in compute_all(score_notes(score), bar, end=piece_end(score)).items():
+        notes, end = score_notes(score), piece_end(score)
+        if n_bars is not None and end > n_bars * bar:
+            notes, end = excerpt(notes, bar, n_bars), n_bars * bar
+        for name, value in compute_all(notes, bar, end=end).items():
             values[name].append(value)
     return values
 
 
 def _heldout_music(experiment: Experiment, out_dir: Path) -> dict[str, list[float]]:
+    """Metrics of the target stage's held-out pieces (test, else validation), cut to the samples'
+    number of bars (``[generate] max_bars``) so that lengths match."""
     from curricmusic.data.prepared import PreparedData
 
     runs = sorted((out_dir / "runs").glob("*/run.json"))
@@ -173,29 +183,25 @@ def _heldout_music(experiment: Experiment, out_dir: Path) -> dict[str, list[floa
     prepared = PreparedData.open(json.loads(runs[0].read_text())["eval_prepared"])
     target = prepared.target_stage
     pieces = prepared.pieces(target, "test") or prepared.pieces(target, "val")
-    return music_metrics_of([prepared.piece_path(p) for p in pieces])
+    return music_metrics_of([prepared.piece_path(p) for p in pieces], experiment.config.generate.max_bars)
 
 
 def _arm_music(music_by_seed: list[dict[str, list[float]]], heldout: dict[str, list[float]]) -> dict[str, Any]:
-    from curricmusic.evaluation.metrics import kde_kl_divergence, kde_overlap
+    """Per metric: the samples' values and Yang & Lerch's comparison with the held-out excerpts
+    (``overlap``/``kl``: held-out intra-set against inter-set distances)."""
+    from curricmusic.evaluation.setcompare import set_comparison
 
     out = {}
     for name in heldout:
         values = [v for run in music_by_seed for v in run.get(name, [])]
-        finite = [v for v in values if math.isfinite(v)]
+        finite_values = [v for v in values if math.isfinite(v)]
         out[name] = {
             "values": values,
-            "mean": float(np.mean(finite)) if finite else math.nan,
+            "mean": float(np.mean(finite_values)) if finite_values else math.nan,
             "heldout_mean": float(np.nanmean(heldout[name])) if heldout[name] else math.nan,
-            "overlap": kde_overlap(values, heldout[name]),
-            "kl": kde_kl_divergence(values, heldout[name]),
+            **set_comparison(values, heldout[name]),
         }
     return out
-
-
-def _novelty_of(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "novelty" / "novelty.json"
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

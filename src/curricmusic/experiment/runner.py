@@ -4,8 +4,10 @@ Layout of an experiment folder::
 
     OUT/experiment.json                 the validated experiment (what ran)
     OUT/runs/<arm>-seed<seed>/          a run folder (see curricmusic.training.run_files), plus
-        samples/                        generated MIDI + manifest.json
+        samples/                        generated MIDI + manifest.json (copy-blocking as configured)
         novelty/                        novelty.json + novelty.html
+        samples-unblocked/              the same seeds with copy-blocking off (when it is on):
+        novelty-unblocked/              what the model would copy if nothing stopped it
         cell.json                       done / failed (with the error)
     OUT/results.json, report.md, report.html
 
@@ -94,11 +96,16 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
             copy_blocking=section.copy_blocking, max_copy_notes=section.max_copy_notes,
             rerank=section.rerank, novelty_weight=section.novelty_weight,
         )  # fmt: skip
-        samples = cell.run_dir / "samples"
-        if not (samples / "manifest.json").is_file():
-            generate_samples(cell.run_dir, samples, settings, show_progress=show_progress)
-        if not (cell.run_dir / "novelty" / "novelty.json").is_file():
-            score_novelty(samples, cell.run_dir, cell.run_dir / "novelty", config.novelty, show_progress=show_progress)
+        sets = [(settings, "samples", "novelty")]
+        if settings.copy_blocking:
+            unblocked = settings.model_copy(update={"copy_blocking": False})
+            sets.append((unblocked, "samples-unblocked", "novelty-unblocked"))
+        for sample_settings, sample_dir, novelty_dir in sets:
+            samples = cell.run_dir / sample_dir
+            if not (samples / "manifest.json").is_file():
+                generate_samples(cell.run_dir, samples, sample_settings, show_progress=show_progress)
+            if not (cell.run_dir / novelty_dir / "novelty.json").is_file():
+                score_novelty(samples, cell.run_dir, cell.run_dir / novelty_dir, config.novelty, show_progress=show_progress)
     write_json(cell.run_dir / CELL_FILE, {"status": "done"})
 
 

@@ -125,7 +125,14 @@ def markdown_report(results: dict[str, Any]) -> str:
             "difference / SD of the differences. p: paired t-test, only from 5 seeds; Holm over every row.",
             "",
         ]
-    lines += ["## Musical metrics: overlap with held-out pieces (1 = same distribution)", ""]
+    lines += [
+        "## Musical metrics against held-out pieces (Yang & Lerch)",
+        "",
+        "Overlap of the distribution of distances between samples and held-out excerpts of the same number of "
+        "bars (inter-set) with that of distances among the held-out excerpts (intra-set): 1 = the samples sit "
+        "among held-out music as it sits among itself.",
+        "",
+    ]
     header = "| arm | " + " | ".join(REPORT_METRICS) + " |"
     lines += [header, "|---" * (len(REPORT_METRICS) + 1) + "|"]
     for name, arm in results["arms"].items():
