@@ -242,7 +242,12 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
         for folder, key in (("novelty", "novelty"), ("novelty-unblocked", "novelty_unblocked")):
             novelty = _read_json(cell.run_dir / folder / "novelty.json")
             if novelty is not None:
-                entry[key] = {"summary": novelty["summary"], "samples": novelty["samples"], "embedder": novelty["embedder"]}
+                entry[key] = {
+                    "summary": novelty["summary"],
+                    "samples": novelty["samples"],
+                    "embedder": novelty["embedder"],
+                    "calibration": novelty.get("calibration", {}),
+                }
         runs.append(entry)
     baseline = _primary_baseline(config)
     target_info = target_rule(config, runs, baseline)
@@ -277,7 +282,7 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
             "n_failed": sum(1 for r in runs if r["arm"] == arm.name and r["status"] != "done"),
             "summary": summaries,
             "music": _arm_music([r["music"] for r in done], heldout),
-            "novelty": _arm_novelty(done),
+            "novelty": _arm_novelty(done, out_dir, config.novelty),
         }
     comparisons = _comparisons(runs, config)
     n_val = _target_val_pieces(out_dir)
@@ -339,25 +344,49 @@ def small_sample_warnings(arms: dict[str, Any], comparisons: list[dict[str, Any]
                 f"arm {name!r}: {novelty['n_samples']} scored samples (fewer than {MIN_CT_SAMPLES}): "
                 "C_T and the copy rate rest on too few samples"
             )
+        pooled = novelty.get("data_copying_C_T_pooled") or {}
+        if novelty and pooled.get("cells", 0) < 2:
+            out.append(f"arm {name!r}: C_T rests on {pooled.get('cells', 0)} cell(s): it measures one region of the data at most")
     return out
 
 
-def _arm_novelty(done: list[dict]) -> dict[str, Any]:
-    samples = [s for r in done if "novelty" in r for s in r["novelty"]["samples"]]
+def _arm_novelty(done: list[dict], out_dir: Path, settings) -> dict[str, Any]:
+    """The arm's samples pooled over seeds: copy rates with and without copy-blocking, C_T of the
+    pooled samples (more cells than one seed's), and how far the embedder's flag can be trusted."""
+    scored = [r for r in done if "novelty" in r]
+    samples = [s for r in scored for s in r["novelty"]["samples"]]
     if not samples:
         return {}
-    statistics = [r["novelty"]["summary"].get("data_copying_C_T") for r in done if "novelty" in r]
-    embedders = {r["novelty"]["embedder"]["spec"] for r in done if "novelty" in r}
+    unblocked = [s for r in done if "novelty_unblocked" in r for s in r["novelty_unblocked"]["samples"]]
+    calibrations = [r["novelty"].get("calibration", {}) for r in scored]
+    pooled = _pooled_copying([out_dir / r["run_dir"] / "samples" for r in scored], out_dir / scored[0]["run_dir"], settings)
     return {
         "n_samples": len(samples),
         "copy_rate": float(np.mean([s["flagged"] for s in samples])),
+        "n_samples_unblocked": len(unblocked),
+        "copy_rate_unblocked": float(np.mean([s["flagged"] for s in unblocked])) if unblocked else math.nan,
         "rho": [s["rho"] for s in samples],
         "longest_copied_notes": [s["copied_span"]["notes"] for s in samples],
         "longest_copied_bars": [s["copied_span"]["bars"] for s in samples],
-        "data_copying_C_T": statistics,
-        "embedders": sorted(embedders),
-        "weights_real": all(r["novelty"]["embedder"].get("weights_real") for r in done if "novelty" in r),
+        "longest_copied_bars_unblocked": [s["copied_span"]["bars"] for s in unblocked],
+        "data_copying_C_T": [r["novelty"]["summary"].get("data_copying_C_T") for r in scored],
+        "data_copying_C_T_pooled": pooled,
+        "fresh_false_flag_rate": [r["novelty"]["summary"].get("fresh_false_flag_rate") for r in scored],
+        "rho_flag": [c.get("rho_flag") for c in calibrations],
+        "rho_flag_reason": calibrations[0].get("rho_flag_reason") if calibrations else None,
+        "separation_auc": [c.get("separation_auc") for c in calibrations],
+        "embedders": sorted({r["novelty"]["embedder"]["spec"] for r in scored}),
+        "weights_real": all(r["novelty"]["embedder"].get("weights_real") for r in scored),
     }
+
+
+def _pooled_copying(sample_dirs: list[Path], against: Path, settings) -> dict[str, Any]:
+    from curricmusic.novelty.pipeline import copying_of_sets
+
+    try:
+        return copying_of_sets([d for d in sample_dirs if d.is_dir()], against, settings)
+    except Exception as exc:  # noqa: BLE001 - a missing embedder or bank must not lose the results
+        return {"C_T": math.nan, "cells": 0, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _comparisons(runs: list[dict], config) -> list[dict[str, Any]]:

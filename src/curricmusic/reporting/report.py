@@ -125,6 +125,7 @@ def markdown_report(results: dict[str, Any]) -> str:
             "difference / SD of the differences. p: paired t-test, only from 5 seeds; Holm over every row.",
             "",
         ]
+    lines += _novelty_lines(results)
     lines += [
         "## Musical metrics against held-out pieces (Yang & Lerch)",
         "",
@@ -143,6 +144,42 @@ def markdown_report(results: dict[str, Any]) -> str:
         lines += ["", "## Runs that did not finish", ""]
         lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in failed]
     return "\n".join(lines) + "\n"
+
+
+def _mean(values: list[Any]) -> float | None:
+    finite = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
+
+
+def _novelty_lines(results: dict[str, Any]) -> list[str]:
+    """Per arm: copy rates with and without copy-blocking, pooled C_T, and the flag's calibration."""
+    arms = {name: arm["novelty"] for name, arm in results["arms"].items() if arm.get("novelty")}
+    if not arms:
+        return []
+    lines = [
+        "## Novelty",
+        "",
+        "| arm | samples | copy rate | copy rate, no blocking | C_T, seeds pooled (cells) | false flags on fresh music |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, n in arms.items():
+        pooled = n.get("data_copying_C_T_pooled") or {}
+        lines.append(
+            f"| {name} | {n['n_samples']} | {fmt(n['copy_rate'])} | {fmt(n.get('copy_rate_unblocked'))} | "
+            f"{fmt(pooled.get('C_T'))} ({pooled.get('cells', 0)}) | {fmt(_mean(n.get('fresh_false_flag_rate', [])))} |"
+        )
+    reason = next((n.get("rho_flag_reason") for n in arms.values() if n.get("rho_flag_reason")), None)
+    lines += [
+        "",
+        "Copy rate: share of samples flagged (a copied span of the set number of bars, or a distance ratio below the "
+        "calibrated threshold when the embedder can detect copies). 'No blocking': the same seeds sampled with "
+        "copy-blocking off, what the model would copy. C_T (Meehan et al. 2020): << 0 copying, about 0 fine. "
+        "False flags: share of fresh music (new tunes of the bank's stages, random melodies) flagged by the same rule.",
+        "",
+    ]
+    if reason:
+        lines += [f"Distance flag: {reason}.", ""]
+    return lines
 
 
 def _img(png: bytes | None, alt: str) -> str:
