@@ -47,6 +47,27 @@ def test_results_cover_every_arm_and_seed(finished, experiment):
     assert results["heldout_music"]["pitch_class_entropy"]
 
 
+def test_every_cell_is_sampled_with_and_without_copy_blocking(finished, experiment):
+    out, results = finished
+    for run in results["runs"]:
+        folder = out / run["run_dir"]
+        blocked = json.loads((folder / "samples" / "manifest.json").read_text())
+        unblocked = json.loads((folder / "samples-unblocked" / "manifest.json").read_text())
+        assert blocked["settings"]["copy_blocking"] and not unblocked["settings"]["copy_blocking"]
+        assert [r["seed"] for r in unblocked["samples"]] == [r["seed"] for r in blocked["samples"]]
+        if "same_as_blocked" in unblocked:  # nothing was blocked: the same seeds give the same samples
+            assert not any(r["copy_blocked_tokens"] for r in blocked["samples"])
+            for row in blocked["samples"]:
+                assert (folder / "samples" / row["file"]).read_bytes() == (folder / "samples-unblocked" / row["file"]).read_bytes()
+        assert len(run["novelty_unblocked"]["samples"]) == experiment.config.generate.n
+        assert run["summary"]["copy_rate_unblocked"] == run["novelty_unblocked"]["summary"]["copy_rate"]
+    novelty = results["arms"]["curriculum"]["novelty"]
+    assert novelty["n_samples_unblocked"] == 2 * experiment.config.generate.n
+    assert "cells" in novelty["data_copying_C_T_pooled"] and novelty["fresh_false_flag_rate"]
+    markdown = (out / "report.md").read_text()
+    assert "## Novelty" in markdown and "false flags on fresh music" in markdown
+
+
 def test_the_target_follows_the_rule_and_every_seed_counts(finished, experiment):
     _, results = finished
     target = results["target"]
