@@ -41,11 +41,51 @@ def test_results_cover_every_arm_and_seed(finished, experiment):
     arm = results["arms"]["curriculum"]["summary"]["final_val_target"]
     values = [r["summary"]["final_val_target"] for r in results["runs"] if r["arm"] == "curriculum"]
     assert arm["values"] == values and arm["mean"] == pytest.approx(sum(values) / 2)
-    assert arm["ci_low"] <= arm["mean"] <= arm["ci_high"]
+    assert arm["ci_low"] <= arm["mean"] <= arm["ci_high"] and arm["too_few"]  # 2 seeds: t-interval, flagged
     metrics = {row["metric"] for row in results["comparisons"]}
-    assert {"final_val_target", "auc_val_target"} <= metrics
+    assert {"final_val_target", "auc_val_target", "tokens_to_target"} <= metrics
     assert all(row["arm"] == "curriculum" and row["baseline"] == "random" for row in results["comparisons"])
+    assert all(row["p_value"] is None and row["too_few_for_p"] for row in results["comparisons"])  # 2 seeds
     assert results["heldout_music"]["pitch_class_entropy"]
+
+
+def test_every_cell_is_sampled_with_and_without_copy_blocking(finished, experiment):
+    out, results = finished
+    for run in results["runs"]:
+        folder = out / run["run_dir"]
+        blocked = json.loads((folder / "samples" / "manifest.json").read_text())
+        unblocked = json.loads((folder / "samples-unblocked" / "manifest.json").read_text())
+        assert blocked["settings"]["copy_blocking"] and not unblocked["settings"]["copy_blocking"]
+        assert [r["seed"] for r in unblocked["samples"]] == [r["seed"] for r in blocked["samples"]]
+        if "same_as_blocked" in unblocked:  # nothing was blocked: the same seeds give the same samples
+            assert not any(r["copy_blocked_tokens"] for r in blocked["samples"])
+            for row in blocked["samples"]:
+                assert (folder / "samples" / row["file"]).read_bytes() == (folder / "samples-unblocked" / row["file"]).read_bytes()
+        assert len(run["novelty_unblocked"]["samples"]) == experiment.config.generate.n
+        assert run["summary"]["copy_rate_unblocked"] == run["novelty_unblocked"]["summary"]["copy_rate"]
+    novelty = results["arms"]["curriculum"]["novelty"]
+    assert novelty["n_samples_unblocked"] == 2 * experiment.config.generate.n
+    assert "cells" in novelty["data_copying_C_T_pooled"] and novelty["fresh_false_flag_rate"]
+    markdown = (out / "report.md").read_text()
+    assert "## Novelty" in markdown and "false flags on fresh music" in markdown
+
+
+def test_the_target_follows_the_rule_and_every_seed_counts(finished, experiment):
+    _, results = finished
+    target = results["target"]
+    assert target["source"] == "rule" and target["arm"] == "random"
+    assert target["at_tokens"] == experiment.config.train.tokens / 2
+    assert target["loss"] == pytest.approx(sum(target["per_seed"]) / 2)
+    for name, arm in results["arms"].items():
+        to_target = arm["summary"]["tokens_to_target"]
+        runs = [r for r in results["runs"] if r["arm"] == name]
+        assert to_target["n"] == len(runs) == 2  # seeds that never arrive are kept, at the budget
+        assert to_target["n_reached"] == sum(r["summary"]["reached_target"] for r in runs)
+        for run in runs:
+            if not run["summary"]["reached_target"]:
+                assert run["summary"]["tokens_to_target"] == experiment.config.train.tokens
+    assert any("too few for an interval" in w for w in results["warnings"])
+    assert any("no p-values" in w for w in results["warnings"])
 
 
 def test_reports_carry_the_numbers_of_results_json(finished):
@@ -135,7 +175,7 @@ def test_a_failing_arm_is_reported_and_the_others_finish(experiment, tmp_path, m
     assert results["arms"]["random"]["n_done"] == 1 and results["arms"]["curriculum"]["n_done"] == 2
     assert "random seed 1: RuntimeError: out of memory" in (tmp_path / "report.md").read_text()
     comparisons = [r for r in results["comparisons"] if r["metric"] == "final_val_target"]
-    assert comparisons[0]["n_pairs"] == 1 and comparisons[0]["p_value"] is None
+    assert comparisons[0]["n_pairs"] == 1 and comparisons[0]["p_value"] is None and comparisons[0]["d_z"] is None
     assert not math.isnan(results["arms"]["random"]["summary"]["final_val_target"]["mean"])
 
 

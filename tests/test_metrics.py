@@ -275,6 +275,121 @@ def test_matches_muspy_on_the_same_midi_file(tmp_path, name, resolution):
         assert ours[metric] == pytest.approx(value, rel=1e-12, abs=1e-12), metric
 
 
+def _quartet() -> Score:
+    """Four tracks in 3/4 (480 ticks per quarter), a unison passage between the two violins, rests,
+    and a pedal-off and a volume change 5 and 7 quarters after the last note."""
+    from symusic import ControlChange, Note, Tempo, TimeSignature, Track
+
+    tpq = 480
+    score = Score(tpq)
+    score.tempos.append(Tempo(0, qpm=100))
+    score.time_signatures.append(TimeSignature(0, 3, 4))
+    rng = np.random.default_rng(7)
+    for v, (low, program) in enumerate(((67, 40), (60, 40), (55, 41), (43, 42))):
+        track = Track(name=f"v{v}", program=program, is_drum=False)
+        time = 0
+        while time < 30 * tpq:
+            duration = int(rng.choice([0.5, 1, 1.5, 2]) * tpq)
+            pitch = int(low + rng.integers(0, 8))
+            if rng.random() < 0.15:
+                time += duration
+                continue
+            track.notes.append(Note(time, duration, pitch, 70))
+            time += duration
+        if v == 1:
+            for note in list(score.tracks[0].notes)[:6]:
+                track.notes.append(Note(note.time, note.duration, note.pitch, 60))
+        track.notes.sort()
+        if v == 3:
+            last = max(n.time + n.duration for n in track.notes)
+            track.controls.append(ControlChange(last + 5 * tpq + 37, 64, 0))
+            track.controls.append(ControlChange(last + 7 * tpq, 7, 90))
+        score.tracks.append(track)
+    return score
+
+
+# MusPy 0.5.0 on the file _quartet() writes: muspy.read_midi(path); adjust_resolution(r); metric.
+# The pitch metrics and polyphony do not depend on the end; the others run to the last control.
+_MUSPY_QUARTET = {
+    "pitch_range": 31,
+    "n_pitches_used": 28,
+    "n_pitch_classes_used": 12,
+    "pitch_entropy": 4.6091138088376535,
+    "pitch_class_entropy": 3.3711362828972824,
+    "scale_consistency": 0.6966292134831461,
+    "polyphony": 3.3225806451612905,
+    "polyphony_rate": 0.8028169014084507,
+    "empty_beat_rate": 0.11111111111111116,
+}
+_MUSPY_QUARTET_GROOVE = {24: 0.9734848484848485, 4: 0.8409090909090909}
+
+
+@pytest.mark.parametrize("resolution", [24, 4])
+def test_matches_muspy_on_a_multitrack_piece_with_trailing_controls(tmp_path, resolution):
+    path = tmp_path / "quartet.mid"
+    _quartet().dump_midi(path)
+    score = Score(path)
+    assert M.piece_end(score) == pytest.approx((max(n.time + n.duration for n in score.tracks[3].notes) + 7 * 480) / 480)
+    ours = M.compute_all(score_notes(score), bar_len=3.0, resolution=resolution, end=M.piece_end(score))
+    for metric, value in {**_MUSPY_QUARTET, "groove_consistency": _MUSPY_QUARTET_GROOVE[resolution]}.items():
+        assert ours[metric] == pytest.approx(value, rel=1e-12, abs=1e-12), metric
+    # without the end, the silence after the last note is not measured (what MusPy would not do)
+    plain = M.compute_all(score_notes(score), bar_len=3.0, resolution=resolution)
+    assert plain["empty_beat_rate"] == 0.0 and plain["polyphony_rate"] > ours["polyphony_rate"]
+    assert plain["polyphony"] == ours["polyphony"]
+
+
+def test_matches_muspy_itself_on_random_multitrack_pieces(tmp_path):
+    muspy = pytest.importorskip("muspy")
+    rng = np.random.default_rng(0)
+    for trial in range(25):
+        from symusic import ControlChange, Note, Track
+
+        score = Score(480)
+        for _ in range(int(rng.integers(1, 5))):
+            track = Track(program=int(rng.integers(0, 80)))
+            for _ in range(int(rng.integers(1, 40))):
+                track.notes.append(Note(int(rng.integers(0, 9600)), int(rng.integers(1, 1500)), int(rng.integers(40, 90)), 64))
+            if rng.random() < 0.5:
+                track.controls.append(ControlChange(int(rng.integers(0, 14000)), 64, 0))
+            score.tracks.append(track)
+        path = tmp_path / f"r{trial}.mid"
+        score.dump_midi(path)
+        read = Score(path)
+        ours = M.compute_all(score_notes(read), bar_len=4.0, resolution=12, end=M.piece_end(read))
+        music = muspy.read_midi(str(path))
+        music.adjust_resolution(12)
+        for metric in ("pitch_entropy", "scale_consistency", "polyphony", "polyphony_rate", "empty_beat_rate"):
+            assert ours[metric] == pytest.approx(getattr(muspy, metric)(music), abs=1e-12), (trial, metric)
+        assert ours["groove_consistency"] == pytest.approx(muspy.groove_consistency(music, 48), abs=1e-12), trial
+
+
+def _midi_with_a_hanging_note() -> bytes:
+    """One track, 480 ticks per quarter: C4 for a quarter, E4 switched on at 0 and never off, G4
+    for a quarter, then end of track two quarters later (hand-written MIDI bytes)."""
+    events = bytes(
+        [0x00, 0x90, 60, 80, 0x00, 0x90, 64, 80,  # C4 and E4 on at 0
+         0x83, 0x60, 0x80, 60, 0,  # +480: C4 off
+         0x00, 0x90, 67, 80,  # G4 on
+         0x83, 0x60, 0x80, 67, 0,  # +480: G4 off
+         0x87, 0x40, 0xFF, 0x2F, 0x00]  # +960: end of track
+    )  # fmt: skip
+    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big") + (480).to_bytes(2, "big")
+    return header + b"MTrk" + len(events).to_bytes(4, "big") + events
+
+
+def test_a_note_never_switched_off_is_dropped_where_muspy_closes_it():
+    # Deliberate difference (module docstring): symusic drops the hanging E4; MusPy's mido reader
+    # would hold it to the end of the track (tick 1920), which changes polyphony and its rate.
+    score = Score.from_midi(_midi_with_a_hanging_note())
+    notes = score_notes(score)
+    assert notes["pitch"].tolist() == [60, 67] and notes["duration"].tolist() == [1.0, 1.0]
+    assert M.polyphony(notes, 4) == 1.0
+    # MusPy 0.5.0 on the same bytes holds E4 over steps 0-16: (4 + 4 + 16) / 16 = 1.5
+    held = make_notes([0, 0, 1], [1, 4, 1], [60, 64, 67])
+    assert M.polyphony(held, 4) == 1.5
+
+
 # --- distribution comparison --------------------------------------------------------------------
 
 

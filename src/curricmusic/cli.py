@@ -211,9 +211,15 @@ def novelty(
     console.print(
         f"[green]{out_dir / 'novelty.html'}[/]: {summary['n']} samples, {summary['n_flagged']} flagged "
         f"(copy rate {summary['copy_rate']:.2f}), median rho {summary['rho_median']:.2f}, "
-        f"C_T {summary['data_copying_C_T'] if summary['data_copying_C_T'] is not None else 'n/a'}; "
+        f"C_T {summary['data_copying_C_T'] if summary['data_copying_C_T'] is not None else 'n/a'}, "
+        f"false flags on fresh music {_two(summary.get('fresh_false_flag_rate'))} (distance flag "
+        f"{'on' if summary['rho_flag'] else 'off: copied spans only'}); "
         f"embedder {report['embedder']['spec']} (weights {'real' if report['embedder']['weights_real'] else 'not real'})"
     )
+
+
+def _two(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 @app.command("compare")

@@ -138,3 +138,67 @@ def test_cli_novelty_and_compare(prepared, tmp_path):
     assert len(summary) == 2 and all(v["copy_rate"] == 0.5 for v in summary.values())
     bad = subprocess.run([*run, "novelty", str(folder), "--against", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "--against needs a run folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def two_styles(tmp_path_factory):
+    """A bank of two styles with very different distance scales: generated scales (held-out scales
+    sit very close to training ones) and random-walk tunes."""
+    root = tmp_path_factory.mktemp("styles")
+    (root / "tunes").mkdir()
+    for i in range(40):
+        (root / "tunes" / f"tune{i:02d}.mid").write_bytes(notes_to_score(walk(i), qpm=100).dumps_midi())
+    (root / "c.toml").write_text(
+        'name = "styles"\nkeys = ["C", "G", "a", "d"]\n[split]\nval = 0.2\ntest = 0.2\n'
+        '[[stages]]\nname = "scales"\nsource = "generated"\ngenerator = "scales"\noptions = { max_pieces = 24 }\n'
+        '[[stages]]\nname = "tunes"\nsource = "midi_dir"\npath = "tunes"\n'
+    )
+    from curricmusic.config import load_curriculum
+
+    return root, prepare(load_curriculum(root / "c.toml"), root / "prep", show_progress=False).data
+
+
+def test_fresh_music_is_not_flagged_and_transposed_retimed_copies_are(two_styles):
+    root, data = two_styles
+    folder = root / "mixed"
+    folder.mkdir(exist_ok=True)
+    for i in range(5):  # new tunes in the bank's style, and melodies in no style of the bank
+        (folder / f"fresh-in-{i}.mid").write_bytes(notes_to_score(walk(5000 + i), qpm=100).dumps_midi())
+        (folder / f"fresh-out-{i}.mid").write_bytes(notes_to_score(walk(6000 + i, steps=(-7, -5, 4, 5, 7, 12)), qpm=140).dumps_midi())
+    train = data.piece_notes("tunes", "train")
+    for i in range(5):  # training tunes, transposed and re-timed
+        notes = train[i].copy()
+        notes["pitch"] += 4 if i % 2 else -3
+        factor = 1.5 if i % 2 else 0.75
+        notes["onset"] *= factor
+        notes["duration"] *= factor
+        (folder / f"copy-{i}.mid").write_bytes(notes_to_score(notes, qpm=80).dumps_midi())
+    settings = NoveltySection(embedder="audio-features", max_seconds=20)
+    report = score_novelty(folder, data.root, root / "out", settings, show_progress=False)
+    flagged = {row["file"]: row for row in report["samples"] if row["flagged"]}
+    assert sorted(flagged) == [f"copy-{i}.mid" for i in range(5)]
+    assert all("copied" in "; ".join(row["flag_reasons"]) for row in flagged.values())
+    calibration = report["calibration"]
+    # the audio features place transposed, re-timed copies no closer than held-out music: the
+    # distance ratio does not flag, and the report says why
+    assert not calibration["rho_flag"] and "cannot tell" in calibration["rho_flag_reason"]
+    assert calibration["separation_auc"] < 0.9
+    assert set(calibration["rho_scale"]["by_nearest_stage"]) >= {"*"}
+    assert calibration["probe"]["copies"]["flagged"] == 1.0
+    assert calibration["probe"]["fresh_out_of_style"]["flagged"] == 0.0
+    assert report["summary"]["fresh_false_flag_rate"] <= 0.1
+    assert "Calibration of the flag" in (root / "out" / "novelty.html").read_text()
+
+
+def test_stratified_rho_keeps_new_melodies_near_scales_from_looking_like_copies(two_styles):
+    # the scales stage holds pieces that sit very close to each other; a pooled median would give
+    # every new melody whose nearest neighbour is a scale a tiny rho
+    root, data = two_styles
+    folder = root / "near-scales"
+    folder.mkdir(exist_ok=True)
+    for i in range(6):
+        (folder / f"m{i}.mid").write_bytes(notes_to_score(walk(7000 + i, n=32, steps=(-2, -1, 1, 2)), qpm=120).dumps_midi())
+    report = score_novelty(folder, data.root, root / "out2", NoveltySection(embedder="audio-features", max_seconds=20), show_progress=False)
+    assert not any(row["flagged"] for row in report["samples"])
+    near_scale = [row["rho"] for row in report["samples"] if row["nearest"]["stage"] == "scales"]
+    assert all(rho > calibrated for rho, calibrated in zip(near_scale, [report["calibration"]["rho_threshold"]] * len(near_scale), strict=True))

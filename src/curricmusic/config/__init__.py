@@ -9,6 +9,7 @@ from curricmusic.common.frozen import (
 )
 from curricmusic.config.curriculum import (
     MUSIC21_COLLECTIONS,
+    MUSIC21_PARTS,
     CurriculumConfig,
     GeneratedStage,
     MidiDirStage,
@@ -49,6 +50,7 @@ __all__ = [
     "load_toml",
     "validate",
     "MUSIC21_COLLECTIONS",
+    "MUSIC21_PARTS",
     "CurriculumConfig",
     "GeneratedStage",
     "MidiDirStage",

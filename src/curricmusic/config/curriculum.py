@@ -27,16 +27,28 @@ __all__ = [
     "StageConfig",
     "CurriculumConfig",
     "MUSIC21_COLLECTIONS",
+    "MUSIC21_PARTS",
     "load_curriculum",
     "check_curriculum",
     "curriculum_from_midi_dir",
 ]
 
 class SplitSettings(FrozenModel):
-    """Fractions of each stage's pieces held out, assigned from the content hash (stable)."""
+    """Fractions held out, by whole tune groups (see ``curricmusic.data.tunes``) or by piece.
+
+    ``by = "tune"`` (default) keeps every piece that shares a melody with another, in any key or
+    rhythm (Jaccard of top-line interval 5-grams >= ``tune_threshold``), on one side of the
+    split, across stages too; ``by = "content"`` splits piece by piece (exact duplicates only).
+    Generated stages split by content unless the stage says ``split_by = "tune"``: their pieces
+    are one exercise in many keys, octaves and rhythms, so a tune split would hold out a whole
+    exercise type (every major scale) and the held-out pieces would no longer test the unseen
+    keys and rhythms of the exercises the stage teaches.
+    """
 
     val: float = Field(0.1, ge=0.0, lt=0.5)
     test: float = Field(0.1, ge=0.0, lt=0.5)
+    by: Literal["tune", "content"] = "tune"
+    tune_threshold: float = Field(0.3, gt=0.0, le=1.0)
 
 
 class PieceFilters(FrozenModel):
@@ -57,6 +69,8 @@ NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 class _StageBase(FrozenModel):
     name: str = Field(pattern=NAME_PATTERN)
     limit: int | None = Field(None, ge=1, description="keep at most this many pieces")
+    # None: "content" for generated stages, else the curriculum's split.by (see SplitSettings)
+    split_by: Literal["tune", "content"] | None = None
 
 
 class GeneratedStage(_StageBase):
@@ -75,6 +89,13 @@ MUSIC21_COLLECTIONS: dict[str, tuple[str, ...]] = {
     "ryans_mammoth": ("ryansMammoth/*.abc",),
     "oneills1850": ("oneills1850/*.abc",),
 }
+
+# name -> (fewest, most) parts with notes a piece of the collection may have. The bach/bwv* glob
+# also matches a Well-Tempered Clavier prelude (bwv846, 2 piano staves) and cantata movements
+# whose chorale comes with its instruments (6-15 parts: trumpets, timpani, strings); keeping 4-5
+# parts keeps the four-voice chorales, those with one obbligato line or continuo, and the
+# five-voice ones (README "Data": 381 of the 410 files).
+MUSIC21_PARTS: dict[str, tuple[int, int]] = {"bach_chorales": (4, 5)}
 
 
 class Music21Stage(_StageBase):

@@ -130,9 +130,15 @@ class NoveltySection(FrozenModel):
     fallback: bool = True  # no CLAP weights: use audio-features and say so in the report
     bank_stages: list[str] | None = None  # stages whose training pieces form the bank (default all)
     max_seconds: float | None = Field(60.0, gt=0, description="audio rendered per piece (None: all)")
-    rho_threshold: float = Field(0.5, gt=0)
+    # rho flag: None = calibrated, the flag_quantile of the held-out pieces' own rho; used only when
+    # the embedder places known copies closer than held-out music (probe AUC >= min_probe_auc)
+    rho_threshold: float | None = Field(None, gt=0)
+    flag_quantile: float = Field(0.02, gt=0, lt=0.5)
+    probe_copies: int = Field(16, ge=0, description="training pieces transposed and re-timed to test the embedder")
+    min_probe_auc: float = Field(0.9, ge=0.5, le=1.0)
     max_copied_bars: float = Field(4.0, gt=0)
     tau_quantile: float = Field(0.1, gt=0, lt=1)
+    ct_min_cell: int = Field(10, ge=2, description="generated samples a cell needs to enter C_T (the paper: 20)")
 
 
 class SlurmSection(FrozenModel):
@@ -151,7 +157,9 @@ class ExperimentConfig(FrozenModel):
     curriculum: Path
     prepared: Path | None = None  # default: the cache folder of the curriculum
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    target_loss: float | None = Field(None, gt=0, description="val loss that counts as 'reached'")
+    target_loss: float | None = Field(
+        None, gt=0, description="val loss that counts as 'reached' (default: the random arm's mean at half the budget)"
+    )
     model: ModelSection = Field(default_factory=ModelSection)
     train: TrainSection
     arms: list[ArmConfig] = Field(min_length=1)

@@ -1,4 +1,4 @@
-"""``curricmusic data prepare``: sources -> parse -> dedup + split -> difficulty -> tokens -> cache.
+"""``curricmusic data prepare``: sources -> parse -> dedup -> tune groups + split -> tokens -> cache.
 
 The whole folder is built beside its destination and swapped into place at the end, so a killed
 preparation leaves the previous folder intact. A folder whose fingerprint (curriculum, tokenizer,
@@ -30,13 +30,15 @@ from curricmusic.config import CurriculumConfig, MidiDirStage, Music21Stage, con
 from curricmusic.data.prepared import MANIFEST_FORMAT, SPLITS, PreparedData, split_paths
 from curricmusic.data.process import ProcessedPiece, Skipped, process_item
 from curricmusic.data.sources import SourceItem, stage_items, unique_ids
+from curricmusic.data.splits import assign_split, group_keys, group_splits
+from curricmusic.data.tunes import SHINGLE_SIZE, tune_groups
 from curricmusic.music.notes import NOTE_DTYPE
 from curricmusic.music.tokenizers import build_tokenizer, save_tokenizer, tokenizer_hash
 
 __all__ = ["prepare", "assign_split", "PrepareOutcome"]
 
 # Bump when the pipeline's output changes for the same inputs (forces a rebuild).
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 _CHUNK = 16
 
 
@@ -44,20 +46,6 @@ _CHUNK = 16
 class PrepareOutcome:
     data: PreparedData
     reused: bool
-
-
-def assign_split(content_hash: str, val: float, test: float) -> str:
-    """``test`` if u < test, ``val`` if u < test + val, else ``train``; u in [0, 1) from the hash."""
-    u = int(content_hash[:12], 16) / float(16**12)
-    if u < test:
-        return "test"
-    if u < test + val:
-        return "val"
-    return "train"
-
-
-def _split_position(content_hash: str) -> float:
-    return int(content_hash[:12], 16) / float(16**12)
 
 
 # ---- parallel processing ------------------------------------------------------------------
@@ -145,19 +133,62 @@ def _is_current(out_dir: Path, fingerprint: str) -> bool:
     )
 
 
-def _assign_splits(pieces: list[ProcessedPiece], config: CurriculumConfig) -> dict[str, list[ProcessedPiece]]:
-    """Hash-based splits; a stage of 3+ pieces always keeps one val (and one test) piece."""
-    splits: dict[str, list[ProcessedPiece]] = {name: [] for name in SPLITS}
-    for piece in pieces:
-        splits[assign_split(piece.content_hash, config.split.val, config.split.test)].append(piece)
-    for split, fraction in (("val", config.split.val), ("test", config.split.test)):
-        if fraction > 0 and not splits[split] and len(splits["train"]) >= 3:
-            moved = min(splits["train"], key=lambda p: _split_position(p.content_hash))
-            splits["train"].remove(moved)
-            splits[split].append(moved)
-    for split in SPLITS:
-        splits[split].sort(key=lambda p: (p.difficulty, p.piece_id))
-    return splits
+def _split_by(stage, config: CurriculumConfig) -> str:
+    if stage.split_by is not None:
+        return stage.split_by
+    return "content" if stage.source == "generated" else config.split.by
+
+
+def _assign_splits(
+    by_stage: dict[str, list[ProcessedPiece]], config: CurriculumConfig
+) -> tuple[dict[str, dict[str, list[ProcessedPiece]]], dict[str, str], dict]:
+    """Splits of every stage by whole tune groups (or piece by piece), and what was grouped.
+
+    Returns ``(splits[stage][split] -> pieces, group key of each piece id, manifest record)``.
+    """
+    pieces = [piece for stage_pieces in by_stage.values() for piece in stage_pieces]
+    rule = {stage.name: _split_by(stage, config) for stage in config.stages}
+    tuned = [i for i, p in enumerate(pieces) if rule[p.stage] == "tune"]
+    groups = np.arange(len(pieces))  # by content: every piece its own group
+    if tuned:
+        linked = tune_groups([pieces[i].tune for i in tuned], config.split.tune_threshold)
+        groups[tuned] = np.asarray(tuned)[linked]  # a group's index is its first piece's
+    keys = [p.content_hash for p in pieces]
+    chosen = group_splits([p.stage for p in pieces], keys, groups, config.split.val, config.split.test)
+    named = group_keys(keys, groups)
+    splits: dict[str, dict[str, list[ProcessedPiece]]] = {
+        name: {split: [] for split in SPLITS} for name in by_stage
+    }
+    for piece, split in zip(pieces, chosen, strict=True):
+        splits[piece.stage][split].append(piece)
+    for stage_splits in splits.values():
+        for split in SPLITS:
+            stage_splits[split].sort(key=lambda p: (p.difficulty, p.piece_id))
+    members: dict[str, list[int]] = {}
+    for i, key in enumerate(named):
+        members.setdefault(key, []).append(i)
+    merged = {key: idx for key, idx in members.items() if len(idx) > 1}
+    record = {
+        "by": rule,
+        "method": (
+            f"by tune: top-line interval {SHINGLE_SIZE}-grams, Jaccard >= {config.split.tune_threshold:g}, "
+            "connected components across the stages split by tune; by content: one piece per group. "
+            "A group goes to one split, from the hash of its smallest content hash"
+        ),
+        "n_pieces": len(pieces),
+        "n_groups": len(members),
+        "n_merged_groups": len(merged),
+        "n_pieces_merged": sum(len(idx) for idx in merged.values()),
+        "merged_groups": [
+            {
+                "key": key,
+                "split": chosen[idx[0]],
+                "pieces": [pieces[i].piece_id for i in idx],
+            }
+            for key, idx in sorted(merged.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        ],
+    }
+    return splits, {p.piece_id: key for p, key in zip(pieces, named, strict=True)}, record
 
 
 def _midi_relpath(piece: ProcessedPiece) -> Path:
@@ -165,7 +196,9 @@ def _midi_relpath(piece: ProcessedPiece) -> Path:
     return Path("midi") / f"{safe}.mid"
 
 
-def _write_split(root: Path, stage: str, split: str, pieces: list[ProcessedPiece]) -> dict:
+def _write_split(
+    root: Path, stage: str, split: str, pieces: list[ProcessedPiece], tune_of: dict[str, str]
+) -> dict:
     paths = split_paths(root, stage, split)
     token_offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
     note_offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
@@ -192,6 +225,7 @@ def _write_split(root: Path, stage: str, split: str, pieces: list[ProcessedPiece
                 "path": path,
                 "origin": piece.origin,
                 "content_hash": piece.content_hash,
+                "tune_group": tune_of[piece.piece_id],
                 "source_hash": piece.source_hash,
                 "difficulty": float(piece.difficulty),  # NaN is written as null
                 "features": dict(piece.features),
@@ -284,15 +318,21 @@ def prepare(
         save_tokenizer(config.tokenizer, build / "tokenizer.json")
         vocab_size = len(build_tokenizer(config.tokenizer))
         stages = []
+        all_splits, tune_of, tunes = _assign_splits(by_stage, config)
         for stage in config.stages:
-            splits = _assign_splits(by_stage[stage.name], config)
+            splits = all_splits[stage.name]
             stage_skipped = [s for s in skipped if s.stage == stage.name]
             stages.append(
                 {
                     "name": stage.name,
                     "source": stage.source,
                     "n_candidates": sum(1 for item in items if item.stage == stage.name),
-                    "splits": {split: _write_split(build, stage.name, split, splits[split]) for split in SPLITS},
+                    "splits": {
+                        split: _write_split(build, stage.name, split, splits[split], tune_of) for split in SPLITS
+                    },
+                    "n_tune_groups": {
+                        split: len({tune_of[p.piece_id] for p in splits[split]}) for split in SPLITS
+                    },
                     "n_skipped": len(stage_skipped),
                 }
             )
@@ -316,6 +356,7 @@ def prepare(
                 "settings": config.tokenizer.model_dump(mode="json"),
             },
             "stages": stages,
+            "tunes": tunes,
             "skipped": [{"stage": s.stage, "id": s.piece_id, "path": s.path, "reason": s.reason} for s in skipped],
         }
         write_json(build / "manifest.json", manifest)

@@ -16,6 +16,7 @@ from symusic import Score
 from curricmusic.config import PieceFilters
 from curricmusic.data.difficulty import difficulty_features, difficulty_score
 from curricmusic.data.sources import SourceItem
+from curricmusic.data.tunes import tune_fingerprint
 from curricmusic.music.notes import (
     bar_length,
     piano_reduction,
@@ -47,6 +48,7 @@ class ProcessedPiece:
     seconds: float
     midi: bytes | None  # bytes to keep in the prepared folder (pieces with no file of their own)
     meta: dict = field(default_factory=dict)
+    tune: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))  # (n_shingles,) melody fingerprint
 
 
 @dataclass
@@ -75,6 +77,8 @@ def process_item(item: SourceItem, tokenizer: Tokenizer, filters: PieceFilters) 
     def skip(reason: str) -> Skipped:
         return Skipped(item.stage, item.piece_id, where, reason)
 
+    if item.excluded:
+        return skip(item.excluded)
     if item.midi is not None:
         data = item.midi
     else:
@@ -132,4 +136,5 @@ def process_item(item: SourceItem, tokenizer: Tokenizer, filters: PieceFilters) 
         seconds=seconds,
         midi=data if item.path is None else None,
         meta=item.meta,
+        tune=tune_fingerprint(notes),
     )

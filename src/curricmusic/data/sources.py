@@ -26,6 +26,7 @@ from curricmusic.common.paths import cache_dir
 from curricmusic.common.workers import worker_initializer
 from curricmusic.config import (
     MUSIC21_COLLECTIONS,
+    MUSIC21_PARTS,
     CurriculumConfig,
     GeneratedStage,
     MidiDirStage,
@@ -40,6 +41,7 @@ __all__ = [
     "music21_items",
     "midi_dir_items",
     "music21_collection_files",
+    "parts_rule",
     "curriculum_keys",
 ]
 
@@ -64,6 +66,7 @@ class SourceItem:
     midi: bytes | None = None
     path: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    excluded: str | None = None  # why the collection's rule leaves it out (skipped with this reason)
 
     @property
     def fingerprint(self) -> str:
@@ -141,6 +144,26 @@ def music21_collection_files(collection: str) -> list[Path]:
     for pattern in MUSIC21_COLLECTIONS[collection]:
         files.update(root.glob(pattern))
     return sorted(files)
+
+
+def parts_rule(collection: str, midi: bytes) -> str | None:
+    """Why a converted piece falls outside its collection's part count (None: it is inside).
+
+    A part is a MIDI track with at least one note (music21 writes one track per part).
+    """
+    if collection not in MUSIC21_PARTS or not midi:
+        return None
+    from symusic import Score
+
+    try:
+        score = Score.from_midi(midi)
+    except Exception:  # noqa: BLE001 - a broken file is skipped later with its own reason
+        return None
+    parts = sum(1 for track in score.tracks if track.note_num() > 0)
+    low, high = MUSIC21_PARTS[collection]
+    if low <= parts <= high:
+        return None
+    return f"{collection} keeps {low}-{high} parts ({parts} parts)"
 
 
 def _conversion_key(path: Path) -> str:
@@ -251,6 +274,7 @@ def music21_items(
                     piece_id=f"{stage.name}/{local}",
                     origin=f"music21:{path.parent.name}/{path.name}" + (f"#{local.split('/')[-1]}" if "/" in local else ""),
                     midi=data,
+                    excluded=parts_rule(stage.collection, data),
                 )
             )
     return items[: stage.limit] if stage.limit else items
@@ -277,6 +301,8 @@ def unique_ids(items: Sequence[SourceItem]) -> list[SourceItem]:
         count = seen.get(item.piece_id, 0)
         seen[item.piece_id] = count + 1
         if count:
-            item = SourceItem(item.stage, f"{item.piece_id}~{count}", item.origin, item.midi, item.path, item.meta)
+            item = SourceItem(
+                item.stage, f"{item.piece_id}~{count}", item.origin, item.midi, item.path, item.meta, item.excluded
+            )
         out.append(item)
     return out

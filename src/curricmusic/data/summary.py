@@ -49,6 +49,13 @@ def print_summary(data: PreparedData) -> None:
             str(stage["n_skipped"]),
         )
     console.print(table)
+    tunes = data.manifest.get("tunes")
+    if tunes:
+        by_tune = [name for name, rule in tunes["by"].items() if rule == "tune"]
+        console.print(
+            f"split by tune: {', '.join(by_tune) or 'no stage'} ({tunes['n_pieces_merged']} pieces share a tune "
+            f"with another, in {tunes['n_merged_groups']} groups, each kept on one side of the split)"
+        )
     reasons = Counter(_reason_kind(s["reason"]) for s in data.manifest["skipped"])
     if reasons:
         listed = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common(6))

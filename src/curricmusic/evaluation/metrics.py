@@ -9,12 +9,23 @@ read from the file and brought to that resolution with ``adjust_resolution`` hol
 
     start = round(onset * resolution),  end = round((onset + duration) * resolution)
 
-(Python's ``round``: half to even). Differences from MusPy, all deliberate:
+(Python's ``round``: half to even). The piece's length (the time steps of ``polyphony_rate``,
+the beats of ``empty_beat_rate``, the measures of ``groove_consistency``) runs, as in MusPy, to
+the piece's last event: pass ``end`` (from :func:`piece_end`: the latest note end or control
+change of any track), else the latest note end is used. On the same notes and ``end``, every
+metric equals MusPy's (``tests/test_metrics.py`` checks this against MusPy itself when it is
+installed, on multi-track pieces with trailing control changes). Differences, all deliberate
+and each pinned by a test:
 
 - ``pitch_range`` is NaN for an empty piece (MusPy: 0).
 - Drum notes are not in the note array, so they count nowhere; MusPy lets drum tracks count in
   ``empty_beat_rate``, ``groove_consistency`` and the piece length that divides
-  ``polyphony_rate``, and ignores them everywhere else.
+  ``polyphony_rate``, and ignores them everywhere else. (:func:`piece_end` does count drum
+  tracks, so the length agrees.)
+- The notes are what symusic reads from a MIDI file: a note-on that is never closed is dropped.
+  MusPy's MIDI reader (mido backend) closes it at the end of its track, so on such a file MusPy
+  measures a note that no player sounds (``polyphony`` of a string quartet exported by music21
+  with hanging notes: 11.69 here, 11.82 in MusPy).
 
 Distribution comparison follows Yang & Lerch (2018), "On the evaluation of generative models in
 music": :func:`kde_overlap` and :func:`kde_kl_divergence` compare two 1-D samples (e.g. a
@@ -40,6 +51,7 @@ __all__ = [
     "PIECE_METRICS",
     "PieceContext",
     "compute_all",
+    "piece_end",
     "time_steps",
     "pitch_range",
     "n_pitches_used",
@@ -92,6 +104,30 @@ def time_steps(
     start = np.rint(np.round(onset * resolution, 6)).astype(np.int64)
     end = np.rint(np.round(offset * resolution, 6)).astype(np.int64)
     return start, end
+
+
+def piece_end(score) -> float:
+    """The piece's last event in quarter notes, as MusPy measures a piece's length: the latest note
+    end or control change (pedal, volume, ...) of any track, drum tracks included.
+
+    ``score`` is a tick-based ``symusic.Score``. 0.0 for a piece with no note and no control.
+    """
+    last = 0
+    for track in score.tracks:
+        if track.note_num():
+            notes = track.notes.numpy()
+            last = max(last, int((notes["time"] + notes["duration"]).max()))
+        if len(track.controls):
+            last = max(last, int(track.controls.numpy()["time"].max()))
+    return last / float(score.tpq)
+
+
+def _length(end_steps: np.ndarray, end: float | None, resolution: int) -> int:
+    """Time steps of the piece: the latest note end, or ``end`` (quarters) when it is later."""
+    length = int(end_steps.max(initial=0))
+    if end is not None:
+        length = max(length, int(np.rint(np.round(end * resolution, 6))))
+    return length
 
 
 def _pitches(notes: np.ndarray) -> np.ndarray:
@@ -239,55 +275,59 @@ def polyphony(notes: np.ndarray, resolution: int = DEFAULT_RESOLUTION) -> float:
 
 
 def polyphony_rate(
-    notes: np.ndarray, resolution: int = DEFAULT_RESOLUTION, threshold: int = 2
+    notes: np.ndarray, resolution: int = DEFAULT_RESOLUTION, threshold: int = 2, end: float | None = None
 ) -> float:
     """``#(time steps with more than `threshold` pitches on) / #(time steps)``.
 
     On the binary pianoroll as in :func:`polyphony`; the time steps are ``[0, length)`` with
-    ``length`` the latest note end. MusPy's default ``threshold=2`` counts steps with *three* or
-    more pitches on (its comparison is strict). NaN when ``length`` is 0.
+    ``length`` the piece's end (``end`` in quarters, else the latest note end). MusPy's default
+    ``threshold=2`` counts steps with *three* or more pitches on (its comparison is strict). NaN
+    when ``length`` is 0.
     """
     lengths, counts, length = _pitch_activity(notes, resolution)
+    length = _length(np.array([length]), end, resolution)
     if length < 1:
         return _NAN
     return float(lengths[counts > threshold].sum() / length)
 
 
-def empty_beat_rate(notes: np.ndarray, resolution: int = DEFAULT_RESOLUTION) -> float:
+def empty_beat_rate(notes: np.ndarray, resolution: int = DEFAULT_RESOLUTION, end: float | None = None) -> float:
     """``1 - #(beats touched by a note) / #(beats)``, as MusPy defines it.
 
-    With ``length`` the latest note end in time steps, the beats are ``0 .. length // resolution``
+    With ``length`` the piece's end in time steps (``end`` in quarters, else the latest note
+    end), the beats are ``0 .. length // resolution``
     (so ``length // resolution + 1`` of them, the last possibly partial). A note touches every
     beat from ``start // resolution`` to ``end // resolution`` *inclusive*: a note ending exactly
     on a beat also touches that beat (MusPy's convention). A beat is empty when no note touches
     it. NaN when ``length`` is 0 (no note, or only zero-length notes at time 0).
     """
-    start, end = time_steps(notes, resolution)
-    length = int(end.max(initial=0))
+    start, stop = time_steps(notes, resolution)
+    length = _length(stop, end, resolution)
     if length < 1:
         return _NAN
     n_beats = length // resolution + 1
     cover = np.zeros(n_beats + 1, dtype=np.int64)
     np.add.at(cover, start // resolution, 1)
-    np.add.at(cover, end // resolution + 1, -1)
+    np.add.at(cover, stop // resolution + 1, -1)
     touched = np.count_nonzero(np.cumsum(cover)[:-1] > 0)
     return 1.0 - touched / n_beats
 
 
 def groove_consistency(
-    notes: np.ndarray, measure_resolution: int, resolution: int = DEFAULT_RESOLUTION
+    notes: np.ndarray, measure_resolution: int, resolution: int = DEFAULT_RESOLUTION, end: float | None = None
 ) -> float:
     """``1 - 1 / (T - 1) * sum_{i=1}^{T-1} d(G_i, G_{i+1}) / measure_resolution``, as in MusPy.
 
     ``G_i`` is the binary onset vector of measure ``i`` (length ``measure_resolution`` time steps:
     a one where a note starts), ``d`` the Hamming distance, and ``T = length // measure_resolution
-    + 1`` measures with ``length`` the latest note end in time steps at ``resolution`` per quarter
-    (``measure_resolution = bar_len * resolution`` for a constant meter). NaN when ``T < 2``.
+    + 1`` measures with ``length`` the piece's end in time steps at ``resolution`` per quarter
+    (``end`` in quarters, else the latest note end; ``measure_resolution = bar_len * resolution``
+    for a constant meter). NaN when ``T < 2``.
     """
     if measure_resolution < 1:
         raise ValueError(f"measure_resolution must be a positive integer, got {measure_resolution}")
-    start, end = time_steps(notes, resolution)
-    length = int(end.max(initial=0))
+    start, stop = time_steps(notes, resolution)
+    length = _length(stop, end, resolution)
     n_measures = length // measure_resolution + 1
     if n_measures < 2:
         return _NAN
@@ -307,6 +347,7 @@ class PieceContext(NamedTuple):
     bar_len: float  # quarters per bar
     key: Key | None  # None: estimated from the notes with :func:`estimate_key`
     resolution: int  # time steps per quarter
+    end: float | None = None  # the piece's last event in quarters (None: the latest note end)
 
     @property
     def measure_resolution(self) -> int:
@@ -338,10 +379,10 @@ PIECE_METRICS: Mapping[str, Callable[[np.ndarray, PieceContext], float]] = Mappi
         "in_key_rate": _in_key,
         "note_density": lambda notes, ctx: note_density(notes),
         "polyphony": lambda notes, ctx: polyphony(notes, ctx.resolution),
-        "polyphony_rate": lambda notes, ctx: polyphony_rate(notes, ctx.resolution),
-        "empty_beat_rate": lambda notes, ctx: empty_beat_rate(notes, ctx.resolution),
+        "polyphony_rate": lambda notes, ctx: polyphony_rate(notes, ctx.resolution, end=ctx.end),
+        "empty_beat_rate": lambda notes, ctx: empty_beat_rate(notes, ctx.resolution, ctx.end),
         "groove_consistency": lambda notes, ctx: groove_consistency(
-            notes, ctx.measure_resolution, ctx.resolution
+            notes, ctx.measure_resolution, ctx.resolution, ctx.end
         ),
     }
 )
@@ -353,13 +394,15 @@ def compute_all(
     key: Key | None = None,
     *,
     resolution: int = DEFAULT_RESOLUTION,
+    end: float | None = None,
 ) -> dict[str, float]:
     """Every metric of :data:`PIECE_METRICS` for one piece, by name.
 
     ``bar_len`` is in quarters (``bar_len * resolution`` must be a whole number of steps);
-    ``key=None`` lets ``in_key_rate`` use :func:`estimate_key`.
+    ``key=None`` lets ``in_key_rate`` use :func:`estimate_key`; ``end`` is the piece's last
+    event in quarters (:func:`piece_end`), None for the latest note end.
     """
-    ctx = PieceContext(bar_len=float(bar_len), key=key, resolution=int(resolution))
+    ctx = PieceContext(bar_len=float(bar_len), key=key, resolution=int(resolution), end=end)
     return {name: float(metric(notes, ctx)) for name, metric in PIECE_METRICS.items()}
 
 

@@ -1,6 +1,26 @@
-"""Statistics for comparing arms over seeds: bootstrap intervals, paired tests, Holm correction.
+"""Statistics over seeds that stay honest at few seeds: intervals, censored times, paired effects.
 
 Pure functions of their inputs (and a seed where they resample); NaN where undefined.
+
+Intervals
+    :func:`t_interval` is ``mean +- t_{n-1, (1+c)/2} s / sqrt(n)``; :func:`bca_interval` is
+    ``scipy.stats.bootstrap``'s bias-corrected and accelerated interval (not defined below 3
+    values). A percentile bootstrap over 2 seeds is ``[min, max]``, an interval that looks tight
+    and covers far less than 95%; neither of these does that.
+
+Times to a target (censored)
+    A seed that never reaches the target within the budget is *censored* at the budget, never
+    dropped: :func:`time_to_target` gives ``(time, reached)``; :func:`kaplan_meier` the survival
+    curve ``S(t) = P(not reached by t)``; :func:`km_median` the first time with ``S <= 1/2`` (NaN
+    while more than half never arrive); :func:`restricted_mean` the restricted mean time
+    ``RMST(h) = integral_0^h S(t) dt`` (an arm whose seeds never arrive scores the budget ``h``).
+
+Paired effects
+    :func:`paired_effect` compares two arms seed by seed: mean difference with its t-interval,
+    ratio (geometric mean of the per-seed ratios, t-interval on the log scale) and ``d_z`` (mean
+    difference over the standard deviation of the differences). The paired t-test's p-value is
+    given from :data:`MIN_PAIRS_FOR_P` pairs on (a 1-df t-test on two seeds is no evidence);
+    :func:`holm` corrects a family of them.
 """
 
 from __future__ import annotations
@@ -10,50 +30,256 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "paired_comparison", "holm", "area_under_curve", "first_reaching"]
+# a 1-D series of numbers: a list or an array
+Floats = Sequence[float] | np.ndarray
+Bools = Sequence[bool] | np.ndarray
+
+__all__ = [
+    "MIN_SEEDS_FOR_CI",
+    "MIN_PAIRS_FOR_P",
+    "finite",
+    "t_interval",
+    "bca_interval",
+    "mean_ci",
+    "time_to_target",
+    "kaplan_meier",
+    "km_median",
+    "restricted_mean",
+    "censored_summary",
+    "value_at",
+    "paired_effect",
+    "holm",
+    "area_under_curve",
+    "first_reaching",
+]
+
+#: Fewer seeds than this: the report shows the values, not an interval that looks solid.
+MIN_SEEDS_FOR_CI = 3
+#: Fewer complete pairs than this: no p-value.
+MIN_PAIRS_FOR_P = 5
+
+_NAN = float("nan")
 
 
-def bootstrap_ci(
-    values: Sequence[float], confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Mean and percentile-bootstrap confidence interval ``(mean, low, high)`` of ``values``.
+def finite(values: Sequence[float | None] | np.ndarray) -> np.ndarray:
+    """The finite values as float64 (None, NaN and inf dropped)."""
+    return np.asarray(
+        [v for v in values if v is not None and math.isfinite(float(v))], dtype=np.float64
+    )
 
-    Non-finite values are dropped. One value gives ``(v, v, v)``; none gives NaNs. The interval is
-    the (1 - confidence) / 2 and (1 + confidence) / 2 quantiles of the means of ``n_resamples``
-    resamples with replacement (Efron's percentile method).
+
+def t_interval(values: Floats, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)``: ``mean +- t_{n-1, (1 + confidence) / 2} * s / sqrt(n)``.
+
+    ``s`` is the sample standard deviation (ddof 1). Non-finite values are dropped. One value
+    gives ``(v, NaN, NaN)``, none gives NaNs; identical values give a zero-width interval.
     """
-    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    from scipy import stats
+
+    data = finite(values)
     if data.size == 0:
-        return (math.nan, math.nan, math.nan)
+        return (_NAN, _NAN, _NAN)
     mean = float(data.mean())
     if data.size == 1:
+        return (mean, _NAN, _NAN)
+    half = float(stats.t.ppf((1 + confidence) / 2, data.size - 1)) * float(data.std(ddof=1)) / math.sqrt(data.size)
+    return (mean, mean - half, mean + half)
+
+
+def bca_interval(
+    values: Floats, confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0
+) -> tuple[float, float, float]:
+    """``(mean, low, high)`` from ``scipy.stats.bootstrap(method="BCa")`` of the mean.
+
+    NaN interval below 3 finite values, and ``(v, v, v)``-like zero width when all are equal.
+    """
+    from scipy import stats
+
+    data = finite(values)
+    if data.size == 0:
+        return (_NAN, _NAN, _NAN)
+    mean = float(data.mean())
+    if data.size < 3:
+        return (mean, _NAN, _NAN)
+    if np.ptp(data) == 0:
         return (mean, mean, mean)
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(n_resamples, data.size))].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return (mean, float(low), float(high))
+    result = stats.bootstrap(
+        (data,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+        method="BCa", random_state=np.random.default_rng(seed),
+    )  # fmt: skip
+    interval = result.confidence_interval
+    return (mean, float(interval.low), float(interval.high))
 
 
-def paired_comparison(treatment: Sequence[float], control: Sequence[float], seed: int = 0) -> dict:
-    """Paired differences ``treatment - control`` (same seeds): mean, 95% bootstrap CI, p-value.
+def mean_ci(values: Sequence[float | None], confidence: float = 0.95) -> dict:
+    """Mean, t-interval, count and the values as given (for results.json)."""
+    data = finite(values)
+    mean, low, high = t_interval(data, confidence)
+    return {
+        "n": int(data.size),
+        "mean": mean,
+        "sd": float(data.std(ddof=1)) if data.size > 1 else _NAN,
+        "ci_low": low,
+        "ci_high": high,
+        "interval": "t",
+        "too_few": bool(data.size < MIN_SEEDS_FOR_CI),
+        "values": [float(v) if v is not None else _NAN for v in values],
+    }
 
-    The p-value is the two-sided paired t-test's (scipy.stats.ttest_rel); with fewer than two
-    complete pairs, or zero variance of the differences, it is NaN.
+
+# --- times to a target ---------------------------------------------------------------------------
+
+
+def first_reaching(x: Sequence[float], y: Sequence[float | None], target: float) -> float:
+    """The first x at which y <= target (no interpolation); NaN if it never does."""
+    for a, b in zip(x, y, strict=True):
+        if b is not None and math.isfinite(b) and b <= target:
+            return float(a)
+    return _NAN
+
+
+def time_to_target(
+    x: Sequence[float], y: Sequence[float | None], target: float, budget: float
+) -> tuple[float, bool]:
+    """``(first x with y <= target, True)``, or ``(budget, False)`` when y never gets there."""
+    reached = first_reaching(x, y, target) if math.isfinite(target) else _NAN
+    if math.isfinite(reached) and reached <= budget:
+        return (reached, True)
+    return (float(budget), False)
+
+
+def kaplan_meier(times: Floats, reached: Bools) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan-Meier survival ``S(t) = P(not reached by t)``: ``(event times, S just after each)``.
+
+    ``S`` steps down at each time where at least one seed reached the target:
+    ``S(t_j) = prod_{i <= j} (1 - d_i / n_i)`` with ``d_i`` seeds reaching at ``t_i`` and
+    ``n_i`` seeds still at risk (not yet reached nor censored before ``t_i``). A censored seed
+    leaves the risk set after its time.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    e = np.asarray(reached, dtype=bool)
+    if t.shape != e.shape:
+        raise ValueError("times and reached must have the same length")
+    event_times = np.unique(t[e])
+    survival = np.empty(event_times.shape[0])
+    s = 1.0
+    for j, time in enumerate(event_times):
+        at_risk = np.count_nonzero(t >= time)
+        events = np.count_nonzero((t == time) & e)
+        s *= 1.0 - events / at_risk
+        survival[j] = s
+    return event_times, survival
+
+
+def km_median(times: Floats, reached: Bools) -> float:
+    """First time at which the Kaplan-Meier ``S(t) <= 0.5``; NaN if it never falls that low
+    (more than half the seeds never arrive: the median is beyond the budget)."""
+    event_times, survival = kaplan_meier(times, reached)
+    below = np.flatnonzero(survival <= 0.5 + 1e-12)
+    return float(event_times[below[0]]) if below.size else _NAN
+
+
+def restricted_mean(times: Floats, reached: Bools, horizon: float) -> float:
+    """``RMST(horizon) = integral_0^horizon S(t) dt`` of the Kaplan-Meier curve. NaN if no time.
+
+    When every censored seed is censored at ``horizon`` (the budget) this is the plain mean of
+    ``min(time, horizon)``: a seed that never arrives counts as the whole budget.
+    """
+    if len(times) == 0:
+        return _NAN
+    event_times, survival = kaplan_meier(times, reached)
+    area, previous_t, previous_s = 0.0, 0.0, 1.0
+    for time, s in zip(event_times, survival, strict=True):
+        if time >= horizon:
+            break
+        area += (time - previous_t) * previous_s
+        previous_t, previous_s = time, s
+    return float(area + (horizon - previous_t) * previous_s)
+
+
+def censored_summary(times: Floats, reached: Bools, budget: float, confidence: float = 0.95) -> dict:
+    """Every seed's time to target, censored ones included: share that reached it, restricted
+    mean (with a t-interval over the seeds' ``min(time, budget)``), Kaplan-Meier median."""
+    t = np.minimum(np.asarray(times, dtype=np.float64), budget)
+    e = np.asarray(reached, dtype=bool)
+    n = int(t.size)
+    _, low, high = t_interval(t, confidence)
+    return {
+        "n": n,
+        "n_reached": int(e.sum()),
+        "reached_share": float(e.mean()) if n else _NAN,
+        "restricted_mean": restricted_mean(t, e, budget),
+        "mean": restricted_mean(t, e, budget),  # the figure plotted and compared
+        "ci_low": low,
+        "ci_high": high,
+        "interval": "t",
+        "km_median": km_median(t, e),
+        "budget": float(budget),
+        "too_few": bool(n < MIN_SEEDS_FOR_CI),
+        "values": t.tolist(),
+        "reached": e.tolist(),
+    }
+
+
+def value_at(x: Sequence[float], y: Sequence[float | None], at: float) -> float:
+    """y at ``x = at``, linear between the two nearest points; NaN outside ``[x_0, x_last]``."""
+    pairs = [(float(a), float(b)) for a, b in zip(x, y, strict=True) if b is not None and math.isfinite(b)]
+    if not pairs or not pairs[0][0] <= at <= pairs[-1][0]:
+        return _NAN
+    xs, ys = zip(*pairs, strict=True)
+    return float(np.interp(at, xs, ys))
+
+
+# --- paired comparisons --------------------------------------------------------------------------
+
+
+def paired_effect(
+    treatment: Sequence[float | None],
+    control: Sequence[float | None],
+    confidence: float = 0.95,
+    min_pairs_for_p: int = MIN_PAIRS_FOR_P,
+) -> dict:
+    """Seed-paired effect of ``treatment`` against ``control`` (same seeds, same order).
+
+    - ``diff``: mean of ``t_i - c_i`` with its t-interval;
+    - ``ratio``: ``exp(mean(ln t_i - ln c_i))`` (the geometric mean ratio) with the t-interval
+      of the log ratios exponentiated; NaN unless every value is positive;
+    - ``d_z``: ``mean(d) / sd(d)`` (ddof 1), the paired standardised effect; NaN below 2 pairs
+      or when the differences do not vary;
+    - ``p_value``: two-sided paired t-test from ``min_pairs_for_p`` complete pairs on, else NaN.
     """
     from scipy import stats
 
     pairs = [
-        (t, c)
+        (float(t), float(c))
         for t, c in zip(treatment, control, strict=True)
         if t is not None and c is not None and math.isfinite(t) and math.isfinite(c)
     ]
-    diffs = [t - c for t, c in pairs]
-    mean, low, high = bootstrap_ci(diffs, seed=seed)
-    p_value = math.nan
-    if len(pairs) >= 2 and np.std(diffs) > 0:
+    n = len(pairs)
+    diffs = np.array([t - c for t, c in pairs], dtype=np.float64)
+    mean, low, high = t_interval(diffs, confidence)
+    ratio = ratio_low = ratio_high = _NAN
+    if n and all(t > 0 and c > 0 for t, c in pairs):
+        logs = np.array([math.log(t) - math.log(c) for t, c in pairs])
+        log_mean, log_low, log_high = t_interval(logs, confidence)
+        ratio, ratio_low, ratio_high = (math.exp(v) if math.isfinite(v) else _NAN for v in (log_mean, log_low, log_high))
+    sd = float(diffs.std(ddof=1)) if n > 1 else _NAN
+    d_z = mean / sd if n > 1 and sd > 0 else _NAN
+    p_value = _NAN
+    if n >= max(2, min_pairs_for_p) and sd > 0:
         p_value = float(stats.ttest_rel([t for t, _ in pairs], [c for _, c in pairs]).pvalue)
-    return {"n_pairs": len(pairs), "mean_diff": mean, "ci_low": low, "ci_high": high, "p_value": p_value}
+    return {
+        "n_pairs": n,
+        "diff": mean,
+        "diff_ci_low": low,
+        "diff_ci_high": high,
+        "ratio": ratio,
+        "ratio_ci_low": ratio_low,
+        "ratio_ci_high": ratio_high,
+        "d_z": d_z,
+        "p_value": p_value,
+        "too_few_for_p": n < min_pairs_for_p,
+    }
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -61,32 +287,24 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
     Sorted ascending, p_(i) becomes max_{j <= i} min(1, (m - j + 1) p_(j)) for m finite p-values.
     """
-    finite = [(p, i) for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
-    adjusted = [math.nan] * len(p_values)
-    m = len(finite)
+    finite_p = [(p, i) for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
+    adjusted = [_NAN] * len(p_values)
+    m = len(finite_p)
     running = 0.0
-    for rank, (p, index) in enumerate(sorted(finite)):
+    for rank, (p, index) in enumerate(sorted(finite_p)):
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[index] = running
     return adjusted
 
 
-def area_under_curve(x: Sequence[float], y: Sequence[float]) -> float:
+def area_under_curve(x: Sequence[float], y: Sequence[float | None]) -> float:
     """Trapezoid area under y(x) divided by the x-span: the curve's mean height (NaN if < 2 points)."""
     pairs = [(a, b) for a, b in zip(x, y, strict=True) if b is not None and math.isfinite(b)]
     if len(pairs) < 2:
-        return math.nan
+        return _NAN
     xs = np.array([a for a, _ in pairs], dtype=np.float64)
     ys = np.array([b for _, b in pairs], dtype=np.float64)
     span = xs[-1] - xs[0]
     if span <= 0:
-        return math.nan
+        return _NAN
     return float(np.sum((ys[1:] + ys[:-1]) * np.diff(xs)) / 2.0 / span)
-
-
-def first_reaching(x: Sequence[float], y: Sequence[float], target: float) -> float:
-    """The first x at which y <= target (no interpolation); NaN if it never does."""
-    for a, b in zip(x, y, strict=True):
-        if b is not None and math.isfinite(b) and b <= target:
-            return float(a)
-    return math.nan

@@ -18,25 +18,50 @@ import numpy as np
 from curricmusic.common.atomic import write_json
 from curricmusic.config import Experiment
 from curricmusic.evaluation.stats import (
+    MIN_PAIRS_FOR_P,
+    MIN_SEEDS_FOR_CI,
     area_under_curve,
-    bootstrap_ci,
+    censored_summary,
     first_reaching,
     holm,
-    paired_comparison,
+    mean_ci,
+    paired_effect,
+    time_to_target,
+    value_at,
 )
 from curricmusic.training.run_files import read_metrics
 
-__all__ = ["aggregate", "run_curves", "run_summary", "music_metrics_of", "BASELINE_ARM", "SUMMARY_METRICS"]
+__all__ = [
+    "aggregate",
+    "run_curves",
+    "run_summary",
+    "target_rule",
+    "small_sample_warnings",
+    "music_metrics_of",
+    "BASELINE_ARM",
+    "SUMMARY_METRICS",
+    "TARGET_AT",
+    "MIN_VAL_PIECES",
+    "MIN_CT_SAMPLES",
+]
 
 BASELINE_ARM = "random"
 # summary -> True when lower is better
 SUMMARY_METRICS = {
     "final_val_target": True,
+    "best_val_target": True,
+    "test_target": True,
     "auc_val_target": True,
     "tokens_to_target": True,
     "copy_rate": True,
+    "copy_rate_unblocked": True,
     "rho_median": False,
 }
+#: The default target: the baseline arm's mean target validation loss at this share of the budget.
+TARGET_AT = 0.5
+#: Below these, the report says the sample is too small instead of printing a solid-looking number.
+MIN_VAL_PIECES = 10
+MIN_CT_SAMPLES = 30
 
 
 def run_curves(run_dir: Path, target: str) -> dict[str, Any]:
@@ -56,25 +81,78 @@ def run_curves(run_dir: Path, target: str) -> dict[str, Any]:
     }
 
 
-def run_summary(curves: dict[str, Any], target_loss: float | None) -> dict[str, Any]:
-    tokens, target = curves["eval_tokens"], curves["val_target"]
-    summary = {
-        "final_val_target": target[-1] if target else math.nan,
-        "auc_val_target": area_under_curve(tokens, target),
-        "final_val": {s: values[-1] for s, values in curves["val"].items() if values},
+def _stage_value(value: Any, target: str) -> float:
+    """A loss from run.json that may be a number, ``{stage: loss}`` or ``{"loss": ...}``."""
+    if isinstance(value, dict):
+        if target in value:
+            return _stage_value(value[target], target)
+        if "loss" in value:
+            return _stage_value(value["loss"], target)
+        return math.nan
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def run_summary(
+    curves: dict[str, Any], target_loss: float, budget: float, run_info: dict[str, Any] | None = None, target: str = ""
+) -> dict[str, Any]:
+    """One run's figures. ``tokens_to_target`` is censored at ``budget`` (``reached_target``
+    says whether it got there); best, final and test losses come from run.json when it has them."""
+    tokens, values = curves["eval_tokens"], curves["val_target"]
+    finite_values = [v for v in values if v is not None and math.isfinite(v)]
+    info = run_info or {}
+    summary: dict[str, Any] = {
+        "final_val_target": values[-1] if values else math.nan,
+        "best_val_target": min(finite_values) if finite_values else math.nan,
+        "test_target": math.nan,
+        "auc_val_target": area_under_curve(tokens, values),
+        "final_val": {s: v[-1] for s, v in curves["val"].items() if v},
     }
-    if target_loss is not None:
-        summary["tokens_to_target"] = first_reaching(tokens, target, target_loss)
-        steps = curves["eval_steps"]
-        summary["steps_to_target"] = first_reaching(steps, target, target_loss)
+    for key, name in (("best_val", "best_val_target"), ("final_val", "final_val_target"), ("test_loss", "test_target")):
+        if key in info:
+            value = _stage_value(info[key], target)
+            if math.isfinite(value):
+                summary[name] = value
+    time, reached = time_to_target(tokens, values, target_loss, budget)
+    summary["tokens_to_target"] = time
+    summary["reached_target"] = reached
+    summary["steps_to_target"] = first_reaching(curves["eval_steps"], values, target_loss) if reached else math.nan
     return summary
 
 
-def music_metrics_of(paths: list[Path]) -> dict[str, list[float]]:
-    """Every per-piece musical metric over a list of MIDI files (unreadable files left out)."""
+def target_rule(config, runs: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
+    """The target validation loss and the rule that fixed it (written to results.json).
+
+    The user's ``target_loss`` when given; else the baseline arm's mean target-stage validation
+    loss at ``TARGET_AT`` of the budget (linear between evaluations), over its finished seeds.
+    Either is fixed by the configuration before any run starts.
+    """
+    budget = float(config.train.tokens)
+    if config.target_loss is not None:
+        return {"loss": float(config.target_loss), "source": "user", "rule": "target_loss in the experiment file"}
+    at = TARGET_AT * budget
+    rule = f"mean validation loss of the {baseline!r} arm on the target stage at {TARGET_AT:g} of the budget ({at:,.0f} tokens)"
+    if baseline is None:
+        return {"loss": math.nan, "source": "none", "rule": "no target_loss and no random baseline arm: tokens to target not measured"}
+    per_seed = [
+        value_at(r["curves"]["eval_tokens"], r["curves"]["val_target"], at)
+        for r in runs
+        if r["arm"] == baseline and r["status"] == "done"
+    ]
+    finite_values = [v for v in per_seed if math.isfinite(v)]
+    loss = float(np.mean(finite_values)) if finite_values else math.nan
+    return {"loss": loss, "source": "rule", "rule": rule, "arm": baseline, "at_tokens": at, "per_seed": per_seed}
+
+
+def music_metrics_of(paths: list[Path], n_bars: int | None = None) -> dict[str, list[float]]:
+    """Every per-piece musical metric over a list of MIDI files (unreadable files left out).
+
+    ``n_bars``: measure the first ``n_bars`` bars of each piece only (a length-matched excerpt;
+    the piece's end is then the excerpt's end); None: the whole piece, to its last event.
+    """
     from symusic import Score
 
-    from curricmusic.evaluation.metrics import PIECE_METRICS, compute_all
+    from curricmusic.evaluation.metrics import PIECE_METRICS, compute_all, piece_end
+    from curricmusic.evaluation.setcompare import excerpt
     from curricmusic.music.notes import bar_length, score_notes
 
     values: dict[str, list[float]] = {name: [] for name in PIECE_METRICS}
@@ -86,12 +164,17 @@ def music_metrics_of(paths: list[Path]) -> dict[str, list[float]]:
         bar = bar_length(score)
         if not float(bar * 24).is_integer():
             bar = 4.0
-        for name, value in compute_all(score_notes(score), bar).items():
+        notes, end = score_notes(score), piece_end(score)
+        if n_bars is not None and end > n_bars * bar:
+            notes, end = excerpt(notes, bar, n_bars), n_bars * bar
+        for name, value in compute_all(notes, bar, end=end).items():
             values[name].append(value)
     return values
 
 
 def _heldout_music(experiment: Experiment, out_dir: Path) -> dict[str, list[float]]:
+    """Metrics of the target stage's held-out pieces (test, else validation), cut to the samples'
+    number of bars (``[generate] max_bars``) so that lengths match."""
     from curricmusic.data.prepared import PreparedData
 
     runs = sorted((out_dir / "runs").glob("*/run.json"))
@@ -100,64 +183,98 @@ def _heldout_music(experiment: Experiment, out_dir: Path) -> dict[str, list[floa
     prepared = PreparedData.open(json.loads(runs[0].read_text())["eval_prepared"])
     target = prepared.target_stage
     pieces = prepared.pieces(target, "test") or prepared.pieces(target, "val")
-    return music_metrics_of([prepared.piece_path(p) for p in pieces])
+    return music_metrics_of([prepared.piece_path(p) for p in pieces], experiment.config.generate.max_bars)
 
 
 def _arm_music(music_by_seed: list[dict[str, list[float]]], heldout: dict[str, list[float]]) -> dict[str, Any]:
-    from curricmusic.evaluation.metrics import kde_kl_divergence, kde_overlap
+    """Per metric: the samples' values and Yang & Lerch's comparison with the held-out excerpts
+    (``overlap``/``kl``: held-out intra-set against inter-set distances)."""
+    from curricmusic.evaluation.setcompare import set_comparison
 
     out = {}
     for name in heldout:
         values = [v for run in music_by_seed for v in run.get(name, [])]
-        finite = [v for v in values if math.isfinite(v)]
+        finite_values = [v for v in values if math.isfinite(v)]
         out[name] = {
             "values": values,
-            "mean": float(np.mean(finite)) if finite else math.nan,
+            "mean": float(np.mean(finite_values)) if finite_values else math.nan,
             "heldout_mean": float(np.nanmean(heldout[name])) if heldout[name] else math.nan,
-            "overlap": kde_overlap(values, heldout[name]),
-            "kl": kde_kl_divergence(values, heldout[name]),
+            **set_comparison(values, heldout[name]),
         }
     return out
 
 
-def _novelty_of(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "novelty" / "novelty.json"
+def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _baseline_arms(config) -> list[str]:
+    """Arms that only mix the data (random order): every other arm is compared with each."""
+    return [arm.name for arm in config.arms if arm.pacing.startswith("random")]
+
+
+def _primary_baseline(config) -> str | None:
+    """The arm that fixes the default target: ``random`` by name, else the first random arm."""
+    names = [arm.name for arm in config.arms]
+    if BASELINE_ARM in names:
+        return BASELINE_ARM
+    baselines = _baseline_arms(config)
+    return baselines[0] if baselines else None
 
 
 def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
     """Read every cell of the experiment folder and write ``results.json``."""
     config = experiment.config
     target = experiment.curriculum.target
+    budget = float(config.train.tokens)
     runs = []
     for cell in cells:
         entry: dict[str, Any] = {"arm": cell.arm, "seed": cell.seed, "run_dir": f"runs/{cell.name}"}
-        status_file = cell.run_dir / "cell.json"
-        status = json.loads(status_file.read_text()) if status_file.is_file() else {"status": "missing"}
+        status = _read_json(cell.run_dir / "cell.json") or {"status": "missing"}
         entry["status"] = status["status"]
         if status["status"] != "done":
             entry["error"] = status.get("error", "not run")
             runs.append(entry)
             continue
-        curves = run_curves(cell.run_dir, target)
-        entry["curves"] = curves
-        entry["summary"] = run_summary(curves, config.target_loss)
+        entry["curves"] = run_curves(cell.run_dir, target)
+        entry["run_info"] = _read_json(cell.run_dir / "run.json") or {}
         entry["music"] = music_metrics_of(sorted((cell.run_dir / "samples").glob("*.mid")))
-        novelty = _novelty_of(cell.run_dir)
-        if novelty is not None:
-            entry["novelty"] = {"summary": novelty["summary"], "samples": novelty["samples"], "embedder": novelty["embedder"]}
-            entry["summary"]["copy_rate"] = novelty["summary"]["copy_rate"]
-            entry["summary"]["rho_median"] = novelty["summary"]["rho_median"]
+        for folder, key in (("novelty", "novelty"), ("novelty-unblocked", "novelty_unblocked")):
+            novelty = _read_json(cell.run_dir / folder / "novelty.json")
+            if novelty is not None:
+                entry[key] = {
+                    "summary": novelty["summary"],
+                    "samples": novelty["samples"],
+                    "embedder": novelty["embedder"],
+                    "calibration": novelty.get("calibration", {}),
+                }
         runs.append(entry)
+    baseline = _primary_baseline(config)
+    target_info = target_rule(config, runs, baseline)
+    for entry in runs:
+        if entry["status"] != "done":
+            continue
+        info = entry.pop("run_info")
+        entry["summary"] = run_summary(entry["curves"], target_info["loss"], budget, info, target)
+        if "novelty" in entry:
+            entry["summary"]["copy_rate"] = entry["novelty"]["summary"]["copy_rate"]
+            entry["summary"]["rho_median"] = entry["novelty"]["summary"]["rho_median"]
+        if "novelty_unblocked" in entry:
+            entry["summary"]["copy_rate_unblocked"] = entry["novelty_unblocked"]["summary"]["copy_rate"]
     heldout = _heldout_music(experiment, out_dir)
     arms: dict[str, Any] = {}
     for arm in config.arms:
         done = [r for r in runs if r["arm"] == arm.name and r["status"] == "done"]
-        summaries = {}
+        summaries: dict[str, Any] = {}
         for metric in SUMMARY_METRICS:
             values = [r["summary"].get(metric, math.nan) for r in done]
-            mean, low, high = bootstrap_ci(values, seed=0)
-            summaries[metric] = {"mean": mean, "ci_low": low, "ci_high": high, "values": values}
+            summaries[metric] = mean_ci(values)
+        summaries["tokens_to_target"] = {
+            **censored_summary(
+                [r["summary"]["tokens_to_target"] for r in done], [r["summary"]["reached_target"] for r in done], budget
+            ),
+            "target_loss": target_info["loss"],
+        }
         arms[arm.name] = {
             "pacing": arm.pacing,
             "order": arm.order,
@@ -165,9 +282,10 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
             "n_failed": sum(1 for r in runs if r["arm"] == arm.name and r["status"] != "done"),
             "summary": summaries,
             "music": _arm_music([r["music"] for r in done], heldout),
-            "novelty": _arm_novelty(done),
+            "novelty": _arm_novelty(done, out_dir, config.novelty),
         }
     comparisons = _comparisons(runs, config)
+    n_val = _target_val_pieces(out_dir)
     results = {
         "experiment": config.name,
         "description": config.description,
@@ -175,51 +293,122 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
         "config": config.model_dump(mode="json"),
         "curriculum": experiment.curriculum.model_dump(mode="json"),
         "target_stage": target,
-        "target_loss": config.target_loss,
-        "baseline_arm": BASELINE_ARM if any(a.name == BASELINE_ARM for a in config.arms) else None,
+        "target_loss": target_info["loss"],
+        "target": target_info,
+        "budget_tokens": budget,
+        "baseline_arm": baseline,
+        "baseline_arms": _baseline_arms(config),
+        "n_val_pieces_target": n_val,
         "runs": runs,
         "heldout_music": heldout,
         "arms": arms,
         "comparisons": comparisons,
+        "warnings": small_sample_warnings(arms, comparisons, n_val),
         "versions": _versions(),
     }
     write_json(out_dir / "results.json", results)
     return json.loads((out_dir / "results.json").read_text())
 
 
-def _arm_novelty(done: list[dict]) -> dict[str, Any]:
-    samples = [s for r in done if "novelty" in r for s in r["novelty"]["samples"]]
+def _target_val_pieces(out_dir: Path) -> int | None:
+    from curricmusic.data.prepared import PreparedData
+
+    runs = sorted((out_dir / "runs").glob("*/run.json"))
+    if not runs:
+        return None
+    prepared = PreparedData.open(json.loads(runs[0].read_text())["eval_prepared"])
+    return len(prepared.pieces(prepared.target_stage, "val"))
+
+
+def small_sample_warnings(arms: dict[str, Any], comparisons: list[dict[str, Any]], n_val_pieces: int | None) -> list[str]:
+    """One plain sentence for every sample too small to carry the number printed from it."""
+    out = []
+    seeds = sorted({arm["n_done"] for arm in arms.values()})
+    if seeds and seeds[0] < MIN_SEEDS_FOR_CI:
+        out.append(
+            f"{seeds[0]} finished seed(s) per arm: too few for an interval (need {MIN_SEEDS_FOR_CI}); "
+            "the report shows each seed's value instead"
+        )
+    if comparisons and all(row["too_few_for_p"] for row in comparisons):
+        pairs = max(row["n_pairs"] for row in comparisons)
+        out.append(f"{pairs} paired seed(s): no p-values (they need {MIN_PAIRS_FOR_P} seeds or more)")
+    if n_val_pieces is not None and n_val_pieces < MIN_VAL_PIECES:
+        out.append(
+            f"the target stage has {n_val_pieces} validation piece(s) (fewer than {MIN_VAL_PIECES}): "
+            "its validation loss is the loss of a handful of tunes"
+        )
+    for name, arm in arms.items():
+        novelty = arm.get("novelty") or {}
+        if novelty and novelty.get("n_samples", 0) < MIN_CT_SAMPLES:
+            out.append(
+                f"arm {name!r}: {novelty['n_samples']} scored samples (fewer than {MIN_CT_SAMPLES}): "
+                "C_T and the copy rate rest on too few samples"
+            )
+        pooled = novelty.get("data_copying_C_T_pooled") or {}
+        if novelty and pooled.get("cells", 0) < 2:
+            out.append(f"arm {name!r}: C_T rests on {pooled.get('cells', 0)} cell(s): it measures one region of the data at most")
+    return out
+
+
+def _arm_novelty(done: list[dict], out_dir: Path, settings) -> dict[str, Any]:
+    """The arm's samples pooled over seeds: copy rates with and without copy-blocking, C_T of the
+    pooled samples (more cells than one seed's), and how far the embedder's flag can be trusted."""
+    scored = [r for r in done if "novelty" in r]
+    samples = [s for r in scored for s in r["novelty"]["samples"]]
     if not samples:
         return {}
-    statistics = [r["novelty"]["summary"].get("data_copying_C_T") for r in done if "novelty" in r]
-    embedders = {r["novelty"]["embedder"]["spec"] for r in done if "novelty" in r}
+    unblocked = [s for r in done if "novelty_unblocked" in r for s in r["novelty_unblocked"]["samples"]]
+    calibrations = [r["novelty"].get("calibration", {}) for r in scored]
+    pooled = _pooled_copying([out_dir / r["run_dir"] / "samples" for r in scored], out_dir / scored[0]["run_dir"], settings)
     return {
         "n_samples": len(samples),
         "copy_rate": float(np.mean([s["flagged"] for s in samples])),
+        "n_samples_unblocked": len(unblocked),
+        "copy_rate_unblocked": float(np.mean([s["flagged"] for s in unblocked])) if unblocked else math.nan,
         "rho": [s["rho"] for s in samples],
         "longest_copied_notes": [s["copied_span"]["notes"] for s in samples],
         "longest_copied_bars": [s["copied_span"]["bars"] for s in samples],
-        "data_copying_C_T": statistics,
-        "embedders": sorted(embedders),
-        "weights_real": all(r["novelty"]["embedder"].get("weights_real") for r in done if "novelty" in r),
+        "longest_copied_bars_unblocked": [s["copied_span"]["bars"] for s in unblocked],
+        "data_copying_C_T": [r["novelty"]["summary"].get("data_copying_C_T") for r in scored],
+        "data_copying_C_T_pooled": pooled,
+        "fresh_false_flag_rate": [r["novelty"]["summary"].get("fresh_false_flag_rate") for r in scored],
+        "rho_flag": [c.get("rho_flag") for c in calibrations],
+        "rho_flag_reason": calibrations[0].get("rho_flag_reason") if calibrations else None,
+        "separation_auc": [c.get("separation_auc") for c in calibrations],
+        "embedders": sorted({r["novelty"]["embedder"]["spec"] for r in scored}),
+        "weights_real": all(r["novelty"]["embedder"].get("weights_real") for r in scored),
     }
 
 
+def _pooled_copying(sample_dirs: list[Path], against: Path, settings) -> dict[str, Any]:
+    from curricmusic.novelty.pipeline import copying_of_sets
+
+    try:
+        return copying_of_sets([d for d in sample_dirs if d.is_dir()], against, settings)
+    except Exception as exc:  # noqa: BLE001 - a missing embedder or bank must not lose the results
+        return {"C_T": math.nan, "cells": 0, "error": f"{type(exc).__name__}: {exc}"}
+
+
 def _comparisons(runs: list[dict], config) -> list[dict[str, Any]]:
-    """Each arm against the random arm, paired by seed, Holm-corrected over the whole family."""
-    if not any(a.name == BASELINE_ARM for a in config.arms):
-        return []
+    """Every arm against every random-order baseline arm, paired by seed: difference and ratio
+    with t-intervals, d_z, and p-values (from 5 pairs on) Holm-corrected over the whole family.
+    Tokens to target compare the censored times (a seed that never arrives counts as the budget)."""
     by = {(r["arm"], r["seed"]): r for r in runs if r["status"] == "done"}
     rows = []
-    for arm in config.arms:
-        if arm.name == BASELINE_ARM:
-            continue
-        for metric, lower_better in SUMMARY_METRICS.items():
-            seeds = [s for s in config.seeds if (arm.name, s) in by and (BASELINE_ARM, s) in by]
-            treatment = [by[(arm.name, s)]["summary"].get(metric, math.nan) for s in seeds]
-            control = [by[(BASELINE_ARM, s)]["summary"].get(metric, math.nan) for s in seeds]
-            result = paired_comparison(treatment, control)
-            rows.append({"arm": arm.name, "baseline": BASELINE_ARM, "metric": metric, "lower_is_better": lower_better, **result})
+    for baseline in _baseline_arms(config):
+        for arm in config.arms:
+            if arm.name == baseline or arm.pacing.startswith("random"):
+                continue
+            seeds = [s for s in config.seeds if (arm.name, s) in by and (baseline, s) in by]
+            for metric, lower_better in SUMMARY_METRICS.items():
+                treatment = [by[(arm.name, s)]["summary"].get(metric, math.nan) for s in seeds]
+                control = [by[(baseline, s)]["summary"].get(metric, math.nan) for s in seeds]
+                result = paired_effect(treatment, control)
+                if result["n_pairs"] == 0:
+                    continue
+                rows.append(
+                    {"arm": arm.name, "baseline": baseline, "metric": metric, "lower_is_better": lower_better, "seeds": seeds, **result}
+                )
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_holm"] = adjusted
     return rows

@@ -4,8 +4,10 @@ Layout of an experiment folder::
 
     OUT/experiment.json                 the validated experiment (what ran)
     OUT/runs/<arm>-seed<seed>/          a run folder (see curricmusic.training.run_files), plus
-        samples/                        generated MIDI + manifest.json
+        samples/                        generated MIDI + manifest.json (copy-blocking as configured)
         novelty/                        novelty.json + novelty.html
+        samples-unblocked/              the same seeds with copy-blocking off (when it is on):
+        novelty-unblocked/              what the model would copy if nothing stopped it
         cell.json                       done / failed (with the error)
     OUT/results.json, report.md, report.html
 
@@ -117,15 +119,44 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
 
     if experiment.config.generate.n > 0:
         settings, sources = settings_for_run(read_run(cell.run_dir), {})
-        samples = cell.run_dir / "samples"
-        if not (samples / "manifest.json").is_file():
-            generate_samples(cell.run_dir, samples, settings, sources=sources, show_progress=show_progress)
-        if not (cell.run_dir / "novelty" / "novelty.json").is_file():
-            novelty, novelty_sources = novelty_settings_for(cell.run_dir, {})
-            score_novelty(
-                samples, cell.run_dir, cell.run_dir / "novelty", novelty, sources=novelty_sources, show_progress=show_progress
-            )
+        novelty, novelty_sources = novelty_settings_for(cell.run_dir, {})
+        sets = [(settings, "samples", "novelty")]
+        if settings.copy_blocking:  # what the model would copy: the same seeds without blocking
+            unblocked = settings.model_copy(update={"copy_blocking": False})
+            sets.append((unblocked, "samples-unblocked", "novelty-unblocked"))
+        for sample_settings, sample_dir, novelty_dir in sets:
+            samples = cell.run_dir / sample_dir
+            if not (samples / "manifest.json").is_file() and not _unblocked_twin(
+                cell.run_dir / "samples", samples, sample_settings
+            ):
+                generate_samples(cell.run_dir, samples, sample_settings, sources=sources, show_progress=show_progress)
+            if not (cell.run_dir / novelty_dir / "novelty.json").is_file():
+                score_novelty(
+                    samples, cell.run_dir, cell.run_dir / novelty_dir, novelty, sources=novelty_sources,
+                    show_progress=show_progress,
+                )  # fmt: skip
     write_json(cell.run_dir / CELL_FILE, {"status": "done"})
+
+
+def _unblocked_twin(blocked: Path, out: Path, settings) -> bool:
+    """When copy-blocking removed no candidate token from any sample, the same seeds without it
+    draw the same samples: copy them (and say so in the manifest) instead of sampling again."""
+    import shutil
+
+    manifest_path = blocked / "manifest.json"
+    if settings.copy_blocking or out.exists() or not manifest_path.is_file():
+        return False
+    manifest = json.loads(manifest_path.read_text())
+    if any(row.get("copy_blocked_tokens", 1) for row in manifest["samples"]):
+        return False
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(blocked, tmp, ignore=shutil.ignore_patterns("manifest.json"))
+    manifest["settings"] = {**manifest["settings"], "copy_blocking": False}
+    manifest["same_as_blocked"] = "copy-blocking removed no candidate token, so these are the samples of the same seeds"
+    write_json(tmp / "manifest.json", manifest)
+    os.replace(tmp, out)
+    return True
 
 
 def run_cell(experiment_file: str, arm: str, seed: int, run_dir: str, launcher: str = "local", show_progress: bool = True) -> str:

@@ -6,8 +6,10 @@ Two views of "too close to the training data":
   distance ratio rho, the penalty, and the data-copying statistic C_T;
 - symbolic: the longest span copied from one training piece (transposition- and tempo-invariant,
   in notes and bars, with its source) and n-gram hit rates, from the n-gram index of every stage.
-A sample is flagged when rho is below ``rho_threshold`` or its copied span reaches
-``max_copied_bars`` bars. Writes ``novelty.json`` and a self-contained ``novelty.html``.
+A sample is flagged when its copied span reaches ``max_copied_bars`` bars, or when rho is below
+the embedder's calibrated threshold, if the embedder passes the copy probe (see
+:mod:`curricmusic.novelty.calibrate`; the audio-features fallback does not). Writes
+``novelty.json`` and a self-contained ``novelty.html``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from curricmusic.config import NoveltySection
 from curricmusic.data.prepared import PreparedData
 from curricmusic.novelty.copy_index import DEFAULT_NS
 
-__all__ = ["Against", "Scores", "resolve_against", "novelty_settings_for", "score_files", "score_novelty", "NGRAM_SIZES"]
+__all__ = [
+    "Against", "Scores", "resolve_against", "novelty_settings_for", "score_files", "score_novelty",
+    "copying_of_sets", "NGRAM_SIZES",
+]
 
 NGRAM_SIZES = DEFAULT_NS  # the n-gram hit rates reported per sample
 
@@ -111,63 +116,63 @@ class Scores:
     embedder: Any
 
 
-@dataclass
-class _Embedded:
-    """The embeddings of the training bank (memory-mapped), the held-out pieces and the samples."""
-
-    embedder: Any
-    train_bank: Any  # EmbeddingBank
-    train_pieces: list[dict]  # one per bank row
-    heldout: np.ndarray  # (H, D)
-    samples: np.ndarray  # (S, D), one per file of ``scored``
-    scored: list[Path]
-    sample_skipped: list[dict[str, str]]
+def _time_signature(bar_len: float) -> tuple[int, int]:
+    for denominator in (4, 8, 16):
+        beats = bar_len * denominator / 4
+        if abs(beats - round(beats)) < 1e-9 and round(beats) >= 1:
+            return int(round(beats)), denominator
+    return 4, 4
 
 
-def _embed_all(files, data, stages, settings, embedder_spec, show_progress) -> _Embedded:
-    """Load the embedder, embed the training bank (streamed to a bank file), the held-out
-    pieces of the target stage (val, else test) and the samples; drop what cannot be read."""
-    from curricmusic.novelty.embed import embed_bank, embed_midi_files
-    from curricmusic.novelty.embedders import load_embedder
+def _write_probes(
+    data: PreparedData, stages: list[str], count: int, min_bars: float, folder: Path
+) -> tuple[list[Path], list[Path]]:
+    """Probe copies of training pieces (those of at least ``min_bars`` bars, so that copying one
+    whole is a copy the span rule must catch) and fresh random-walk melodies, as MIDI files."""
+    from curricmusic.music.notes import notes_to_score
+    from curricmusic.novelty.calibrate import fresh_melody, probe_copy, probe_indices
 
-    for stage in stages:
-        data.stage(stage)  # a clear error for an unknown stage
-    embedder = load_embedder(embedder_spec or settings.embedder, fallback=settings.fallback)
-    if getattr(embedder, "fallback_reason", None):
-        err_console.print(f"[yellow]{embedder.fallback_reason}[/]")
-    train_paths, train_pieces = _bank(data, stages, "train")
-    heldout_paths, _ = _bank(data, [data.target_stage], "val")
-    if not heldout_paths:
-        heldout_paths, _ = _bank(data, [data.target_stage], "test")
-    if not train_paths or not heldout_paths:
-        raise UserError(f"{data.root}: needs training pieces and held-out pieces of {data.target_stage!r} to calibrate")
-    kwargs: dict[str, Any] = {"progress": show_progress, "max_seconds": settings.max_seconds}
-    train_bank, train_skipped = embed_bank(train_paths, embedder, **kwargs)
-    heldout_emb, _ = embed_midi_files(heldout_paths, embedder, **kwargs)
-    sample_emb, sample_skipped = embed_midi_files(files, embedder, **kwargs)
-    bad_train = {str(s["path"]) for s in train_skipped}
-    train_pieces = [p for p, path in zip(train_pieces, train_paths, strict=True) if str(path) not in bad_train]
-    bad_samples = {str(s["path"]) for s in sample_skipped}
-    scored = [f for f in files if str(f) not in bad_samples]
-    if not scored:
-        raise UserError(f"none of the {len(files)} MIDI files could be scored: {sample_skipped[0]['reason']}")
-    return _Embedded(embedder, train_bank, train_pieces, heldout_emb, sample_emb, scored, sample_skipped)
+    notes_of = {stage: data.piece_notes(stage, "train") for stage in stages}
+
+    def bars(notes: np.ndarray, piece: dict) -> float:
+        span = float((notes["onset"] + notes["duration"]).max() - notes["onset"].min()) if notes.shape[0] else 0.0
+        return span / float(piece.get("bar_len") or 4.0)
+
+    pieces = [
+        (stage, i, piece)
+        for stage in stages
+        for i, piece in enumerate(data.pieces(stage, "train"))
+        if bars(notes_of[stage][i], piece) >= min_bars + 1
+    ]
+    copies, fresh = [], []
+    for k, j in enumerate(probe_indices(len(pieces), count)):
+        stage, i, piece = pieces[j]
+        notes, bar_len = probe_copy(notes_of[stage][i], float(piece.get("bar_len") or 4.0), k)
+        path = folder / f"probe-copy-{k:02d}.mid"
+        path.write_bytes(notes_to_score(notes, qpm=float(piece.get("qpm") or 120.0), time_signature=_time_signature(bar_len)).dumps_midi())
+        copies.append(path)
+    for k in range(count):
+        path = folder / f"fresh-melody-{k:02d}.mid"
+        path.write_bytes(notes_to_score(fresh_melody(k), qpm=100.0).dumps_midi())
+        fresh.append(path)
+    return copies, fresh
 
 
-def _copy_analyses(data: PreparedData, scored: list[Path], show_progress: bool):
-    """Longest copied span and hit rates of every sample against the (cached) copy index."""
+def _notes_and_bars(paths: list[Path]) -> tuple[list[np.ndarray], list[float]]:
     from symusic import Score
 
     from curricmusic.music.notes import bar_length, score_notes
-    from curricmusic.novelty.copy_index import training_index
 
-    index = training_index(data, show_progress=show_progress)
     notes, bars = [], []
-    for path in scored:
+    for path in paths:
         score = Score(str(path))
         notes.append(score_notes(score))
         bars.append(bar_length(score))
-    return index.analyze(notes, bar_len=bars, ns=NGRAM_SIZES)
+    return notes, bars
+
+
+def _rate(flags: np.ndarray) -> float:
+    return float(np.mean(flags)) if flags.size else float("nan")
 
 
 def score_files(
@@ -179,41 +184,117 @@ def score_files(
     bank_stages: list[str] | None = None,
     show_progress: bool = True,
 ) -> Scores:
-    """Embedding and symbolic novelty of every file against the training data of ``data``."""
+    """Embedding and symbolic novelty of every file against the training data of ``data``,
+    with the embedder's flag calibrated on held-out, copied and fresh material (see
+    :mod:`curricmusic.novelty.calibrate`)."""
+    import tempfile
+
+    from curricmusic.novelty.copy_index import training_index
+    from curricmusic.novelty.embed import embed_bank, embed_midi_files
+    from curricmusic.novelty.embedders import load_embedder
     from curricmusic.novelty.score import (
+        calibrated_threshold,
         data_copying_statistic,
-        distance_ratio,
-        flag,
         nearest_neighbors,
         penalty,
         penalty_tau,
+        separation_auc,
         set_summary,
+        stratified_ratio,
     )
 
     stages = bank_stages or list(settings.bank_stages or data.stage_names)
-    emb = _embed_all(files, data, stages, settings, embedder_spec, show_progress)
-    embedder, train_bank, train_pieces = emb.embedder, emb.train_bank, emb.train_pieces
-    heldout_emb, sample_emb, scored, sample_skipped = emb.heldout, emb.samples, emb.scored, emb.sample_skipped
+    for stage in stages:
+        data.stage(stage)  # a clear error for an unknown stage
+    embedder = load_embedder(embedder_spec or settings.embedder, fallback=settings.fallback)
+    if getattr(embedder, "fallback_reason", None):
+        err_console.print(f"[yellow]{embedder.fallback_reason}[/]")
+    train_paths, train_pieces = _bank(data, stages, "train")
+    heldout_paths, _ = _bank(data, stages, "val")
+    fresh_paths, _ = _bank(data, stages, "test")
+    heldout_split = "val"
+    if not heldout_paths:
+        heldout_paths, fresh_paths, heldout_split = fresh_paths, [], "test"
+    if not train_paths or not heldout_paths:
+        raise UserError(f"{data.root}: needs training and held-out pieces of {', '.join(stages)} to calibrate")
 
-    _, heldout_cos = nearest_neighbors(heldout_emb, train_bank, k=1)
-    heldout_d = 1.0 - heldout_cos[:, 0].astype(np.float64)
+    kwargs: dict[str, Any] = {"progress": show_progress, "max_seconds": settings.max_seconds}
+    train_bank, train_skipped = embed_bank(train_paths, embedder, **kwargs)  # memory-mapped
+    bad_train = {str(s["path"]) for s in train_skipped}
+    train_pieces = [p for p, path in zip(train_pieces, train_paths, strict=True) if str(path) not in bad_train]
+    train_stage = np.array([p["stage"] for p in train_pieces])
+    sample_emb, sample_skipped = embed_midi_files(files, embedder, **kwargs)
+    bad_samples = {str(s["path"]) for s in sample_skipped}
+    scored = [f for f in files if str(f) not in bad_samples]
+    if not scored:
+        raise UserError(f"none of the {len(files)} MIDI files could be scored: {sample_skipped[0]['reason']}")
+
+    def neighbours(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Path]]:
+        """(distance, nearest index, nearest stage, paths embedded) of every file."""
+        if not paths:
+            return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=str), []
+        emb, skipped = embed_midi_files(paths, embedder, **kwargs)
+        bad = {str(s["path"]) for s in skipped}
+        kept = [p for p in paths if str(p) not in bad]
+        if not kept:
+            return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=str), []
+        idx, cos = nearest_neighbors(emb, train_bank, k=1)
+        return 1.0 - cos[:, 0].astype(np.float64), idx[:, 0], train_stage[idx[:, 0]], kept
+
+    heldout_d, _, heldout_nn_stage, _ = neighbours(heldout_paths)
     sample_idx, sample_cos = nearest_neighbors(sample_emb, train_bank, k=1)
     sample_d = 1.0 - sample_cos[:, 0].astype(np.float64)
-    rho = distance_ratio(sample_d, heldout_d)
+    heldout_rho, medians = stratified_ratio(heldout_d, heldout_nn_stage, heldout_d, heldout_nn_stage)
+    rho, _ = stratified_ratio(sample_d, train_stage[sample_idx[:, 0]], heldout_d, heldout_nn_stage)
     tau = penalty_tau(heldout_d, settings.tau_quantile)
     penalties = penalty(sample_d, tau)
 
-    analyses = _copy_analyses(data, scored, show_progress)
+    with tempfile.TemporaryDirectory(prefix="curricmusic-probe-") as tmp:
+        copy_paths, melody_paths = _write_probes(data, stages, settings.probe_copies, settings.max_copied_bars, Path(tmp))
+        probe = {name: neighbours(paths) for name, paths in (("copies", copy_paths), ("fresh_in_style", fresh_paths), ("fresh_out_of_style", melody_paths))}
+        probe_rho = {
+            name: stratified_ratio(d, nn_stage, heldout_d, heldout_nn_stage)[0] for name, (d, _, nn_stage, _) in probe.items()
+        }
+        index = training_index(data, show_progress=show_progress)  # spans need no hash tables
+        probe_bars = {}
+        for name, (_, _, _, kept) in probe.items():
+            notes, bars = _notes_and_bars(kept)
+            probe_bars[name] = np.array([a.span.bars for a in index.analyze(notes, bar_len=bars, ns=NGRAM_SIZES)], dtype=np.float64)
+
+    auc = separation_auc(probe_rho["copies"], heldout_rho)
+    if settings.rho_threshold is not None:
+        threshold, use_rho = float(settings.rho_threshold), True
+        rho_reason = f"rho threshold {settings.rho_threshold:g} set in [novelty]"
+    else:
+        threshold = calibrated_threshold(heldout_rho, settings.flag_quantile)
+        use_rho = bool(np.isfinite(auc) and auc >= settings.min_probe_auc)
+        rho_reason = (
+            f"the embedder places transposed, re-timed copies of training pieces closer than held-out music "
+            f"(separation AUC {auc:.2f} >= {settings.min_probe_auc:g}); flagged below the "
+            f"{settings.flag_quantile:g} quantile of held-out rho"
+            if use_rho
+            else f"the embedder cannot tell transposed, re-timed copies of training pieces from held-out music "
+            f"(separation AUC {auc:.2f} < {settings.min_probe_auc:g}): its distance does not flag; flags rest on "
+            f"the copied span ({settings.max_copied_bars:g} bars)"
+        )
+
+    def flags_of(rhos: np.ndarray, bars: np.ndarray) -> np.ndarray:
+        by_rho = (rhos < threshold) if use_rho else np.zeros(rhos.shape, dtype=bool)
+        return by_rho | (bars >= settings.max_copied_bars)
+
+    notes, bars = _notes_and_bars(scored)
+    analyses = index.analyze(notes, bar_len=bars, ns=NGRAM_SIZES)
     copied_bars = np.array([a.span.bars for a in analyses], dtype=np.float64)
-    flags = flag(rho, copied_bars, settings.rho_threshold, settings.max_copied_bars)
-    copying = data_copying_statistic(train_bank.vectors, heldout_emb, sample_emb, seed=0)
+    flags = flags_of(rho, copied_bars)
+    ct_test, _ = embed_midi_files(heldout_paths + fresh_paths, embedder, **kwargs)
+    copying = _copying(data_copying_statistic, train_bank.vectors, ct_test, sample_emb, settings.ct_min_cell)
 
     rows = []
     for i, path in enumerate(scored):
         span = analyses[i].span
         reasons = []
-        if rho[i] < settings.rho_threshold:
-            reasons.append(f"rho {rho[i]:.2f} < {settings.rho_threshold:g}")
+        if use_rho and rho[i] < threshold:
+            reasons.append(f"rho {rho[i]:.2f} < {threshold:.3g}")
         if copied_bars[i] >= settings.max_copied_bars:
             reasons.append(f"copied {copied_bars[i]:.1f} bars >= {settings.max_copied_bars:g}")
         rows.append(
@@ -237,23 +318,77 @@ def score_files(
             }
         )
     summary = set_summary(flags, rho, copied_bars)
-    heldout_median = float(np.median(heldout_d))
     summary.update(
         {
             "rho_median": float(np.nanmedian(rho)),
-            "data_copying_C_T": copying.c_t,
-            "data_copying_cells": int(copying.kept.sum()),
+            "data_copying_C_T": copying["C_T"],
+            "data_copying_cells": copying["cells"],
             "longest_copied_notes_max": int(max(a.span.notes for a in analyses)),
-            "heldout_rho": (heldout_d / heldout_median).tolist() if heldout_median > 0 else [],
+            "heldout_rho": heldout_rho.tolist(),
+            "rho_flag": use_rho,
+            "fresh_false_flag_rate": _rate(
+                np.concatenate([flags_of(probe_rho[n], probe_bars[n]) for n in ("fresh_in_style", "fresh_out_of_style")])
+            ),
         }
     )
     calibration = {
-        "heldout_nn_distance_median": heldout_median,
+        "heldout": f"{heldout_split} split of {', '.join(stages)} ({heldout_d.size} pieces)",
+        "heldout_nn_distance_median": float(np.median(heldout_d)),
         "heldout_nn_distance_quantiles": {f"{q:g}": float(np.quantile(heldout_d, q)) for q in (0.05, 0.1, 0.25, 0.5, 0.75, 0.95)},
+        "rho_scale": {"by_nearest_stage": medians, "min_pieces": 5},
         "tau": tau,
+        "rho_threshold": threshold,
+        "rho_flag": use_rho,
+        "rho_flag_reason": rho_reason,
+        "separation_auc": auc,
+        "max_copied_bars": settings.max_copied_bars,
+        "probe": {
+            name: {
+                "n": int(probe_rho[name].size),
+                "rho_median": float(np.median(probe_rho[name])) if probe_rho[name].size else float("nan"),
+                "flagged_by_rho": _rate(probe_rho[name] < threshold) if use_rho else 0.0,
+                "flagged_by_span": _rate(probe_bars[name] >= settings.max_copied_bars),
+                "flagged": _rate(flags_of(probe_rho[name], probe_bars[name])),
+            }
+            for name in probe_rho
+        },
+        "copying_test_set": f"val and test splits of {', '.join(stages)} ({ct_test.shape[0]} pieces)",
     }
-    bank = {"stages": stages, "n_train": len(train_bank), "n_heldout": int(heldout_emb.shape[0])}
+    bank = {"stages": stages, "n_train": len(train_bank), "n_heldout": int(heldout_d.size)}
     return Scores(scored, rows, sample_skipped, summary, calibration, bank, embedder)
+
+
+def _copying(statistic, train: np.ndarray, test: np.ndarray, generated: np.ndarray, min_cell: int) -> dict[str, Any]:
+    """C_T with cells of at least ``min_cell`` generated and ``min_cell`` held-out pieces."""
+    need = max(1, min(min_cell, generated.shape[0]))
+    n_cells = max(1, min(50, test.shape[0] // need, generated.shape[0] // (2 * need)))
+    result = statistic(train, test, generated, n_cells=n_cells, min_generated=min_cell, seed=0)
+    return {"C_T": result.c_t, "cells": int(result.kept.sum()), "n_cells": n_cells, "n_generated": int(generated.shape[0]), "n_test": int(test.shape[0])}
+
+
+def copying_of_sets(
+    sample_dirs: list[Path], against: str | Path, settings: NoveltySection, *, show_progress: bool = False
+) -> dict[str, Any]:
+    """C_T of several sample folders pooled (the seeds of one arm), against one prepared data set.
+
+    Embeddings come from the cache the per-run scoring filled, so this costs little.
+    """
+    from curricmusic.novelty.embed import embed_bank, embed_midi_files
+    from curricmusic.novelty.embedders import load_embedder
+    from curricmusic.novelty.score import data_copying_statistic
+
+    data = resolve_against(against).prepared
+    stages = list(settings.bank_stages or data.stage_names)
+    embedder = load_embedder(settings.embedder, fallback=settings.fallback)
+    kwargs = {"progress": show_progress, "max_seconds": settings.max_seconds}
+    train_bank, _ = embed_bank(_bank(data, stages, "train")[0], embedder, **kwargs)
+    train = train_bank.vectors
+    test, _ = embed_midi_files(_bank(data, stages, "val")[0] + _bank(data, stages, "test")[0], embedder, **kwargs)
+    files = [f for d in sample_dirs for f in sorted(Path(d).glob("*.mid"))]
+    generated, _ = embed_midi_files(files, embedder, **kwargs)
+    if not generated.shape[0] or not test.shape[0]:
+        return {"C_T": float("nan"), "cells": 0, "n_cells": 0, "n_generated": int(generated.shape[0]), "n_test": int(test.shape[0])}
+    return _copying(data_copying_statistic, train, test, generated, settings.ct_min_cell)
 
 
 def score_novelty(

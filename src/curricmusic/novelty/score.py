@@ -14,6 +14,13 @@ Distances and flags
     ``d = 1 - cosine``; the distance ratio ``rho = d_NN(sample, train) / median_h d_NN(h, train)``
     over held-out pieces ``h`` (1 is as close as real unseen music sits); the penalty
     ``max(0, (tau - d) / tau)`` with ``tau`` a quantile of the held-out distances.
+    :func:`stratified_ratio` takes the median over the held-out pieces whose nearest training
+    piece lies in the same stage as the sample's: a bank of scales and chorales has two scales
+    of distance (held-out scales sit very close to training scales), and one pooled median
+    calls every new melody that lands near a scale a copy. :func:`calibrated_threshold` sets
+    the rho flag at a low quantile of the held-out pieces' own rho, and
+    :func:`separation_auc` measures whether the embedder places known copies (training pieces
+    transposed and re-timed) closer than held-out music at all.
 
 Data copying
     :func:`data_copying_statistic` is the C_T test of Meehan, Chaudhuri & Dasgupta (2020).
@@ -38,6 +45,9 @@ __all__ = [
     "penalty",
     "penalty_tau",
     "flag",
+    "stratified_ratio",
+    "calibrated_threshold",
+    "separation_auc",
     "CopyingTest",
     "data_copying_statistic",
     "set_summary",
@@ -328,6 +338,56 @@ def flag(rho, copied_bars, rho_threshold: float, max_copied_bars: float) -> np.n
     rho = np.asarray(rho, dtype=np.float64)
     bars = np.asarray(copied_bars, dtype=np.float64)
     return (rho < rho_threshold) | (bars >= max_copied_bars)
+
+
+def stratified_ratio(
+    d: np.ndarray,
+    stage: np.ndarray,
+    heldout_d: np.ndarray,
+    heldout_stage: np.ndarray,
+    min_pieces: int = 5,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """``rho_i = d_i / median{d_h : stage_h = stage_i}``: distances over the held-out median of
+    the stratum of the nearest training piece's stage (``stage``: one label per row).
+
+    A stratum with fewer than ``min_pieces`` held-out pieces uses the median of all held-out
+    distances. Returns ``(rho, {stage: median used})`` (the key ``"*"`` holds the pooled median).
+    """
+    d = np.asarray(d, dtype=np.float64)
+    heldout_d = np.asarray(heldout_d, dtype=np.float64)
+    heldout_stage = np.asarray(heldout_stage)
+    pooled = float(np.median(heldout_d)) if heldout_d.size else float("nan")
+    medians = {"*": pooled}
+    for label in np.unique(heldout_stage).tolist():
+        members = heldout_d[heldout_stage == label]
+        if members.size >= min_pieces:
+            medians[str(label)] = float(np.median(members))
+    scale = np.array([medians.get(str(label), pooled) for label in np.asarray(stage).tolist()], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return d / scale if d.size else np.zeros(0), medians
+
+
+def calibrated_threshold(heldout_rho, quantile: float) -> float:
+    """The ``quantile`` of the held-out pieces' rho: unseen real music falls below it that often."""
+    values = np.asarray(heldout_rho, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    return float(np.quantile(values, quantile)) if values.size else float("nan")
+
+
+def separation_auc(copies_rho, heldout_rho) -> float:
+    """``P(rho_copy < rho_heldout)`` over all pairs (ties count 1/2): 1 when every known copy
+    sits closer to the training data than every held-out piece, 0.5 when the embedder cannot
+    tell them apart, below 0.5 when it places copies farther. NaN without both sets."""
+    a = np.asarray(copies_rho, dtype=np.float64)
+    b = np.asarray(heldout_rho, dtype=np.float64)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not a.size or not b.size:
+        return float("nan")
+    less = (a[:, None] < b[None, :]).sum()
+    ties = (a[:, None] == b[None, :]).sum()
+    return float((less + 0.5 * ties) / (a.size * b.size))
 
 
 def set_summary(

@@ -85,24 +85,57 @@ def novelty_html(report: dict[str, Any], samples_dir: Path, out_dir: Path) -> st
         ("samples", summary["n"]),
         ("flagged (copy rate)", f"{summary['n_flagged']} ({_fmt(summary['copy_rate'])})"),
         ("median rho", _fmt(summary.get("rho_median"))),
-        ("data-copying statistic C_T", _fmt(summary.get("data_copying_C_T"))),
+        ("data-copying statistic C_T", f"{_fmt(summary.get('data_copying_C_T'))} ({summary.get('data_copying_cells', 0)} cells)"),
+        ("false-flag rate on fresh material", _fmt(summary.get("fresh_false_flag_rate"))),
         ("longest copied span (notes)", summary.get("longest_copied_notes_max")),
         ("training bank", f"{report['bank']['n_train']} pieces of {', '.join(report['bank']['stages'])}"),
         ("held-out pieces", report["bank"]["n_heldout"]),
     ]
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in figures)
+    calibration = _calibration_table(report.get("calibration", {}))
     skipped = "".join(f"<li>{html.escape(str(s['path']))}: {html.escape(s['reason'])}</li>" for s in report.get("skipped", []))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty report</title><style>{CSS}</style></head><body>
 <h1>Novelty of {html.escape(Path(report['samples_dir']).name)}</h1>
 {_banner(report)}
-<p>Against {html.escape(report['against'])}. rho below 1 means closer to the training data than unseen real music is;
-flagged when rho &lt; {report['settings']['rho_threshold']} or a span of {report['settings']['max_copied_bars']} bars or more is copied.</p>
+<p>Against {html.escape(report['against'])}. rho below 1 means closer to the training data than unseen real music is.
+Flagged when a span of {report['settings']['max_copied_bars']} bars or more is copied{_rho_rule(report)}.</p>
 <table><tbody>{table}</tbody></table>
+{calibration}
 {rho_histogram({'this set': [s['rho'] for s in report['samples']]}, summary.get('heldout_rho', []))}
 <h2>Samples</h2><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>
 {'<h2>Skipped files</h2><ul>' + skipped + '</ul>' if skipped else ''}
 </body></html>
 """
+
+
+def _rho_rule(report: dict[str, Any]) -> str:
+    calibration = report.get("calibration", {})
+    if calibration.get("rho_flag"):
+        return f", or when rho &lt; {_fmt(calibration.get('rho_threshold'))}"
+    return " (the distance ratio does not flag with this embedder: see the calibration below)"
+
+
+def _calibration_table(calibration: dict[str, Any]) -> str:
+    """What the flag was checked against: copies it must catch, fresh music it must leave alone."""
+    probe = calibration.get("probe")
+    if not probe:
+        return ""
+    labels = {
+        "copies": "training pieces, transposed and re-timed (must be flagged)",
+        "fresh_in_style": "test pieces of the bank's stages: new tunes (must not be flagged)",
+        "fresh_out_of_style": "random-walk melodies (must not be flagged)",
+    }
+    rows = "".join(
+        f"<tr><td>{html.escape(labels.get(name, name))}</td><td>{p['n']}</td><td>{_fmt(p['rho_median'])}</td>"
+        f"<td>{_fmt(p['flagged_by_rho'])}</td><td>{_fmt(p['flagged_by_span'])}</td><td>{_fmt(p['flagged'])}</td></tr>"
+        for name, p in probe.items()
+    )
+    return (
+        f"<h2>Calibration of the flag</h2><p>{html.escape(calibration.get('rho_flag_reason', ''))}. "
+        f"Held-out set: {html.escape(calibration.get('heldout', ''))}.</p>"
+        "<table><thead><tr><th>material</th><th>pieces</th><th>median rho</th><th>flagged by rho</th>"
+        f"<th>flagged by copied span</th><th>flagged</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def compare_html(reports: dict[str, dict[str, Any]]) -> str:

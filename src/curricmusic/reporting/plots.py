@@ -124,7 +124,8 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
 
 
 def tokens_to_target(results: dict[str, Any], metric: str = "tokens_to_target") -> bytes | None:
-    """Mean and 95% bootstrap interval per arm of a summary metric (seeds as dots)."""
+    """Mean and 95% t-interval per arm of a summary metric (seeds as dots; for tokens to target,
+    open circles are seeds that never reached it, drawn at the budget)."""
     arms = [a for a, v in results["arms"].items() if _finite(v["summary"].get(metric, {}).get("values", []))]
     if not arms:
         return None
@@ -133,8 +134,15 @@ def tokens_to_target(results: dict[str, Any], metric: str = "tokens_to_target") 
     for y, arm in enumerate(arms):
         stats = results["arms"][arm]["summary"][metric]
         mean, low, high = stats["mean"], stats["ci_low"], stats["ci_high"]
-        ax.errorbar([mean], [y], xerr=[[mean - low], [high - mean]], fmt="o", color=_COLORS[y % len(_COLORS)], capsize=4)
-        ax.scatter(_finite(stats["values"]), [y] * len(_finite(stats["values"])), color="black", s=10, zorder=3)
+        color = _COLORS[y % len(_COLORS)]
+        if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+            ax.errorbar([mean], [y], xerr=[[mean - low], [high - mean]], fmt="o", color=color, capsize=4)
+        elif mean is not None:
+            ax.scatter([mean], [y], color=color, s=30, zorder=2)
+        reached = stats.get("reached") or [True] * len(stats["values"])
+        for value, hit in zip(stats["values"], reached, strict=False):
+            if value is not None and math.isfinite(value):
+                ax.scatter([value], [y], s=14, zorder=3, color="black" if hit else "none", edgecolors="black")
     ax.set_yticks(range(len(arms)), arms)
     ax.set_ylim(-0.6, len(arms) - 0.4)
     if metric == "tokens_to_target":
@@ -142,7 +150,7 @@ def tokens_to_target(results: dict[str, Any], metric: str = "tokens_to_target") 
     label = {"tokens_to_target": f"tokens to reach validation loss {results.get('target_loss')}",
              "final_val_target": "final target-stage validation loss"}.get(metric, metric)  # fmt: skip
     ax.set_xlabel(label)
-    ax.set_title(f"{metric}: mean and 95% bootstrap CI over seeds (dots: seeds)")
+    ax.set_title(f"{metric}: mean and 95% t-interval over seeds (dots: seeds)")
     ax.grid(alpha=0.3, axis="x")
     return _png(fig)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,30 @@ REPORT_METRICS = ["pitch_class_entropy", "scale_consistency", "polyphony", "note
 
 
 def _ci(stats: dict[str, Any]) -> str:
-    if stats.get("mean") is None:
+    """``mean [low, high]``; with too few seeds for an interval, the mean and each seed's value."""
+    if not stats or stats.get("mean") is None:
         return "-"
+    if stats.get("too_few"):
+        values = ", ".join(fmt(v) for v in stats.get("values", []))
+        return f"{fmt(stats['mean'])} (seeds: {values})" if values else "-"
     return f"{fmt(stats['mean'])} [{fmt(stats['ci_low'])}, {fmt(stats['ci_high'])}]"
+
+
+def _to_target(stats: dict[str, Any]) -> tuple[str, str, str]:
+    """(reached share, restricted mean, Kaplan-Meier median) of tokens to target."""
+    if not stats or not stats.get("n"):
+        return "-", "-", "-"
+    reached = f"{stats['n_reached']}/{stats['n']}"
+    mean = _ci({**stats, "mean": stats["restricted_mean"]})
+    median = fmt(stats["km_median"]) if stats["km_median"] is not None else f"> {fmt(stats['budget'])}"
+    return reached, mean, median
+
+
+def _effect(row: dict[str, Any], key: str) -> str:
+    value, low, high = row.get(key), row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
+    if value is None:
+        return "-"
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
 
 
 def _embedder_line(results: dict[str, Any]) -> str:
@@ -31,42 +53,78 @@ def _embedder_line(results: dict[str, Any]) -> str:
     return f"embedder {', '.join(specs)}; weights {'real' if real else 'NOT real (fallback or no weights)'}"
 
 
+def _target_line(results: dict[str, Any]) -> str:
+    target = results.get("target") or {}
+    rule = target.get("rule", "")
+    return f"Target stage: `{results['target_stage']}`; target loss: {fmt(results.get('target_loss'))} ({rule})."
+
+
 def markdown_report(results: dict[str, Any]) -> str:
     lines = [
         f"# {results['experiment']}",
         "",
         results.get("description") or "",
         "",
-        f"Target stage: `{results['target_stage']}`; target loss: {fmt(results.get('target_loss'))}.",
+        _target_line(results),
         "",
         f"Novelty scores: {_embedder_line(results)}.",
         "",
-        "| arm | pacing | seeds | final target val loss | AUC target val loss | tokens to target | copy rate | median rho |",
-        "|---|---|---|---|---|---|---|---|",
+    ]
+    warnings = results.get("warnings") or []
+    if warnings:
+        lines += ["## Sample too small", ""] + [f"- {w}" for w in warnings] + [""]
+    lines += [
+        "| arm | pacing | seeds | final target val loss | best target val loss | test loss | AUC target val loss "
+        "| reached target | tokens to target (restricted mean) | tokens to target (KM median) | copy rate "
+        "| copy rate, no blocking | median rho |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, arm in results["arms"].items():
         s = arm["summary"]
         failed = f" ({arm['n_failed']} failed)" if arm["n_failed"] else ""
-        pacing = arm["pacing"] if arm["pacing"] in ("random", "target-only") or arm["order"] == "curriculum" else f"{arm['pacing']} ({arm['order']})"
+        pacing = arm["pacing"] if arm["pacing"].startswith("random") or arm["pacing"] == "target-only" or arm["order"] == "curriculum" else f"{arm['pacing']} ({arm['order']})"
+        reached, mean, median = _to_target(s.get("tokens_to_target", {}))
         lines.append(
-            f"| {name} | {pacing} | {arm['n_done']}{failed} | {_ci(s['final_val_target'])} | "
-            f"{_ci(s['auc_val_target'])} | {_ci(s['tokens_to_target'])} | {_ci(s['copy_rate'])} | {_ci(s['rho_median'])} |"
+            f"| {name} | {pacing} | {arm['n_done']}{failed} | {_ci(s['final_val_target'])} | {_ci(s.get('best_val_target', {}))} | "
+            f"{_ci(s.get('test_target', {}))} | {_ci(s['auc_val_target'])} | {reached} | {mean} | {median} | "
+            f"{_ci(s['copy_rate'])} | {_ci(s.get('copy_rate_unblocked', {}))} | {_ci(s['rho_median'])} |"
         )
-    lines += ["", "Mean [95% bootstrap CI] over seeds.", ""]
+    lines += [
+        "",
+        "Mean [95% t-interval] over seeds; with fewer than 3 seeds, the mean and each seed's value. Tokens to "
+        "target: seeds that never reach the target count as the whole budget (restricted mean); the Kaplan-Meier "
+        "median is '> budget' while half the seeds or more never arrive.",
+        "",
+    ]
     if results["comparisons"]:
         lines += [
-            f"## Paired comparisons against `{results['baseline_arm']}` (Holm-corrected)",
+            "## Paired comparisons against the random-order baselines",
             "",
-            "| arm | metric | mean difference [95% CI] | p | p (Holm) |",
-            "|---|---|---|---|---|",
+            "| arm | baseline | metric | seeds | difference [95% CI] | ratio [95% CI] | d_z | p | p (Holm) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in results["comparisons"]:
+            p = fmt(row["p_value"]) if not row.get("too_few_for_p") else "n < 5"
+            p_holm = fmt(row["p_holm"]) if not row.get("too_few_for_p") else "-"
             lines.append(
-                f"| {row['arm']} | {row['metric']} | {fmt(row['mean_diff'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}] "
-                f"| {fmt(row['p_value'])} | {fmt(row['p_holm'])} |"
+                f"| {row['arm']} | {row['baseline']} | {row['metric']} | {row['n_pairs']} | {_effect(row, 'diff')} "
+                f"| {_effect(row, 'ratio')} | {fmt(row['d_z'], 2)} | {p} | {p_holm} |"
             )
-        lines.append("")
-    lines += ["## Musical metrics: overlap with held-out pieces (1 = same distribution)", ""]
+        lines += [
+            "",
+            "Difference = arm - baseline, seed by seed; ratio = geometric mean of arm / baseline; d_z = mean "
+            "difference / SD of the differences. p: paired t-test, only from 5 seeds; Holm over every row.",
+            "",
+        ]
+    lines += _novelty_lines(results)
+    lines += [
+        "## Musical metrics against held-out pieces (Yang & Lerch)",
+        "",
+        "Overlap of the distribution of distances between samples and held-out excerpts of the same number of "
+        "bars (inter-set) with that of distances among the held-out excerpts (intra-set): 1 = the samples sit "
+        "among held-out music as it sits among itself.",
+        "",
+    ]
     header = "| arm | " + " | ".join(REPORT_METRICS) + " |"
     lines += [header, "|---" * (len(REPORT_METRICS) + 1) + "|"]
     for name, arm in results["arms"].items():
@@ -77,6 +135,42 @@ def markdown_report(results: dict[str, Any]) -> str:
         lines += ["", "## Runs that did not finish", ""]
         lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in unfinished]
     return "\n".join(lines) + "\n"
+
+
+def _mean(values: list[Any]) -> float | None:
+    finite = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
+
+
+def _novelty_lines(results: dict[str, Any]) -> list[str]:
+    """Per arm: copy rates with and without copy-blocking, pooled C_T, and the flag's calibration."""
+    arms = {name: arm["novelty"] for name, arm in results["arms"].items() if arm.get("novelty")}
+    if not arms:
+        return []
+    lines = [
+        "## Novelty",
+        "",
+        "| arm | samples | copy rate | copy rate, no blocking | C_T, seeds pooled (cells) | false flags on fresh music |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, n in arms.items():
+        pooled = n.get("data_copying_C_T_pooled") or {}
+        lines.append(
+            f"| {name} | {n['n_samples']} | {fmt(n['copy_rate'])} | {fmt(n.get('copy_rate_unblocked'))} | "
+            f"{fmt(pooled.get('C_T'))} ({pooled.get('cells', 0)}) | {fmt(_mean(n.get('fresh_false_flag_rate', [])))} |"
+        )
+    reason = next((n.get("rho_flag_reason") for n in arms.values() if n.get("rho_flag_reason")), None)
+    lines += [
+        "",
+        "Copy rate: share of samples flagged (a copied span of the set number of bars, or a distance ratio below the "
+        "calibrated threshold when the embedder can detect copies). 'No blocking': the same seeds sampled with "
+        "copy-blocking off, what the model would copy. C_T (Meehan et al. 2020): << 0 copying, about 0 fine. "
+        "False flags: share of fresh music (new tunes of the bank's stages, random melodies) flagged by the same rule.",
+        "",
+    ]
+    if reason:
+        lines += [f"Distance flag: {reason}.", ""]
+    return lines
 
 
 def _img(png: bytes | None, alt: str) -> str:
