@@ -139,7 +139,7 @@ def test_novelty_page_lists_every_sample_and_flags(tmp_path):
     assert "12 notes / 3.5 bars from scales/c&lt;major&gt;" in page
     assert '<a href="../sample_001.wav">wav</a>' in page and "../sample_000.wav" not in page
     assert "<tr><td>median rho</td><td>0.625</td></tr>" in page
-    assert "<tr><td>data-copying statistic C_T</td><td>-</td></tr>" in page
+    assert "<tr><td>data-copying statistic C_T</td><td>- (0 cells)</td></tr>" in page
     assert "Requested clap:x: no weights" in page and "<li>x.mid: no notes</li>" in page
     assert page.count("data:image/png;base64,") == 1
 
