@@ -21,9 +21,9 @@ from curricmusic.config.curriculum import (
     curriculum_from_midi_dir,
     load_curriculum,
 )
+from curricmusic.config.arms import ARM_OPTIONS, PACING_NAMES, ArmConfig, PacingOptions
 from curricmusic.config.experiment import (
-    PACINGS,
-    ArmConfig,
+    LR_SCHEDULES,
     Experiment,
     ExperimentConfig,
     GenerateSection,
@@ -34,7 +34,10 @@ from curricmusic.config.experiment import (
 )
 
 __all__ = [
-    "PACINGS",
+    "ARM_OPTIONS",
+    "PACING_NAMES",
+    "LR_SCHEDULES",
+    "PacingOptions",
     "ArmConfig",
     "Experiment",
     "ExperimentConfig",

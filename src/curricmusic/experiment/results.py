@@ -24,7 +24,8 @@ from curricmusic.evaluation.stats import (
     holm,
     paired_comparison,
 )
-from curricmusic.training.run_files import read_metrics
+from curricmusic.experiment.lr_selection import select_learning_rates, selected_runs
+from curricmusic.training.run_files import read_metrics, read_run
 
 __all__ = ["aggregate", "run_curves", "run_summary", "music_metrics_of", "BASELINE_ARM", "SUMMARY_METRICS"]
 
@@ -32,6 +33,8 @@ BASELINE_ARM = "random"
 # summary -> True when lower is better
 SUMMARY_METRICS = {
     "final_val_target": True,
+    "best_val_target": True,
+    "test_target": True,
     "auc_val_target": True,
     "tokens_to_target": True,
     "copy_rate": True,
@@ -40,16 +43,18 @@ SUMMARY_METRICS = {
 
 
 def run_curves(run_dir: Path, target: str) -> dict[str, Any]:
-    """Training and validation curves of a run, by tokens seen."""
+    """Training and validation curves of a run, by real tokens seen (all, and of the target stage)."""
     rows = read_metrics(run_dir)
     evals = [r for r in rows if "val_loss" in r]
     stages = sorted({s for r in evals for s in r["val_loss"]})
     return {
         "train_tokens": [r["tokens_seen"] for r in rows],
+        "train_target_tokens": [r.get("target_tokens_seen") for r in rows],
         "train_loss": [r["train_loss"] for r in rows],
         "stage_weights": [r["stage_weights"] for r in rows],
         "current_stage": [r["current_stage"] for r in rows],
         "eval_tokens": [r["tokens_seen"] for r in evals],
+        "eval_target_tokens": [r.get("target_tokens_seen") for r in evals],
         "eval_steps": [r["step"] for r in evals],
         "val": {s: [r["val_loss"].get(s) for r in evals] for s in stages},
         "val_target": [r["val_loss"].get(target) for r in evals],
@@ -58,8 +63,10 @@ def run_curves(run_dir: Path, target: str) -> dict[str, Any]:
 
 def run_summary(curves: dict[str, Any], target_loss: float | None) -> dict[str, float]:
     tokens, target = curves["eval_tokens"], curves["val_target"]
+    finite = [v for v in target if v is not None and math.isfinite(v)]
     summary = {
         "final_val_target": target[-1] if target else math.nan,
+        "best_val_target": min(finite) if finite else math.nan,
         "auc_val_target": area_under_curve(tokens, target),
         "final_val": {s: values[-1] for s, values in curves["val"].items() if values},
     }
@@ -131,7 +138,8 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
     target = experiment.curriculum.target
     runs = []
     for cell in cells:
-        entry: dict[str, Any] = {"arm": cell.arm, "seed": cell.seed, "run_dir": f"runs/{cell.name}"}
+        lr = cell.lr if cell.lr is not None else config.learning_rates(cell.arm)[0]
+        entry: dict[str, Any] = {"arm": cell.arm, "seed": cell.seed, "lr": lr, "run_dir": f"runs/{cell.name}"}
         status_file = cell.run_dir / "cell.json"
         status = json.loads(status_file.read_text()) if status_file.is_file() else {"status": "missing"}
         entry["status"] = status["status"]
@@ -140,8 +148,13 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
             runs.append(entry)
             continue
         curves = run_curves(cell.run_dir, target)
+        info = read_run(cell.run_dir)
+        entry["lr"] = info.get("lr", entry["lr"])
         entry["curves"] = curves
         entry["summary"] = run_summary(curves, config.target_loss)
+        entry["summary"]["test_target"] = info.get("test_loss", {}).get(target, math.nan)
+        entry["heldout"] = {key: info.get(key) for key in ("best_val_loss", "final_val_loss", "test_loss")}
+        entry["tokens"] = {key: info.get(key) for key in ("tokens_seen", "target_tokens_seen", "stage_tokens")}
         entry["music"] = music_metrics_of(sorted((cell.run_dir / "samples").glob("*.mid")))
         novelty = _novelty_of(cell.run_dir)
         if novelty is not None:
@@ -150,9 +163,11 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
             entry["summary"]["rho_median"] = novelty["summary"]["rho_median"]
         runs.append(entry)
     heldout = _heldout_music(experiment, out_dir)
+    selection = select_learning_rates(runs, [arm.name for arm in config.arms])
+    chosen = selected_runs(runs, selection)  # each arm at its best learning rate on validation
     arms: dict[str, Any] = {}
     for arm in config.arms:
-        done = [r for r in runs if r["arm"] == arm.name and r["status"] == "done"]
+        done = [r for r in chosen if r["arm"] == arm.name and r["status"] == "done"]
         summaries = {}
         for metric in SUMMARY_METRICS:
             values = [r["summary"].get(metric, math.nan) for r in done]
@@ -162,12 +177,14 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
             "pacing": arm.pacing,
             "order": arm.order,
             "n_done": len(done),
-            "n_failed": sum(1 for r in runs if r["arm"] == arm.name and r["status"] != "done"),
+            "n_failed": sum(1 for r in chosen if r["arm"] == arm.name and r["status"] != "done"),
+            "lr": selection["arms"][arm.name]["chosen"],
+            "tokens": _arm_tokens(done),
             "summary": summaries,
             "music": _arm_music([r["music"] for r in done], heldout),
             "novelty": _arm_novelty(done),
         }
-    comparisons = _comparisons(runs, config)
+    comparisons = _comparisons(chosen, config)
     results = {
         "experiment": config.name,
         "description": config.description,
@@ -178,6 +195,7 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
         "target_loss": config.target_loss,
         "baseline_arm": BASELINE_ARM if any(a.name == BASELINE_ARM for a in config.arms) else None,
         "runs": runs,
+        "lr_selection": selection,
         "heldout_music": heldout,
         "arms": arms,
         "comparisons": comparisons,
@@ -185,6 +203,19 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
     }
     write_json(out_dir / "results.json", results)
     return json.loads((out_dir / "results.json").read_text())
+
+
+def _arm_tokens(done: list[dict]) -> dict[str, Any]:
+    """Mean over seeds of the real tokens an arm trained on: all, the target stage's, per stage."""
+    tokens = [r["tokens"] for r in done if r.get("tokens", {}).get("tokens_seen") is not None]
+    if not tokens:
+        return {}
+    stages = sorted({s for t in tokens for s in t["stage_tokens"]})
+    return {
+        "tokens_seen": float(np.mean([t["tokens_seen"] for t in tokens])),
+        "target_tokens_seen": float(np.mean([t["target_tokens_seen"] for t in tokens])),
+        "stage_tokens": {s: float(np.mean([t["stage_tokens"].get(s, 0) for t in tokens])) for s in stages},
+    }
 
 
 def _arm_novelty(done: list[dict]) -> dict[str, Any]:

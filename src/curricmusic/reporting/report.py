@@ -142,6 +142,7 @@ def html_report(results: dict[str, Any]) -> str:
     banner_class = "real" if "weights real" in embedder else "fake"
     figures = [
         _img(plots.validation_curves(results), "Target-stage validation loss per arm"),
+        _img(plots.validation_curves(results, x="target_tokens"), "Target-stage validation loss against target-stage tokens"),
         _img(plots.stage_panels(results), "Per-stage validation loss, with the stage being learned shaded"),
         _img(plots.tokens_to_target(results), "Tokens to reach the target validation loss"),
         _img(plots.tokens_to_target(results, "final_val_target"), "Final target-stage validation loss"),
