@@ -105,7 +105,7 @@ def test_a_stage_shorter_than_a_window_wraps_and_every_target_is_real():
     packed = PackedStage(tokens, np.array([0, 4, 7]), ranks=np.array([1, 0]))
     assert packed.read(np.arange(7)).tolist() == [1, 7, 2, 1, 5, 6, 2]  # rank order
     assert packed.prefix(1) == 3 and packed.prefix(None) == 7
-    assert packed.read((np.arange(10) % packed.prefix(1))).tolist() == [1, 7, 2, 1, 7, 2, 1, 7, 2, 1]
+    assert packed.read(np.arange(10) % packed.prefix(1)).tolist() == [1, 7, 2, 1, 7, 2, 1, 7, 2, 1]
 
 
 @pytest.mark.parametrize("seq_len,stride", [(8, 8), (8, 3), (8, 1), (5, 2)])

@@ -136,6 +136,12 @@ eval_every = 4
         ('[[arms]]\nname = "a"\npacing = "random"\ncurriculum = "missing.toml"\n', "arms.0.curriculum: curriculum file"),
         ('[[arms]]\nname = "a"\npacing = "fixed"\nstages = ["scales", "hanon"]\n', "no arm trains on the target stage"),
         ('[[arms]]\nname = "a"\npacing = "fixed"\nstages = ["scales", "nope"]\n', "no stage 'nope'"),
+        ('[[arms]]\nname = "a"\npacing = "random-matched"\nmatch = "b"\n', "arms.0.match: no arm named 'b'"),
+        (
+            '[[arms]]\nname = "a"\npacing = "plateau"\n[[arms]]\nname = "b"\npacing = "random-matched"\nmatch = "a"\n',
+            "arms.1.match: arm 'a' has pacing 'plateau', whose per-stage tokens are not known before training",
+        ),
+        ('[[arms]]\nname = "a"\npacing = "competence"\nreplay = 0.1\n', "arms.0: replay is not an option of pacing 'competence'"),
     ],
 )
 def test_bad_experiments_fail_with_one_clear_line(tmp_path, extra, message):

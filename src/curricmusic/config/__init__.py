@@ -7,6 +7,7 @@ from curricmusic.common.frozen import (
     load_toml,
     validate,
 )
+from curricmusic.config.arms import ARM_OPTIONS, PACING_NAMES, ArmConfig, PacingOptions
 from curricmusic.config.curriculum import (
     MUSIC21_COLLECTIONS,
     CurriculumConfig,
@@ -21,7 +22,6 @@ from curricmusic.config.curriculum import (
     curriculum_from_midi_dir,
     load_curriculum,
 )
-from curricmusic.config.arms import ARM_OPTIONS, PACING_NAMES, ArmConfig, PacingOptions
 from curricmusic.config.experiment import (
     LR_SCHEDULES,
     Experiment,

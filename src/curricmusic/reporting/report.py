@@ -63,6 +63,7 @@ def markdown_report(results: dict[str, Any]) -> str:
             f"{_ci(s['auc_val_target'])} | {_ci(s['tokens_to_target'])} | {_ci(s['copy_rate'])} | {_ci(s['rho_median'])} |"
         )
     lines += ["", "Mean [95% bootstrap CI] over seeds.", ""]
+    lines += _budget_lines(results)
     if results["comparisons"]:
         lines += [
             f"## Paired comparisons against `{results['baseline_arm']}` (Holm-corrected)",
@@ -87,6 +88,27 @@ def markdown_report(results: dict[str, Any]) -> str:
         lines += ["", "## Runs that did not finish", ""]
         lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in failed]
     return "\n".join(lines) + "\n"
+
+
+def _budget_lines(results: dict[str, Any]) -> list[str]:
+    """What each arm trained on (real tokens, mean over seeds) and at which learning rate."""
+    selection = results.get("lr_selection", {}).get("arms", {})
+    lines = [
+        "## Budgets: real tokens trained on (mean over seeds) and the learning rate",
+        "",
+        "| arm | tokens | target-stage tokens | learning rate |",
+        "|---|---|---|---|",
+    ]
+    for name, arm in results["arms"].items():
+        tokens = arm.get("tokens") or {}
+        candidates = selection.get(name, {}).get("candidates", [])
+        rate = fmt(arm.get("lr"), 6) if arm.get("lr") is not None else "-"
+        if len(candidates) > 1:
+            rate += f" (best of {len(candidates)} on validation)"
+        lines.append(f"| {name} | {fmt(tokens.get('tokens_seen'))} | {fmt(tokens.get('target_tokens_seen'))} | {rate} |")
+    if any(len(entry.get("candidates", [])) > 1 for entry in selection.values()):
+        lines += ["", f"Learning rates chosen by rule: {results['lr_selection']['rule']}."]
+    return lines + [""]
 
 
 def _img(png: bytes | None, alt: str) -> str:

@@ -71,9 +71,9 @@ class MetricsLog:
             self.writer.close()
 
 
-def weights_text(names: Sequence[str], weights: np.ndarray) -> str:
+def weights_text(weights: dict[str, float]) -> str:
     """``scales 10%, chorales 90%`` for the progress bar."""
-    return ", ".join(f"{n} {w:.0%}" for n, w in zip(names, weights, strict=True) if w >= 0.005)
+    return ", ".join(f"{name} {w:.0%}" for name, w in weights.items() if w >= 0.005)
 
 
 def _tensorboard(run_dir: Path):

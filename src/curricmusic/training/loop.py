@@ -39,7 +39,14 @@ from curricmusic.training.run_files import (
     truncate_metrics,
     write_run,
 )
-from curricmusic.training.setup import RunPlan, build_model, heldout_sets, make_optimizer, plan_run, prepared_for
+from curricmusic.training.setup import (
+    RunPlan,
+    build_model,
+    heldout_sets,
+    make_optimizer,
+    plan_run,
+    prepared_for,
+)
 from curricmusic.training.step import train_step
 
 __all__ = ["train_run", "TrainResult", "TrainState", "prepared_for", "peak_lr"]
@@ -165,7 +172,7 @@ def train_run(
             tokens_per_s = (done - first_step) * train.tokens_per_step / max(1e-9, time.perf_counter() - started)
             if done % train.log_every == 0 or evaluated or done == end_step:
                 log.append(row | {"tokens_per_s": tokens_per_s})
-            update(info=f"loss {row['train_loss']:.3f} | {weights_text(plan.stage_names, np.array(list(row['stage_weights'].values())))} | {tokens_per_s:,.0f} tok/s")
+            update(info=f"loss {row['train_loss']:.3f} | {weights_text(row['stage_weights'])} | {tokens_per_s:,.0f} tok/s")
             if done % train.checkpoint_every == 0 or done == plan.total_steps:
                 accelerator.wait_for_everyone()
                 if main:

@@ -30,7 +30,11 @@ from curricmusic.curriculum.pacing.base import (
     replay_weights,
     stage_at,
 )
-from curricmusic.curriculum.pacing.baselines import RandomMatchedPacing, RandomPacing, TargetOnlyPacing
+from curricmusic.curriculum.pacing.baselines import (
+    RandomMatchedPacing,
+    RandomPacing,
+    TargetOnlyPacing,
+)
 from curricmusic.curriculum.pacing.competence_pacing import CompetencePacing
 from curricmusic.curriculum.pacing.fixed import FixedPacing
 from curricmusic.curriculum.pacing.plateau import PlateauPacing

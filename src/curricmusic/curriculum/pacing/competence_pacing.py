@@ -7,7 +7,13 @@ from collections.abc import Mapping
 
 from curricmusic.config import ArmConfig
 from curricmusic.config.arms import CompetenceOptions
-from curricmusic.curriculum.pacing.base import Mixture, Pacing, ScheduleContext, StageData, competence
+from curricmusic.curriculum.pacing.base import (
+    Mixture,
+    Pacing,
+    ScheduleContext,
+    StageData,
+    competence,
+)
 
 __all__ = ["CompetencePacing"]
 
