@@ -72,6 +72,17 @@ def test_every_real_token_is_drawn_in_proportion_whatever_its_piece_length(data)
     assert abs(share[shortest] / (lengths[shortest] / total) - 1) < 0.10
 
 
+def test_a_step_can_draw_shorter_windows(data):
+    """The seam for sequence-length warm-up: a mixture's seq_len sets the step's window length."""
+    sampler = WindowSampler(data, data.stage_names, seq_len=64)
+    refs = sampler.draw(np.random.default_rng(3), np.array([5]), Mixture(np.array([1.0]), seq_len=16))
+    inputs, targets = sampler.gather(refs)
+    assert inputs.shape == targets.shape == (5, 16) and refs.length == 16
+    np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])
+    with pytest.raises(ValueError, match="window length"):
+        sampler.draw(np.random.default_rng(3), np.array([5]), Mixture(np.array([1.0]), seq_len=65))
+
+
 def test_same_generator_state_same_batch(data):
     sampler = WindowSampler(data, data.stage_names, seq_len=32)
     a = sampler.draw(np.random.default_rng(5), np.array([16]), Mixture(np.array([1.0])))

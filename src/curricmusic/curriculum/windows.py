@@ -118,10 +118,13 @@ class WindowSampler:
         prefixes = self.prefix_tokens(mixture.rank_limit)
         if np.any((counts > 0) & (prefixes == 0)):
             raise RuntimeError("the schedule gave windows to a stage with no eligible piece")
+        length = int(mixture.seq_len or self.seq_len)
+        if not 1 <= length <= self.seq_len:
+            raise ValueError(f"a step's window length must be in [1, {self.seq_len}] (the model's context), got {length}")
         stage = np.repeat(np.arange(counts.shape[0]), counts)
         prefix = prefixes[stage]
         start = np.minimum(np.floor(rng.random(stage.shape[0]) * prefix).astype(np.int64), prefix - 1)
-        return WindowRefs(stage, start, prefix, int(mixture.seq_len or self.seq_len))
+        return WindowRefs(stage, start, prefix, length)
 
     def gather(self, refs: WindowRefs) -> tuple[np.ndarray, np.ndarray]:
         """Inputs and targets ``(B, T)`` int64 of the referenced windows (every target is real)."""

@@ -22,7 +22,7 @@ def evaluate(model: torch.nn.Module, accelerator, held_out: dict[str, HeldOut], 
     model.eval()
     losses: dict[str, float] = {}
     rank, world = accelerator.process_index, accelerator.num_processes
-    with torch.no_grad():
+    with torch.inference_mode():
         for stage, windows in held_out.items():
             totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
             rows = np.arange(len(windows))[rank::world]

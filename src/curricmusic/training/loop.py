@@ -135,6 +135,7 @@ def train_run(
     accelerator = Accelerator(mixed_precision=train.mixed_precision, cpu=_multi_cpu())
     main = accelerator.is_main_process
     micro = _micro_batch(experiment, accelerator.num_processes)
+    eval_batch = 2 * micro  # no activations kept for a backward pass: twice the training micro-batch fits
     with accelerator.main_process_first():
         plan = plan_run(experiment, arm_name, seed, show_progress=show_progress and main)
     info = _run_info(experiment, arm_name, seed, peak, plan)
@@ -154,7 +155,7 @@ def train_run(
         train.lr_schedule, peak, plan.total_steps, train.warmup_fraction, train.min_lr_ratio, train.decay_fraction
     )
     if state.step == 0:  # the untrained model's losses: every curve starts from the same point
-        state.record_val(evaluate(model, accelerator, plan.held_out, micro))
+        state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
         log.start(_row(plan, state, 0, schedule(0), None) | {"val_loss": state.last_val})
 
     end_step = plan.total_steps if stop_after is None else min(plan.total_steps, state.step + stop_after)
@@ -166,7 +167,7 @@ def train_run(
             done = state.step
             evaluated = done % train.eval_every == 0 or done == plan.total_steps
             if evaluated:
-                state.record_val(evaluate(model, accelerator, plan.held_out, micro))
+                state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
                 row["val_loss"] = state.last_val
             state.schedule = plan.schedule.update(done - 1, state.schedule, state.last_val if evaluated else None)
             tokens_per_s = (done - first_step) * train.tokens_per_step / max(1e-9, time.perf_counter() - started)
@@ -181,7 +182,7 @@ def train_run(
     finished = end_step == plan.total_steps
     info.update(_summary(plan, state, end_step, finished))
     if finished:  # the test split, scored once, by the final model
-        info["test_loss"] = evaluate(model, accelerator, heldout_sets(experiment, plan.eval_data, "test"), micro)
+        info["test_loss"] = evaluate(model, accelerator, heldout_sets(experiment, plan.eval_data, "test"), eval_batch)
     if main:
         write_run(run_dir, info)
     return TrainResult(run_dir, end_step, state.last_val, int(checkpoint["step"]) if checkpoint else None)
