@@ -72,3 +72,14 @@ def test_a_sweep_trains_a_cell_per_learning_rate_and_reports_each_arm_at_its_bes
         assert summary["test_target"]["values"] == [chosen_run["summary"]["test_target"]]
         assert math.isfinite(chosen_run["summary"]["test_target"])
     assert results["lr_selection"]["rule"] == RULE
+
+
+def test_an_arm_matched_by_random_matched_is_compared_with_it():
+    from curricmusic.experiment.results import comparison_pairs
+
+    experiment = load_experiment(REPO / "experiments" / "quickstart.toml")
+    assert comparison_pairs(experiment.config) == [
+        ("pedagogy", "random"),
+        ("random-matched", "random"),
+        ("pedagogy", "random-matched"),  # the same tokens of every stage: order alone differs
+    ]

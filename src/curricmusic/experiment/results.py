@@ -236,21 +236,26 @@ def _arm_novelty(done: list[dict]) -> dict[str, Any]:
     }
 
 
+def comparison_pairs(config) -> list[tuple[str, str]]:
+    """(arm, baseline): every arm against the random arm, and every arm that a ``random-matched``
+    arm matches against that arm (the same tokens of every stage: order alone differs)."""
+    names = [a.name for a in config.arms]
+    pairs = [(n, BASELINE_ARM) for n in names if n != BASELINE_ARM] if BASELINE_ARM in names else []
+    pairs += [(a.match, a.name) for a in config.arms if a.pacing == "random-matched"]
+    return pairs
+
+
 def _comparisons(runs: list[dict], config) -> list[dict[str, Any]]:
-    """Each arm against the random arm, paired by seed, Holm-corrected over the whole family."""
-    if not any(a.name == BASELINE_ARM for a in config.arms):
-        return []
+    """Each pair of :func:`comparison_pairs`, paired by seed, Holm-corrected over the whole family."""
     by = {(r["arm"], r["seed"]): r for r in runs if r["status"] == "done"}
     rows = []
-    for arm in config.arms:
-        if arm.name == BASELINE_ARM:
-            continue
+    for arm, baseline in comparison_pairs(config):
         for metric, lower_better in SUMMARY_METRICS.items():
-            seeds = [s for s in config.seeds if (arm.name, s) in by and (BASELINE_ARM, s) in by]
-            treatment = [by[(arm.name, s)]["summary"].get(metric, math.nan) for s in seeds]
-            control = [by[(BASELINE_ARM, s)]["summary"].get(metric, math.nan) for s in seeds]
+            seeds = [s for s in config.seeds if (arm, s) in by and (baseline, s) in by]
+            treatment = [by[(arm, s)]["summary"].get(metric, math.nan) for s in seeds]
+            control = [by[(baseline, s)]["summary"].get(metric, math.nan) for s in seeds]
             result = paired_comparison(treatment, control)
-            rows.append({"arm": arm.name, "baseline": BASELINE_ARM, "metric": metric, "lower_is_better": lower_better, **result})
+            rows.append({"arm": arm, "baseline": baseline, "metric": metric, "lower_is_better": lower_better, **result})
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_holm"] = adjusted
     return rows

@@ -66,14 +66,14 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines += _budget_lines(results)
     if results["comparisons"]:
         lines += [
-            f"## Paired comparisons against `{results['baseline_arm']}` (Holm-corrected)",
+            "## Paired comparisons (arm minus baseline, Holm-corrected)",
             "",
-            "| arm | metric | mean difference [95% CI] | p | p (Holm) |",
-            "|---|---|---|---|---|",
+            "| arm | baseline | metric | mean difference [95% CI] | p | p (Holm) |",
+            "|---|---|---|---|---|---|",
         ]
         for row in results["comparisons"]:
             lines.append(
-                f"| {row['arm']} | {row['metric']} | {fmt(row['mean_diff'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}] "
+                f"| {row['arm']} | {row['baseline']} | {row['metric']} | {fmt(row['mean_diff'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}] "
                 f"| {fmt(row['p_value'])} | {fmt(row['p_holm'])} |"
             )
         lines.append("")
