@@ -112,12 +112,14 @@ def main() -> None:
         rng = np.random.default_rng(0)
         mixture = Mixture(np.array([1.0]))
         batch = 16
-        refs = sampler.draw(rng, batch, mixture)
+        counts = np.array([batch])
+        refs = sampler.draw(rng, counts, mixture)
         pieces = data.pieces(stage, "train")
-        sources = [data.piece_path(pieces[int(i)]) for i in refs.piece]
+        first = np.searchsorted(data.offsets(stage, "train"), refs.start, side="right") - 1  # the piece each window starts in
+        sources = [data.piece_path(pieces[int(i)]) for i in first]
 
         def read_batch() -> None:
-            sampler.gather(sampler.draw(rng, batch, mixture))
+            sampler.gather(sampler.draw(rng, counts, mixture))
 
         def retokenize_batch() -> None:
             for path in sources:

@@ -1,4 +1,5 @@
-"""Schedules are pure functions of the step: exact boundaries, monotone competence, plateau advance."""
+"""Schedules are pure functions of the step: exact boundaries, monotone competence, plateau advance,
+deterministic window allocation, and baselines that match a curriculum's per-stage tokens."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from curricmusic.config import ArmConfig
+from curricmusic.config import ARM_OPTIONS, PACING_NAMES, ArmConfig
+from curricmusic.curriculum.allocation import allocate, window_counts
 from curricmusic.curriculum.pacing import (
-    arm_stage_order,
+    PACINGS,
+    Mixture,
+    Pacing,
+    ScheduleContext,
     build_schedule,
     competence,
     fixed_boundaries,
@@ -20,17 +25,25 @@ from curricmusic.curriculum.pacing import (
 
 STAGES = ["scales", "hanon", "etudes", "chorales"]
 # four stages of 3, 4, 5, 6 pieces; piece i of a stage has 100 * (i + 1) tokens
-TOKENS = [np.array([100.0 * (i + 1) for i in range(n)]) for n in (3, 4, 5, 6)]
-DIFFICULTY = [np.linspace(0.1, 0.2, t.shape[0]) + 0.2 * k for k, t in enumerate(TOKENS)]
+TOKENS = {s: np.array([100 * (i + 1) for i in range(n)]) for s, n in zip(STAGES, (3, 4, 5, 6), strict=True)}
+DIFFICULTY = {s: np.linspace(0.1, 0.2, t.shape[0]) + 0.2 * k for k, (s, t) in enumerate(TOKENS.items())}
+BATCH = 8
 
 
-def schedule(total_steps=100, **arm):
-    config = ArmConfig(name="a", **arm)
-    names = arm_stage_order(config, STAGES, "chorales", seed=0)
-    index = [STAGES.index(n) for n in names]
-    return build_schedule(
-        config, names, [DIFFICULTY[i] for i in index], [TOKENS[i] for i in index], "chorales", total_steps, 64, seed=0
-    )
+def context(total_steps=100, matched=None, seed=0):
+    return ScheduleContext(tuple(STAGES), "chorales", seed, total_steps, BATCH, 8, matched)
+
+
+def schedule(total_steps=100, matched=None, **arm):
+    return build_schedule(ArmConfig(name="a", **arm), context(total_steps, matched), DIFFICULTY, TOKENS)
+
+
+def test_the_config_and_the_behaviour_registries_name_the_same_pacings():
+    assert set(PACINGS) == set(ARM_OPTIONS) == set(PACING_NAMES)
+    assert all(issubclass(cls, Pacing) for cls in PACINGS.values())
+
+
+MATCHED = {"scales": 100, "hanon": 100, "etudes": 200, "chorales": 400}
 
 
 @pytest.mark.parametrize(
@@ -44,16 +57,21 @@ def schedule(total_steps=100, **arm):
         {"pacing": "random"},
         {"pacing": "target-only"},
         {"pacing": "fixed", "order": "reverse"},
+        {"pacing": "random-matched", "match": "x"},
+        {"pacing": "target-only", "match": "x"},
     ],
 )
-def test_weights_are_a_distribution_at_every_step(arm):
-    s = schedule(**arm)
+def test_weights_are_a_distribution_and_allocations_fill_the_batch(arm):
+    s = schedule(matched=MATCHED, **arm)
     state = s.initial_state()
-    for step in range(100):
-        weights = s.mixture(step, state).weights
-        assert weights.shape == (len(s.stages.names),)
-        assert np.all(weights >= 0)
-        assert math.isclose(weights.sum(), 1.0, abs_tol=1e-12)
+    debt = np.zeros(len(s.stages.names))
+    for step in range(s.total_steps):
+        mixture = s.mixture(step, state)
+        assert mixture.weights.shape == (len(s.stages.names),)
+        assert np.all(mixture.weights >= 0)
+        assert math.isclose(mixture.weights.sum(), 1.0, abs_tol=1e-12)
+        counts, debt = allocate(mixture.weights, debt, BATCH)
+        assert counts.sum() == BATCH and np.all(counts[mixture.weights == 0] == 0)
         state = s.update(step, state, {name: 2.0 for name in STAGES})
 
 
@@ -68,17 +86,18 @@ def test_competence_is_monotone_from_c0_and_reaches_one_at_T(form):
     assert competence(50, 200, 0.1, "linear") == pytest.approx(50 * 0.9 / 200 + 0.1)
 
 
-def test_competence_unlocks_pieces_in_stage_then_difficulty_order():
+def test_competence_unlocks_pieces_in_stage_then_difficulty_order_uniform_over_tokens():
     s = schedule(total_steps=100, pacing="competence", c0=0.05, competence_fraction=1.0)
     seen_limits = [s.rank_limit(t) for t in range(101)]
     assert seen_limits[0] == 1 and seen_limits[100] == 18  # 3 + 4 + 5 + 6 pieces
     early = s.mixture(0, s.initial_state())
     assert early.weights.tolist() == [1.0, 0.0, 0.0, 0.0]  # only the easiest scale
-    # at c = 0.5, nine pieces: scales (3), hanon (4), two etudes, each drawn with probability 1/9
+    # nine pieces eligible: the 3 scales (600 tokens), the 4 hanon (1000), 2 etudes (300):
+    # every eligible token equally likely, so stages in proportion to their eligible tokens
     step = next(t for t in range(101) if s.rank_limit(t) == 9)
     mixture = s.mixture(step, s.initial_state())
-    np.testing.assert_allclose(mixture.weights, np.array([3.0, 4.0, 2.0, 0.0]) / 9)
-    assert mixture.uniform_pieces and mixture.rank_limit == 9
+    np.testing.assert_allclose(mixture.weights, np.array([600.0, 1000.0, 300.0, 0.0]) / 1900)
+    assert mixture.rank_limit == 9 and s.current_stage(step, {}) == 2
 
 
 def test_fixed_boundaries_are_exact():
@@ -107,7 +126,9 @@ def test_plateau_advances_when_validation_stops_improving():
     curve = [3.0, 2.5, 2.2, 2.15, 2.14, 2.13]  # improvements of 17%, 12%, then under 5% twice
     stages = []
     for step, loss in enumerate(curve):
+        before = dict(state)
         state = s.update(step, state, {"scales": loss})
+        assert s.update(step, before, {"scales": loss}) == state  # pure: the given dict is untouched
         stages.append(state["stage"])
     assert stages == [0, 0, 0, 0, 1, 1]
     assert state["stage_start"] == 5 and state["best"] is None
@@ -128,16 +149,17 @@ def test_plateau_time_limit_advances_without_evaluations():
 
 def test_baselines_random_target_only_anti_and_shuffled():
     random_arm = schedule(pacing="random")
-    sizes = np.array([t.sum() for t in TOKENS])
+    sizes = np.array([t.sum() for t in TOKENS.values()], dtype=float)
     np.testing.assert_allclose(random_arm.mixture(0, {}).weights, sizes / sizes.sum())
     target = schedule(pacing="target-only")
-    assert target.stages.names == ("chorales",)
+    assert target.stages.names == ("chorales",) and target.total_steps == 100
     np.testing.assert_allclose(target.mixture(50, {}).weights, [1.0])
-    anti = schedule(pacing="fixed", order="reverse")
+    anti = schedule(pacing="fixed", order="reverse", replay=0.1)
     assert anti.stages.names == ("chorales", "etudes", "hanon", "scales")
-    shuffled = arm_stage_order(ArmConfig(name="s", pacing="fixed", order="shuffled"), STAGES, "chorales", seed=3)
+    assert anti.mixture(99, {}).weights[0] > 0  # the anti arm replays, as the fixed one does
+    shuffled = schedule(pacing="fixed", order="shuffled").stages.names
     assert sorted(shuffled) == sorted(STAGES)
-    assert shuffled == arm_stage_order(ArmConfig(name="s", pacing="fixed", order="shuffled"), STAGES, "chorales", seed=3)
+    assert shuffled == schedule(pacing="fixed", order="shuffled").stages.names
 
 
 def test_piece_ranks_orders():
@@ -148,12 +170,77 @@ def test_piece_ranks_orders():
     assert sorted(shuffled.tolist()) == [0, 1, 2, 3, 4]
 
 
+def test_allocation_keeps_every_stage_within_one_window_of_its_share():
+    rng = np.random.default_rng(0)
+    debt = np.zeros(4)
+    expected = np.zeros(4)
+    given = np.zeros(4, dtype=np.int64)
+    for _ in range(500):
+        weights = rng.dirichlet(np.ones(4)) * (rng.random(4) > 0.3)
+        if weights.sum() == 0:
+            weights[0] = 1.0
+        weights /= weights.sum()
+        counts, debt = allocate(weights, debt, 7)
+        assert counts.sum() == 7 and np.all(counts >= 0) and np.all(counts[weights == 0] == 0)
+        expected += weights * 7
+        given += counts
+        assert np.all(np.abs(expected - given) < 4)  # bounded: stages switched off keep their remainder
+    # constant shares: exact to within one window at every step
+    debt, given = np.zeros(3), np.zeros(3, dtype=np.int64)
+    for step in range(1, 200):
+        counts, debt = allocate(np.array([0.1, 0.25, 0.65]), debt, 16)
+        given += counts
+        assert np.all(np.abs(given - np.array([0.1, 0.25, 0.65]) * 16 * step) < 1 + 1e-9)
+
+
+def test_random_matched_sees_the_same_windows_of_every_stage_as_its_curriculum():
+    for arm in (
+        {"pacing": "fixed", "stage_fractions": [0.1, 0.1, 0.15], "replay": 0.1},
+        {"pacing": "competence", "c0": 0.1, "competence_fraction": 0.5},
+    ):
+        curriculum = schedule(total_steps=90, **arm)
+        counts = window_counts(curriculum, BATCH)
+        assert sum(counts.values()) == 90 * BATCH
+        matched = schedule(total_steps=90, matched=counts, pacing="random-matched", match="c")
+        assert matched.stages.names == tuple(STAGES)
+        # constant shares: random order, the curriculum's whole-run token mix
+        np.testing.assert_allclose(matched.mixture(0, {}).weights, matched.mixture(89, {}).weights)
+        assert window_counts(matched, BATCH) == counts  # exactly, not only in expectation
+
+
+def test_target_only_at_equal_target_tokens_runs_as_many_steps_as_it_needs():
+    counts = window_counts(schedule(total_steps=90, pacing="fixed", stage_fractions=[0.1, 0.1, 0.15]), BATCH)
+    assert counts["chorales"] == round(0.65 * 90) * BATCH
+    short = schedule(total_steps=90, matched=counts, pacing="target-only", match="c")
+    assert short.total_steps == math.ceil(counts["chorales"] / BATCH)
+    assert window_counts(short, BATCH) == {"chorales": short.total_steps * BATCH}
+
+
+def test_a_pacing_can_set_the_window_length_of_a_step():
+    class Warmup(Pacing):  # the seam for sequence-length warm-up: one class, no loop change
+        def mixture(self, step, state):
+            return Mixture(np.ones(len(self.stages.names)) / len(self.stages.names), seq_len=4 if step < 10 else None)
+
+    warm = Warmup(ArmConfig(name="w", pacing="random"), schedule(pacing="random").stages, context())
+    assert warm.mixture(0, {}).seq_len == 4 and warm.mixture(10, {}).seq_len is None
+
+
 def test_arm_options_are_validated():
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="replay only applies"):
+    with pytest.raises(ValidationError, match="replay is not an option of pacing 'competence'"):
         ArmConfig(name="x", pacing="competence", replay=0.1)
-    with pytest.raises(ValidationError, match="only applies to pacing 'fixed'"):
+    with pytest.raises(ValidationError, match="stage_steps is not an option of pacing 'plateau'"):
         ArmConfig(name="x", pacing="plateau", stage_steps=[1, 2])
     with pytest.raises(ValidationError, match="sum to"):
         ArmConfig(name="x", pacing="fixed", stage_fractions=[0.6, 0.6])
+    with pytest.raises(ValidationError, match="match: required key is missing"):
+        ArmConfig(name="x", pacing="random-matched")
+    with pytest.raises(ValidationError, match="takes its stages from the arm it matches"):
+        ArmConfig(name="x", pacing="random-matched", match="y", stages=["scales"])
+    with pytest.raises(ValidationError, match="lr values must be distinct"):
+        ArmConfig(name="x", pacing="random", lr=[1e-3, 1e-3])
+    arm = ArmConfig(name="x", pacing="fixed", replay=0.1, stage_fractions=[0.5])
+    dumped = arm.model_dump(mode="json")
+    assert dumped["replay"] == 0.1 and "options" not in dumped  # flat, as in the file
+    assert ArmConfig.model_validate(dumped) == arm

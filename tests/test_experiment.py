@@ -139,18 +139,18 @@ def test_novelty_with_no_flags_reproduces_the_runs_numbers(finished, tmp_path):
 def test_interrupted_then_resumed_gives_the_same_results(finished, experiment, tmp_path, monkeypatch):
     reference, _ = finished
     calls = {"n": 0}
-    real_lr = train_module.lr_at
+    real_step = train_module.train_step
 
     def killed_midway(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 48 + 20:  # the second run, step 20 (its last checkpoint is at step 12)
             raise KeyboardInterrupt
-        return real_lr(*args, **kwargs)
+        return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "lr_at", killed_midway)
+    monkeypatch.setattr(train_module, "train_step", killed_midway)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(experiment, tmp_path, show_progress=False)
-    monkeypatch.setattr(train_module, "lr_at", real_lr)
+    monkeypatch.setattr(train_module, "train_step", real_step)
     with pytest.raises(Exception, match="pass --resume"):
         run_experiment(experiment, tmp_path, show_progress=False)
     run_experiment(experiment, tmp_path, resume=True, show_progress=False)

@@ -7,6 +7,7 @@ from curricmusic.common.frozen import (
     load_toml,
     validate,
 )
+from curricmusic.config.arms import ARM_OPTIONS, PACING_NAMES, ArmConfig, PacingOptions
 from curricmusic.config.curriculum import (
     MUSIC21_COLLECTIONS,
     MUSIC21_PARTS,
@@ -23,8 +24,7 @@ from curricmusic.config.curriculum import (
     load_curriculum,
 )
 from curricmusic.config.experiment import (
-    PACINGS,
-    ArmConfig,
+    LR_SCHEDULES,
     Experiment,
     ExperimentConfig,
     GenerateSection,
@@ -35,7 +35,10 @@ from curricmusic.config.experiment import (
 )
 
 __all__ = [
-    "PACINGS",
+    "ARM_OPTIONS",
+    "PACING_NAMES",
+    "LR_SCHEDULES",
+    "PacingOptions",
     "ArmConfig",
     "Experiment",
     "ExperimentConfig",

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.frozen import FrozenModel, load_toml, validate
+from curricmusic.config.arms import PACING_NAMES, ArmConfig
 from curricmusic.config.curriculum import CurriculumConfig, load_curriculum
 from curricmusic.config.generation import GenerateSection
 
@@ -33,10 +34,11 @@ __all__ = [
     "ExperimentConfig",
     "Experiment",
     "load_experiment",
-    "PACINGS",
+    "PACING_NAMES",
+    "LR_SCHEDULES",
 ]
 
-PACINGS = ("fixed", "competence", "plateau", "random", "target-only")
+LR_SCHEDULES = ("cosine", "constant", "wsd")
 
 
 class ModelSection(FrozenModel):
@@ -57,19 +59,23 @@ class TrainSection(FrozenModel):
     the difference), so the same experiment trains identically on a laptop and on 8 GPUs.
     """
 
-    tokens: int = Field(gt=0, description="training budget in tokens (windows x seq_len x steps)")
+    tokens: int = Field(gt=0, description="training budget in real tokens (windows x seq_len x steps)")
     seq_len: int = Field(256, ge=8)
     batch_size: int = Field(16, ge=1)
     micro_batch_size: int | None = Field(None, ge=1)
-    lr: float = Field(3e-4, gt=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    lr: float | list[float] = Field(3e-4, description="peak learning rate, or several: a sweep (a cell each)")
+    lr_schedule: Literal[LR_SCHEDULES] = "wsd"  # type: ignore[valid-type]
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="the floor of cosine and of the wsd decay")
     warmup_fraction: float = Field(0.05, ge=0, lt=1)
+    decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: the final share of the steps that decays")
     weight_decay: float = Field(0.1, ge=0)
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.95, ge=0, lt=1)
     grad_clip: float = Field(1.0, ge=0)
     eval_every: int = Field(50, ge=1, description="steps between validation evaluations")
-    eval_windows: int = Field(16, ge=1, description="held-out windows per stage at each evaluation")
+    eval_stride: int | None = Field(
+        None, ge=1, description="tokens between held-out windows (default seq_len // 2); each token is scored once"
+    )
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(100, ge=1)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
@@ -83,43 +89,19 @@ class TrainSection(FrozenModel):
     def total_steps(self) -> int:
         return -(-self.tokens // self.tokens_per_step)
 
-
-class ArmConfig(FrozenModel):
-    """One way of ordering the data. See README "Arms" for every option."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-    pacing: Literal["fixed", "competence", "plateau", "random", "target-only"]
-    order: Literal["curriculum", "reverse", "shuffled"] = "curriculum"
-    curriculum: Path | None = None  # default: the experiment's curriculum
-    stages: list[str] | None = None  # default: every stage of the curriculum, in its order
-    replay: float = Field(0.0, ge=0.0, lt=1.0)
-    # fixed: the share of the budget each stage gets, in the arm's stage order (exactly one of)
-    stage_fractions: list[float] | None = None
-    stage_steps: list[int] | None = None
-    stage_tokens: list[int] | None = None
-    # competence (Platanios et al. 2019)
-    competence: Literal["sqrt", "linear"] = "sqrt"
-    c0: float = Field(0.05, gt=0.0, le=1.0)
-    competence_fraction: float = Field(0.8, gt=0.0, le=1.0, description="T as a share of the steps")
-    # plateau
-    patience: int = Field(3, ge=1)
-    min_delta: float = Field(0.01, ge=0.0, lt=1.0)
-    max_stage_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    @property
+    def stride(self) -> int:
+        return self.eval_stride or max(1, self.seq_len // 2)
 
     @model_validator(mode="after")
-    def _check_pacing_options(self) -> ArmConfig:
-        given = [k for k in ("stage_fractions", "stage_steps", "stage_tokens") if getattr(self, k) is not None]
-        if self.pacing == "fixed" and len(given) > 1:
-            raise ValueError(f"give only one of stage_fractions, stage_steps, stage_tokens (got {', '.join(given)})")
-        if self.pacing != "fixed" and given:
-            raise ValueError(f"{given[0]} only applies to pacing 'fixed' (this arm's pacing is {self.pacing!r})")
-        if self.replay and self.pacing not in ("fixed", "plateau"):
-            raise ValueError(f"replay only applies to pacings 'fixed' and 'plateau' (not {self.pacing!r})")
-        for values in (self.stage_fractions, self.stage_steps, self.stage_tokens):
-            if values is not None and any(v < 0 for v in values):
-                raise ValueError("stage budgets must be >= 0")
-        if self.stage_fractions is not None and sum(self.stage_fractions) > 1 + 1e-9:
-            raise ValueError(f"stage_fractions sum to {sum(self.stage_fractions):g}; expected at most 1")
+    def _check(self) -> TrainSection:
+        values = self.lr if isinstance(self.lr, list) else [self.lr]
+        if not values or any(v <= 0 for v in values) or len(set(values)) != len(values):
+            raise ValueError(f"lr must be a positive number or a list of distinct ones (got {self.lr})")
+        if self.eval_stride is not None and self.eval_stride > self.seq_len:
+            raise ValueError(f"eval_stride {self.eval_stride} exceeds seq_len {self.seq_len}: tokens would go unscored")
+        if self.lr_schedule == "wsd" and self.warmup_fraction + self.decay_fraction > 1:
+            raise ValueError("warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup")
         return self
 
 
@@ -182,6 +164,18 @@ class ExperimentConfig(FrozenModel):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"arm names must be unique; repeated: {', '.join(repeated)}")
+        by_name = {arm.name: arm for arm in self.arms}
+        for index, arm in enumerate(self.arms):
+            if arm.match is None:
+                continue
+            matched = by_name.get(arm.match)
+            if matched is None:
+                raise ValueError(f"arms.{index}.match: no arm named {arm.match!r}; arms are: {', '.join(names)}")
+            if not matched.options.matchable:
+                raise ValueError(
+                    f"arms.{index}.match: arm {arm.match!r} has pacing {matched.pacing!r}, whose per-stage tokens are "
+                    "not known before training; match a fixed, competence or random arm"
+                )
         train = self.train
         if train.total_steps < train.eval_every:
             raise ValueError(
@@ -200,6 +194,12 @@ class ExperimentConfig(FrozenModel):
             if arm.name == name:
                 return arm
         raise UserError(f"experiment {self.name!r} has no arm {name!r}; arms are: {', '.join(a.name for a in self.arms)}")
+
+    def learning_rates(self, name: str) -> list[float]:
+        """The peak learning rates an arm trains with: its own ``lr``, else ``train.lr``."""
+        value = self.arm(name).lr
+        value = self.train.lr if value is None else value
+        return list(value) if isinstance(value, list) else [value]
 
 
 @dataclass(frozen=True)
@@ -251,6 +251,10 @@ def load_experiment(path: str | Path) -> Experiment:
                     f"{path}: arms.{index}.curriculum: its tokenizer settings differ from the "
                     "experiment's curriculum; every arm must share one tokenizer"
                 )
+        if arm.match is not None:  # the matched arm's data and stages
+            matched = config.arm(arm.match)
+            if matched.curriculum is not None:
+                curriculum = curriculum_at(matched.curriculum, f"arms.{index}.match")
         arm_curricula[arm.name] = curriculum
         stages = arm.stages if arm.stages is not None else curriculum.stage_names
         for stage in stages:
@@ -259,7 +263,7 @@ def load_experiment(path: str | Path) -> Experiment:
                     f"{path}: arms.{index}.stages: no stage {stage!r} in curriculum "
                     f"{curriculum.name!r}; stages are: {', '.join(curriculum.stage_names)}"
                 )
-        budgets = arm.stage_fractions or arm.stage_steps or arm.stage_tokens
+        budgets = getattr(arm.options, "stage_budgets", None)
         if budgets is not None and len(budgets) not in (len(stages), len(stages) - 1):
             raise UserError(
                 f"{path}: arms.{index}: {len(budgets)} stage budgets for {len(stages)} stages; "

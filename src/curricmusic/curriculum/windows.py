@@ -1,12 +1,19 @@
-"""Fixed-length token windows drawn from the prepared caches by a schedule's mixture.
+"""Training windows drawn from packed stages: every real token of a stage equally likely.
 
-A window is ``seq_len + 1`` consecutive tokens of one piece (inputs and shifted targets); a piece
-shorter than that is padded, and padded targets are ``-100`` (ignored by the loss). A window is
-drawn as: a stage by the mixture's weight, then a piece (in proportion to its number of window
-starts, so uniform over the stage's tokens; uniformly under competence pacing), then a start.
+Each stage's training pieces are packed back to back, with their own BOS and EOS, in the arm's
+rank order (under competence pacing the eligible pieces are then a prefix of the stream). A
+window is ``seq_len + 1`` consecutive tokens of that stream (inputs and shifted targets) at a
+uniformly random start. The stream is circular: a window that runs past the end of the eligible
+prefix continues at its beginning, and a prefix shorter than a window repeats. So every window is
+full of real tokens (no padding), every real token of the prefix is a target of a window with the
+same probability ``seq_len / prefix`` whatever its piece's length, and every arm trains on exactly
+``steps x batch_size x seq_len`` real tokens. Attention crosses piece boundaries, as in language
+model pre-training on packed documents.
 
-Every process draws the whole global batch from the same generator and keeps its own slice, so a
-run on N processes sees exactly the windows a run on one process sees.
+How many windows of each stage a batch holds comes from the schedule
+(:func:`~curricmusic.curriculum.allocation.allocate`), so only the starts are random. Every process
+draws the whole global batch from the same generator and keeps its own slice, so a run on N
+processes sees exactly the windows a run on one process sees.
 """
 
 from __future__ import annotations
@@ -19,55 +26,64 @@ import numpy as np
 from curricmusic.common.errors import UserError
 from curricmusic.curriculum.pacing import Mixture
 from curricmusic.data.prepared import PreparedData
+from curricmusic.model.transformer import IGNORE_INDEX
 
-__all__ = ["IGNORE_INDEX", "WindowSampler", "WindowRefs", "eval_windows"]
+__all__ = ["IGNORE_INDEX", "PackedStage", "WindowSampler", "WindowRefs"]
 
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)
 class WindowRefs:
-    """Where each window of a batch starts: stage index, piece index, token start ``(G,)`` each."""
+    """Where each window of a batch starts ``(G,)`` each: its stage, its start in the stage's
+    packed stream, and the length of that stage's eligible prefix; ``length`` tokens of inputs."""
 
     stage: np.ndarray
-    piece: np.ndarray
     start: np.ndarray
+    prefix: np.ndarray
+    length: int
 
     def __len__(self) -> int:
         return int(self.stage.shape[0])
 
     def slice(self, lo: int, hi: int) -> WindowRefs:
-        return WindowRefs(self.stage[lo:hi], self.piece[lo:hi], self.start[lo:hi])
+        return WindowRefs(self.stage[lo:hi], self.start[lo:hi], self.prefix[lo:hi], self.length)
 
 
-class _StageWindows:
-    """One stage/split: its tokens, piece offsets, and pieces ordered by rank for prefix sampling."""
+class PackedStage:
+    """One stage's split packed in rank order, read as a circular stream without copying it.
 
-    def __init__(self, data: PreparedData, stage: str, split: str, seq_len: int, ranks: np.ndarray | None):
-        self.tokens = data.tokens(stage, split)
-        offsets = data.offsets(stage, split)
-        self.starts = offsets[:-1]
-        self.lengths = np.diff(offsets)
-        self.n_windows = np.maximum(1, self.lengths - seq_len)  # (P,) window starts per piece
-        ranks = np.arange(self.lengths.shape[0]) if ranks is None else np.asarray(ranks)
-        self.order = np.argsort(ranks, kind="stable")  # pieces in rank order
+    ``tokens`` and ``offsets`` are the cache (pieces in storage order); ``ranks`` ``(P,)`` give each
+    stored piece its rank (None: storage order). Stream position p lies in the piece at rank
+    ``searchsorted(stream_offsets, p) - 1``.
+    """
+
+    def __init__(self, tokens: np.ndarray, offsets: np.ndarray, ranks: np.ndarray | None = None) -> None:
+        self.tokens = tokens
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        lengths = np.diff(self.offsets)
+        ranks = np.arange(lengths.shape[0]) if ranks is None else np.asarray(ranks)
+        self.order = np.argsort(ranks, kind="stable")  # stored piece index at each stream rank
         self.sorted_ranks = ranks[self.order]
-        self.cum_windows = np.cumsum(self.n_windows[self.order]).astype(np.float64)
+        self.stream_offsets = np.concatenate([[0], np.cumsum(lengths[self.order])]).astype(np.int64)  # (P + 1,)
+        self.in_storage_order = bool(np.array_equal(self.order, np.arange(self.order.shape[0])))
 
-    def draw(
-        self, rng: np.random.Generator, count: int, rank_limit: int | None, uniform_pieces: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
-        eligible = self.order.shape[0] if rank_limit is None else int(np.searchsorted(self.sorted_ranks, rank_limit))
-        if eligible == 0:
-            raise RuntimeError("schedule gave weight to a stage with no eligible piece")
-        if uniform_pieces:
-            position = np.minimum((rng.random(count) * eligible).astype(np.int64), eligible - 1)
-        else:
-            u = rng.random(count) * self.cum_windows[eligible - 1]
-            position = np.minimum(np.searchsorted(self.cum_windows, u, side="right"), eligible - 1)
-        piece = self.order[position]
-        start = np.floor(rng.random(count) * self.n_windows[piece]).astype(np.int64)
-        return piece, start
+    @property
+    def n_tokens(self) -> int:
+        return int(self.stream_offsets[-1])
+
+    def prefix(self, rank_limit: int | None) -> int:
+        """Tokens of the pieces that rank below ``rank_limit`` (all of them for None)."""
+        if rank_limit is None:
+            return self.n_tokens
+        return int(self.stream_offsets[int(np.searchsorted(self.sorted_ranks, rank_limit))])
+
+    def read(self, positions: np.ndarray) -> np.ndarray:
+        """Tokens at stream positions (any shape, each in [0, n_tokens)) as int64."""
+        if self.in_storage_order:
+            return np.asarray(self.tokens[positions.ravel()], dtype=np.int64).reshape(positions.shape)
+        rank = np.searchsorted(self.stream_offsets, positions, side="right") - 1
+        stored = self.offsets[self.order[rank]] + (positions - self.stream_offsets[rank])
+        return np.asarray(self.tokens[stored.ravel()], dtype=np.int64).reshape(positions.shape)
 
 
 class WindowSampler:
@@ -83,74 +99,39 @@ class WindowSampler:
     ) -> None:
         self.seq_len = int(seq_len)
         self.stages = list(stages)
-        self.pad_id = int(data.tokenizer.vocab["PAD_None"])
-        self._stages = []
+        self._stages: list[PackedStage] = []
         for i, stage in enumerate(self.stages):
-            windows = _StageWindows(data, stage, split, self.seq_len, None if ranks is None else ranks[i])
-            if windows.lengths.shape[0] == 0:
-                raise UserError(f"{data.root}: stage {stage!r} has no {split} pieces; the arm cannot sample from it")
-            self._stages.append(windows)
-
-    def draw(self, rng: np.random.Generator, count: int, mixture: Mixture) -> WindowRefs:
-        """``count`` window references for one global batch (consumes ``rng`` deterministically)."""
-        weights = np.asarray(mixture.weights, dtype=np.float64)
-        stage = rng.choice(weights.shape[0], size=count, p=weights / weights.sum())
-        piece = np.zeros(count, dtype=np.int64)
-        start = np.zeros(count, dtype=np.int64)
-        for k in np.unique(stage):
-            mask = stage == k
-            piece[mask], start[mask] = self._stages[k].draw(
-                rng, int(mask.sum()), mixture.rank_limit, mixture.uniform_pieces
+            packed = PackedStage(
+                data.tokens(stage, split), data.offsets(stage, split), None if ranks is None else ranks[i]
             )
-        return WindowRefs(stage.astype(np.int64), piece, start)
+            if packed.n_tokens == 0:
+                raise UserError(f"{data.root}: stage {stage!r} has no {split} pieces; the arm cannot sample from it")
+            self._stages.append(packed)
+
+    def prefix_tokens(self, rank_limit: int | None) -> np.ndarray:
+        """Eligible tokens of each stage ``(K,)`` under ``rank_limit``."""
+        return np.array([s.prefix(rank_limit) for s in self._stages], dtype=np.int64)
+
+    def draw(self, rng: np.random.Generator, counts: np.ndarray, mixture: Mixture) -> WindowRefs:
+        """``counts[k]`` windows of stage k, stages in order (consumes ``rng`` deterministically)."""
+        counts = np.asarray(counts, dtype=np.int64)
+        prefixes = self.prefix_tokens(mixture.rank_limit)
+        if np.any((counts > 0) & (prefixes == 0)):
+            raise RuntimeError("the schedule gave windows to a stage with no eligible piece")
+        length = int(mixture.seq_len or self.seq_len)
+        if not 1 <= length <= self.seq_len:
+            raise ValueError(f"a step's window length must be in [1, {self.seq_len}] (the model's context), got {length}")
+        stage = np.repeat(np.arange(counts.shape[0]), counts)
+        prefix = prefixes[stage]
+        start = np.minimum(np.floor(rng.random(stage.shape[0]) * prefix).astype(np.int64), prefix - 1)
+        return WindowRefs(stage, start, prefix, length)
 
     def gather(self, refs: WindowRefs) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs and targets ``(B, T)`` int64 for the referenced windows."""
-        return gather_windows([self._stages[k] for k in refs.stage], refs.piece, refs.start, self.seq_len, self.pad_id)
-
-    def valid_targets(self, refs: WindowRefs) -> np.ndarray:
-        """Number of non-ignored targets of each window ``(G,)``, without reading tokens."""
-        lengths = np.array([self._stages[k].lengths[p] for k, p in zip(refs.stage, refs.piece, strict=True)])
-        return np.minimum(self.seq_len, lengths - refs.start - 1)
-
-
-def gather_windows(
-    stages: Sequence[_StageWindows], pieces: np.ndarray, starts: np.ndarray, seq_len: int, pad_id: int
-) -> tuple[np.ndarray, np.ndarray]:
-    count = len(stages)
-    window = np.full((count, seq_len + 1), pad_id, dtype=np.int64)
-    valid = np.zeros(count, dtype=np.int64)
-    for row, (stage, piece, start) in enumerate(zip(stages, pieces, starts, strict=True)):
-        begin = int(stage.starts[piece] + start)
-        end = min(begin + seq_len + 1, int(stage.starts[piece] + stage.lengths[piece]))
-        window[row, : end - begin] = stage.tokens[begin:end]
-        valid[row] = end - begin - 1
-    inputs = window[:, :-1].copy()
-    targets = window[:, 1:].copy()
-    positions = np.arange(seq_len)[None, :]
-    targets[positions >= valid[:, None]] = IGNORE_INDEX
-    return inputs, targets
-
-
-def eval_windows(data: PreparedData, stage: str, seq_len: int, limit: int, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
-    """Fixed held-out windows of a stage: non-overlapping windows taken round-robin over pieces.
-
-    The first window of every piece, then the second of every piece, ... until ``limit``; the same
-    windows at every evaluation of every arm. Returns inputs and targets ``(n, T)``, possibly empty.
-    """
-    windows = _StageWindows(data, stage, split, seq_len, None)
-    refs: list[tuple[int, int]] = []
-    per_piece = [list(range(0, max(1, int(n) - 1), seq_len)) for n in windows.lengths]
-    depth = 0
-    while len(refs) < limit and any(depth < len(starts) for starts in per_piece):
-        for piece, starts in enumerate(per_piece):
-            if depth < len(starts) and len(refs) < limit:
-                refs.append((piece, starts[depth]))
-        depth += 1
-    if not refs:
-        empty = np.zeros((0, seq_len), dtype=np.int64)
-        return empty, empty
-    pieces = np.array([r[0] for r in refs])
-    starts = np.array([r[1] for r in refs])
-    pad_id = int(data.tokenizer.vocab["PAD_None"])
-    return gather_windows([windows] * len(refs), pieces, starts, seq_len, pad_id)
+        """Inputs and targets ``(B, T)`` int64 of the referenced windows (every target is real)."""
+        window = np.zeros((len(refs), refs.length + 1), dtype=np.int64)
+        offsets = np.arange(refs.length + 1)
+        for k in np.unique(refs.stage):
+            rows = np.flatnonzero(refs.stage == k)
+            positions = (refs.start[rows, None] + offsets[None, :]) % refs.prefix[rows, None]
+            window[rows] = self._stages[int(k)].read(positions)
+        return window[:, :-1].copy(), window[:, 1:].copy()

@@ -29,6 +29,7 @@ from curricmusic.evaluation.stats import (
     time_to_target,
     value_at,
 )
+from curricmusic.experiment.lr_selection import select_learning_rates, selected_runs
 from curricmusic.training.run_files import read_metrics
 
 __all__ = [
@@ -65,16 +66,18 @@ MIN_CT_SAMPLES = 30
 
 
 def run_curves(run_dir: Path, target: str) -> dict[str, Any]:
-    """Training and validation curves of a run, by tokens seen."""
+    """Training and validation curves of a run, by real tokens seen (all, and of the target stage)."""
     rows = read_metrics(run_dir)
     evals = [r for r in rows if "val_loss" in r]
     stages = sorted({s for r in evals for s in r["val_loss"]})
     return {
         "train_tokens": [r["tokens_seen"] for r in rows],
+        "train_target_tokens": [r.get("target_tokens_seen") for r in rows],
         "train_loss": [r["train_loss"] for r in rows],
         "stage_weights": [r["stage_weights"] for r in rows],
         "current_stage": [r["current_stage"] for r in rows],
         "eval_tokens": [r["tokens_seen"] for r in evals],
+        "eval_target_tokens": [r.get("target_tokens_seen") for r in evals],
         "eval_steps": [r["step"] for r in evals],
         "val": {s: [r["val_loss"].get(s) for r in evals] for s in stages},
         "val_target": [r["val_loss"].get(target) for r in evals],
@@ -107,7 +110,7 @@ def run_summary(
         "auc_val_target": area_under_curve(tokens, values),
         "final_val": {s: v[-1] for s, v in curves["val"].items() if v},
     }
-    for key, name in (("best_val", "best_val_target"), ("final_val", "final_val_target"), ("test_loss", "test_target")):
+    for key, name in (("best_val_loss", "best_val_target"), ("final_val_loss", "final_val_target"), ("test_loss", "test_target")):
         if key in info:
             value = _stage_value(info[key], target)
             if math.isfinite(value):
@@ -229,7 +232,8 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
     budget = float(config.train.tokens)
     runs = []
     for cell in cells:
-        entry: dict[str, Any] = {"arm": cell.arm, "seed": cell.seed, "run_dir": f"runs/{cell.name}"}
+        lr = cell.lr if cell.lr is not None else config.learning_rates(cell.arm)[0]
+        entry: dict[str, Any] = {"arm": cell.arm, "seed": cell.seed, "lr": lr, "run_dir": f"runs/{cell.name}"}
         status = _read_json(cell.run_dir / "cell.json") or {"status": "missing"}
         entry["status"] = status["status"]
         if status["status"] != "done":
@@ -237,7 +241,11 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
             runs.append(entry)
             continue
         entry["curves"] = run_curves(cell.run_dir, target)
-        entry["run_info"] = _read_json(cell.run_dir / "run.json") or {}
+        info = _read_json(cell.run_dir / "run.json") or {}
+        entry["run_info"] = info
+        entry["lr"] = info.get("lr", entry["lr"])
+        entry["heldout"] = {key: info.get(key) for key in ("best_val_loss", "final_val_loss", "test_loss")}
+        entry["tokens"] = {key: info.get(key) for key in ("tokens_seen", "target_tokens_seen", "stage_tokens")}
         entry["music"] = music_metrics_of(sorted((cell.run_dir / "samples").glob("*.mid")))
         for folder, key in (("novelty", "novelty"), ("novelty-unblocked", "novelty_unblocked")):
             novelty = _read_json(cell.run_dir / folder / "novelty.json")
@@ -261,10 +269,12 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
             entry["summary"]["rho_median"] = entry["novelty"]["summary"]["rho_median"]
         if "novelty_unblocked" in entry:
             entry["summary"]["copy_rate_unblocked"] = entry["novelty_unblocked"]["summary"]["copy_rate"]
+    selection = select_learning_rates(runs, [arm.name for arm in config.arms])
+    chosen = selected_runs(runs, selection)  # each arm at its best learning rate on validation
     heldout = _heldout_music(experiment, out_dir)
     arms: dict[str, Any] = {}
     for arm in config.arms:
-        done = [r for r in runs if r["arm"] == arm.name and r["status"] == "done"]
+        done = [r for r in chosen if r["arm"] == arm.name and r["status"] == "done"]
         summaries: dict[str, Any] = {}
         for metric in SUMMARY_METRICS:
             values = [r["summary"].get(metric, math.nan) for r in done]
@@ -279,12 +289,14 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
             "pacing": arm.pacing,
             "order": arm.order,
             "n_done": len(done),
-            "n_failed": sum(1 for r in runs if r["arm"] == arm.name and r["status"] != "done"),
+            "n_failed": sum(1 for r in chosen if r["arm"] == arm.name and r["status"] != "done"),
+            "lr": selection["arms"][arm.name]["chosen"],
+            "tokens": _arm_tokens(done),
             "summary": summaries,
             "music": _arm_music([r["music"] for r in done], heldout),
             "novelty": _arm_novelty(done, out_dir, config.novelty),
         }
-    comparisons = _comparisons(runs, config)
+    comparisons = _comparisons(chosen, config)
     n_val = _target_val_pieces(out_dir)
     results = {
         "experiment": config.name,
@@ -302,6 +314,7 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
         "runs": runs,
         "heldout_music": heldout,
         "arms": arms,
+        "lr_selection": selection,
         "comparisons": comparisons,
         "warnings": small_sample_warnings(arms, comparisons, n_val),
         "versions": _versions(),
@@ -350,6 +363,19 @@ def small_sample_warnings(arms: dict[str, Any], comparisons: list[dict[str, Any]
     return out
 
 
+def _arm_tokens(done: list[dict]) -> dict[str, Any]:
+    """Mean over seeds of the real tokens an arm trained on: all, the target stage's, per stage."""
+    tokens = [r["tokens"] for r in done if r.get("tokens", {}).get("tokens_seen") is not None]
+    if not tokens:
+        return {}
+    stages = sorted({s for t in tokens for s in t["stage_tokens"]})
+    return {
+        "tokens_seen": float(np.mean([t["tokens_seen"] for t in tokens])),
+        "target_tokens_seen": float(np.mean([t["target_tokens_seen"] for t in tokens])),
+        "stage_tokens": {s: float(np.mean([t["stage_tokens"].get(s, 0) for t in tokens])) for s in stages},
+    }
+
+
 def _arm_novelty(done: list[dict], out_dir: Path, settings) -> dict[str, Any]:
     """The arm's samples pooled over seeds: copy rates with and without copy-blocking, C_T of the
     pooled samples (more cells than one seed's), and how far the embedder's flag can be trusted."""
@@ -389,26 +415,33 @@ def _pooled_copying(sample_dirs: list[Path], against: Path, settings) -> dict[st
         return {"C_T": math.nan, "cells": 0, "error": f"{type(exc).__name__}: {exc}"}
 
 
+def comparison_pairs(config) -> list[tuple[str, str]]:
+    """(arm, baseline): every arm against the ``random`` arm, and every arm that a
+    ``random-matched`` arm matches against that arm (the same tokens of every stage: order alone
+    differs)."""
+    names = [a.name for a in config.arms]
+    pairs = [(n, BASELINE_ARM) for n in names if n != BASELINE_ARM] if BASELINE_ARM in names else []
+    pairs += [(a.match, a.name) for a in config.arms if a.pacing == "random-matched"]
+    return pairs
+
+
 def _comparisons(runs: list[dict], config) -> list[dict[str, Any]]:
-    """Every arm against every random-order baseline arm, paired by seed: difference and ratio
-    with t-intervals, d_z, and p-values (from 5 pairs on) Holm-corrected over the whole family.
+    """Each pair of :func:`comparison_pairs`, paired by seed: difference and ratio with
+    t-intervals, d_z, and p-values (from 5 pairs on) Holm-corrected over the whole family.
     Tokens to target compare the censored times (a seed that never arrives counts as the budget)."""
     by = {(r["arm"], r["seed"]): r for r in runs if r["status"] == "done"}
     rows = []
-    for baseline in _baseline_arms(config):
-        for arm in config.arms:
-            if arm.name == baseline or arm.pacing.startswith("random"):
+    for arm, baseline in comparison_pairs(config):
+        seeds = [s for s in config.seeds if (arm, s) in by and (baseline, s) in by]
+        for metric, lower_better in SUMMARY_METRICS.items():
+            treatment = [by[(arm, s)]["summary"].get(metric, math.nan) for s in seeds]
+            control = [by[(baseline, s)]["summary"].get(metric, math.nan) for s in seeds]
+            result = paired_effect(treatment, control)
+            if result["n_pairs"] == 0:
                 continue
-            seeds = [s for s in config.seeds if (arm.name, s) in by and (baseline, s) in by]
-            for metric, lower_better in SUMMARY_METRICS.items():
-                treatment = [by[(arm.name, s)]["summary"].get(metric, math.nan) for s in seeds]
-                control = [by[(baseline, s)]["summary"].get(metric, math.nan) for s in seeds]
-                result = paired_effect(treatment, control)
-                if result["n_pairs"] == 0:
-                    continue
-                rows.append(
-                    {"arm": arm.name, "baseline": baseline, "metric": metric, "lower_is_better": lower_better, "seeds": seeds, **result}
-                )
+            rows.append(
+                {"arm": arm, "baseline": baseline, "metric": metric, "lower_is_better": lower_better, "seeds": seeds, **result}
+            )
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_holm"] = adjusted
     return rows

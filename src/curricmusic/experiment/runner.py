@@ -11,7 +11,8 @@ Layout of an experiment folder::
         cell.json                       done / failed (with the error)
     OUT/results.json, report.md, report.html
 
-A cell is one (arm, seed). Finished cells are skipped on ``--resume``, a half-trained cell
+A cell is one (arm, seed), or one (arm, learning rate, seed) when the arm sweeps learning rates
+(``lr = [3e-4, 1e-3]``: folders ``<arm>-lr0.0003-seed<seed>``). Finished cells are skipped on ``--resume``, a half-trained cell
 continues from its checkpoint, and a failing cell is recorded and does not stop the others.
 Launchers run the training of each cell: ``local`` (in this process, one after another),
 ``accelerate`` (``accelerate launch -m curricmusic train``: multi-GPU), ``slurm`` (one submitit
@@ -47,19 +48,28 @@ class Cell:
     arm: str
     seed: int
     run_dir: Path
+    lr: float | None = None  # set when the arm sweeps learning rates
 
     @property
     def name(self) -> str:
-        return f"{self.arm}-seed{self.seed}"
+        return cell_name(self.arm, self.seed, self.lr)
+
+
+def cell_name(arm: str, seed: int, lr: float | None = None) -> str:
+    """``pedagogy-seed0``, or ``pedagogy-lr0.001-seed0`` for a cell of a learning-rate sweep."""
+    return f"{arm}-seed{seed}" if lr is None else f"{arm}-lr{lr:g}-seed{seed}"
 
 
 def cells_of(experiment: Experiment, out_dir: Path) -> list[Cell]:
-    """Every (arm, seed) of the experiment, seeds outermost so early results cover all arms."""
-    return [
-        Cell(arm.name, seed, out_dir / "runs" / f"{arm.name}-seed{seed}")
-        for seed in experiment.config.seeds
-        for arm in experiment.config.arms
-    ]
+    """Every (arm, learning rate, seed) of the experiment, seeds outermost so early results cover
+    all arms."""
+    cells = []
+    for seed in experiment.config.seeds:
+        for arm in experiment.config.arms:
+            rates = experiment.config.learning_rates(arm.name)
+            for lr in rates if len(rates) > 1 else [None]:
+                cells.append(Cell(arm.name, seed, out_dir / "runs" / cell_name(arm.name, seed, lr), lr))
+    return cells
 
 
 def _cell_status(cell: Cell) -> str | None:
@@ -70,14 +80,14 @@ def _cell_status(cell: Cell) -> str | None:
 def _train_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None:
     from curricmusic.training.loop import train_run
 
-    train_run(experiment, cell.arm, cell.seed, cell.run_dir, resume=True, show_progress=show_progress)
+    train_run(experiment, cell.arm, cell.seed, cell.run_dir, lr=cell.lr, resume=True, show_progress=show_progress)
 
 
 def _train_with_accelerate(experiment: Experiment, cell: Cell) -> None:
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "-m", "curricmusic", "train", experiment.source,
         "--arm", cell.arm, "--seed", str(cell.seed), "--out", str(cell.run_dir), "--resume",
-    ]  # fmt: skip
+    ] + (["--lr", repr(cell.lr)] if cell.lr is not None else [])  # fmt: skip
     done = subprocess.run(command, env=dict(os.environ), capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"accelerate launch failed ({done.returncode}): {done.stderr.strip()[-800:]}")
@@ -159,10 +169,18 @@ def _unblocked_twin(blocked: Path, out: Path, settings) -> bool:
     return True
 
 
-def run_cell(experiment_file: str, arm: str, seed: int, run_dir: str, launcher: str = "local", show_progress: bool = True) -> str:
+def run_cell(
+    experiment_file: str,
+    arm: str,
+    seed: int,
+    run_dir: str,
+    launcher: str = "local",
+    show_progress: bool = True,
+    lr: float | None = None,
+) -> str:
     """Train and finish one cell from the experiment's file; returns its status. Picklable, for
     submitit jobs (which run in another process and load the experiment themselves)."""
-    return _run_cell(load_experiment(experiment_file), Cell(arm, seed, Path(run_dir)), launcher, show_progress)
+    return _run_cell(load_experiment(experiment_file), Cell(arm, seed, Path(run_dir), lr), launcher, show_progress)
 
 
 def _run_cell(experiment: Experiment, cell: Cell, launcher: str, show_progress: bool) -> str:
@@ -205,7 +223,7 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
             name=f"curricmusic-{experiment.config.name}",
         )
     jobs = [
-        executor.submit(run_cell, experiment.source, cell.arm, cell.seed, str(cell.run_dir), "local", False)
+        executor.submit(run_cell, experiment.source, cell.arm, cell.seed, str(cell.run_dir), "local", False, cell.lr)
         for cell in cells
     ]
     for cell, job in zip(cells, jobs, strict=True):
@@ -216,7 +234,7 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
 def _prepare_data(experiment: Experiment, show_progress: bool) -> None:
     """Prepare every curriculum once, up front: a data problem stops the run with one clear line
     instead of failing every cell the same way."""
-    from curricmusic.training.loop import prepared_for
+    from curricmusic.training.setup import prepared_for
 
     prepared_for(experiment, show_progress=show_progress)
     for arm in experiment.config.arms:

@@ -56,17 +56,26 @@ def _finite(values) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(v)]
 
 
-def validation_curves(results: dict[str, Any]) -> bytes | None:
-    """Target-stage validation loss against tokens: mean over seeds, band from min to max."""
+X_AXES = {
+    "tokens": ("eval_tokens", "training tokens (real, all stages)"),
+    "target_tokens": ("eval_target_tokens", "training tokens of the target stage"),
+}
+
+
+def validation_curves(results: dict[str, Any], x: str = "tokens") -> bytes | None:
+    """Target-stage validation loss against tokens (``x = "tokens"``) or target-stage tokens
+    (``"target_tokens"``): mean over seeds (x too: seeds of a plateau arm differ), band min-max."""
+    key, xlabel = X_AXES[x]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     drawn = False
     for index, arm in enumerate(results["arms"]):
-        runs = _done(results, arm)
+        runs = [r for r in _done(results, arm) if all(v is not None for v in r["curves"].get(key, [None]))]
         if not runs:
             continue
-        tokens = np.array(runs[0]["curves"]["eval_tokens"], dtype=float)
-        curves = np.array([[np.nan if v is None else v for v in r["curves"]["val_target"]] for r in runs], dtype=float)
+        length = min(len(r["curves"]["val_target"]) for r in runs)
+        tokens = np.mean([np.array(r["curves"][key][:length], dtype=float) for r in runs], axis=0)
+        curves = np.array([[np.nan if v is None else v for v in r["curves"]["val_target"][:length]] for r in runs], dtype=float)
         color = _COLORS[index % len(_COLORS)]
         ax.plot(tokens, np.nanmean(curves, axis=0), color=color, lw=2, label=f"{arm} ({len(runs)} seeds)")
         if len(runs) > 1:
@@ -77,7 +86,7 @@ def validation_curves(results: dict[str, Any]) -> bytes | None:
         return None
     if results.get("target_loss"):
         ax.axhline(results["target_loss"], color="grey", ls="--", lw=1, label="target loss")
-    ax.set_xlabel("training tokens")
+    ax.set_xlabel(xlabel)
     _tokens_axis(ax)
     ax.set_ylabel(f"validation loss on '{results['target_stage']}' (nats/token)")
     ax.set_title("Target-stage validation loss (line: mean over seeds; band: min-max)")

@@ -96,6 +96,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         "median is '> budget' while half the seeds or more never arrive.",
         "",
     ]
+    lines += _budget_lines(results)
     if results["comparisons"]:
         lines += [
             "## Paired comparisons against the random-order baselines",
@@ -173,6 +174,27 @@ def _novelty_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _budget_lines(results: dict[str, Any]) -> list[str]:
+    """What each arm trained on (real tokens, mean over seeds) and at which learning rate."""
+    selection = results.get("lr_selection", {}).get("arms", {})
+    lines = [
+        "## Budgets: real tokens trained on (mean over seeds) and the learning rate",
+        "",
+        "| arm | tokens | target-stage tokens | learning rate |",
+        "|---|---|---|---|",
+    ]
+    for name, arm in results["arms"].items():
+        tokens = arm.get("tokens") or {}
+        candidates = selection.get(name, {}).get("candidates", [])
+        rate = fmt(arm.get("lr"), 6) if arm.get("lr") is not None else "-"
+        if len(candidates) > 1:
+            rate += f" (best of {len(candidates)} on validation)"
+        lines.append(f"| {name} | {fmt(tokens.get('tokens_seen'))} | {fmt(tokens.get('target_tokens_seen'))} | {rate} |")
+    if any(len(entry.get("candidates", [])) > 1 for entry in selection.values()):
+        lines += ["", f"Learning rates chosen by rule: {results['lr_selection']['rule']}."]
+    return lines + [""]
+
+
 def _img(png: bytes | None, alt: str) -> str:
     if png is None:
         return f"<p class='empty'>No data for: {html.escape(alt)}</p>"
@@ -217,6 +239,7 @@ def html_report(results: dict[str, Any]) -> str:
     banner_class = "real" if "weights real" in embedder else "fake"
     figures = [
         _img(plots.validation_curves(results), "Target-stage validation loss per arm"),
+        _img(plots.validation_curves(results, x="target_tokens"), "Target-stage validation loss against target-stage tokens"),
         _img(plots.stage_panels(results), "Per-stage validation loss, with the stage being learned shaded"),
         _img(plots.tokens_to_target(results), "Tokens to reach the target validation loss"),
         _img(plots.tokens_to_target(results, "final_val_target"), "Final target-stage validation loss"),

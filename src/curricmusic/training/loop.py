@@ -1,19 +1,20 @@
 """The one training loop. Every arm runs through :func:`train_run`; only the schedule differs.
 
-A step draws one global batch of windows (``train.batch_size``) from the arm's schedule, splits
-it over processes and micro-batches, and averages the loss over every counted target token of
-the global batch, so 1 process and N processes compute the same update. accelerate places the
-model, wraps it for DDP and handles mixed precision; the loop knows nothing about music.
+A step asks the arm's schedule for its mixture, turns it into whole windows per stage
+(:func:`~curricmusic.curriculum.allocation.allocate`), draws their starts, and trains on the global
+batch (:func:`~.step.train_step`). The loop knows nothing about music: set-up is in
+:mod:`.setup`, held-out scoring in :mod:`.evaluate`, logging in :mod:`.log`. accelerate places
+the model, wraps it for DDP and handles mixed precision.
+
+Everything a step consumes (the schedule state, the allocation debt, the token counters, the
+random generators) is in the checkpoint, so a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +22,15 @@ import torch
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_folder, claim_folder
-from curricmusic.common.progress import err_console, progress_bar
+from curricmusic.common.progress import progress_bar
 from curricmusic.config import Experiment, config_hash
-from curricmusic.curriculum.pacing import arm_stage_order, build_schedule
-from curricmusic.curriculum.windows import IGNORE_INDEX, WindowSampler, eval_windows
-from curricmusic.data.prepared import PreparedData
-from curricmusic.model.transformer import ModelConfig, MusicTransformer, save_model
+from curricmusic.curriculum.allocation import allocate
+from curricmusic.model.transformer import save_model
+from curricmusic.training.evaluate import evaluate
+from curricmusic.training.log import MetricsLog, metrics_row, weights_text
+from curricmusic.training.lr import LRSchedule, lr_schedule
 from curricmusic.training.run_files import (
     CHECKPOINT_FILE,
-    METRICS_FILE,
     MODEL_DIR,
     TOKENIZER_FILE,
     load_checkpoint,
@@ -39,17 +40,17 @@ from curricmusic.training.run_files import (
     truncate_metrics,
     write_run,
 )
+from curricmusic.training.setup import (
+    RunPlan,
+    build_model,
+    heldout_sets,
+    make_optimizer,
+    plan_run,
+    prepared_for,
+)
+from curricmusic.training.step import train_step
 
-__all__ = ["train_run", "lr_at", "TrainResult", "prepared_for"]
-
-
-def lr_at(step: int, total_steps: int, peak: float, warmup_steps: int, min_ratio: float) -> float:
-    """Linear warmup to ``peak`` over ``warmup_steps``, then cosine decay to ``peak * min_ratio``."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return peak * (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / span)
-    return peak * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+__all__ = ["train_run", "TrainResult", "TrainState", "prepared_for", "peak_lr"]
 
 
 @dataclass
@@ -60,83 +61,57 @@ class TrainResult:
     resumed_from: int | None
 
 
-def prepared_for(experiment: Experiment, arm_name: str | None = None, show_progress: bool = True) -> PreparedData:
-    """The prepared data of the experiment's curriculum (or an arm's own), built if needed."""
-    from curricmusic.data.prepare import prepare
-    from curricmusic.data.summary import default_prepared_dir
+@dataclass
+class TrainState:
+    """What changes from step to step, all of it checkpointed (plain numbers, lists and dicts)."""
 
-    config = experiment.config
-    curriculum = experiment.arm_curricula[arm_name] if arm_name else experiment.curriculum
-    if curriculum is experiment.curriculum and config.prepared is not None:
-        folder = config.prepared
-    else:
-        folder = default_prepared_dir(curriculum)
-    return prepare(curriculum, folder, show_progress=show_progress, source=experiment.source).data
+    step: int
+    schedule: dict
+    debt: np.ndarray  # (K,) float64: windows owed to each stage (see allocate)
+    stage_tokens: np.ndarray  # (K,) int64: real tokens trained on per stage
+    best_val: dict[str, float] = field(default_factory=dict)
+    last_val: dict[str, float] = field(default_factory=dict)
 
+    def to_payload(self) -> dict:
+        return {
+            "step": self.step,
+            "schedule_state": self.schedule,
+            "debt": [float(d) for d in self.debt],
+            "stage_tokens": [int(n) for n in self.stage_tokens],
+            "best_val": dict(self.best_val),
+            "last_val": dict(self.last_val),
+        }
 
-def _build_model(experiment: Experiment, vocab_size: int, seed: int) -> MusicTransformer:
-    section = experiment.config.model
-    overrides = {k: v for k, v in section.model_dump().items() if k not in ("size", "dropout") and v is not None}
-    try:
-        config = ModelConfig.from_size(
-            section.size, vocab_size, max_seq_len=experiment.config.train.seq_len, dropout=section.dropout, **overrides
+    @classmethod
+    def from_payload(cls, payload: dict) -> TrainState:
+        return cls(
+            step=int(payload["step"]),
+            schedule=dict(payload["schedule_state"]),
+            debt=np.array(payload["debt"], dtype=np.float64),
+            stage_tokens=np.array(payload["stage_tokens"], dtype=np.int64),
+            best_val=dict(payload["best_val"]),
+            last_val=dict(payload["last_val"]),
         )
-    except ValueError as exc:
-        raise UserError(f"{experiment.source}: model: {exc}") from None
-    torch.manual_seed(seed)  # the same initial weights for every arm of a seed: paired comparisons
-    return MusicTransformer(config)
+
+    def record_val(self, val: dict[str, float]) -> None:
+        self.last_val = val
+        for stage, loss in val.items():
+            if np.isfinite(loss) and (stage not in self.best_val or loss < self.best_val[stage]):
+                self.best_val[stage] = loss
 
 
-def _optimizer(model: torch.nn.Module, experiment: Experiment) -> torch.optim.Optimizer:
-    train = experiment.config.train
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    try:  # one fused kernel for every parameter: measurably faster on CPU and GPU alike
-        return torch.optim.AdamW(groups, lr=train.lr, betas=(train.beta1, train.beta2), fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(groups, lr=train.lr, betas=(train.beta1, train.beta2))
-
-
-def _evaluate(model, accelerator, held_out: dict[str, tuple[np.ndarray, np.ndarray]], micro: int) -> dict[str, float]:
-    """Token-mean validation loss per stage over the fixed held-out windows (all processes)."""
-    model.eval()
-    losses = {}
-    rank, world = accelerator.process_index, accelerator.num_processes
-    with torch.no_grad():
-        for stage, (inputs, targets) in held_out.items():
-            totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
-            rows = np.arange(inputs.shape[0])[rank::world]
-            for lo in range(0, rows.shape[0], micro):
-                chunk = rows[lo : lo + micro]
-                x = torch.from_numpy(inputs[chunk]).to(accelerator.device)
-                y = torch.from_numpy(targets[chunk]).to(accelerator.device)
-                with accelerator.autocast():
-                    _, loss = model(x, y)
-                count = int((y != IGNORE_INDEX).sum())
-                if count:
-                    totals += torch.tensor([float(loss) * count, count], dtype=torch.float64, device=accelerator.device)
-            totals = accelerator.reduce(totals, reduction="sum") if world > 1 else totals
-            losses[stage] = float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
-    model.train()
-    return losses
-
-
-def _run_info(experiment: Experiment, arm_name: str, seed: int, data: PreparedData, eval_data: PreparedData) -> dict:
-    return {
-        "experiment": experiment.config.name,
-        "experiment_file": experiment.source,
-        "experiment_hash": config_hash(experiment.config),
-        "config": experiment.config.model_dump(mode="json"),
-        "arm": experiment.config.arm(arm_name).model_dump(mode="json"),
-        "seed": seed,
-        "prepared": str(data.root),
-        "prepared_fingerprint": data.fingerprint,
-        "eval_prepared": str(eval_data.root),
-        "tokenizer_hash": data.tokenizer_hash,
-        "target_stage": eval_data.target_stage,
-        "status": "running",
-    }
+def peak_lr(experiment: Experiment, arm_name: str, lr: float | None) -> float:
+    """The run's peak learning rate: ``lr`` when given (one of the arm's), else the arm's only one."""
+    rates = experiment.config.learning_rates(arm_name)
+    if lr is None:
+        if len(rates) > 1:
+            listed = ", ".join(f"{r:g}" for r in rates)
+            raise UserError(f"{experiment.source}: arm {arm_name!r} sweeps learning rates {listed}; pass --lr with one of them")
+        return rates[0]
+    if not any(np.isclose(lr, r, rtol=1e-9, atol=0) for r in rates):
+        listed = ", ".join(f"{r:g}" for r in rates)
+        raise UserError(f"--lr {lr:g}: arm {arm_name!r} of {experiment.source} trains with {listed}")
+    return float(lr)
 
 
 def train_run(
@@ -145,176 +120,190 @@ def train_run(
     seed: int,
     run_dir: str | Path,
     *,
+    lr: float | None = None,
     resume: bool = False,
     show_progress: bool = True,
     stop_after: int | None = None,
 ) -> TrainResult:
-    """Train one (arm, seed) into ``run_dir``; with ``resume``, continue from its checkpoint.
-
-    ``stop_after`` ends the run after that many steps as if it had been killed there: no
-    checkpoint beyond the last regular one (tests of resume).
-    """
+    """Train one (arm, learning rate, seed) into ``run_dir``; with ``resume``, continue from its
+    checkpoint. ``stop_after`` ends the run after that many steps as if it had been killed there:
+    no checkpoint beyond the last regular one (tests of resume)."""
     from accelerate import Accelerator
 
-    config, train = experiment.config, experiment.config.train
-    arm = config.arm(arm_name)
+    train = experiment.config.train
     run_dir = Path(run_dir)
     check_folder(run_dir, kind="run")  # only a new, empty or curricmusic folder: before any work
+    peak = peak_lr(experiment, arm_name, lr)
     accelerator = Accelerator(mixed_precision=train.mixed_precision, cpu=_multi_cpu())
-    world, rank = accelerator.num_processes, accelerator.process_index
+    main = accelerator.is_main_process
+    micro = _micro_batch(experiment, accelerator.num_processes)
+    eval_batch = 2 * micro  # no activations kept for a backward pass: twice the training micro-batch fits
+    with accelerator.main_process_first():
+        plan = plan_run(experiment, arm_name, seed, show_progress=show_progress and main)
+    info = _run_info(experiment, arm_name, seed, peak, plan)
+    checkpoint = _checkpoint_to_resume(run_dir, info, resume)
+
+    model = build_model(experiment, plan.data.vocab_size, seed)
+    optimizer = make_optimizer(model, experiment, peak)
+    rng = np.random.default_rng([seed, 0x5EED])
+    state = _resume(checkpoint, model, optimizer, rng, run_dir, main) if checkpoint else _fresh(plan, seed)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if main:
+        claim_folder(run_dir, "run")
+        write_run(run_dir, info)
+        shutil.copyfile(plan.data.root / "tokenizer.json", run_dir / TOKENIZER_FILE)
+    log = MetricsLog(run_dir, main, train.tensorboard)
+    schedule = lr_schedule(
+        train.lr_schedule, peak, plan.total_steps, train.warmup_fraction, train.min_lr_ratio, train.decay_fraction
+    )
+    if state.step == 0:  # the untrained model's losses: every curve starts from the same point
+        state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
+        log.start(_row(plan, state, 0, schedule(0), None) | {"val_loss": state.last_val})
+
+    end_step = plan.total_steps if stop_after is None else min(plan.total_steps, state.step + stop_after)
+    started, first_step = time.perf_counter(), state.step
+    with progress_bar(f"{arm_name} seed {seed}", plan.total_steps, show_progress and main) as update:
+        update(advance=0, completed=state.step)
+        while state.step < end_step:
+            row = _one_step(model, optimizer, accelerator, plan, state, rng, schedule, micro, train.grad_clip)
+            done = state.step
+            evaluated = done % train.eval_every == 0 or done == plan.total_steps
+            if evaluated:
+                state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
+                row["val_loss"] = state.last_val
+            state.schedule = plan.schedule.update(done - 1, state.schedule, state.last_val if evaluated else None)
+            tokens_per_s = (done - first_step) * train.tokens_per_step / max(1e-9, time.perf_counter() - started)
+            if done % train.log_every == 0 or evaluated or done == end_step:
+                log.append(row | {"tokens_per_s": tokens_per_s})
+            update(info=f"loss {row['train_loss']:.3f} | {weights_text(row['stage_weights'])} | {tokens_per_s:,.0f} tok/s")
+            if done % train.checkpoint_every == 0 or done == plan.total_steps:
+                accelerator.wait_for_everyone()
+                if main:
+                    _save(run_dir, accelerator.unwrap_model(model), optimizer, state, rng, info)
+    log.close()
+    finished = end_step == plan.total_steps
+    info.update(_summary(plan, state, end_step, finished))
+    if finished:  # the test split, scored once, by the final model
+        info["test_loss"] = evaluate(model, accelerator, heldout_sets(experiment, plan.eval_data, "test"), eval_batch)
+    if main:
+        write_run(run_dir, info)
+    return TrainResult(run_dir, end_step, state.last_val, int(checkpoint["step"]) if checkpoint else None)
+
+
+def _one_step(
+    model, optimizer, accelerator, plan: RunPlan, state: TrainState, rng, schedule: LRSchedule, micro: int, grad_clip: float
+) -> dict:
+    """Draw and train on one global batch; advance the state; return the step's metrics row."""
+    step = state.step
+    mixture = plan.schedule.mixture(step, state.schedule)
+    counts, state.debt = allocate(mixture.weights, state.debt, plan.schedule.context.batch_size)
+    refs = plan.sampler.draw(rng, counts, mixture)
+    lr = schedule(step)
+    loss = train_step(model, optimizer, accelerator, plan.sampler, refs, lr, micro, grad_clip)
+    state.stage_tokens = state.stage_tokens + counts * refs.length
+    state.step = step + 1
+    current = plan.schedule.current_stage(step, state.schedule)
+    return metrics_row(state.step, plan.stage_names, state.stage_tokens, plan.data.target_stage, lr, mixture.weights, current, loss)
+
+
+def _row(plan: RunPlan, state: TrainState, step: int, lr: float, loss: float | None) -> dict:
+    mixture = plan.schedule.mixture(step, state.schedule)
+    current = plan.schedule.current_stage(step, state.schedule)
+    return metrics_row(step, plan.stage_names, state.stage_tokens, plan.data.target_stage, lr, mixture.weights, current, loss)
+
+
+def _fresh(plan: RunPlan, seed: int) -> TrainState:
+    torch.manual_seed(seed + 1)  # dropout stream, independent of the initial weights
+    k = len(plan.stage_names)
+    return TrainState(0, plan.schedule.initial_state(), np.zeros(k), np.zeros(k, dtype=np.int64))
+
+
+def _resume(checkpoint: dict, model, optimizer, rng, run_dir: Path, main: bool) -> TrainState:
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    restore_rng_states(checkpoint["rng"], rng)
+    state = TrainState.from_payload(checkpoint["train_state"])
+    if main:
+        truncate_metrics(run_dir, state.step)
+    return state
+
+
+def _checkpoint_to_resume(run_dir: Path, info: dict, resume: bool) -> dict | None:
+    """The checkpoint to continue from (checked against this run), or None for a fresh run."""
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        return None
+    if not resume:
+        raise UserError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    saved = checkpoint["run"]
+    for key in ("experiment_hash", "seed", "arm", "lr"):
+        if saved.get(key) != info[key]:
+            raise UserError(f"{run_dir}: holds a run with another {key.replace('_', ' ')}; use a new --out folder")
+    if saved["tokenizer_hash"] != info["tokenizer_hash"]:
+        raise UserError(
+            f"{run_dir}: its checkpoint was trained with tokenizer {saved['tokenizer_hash']}, but the prepared "
+            f"cache {info['prepared']} was built with tokenizer {info['tokenizer_hash']}; prepare the data with the run's curriculum"
+        )
+    return checkpoint
+
+
+def _save(run_dir: Path, model, optimizer, state: TrainState, rng, info: dict) -> None:
+    payload = {
+        "step": state.step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "train_state": state.to_payload(),
+        "rng": rng_states(rng),
+        "run": info,
+    }
+    save_checkpoint(run_dir / CHECKPOINT_FILE, payload)
+    save_model(model, run_dir / MODEL_DIR)
+
+
+def _run_info(experiment: Experiment, arm_name: str, seed: int, lr: float, plan: RunPlan) -> dict:
+    train = experiment.config.train
+    return {
+        "experiment": experiment.config.name,
+        "experiment_file": experiment.source,
+        "experiment_hash": config_hash(experiment.config),
+        "config": experiment.config.model_dump(mode="json"),
+        "arm": experiment.config.arm(arm_name).model_dump(mode="json"),
+        "seed": seed,
+        "lr": lr,
+        "lr_schedule": train.lr_schedule,
+        "total_steps": plan.total_steps,
+        "stages": list(plan.stage_names),
+        "prepared": str(plan.data.root),
+        "prepared_fingerprint": plan.data.fingerprint,
+        "eval_prepared": str(plan.eval_data.root),
+        "tokenizer_hash": plan.data.tokenizer_hash,
+        "target_stage": plan.eval_data.target_stage,
+        "status": "running",
+    }
+
+
+def _summary(plan: RunPlan, state: TrainState, end_step: int, finished: bool) -> dict:
+    per_stage = {name: int(n) for name, n in zip(plan.stage_names, state.stage_tokens, strict=True)}
+    return {
+        "status": "finished" if finished else "stopped",
+        "steps_done": end_step,
+        "tokens_seen": int(state.stage_tokens.sum()),
+        "target_tokens_seen": per_stage.get(plan.data.target_stage, 0),
+        "stage_tokens": per_stage,
+        "final_val_loss": state.last_val,
+        "best_val_loss": state.best_val,
+    }
+
+
+def _micro_batch(experiment: Experiment, world: int) -> int:
+    train = experiment.config.train
     micro = train.micro_batch_size or max(1, train.batch_size // world)
     if train.batch_size % (micro * world):
         raise UserError(
             f"{experiment.source}: train.batch_size {train.batch_size} is not divisible by "
             f"micro_batch_size {micro} x {world} processes"
         )
-    accumulation = train.batch_size // (micro * world)
-
-    with accelerator.main_process_first():
-        eval_data = prepared_for(experiment, show_progress=show_progress and accelerator.is_main_process)
-        data = eval_data
-        if experiment.arm_curricula[arm_name] is not experiment.curriculum:
-            data = prepared_for(experiment, arm_name, show_progress=show_progress and accelerator.is_main_process)
-    if data.tokenizer_hash != eval_data.tokenizer_hash:
-        raise UserError(f"{data.root}: prepared with another tokenizer than {eval_data.root}")
-
-    info = _run_info(experiment, arm_name, seed, data, eval_data)
-    checkpoint = None
-    if resume and (run_dir / CHECKPOINT_FILE).is_file():
-        checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
-        saved = checkpoint["run"]
-        for key in ("experiment_hash", "seed", "arm"):
-            if saved[key] != info[key]:
-                raise UserError(f"{run_dir}: holds a run with another {key.replace('_', ' ')}; use a new --out folder")
-        if saved["tokenizer_hash"] != data.tokenizer_hash:
-            raise UserError(
-                f"{run_dir}: its checkpoint was trained with tokenizer {saved['tokenizer_hash']}, but the prepared "
-                f"cache {data.root} was built with tokenizer {data.tokenizer_hash}; prepare the data with the run's curriculum"
-            )
-    elif not resume and (run_dir / CHECKPOINT_FILE).is_file():
-        raise UserError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
-
-    stage_names = arm_stage_order(arm, data.stage_names, data.target_stage, seed)
-    for stage in stage_names:
-        if not data.pieces(stage, "train"):
-            raise UserError(f"{data.root}: stage {stage!r} has no training pieces; arm {arm_name!r} cannot use it")
-    difficulties = [np.array([p["difficulty"] or 0.0 for p in data.pieces(s, "train")]) for s in stage_names]
-    token_counts = [np.diff(data.offsets(s, "train")) for s in stage_names]
-    schedule = build_schedule(
-        arm, stage_names, difficulties, token_counts, data.target_stage, train.total_steps, train.tokens_per_step, seed
-    )
-    sampler = WindowSampler(data, stage_names, train.seq_len, ranks=schedule.stages.ranks)
-    held_out = {s: eval_windows(eval_data, s, train.seq_len, train.eval_windows) for s in eval_data.stage_names}
-
-    model = _build_model(experiment, data.vocab_size, seed)
-    optimizer = _optimizer(model, experiment)
-    rng = np.random.default_rng([seed, 0x5EED])
-    state = schedule.initial_state()
-    start_step = 0
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        state = checkpoint["schedule_state"]
-        start_step = int(checkpoint["step"])
-        restore_rng_states(checkpoint["rng"], rng)
-        if accelerator.is_main_process:
-            truncate_metrics(run_dir, start_step)
-    else:
-        torch.manual_seed(seed + 1)  # dropout stream, independent of the initial weights
-    model, optimizer = accelerator.prepare(model, optimizer)
-    raw_model = accelerator.unwrap_model(model)
-
-    if accelerator.is_main_process:
-        claim_folder(run_dir, "run")
-        write_run(run_dir, info)
-        shutil.copyfile(data.root / "tokenizer.json", run_dir / TOKENIZER_FILE)
-    writer = _tensorboard(run_dir) if train.tensorboard and accelerator.is_main_process else None
-
-    warmup = int(round(train.warmup_fraction * train.total_steps))
-    last_val: dict[str, float] = {}
-    end_step = train.total_steps if stop_after is None else min(train.total_steps, start_step + stop_after)
-    started, tokens_timed = time.perf_counter(), 0
-    if start_step == 0:  # the untrained model's losses: every curve starts from the same point
-        initial = _evaluate(model, accelerator, held_out, micro)
-        if accelerator.is_main_process:
-            row = _row(0, train, 0.0, stage_names, schedule.mixture(0, state), schedule.current_stage(0, state), None)
-            row["val_loss"] = initial
-            with open(run_dir / METRICS_FILE, "w") as handle:
-                handle.write(json.dumps(row) + "\n")
-    with progress_bar(f"{arm_name} seed {seed}", train.total_steps, show_progress and accelerator.is_main_process) as update:
-        update(advance=0, completed=start_step)
-        for step in range(start_step, end_step):
-            lr = lr_at(step, train.total_steps, train.lr, warmup, train.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            mixture = schedule.mixture(step, state)
-            refs = sampler.draw(rng, train.batch_size, mixture)
-            valid = sampler.valid_targets(refs)
-            valid_total = max(1, int(valid.sum()))
-            mine = refs.slice(rank * micro * accumulation, (rank + 1) * micro * accumulation)
-            loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-            for m in range(accumulation):
-                part = mine.slice(m * micro, (m + 1) * micro)
-                inputs, targets = sampler.gather(part)
-                count = int((targets != -100).sum())
-                x = torch.from_numpy(inputs).to(accelerator.device)
-                y = torch.from_numpy(targets).to(accelerator.device)
-                sync = m == accumulation - 1
-                with accelerator.no_sync(model) if not sync else nullcontext(), accelerator.autocast():
-                    _, loss = model(x, y)
-                    # token-mean over the global batch; DDP divides by the number of processes
-                    scaled = loss * (count * world / valid_total) if count else loss * 0.0
-                    accelerator.backward(scaled)
-                if count:
-                    loss_sum += float(loss.detach()) * count
-            if train.grad_clip > 0:
-                accelerator.clip_grad_norm_(model.parameters(), train.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            train_loss = float(accelerator.reduce(loss_sum, reduction="sum") if world > 1 else loss_sum) / valid_total
-            done = step + 1
-            evaluate = done % train.eval_every == 0 or done == train.total_steps
-            val = _evaluate(model, accelerator, held_out, micro) if evaluate else None
-            if val is not None:
-                last_val = val
-            state = schedule.update(step, state, val)
-            tokens_timed += train.tokens_per_step
-            if accelerator.is_main_process and (done % train.log_every == 0 or val is not None or done == end_step):
-                elapsed = max(1e-9, time.perf_counter() - started)
-                row = _row(done, train, lr, stage_names, mixture, schedule.current_stage(step, state), train_loss)
-                row["tokens_per_s"] = tokens_timed / elapsed
-                if val is not None:
-                    row["val_loss"] = val
-                with open(run_dir / METRICS_FILE, "a") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                if writer is not None:
-                    _log_tensorboard(writer, row)
-            update(info=f"loss {train_loss:.3f} | {_weights_text(stage_names, mixture.weights)} | {tokens_timed / max(1e-9, time.perf_counter() - started):,.0f} tok/s")
-            if done % train.checkpoint_every == 0 or done == train.total_steps:
-                accelerator.wait_for_everyone()
-                if accelerator.is_main_process:
-                    _save(run_dir, raw_model, optimizer, state, done, rng, info)
-    if writer is not None:
-        writer.close()
-    finished = end_step == train.total_steps
-    if accelerator.is_main_process:
-        info["status"] = "finished" if finished else "stopped"
-        info["steps_done"] = end_step
-        info["final_val_loss"] = last_val
-        write_run(run_dir, info)
-    return TrainResult(run_dir, end_step, last_val, start_step if checkpoint is not None else None)
-
-
-def _row(step: int, train, lr: float, stage_names, mixture, current: int, train_loss: float | None) -> dict:
-    """One line of metrics.jsonl (the caller adds val_loss and timing)."""
-    return {
-        "step": step,
-        "tokens_seen": step * train.tokens_per_step,
-        "lr": lr,
-        "stage_weights": dict(zip(stage_names, [round(float(w), 6) for w in mixture.weights], strict=True)),
-        "current_stage": stage_names[current],
-        "train_loss": train_loss,
-    }
+    return micro
 
 
 def _multi_cpu() -> bool:
@@ -323,40 +312,3 @@ def _multi_cpu() -> bool:
 
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("LOCAL_RANK") is not None
     return launched and not torch.cuda.is_available()
-
-
-def _weights_text(names, weights) -> str:
-    shown = [f"{n} {w:.0%}" for n, w in zip(names, weights, strict=True) if w >= 0.005]
-    return ", ".join(shown)
-
-
-def _save(run_dir: Path, model, optimizer, state, step: int, rng, info: dict) -> None:
-    payload = {
-        "step": step,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "schedule_state": state,
-        "rng": rng_states(rng),
-        "run": info,
-    }
-    save_checkpoint(run_dir / CHECKPOINT_FILE, payload)
-    save_model(model, run_dir / MODEL_DIR)
-
-
-def _tensorboard(run_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        err_console.print("[yellow]tensorboard is not installed; pip install 'curricmusic[tensorboard]'[/]")
-        return None
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-
-
-def _log_tensorboard(writer, row: dict) -> None:
-    step = row["step"]
-    writer.add_scalar("train/loss", row["train_loss"], step)
-    writer.add_scalar("train/lr", row["lr"], step)
-    for stage, weight in row["stage_weights"].items():
-        writer.add_scalar(f"weights/{stage}", weight, step)
-    for stage, loss in row.get("val_loss", {}).items():
-        writer.add_scalar(f"val/{stage}", loss, step)

@@ -1,0 +1,233 @@
+"""Arms: one way of ordering the data each. The pacing's own options are typed, one model each.
+
+An arm in an experiment file is flat::
+
+    [[arms]]
+    name = "pedagogy"
+    pacing = "fixed"                  # a name of ARM_OPTIONS
+    stage_fractions = [0.1, 0.1, 0.15]
+    replay = 0.1
+
+``name``, ``pacing``, ``curriculum``, ``stages`` and ``lr`` belong to every arm; every other key is
+an option of the arm's pacing, checked against the model registered for it in
+:data:`ARM_OPTIONS` (one line per mistake, naming the key). The behaviour of each pacing lives in
+:mod:`curricmusic.curriculum.pacing` (its registry ``PACINGS`` has the same names; a test checks).
+A new pacing is an options model here plus one line in ``ARM_OPTIONS``, and a class there plus one
+line in ``PACINGS``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, ValidationError, model_serializer, model_validator
+
+from curricmusic.common.frozen import FrozenModel
+
+__all__ = [
+    "ARM_OPTIONS",
+    "PACING_NAMES",
+    "ArmConfig",
+    "PacingOptions",
+    "FixedOptions",
+    "CompetenceOptions",
+    "PlateauOptions",
+    "RandomOptions",
+    "TargetOnlyOptions",
+    "RandomMatchedOptions",
+    "Order",
+]
+
+Order = Literal["curriculum", "reverse", "shuffled"]
+
+
+class PacingOptions(FrozenModel):
+    """Base of each pacing's options.
+
+    Class attributes say how the pacing relates to the rest of the experiment:
+
+    - ``stages_from``: None when the arm may name its ``stages``; else where it takes them from
+      (an arm with ``match`` also trains on that arm's curriculum);
+    - ``matchable``: another arm may match its per-stage token counts, which must then be known
+      before training (False for pacings that react to validation, and for matching arms).
+    """
+
+    stages_from: ClassVar[str | None] = None
+    matchable: ClassVar[bool] = True
+
+
+class _Replay(PacingOptions):
+    replay: float = Field(0.0, ge=0.0, lt=1.0, description="share of each batch on earlier stages after an advance")
+
+
+class FixedOptions(_Replay):
+    """Stage i for a share of the budget (exactly one of fractions, steps or tokens; default equal)."""
+
+    order: Order = "curriculum"
+    stage_fractions: list[float] | None = None
+    stage_steps: list[int] | None = None
+    stage_tokens: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> FixedOptions:
+        given = [k for k in ("stage_fractions", "stage_steps", "stage_tokens") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of stage_fractions, stage_steps, stage_tokens (got {', '.join(given)})")
+        for values in (self.stage_fractions, self.stage_steps, self.stage_tokens):
+            if values is not None and any(v < 0 for v in values):
+                raise ValueError("stage budgets must be >= 0")
+        if self.stage_fractions is not None and sum(self.stage_fractions) > 1 + 1e-9:
+            raise ValueError(f"stage_fractions sum to {sum(self.stage_fractions):g}; expected at most 1")
+        return self
+
+    @property
+    def stage_budgets(self) -> list[float] | list[int] | None:
+        return self.stage_fractions or self.stage_steps or self.stage_tokens
+
+
+class CompetenceOptions(PacingOptions):
+    """Platanios et al. (2019): the easiest share c(t) of the pieces is eligible at step t."""
+
+    order: Order = "curriculum"
+    competence: Literal["sqrt", "linear"] = "sqrt"
+    c0: float = Field(0.05, gt=0.0, le=1.0)
+    competence_fraction: float = Field(0.8, gt=0.0, le=1.0, description="T as a share of the steps")
+
+
+class PlateauOptions(_Replay):
+    """Stay on a stage until its validation loss stops improving (or its time is up)."""
+
+    matchable: ClassVar[bool] = False  # its stage shares depend on validation losses
+    order: Order = "curriculum"
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.01, ge=0.0, lt=1.0)
+    max_stage_fraction: float = Field(0.5, gt=0.0, le=1.0)
+
+
+class RandomOptions(PacingOptions):
+    """Every step the same mix of all stages, in proportion to their tokens (the pool's mix)."""
+
+
+class TargetOnlyOptions(PacingOptions):
+    """The target stage alone: for the whole budget, or (``match``) for the target tokens of an arm."""
+
+    stages_from: ClassVar[str | None] = "the target stage"
+    matchable: ClassVar[bool] = False
+    match: str | None = Field(None, description="train only as many tokens as this arm's target-stage tokens")
+
+
+class RandomMatchedOptions(PacingOptions):
+    """Random order with each stage's token share equal to a named arm's whole-run share."""
+
+    stages_from: ClassVar[str | None] = "the arm it matches"
+    matchable: ClassVar[bool] = False
+    match: str = Field(description="the arm whose per-stage token counts this arm takes")
+
+
+# pacing name -> its options model (the behaviour: curricmusic.curriculum.pacing.PACINGS)
+ARM_OPTIONS: dict[str, type[PacingOptions]] = {
+    "fixed": FixedOptions,
+    "competence": CompetenceOptions,
+    "plateau": PlateauOptions,
+    "random": RandomOptions,
+    "target-only": TargetOnlyOptions,
+    "random-matched": RandomMatchedOptions,
+}
+PACING_NAMES: tuple[str, ...] = tuple(ARM_OPTIONS)
+PacingName = Literal[PACING_NAMES]  # type: ignore[valid-type]  # derived from the registry
+
+_COMMON = ("name", "pacing", "curriculum", "stages", "lr")
+
+
+def _option_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "options"
+    if first["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling against the documented keys)"
+    if first["type"] == "missing":
+        return f"{key}: required key is missing"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] not in ("value_error", "assertion_error") and "input" in first:
+        message = f"{message} (got {repr(first['input'])[:60]})"
+    return f"{key}: {message}" if first["loc"] else message
+
+
+class ArmConfig(FrozenModel):
+    """One way of ordering the data. See README "Experiments and arms" for every option.
+
+    ``options`` holds the pacing's own options (an instance of ``ARM_OPTIONS[pacing]``); in files
+    and in ``model_dump`` they sit flat beside the common keys.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    pacing: PacingName
+    curriculum: Path | None = None  # default: the experiment's curriculum
+    stages: list[str] | None = None  # default: every stage of the curriculum, in its order
+    lr: float | list[float] | None = Field(None, description="peak learning rate(s); default: train.lr")
+    options: PacingOptions = Field(default_factory=RandomOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_options(cls, data: Any) -> Any:
+        """Move the pacing's keys into ``options`` and validate them with the pacing's model."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        given = data.pop("options", None)
+        options = dict(given.model_dump() if isinstance(given, PacingOptions) else given or {})
+        known = {key for model in ARM_OPTIONS.values() for key in model.model_fields}
+        # options of some pacing move into ``options``; unknown keys stay for pydantic to name
+        options.update({key: data.pop(key) for key in list(data) if key not in _COMMON and key in known})
+        model = ARM_OPTIONS.get(data.get("pacing")) if isinstance(data.get("pacing"), str) else None
+        if model is None:  # the pacing's own error comes from its Literal
+            data["options"] = RandomOptions()
+            return data
+        foreign = [key for key in options if key not in model.model_fields]
+        if foreign:
+            key = foreign[0]
+            owners = [name for name, other in ARM_OPTIONS.items() if key in other.model_fields]
+            raise ValueError(
+                f"{key} is not an option of pacing {data['pacing']!r} (it belongs to {', '.join(owners)}); "
+                f"options of {data['pacing']!r}: {', '.join(model.model_fields) or 'none'}"
+            )
+        if model.stages_from is not None and data.get("stages") is not None:
+            raise ValueError(f"stages: pacing {data['pacing']!r} takes its stages from {model.stages_from}; remove stages")
+        if options.get("match") is not None and data.get("curriculum") is not None:
+            raise ValueError("curriculum: an arm with match trains on the matched arm's curriculum; remove curriculum")
+        try:
+            data["options"] = model.model_validate(options)
+        except ValidationError as exc:
+            raise ValueError(_option_error(exc)) from None
+        return data
+
+    @model_validator(mode="after")
+    def _lr_values(self) -> ArmConfig:
+        values = self.lr if isinstance(self.lr, list) else [self.lr] if self.lr is not None else []
+        if any(v <= 0 for v in values) or (isinstance(self.lr, list) and not values):
+            raise ValueError(f"lr must be a positive number or a non-empty list of them (got {self.lr})")
+        if len(set(values)) != len(values):
+            raise ValueError(f"lr values must be distinct (got {self.lr})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler, info) -> dict[str, Any]:
+        out = handler(self)
+        out.pop("options", None)
+        out.update(self.options.model_dump(mode=info.mode))
+        return out
+
+    # ---- what other layers ask of an arm ------------------------------------------------------
+    @property
+    def order(self) -> str:
+        """``curriculum``, ``reverse`` (anti-curriculum) or ``shuffled``; baselines: ``curriculum``."""
+        return getattr(self.options, "order", "curriculum")
+
+    @property
+    def match(self) -> str | None:
+        """The arm whose per-stage token counts this arm takes (random-matched, target-only)."""
+        return getattr(self.options, "match", None)
+
+    @property
+    def replay(self) -> float:
+        return getattr(self.options, "replay", 0.0)

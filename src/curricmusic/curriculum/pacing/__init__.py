@@ -1,0 +1,86 @@
+"""Pacings: one class per way of ordering the data, in a registry named like the config's.
+
+``PACINGS`` maps each name of :data:`curricmusic.config.arms.ARM_OPTIONS` to its behaviour (a
+test checks that both registries hold the same names). A new pacing is a :class:`Pacing` subclass
+here plus one line in ``PACINGS``, and its options model plus one line in ``ARM_OPTIONS``.
+
+- ``fixed``: stage i for a configured share of the budget (``order``: reverse = anti-curriculum);
+- ``competence`` (Platanios et al. 2019): the easiest share c(t) of all pieces is eligible;
+- ``plateau``: advance when a stage's validation loss stops improving;
+- ``random``: the pool's token mix every step;
+- ``target-only``: the target stage alone, at equal total tokens or (``match``) equal target tokens;
+- ``random-matched``: random order with a named arm's per-stage token counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from curricmusic.config import ArmConfig
+from curricmusic.curriculum.pacing.base import (
+    Mixture,
+    Pacing,
+    ScheduleContext,
+    StageData,
+    competence,
+    fixed_boundaries,
+    piece_ranks,
+    replay_weights,
+    stage_at,
+)
+from curricmusic.curriculum.pacing.baselines import (
+    RandomMatchedPacing,
+    RandomPacing,
+    TargetOnlyPacing,
+)
+from curricmusic.curriculum.pacing.competence_pacing import CompetencePacing
+from curricmusic.curriculum.pacing.fixed import FixedPacing
+from curricmusic.curriculum.pacing.plateau import PlateauPacing
+
+__all__ = [
+    "PACINGS",
+    "Pacing",
+    "Mixture",
+    "StageData",
+    "ScheduleContext",
+    "build_schedule",
+    "competence",
+    "fixed_boundaries",
+    "piece_ranks",
+    "replay_weights",
+    "stage_at",
+]
+
+# pacing name -> behaviour (its options model: curricmusic.config.arms.ARM_OPTIONS[name])
+PACINGS: dict[str, type[Pacing]] = {
+    "fixed": FixedPacing,
+    "competence": CompetencePacing,
+    "plateau": PlateauPacing,
+    "random": RandomPacing,
+    "target-only": TargetOnlyPacing,
+    "random-matched": RandomMatchedPacing,
+}
+
+
+def build_schedule(
+    arm: ArmConfig,
+    context: ScheduleContext,
+    difficulties: Mapping[str, np.ndarray],
+    piece_tokens: Mapping[str, np.ndarray],
+) -> Pacing:
+    """The schedule of ``arm``: its pacing class over the stages it trains on, in its order.
+
+    ``difficulties`` and ``piece_tokens`` give, for every stage of the curriculum, each training
+    piece's difficulty and token count in storage order (ascending difficulty).
+    """
+    pacing = PACINGS[arm.pacing]
+    names = pacing.stage_order(arm, context)
+    ranks = piece_ranks([np.asarray(difficulties[n]) for n in names], pacing.piece_order(arm), context.seed)
+    stages = StageData(
+        names=tuple(names),
+        piece_tokens=tuple(np.asarray(piece_tokens[n], dtype=np.int64) for n in names),
+        ranks=tuple(ranks),
+    )
+    return pacing(arm, stages, context)
