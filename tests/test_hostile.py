@@ -59,7 +59,6 @@ tokens = 2048
 seq_len = 32
 batch_size = 8
 eval_every = 4
-eval_windows = 2
 log_every = 4
 checkpoint_every = 4
 [[arms]]

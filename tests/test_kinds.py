@@ -61,7 +61,6 @@ tokens = 2048
 seq_len = 64
 batch_size = 4
 eval_every = 8
-eval_windows = 2
 log_every = 4
 checkpoint_every = 8
 
