@@ -126,8 +126,9 @@ def target_rule(config, runs: list[dict[str, Any]], baseline: str | None) -> dic
     """The target validation loss and the rule that fixed it (written to results.json).
 
     The user's ``target_loss`` when given; else the baseline arm's mean target-stage validation
-    loss at ``TARGET_AT`` of the budget (linear between evaluations), over its finished seeds.
-    Either is fixed by the configuration before any run starts.
+    loss at ``TARGET_AT`` of the budget (linear between evaluations), over its finished seeds at
+    its chosen learning rate (``runs``: the selected runs, when the arm sweeps several). Either is
+    fixed by the configuration before any run starts.
     """
     budget = float(config.train.tokens)
     if config.target_loss is not None:
@@ -257,11 +258,14 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
                     "calibration": novelty.get("calibration", {}),
                 }
         runs.append(entry)
+    done_runs = [entry for entry in runs if entry["status"] == "done"]
+    for entry in done_runs:  # best validation losses first: they choose the learning rates
+        entry["summary"] = run_summary(entry["curves"], math.nan, budget, entry["run_info"], target)
+    selection = select_learning_rates(runs, [arm.name for arm in config.arms])
+    chosen = selected_runs(runs, selection)  # each arm at its best learning rate on validation
     baseline = _primary_baseline(config)
-    target_info = target_rule(config, runs, baseline)
-    for entry in runs:
-        if entry["status"] != "done":
-            continue
+    target_info = target_rule(config, chosen, baseline)  # the baseline arm at its chosen rate
+    for entry in done_runs:
         info = entry.pop("run_info")
         entry["summary"] = run_summary(entry["curves"], target_info["loss"], budget, info, target)
         if "novelty" in entry:
@@ -269,8 +273,6 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
             entry["summary"]["rho_median"] = entry["novelty"]["summary"]["rho_median"]
         if "novelty_unblocked" in entry:
             entry["summary"]["copy_rate_unblocked"] = entry["novelty_unblocked"]["summary"]["copy_rate"]
-    selection = select_learning_rates(runs, [arm.name for arm in config.arms])
-    chosen = selected_runs(runs, selection)  # each arm at its best learning rate on validation
     heldout = _heldout_music(experiment, out_dir)
     arms: dict[str, Any] = {}
     for arm in config.arms:
