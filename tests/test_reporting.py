@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
+from curricmusic.common.atomic import json_safe
+from curricmusic.evaluation.stats import censored_summary, holm, mean_ci, paired_effect
+from curricmusic.experiment.lr_selection import RULE
 from curricmusic.reporting import plots
 from curricmusic.reporting.novelty_page import compare_html, novelty_html
 from curricmusic.reporting.report import html_report, markdown_report, write_reports
@@ -14,52 +18,102 @@ from curricmusic.reporting.style import CSS, fmt
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def stats(values):
-    finite = [v for v in values if v is not None]
-    mean = sum(finite) / len(finite) if finite else None
-    return {"mean": mean, "ci_low": min(finite, default=None), "ci_high": max(finite, default=None), "values": values}
+BUDGET = 24576
+TARGET_RULE = "mean validation loss of the 'random' arm on the target stage at 0.5 of the budget (12,288 tokens)"
 
 
-def run(arm, seed, finals, status="done"):
+def run(arm, seed, final=None, status="done", error=None):
+    """A results.json run entry (a finished one with its curves and novelty summary)."""
     if status != "done":
-        return {"arm": arm, "seed": seed, "status": status, "error": "RuntimeError: boom"}
+        return {"arm": arm, "seed": seed, "lr": 1e-3, "run_dir": f"runs/{arm}-seed{seed}", "status": status, "error": error}
     return {
-        "arm": arm, "seed": seed, "status": "done",
-        "curves": {"eval_tokens": [0, 1000, 2000], "val_target": finals, "train_tokens": [500, 1000, 1500, 2000],
-                   "current_stage": ["scales", "scales", "pieces", "pieces"],
-                   "val": {"scales": [5.0, 4.0, 3.9], "pieces": finals}},
+        "arm": arm, "seed": seed, "lr": 1e-3, "run_dir": f"runs/{arm}-seed{seed}", "status": "done",
+        "curves": {"eval_tokens": [0, 12288, BUDGET], "eval_target_tokens": [0, 6144, 12288], "val_target": [6.0, 4.5, final],
+                   "train_tokens": [6144, 12288, 18432, BUDGET], "current_stage": ["scales", "scales", "pieces", "pieces"],
+                   "val": {"scales": [5.0, 4.0, 3.9], "pieces": [6.0, 4.5, final]}},
         "novelty": {"summary": {"heldout_rho": [0.9, 1.0, 1.1]}},
     }  # fmt: skip
 
 
+def summary(final, to_target, reached, copy=(), copy_unblocked=(), rho=()):
+    """An arm's summaries as aggregation writes them: best = final - 0.1, test = final + 0.1, AUC = final + 1."""
+    n = len(final)
+    return {
+        "final_val_target": mean_ci(final),
+        "best_val_target": mean_ci([v - 0.1 for v in final]),
+        "test_target": mean_ci([v + 0.1 for v in final]),
+        "auc_val_target": mean_ci([v + 1.0 for v in final]),
+        "tokens_to_target": {**censored_summary(to_target, reached, BUDGET), "target_loss": 5.2},
+        "copy_rate": mean_ci(list(copy) or [math.nan] * n),
+        "copy_rate_unblocked": mean_ci(list(copy_unblocked) or [math.nan] * n),
+        "rho_median": mean_ci(list(rho) or [math.nan] * n),
+    }
+
+
 @pytest.fixture
 def results():
-    metrics = ["final_val_target", "auc_val_target", "tokens_to_target", "copy_rate", "rho_median"]
+    """A results.json of three arms (the curriculum, random with 3 of 5 seeds lost, its random-matched
+    twin), built with the statistics aggregation uses and read back from JSON as the reports are."""
+    curriculum, matched = [3.0, 3.2, 3.4, 3.6, 3.8], [3.5, 3.6, 3.7, 3.8, 3.9]
+    curriculum_times, matched_times = [6144, 6144, 12288, 12288, BUDGET], [12288] * 4 + [BUDGET]
+    reached = [True] * 4 + [False]
+    tokens = {"tokens_seen": 24576.0, "target_tokens_seen": 12032.0, "stage_tokens": {"pieces": 12032.0, "scales": 12544.0}}
     arms = {
         "curriculum": {
-            "pacing": "fixed", "order": "curriculum", "n_done": 2, "n_failed": 0,
-            "summary": {m: stats([3.0, 3.5]) for m in metrics} | {"tokens_to_target": stats([1000.0, 2000.0])},
+            "pacing": "fixed", "order": "curriculum", "n_done": 5, "n_failed": 0, "lr": 1e-3, "tokens": tokens,
+            "summary": summary(curriculum, curriculum_times, reached, [0.1] * 5, [0.5] * 5, [1.2] * 5),
             "music": {"pitch_class_entropy": {"overlap": 0.75, "values": [2.0, 2.5]}},
-            "novelty": {"embedders": ["symbolic"], "weights_real": False, "rho": [0.5, 1.5]},
+            "novelty": {"n_samples": 10, "copy_rate": 0.1, "copy_rate_unblocked": 0.5, "embedders": ["symbolic"],
+                        "weights_real": False, "rho": [0.5, 1.5], "data_copying_C_T_pooled": {"C_T": -1.25, "cells": 2},
+                        "fresh_false_flag_rate": [0.0, 0.1, 0.0, 0.1, 0.0],
+                        "rho_flag_reason": "probe copies no closer than held-out music (AUC 0.6 < 0.9)"},
         },
-        "random <b>": {
-            "pacing": "random", "order": "curriculum", "n_done": 1, "n_failed": 1,
-            "summary": {m: stats([4.5]) for m in metrics} | {"tokens_to_target": stats([None])},
-            "music": {"pitch_class_entropy": {"overlap": None, "values": [1.0]}},
-            "novelty": {"embedders": ["symbolic"], "weights_real": False, "rho": [0.25]},
+        "random": {
+            "pacing": "random", "order": "curriculum", "n_done": 2, "n_failed": 3, "lr": 1e-3,
+            "tokens": {**tokens, "target_tokens_seen": 6144.0},
+            "summary": summary([4.4, 4.8], [BUDGET, BUDGET], [False, False]),
+            "music": {}, "novelty": {},
+        },
+        "matched": {
+            "pacing": "random-matched", "order": "curriculum", "n_done": 5, "n_failed": 0, "lr": 1e-3, "tokens": tokens,
+            "summary": summary(matched, matched_times, reached),
+            "music": {"pitch_class_entropy": {"overlap": 0.5, "values": [1.0]}}, "novelty": {},
         },
     }  # fmt: skip
-    return {
-        "experiment": "tiny", "description": "A tiny study.", "target_stage": "pieces", "target_loss": 4.0,
-        "baseline_arm": "random <b>", "arms": arms,
-        "runs": [run("curriculum", 0, [6.0, 4.0, 3.0]), run("curriculum", 1, [6.0, 5.0, 3.5]),
-                 run("random <b>", 0, [6.0, 5.0, 4.5]), run("random <b>", 1, None, status="failed")],
-        "comparisons": [{"arm": "curriculum", "metric": "final_val_target", "mean_diff": -1.5, "ci_low": -1.5,
-                         "ci_high": -1.5, "p_value": None, "p_holm": None}],
+    pairs = [
+        ("curriculum", "random", "final_val_target", [0, 1], curriculum[:2], [4.4, 4.8]),
+        ("matched", "random", "final_val_target", [0, 1], matched[:2], [4.4, 4.8]),
+        ("curriculum", "matched", "final_val_target", [0, 1, 2, 3, 4], curriculum, matched),
+        ("curriculum", "matched", "tokens_to_target", [0, 1, 2, 3, 4], curriculum_times, matched_times),
+    ]
+    comparisons = [
+        {"arm": arm, "baseline": baseline, "metric": metric, "lower_is_better": True, "seeds": seeds, **paired_effect(t, c)}
+        for arm, baseline, metric, seeds, t, c in pairs
+    ]
+    for row, adjusted in zip(comparisons, holm([r["p_value"] for r in comparisons]), strict=True):
+        row["p_holm"] = adjusted
+    candidates = [{"lr": 1e-3, "mean_best_val_target": 3.3, "n_seeds": 5, "n_failed": 0},
+                  {"lr": 3e-3, "mean_best_val_target": 3.9, "n_seeds": 5, "n_failed": 0}]  # fmt: skip
+    selection = {
+        "rule": RULE,
+        "arms": {"curriculum": {"chosen": 1e-3, "candidates": candidates}}
+        | {name: {"chosen": 1e-3, "candidates": candidates[:1]} for name in ("random", "matched")},
+    }
+    runs = [run("curriculum", s, curriculum[s]) for s in range(5)] + [run("matched", s, matched[s]) for s in range(5)]
+    runs += [run("random", 0, 4.4), run("random", 1, 4.8), run("random", 2, status="failed", error="ValueError: window <64> & more"),
+             run("random", 3, status="failed", error="RuntimeError: boom"), run("random", 4, status="missing", error="not run")]  # fmt: skip
+    results = {
+        "experiment": "tiny", "description": "A <tiny> study & its arms.", "target_stage": "pieces", "target_loss": 5.2,
+        "target": {"loss": 5.2, "source": "rule", "rule": TARGET_RULE, "arm": "random", "at_tokens": 12288.0, "per_seed": [5.0, 5.4]},
+        "budget_tokens": BUDGET, "baseline_arm": "random", "baseline_arms": ["random", "matched"], "arms": arms, "runs": runs,
+        "lr_selection": selection, "comparisons": comparisons,
+        "warnings": ["2 finished seed(s) per arm: too few for an interval (need 3); the report shows each seed's value instead",
+                     "the target stage has 3 validation piece(s) (fewer than 10): its validation loss is the loss of a handful of tunes"],
         "heldout_music": {"pitch_class_entropy": [2.2, 2.4]},
         "config": {"name": "tiny"}, "curriculum": {"stages": [{"name": "scales"}, {"name": "pieces"}]},
         "versions": {"curricmusic": "0.1.0"},
     }  # fmt: skip
+    return json.loads(json.dumps(json_safe(results)))  # NaN is null, as in results.json
 
 
 def test_one_formatter_for_every_page():
@@ -71,34 +125,65 @@ def test_one_formatter_for_every_page():
 def test_markdown_report_holds_the_table_of_arms_comparisons_and_failures(results):
     text = markdown_report(results)
     lines = text.splitlines()
-    assert lines[0] == "# tiny"
-    assert "Target stage: `pieces`; target loss: 4.000." in lines
+    assert lines[0] == "# tiny" and lines[2] == "A <tiny> study & its arms."
+    assert f"Target stage: `pieces`; target loss: 5.200 ({TARGET_RULE})." in lines
     assert "Novelty scores: embedder symbolic; weights NOT real (fallback or no weights)." in lines
+    warnings = lines.index("## Sample too small")
+    assert lines[warnings + 2 : warnings + 4] == [f"- {w}" for w in results["warnings"]]
+    # mean [95% t-interval] from 3 seeds on; below, the mean and each seed's value
     assert (
-        "| curriculum | fixed | 2 | 3.250 [3.000, 3.500] | 3.250 [3.000, 3.500] | 1,500 [1,000, 2,000] "
-        "| 3.250 [3.000, 3.500] | 3.250 [3.000, 3.500] |"
+        "| curriculum | fixed | 5 | 3.400 [3.007, 3.793] | 3.300 [2.907, 3.693] | 3.500 [3.107, 3.893] | 4.400 [4.007, 4.793] "
+        "| 4/5 | 12,288 [2,945, 21,631] | 12,288 | 0.100 [0.100, 0.100] | 0.500 [0.500, 0.500] | 1.200 [1.200, 1.200] |"
     ) in lines
-    assert "| random <b> | random | 1 (1 failed) | 4.500 [4.500, 4.500] | 4.500 [4.500, 4.500] | - " \
-           "| 4.500 [4.500, 4.500] | 4.500 [4.500, 4.500] |" in lines  # fmt: skip
-    assert "| curriculum | final_val_target | -1.500 [-1.500, -1.500] | - | - |" in lines
+    assert (
+        "| random | random | 2 (3 failed) | 4.600 (seeds: 4.400, 4.800) | 4.500 (seeds: 4.300, 4.700) | 4.700 (seeds: 4.500, 4.900) "
+        "| 5.600 (seeds: 5.400, 5.800) | 0/2 | 24,576 (seeds: 24,576, 24,576) | > 24,576 | - | - | - |"
+    ) in lines  # no seed reached the target: the median lies beyond the budget
+    assert "median is '> budget' while more than half the seeds never arrive." in text
+    assert (
+        "| matched | random-matched | 5 | 3.700 [3.504, 3.896] | 3.600 [3.404, 3.796] | 3.800 [3.604, 3.996] | 4.700 [4.504, 4.896] "
+        "| 4/5 | 14,746 [7,922, 21,569] | 12,288 | - | - | - |"
+    ) in lines
+    # budgets: real tokens per arm and the learning rate chosen on validation, by the written rule
+    assert "| curriculum | 24,576 | 12,032 | 0.001000 (best of 2 on validation) |" in lines
+    assert "| random | 24,576 | 6,144 | 0.001000 |" in lines
+    assert f"Learning rates chosen by rule: {RULE}." in lines
+    # each row names its baseline; p only from 5 pairs, Holm over every row
+    assert "| curriculum | random | final_val_target | 2 | -1.500 [-2.771, -0.229] | 0.674 [0.584, 0.778] | -10.61 | n < 5 | - |" in lines
+    assert "| matched | random | final_val_target | 2 | -1.050 [-2.956, 0.856] | 0.772 [0.531, 1.122] | -4.95 | n < 5 | - |" in lines
+    assert "| curriculum | matched | final_val_target | 5 | -0.300 [-0.496, -0.104] | 0.916 [0.861, 0.976] | -1.90 | 0.013 | 0.026 |" in lines
+    assert "| curriculum | matched | tokens_to_target | 5 | -2,458 [-6,636, 1,721] | 0.758 [0.473, 1.214] | -0.73 | 0.178 | 0.178 |" in lines
+    assert "| curriculum | 10 | 0.100 | 0.500 | -1.250 (2) | 0.040 |" in lines  # novelty, seeds pooled
+    assert "Distance flag: probe copies no closer than held-out music (AUC 0.6 < 0.9)." in lines
     assert "| curriculum | 0.750 | - | - | - | - | - |" in lines  # musical-metric overlaps
-    assert lines[-1] == "- random <b> seed 1: RuntimeError: boom"
+    assert "| random | - | - | - | - | - | - |" in lines
+    assert lines[-5:] == [
+        "## Runs that did not finish",
+        "",
+        "- random seed 2: ValueError: window <64> & more",
+        "- random seed 3: RuntimeError: boom",
+        "- random seed 4: not run",
+    ]
 
 
 def test_html_report_is_self_contained_escaped_and_uses_the_shared_style(results, tmp_path):
     page = html_report(results)
-    assert CSS in page and "<script" not in page
-    assert "random &lt;b&gt;" in page and "random <b>" not in page
-    assert "<td>3.250 [3.000, 3.500]</td>" in page
-    assert page.count("data:image/png;base64,") == 6  # every figure has data here
-    assert "weights NOT real" in page and "class=\"banner fake\"" in page
+    assert CSS in page and "<script" not in page and "http" not in page  # works offline
+    assert "window &lt;64&gt; &amp; more" in page and "window <64>" not in page
+    assert "A &lt;tiny&gt; study &amp; its arms." in page and "<tiny>" not in page
+    assert "<td>3.400 [3.007, 3.793]</td>" in page and "<td>4.600 (seeds: 4.400, 4.800)</td>" in page
+    assert "<td>&gt; 24,576</td>" in page and "<h2>Sample too small</h2>" in page
+    assert "<td>curriculum</td><td>matched</td><td>final_val_target</td>" in page
+    assert page.count("data:image/png;base64,") == 7  # every figure has data here
+    assert "weights NOT real" in page and 'class="banner fake"' in page
     md, html = write_reports(results, tmp_path)
-    assert md.read_text() == markdown_report(results) and html.read_text().startswith("<!doctype html>")
+    assert md.read_text() == markdown_report(results) and html.read_text() == page
 
 
 def test_plots_draw_pngs_and_nothing_without_data(results):
     for figure in (
         plots.validation_curves(results),
+        plots.validation_curves(results, x="target_tokens"),
         plots.stage_panels(results),
         plots.tokens_to_target(results),
         plots.tokens_to_target(results, "final_val_target"),
@@ -109,6 +194,7 @@ def test_plots_draw_pngs_and_nothing_without_data(results):
     empty = {**results, "runs": [], "heldout_music": {},
              "arms": {name: {**arm, "summary": {}, "novelty": {}} for name, arm in results["arms"].items()}}  # fmt: skip
     assert plots.validation_curves(empty) is None and plots.stage_panels(empty) is None
+    assert plots.validation_curves(empty, x="target_tokens") is None
     assert plots.tokens_to_target(empty) is None and plots.novelty_histograms(empty) is None
     assert plots.metric_distributions(empty, ["pitch_class_entropy"]) is None
 

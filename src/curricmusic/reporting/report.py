@@ -93,7 +93,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
         "Mean [95% t-interval] over seeds; with fewer than 3 seeds, the mean and each seed's value. Tokens to "
         "target: seeds that never reach the target count as the whole budget (restricted mean); the Kaplan-Meier "
-        "median is '> budget' while half the seeds or more never arrive.",
+        "median is '> budget' while more than half the seeds never arrive.",
         "",
     ]
     lines += _budget_lines(results)
