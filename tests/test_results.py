@@ -113,28 +113,25 @@ def write_prepared(root: Path, n_val: int, n_test: int) -> Path:
 
 
 def write_run(
-    run_dir: Path,
-    losses: list[float],
-    tokens: dict[str, int],
-    prepared: Path,
-    lr: float = 1e-3,
-    test_loss: float | None = None,
-    status: str = "done",
+    run_dir: Path, losses: list[float], tokens: dict[str, int], prepared: Path, lr: float = 1e-3, test_loss: float | None = None
 ) -> None:
-    """A run folder as training and the runner leave it: metrics.jsonl (a train-only row between
-    evaluations), run.json (losses per stage, token counts) and cell.json."""
+    """A finished run folder as training and the runner leave it: metrics.jsonl (a train-only row
+    between evaluations), run.json (losses per stage, token counts) and cell.json."""
     run_dir.mkdir(parents=True)
     total = sum(tokens.values())
+
+    def row(step: int, seen: int, loss: float) -> dict:
+        share = seen / total
+        return {"step": step, "tokens_seen": seen, "target_tokens_seen": round(tokens["chorales"] * share),
+                "stage_tokens": {s: round(n * share) for s, n in tokens.items()}, "lr": lr,
+                "stage_weights": {s: 0.25 for s in STAGES}, "current_stage": "scales" if seen < 9216 else "chorales",
+                "train_loss": loss}  # fmt: skip
+
     rows = []
     for i, (seen, loss) in enumerate(zip(EVAL_TOKENS, losses, strict=True)):
-        share = seen / total
-        row = {"step": 12 * i, "tokens_seen": seen, "target_tokens_seen": round(tokens["chorales"] * share),
-               "stage_tokens": {s: round(n * share) for s, n in tokens.items()}, "lr": lr,
-               "stage_weights": {s: 0.25 for s in STAGES}, "current_stage": "scales" if i < 2 else "chorales",
-               "train_loss": loss + 0.5}  # fmt: skip
         if i:  # a logged step between two evaluations
-            rows.append({**row, "step": 12 * i - 6, "tokens_seen": seen - 3072, "train_loss": loss + 0.6})
-        rows.append({**row, "val_loss": {s: loss - 0.5 * (3 - k) for k, s in enumerate(STAGES)}})
+            rows.append(row(12 * i - 6, seen - 3072, loss + 0.6))
+        rows.append(row(12 * i, seen, loss + 0.5) | {"val_loss": {s: loss - 0.5 * (3 - k) for k, s in enumerate(STAGES)}})
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     val = [r["val_loss"] for r in rows if "val_loss" in r]
     info = {"lr": lr, "prepared": str(prepared), "eval_prepared": str(prepared), "target_stage": "chorales",
@@ -143,8 +140,7 @@ def write_run(
             "test_loss": {s: (losses[-1] + 0.2 if test_loss is None else test_loss) - 0.5 * (3 - k)
                           for k, s in enumerate(STAGES)}}  # fmt: skip
     (run_dir / "run.json").write_text(json.dumps(info))
-    cell = {"status": status} if status == "done" else {"status": status, "error": "RuntimeError: boom"}
-    (run_dir / "cell.json").write_text(json.dumps(cell))
+    (run_dir / "cell.json").write_text(json.dumps({"status": "done"}))
 
 
 def test_run_curves_and_summary_of_one_run(tmp_path):
@@ -154,7 +150,8 @@ def test_run_curves_and_summary_of_one_run(tmp_path):
     assert curves["eval_tokens"] == EVAL_TOKENS and curves["eval_steps"] == [0, 12, 24, 36, 48]
     assert curves["eval_target_tokens"] == [0, 3072, 6144, 9216, 12288]  # half of every batch is the target's
     assert curves["train_tokens"] == [0, 3072, 6144, 9216, 12288, 15360, 18432, 21504, 24576]  # every logged row
-    assert curves["current_stage"][:3] == ["scales", "scales", "scales"] and curves["current_stage"][-1] == "chorales"
+    assert curves["train_target_tokens"] == [0, 1536, 3072, 4608, 6144, 7680, 9216, 10752, 12288]
+    assert curves["current_stage"] == ["scales"] * 3 + ["chorales"] * 6
     assert curves["val_target"] == [6.0, 5.0, 3.0, 3.2, 3.1] and curves["val"]["scales"] == pytest.approx([4.5, 3.5, 1.5, 1.7, 1.6])
     summary = run_summary(curves, target_loss=4.0, budget=BUDGET)
     assert summary["final_val_target"] == 3.1 and summary["best_val_target"] == 3.0
