@@ -1,4 +1,5 @@
-"""More ways to order: sequence-length warm-up and pedagogy as a pre-phase, each one pacing class.
+"""More ways to order: sequence-length warm-up, pedagogy as a pre-phase and growing-data random
+order, each one pacing class.
 
 Schedules are checked as pure functions (exact lengths, exact window counts), then trained on
 the debug experiment: every step trains the same real tokens, and a killed run resumes exactly.
@@ -112,6 +113,35 @@ def test_the_pre_phase_needs_the_target_and_another_stage():
         schedule(pacing="pre-phase", stages=["scales", "hanon"])
 
 
+# ---- random order with a growing data set (Wu et al. 2021) ---------------------------------------
+
+
+def test_growing_random_grows_like_competence_over_a_seeded_random_ranking():
+    grow = schedule(pacing="growing-random", c0=0.05, competence_fraction=1.0)
+    curriculum = schedule(pacing="competence", c0=0.05, competence_fraction=1.0)
+    shuffled = schedule(pacing="competence", c0=0.05, competence_fraction=1.0, order="shuffled")
+    # the same growth of the eligible set c(t) x N as competence ...
+    assert [grow.rank_limit(t) for t in range(101)] == [curriculum.rank_limit(t) for t in range(101)]
+    # ... over a random ranking of every piece across stages: competence order = "shuffled", exactly
+    ranks = np.concatenate(grow.stages.ranks)
+    assert sorted(ranks.tolist()) == list(range(18))
+    assert not np.array_equal(ranks, np.concatenate(curriculum.stages.ranks))
+    np.testing.assert_array_equal(ranks, np.concatenate(shuffled.stages.ranks))
+    for t in (0, 10, 50, 100):
+        np.testing.assert_array_equal(grow.mixture(t, {}).weights, shuffled.mixture(t, {}).weights)
+    # the first eligible piece is the lowest-ranked one, wherever its stage is; the end is random's mix
+    first = int(np.argmax([r.min() == 0 for r in grow.stages.ranks]))
+    assert grow.mixture(0, {}).weights.tolist() == np.eye(4)[first].tolist()
+    total = np.array([TOKENS[s].sum() for s in STAGES], dtype=float)
+    np.testing.assert_allclose(grow.mixture(100, {}).weights, total / total.sum())
+    # another seed, another ranking
+    other = build_schedule(
+        ArmConfig(name="a", pacing="growing-random"),
+        ScheduleContext(tuple(STAGES), "chorales", 1, 100, BATCH, SEQ, None), DIFFICULTY, TOKENS,
+    )  # fmt: skip
+    assert not np.array_equal(np.concatenate(other.stages.ranks), ranks)
+
+
 # ---- options checked against [train] when the experiment loads -----------------------------------
 
 BASE = f"""
@@ -133,6 +163,8 @@ eval_every = 4
         ('pacing = "seq-warmup"\nwarmup_fraction = 0\n', "warmup_fraction"),
         ('pacing = "pre-phase"\npre_fraction = 0.01\n', "arms.0.pre_fraction: 0.01 of 8 steps leaves no step"),
         ('pacing = "pre-phase"\nstart_len = 8\n', "start_len is not an option of pacing 'pre-phase' (it belongs to seq-warmup)"),
+        ('pacing = "growing-random"\norder = "reverse"\n', "order is not an option of pacing 'growing-random'"),
+        ('pacing = "growing-random"\nc0 = 0\n', "arms.0: c0: Input should be greater than 0"),
     ],
 )
 def test_bad_options_fail_with_one_clear_line(tmp_path, arm, message):

@@ -32,6 +32,7 @@ __all__ = [
     "PacingOptions",
     "FixedOptions",
     "CompetenceOptions",
+    "GrowingRandomOptions",
     "PlateauOptions",
     "RandomOptions",
     "TargetOnlyOptions",
@@ -93,13 +94,21 @@ class FixedOptions(_Replay):
         return self.stage_fractions or self.stage_steps or self.stage_tokens
 
 
-class CompetenceOptions(PacingOptions):
-    """Platanios et al. (2019): the easiest share c(t) of the pieces is eligible at step t."""
-
-    order: Order = "curriculum"
+class _Growth(PacingOptions):
     competence: Literal["sqrt", "linear"] = "sqrt"
     c0: float = Field(0.05, gt=0.0, le=1.0)
     competence_fraction: float = Field(0.8, gt=0.0, le=1.0, description="T as a share of the steps")
+
+
+class CompetenceOptions(_Growth):
+    """Platanios et al. (2019): the easiest share c(t) of the pieces is eligible at step t."""
+
+    order: Order = "curriculum"
+
+
+class GrowingRandomOptions(_Growth):
+    """Wu, Dyer & Neyshabur (2021)'s control: the data set grows as ``competence``'s does, c(t)
+    of all pieces at step t, but the pieces join in a seeded random order (no difficulty)."""
 
 
 class PlateauOptions(_Replay):
@@ -163,6 +172,7 @@ class PrePhaseOptions(PacingOptions):
 ARM_OPTIONS: dict[str, type[PacingOptions]] = {
     "fixed": FixedOptions,
     "competence": CompetenceOptions,
+    "growing-random": GrowingRandomOptions,
     "plateau": PlateauOptions,
     "random": RandomOptions,
     "target-only": TargetOnlyOptions,

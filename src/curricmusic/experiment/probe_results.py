@@ -89,7 +89,7 @@ def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = Fals
                 existing = probe_run(run, layers=layers)
             probes[run] = existing
             update()
-    rates = {}
+    rates: dict[str, set] = {}
     for run in finished:
         rates.setdefault(infos[run]["arm"]["name"], set()).add(infos[run].get("lr"))
     groups: dict[str, list[dict]] = {}

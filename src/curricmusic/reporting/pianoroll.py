@@ -38,7 +38,7 @@ def piano_roll_png(notes: np.ndarray, bar: float = 4.0, width: float = 5.0, heig
              np.stack([end, pitch + 0.4], 1), np.stack([onset, pitch + 0.4], 1)], axis=1,
         )  # (N, 4, 2): one rectangle per note  # fmt: skip
         shade = 0.35 + 0.65 * np.clip(notes["velocity"] / 127.0, 0, 1)
-        ax.add_collection(PolyCollection(boxes, facecolors=plt.cm.Blues(shade), edgecolors="none"))
+        ax.add_collection(PolyCollection(list(boxes), facecolors=plt.cm.Blues(shade), edgecolors="none"))
         low, high = int(pitch.min()), int(pitch.max())
         if high - low < 12:
             low, high = (low + high) // 2 - 6, (low + high) // 2 + 6
