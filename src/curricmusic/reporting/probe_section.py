@@ -21,12 +21,15 @@ PROBE_NOTE = (
 
 
 def interval_text(stats: dict[str, Any] | None) -> str:
-    """``mean [low, high]``; with too few seeds for an interval, the mean and each seed's value."""
+    """``mean [low, high]``; with too few seeds for an interval, the mean and each seed's value
+    (one seed: its value alone)."""
     if not stats or stats.get("mean") is None:
         return "-"
     if stats.get("too_few"):
-        values = ", ".join(fmt(v) for v in stats.get("values", []))
-        return f"{fmt(stats['mean'])} (seeds: {values})" if values else "-"
+        values = stats.get("values", [])
+        if len(values) == 1:
+            return fmt(stats["mean"])
+        return f"{fmt(stats['mean'])} (seeds: {', '.join(fmt(v) for v in values)})" if values else "-"
     return f"{fmt(stats['mean'])} [{fmt(stats['ci_low'])}, {fmt(stats['ci_high'])}]"
 
 
