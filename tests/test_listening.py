@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from curricmusic.experiment.listening import render_listening
-from curricmusic.music.notes import make_notes, notes_to_score
+from curricmusic.music.notes import make_notes
 from curricmusic.reporting.links import listen_html
 from curricmusic.reporting.listening import listening_html
 from curricmusic.reporting.pianoroll import piano_roll_png, write_piano_roll
