@@ -200,3 +200,30 @@ def test_other_launchers_train_the_same_run(one_cell_experiment, finished, tmp_p
     ours = json.loads((tmp_path / launcher / "runs" / "random-seed0" / "metrics.jsonl").read_text().splitlines()[-1])
     theirs = json.loads((reference / "runs" / "random-seed0" / "metrics.jsonl").read_text().splitlines()[-1])
     assert ours["val_loss"] == pytest.approx(theirs["val_loss"], abs=1e-5)
+
+
+def test_each_cell_is_probed_and_the_report_plays_its_samples(finished):
+    """probe.json in every run folder and the probe section in report.md; report.html and each
+    novelty.html play every listed sample from a WAV beside it, with its piano roll, relative
+    links only (nothing fetched from the network)."""
+    import re
+
+    out, results = finished
+    for run in results["runs"]:
+        probe = json.loads((out / run["run_dir"] / "probe.json").read_text())
+        assert set(probe["tasks"]) == {"key", "mode", "meter"} and probe["seed"] == run["seed"]
+    for name, arm in results["arms"].items():
+        assert arm["probe"]["n_runs"] == 2 and set(arm["probe"]["tasks"]) == {"key", "mode", "meter"}, name
+    assert "## What did the model learn? Linear probes of key, mode and meter" in (out / "report.md").read_text()
+    pages = [out / "report.html"] + [out / r["run_dir"] / "novelty" / "novelty.html" for r in results["runs"]]
+    for page in pages:
+        text = page.read_text()
+        audio = re.findall(r'<audio controls preload="none" src="([^"]+)">', text)
+        rolls = re.findall(r'<img class="roll" alt="[^"]*" src="([^"]+)">', text)
+        assert audio and [a.removesuffix(".wav") for a in audio] == [r.removesuffix(".png") for r in rolls], page
+        assert all(src.startswith(("./", "../")) for src in audio + rolls), page
+        assert all((page.parent / a).read_bytes()[:4] == b"RIFF" for a in audio), page
+        assert all((page.parent / r).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for r in rolls), page
+        assert "http:" not in text and "https:" not in text and 'src="//' not in text, page
+    report = (out / "report.html").read_text()
+    assert report.count("<audio ") == 2 * 2 * 2  # arms x seeds x the first 2 samples of each

@@ -269,6 +269,45 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command("probe")
+def probe(
+    run_dir: Path = typer.Argument(..., help="An experiment folder (from `run`) or one run folder (from `train`)."),
+    layers: bool = typer.Option(False, "--layers", help="Also probe every layer (embedding, each block)."),
+    force: bool = typer.Option(False, "--force", help="Probe again even where probe.json exists."),
+) -> None:
+    """Linear probes of key, mode and meter of held-out pieces: trained model against its initial weights.
+
+    Writes probe.json into each finished run folder that lacks one and prints, per arm and task,
+    the accuracy of the trained model, of the seed's untrained weights (the control) and their
+    difference, beside chance and a probe on the bag of input tokens.
+    """
+    from rich.table import Table
+
+    from curricmusic.experiment.probe_results import probe_folder, probe_rows
+    from curricmusic.reporting.probe_section import PROBE_NOTE, interval_text
+    from curricmusic.reporting.style import fmt
+
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such folder")
+    summaries = probe_folder(run_dir, layers=layers, force=force)
+    table = Table(title=f"Linear probes: {run_dir}")
+    for column in ("arm", "task", "seeds", "classes", "chance", "bag of tokens", "initial weights", "trained", "trained - initial"):
+        table.add_column(column, justify="left" if column in ("arm", "task") else "right")
+    for row in probe_rows(summaries):
+        table.add_row(
+            row["arm"], row["task"], str(row["n"]), str(row["n_classes"]), fmt(row["chance"]), fmt(row["bag_of_tokens"]),
+            interval_text(row["initial"]), interval_text(row["trained"]), interval_text(row["gain"]),
+        )  # fmt: skip
+    console.print(table)
+    if layers:
+        for row in probe_rows(summaries):
+            for model, by_layer in row.get("layers", {}).items():
+                text = ", ".join(f"{layer} {fmt(value)}" for layer, value in by_layer.items())
+                console.print(f"{row['arm']} {row['task']} {model}: {text}")
+    pieces = next(iter(summaries.values())).get("pieces", {})
+    console.print(f"{pieces.get('n', '-')} held-out pieces, first {pieces.get('seq_len', '-')} tokens each. {PROBE_NOTE}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: every failure becomes one line (see the module doc)."""
     args = list(sys.argv[1:] if argv is None else argv)

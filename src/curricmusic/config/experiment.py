@@ -30,6 +30,7 @@ __all__ = [
     "ArmConfig",
     "GenerateSection",
     "NoveltySection",
+    "ProbeSection",
     "SlurmSection",
     "ExperimentConfig",
     "Experiment",
@@ -123,6 +124,13 @@ class NoveltySection(FrozenModel):
     ct_min_cell: int = Field(10, ge=2, description="generated samples a cell needs to enter C_T (the paper: 20)")
 
 
+class ProbeSection(FrozenModel):
+    """The linear probe of each finished run (key, mode, meter of held-out pieces; README "Probe")."""
+
+    enabled: bool = True
+    layers: bool = Field(False, description="also probe every layer (embedding, each block), not only the final one")
+
+
 class SlurmSection(FrozenModel):
     """Resources of each (arm, seed) job under ``run --launcher slurm`` (submitit parameters)."""
 
@@ -147,6 +155,7 @@ class ExperimentConfig(FrozenModel):
     arms: list[ArmConfig] = Field(min_length=1)
     generate: GenerateSection = Field(default_factory=GenerateSection)
     novelty: NoveltySection = Field(default_factory=NoveltySection)
+    probe: ProbeSection = Field(default_factory=ProbeSection)
     slurm: SlurmSection = Field(default_factory=SlurmSection)
 
     @field_validator("seeds")
@@ -177,6 +186,10 @@ class ExperimentConfig(FrozenModel):
                     "not known before training; match a fixed, competence or random arm"
                 )
         train = self.train
+        for index, arm in enumerate(self.arms):
+            problem = arm.options.check_train(train.seq_len, train.total_steps)
+            if problem:
+                raise ValueError(f"arms.{index}.{problem}")
         if train.total_steps < train.eval_every:
             raise ValueError(
                 f"train.tokens = {train.tokens} gives {train.total_steps} steps of "

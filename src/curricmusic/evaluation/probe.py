@@ -35,6 +35,8 @@ __all__ = [
     "key_label",
     "meter_label",
     "pooled_features",
+    "layer_features",
+    "bag_of_tokens",
     "cross_validated_accuracy",
     "probe_pieces",
 ]
@@ -85,7 +87,69 @@ def meter_label(piece: dict) -> str | None:
     return None if bar is None else f"{float(bar):g}q"
 
 
+def _batch(
+    pieces: Sequence[np.ndarray], seq_len: int, keep: np.ndarray | None, last: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids ``(B, T)`` (zero-padded) and pooling weights ``(B, T)`` bool of a batch of pieces:
+    their first ``seq_len`` tokens, only positions whose token ``keep`` holds (all when None; a
+    piece with no kept position pools all its positions); with ``last``, only the last of them."""
+    chunk = [np.asarray(p[:seq_len], dtype=np.int64) for p in pieces]
+    width = max(len(p) for p in chunk)
+    ids = np.zeros((len(chunk), width), dtype=np.int64)
+    real = np.zeros((len(chunk), width), dtype=bool)
+    for row, piece in enumerate(chunk):
+        ids[row, : len(piece)] = piece
+        real[row, : len(piece)] = True
+    weight = real.copy()
+    if keep is not None:
+        weight &= keep[ids]
+        empty = ~weight.any(axis=1)
+        weight[empty] = real[empty]
+    if last:
+        final = weight.shape[1] - 1 - np.argmax(weight[:, ::-1], axis=1)  # (B,) last pooled position
+        weight = np.zeros_like(weight)
+        weight[np.arange(weight.shape[0]), final] = True
+    return ids, weight
+
+
 @torch.inference_mode()
+def layer_features(
+    model: MusicTransformer,
+    pieces: Sequence[np.ndarray],
+    seq_len: int,
+    keep: np.ndarray | None = None,
+    batch_size: int = 32,
+    pooling: str = "mean",
+) -> dict[str, np.ndarray]:
+    """Pooled features ``(N, C)`` of every layer: ``embedding`` (the token embeddings),
+    ``block1`` .. ``blockL`` (the residual stream after each block) and ``final`` (after the
+    final norm: what the head reads, :func:`pooled_features`). ``pooling``: ``mean`` over the
+    pooled positions, or ``last``: the last of them (in a causal model, the only position that
+    has seen the whole window)."""
+    if pooling not in ("mean", "last"):
+        raise ValueError(f"pooling must be 'mean' or 'last', got {pooling!r}")
+    model.eval()
+    device = next(model.parameters()).device
+    names = ["embedding"] + [f"block{i + 1}" for i in range(len(model.blocks))] + ["final"]
+    rows: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    captured: list[torch.Tensor] = []
+    hooks = [model.tok_emb.register_forward_hook(lambda _m, _i, out: captured.append(out))]
+    hooks += [block.register_forward_hook(lambda _m, _i, out: captured.append(out)) for block in model.blocks]
+    try:
+        for lo in range(0, len(pieces), batch_size):
+            ids, weight = _batch(pieces[lo : lo + batch_size], seq_len, keep, last=pooling == "last")
+            captured.clear()
+            final = model.hidden_states(torch.from_numpy(ids).to(device))  # (B, T, C)
+            w = torch.from_numpy(weight.astype(np.float32)).to(device).unsqueeze(-1)  # (B, T, 1)
+            for name, hidden in zip(names, [*captured, final], strict=True):
+                rows[name].append(((hidden.float() * w).sum(dim=1) / w.sum(dim=1)).cpu().numpy())
+    finally:
+        for hook in hooks:
+            hook.remove()
+    width = model.config.d_model
+    return {name: np.concatenate(r).astype(np.float64) if r else np.zeros((0, width)) for name, r in rows.items()}
+
+
 def pooled_features(
     model: MusicTransformer,
     pieces: Sequence[np.ndarray],
@@ -93,31 +157,26 @@ def pooled_features(
     keep: np.ndarray | None = None,
     batch_size: int = 32,
 ) -> np.ndarray:
-    """One pooled hidden-state vector per piece ``(N, C)`` over its first ``seq_len`` tokens.
+    """One pooled final hidden-state vector per piece ``(N, C)`` over its first ``seq_len`` tokens.
 
     ``keep`` is a boolean ``(V,)`` table of the token ids whose positions are pooled (all when
     None); a piece with no kept position pools all its positions.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    rows = []
-    for lo in range(0, len(pieces), batch_size):
-        chunk = [np.asarray(p[:seq_len], dtype=np.int64) for p in pieces[lo : lo + batch_size]]
-        width = max(len(p) for p in chunk)
-        ids = np.zeros((len(chunk), width), dtype=np.int64)
-        real = np.zeros((len(chunk), width), dtype=bool)
-        for row, piece in enumerate(chunk):
-            ids[row, : len(piece)] = piece
-            real[row, : len(piece)] = True
-        weight = real.copy()
-        if keep is not None:
-            weight &= keep[ids]
-            empty = ~weight.any(axis=1)
-            weight[empty] = real[empty]
-        hidden = model.hidden_states(torch.from_numpy(ids).to(device)).float()  # (B, T, C)
-        w = torch.from_numpy(weight.astype(np.float32)).to(device).unsqueeze(-1)  # (B, T, 1)
-        rows.append(((hidden * w).sum(dim=1) / w.sum(dim=1)).cpu().numpy())
-    return np.concatenate(rows).astype(np.float64) if rows else np.zeros((0, 0))
+    return layer_features(model, pieces, seq_len, keep, batch_size)["final"]
+
+
+def bag_of_tokens(pieces: Sequence[np.ndarray], seq_len: int, vocab_size: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """Each piece's token histogram ``(N, V)`` over the positions the probe pools (frequencies).
+
+    The reference a probe on hidden states must be read against: what a linear reader gets from
+    the input tokens alone, with no network at all.
+    """
+    out = np.zeros((len(pieces), vocab_size), dtype=np.float64)
+    for row, piece in enumerate(pieces):
+        ids, weight = _batch([piece], seq_len, keep)
+        np.add.at(out[row], ids[0][weight[0]], 1.0)
+        out[row] /= max(1.0, out[row].sum())
+    return out
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> torch.Tensor:

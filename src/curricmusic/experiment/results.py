@@ -30,6 +30,7 @@ from curricmusic.evaluation.stats import (
     value_at,
 )
 from curricmusic.experiment.lr_selection import select_learning_rates, selected_runs
+from curricmusic.experiment.probe_results import arm_probe
 from curricmusic.training.run_files import read_metrics
 
 __all__ = [
@@ -297,6 +298,7 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
             "summary": summaries,
             "music": _arm_music([r["music"] for r in done], heldout),
             "novelty": _arm_novelty(done, out_dir, config.novelty),
+            "probe": arm_probe(done, out_dir),
         }
     comparisons = _comparisons(chosen, config)
     n_val = _target_val_pieces(out_dir)

@@ -4,10 +4,12 @@ Layout of an experiment folder::
 
     OUT/experiment.json                 the validated experiment (what ran)
     OUT/runs/<arm>-seed<seed>/          a run folder (see curricmusic.training.run_files), plus
-        samples/                        generated MIDI + manifest.json (copy-blocking as configured)
+        samples/                        generated MIDI + manifest.json (copy-blocking as configured);
+                                        the first few with a WAV and a piano-roll PNG beside them
         novelty/                        novelty.json + novelty.html
         samples-unblocked/              the same seeds with copy-blocking off (when it is on):
         novelty-unblocked/              what the model would copy if nothing stopped it
+        probe.json                      linear probe of key, mode, meter: trained vs initial weights
         cell.json                       done / failed (with the error)
     OUT/results.json, report.md, report.html
 
@@ -140,12 +142,31 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
                 cell.run_dir / "samples", samples, sample_settings
             ):
                 generate_samples(cell.run_dir, samples, sample_settings, sources=sources, show_progress=show_progress)
+            if sample_dir == "samples":
+                _listening_files(samples)  # before scoring: novelty.html plays what exists
             if not (cell.run_dir / novelty_dir / "novelty.json").is_file():
                 score_novelty(
                     samples, cell.run_dir, cell.run_dir / novelty_dir, novelty, sources=novelty_sources,
                     show_progress=show_progress,
                 )  # fmt: skip
+    _probe_cell(experiment, cell)
     write_json(cell.run_dir / CELL_FILE, {"status": "done"})
+
+
+def _listening_files(samples: Path) -> None:
+    """A WAV and a piano roll beside each of the cell's first samples (for the report's players)."""
+    from curricmusic.experiment.listening import render_listening
+
+    render_listening(samples)
+
+
+def _probe_cell(experiment: Experiment, cell: Cell) -> None:
+    """``probe.json``: key, mode and meter of held-out pieces from the final model and from the
+    seed's initial weights (see curricmusic.evaluation.probe_run)."""
+    from curricmusic.evaluation.probe_run import PROBE_FILE, probe_run
+
+    if experiment.config.probe.enabled and not (cell.run_dir / PROBE_FILE).is_file():
+        probe_run(cell.run_dir, layers=experiment.config.probe.layers)
 
 
 def _unblocked_twin(blocked: Path, out: Path, settings) -> bool:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-__all__ = ["relative_href", "link"]
+__all__ = ["relative_href", "link", "listen_html"]
 
 
 def relative_href(target: str | os.PathLike[str], page_dir: str | os.PathLike[str]) -> str:
@@ -32,3 +32,18 @@ def relative_href(target: str | os.PathLike[str], page_dir: str | os.PathLike[st
 def link(target: str | os.PathLike[str], page_dir: str | os.PathLike[str], text: str) -> str:
     """An ``<a>`` element to ``target`` from a page in ``page_dir``, its text HTML-escaped."""
     return f"<a href=\"{html.escape(relative_href(target, page_dir))}\">{html.escape(text)}</a>"
+
+
+def listen_html(midi: str | os.PathLike[str], page_dir: str | os.PathLike[str]) -> str:
+    """An ``<audio>`` player of the WAV beside ``midi`` and its piano-roll PNG, for the files that
+    exist (empty when neither does); relative links, nothing fetched before the reader presses play."""
+    midi = Path(midi)
+    wav, png = midi.with_suffix(".wav"), midi.with_suffix(".png")
+    parts = []
+    if wav.is_file():
+        src = html.escape(relative_href(wav, page_dir))
+        parts.append(f"<audio controls preload=\"none\" src=\"{src}\"></audio>")
+    if png.is_file():
+        src = html.escape(relative_href(png, page_dir))
+        parts.append(f"<img class=\"roll\" alt=\"piano roll of {html.escape(midi.name)}\" src=\"{src}\">")
+    return f"<div class=\"listen\">{''.join(parts)}</div>" if parts else ""

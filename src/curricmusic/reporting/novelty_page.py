@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from curricmusic.reporting.links import link
+from curricmusic.reporting.links import link, listen_html
 from curricmusic.reporting.style import CSS, fmt
 
 __all__ = ["novelty_html", "compare_html", "rho_histogram"]
@@ -62,7 +62,7 @@ def _link(samples_dir: Path, out_dir: Path, name: str) -> str:
     wav = target.with_suffix(".wav")
     if wav.is_file():
         links.append(link(wav, out_dir, "wav"))
-    return " ".join(links)
+    return " ".join(links) + listen_html(target, out_dir)
 
 
 def novelty_html(report: dict[str, Any], samples_dir: Path, out_dir: Path) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from curricmusic.common.atomic import write_text
+from curricmusic.reporting.probe_section import probe_lines
 from curricmusic.reporting.style import CSS, fmt
 
 __all__ = ["write_reports", "markdown_report", "html_report", "fmt"]
@@ -118,6 +119,7 @@ def markdown_report(results: dict[str, Any]) -> str:
             "",
         ]
     lines += _novelty_lines(results)
+    lines += probe_lines(results)
     lines += [
         "## Musical metrics against held-out pieces (Yang & Lerch)",
         "",
@@ -232,8 +234,11 @@ def _markdown_table_to_html(markdown: str) -> str:
     return "\n".join(out)
 
 
-def html_report(results: dict[str, Any]) -> str:
+def html_report(results: dict[str, Any], page_dir: str | Path | None = None) -> str:
+    """The report page; with ``page_dir`` (the folder it is written to), the "Listen" section
+    with relative links to the samples' audio and piano rolls."""
     from curricmusic.reporting import plots
+    from curricmusic.reporting.listening import listening_html
 
     embedder = _embedder_line(results)
     banner_class = "real" if "weights real" in embedder else "fake"
@@ -257,6 +262,7 @@ def html_report(results: dict[str, Any]) -> str:
 <h1>{html.escape(results['experiment'])}</h1>
 <div class="banner {banner_class}">Novelty scores: {html.escape(embedder)}.</div>
 {body}
+{listening_html(results, Path(page_dir)) if page_dir is not None else ''}
 <h2>Figures</h2>
 {''.join(figures)}
 <h2>Settings and versions</h2>
@@ -268,5 +274,5 @@ def html_report(results: dict[str, Any]) -> str:
 def write_reports(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     md = write_text(out_dir / "report.md", markdown_report(results))
-    page = write_text(out_dir / "report.html", html_report(results))
+    page = write_text(out_dir / "report.html", html_report(results, out_dir))
     return md, page

@@ -14,6 +14,9 @@ th:first-child,td:first-child{text-align:left}thead{background:#f3f3f3}tr.flagge
 figure{margin:1.5em 0}img{max-width:100%}figcaption{color:#555;font-size:0.85em}
 .banner{padding:0.6em 1em;border-radius:4px;margin:1em 0}.real{background:#e5f5e0}.fake{background:#fde0dd}
 pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:0.8em}.empty{color:#999}
+.listen{display:flex;flex-direction:column;gap:2px;margin-top:4px}.listen audio{width:260px;height:32px}
+img.roll{max-width:360px;border:1px solid #eee}.samples{display:flex;flex-wrap:wrap;gap:1em}
+.sample{border:1px solid #ddd;border-radius:4px;padding:0.5em;font-size:0.85em}
 """
 
 

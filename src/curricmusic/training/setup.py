@@ -7,13 +7,14 @@ same initial weights and optimizer.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from curricmusic.common.errors import UserError
-from curricmusic.config import Experiment
+from curricmusic.config import Experiment, ExperimentConfig
 from curricmusic.curriculum.allocation import window_counts
 from curricmusic.curriculum.heldout import HeldOut, heldout_windows
 from curricmusic.curriculum.pacing import Pacing, ScheduleContext, build_schedule
@@ -21,7 +22,7 @@ from curricmusic.curriculum.windows import WindowSampler
 from curricmusic.data.prepared import PreparedData
 from curricmusic.model.transformer import ModelConfig, MusicTransformer
 
-__all__ = ["RunPlan", "prepared_for", "schedule_for", "plan_run", "build_model", "make_optimizer", "heldout_sets"]
+__all__ = ["RunPlan", "prepared_for", "schedule_for", "plan_run", "build_model", "initial_model", "make_optimizer", "heldout_sets"]
 
 
 @dataclass
@@ -106,16 +107,27 @@ def plan_run(experiment: Experiment, arm_name: str, seed: int, show_progress: bo
 
 def build_model(experiment: Experiment, vocab_size: int, seed: int) -> MusicTransformer:
     """The model of the experiment, with the same initial weights for every arm of a seed."""
-    section = experiment.config.model
+    return _model_of(experiment.config, vocab_size, seed, experiment.source)
+
+
+def initial_model(run_info: dict, vocab_size: int) -> MusicTransformer:
+    """The untrained model a run started from, rebuilt from its ``run.json`` exactly as
+    :func:`build_model` built it (every arm of the run's seed starts from these weights)."""
+    config = ExperimentConfig.model_validate_json(json.dumps(run_info["config"]))
+    return _model_of(config, vocab_size, int(run_info["seed"]), str(run_info.get("experiment_file", "run.json")))
+
+
+def _model_of(config: ExperimentConfig, vocab_size: int, seed: int, source: str) -> MusicTransformer:
+    section = config.model
     overrides = {k: v for k, v in section.model_dump().items() if k not in ("size", "dropout") and v is not None}
     try:
-        config = ModelConfig.from_size(
-            section.size, vocab_size, max_seq_len=experiment.config.train.seq_len, dropout=section.dropout, **overrides
+        model_config = ModelConfig.from_size(
+            section.size, vocab_size, max_seq_len=config.train.seq_len, dropout=section.dropout, **overrides
         )
     except ValueError as exc:
-        raise UserError(f"{experiment.source}: model: {exc}") from None
+        raise UserError(f"{source}: model: {exc}") from None
     torch.manual_seed(seed)  # the same initial weights for every arm of a seed: paired comparisons
-    return MusicTransformer(config)
+    return MusicTransformer(model_config)
 
 
 def make_optimizer(model: torch.nn.Module, experiment: Experiment, lr: float) -> torch.optim.Optimizer:

@@ -1,4 +1,5 @@
-"""``competence`` (Platanios et al. 2019): the easiest share c(t) of all pieces is eligible."""
+"""``competence`` (Platanios et al. 2019): the easiest share c(t) of all pieces is eligible;
+``growing-random`` (Wu et al. 2021): the same growth, pieces joining in a seeded random order."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from curricmusic.curriculum.pacing.base import (
     competence,
 )
 
-__all__ = ["CompetencePacing"]
+__all__ = ["CompetencePacing", "GrowingRandomPacing"]
 
 
 class CompetencePacing(Pacing):
@@ -48,3 +49,13 @@ class CompetencePacing(Pacing):
         limit = self.rank_limit(step)
         eligible = self.stages.eligible_tokens(limit)
         return Mixture(eligible / eligible.sum(), rank_limit=limit)
+
+
+class GrowingRandomPacing(CompetencePacing):
+    """Random order with a growing data set (Wu, Dyer & Neyshabur 2021): :class:`CompetencePacing`
+    over a seeded random ranking of every piece, whatever its stage or difficulty. The same as
+    ``competence`` with ``order = "shuffled"``; its own name so an experiment can say what it means."""
+
+    @classmethod
+    def piece_order(cls, arm: ArmConfig) -> str:
+        return "shuffled"

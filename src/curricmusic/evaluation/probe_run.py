@@ -1,0 +1,174 @@
+"""The probe of one finished run: key, mode and meter of held-out pieces, trained against untrained.
+
+``probe.json`` in a run folder holds, per task, the cross-validated accuracy of a linear probe on
+the run's final model, on the *initial* weights of its seed (rebuilt exactly as training built
+them: the control every arm of the seed shares) and on the bag of input tokens (no network at
+all), beside the majority-class rate. The pieces are the validation and test splits of every
+stage of the experiment's curriculum (never trained on), their first ``seq_len`` tokens.
+
+Tasks: ``key`` (24 classes: a generated piece's key, else the Krumhansl-Schmuckler estimate),
+``mode`` (major / minor, the key's), ``meter`` (the time signature). Read them against their
+controls: a random network's pooled features are close to a random projection of the bag of
+input tokens, and the bag already holds a piece's pitch classes (hence much of its key) and its
+time-signature token (hence its meter). What training added is the trained accuracy *above the
+initial weights'*; ``mode`` is the transposition-controlled task: over pieces in every key, a
+linear reader of pitch-class counts cannot tell major from minor (any rotation of a separating
+hyperplane separates too, and their average is blind to pitch class), so a network has to have
+built features for it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curricmusic.common.atomic import write_json
+from curricmusic.data.prepared import PreparedData
+from curricmusic.evaluation.probe import (
+    bag_of_tokens,
+    cross_validated_accuracy,
+    key_label,
+    layer_features,
+    meter_label,
+)
+
+__all__ = [
+    "PROBE_FILE",
+    "PROBE_TASKS",
+    "PROBE_FOLDS",
+    "ProbeSet",
+    "heldout_probe_set",
+    "non_pitch_tokens",
+    "probe_features",
+    "probe_run",
+    "read_probe",
+]
+
+PROBE_FILE = "probe.json"
+PROBE_TASKS = ("key", "mode", "meter")
+PROBE_FOLDS = 5
+_PITCH_TYPES = ("Pitch", "NoteOn", "NoteOff", "PitchDrum", "PitchIntervalTime", "PitchIntervalChord")
+
+
+@dataclass
+class ProbeSet:
+    """Held-out pieces ``(N,)`` token arrays, where each comes from, and a label per task."""
+
+    pieces: list[np.ndarray] = field(default_factory=list)
+    stages: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    labels: dict[str, list[str | None]] = field(default_factory=lambda: {task: [] for task in PROBE_TASKS})
+
+    def subset(self, keep: Sequence[bool]) -> ProbeSet:
+        rows = [i for i, k in enumerate(keep) if k]
+        return ProbeSet(
+            [self.pieces[i] for i in rows],
+            [self.stages[i] for i in rows],
+            [self.ids[i] for i in rows],
+            {task: [values[i] for i in rows] for task, values in self.labels.items()},
+        )
+
+
+def heldout_probe_set(data: PreparedData, splits: Sequence[str] = ("val", "test"), stages: Sequence[str] | None = None) -> ProbeSet:
+    """Every piece of ``splits`` of ``stages`` (default all) with its key, mode and meter."""
+    out = ProbeSet()
+    for stage in stages or data.stage_names:
+        for split in splits:
+            pieces = data.pieces(stage, split)
+            if not pieces:
+                continue
+            notes = data.piece_notes(stage, split)
+            for index, piece in enumerate(pieces):
+                key = key_label(piece, notes[index])
+                out.pieces.append(data.piece_tokens(stage, split, index))
+                out.stages.append(stage)
+                out.ids.append(str(piece.get("id", f"{stage}/{split}/{index}")))
+                out.labels["key"].append(key)
+                out.labels["mode"].append(None if key is None else key.split()[-1])
+                out.labels["meter"].append(meter_label(piece))
+    return out
+
+
+def non_pitch_tokens(data: PreparedData) -> np.ndarray:
+    """``(V,)`` bool: the token ids that carry no pitch (for pooling over structure positions)."""
+    keep = np.ones(data.vocab_size, dtype=bool)
+    for token, index in data.tokenizer.vocab.items():
+        if token.split("_")[0] in _PITCH_TYPES:
+            keep[index] = False
+    return keep
+
+
+def probe_features(models: dict, probe_set: ProbeSet, seq_len: int, vocab_size: int, layers: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """Pooled features per model name (and ``bag_of_tokens``): ``{name: {layer: (N, D)}}``; only
+    ``final`` unless ``layers``."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, model in models.items():
+        features = layer_features(model, probe_set.pieces, seq_len)
+        out[name] = features if layers else {"final": features["final"]}
+    out["bag_of_tokens"] = {"input": bag_of_tokens(probe_set.pieces, seq_len, vocab_size)}
+    return out
+
+
+def _accuracy(features: np.ndarray, labels: Sequence[str | None], seed: int) -> tuple[float, float, int, int, int]:
+    known = np.array([label is not None for label in labels], dtype=bool)
+    chosen = [str(label) for label in labels if label is not None]
+    accuracy, chance, folds = cross_validated_accuracy(features[known], chosen, PROBE_FOLDS, seed)
+    return accuracy, chance, folds, int(known.sum()), len(set(chosen))
+
+
+def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> dict:
+    """Probe a finished run (its ``model/``) and its seed's initial weights; write ``probe.json``.
+
+    ``layers`` adds every layer's accuracy (embedding, each block, final) for both models.
+    """
+    import torch
+
+    from curricmusic.model.transformer import load_model
+    from curricmusic.training.run_files import MODEL_DIR, read_run
+    from curricmusic.training.setup import initial_model
+
+    run_dir = Path(run_dir)
+    info = read_run(run_dir)
+    data = PreparedData.open(info["eval_prepared"])
+    seq_len = int(info["config"]["train"]["seq_len"])
+    probe_set = heldout_probe_set(data)
+    models = {"trained": load_model(run_dir / MODEL_DIR), "initial": initial_model(info, data.vocab_size)}
+    with torch.random.fork_rng():  # the probe draws nothing, but never disturb a caller's stream
+        features = probe_features(models, probe_set, seq_len, data.vocab_size, layers)
+    tasks = {}
+    for task in PROBE_TASKS:
+        labels = probe_set.labels[task]
+        entry: dict = {}
+        for name, by_layer in features.items():
+            for layer, x in by_layer.items():
+                accuracy, chance, folds, n, classes = _accuracy(x, labels, seed)
+                entry.update(n_pieces=n, n_classes=classes, chance=chance, folds=folds)
+                if layer in ("final", "input"):
+                    entry[name] = accuracy
+                if layers and name != "bag_of_tokens":
+                    entry.setdefault("layers", {}).setdefault(name, {})[layer] = accuracy
+        entry["gain"] = entry["trained"] - entry["initial"]
+        tasks[task] = entry
+    result = {
+        "run": info.get("arm", {}).get("name"),
+        "seed": info.get("seed"),
+        "pieces": {
+            "splits": ["val", "test"],
+            "n": len(probe_set.pieces),
+            "per_stage": {s: probe_set.stages.count(s) for s in dict.fromkeys(probe_set.stages)},
+            "seq_len": seq_len,
+        },
+        "probe": {"model": "multinomial logistic regression, L2 1e-3, features standardised per fold", "folds": PROBE_FOLDS, "pooling": "mean over positions of the final hidden states"},
+        "tasks": tasks,
+    }
+    write_json(run_dir / PROBE_FILE, result)
+    return result
+
+
+def read_probe(run_dir: str | Path) -> dict | None:
+    path = Path(run_dir) / PROBE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
