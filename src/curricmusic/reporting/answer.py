@@ -30,10 +30,6 @@ def _neg(value: Any) -> float | None:
     return -float(value) if _finite(value) else None
 
 
-def _x(value: Any) -> str:
-    return f"{fmt(value, 2)}x"
-
-
 class _Figures:
     """Formats figures, counting those printed and those held back for want of seeds."""
 
@@ -41,7 +37,7 @@ class _Figures:
         self.shown = 0
         self.too_few = 0
 
-    def interval(self, row: dict[str, Any] | None, key: str, unit=fmt) -> str:
+    def interval(self, row: dict[str, Any] | None, key: str, digits: int = 3, suffix: str = "") -> str:
         """``value [low, high]`` of ``row[key]`` with its interval, or why there is none."""
         if row is None:
             return "not measured"
@@ -53,7 +49,7 @@ class _Figures:
         if not _finite(value, low, high):
             return "not measured"
         self.shown += 1
-        return f"{unit(value)} [{unit(low)}, {unit(high)}]"
+        return f"{fmt(value, digits)}{suffix} [{fmt(low, digits)}, {fmt(high, digits)}]"
 
     def speedup(self, row: dict[str, Any] | None) -> str:
         if row is not None and row.get("n_pairs", 0) >= MIN_SEEDS and row.get("n_at_start"):
@@ -63,9 +59,9 @@ class _Figures:
             if n == row["n_pairs"]:  # the arm's time is 0: the control's is minus the difference
                 needs = {"n_pairs": n, "t": _neg(row.get("diff")), "t_ci_low": _neg(row.get("diff_ci_high")),
                          "t_ci_high": _neg(row.get("diff_ci_low"))}  # fmt: skip
-                return f"at the target before adapting (the control needs {self.interval(needs, 't')} tokens)"
+                return f"at the target before adapting (the control needs {self.interval(needs, 't', 0)} tokens)"
             return f"unbounded in {n} of {row['n_pairs']} seeds (at the target before adapting)"
-        return self.interval(row, "speedup", _x)
+        return self.interval(row, "speedup", 2, "x")
 
 
 def _row(rows: list[dict[str, Any]], arm: str, baseline: str, metric: str, shots: int | None = None) -> dict[str, Any] | None:
@@ -108,7 +104,7 @@ def answer_paragraph(results: dict[str, Any]) -> str:
         parts = []
         if arm != baseline and baseline:
             pretraining = _row(results.get("comparisons") or [], arm, baseline, "tokens_to_target")
-            against = [f"pretraining tokens to target {figures.interval(pretraining, 'ratio', _x)}"]
+            against = [f"pretraining tokens to target {figures.interval(pretraining, 'ratio', 2, 'x')}"]
             if shots:
                 against.append(_adaptation_part(figures, rows, arm, baseline, shots))
             parts.append(f"against {baseline}: " + "; ".join(against))
