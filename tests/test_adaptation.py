@@ -246,6 +246,32 @@ def test_speed_ups_and_differences_are_paired_by_seed():
     assert arms["a"]["shots"]["4"]["test"]["mean"] == pytest.approx(2.9) and arms["a"]["shots"]["4"]["n_done"] == 3
 
 
+T_975_2 = 4.302652729911275  # Student's t quantile 0.975 with 2 degrees of freedom
+
+
+def test_speed_up_intervals_are_t_intervals_of_the_log_ratios_exponentiated():
+    """Three seeds, the arm 2x, 4x and 8x faster than from-scratch: the speed-up is their geometric
+    mean 4, its interval exp(mean +- t * sd / sqrt 3) of ln 2, 2 ln 2, 3 ln 2 (sd ln 2)."""
+    seeds = [0, 1, 2]
+    runs = [_run("a", s, 8, 100.0) for s in seeds] + [_run("scratch", s, 8, t) for s, t in zip(seeds, (200.0, 400.0, 800.0), strict=True)]
+    rows = adaptation_comparisons(runs, [("a", "scratch")], [8], seeds, budget=1000)
+    speed = next(r for r in rows if r["metric"] == "tokens_to_target")
+    half = T_975_2 * math.log(2) / math.sqrt(3)
+    assert speed["n_pairs"] == 3 and speed["seeds"] == seeds and speed["shots"] == 8
+    assert speed["speedup"] == pytest.approx(4.0)
+    assert speed["speedup_ci_low"] == pytest.approx(4.0 * math.exp(-half))
+    assert speed["speedup_ci_high"] == pytest.approx(4.0 * math.exp(half))
+    assert speed["speedup_rmst"] == pytest.approx(1400 / 300)
+    diffs = np.array([-100.0, -300.0, -700.0])  # arm minus scratch, tokens
+    half_diff = T_975_2 * diffs.std(ddof=1) / math.sqrt(3)
+    assert speed["diff"] == pytest.approx(diffs.mean())
+    assert (speed["diff_ci_low"], speed["diff_ci_high"]) == pytest.approx((diffs.mean() - half_diff, diffs.mean() + half_diff))
+    assert math.isnan(speed["p_value"]) and speed["too_few_for_p"]  # p-values only from 5 seeds
+    # a seed missing for either model drops out of the pairs: two pairs left
+    rows = adaptation_comparisons(runs[1:], [("a", "scratch")], [8], seeds, budget=1000)
+    assert next(r for r in rows if r["metric"] == "tokens_to_target")["seeds"] == [1, 2]
+
+
 def test_a_model_at_the_target_before_adapting_has_no_ratio_but_a_difference():
     runs = [_run("a", s, 4, 0.0) for s in range(3)] + [_run("scratch", s, 4, 300.0) for s in range(3)]
     rows = adaptation_comparisons(runs, [("a", "scratch")], [4], [0, 1, 2], budget=400)

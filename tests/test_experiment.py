@@ -24,9 +24,15 @@ def experiment():
 
 @pytest.fixture(scope="module")
 def finished(experiment, tmp_path_factory):
+    """``curricmusic run experiments/debug.toml``: pretraining, sampling, novelty and the
+    adaptation phase end to end through the command line, as a user runs it."""
     out = tmp_path_factory.mktemp("exp")
-    results = run_experiment(experiment, out, show_progress=False)
-    return out, results
+    done = subprocess.run(
+        [sys.executable, "-m", "curricmusic", "run", str(DEBUG), "--out", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "In short:" in done.stdout  # the command prints the report's opening paragraph
+    return out, json.loads((out / "results.json").read_text())
 
 
 def test_results_cover_every_arm_and_seed(finished, experiment):
@@ -191,6 +197,9 @@ def test_adaptation_covers_every_arm_shot_size_and_seed_and_from_scratch(finishe
     markdown = (out / "report.md").read_text()
     assert "## Adaptation to a new style" in markdown
     assert markdown.splitlines()[2].startswith("In short: with 2 seed(s) per arm this experiment cannot say")
+    page = (out / "report.html").read_text()
+    body = page[page.index("</div>") :]  # after the novelty banner: the answer opens the page
+    assert body.index("<p>In short: with 2 seed(s) per arm") < body.index("<h2>")
     assert (out / "report.html").read_text().count("data:image/png;base64,") >= 9  # + curves and shot sizes
 
 
