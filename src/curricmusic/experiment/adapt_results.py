@@ -32,6 +32,7 @@ import numpy as np
 from curricmusic.config import SCRATCH, Experiment
 from curricmusic.evaluation.stats import (
     MIN_SEEDS_FOR_CI,
+    MIN_VAL_PIECES,
     area_under_curve,
     censored_summary,
     holm,
@@ -264,8 +265,6 @@ def _style_info(experiment: Experiment, out_dir: Path, infos: list[dict[str, Any
 
 
 def _warnings(arms: dict[str, Any], style: dict[str, Any]) -> list[str]:
-    from curricmusic.experiment.results import MIN_VAL_PIECES
-
     out = []
     done = [s["n_done"] for model in arms.values() for s in model["shots"].values()]
     if done and min(done) < MIN_SEEDS_FOR_CI:

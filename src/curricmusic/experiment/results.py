@@ -20,6 +20,7 @@ from curricmusic.config import Experiment
 from curricmusic.evaluation.stats import (
     MIN_PAIRS_FOR_P,
     MIN_SEEDS_FOR_CI,
+    MIN_VAL_PIECES,
     area_under_curve,
     censored_summary,
     first_reaching,
@@ -62,7 +63,6 @@ SUMMARY_METRICS = {
 #: The default target: the baseline arm's mean target validation loss at this share of the budget.
 TARGET_AT = 0.5
 #: Below these, the report says the sample is too small instead of printing a solid-looking number.
-MIN_VAL_PIECES = 10
 MIN_CT_SAMPLES = 30
 
 
