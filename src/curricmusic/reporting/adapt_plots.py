@@ -86,7 +86,13 @@ def shot_size_plot(results: dict[str, Any]) -> bytes | None:
             xs.append(x)
             means.append(mean)
             low, high = stats.get("ci_low"), stats.get("ci_high")
-            if not stats.get("too_few") and all(isinstance(v, int | float) and math.isfinite(v) for v in (low, high)):
+            if (
+                not stats.get("too_few")
+                and isinstance(low, int | float)
+                and isinstance(high, int | float)
+                and math.isfinite(low)
+                and math.isfinite(high)
+            ):
                 ax.errorbar([x], [mean], yerr=[[mean - low], [high - mean]], color=style["color"], capsize=3, lw=1)
             else:
                 values = [v for v in stats.get("values", []) if isinstance(v, int | float) and math.isfinite(v)]
