@@ -196,6 +196,15 @@ def test_an_adaptation_starts_from_the_weights_it_is_given(scratch_run, experime
     assert json.loads((tmp_path / "run.json").read_text())["init_sha256"] == weights_digest(load_model(scratch_run / "model"))
 
 
+def test_resuming_an_adaptation_from_other_weights_is_refused(scratch_run, experiment, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(scratch_run, run_dir)  # a from-scratch run, resumed as if it started from a trained model
+    with pytest.raises(UserError, match="holds a run that started from other weights; use a new --out folder"):
+        train_run(experiment, "scratch", 0, run_dir, adapt=Adaptation(4, scratch_run / "model", "scratch"), resume=True, show_progress=False)
+
+
 # ---- statistics of the phase -----------------------------------------------------------------------
 
 
@@ -325,6 +334,12 @@ def test_the_answer_paragraph_gives_every_figure_with_its_interval():
         "8 pieces 1.60x [1.20, 2.10]; final test loss difference 8 pieces -0.380 [-0.500, -0.260]; copy rate"
     )
     assert "on the new style folk" in text and "\n" not in text
+    without = small_results(5) | {"adaptation": None}  # no [adapt]: pretraining and copy rate only
+    assert answer_paragraph(without) == (
+        "In short: curriculum: against random: pretraining tokens to target 0.80x [0.70, 0.90]; copy rate 0.05 "
+        "[0.00, 0.10], 0.25 without copy-blocking. random: copy rate 0.05 [0.00, 0.10], 0.25 without copy-blocking. "
+        "Means over seeds with 95% t-intervals. Tokens to target: arm / random (below 1: fewer tokens)."
+    )
 
 
 def test_the_answer_paragraph_says_when_the_sample_is_too_small():

@@ -125,9 +125,10 @@ def answer_paragraph(results: dict[str, Any]) -> str:
     if not sentences:
         return "In short: no arm finished, so there is nothing to compare yet."
     new = f" on the new style {style}" if style else ""
-    legend = (
-        f"Means over seeds with 95% t-intervals. Tokens to target: arm / {baseline} (below 1: fewer tokens). "
-        f"Speed-up: control's adaptation tokens to the target{new} / the arm's (above 1: faster). Test loss "
-        "difference: arm minus control, nats per token (below 0: better)."
-    )
+    legend = f"Means over seeds with 95% t-intervals. Tokens to target: arm / {baseline} (below 1: fewer tokens)."
+    if shots:  # the adaptation phase's figures
+        legend += (
+            f" Speed-up: control's adaptation tokens to the target{new} / the arm's (above 1: faster). Test loss "
+            "difference: arm minus control, nats per token (below 0: better)."
+        )
     return "In short: " + " ".join(sentences) + " " + legend

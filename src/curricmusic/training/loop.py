@@ -261,13 +261,14 @@ def _checkpoint_to_resume(run_dir: Path, info: dict, resume: bool) -> dict | Non
     mine, theirs = ({k: v for k, v in (d.get("adapt") or {}).items() if k not in where} for d in (info, saved))
     if mine != theirs:
         raise UserError(f"{run_dir}: holds another adaptation run (shots, style or pieces differ); use a new --out folder")
-    if "init_sha256" in saved and saved["init_sha256"] != info["init_sha256"]:
-        raise UserError(f"{run_dir}: holds a run that started from other weights; use a new --out folder")
     if saved["tokenizer_hash"] != info["tokenizer_hash"]:
         raise UserError(
             f"{run_dir}: its checkpoint was trained with tokenizer {saved['tokenizer_hash']}, but the prepared "
             f"cache {info['prepared']} was built with tokenizer {info['tokenizer_hash']}; prepare the data with the run's curriculum"
         )
+    # checked after the tokenizer: another vocabulary also gives other initial weights
+    if "init_sha256" in saved and saved["init_sha256"] != info["init_sha256"]:
+        raise UserError(f"{run_dir}: holds a run that started from other weights; use a new --out folder")
     return checkpoint
 
 
