@@ -49,6 +49,7 @@ def sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     text = (REPO / "experiments" / "debug.toml").read_text()
     text = text.replace('curriculum = "../curricula/debug.toml"', f'curriculum = "{REPO / "curricula" / "debug.toml"}"')
+    text = text[: text.index("[adapt]")]  # the sweep is of pretraining; the adaptation phase plays no part
     text = text.replace("seeds = [0, 1]", "seeds = [0]").replace("lr = 1e-3", "lr = [1e-4, 3e-3]")
     text = text.replace("[generate]\nn = 2", "[generate]\nn = 0")
     path = folder / "sweep.toml"

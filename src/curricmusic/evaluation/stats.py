@@ -37,6 +37,7 @@ Bools = Sequence[bool] | np.ndarray
 __all__ = [
     "MIN_SEEDS_FOR_CI",
     "MIN_PAIRS_FOR_P",
+    "MIN_VAL_PIECES",
     "finite",
     "t_interval",
     "bca_interval",
@@ -55,6 +56,8 @@ __all__ = [
 
 #: Fewer seeds than this: the report shows the values, not an interval that looks solid.
 MIN_SEEDS_FOR_CI = 3
+#: Fewer held-out pieces than this: the report says a loss rests on a handful of tunes.
+MIN_VAL_PIECES = 10
 #: Fewer complete pairs than this: no p-value.
 MIN_PAIRS_FOR_P = 5
 

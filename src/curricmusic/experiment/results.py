@@ -20,6 +20,7 @@ from curricmusic.config import Experiment
 from curricmusic.evaluation.stats import (
     MIN_PAIRS_FOR_P,
     MIN_SEEDS_FOR_CI,
+    MIN_VAL_PIECES,
     area_under_curve,
     censored_summary,
     first_reaching,
@@ -29,6 +30,7 @@ from curricmusic.evaluation.stats import (
     time_to_target,
     value_at,
 )
+from curricmusic.experiment.adapt_results import adaptation_results
 from curricmusic.experiment.lr_selection import select_learning_rates, selected_runs
 from curricmusic.experiment.probe_results import arm_probe
 from curricmusic.training.run_files import read_metrics
@@ -62,7 +64,6 @@ SUMMARY_METRICS = {
 #: The default target: the baseline arm's mean target validation loss at this share of the budget.
 TARGET_AT = 0.5
 #: Below these, the report says the sample is too small instead of printing a solid-looking number.
-MIN_VAL_PIECES = 10
 MIN_CT_SAMPLES = 30
 
 
@@ -302,6 +303,7 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
         }
     comparisons = _comparisons(chosen, config)
     n_val = _target_val_pieces(out_dir)
+    adaptation = adaptation_results(experiment, out_dir, chosen)
     results = {
         "experiment": config.name,
         "description": config.description,
@@ -320,7 +322,8 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
         "arms": arms,
         "lr_selection": selection,
         "comparisons": comparisons,
-        "warnings": small_sample_warnings(arms, comparisons, n_val),
+        "warnings": small_sample_warnings(arms, comparisons, n_val) + (adaptation or {}).get("warnings", []),
+        "adaptation": adaptation,
         "versions": _versions(),
     }
     write_json(out_dir / "results.json", results)
