@@ -314,3 +314,19 @@ def test_each_cell_is_probed_and_the_report_plays_its_samples(finished):
         assert "http:" not in text and "https:" not in text and 'src="//' not in text, page
     report = (out / "report.html").read_text()
     assert report.count("<audio ") == 2 * 2 * 2  # arms x seeds x the first 2 samples of each
+
+
+def test_report_rebuilds_results_and_reports_from_the_folder_alone(finished, tmp_path):
+    """``curricmusic report OUT`` aggregates the runs again from ``experiment.json``: the same
+    results as ``run`` wrote, without the TOML, and a folder that is not an experiment is one line."""
+    out, results = finished
+    (out / "report.md").unlink()
+    done = subprocess.run([sys.executable, "-m", "curricmusic", "report", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "In short:" in done.stdout and f"{len(results['runs'])} of {len(results['runs'])} runs finished" in done.stdout
+    rebuilt = json.loads((out / "results.json").read_text())
+    assert rebuilt == results
+    assert (out / "report.md").read_text().startswith("# ")
+    bad = subprocess.run([sys.executable, "-m", "curricmusic", "report", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "not an experiment folder" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

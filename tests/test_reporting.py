@@ -125,7 +125,8 @@ def test_one_formatter_for_every_page():
 def test_markdown_report_holds_the_table_of_arms_comparisons_and_failures(results):
     text = markdown_report(results)
     lines = text.splitlines()
-    assert lines[0] == "# tiny" and lines[2] == "A <tiny> study & its arms."
+    assert lines[0] == "# tiny" and lines[2].startswith("In short:")  # the answer opens the report
+    assert lines[4] == "A <tiny> study & its arms."
     assert f"Target stage: `pieces`; target loss: 5.200 ({TARGET_RULE})." in lines
     assert "Novelty scores: embedder symbolic; weights NOT real (fallback or no weights)." in lines
     warnings = lines.index("## Sample too small")

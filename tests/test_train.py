@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -76,8 +77,11 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(uninterrupted, experim
 
 def test_two_processes_compute_the_same_losses_as_one(uninterrupted, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    with socket.socket() as probe:  # a free port: a fixed one fails when another run holds it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29611",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
         "-m", "curricmusic", "train", str(DEBUG), "--arm", "curriculum", "--seed", "0", "--out", str(tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

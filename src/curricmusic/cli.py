@@ -275,6 +275,24 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command("report")
+def report(
+    experiment_dir: Path = typer.Argument(..., help="An experiment folder written by `run`."),
+) -> None:
+    """Write results.json and the reports of an experiment folder again from its runs.
+
+    Trains nothing: use it after `curricmusic probe`, or after upgrading curricmusic. The folder's
+    experiment.json says how its runs were trained; unfinished runs are reported as they stand.
+    """
+    from curricmusic.experiment.recorded import rebuild_reports
+    from curricmusic.reporting.report import markdown_report
+
+    results = rebuild_reports(experiment_dir)
+    console.print(markdown_report(results).split("## ")[0])
+    done = sum(r.get("status") == "done" for r in results["runs"])
+    console.print(f"[green]{experiment_dir / 'report.html'}[/] (also results.json, report.md): {done} of {len(results['runs'])} runs finished")
+
+
 @app.command("probe")
 def probe(
     run_dir: Path = typer.Argument(..., help="An experiment folder (from `run`) or one run folder (from `train`)."),

@@ -34,6 +34,7 @@ from curricmusic.config.experiment import (
     NoveltySection,
     TrainSection,
     load_experiment,
+    experiment_from_config,
 )
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "NoveltySection",
     "TrainSection",
     "load_experiment",
+    "experiment_from_config",
     "FrozenModel",
     "config_hash",
     "format_validation_error",

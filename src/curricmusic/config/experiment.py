@@ -42,6 +42,7 @@ __all__ = [
     "ExperimentConfig",
     "Experiment",
     "load_experiment",
+    "experiment_from_config",
     "check_new_style",
     "style_curriculum",
     "PACING_NAMES",
@@ -323,7 +324,12 @@ def load_experiment(path: str | Path) -> Experiment:
     style = adapt.get("style") if isinstance(adapt, dict) else None
     if isinstance(style, dict) and isinstance(style.get("path"), str):
         style["path"] = _resolve(style["path"], base)
-    config = validate(ExperimentConfig, data, str(path))
+    return experiment_from_config(validate(ExperimentConfig, data, str(path)), str(path))
+
+
+def experiment_from_config(config: ExperimentConfig, path: str) -> Experiment:
+    """Load the curricula a validated config names and check them against each other (``path``
+    names the config in messages: its TOML, or an experiment folder's ``experiment.json``)."""
     if config.generate.prompt is not None and not config.generate.prompt.is_file():
         raise UserError(f"{path}: generate.prompt: MIDI file {str(config.generate.prompt)!r} does not exist")
 
@@ -371,7 +377,7 @@ def load_experiment(path: str | Path) -> Experiment:
         check_new_style(config.adapt, [main, *arm_curricula.values()], str(path))
         adapt_curriculum = style_curriculum(main, config.adapt)
     return Experiment(
-        config=config, source=str(path), curriculum=main, arm_curricula=arm_curricula, adapt_curriculum=adapt_curriculum
+        config=config, source=path, curriculum=main, arm_curricula=arm_curricula, adapt_curriculum=adapt_curriculum
     )
 
 
