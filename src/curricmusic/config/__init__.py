@@ -33,8 +33,8 @@ from curricmusic.config.experiment import (
     ModelSection,
     NoveltySection,
     TrainSection,
-    load_experiment,
     experiment_from_config,
+    load_experiment,
 )
 
 __all__ = [
