@@ -373,3 +373,24 @@ def test_the_report_section_and_figures_of_the_phase():
     assert "| a | 4 | 3 | 4.000 [4.000, 4.000] |" in text and "| a | scratch | 8 | 3 | 1.00 [1.00, 1.00] |" in text
     figures = adaptation_figures({"adaptation": adaptation})
     assert len(figures) == 2 and all(png.startswith(b"\x89PNG") for png, _ in figures)
+
+
+def test_against_random_the_arms_race_to_randoms_own_target():
+    """A pretrained model starts below from-scratch's target, so the race against ``random`` is to
+    the level random itself reaches at half the budget (``tokens_to_random_target``)."""
+    seeds = [0, 1, 2]
+    runs = [_run(m, s, 4, 0.0) for m in ("a", "random") for s in seeds]  # both below scratch's target at once
+    for run in runs:
+        fast = run["model"] == "a"
+        run["summary"] |= {"tokens_to_random_target": 100.0 if fast else 200.0 * (run["seed"] + 1), "reached_random_target": True}
+    target = adaptation_target(None, runs, budget=200, shots=4, model="random")
+    assert target["per_seed"] == [5.0, 5.0, 5.0] and "the 'random' arm with 4 pieces" in target["rule"]
+    rows = adaptation_comparisons(runs, [("a", "random")], [4], seeds, budget=800)
+    speed = next(r for r in rows if r["metric"] == "tokens_to_target")
+    assert speed["target"] == "random" and speed["n_at_start"] == 0
+    assert speed["speedup"] == pytest.approx((2 * 4 * 6) ** (1 / 3))  # 200/100, 400/100, 600/100
+    # without the second target (no random arm, or a user target) the race is to from-scratch's
+    for run in runs:
+        del run["summary"]["tokens_to_random_target"], run["summary"]["reached_random_target"]
+    speed = next(r for r in adaptation_comparisons(runs, [("a", "random")], [4], seeds, 800) if r["metric"] == "tokens_to_target")
+    assert speed["target"] == "scratch" and math.isnan(speed["speedup"]) and speed["n_at_start"] == 3

@@ -12,9 +12,12 @@ weights), shot size and seed, an adaptation run gives:
 
 The target is fixed by a rule before any run (:func:`adaptation_target`): ``[adapt] target_loss``,
 else the from-scratch model's mean validation loss at half the budget at the largest shot size.
-Each arm is compared seed by seed with ``scratch`` and with ``random``
-(:func:`adaptation_comparisons`): paired differences and ratios with t-intervals, and for tokens
-to target the speed-up (control tokens / arm tokens: > 1 is faster) with its interval. Everything
+A pretrained model usually starts below that level, so against ``random`` the arms race to a
+second target fixed the same way from ``random``'s runs (``tokens_to_random_target``): the level
+the random-order model reaches at half the budget. Each arm is compared seed by seed with
+``scratch`` and with ``random`` (:func:`adaptation_comparisons`): paired differences and ratios
+with t-intervals, and for tokens to target (each control's own target) the speed-up (control
+tokens / arm tokens: > 1 is faster) with its interval. Everything
 is read from files, so it does not matter where a run was trained, and nothing here holds a path
 outside the experiment folder or a timing: a resumed experiment gives the same file.
 """
@@ -71,6 +74,8 @@ COMPARED_METRICS = ("tokens_to_target", "early_val", "final_val", "test")
 #: The default target: from-scratch's mean validation loss at this share of the adaptation budget.
 ADAPT_TARGET_AT = 0.5
 _BASELINE = "random"
+#: Summary keys of the race to the random arm's target (see the module doc).
+RANDOM_TARGET_TIME, RANDOM_TARGET_REACHED = "tokens_to_random_target", "reached_random_target"
 
 
 def adaptation_curves(run_dir: Path, style: str) -> dict[str, Any]:
@@ -112,22 +117,24 @@ def adaptation_summary(
 
 
 def adaptation_target(
-    target_loss: float | None, runs: Sequence[dict[str, Any]], budget: float, shots: int
+    target_loss: float | None, runs: Sequence[dict[str, Any]], budget: float, shots: int, model: str = SCRATCH
 ) -> dict[str, Any]:
     """The adaptation target and the rule that fixed it: the user's ``target_loss``, else the
-    mean over seeds of the ``scratch`` model's validation loss at ``ADAPT_TARGET_AT`` of the
-    budget (linear between evaluations) at the largest shot size ``shots``."""
+    mean over seeds of ``model``'s validation loss (``scratch``: the from-scratch model) at
+    ``ADAPT_TARGET_AT`` of the budget (linear between evaluations) at the largest shot size
+    ``shots``."""
     if target_loss is not None:
         return {"loss": float(target_loss), "source": "user", "rule": "adapt.target_loss in the experiment file"}
     at = ADAPT_TARGET_AT * budget
+    who = "the from-scratch model" if model == SCRATCH else f"the {model!r} arm"
     rule = (
-        f"mean validation loss on the new style of the from-scratch model with {shots} pieces at "
+        f"mean validation loss on the new style of {who} with {shots} pieces at "
         f"{ADAPT_TARGET_AT:g} of the adaptation budget ({at:,.0f} tokens)"
     )
     per_seed = [
         value_at(r["curves"]["eval_tokens"], r["curves"]["val"], at)
         for r in runs
-        if r["model"] == SCRATCH and r["shots"] == shots and r["status"] == "done"
+        if r["model"] == model and r["shots"] == shots and r["status"] == "done"
     ]
     finite_values = [v for v in per_seed if math.isfinite(v)]
     loss = float(np.mean(finite_values)) if finite_values else math.nan
@@ -175,33 +182,45 @@ def adaptation_comparisons(
     by = {(r["model"], r["shots"], r["seed"]): r for r in runs if r["status"] == "done"}
     rows = []
     for model, control in pairs:
+        time, reached = _target_keys(by, control)
         for k in shots:
             paired = [s for s in seeds if (model, k, s) in by and (control, k, s) in by]
             for metric in COMPARED_METRICS:
-                treatment = [by[(model, k, s)]["summary"][metric] for s in paired]
-                baseline = [by[(control, k, s)]["summary"][metric] for s in paired]
+                key = time if metric == "tokens_to_target" else metric
+                treatment = [by[(model, k, s)]["summary"][key] for s in paired]
+                baseline = [by[(control, k, s)]["summary"][key] for s in paired]
                 effect = paired_effect(treatment, baseline)
                 if effect["n_pairs"] == 0:
                     continue
                 row = {"arm": model, "baseline": control, "shots": k, "metric": metric, "seeds": paired, **effect}
                 if metric == "tokens_to_target":
-                    row.update(_speedup(effect, paired, by, model, control, k, budget))
+                    row["target"] = "scratch" if time == "tokens_to_target" else control
+                    row.update(_speedup(effect, paired, by, model, control, k, budget, time, reached))
                 rows.append(row)
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_holm"] = adjusted
     return rows
 
 
-def _speedup(effect: dict, seeds: list[int], by: dict, model: str, control: str, k: int, budget: float) -> dict[str, Any]:
+def _target_keys(by: dict, control: str) -> tuple[str, str]:
+    """Summary keys of the times a comparison with ``control`` uses: the race to the random arm's
+    own target against ``random`` (when the runs have it), else to the from-scratch target."""
+    has_random_target = control == _BASELINE and all(RANDOM_TARGET_TIME in r["summary"] for r in by.values())
+    return (RANDOM_TARGET_TIME, RANDOM_TARGET_REACHED) if has_random_target else ("tokens_to_target", "reached_target")
+
+
+def _speedup(
+    effect: dict, seeds: list[int], by: dict, model: str, control: str, k: int, budget: float, time: str, reached: str
+) -> dict[str, Any]:
     def inverse(value: float) -> float:
         return 1.0 / value if math.isfinite(value) and value > 0 else math.nan
 
     def rmst(name: str) -> float:
         runs = [by[(name, k, s)]["summary"] for s in seeds]
-        return restricted_mean([r["tokens_to_target"] for r in runs], [r["reached_target"] for r in runs], budget)
+        return restricted_mean([r[time] for r in runs], [r[reached] for r in runs], budget)
 
     def at_start(name: str) -> int:  # seeds at the target before the first step: no ratio exists
-        return sum(1 for s in seeds if by[(name, k, s)]["summary"]["reached_target"] and by[(name, k, s)]["summary"]["tokens_to_target"] <= 0)
+        return sum(1 for s in seeds if by[(name, k, s)]["summary"][reached] and by[(name, k, s)]["summary"][time] <= 0)
 
     return {
         "speedup": inverse(effect["ratio"]),
@@ -318,9 +337,14 @@ def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[d
         if entry["status"] == "done":
             entry["curves"] = adaptation_curves(out_dir / entry["run_dir"], style)
     target = adaptation_target(adapt.target_loss, runs, budget, adapt.shots[-1])
+    has_random = any(arm.name == _BASELINE for arm in config.arms)
+    random_target = adaptation_target(None, runs, budget, adapt.shots[-1], _BASELINE) if has_random and adapt.target_loss is None else None
     for entry, info in found:
         if info is not None:
             entry["summary"] = adaptation_summary(entry["curves"], info, style, target["loss"], budget, early)
+            if random_target is not None:
+                time, reached = time_to_target(entry["curves"]["eval_tokens"], entry["curves"]["val"], random_target["loss"], budget)
+                entry["summary"] |= {RANDOM_TARGET_TIME: time, RANDOM_TARGET_REACHED: reached}
     models = [arm.name for arm in config.arms] + [SCRATCH]
     arms = adaptation_arms(runs, models, adapt.shots, budget)
     style_info = _style_info(experiment, out_dir, infos)
@@ -334,6 +358,7 @@ def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[d
         "lr": adapt.lr,
         "lr_schedule": adapt.lr_schedule,
         "target": target,
+        "random_target": random_target,
         "models": models,
         "runs": runs,
         "arms": arms,

@@ -22,6 +22,14 @@ def _stats(stats: dict[str, Any] | None, digits: int = 3) -> str:
     return f"{fmt(stats['mean'], digits)} [{fmt(stats['ci_low'], digits)}, {fmt(stats['ci_high'], digits)}]"
 
 
+def _random_target(adaptation: dict[str, Any]) -> str:
+    """The second target, which the comparisons with ``random`` race to (absent: none)."""
+    target = adaptation.get("random_target")
+    if not target:
+        return ""
+    return f" Against `random`, speed-ups race to its own level: {fmt(target.get('loss'))} ({target.get('rule', '')})."
+
+
 def _to_target(stats: dict[str, Any] | None) -> tuple[str, str]:
     if not stats or not stats.get("n"):
         return "-", "-"
@@ -62,7 +70,7 @@ def adaptation_lines(results: dict[str, Any]) -> list[str]:
         f"`{style.get('stage')}` ({source}: {pieces} pieces, split by tune; no pretraining stage holds it) "
         f"from {', '.join(str(k) for k in adaptation['shots'])} pieces (nested subsets, the same for every model of a "
         f"seed) for {fmt(adaptation['budget_tokens'])} tokens at learning rate {adaptation['lr']:g} "
-        f"({adaptation['lr_schedule']}). Target: {fmt(target.get('loss'))} ({target.get('rule', '')}).",
+        f"({adaptation['lr_schedule']}). Target: {fmt(target.get('loss'))} ({target.get('rule', '')}).{_random_target(adaptation)}",
         "",
         f"| model | pieces | seeds | loss after {adaptation['early_steps']} steps | final val loss | test loss "
         "| reached target | tokens to target (restricted mean) |",
