@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -178,7 +179,11 @@ def test_html_report_is_self_contained_escaped_and_uses_the_shared_style(results
     assert page.count("data:image/png;base64,") == 7  # every figure has data here
     assert "weights NOT real" in page and 'class="banner fake"' in page
     md, html = write_reports(results, tmp_path)
-    assert md.read_text() == markdown_report(results) and html.read_text() == page
+    assert html.read_text() == page
+    text = md.read_text()  # the report, then its figures as files beside it, linked relatively
+    assert text.startswith(markdown_report(results)) and "\n## Figures\n" in text
+    links = re.findall(r"!\[[^\]]+\]\((figures/[a-z_]+\.png)\)", text)
+    assert len(links) == 7 and all((tmp_path / link).read_bytes().startswith(PNG) for link in links)
 
 
 def test_plots_draw_pngs_and_nothing_without_data(results):

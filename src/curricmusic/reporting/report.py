@@ -9,13 +9,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from curricmusic.common.atomic import write_text
+from curricmusic.common.atomic import write_bytes, write_text
 from curricmusic.reporting.adaptation import adaptation_figures, adaptation_lines
 from curricmusic.reporting.answer import answer_paragraph
 from curricmusic.reporting.probe_section import probe_lines
 from curricmusic.reporting.style import CSS, fmt
 
-__all__ = ["write_reports", "markdown_report", "html_report", "fmt"]
+__all__ = ["write_reports", "markdown_report", "html_report", "report_figures", "FIGURES_DIR", "fmt"]
 
 REPORT_METRICS = ["pitch_class_entropy", "scale_consistency", "polyphony", "note_density", "empty_beat_rate", "groove_consistency"]
 
@@ -239,24 +239,40 @@ def _markdown_table_to_html(markdown: str) -> str:
     return "\n".join(out)
 
 
-def html_report(results: dict[str, Any], page_dir: str | Path | None = None) -> str:
-    """The report page; with ``page_dir`` (the folder it is written to), the "Listen" section
-    with relative links to the samples' audio and piano rolls."""
+FIGURES_DIR = "figures"
+
+
+def report_figures(results: dict[str, Any]) -> list[tuple[str, bytes | None, str]]:
+    """``(file name, png or None, caption)`` of every figure of the report, in its order."""
     from curricmusic.reporting import plots
+
+    figures = [
+        ("validation_loss.png", plots.validation_curves(results), "Target-stage validation loss per arm"),
+        ("validation_loss_target_tokens.png", plots.validation_curves(results, x="target_tokens"),
+         "Target-stage validation loss against target-stage tokens"),
+        ("stage_losses.png", plots.stage_panels(results), "Per-stage validation loss, with the stage being learned shaded"),
+        ("tokens_to_target.png", plots.tokens_to_target(results), "Tokens to reach the target validation loss"),
+        ("final_loss.png", plots.tokens_to_target(results, "final_val_target"), "Final target-stage validation loss"),
+        ("musical_metrics.png", plots.metric_distributions(results, REPORT_METRICS), "Musical metrics against held-out pieces"),
+        ("novelty.png", plots.novelty_histograms(results), "Novelty: distance ratio of samples and held-out pieces"),
+    ]  # fmt: skip
+    names = ("adaptation_curves.png", "adaptation_shots.png")
+    figures += [(name, png, caption) for name, (png, caption) in zip(names, adaptation_figures(results), strict=False)]
+    return figures
+
+
+def html_report(
+    results: dict[str, Any], page_dir: str | Path | None = None, figures: list[tuple[str, bytes | None, str]] | None = None
+) -> str:
+    """The report page; with ``page_dir`` (the folder it is written to), the "Listen" section
+    with relative links to the samples' audio and piano rolls. ``figures``: those of
+    :func:`report_figures`, when already drawn."""
     from curricmusic.reporting.listening import listening_html
 
     embedder = _embedder_line(results)
     banner_class = "real" if "weights real" in embedder else "fake"
-    figures = [
-        _img(plots.validation_curves(results), "Target-stage validation loss per arm"),
-        _img(plots.validation_curves(results, x="target_tokens"), "Target-stage validation loss against target-stage tokens"),
-        _img(plots.stage_panels(results), "Per-stage validation loss, with the stage being learned shaded"),
-        _img(plots.tokens_to_target(results), "Tokens to reach the target validation loss"),
-        _img(plots.tokens_to_target(results, "final_val_target"), "Final target-stage validation loss"),
-        _img(plots.metric_distributions(results, REPORT_METRICS), "Musical metrics against held-out pieces"),
-        _img(plots.novelty_histograms(results), "Novelty: distance ratio of samples and held-out pieces"),
-        *(_img(png, caption) for png, caption in adaptation_figures(results)),
-    ]
+    drawn = figures if figures is not None else report_figures(results)
+    images = [_img(png, caption) for _, png, caption in drawn]
     settings = {
         "experiment": results["config"],
         "curriculum": results["curriculum"],
@@ -270,7 +286,7 @@ def html_report(results: dict[str, Any], page_dir: str | Path | None = None) -> 
 {body}
 {listening_html(results, Path(page_dir)) if page_dir is not None else ''}
 <h2>Figures</h2>
-{''.join(figures)}
+{''.join(images)}
 <h2>Settings and versions</h2>
 <pre>{html.escape(json.dumps(settings, indent=2))}</pre>
 </body></html>
@@ -278,7 +294,18 @@ def html_report(results: dict[str, Any], page_dir: str | Path | None = None) -> 
 
 
 def write_reports(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """report.md (with the figures as PNG files in ``figures/``, linked) and report.html (the
+    same figures embedded: one file to send)."""
     out_dir = Path(out_dir)
-    md = write_text(out_dir / "report.md", markdown_report(results))
-    page = write_text(out_dir / "report.html", html_report(results, out_dir))
+    figures = report_figures(results)
+    links = []
+    for name, png, caption in figures:
+        if png is not None:
+            write_bytes(out_dir / FIGURES_DIR / name, png)
+            links.append(f"![{caption}]({FIGURES_DIR}/{name})")
+    text = markdown_report(results)
+    if links:
+        text += "\n## Figures\n\n" + "\n\n".join(links) + "\n"
+    md = write_text(out_dir / "report.md", text)
+    page = write_text(out_dir / "report.html", html_report(results, out_dir, figures))
     return md, page
