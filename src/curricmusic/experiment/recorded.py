@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from curricmusic.common.errors import UserError
-from curricmusic.common.frozen import validate
+from curricmusic.common.frozen import format_validation_error
 from curricmusic.config import Experiment, ExperimentConfig, experiment_from_config
 from curricmusic.experiment.runner import cells_of
 
@@ -35,7 +37,10 @@ def load_recorded(out_dir: Path) -> Experiment:
         data = snapshot["config"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise UserError(f"{record}: not an experiment record ({exc.__class__.__name__}: {exc})") from None
-    config = validate(ExperimentConfig, data, str(record))
+    try:  # JSON mode: the record holds paths as strings, as `run` wrote them
+        config = ExperimentConfig.model_validate_json(json.dumps(data))
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc, str(record))) from None
     return experiment_from_config(config, str(record))
 
 
