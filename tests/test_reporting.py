@@ -150,11 +150,12 @@ def test_markdown_report_holds_the_table_of_arms_comparisons_and_failures(result
     assert "| curriculum | 24,576 | 12,032 | 0.001000 (best of 2 on validation) |" in lines
     assert "| random | 24,576 | 6,144 | 0.001000 |" in lines
     assert f"Learning rates chosen by rule: {RULE}." in lines
-    # each row names its baseline; p only from 5 pairs, Holm over every row
-    assert "| curriculum | random | final_val_target | 2 | -1.500 [-2.771, -0.229] | 0.674 [0.584, 0.778] | -10.61 | n < 5 | - |" in lines
-    assert "| matched | random | final_val_target | 2 | -1.050 [-2.956, 0.856] | 0.772 [0.531, 1.122] | -4.95 | n < 5 | - |" in lines
-    assert "| curriculum | matched | final_val_target | 5 | -0.300 [-0.496, -0.104] | 0.916 [0.861, 0.976] | -1.90 | 0.013 | 0.026 |" in lines
-    assert "| curriculum | matched | tokens_to_target | 5 | -2,458 [-6,636, 1,721] | 0.758 [0.473, 1.214] | -0.73 | 0.178 | 0.178 |" in lines
+    # each row names its baseline; p only from 5 pairs, Holm over every row; the difference 80% power
+    # would find: sd of the differences x 11.55 (2 pairs) or x 1.682 (5 pairs), as in test_stats
+    assert "| curriculum | random | final_val_target | 2 | -1.500 [-2.771, -0.229] | 0.674 [0.584, 0.778] | -10.61 | n < 5 | - | 1.633 |" in lines
+    assert "| matched | random | final_val_target | 2 | -1.050 [-2.956, 0.856] | 0.772 [0.531, 1.122] | -4.95 | n < 5 | - | 2.450 |" in lines
+    assert "| curriculum | matched | final_val_target | 5 | -0.300 [-0.496, -0.104] | 0.916 [0.861, 0.976] | -1.90 | 0.013 | 0.026 | 0.266 |" in lines
+    assert "| curriculum | matched | tokens_to_target | 5 | -2,458 [-6,636, 1,721] | 0.758 [0.473, 1.214] | -0.73 | 0.178 | 0.178 | 5,660 |" in lines
     assert "| curriculum | 10 | 0.100 | 0.500 | -1.250 (2) | 0.040 |" in lines  # novelty, seeds pooled
     assert "Distance flag: probe copies no closer than held-out music (AUC 0.6 < 0.9)." in lines
     assert "| curriculum | 0.750 | - | - | - | - | - |" in lines  # musical-metric overlaps

@@ -121,3 +121,20 @@ def test_area_and_first_reaching():
     assert math.isnan(area_under_curve([0], [1.0]))
     assert first_reaching([10, 20, 30], [3.0, 2.5, 1.9], 2.5) == 20.0
     assert math.isnan(first_reaching([10, 20], [3.0, 2.9], 1.0))
+
+
+def test_detectable_difference_is_where_the_paired_t_test_reaches_80_percent_power():
+    from scipy import stats as scipy_stats
+
+    from curricmusic.evaluation.stats import detectable_difference
+
+    for n in (3, 5, 8, 20):
+        d = detectable_difference(1.0, n)
+        critical, shift = scipy_stats.t.ppf(0.975, n - 1), d * math.sqrt(n)
+        power = scipy_stats.nct.sf(critical, n - 1, shift) + scipy_stats.nct.cdf(-critical, n - 1, shift)
+        assert power == pytest.approx(0.8, abs=1e-6)
+    assert detectable_difference(1.0, 8) == pytest.approx(1.156, abs=1e-3)  # G*Power: d_z 1.156 for 8 pairs
+    assert detectable_difference(2.0, 8) == pytest.approx(2 * detectable_difference(1.0, 8))  # scales with the SD
+    assert detectable_difference(1.0, 20) < detectable_difference(1.0, 8) < detectable_difference(1.0, 5)
+    assert math.isnan(detectable_difference(1.0, 1)) and math.isnan(detectable_difference(0.0, 5))
+    assert paired_effect([2.0, 3.0, 5.0], [1.0, 1.0, 2.0])["detectable_diff"] == pytest.approx(detectable_difference(1.0, 3))

@@ -49,6 +49,7 @@ __all__ = [
     "censored_summary",
     "value_at",
     "paired_effect",
+    "detectable_difference",
     "holm",
     "area_under_curve",
     "first_reaching",
@@ -236,6 +237,32 @@ def value_at(x: Sequence[float], y: Sequence[float | None], at: float) -> float:
 # --- paired comparisons --------------------------------------------------------------------------
 
 
+def detectable_difference(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest mean paired difference that a two-sided paired t-test at level ``alpha`` finds
+    with probability ``power``, for ``n`` pairs whose differences have standard deviation ``sd``
+    (the noncentral t solved exactly; NaN below 2 pairs or without spread). With the observed
+    ``sd`` it says how large an effect the seeds could have shown: a null result with a small
+    detectable difference says more than one with a large one."""
+    from scipy import optimize, stats
+
+    if n < 2 or not math.isfinite(sd) or sd <= 0:
+        return _NAN
+    df = n - 1
+    critical = stats.t.ppf(1 - alpha / 2, df)
+
+    def shortfall(d_z: float) -> float:  # power of the test at standardised effect d_z, minus the goal
+        shift = d_z * math.sqrt(n)
+        upper, lower = (float(v) for v in (stats.nct.sf(critical, df, shift), stats.nct.cdf(-critical, df, shift)))
+        return upper + (lower if math.isfinite(lower) else 0.0) - power  # the far tail vanishes (scipy: NaN)
+
+    high = 1.0
+    while not shortfall(high) > 0:  # widen the bracket (NaN counts as not there yet)
+        high *= 2
+        if high > 64:
+            return _NAN
+    return float(optimize.brentq(shortfall, 1e-9, high)) * sd
+
+
 def paired_effect(
     treatment: Sequence[float | None],
     control: Sequence[float | None],
@@ -249,7 +276,8 @@ def paired_effect(
       of the log ratios exponentiated; NaN unless every value is positive;
     - ``d_z``: ``mean(d) / sd(d)`` (ddof 1), the paired standardised effect; NaN below 2 pairs
       or when the differences do not vary;
-    - ``p_value``: two-sided paired t-test from ``min_pairs_for_p`` complete pairs on, else NaN.
+    - ``p_value``: two-sided paired t-test from ``min_pairs_for_p`` complete pairs on, else NaN;
+    - ``detectable_diff``: :func:`detectable_difference` at the observed SD (80% power, 5%).
     """
     from scipy import stats
 
@@ -282,6 +310,7 @@ def paired_effect(
         "d_z": d_z,
         "p_value": p_value,
         "too_few_for_p": n < min_pairs_for_p,
+        "detectable_diff": detectable_difference(sd, n),
     }
 
 

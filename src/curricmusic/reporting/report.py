@@ -106,20 +106,22 @@ def markdown_report(results: dict[str, Any]) -> str:
         lines += [
             "## Paired comparisons against the random-order baselines",
             "",
-            "| arm | baseline | metric | seeds | difference [95% CI] | ratio [95% CI] | d_z | p | p (Holm) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| arm | baseline | metric | seeds | difference [95% CI] | ratio [95% CI] | d_z | p | p (Holm) | detectable |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in results["comparisons"]:
             p = fmt(row["p_value"]) if not row.get("too_few_for_p") else "n < 5"
             p_holm = fmt(row["p_holm"]) if not row.get("too_few_for_p") else "-"
             lines.append(
                 f"| {row['arm']} | {row['baseline']} | {row['metric']} | {row['n_pairs']} | {_effect(row, 'diff')} "
-                f"| {_effect(row, 'ratio')} | {fmt(row['d_z'], 2)} | {p} | {p_holm} |"
+                f"| {_effect(row, 'ratio')} | {fmt(row['d_z'], 2)} | {p} | {p_holm} | {fmt(row.get('detectable_diff'))} |"
             )
         lines += [
             "",
             "Difference = arm - baseline, seed by seed; ratio = geometric mean of arm / baseline; d_z = mean "
-            "difference / SD of the differences. p: paired t-test, only from 5 seeds; Holm over every row.",
+            "difference / SD of the differences. p: paired t-test, only from 5 seeds; Holm over every row. "
+            "Detectable: the smallest difference these seeds find with 80% power at the 5% level, given the "
+            "spread of the differences (a null result says most where this is small).",
             "",
         ]
     lines += adaptation_lines(results)
