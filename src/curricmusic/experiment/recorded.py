@@ -10,6 +10,7 @@ are reported as they stand. Keys that a newer curricmusic added to the config ta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def load_recorded(out_dir: Path) -> Experiment:
         config = ExperimentConfig.model_validate_json(json.dumps(data))
     except ValidationError as exc:
         raise UserError(format_validation_error(exc, str(record))) from None
-    return experiment_from_config(config, str(record))
+    experiment = experiment_from_config(config, str(record))  # messages name the record
+    return dataclasses.replace(experiment, source=snapshot.get("source", str(record)))  # the TOML it came from
 
 
 def rebuild_reports(out_dir: Path) -> dict:
