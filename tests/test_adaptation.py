@@ -373,6 +373,14 @@ def test_the_report_section_and_figures_of_the_phase():
     assert "| a | 4 | 3 | 4.000 [4.000, 4.000] |" in text and "| a | scratch | 8 | 3 | 1.00 [1.00, 1.00] |" in text
     figures = adaptation_figures({"adaptation": adaptation})
     assert len(figures) == 2 and all(png.startswith(b"\x89PNG") for png, _ in figures)
+    # the shot-size plot: beside from-scratch, a second panel with the pretrained models alone
+    from curricmusic.reporting.adapt_plots import shot_size_plot
+
+    def width(png: bytes) -> int:  # the PNG header's IHDR width
+        return int.from_bytes(png[16:20], "big")
+
+    alone = {"adaptation": {**adaptation, "models": ["a"]}}
+    assert width(shot_size_plot({"adaptation": adaptation})) > 1.8 * width(shot_size_plot(alone))  # tight bbox
 
 
 def test_against_random_the_arms_race_to_randoms_own_target():

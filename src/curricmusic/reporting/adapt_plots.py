@@ -65,18 +65,43 @@ def adaptation_curves(results: dict[str, Any]) -> bytes | None:
 
 def shot_size_plot(results: dict[str, Any]) -> bytes | None:
     """Final test loss on the new style against the number of pieces adapted on, one line per
-    model: the mean with its 95% t-interval (from 3 seeds; below that, each seed as a dot)."""
+    model: the mean with its 95% t-interval (from 3 seeds; below that, each seed as a dot). With
+    a from-scratch model beside pretrained ones, a second panel shows the pretrained ones alone,
+    whose differences the first panel's scale would hide."""
     adaptation = results.get("adaptation") or {}
     shots, models = adaptation.get("shots") or [], adaptation.get("models") or []
     arms = adaptation.get("arms") or {}
-    drawn = False
+    pretrained = [m for m in models if m != _SCRATCH]
+    panels = [models, pretrained] if _SCRATCH in models and pretrained else [models]
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for offset, model in enumerate(models):
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.2), squeeze=False)
+    drawn = False
+    for ax, shown in zip(axes[0], panels, strict=True):
+        drawn = _shot_lines(ax, shown, models, shots, arms) or drawn
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(shots, [str(k) for k in shots])
+        ax.minorticks_off()
+        ax.set_xlabel("pieces of the new style adapted on")
+        ax.set_ylabel("final test loss on the new style (nats/token)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if not drawn:
+        plt.close(fig)
+        return None
+    axes[0][0].set_title("Test loss after adaptation, by number of pieces (bars: 95% t-interval; dots: seeds)", fontsize=9)
+    if len(panels) > 1:
+        axes[0][1].set_title("The pretrained models alone", fontsize=9)
+    return _png(fig)
+
+
+def _shot_lines(ax, shown: list[str], models: list[str], shots: list[int], arms: dict[str, Any]) -> bool:
+    """One line per model of ``shown`` (colours by its place in ``models``); True if any was drawn."""
+    drawn = False
+    for offset, model in enumerate(shown):
         per_shot = (arms.get(model) or {}).get("shots") or {}
         xs, means = [], []
         style = _style(models, model)
-        shift = 1 + 0.03 * (offset - (len(models) - 1) / 2)  # side by side on the log axis
+        shift = 1 + 0.03 * (offset - (len(shown) - 1) / 2)  # side by side on the log axis
         for k in shots:
             stats = per_shot.get(str(k), {}).get("test") or {}
             mean = stats.get("mean")
@@ -100,15 +125,4 @@ def shot_size_plot(results: dict[str, Any]) -> bytes | None:
         if xs:
             ax.plot(xs, means, marker="o", lw=2, label=model, **style)
             drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(shots, [str(k) for k in shots])
-    ax.minorticks_off()
-    ax.set_xlabel("pieces of the new style adapted on")
-    ax.set_ylabel("final test loss on the new style (nats/token)")
-    ax.set_title("Test loss after adaptation, by number of pieces (bars: 95% t-interval; dots: seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _png(fig)
+    return drawn
