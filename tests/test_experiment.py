@@ -137,28 +137,96 @@ def test_novelty_with_no_flags_reproduces_the_runs_numbers(finished, tmp_path):
 
 
 def test_interrupted_then_resumed_gives_the_same_results(finished, experiment, tmp_path, monkeypatch):
+    """Killed inside an adaptation run (the first cell's 8-piece one, at its step 7; its last
+    checkpoint is at step 4): the resumed experiment skips the finished adaptation run, continues
+    the killed one and gives the same results.json as the uninterrupted one."""
     reference, _ = finished
-    calls = {"n": 0}
     real_step = train_module.train_step
+    adapt = experiment.config.adapt
+    pretraining, adapting = 48, adapt.tokens // experiment.config.train.tokens_per_step  # steps of each run
+    calls = {"n": 0, "kill_at": pretraining + adapting + 7}
 
     def killed_midway(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 48 + 20:  # the second run, step 20 (its last checkpoint is at step 12)
+        if calls["n"] == calls["kill_at"]:
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "train_step", killed_midway)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(experiment, tmp_path, show_progress=False)
-    monkeypatch.setattr(train_module, "train_step", real_step)
     with pytest.raises(Exception, match="pass --resume"):
         run_experiment(experiment, tmp_path, show_progress=False)
+    calls.update(n=0, kill_at=None)  # no more kills: count the steps the resumed run trains
     run_experiment(experiment, tmp_path, resume=True, show_progress=False)
+    cells, shots = len(experiment.config.arms) * 2, len(adapt.shots)
+    remaining = (adapting - 4) + (cells - 1) * (pretraining + shots * adapting) + 2 * shots * adapting  # + scratch
+    assert calls["n"] == remaining
     assert json.loads((tmp_path / "results.json").read_text()) == json.loads((reference / "results.json").read_text())
+    run_experiment(experiment, tmp_path, resume=True, show_progress=False)  # everything finished: nothing trains
+    assert calls["n"] == remaining
 
 
-def test_a_failing_arm_is_reported_and_the_others_finish(experiment, tmp_path, monkeypatch):
+def test_adaptation_covers_every_arm_shot_size_and_seed_and_from_scratch(finished, experiment):
+    out, results = finished
+    adaptation = results["adaptation"]
+    models = [arm.name for arm in experiment.config.arms] + ["scratch"]
+    assert adaptation["models"] == models and adaptation["shots"] == [4, 8]
+    expected = {(m, s, k) for m in models for s in (0, 1) for k in (4, 8)}
+    assert {(r["model"], r["seed"], r["shots"]) for r in adaptation["runs"]} == expected
+    steps = experiment.config.adapt.tokens // experiment.config.train.tokens_per_step
+    for run in adaptation["runs"]:
+        assert run["status"] == "done" and (out / run["run_dir"] / "run.json").is_file()
+        assert run["curves"]["eval_steps"] == list(range(0, steps + 1, experiment.config.adapt.eval_every))
+        assert run["summary"]["final_val"] == run["curves"]["val"][-1] and math.isfinite(run["summary"]["test"])
+        assert run["summary"]["early_val"] == run["curves"]["val"][1]  # after eval_every steps
+    assert adaptation["target"]["source"] == "rule" and adaptation["target"]["shots"] == 8
+    for model in models:
+        for k in ("4", "8"):
+            assert adaptation["arms"][model]["shots"][k]["n_done"] == 2
+    pairs = {(r["arm"], r["baseline"]) for r in adaptation["comparisons"]}
+    assert pairs == {("curriculum", "scratch"), ("random", "scratch"), ("curriculum", "random")}
+    assert adaptation["style"]["n_exact_duplicates_of_pretraining"] == 0
+    assert sum(adaptation["style"]["n_pieces"].values()) > 0
+    markdown = (out / "report.md").read_text()
+    assert "## Adaptation to a new style" in markdown
+    assert markdown.splitlines()[2].startswith("In short: with 2 seed(s) per arm this experiment cannot say")
+    assert (out / "report.html").read_text().count("data:image/png;base64,") >= 9  # + curves and shot sizes
+
+
+def test_adaptations_start_from_the_right_weights_and_see_the_same_pieces(finished, experiment):
+    from curricmusic.model.transformer import load_model, weights_digest
+    from curricmusic.training.setup import build_model, style_prepared
+
+    out, results = finished
+    runs = results["adaptation"]["runs"]
+    vocab = style_prepared(experiment, show_progress=False).vocab_size
+    for seed in (0, 1):
+        initial = weights_digest(build_model(experiment, vocab, seed))
+        for run in [r for r in runs if r["seed"] == seed]:
+            if run["model"] == "scratch":  # the seed's initial weights, exactly
+                assert run["init_sha256"] == initial
+            else:  # the arm's final checkpoint, exactly
+                assert run["init_sha256"] == weights_digest(load_model(out / "runs" / f"{run['model']}-seed{seed}" / "model"))
+                assert run["init_sha256"] != initial
+        for arm in experiment.config.arms:  # every arm of the seed started pretraining from those weights
+            assert json.loads((out / "runs" / f"{arm.name}-seed{seed}" / "run.json").read_text())["init_sha256"] == initial
+    data = style_prepared(experiment, show_progress=False)
+    train = {p["id"] for p in data.pieces("essen_folksong", "train")}
+    pieces = {(r["model"], r["seed"], r["shots"]): r["pieces"] for r in runs}
+    for seed in (0, 1):
+        for k in (4, 8):
+            seen = {tuple(pieces[(m, seed, k)]) for m in ("curriculum", "random", "scratch")}
+            assert len(seen) == 1 and len(set(next(iter(seen)))) == k and set(next(iter(seen))) <= train
+        assert set(pieces[("scratch", seed, 4)]) < set(pieces[("scratch", seed, 8)])  # nested
+    assert set(pieces[("scratch", 0, 8)]) != set(pieces[("scratch", 1, 8)])  # each seed its own subsets
+
+
+def test_a_failing_arm_is_reported_and_the_others_finish(tmp_path, monkeypatch):
     import curricmusic.experiment.runner as experiment_module
+
+    experiment = load_experiment(without_adaptation(tmp_path / "config"))  # the phase plays no part here: faster
+    tmp_path = tmp_path / "out"
 
     real = experiment_module._train_cell
 
@@ -179,10 +247,20 @@ def test_a_failing_arm_is_reported_and_the_others_finish(experiment, tmp_path, m
     assert not math.isnan(results["arms"]["random"]["summary"]["final_val_target"]["mean"])
 
 
+def without_adaptation(folder):
+    """The debug experiment without its [adapt] section, written into ``folder``."""
+    text = DEBUG.read_text().replace('curriculum = "../curricula/debug.toml"', f'curriculum = "{REPO / "curricula" / "debug.toml"}"')
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "no-adapt.toml"
+    path.write_text(text[: text.index("[adapt]")])
+    return path
+
+
 @pytest.fixture
 def one_cell_experiment(tmp_path):
-    """The debug experiment with one arm and one seed, to try the other launchers."""
+    """The debug experiment with one arm and one seed, without adaptation, to try the other launchers."""
     text = DEBUG.read_text()
+    text = text[: text.index("[adapt]")]
     text = text.replace('curriculum = "../curricula/debug.toml"', f'curriculum = "{REPO / "curricula" / "debug.toml"}"')
     text = text.replace("seeds = [0, 1]", "seeds = [0]")
     head, arms = text.split("[[arms]]", 1)

@@ -255,6 +255,12 @@ def run(
     console.print(markdown_report(results).split("## ")[0])
     console.print(f"[green]{out_dir / 'report.html'}[/] (also results.json, report.md)")
     failed = [r for r in results["runs"] if r.get("status") != "done"]
+    adaptation = results.get("adaptation") or {"runs": [], "shots": []}
+    failed += [  # a from-scratch seed that failed (its arms' adaptation failures fail their cells)
+        {"arm": r["model"], "seed": r["seed"], "error": r["error"]}
+        for r in adaptation["runs"]
+        if r["model"] == "scratch" and r["status"] == "failed" and r["shots"] == adaptation["shots"][0]
+    ]
     if failed:
         for row in failed:
             reason = row.get("error") or row.get("status") or "did not finish"

@@ -25,6 +25,8 @@ from curricmusic.config.curriculum import (
 )
 from curricmusic.config.experiment import (
     LR_SCHEDULES,
+    SCRATCH,
+    AdaptSection,
     Experiment,
     ExperimentConfig,
     GenerateSection,
@@ -38,6 +40,8 @@ __all__ = [
     "ARM_OPTIONS",
     "PACING_NAMES",
     "LR_SCHEDULES",
+    "SCRATCH",
+    "AdaptSection",
     "PacingOptions",
     "ArmConfig",
     "Experiment",

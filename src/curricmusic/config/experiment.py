@@ -14,14 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.frozen import FrozenModel, load_toml, validate
 from curricmusic.config.arms import PACING_NAMES, ArmConfig
-from curricmusic.config.curriculum import CurriculumConfig, load_curriculum
+from curricmusic.config.curriculum import (
+    CurriculumConfig,
+    MidiDirStage,
+    Music21Stage,
+    load_curriculum,
+)
 from curricmusic.config.generation import GenerateSection
 
 __all__ = [
@@ -31,14 +36,20 @@ __all__ = [
     "GenerateSection",
     "NoveltySection",
     "SlurmSection",
+    "AdaptSection",
+    "SCRATCH",
     "ExperimentConfig",
     "Experiment",
     "load_experiment",
+    "check_new_style",
+    "style_curriculum",
     "PACING_NAMES",
     "LR_SCHEDULES",
 ]
 
 LR_SCHEDULES = ("cosine", "constant", "wsd")
+#: The name of the from-scratch model of the adaptation phase (no arm may take it).
+SCRATCH = "scratch"
 
 
 class ModelSection(FrozenModel):
@@ -133,6 +144,60 @@ class SlurmSection(FrozenModel):
     timeout_min: int = Field(24 * 60, ge=1)
 
 
+class AdaptSection(FrozenModel):
+    """The adaptation phase: every arm's final model, and a from-scratch model with the seed's
+    initial weights, fine-tuned on a style that no pretraining stage contains, from ``shots``
+    pieces each (nested subsets, seeded by the run seed), with one budget and schedule for all.
+
+    ``style`` is a stage like a curriculum's (``source = "music21"`` with a ``collection``, or
+    ``source = "midi_dir"`` with a ``path``); it is prepared with the experiment curriculum's
+    tokenizer and split settings. The runs share ``train``'s batch size, window length, weight
+    decay and clipping.
+    """
+
+    style: Annotated[Music21Stage | MidiDirStage, Field(discriminator="source")]
+    shots: list[int] = Field(min_length=1, description="pieces of the style's training split per adaptation run")
+    tokens: int = Field(gt=0, description="budget of every adaptation run in real tokens")
+    lr: float = Field(3e-4, gt=0)
+    lr_schedule: Literal[LR_SCHEDULES] = "constant"  # type: ignore[valid-type]
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    decay_fraction: float = Field(0.2, gt=0, le=1)
+    eval_every: int = Field(10, ge=1, description="steps between validation evaluations on the style")
+    log_every: int = Field(5, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    target_loss: float | None = Field(
+        None, gt=0, description="style val loss that counts as reached (default: from-scratch's mean at half the budget)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _style_name(cls, data: Any) -> Any:
+        """A style without a name is named after its collection (or "style")."""
+        if isinstance(data, dict) and isinstance(data.get("style"), dict) and "name" not in data["style"]:
+            style = dict(data["style"])
+            collection = style.get("collection")
+            style["name"] = collection if isinstance(collection, str) and collection else "style"
+            data = {**data, "style": style}
+        return data
+
+    @field_validator("shots")
+    @classmethod
+    def _shots(cls, shots: list[int]) -> list[int]:
+        if any(k < 1 for k in shots) or len(set(shots)) != len(shots):
+            raise ValueError(f"shots must be distinct piece counts >= 1, got {shots}")
+        return sorted(shots)
+
+    @model_validator(mode="after")
+    def _check(self) -> AdaptSection:
+        if self.lr_schedule == "wsd" and self.warmup_fraction + self.decay_fraction > 1:
+            raise ValueError("warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup")
+        return self
+
+    def total_steps(self, tokens_per_step: int) -> int:
+        return -(-self.tokens // tokens_per_step)
+
+
 class ExperimentConfig(FrozenModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -148,6 +213,7 @@ class ExperimentConfig(FrozenModel):
     generate: GenerateSection = Field(default_factory=GenerateSection)
     novelty: NoveltySection = Field(default_factory=NoveltySection)
     slurm: SlurmSection = Field(default_factory=SlurmSection)
+    adapt: AdaptSection | None = None  # absent: no adaptation phase
 
     @field_validator("seeds")
     @classmethod
@@ -187,6 +253,15 @@ class ExperimentConfig(FrozenModel):
             raise ValueError(
                 f"train.batch_size {train.batch_size} is not a multiple of micro_batch_size {train.micro_batch_size}"
             )
+        if self.adapt is not None:
+            if SCRATCH in names:
+                raise ValueError(f"arms: {SCRATCH!r} names the from-scratch model of [adapt]; rename the arm")
+            steps = self.adapt.total_steps(train.tokens_per_step)
+            if steps < self.adapt.eval_every:
+                raise ValueError(
+                    f"adapt.tokens = {self.adapt.tokens} gives {steps} steps of {train.tokens_per_step} tokens, "
+                    f"fewer than adapt.eval_every = {self.adapt.eval_every}: raise the budget or evaluate more often"
+                )
         return self
 
     def arm(self, name: str) -> ArmConfig:
@@ -210,6 +285,7 @@ class Experiment:
     source: str
     curriculum: CurriculumConfig
     arm_curricula: dict[str, CurriculumConfig]
+    adapt_curriculum: CurriculumConfig | None = None  # the [adapt] style as a one-stage curriculum
 
 
 def _resolve(path: Path | str, base: Path) -> Path:
@@ -230,6 +306,10 @@ def load_experiment(path: str | Path) -> Experiment:
     for arm in data.get("arms", []) if isinstance(data.get("arms"), list) else []:
         if isinstance(arm, dict) and isinstance(arm.get("curriculum"), str):
             arm["curriculum"] = _resolve(arm["curriculum"], base)
+    adapt = data.get("adapt")
+    style = adapt.get("style") if isinstance(adapt, dict) else None
+    if isinstance(style, dict) and isinstance(style.get("path"), str):
+        style["path"] = _resolve(style["path"], base)
     config = validate(ExperimentConfig, data, str(path))
     if config.generate.prompt is not None and not config.generate.prompt.is_file():
         raise UserError(f"{path}: generate.prompt: MIDI file {str(config.generate.prompt)!r} does not exist")
@@ -273,4 +353,53 @@ def load_experiment(path: str | Path) -> Experiment:
             trains_target = True
     if not trains_target:
         raise UserError(f"{path}: arms: no arm trains on the target stage {main.target!r}")
-    return Experiment(config=config, source=str(path), curriculum=main, arm_curricula=arm_curricula)
+    adapt_curriculum = None
+    if config.adapt is not None:
+        check_new_style(config.adapt, [main, *arm_curricula.values()], str(path))
+        adapt_curriculum = style_curriculum(main, config.adapt)
+    return Experiment(
+        config=config, source=str(path), curriculum=main, arm_curricula=arm_curricula, adapt_curriculum=adapt_curriculum
+    )
+
+
+def _same_source(style: Music21Stage | MidiDirStage, stage) -> bool:
+    """True when a pretraining ``stage`` draws from the style's source (the same music21
+    collection, or MIDI folders of which one holds the other)."""
+    if isinstance(style, Music21Stage):
+        return isinstance(stage, Music21Stage) and stage.collection == style.collection
+    if not isinstance(stage, MidiDirStage):
+        return False
+    mine, theirs = Path(style.path).resolve(), Path(stage.path).resolve()
+    return mine == theirs or mine in theirs.parents or theirs in mine.parents
+
+
+def check_new_style(adapt: AdaptSection, curricula: list[CurriculumConfig], source: str) -> None:
+    """Refuse (one line) an adaptation style that some pretraining stage draws from: the
+    adaptation phase measures learning music the model has not seen."""
+    style = adapt.style
+    what = f"collection {style.collection!r}" if isinstance(style, Music21Stage) else f"folder {str(style.path)!r}"
+    if isinstance(style, MidiDirStage) and not Path(style.path).is_dir():
+        raise UserError(f"{source}: adapt.style.path: {what} does not exist (expected a folder of .mid/.midi files)")
+    for curriculum in curricula:
+        for stage in curriculum.stages:
+            if _same_source(style, stage):
+                raise UserError(
+                    f"{source}: adapt.style: {what} is also pretraining stage {stage.name!r} of curriculum "
+                    f"{curriculum.name!r}; the new style must be music that no pretraining stage contains"
+                )
+
+
+def style_curriculum(curriculum: CurriculumConfig, adapt: AdaptSection) -> CurriculumConfig:
+    """The adaptation style as a one-stage curriculum with the experiment curriculum's tokenizer,
+    split, filters, keys and seed: prepared (and split by tune) like every other stage."""
+    name = f"{curriculum.name}-adapt-{adapt.style.name}"[:100]
+    return CurriculumConfig(
+        name=name,
+        description=f"the [adapt] style of curriculum {curriculum.name!r}",
+        seed=curriculum.seed,
+        keys=list(curriculum.keys),
+        tokenizer=curriculum.tokenizer,
+        split=curriculum.split,
+        filters=curriculum.filters,
+        stages=[adapt.style],
+    )

@@ -53,16 +53,21 @@ class PackedStage:
     """One stage's split packed in rank order, read as a circular stream without copying it.
 
     ``tokens`` and ``offsets`` are the cache (pieces in storage order); ``ranks`` ``(P,)`` give each
-    stored piece its rank (None: storage order). Stream position p lies in the piece at rank
-    ``searchsorted(stream_offsets, p) - 1``.
+    stored piece its rank (None: storage order); ``keep`` (stored indices; None: every piece)
+    restricts the stream to those pieces (a few-shot subset). Stream position p lies in the piece
+    at rank ``searchsorted(stream_offsets, p) - 1``.
     """
 
-    def __init__(self, tokens: np.ndarray, offsets: np.ndarray, ranks: np.ndarray | None = None) -> None:
+    def __init__(
+        self, tokens: np.ndarray, offsets: np.ndarray, ranks: np.ndarray | None = None, keep: np.ndarray | None = None
+    ) -> None:
         self.tokens = tokens
         self.offsets = np.asarray(offsets, dtype=np.int64)
         lengths = np.diff(self.offsets)
         ranks = np.arange(lengths.shape[0]) if ranks is None else np.asarray(ranks)
         self.order = np.argsort(ranks, kind="stable")  # stored piece index at each stream rank
+        if keep is not None:
+            self.order = self.order[np.isin(self.order, np.asarray(keep, dtype=np.int64))]
         self.sorted_ranks = ranks[self.order]
         self.stream_offsets = np.concatenate([[0], np.cumsum(lengths[self.order])]).astype(np.int64)  # (P + 1,)
         self.in_storage_order = bool(np.array_equal(self.order, np.arange(self.order.shape[0])))
@@ -96,13 +101,18 @@ class WindowSampler:
         seq_len: int,
         ranks: Sequence[np.ndarray] | None = None,
         split: str = "train",
+        pieces: Sequence[np.ndarray | None] | None = None,
     ) -> None:
+        """``pieces[k]``: the stored indices of stage k's pieces to draw from (None: all)."""
         self.seq_len = int(seq_len)
         self.stages = list(stages)
         self._stages: list[PackedStage] = []
         for i, stage in enumerate(self.stages):
             packed = PackedStage(
-                data.tokens(stage, split), data.offsets(stage, split), None if ranks is None else ranks[i]
+                data.tokens(stage, split),
+                data.offsets(stage, split),
+                None if ranks is None else ranks[i],
+                None if pieces is None else pieces[i],
             )
             if packed.n_tokens == 0:
                 raise UserError(f"{data.root}: stage {stage!r} has no {split} pieces; the arm cannot sample from it")

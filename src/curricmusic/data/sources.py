@@ -228,7 +228,12 @@ def _write_cached(entry: Path, converted: list[tuple[str, bytes]]) -> None:
 def music21_items(
     stage: Music21Stage, workers: int = 1, progress: Progress | None = None
 ) -> list[SourceItem]:
-    """Pieces of a music21 corpus collection as MIDI bytes, converting uncached files in parallel."""
+    """Pieces of a music21 corpus collection as MIDI bytes, converting uncached files in parallel.
+
+    With a ``limit``, files are converted in order (``workers`` at a time) only until they hold
+    that many pieces: an opus file holds hundreds of tunes (Essen), so ``limit = 40`` converts
+    one file, not the whole collection.
+    """
     files = music21_collection_files(stage.collection)
     if stage.limit:
         # Single-score files give one piece each; opus files give many, so this is an upper bound.
@@ -236,35 +241,33 @@ def music21_items(
     cache = cache_dir("music21")
     remove_stale(cache, ".*")  # half-written entries of a killed conversion (ours: hidden names)
     results: dict[Path, list[tuple[str, bytes]]] = {}
-    todo: list[tuple[Path, Path]] = []
-    for path in files:
-        entry = cache / _conversion_key(path)
-        cached = _read_cached(entry)
-        if cached is None:
-            todo.append((path, entry))
-        else:
-            results[path] = cached
-    done = len(results)
-    if progress:
-        progress(done, len(files))
-    if todo:
-        if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=workers, **worker_initializer()) as pool:
-                converted_all = pool.map(_convert_corpus_file, [str(p) for p, _ in todo], chunksize=1)
-                for (path, entry), converted in zip(todo, converted_all, strict=True):
-                    _write_cached(entry, converted)
-                    results[path] = converted
-                    done += 1
-                    if progress:
-                        progress(done, len(files))
-        else:
-            for path, entry in todo:
-                converted = _convert_corpus_file(str(path))
+    pool = ProcessPoolExecutor(max_workers=workers, **worker_initializer()) if workers > 1 and len(files) > 1 else None
+    try:
+        start = 0
+        while start < len(files) and not (stage.limit and sum(map(len, results.values())) >= stage.limit):
+            end = start + max(1, workers) if stage.limit else len(files)
+            batch, start = files[start:end], end
+            todo: list[tuple[Path, Path]] = []
+            for path in batch:
+                entry = cache / _conversion_key(path)
+                cached = _read_cached(entry)
+                if cached is None:
+                    todo.append((path, entry))
+                else:
+                    results[path] = cached
+            if progress:
+                progress(len(results), len(files))
+            paths = [str(p) for p, _ in todo]
+            converted_all = pool.map(_convert_corpus_file, paths, chunksize=1) if pool and len(todo) > 1 else map(_convert_corpus_file, paths)
+            for (path, entry), converted in zip(todo, converted_all, strict=True):
                 _write_cached(entry, converted)
                 results[path] = converted
-                done += 1
                 if progress:
-                    progress(done, len(files))
+                    progress(len(results), len(files))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    files = [path for path in files if path in results]
     items = []
     for path in files:
         for local, data in results[path]:

@@ -29,6 +29,7 @@ from curricmusic.evaluation.stats import (
     time_to_target,
     value_at,
 )
+from curricmusic.experiment.adapt_results import adaptation_results
 from curricmusic.experiment.lr_selection import select_learning_rates, selected_runs
 from curricmusic.training.run_files import read_metrics
 
@@ -300,6 +301,7 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
         }
     comparisons = _comparisons(chosen, config)
     n_val = _target_val_pieces(out_dir)
+    adaptation = adaptation_results(experiment, out_dir, chosen)
     results = {
         "experiment": config.name,
         "description": config.description,
@@ -318,7 +320,8 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
         "arms": arms,
         "lr_selection": selection,
         "comparisons": comparisons,
-        "warnings": small_sample_warnings(arms, comparisons, n_val),
+        "warnings": small_sample_warnings(arms, comparisons, n_val) + (adaptation or {}).get("warnings", []),
+        "adaptation": adaptation,
         "versions": _versions(),
     }
     write_json(out_dir / "results.json", results)

@@ -8,7 +8,9 @@ Layout of an experiment folder::
         novelty/                        novelty.json + novelty.html
         samples-unblocked/              the same seeds with copy-blocking off (when it is on):
         novelty-unblocked/              what the model would copy if nothing stopped it
+        adapt/shots-<k>/                with [adapt]: the final model fine-tuned on k pieces of a new style
         cell.json                       done / failed (with the error)
+    OUT/runs/scratch-seed<seed>/adapt/  with [adapt]: the seed's initial weights fine-tuned alike
     OUT/results.json, report.md, report.html
 
 A cell is one (arm, seed), or one (arm, learning rate, seed) when the arm sweeps learning rates
@@ -145,7 +147,16 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
                     samples, cell.run_dir, cell.run_dir / novelty_dir, novelty, sources=novelty_sources,
                     show_progress=show_progress,
                 )  # fmt: skip
+    _adapt_cell(experiment, cell, show_progress)
     write_json(cell.run_dir / CELL_FILE, {"status": "done"})
+
+
+def _adapt_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None:
+    """With ``[adapt]``: the cell's final model fine-tuned on each shot size of the new style."""
+    from curricmusic.experiment.adaptation import adapt_model
+    from curricmusic.training.run_files import MODEL_DIR
+
+    adapt_model(experiment, cell.arm, cell.seed, cell.run_dir, cell.run_dir / MODEL_DIR, show_progress)
 
 
 def _unblocked_twin(blocked: Path, out: Path, settings) -> bool:
@@ -240,6 +251,19 @@ def _prepare_data(experiment: Experiment, show_progress: bool) -> None:
     for arm in experiment.config.arms:
         if experiment.arm_curricula[arm.name] is not experiment.curriculum:
             prepared_for(experiment, arm.name, show_progress=show_progress)
+    if experiment.config.adapt is not None:  # the new style, and enough pieces for every shot size
+        from curricmusic.training.setup import style_prepared
+
+        style_prepared(experiment, show_progress=show_progress)
+
+
+def _adapt_from_scratch(experiment: Experiment, out_dir: Path, show_progress: bool) -> None:
+    """With ``[adapt]``: each seed's initial weights fine-tuned like the arms' final models."""
+    from curricmusic.experiment.adaptation import adapt_scratch
+
+    if experiment.config.adapt is not None:
+        console.print("[bold]from-scratch adaptation[/]")
+        adapt_scratch(experiment, out_dir, show_progress)
 
 
 def run_experiment(
@@ -280,6 +304,7 @@ def run_experiment(
             if status == "failed":
                 error = json.loads((cell.run_dir / CELL_FILE).read_text())["error"]
                 err_console.print(f"[red]{cell.name} failed:[/] {error}")
+    _adapt_from_scratch(experiment, out_dir, show_progress)
     results = aggregate(experiment, out_dir, cells)
     write_reports(results, out_dir)
     return results

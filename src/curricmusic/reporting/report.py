@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from curricmusic.common.atomic import write_text
+from curricmusic.reporting.adaptation import adaptation_figures, adaptation_lines
+from curricmusic.reporting.answer import answer_paragraph
 from curricmusic.reporting.style import CSS, fmt
 
 __all__ = ["write_reports", "markdown_report", "html_report", "fmt"]
@@ -62,6 +64,8 @@ def _target_line(results: dict[str, Any]) -> str:
 def markdown_report(results: dict[str, Any]) -> str:
     lines = [
         f"# {results['experiment']}",
+        "",
+        answer_paragraph(results),
         "",
         results.get("description") or "",
         "",
@@ -117,6 +121,7 @@ def markdown_report(results: dict[str, Any]) -> str:
             "difference / SD of the differences. p: paired t-test, only from 5 seeds; Holm over every row.",
             "",
         ]
+    lines += adaptation_lines(results)
     lines += _novelty_lines(results)
     lines += [
         "## Musical metrics against held-out pieces (Yang & Lerch)",
@@ -245,6 +250,7 @@ def html_report(results: dict[str, Any]) -> str:
         _img(plots.tokens_to_target(results, "final_val_target"), "Final target-stage validation loss"),
         _img(plots.metric_distributions(results, REPORT_METRICS), "Musical metrics against held-out pieces"),
         _img(plots.novelty_histograms(results), "Novelty: distance ratio of samples and held-out pieces"),
+        *(_img(png, caption) for png, caption in adaptation_figures(results)),
     ]
     settings = {
         "experiment": results["config"],

@@ -1,6 +1,8 @@
 """The one training loop. Every arm runs through :func:`train_run`; only the schedule differs.
 
-A step asks the arm's schedule for its mixture, turns it into whole windows per stage
+Adaptation runs (the ``[adapt]`` phase: a model fine-tuned on a few pieces of a new style) run
+through the same loop with another plan (:func:`~.setup.plan_adaptation`), initial weights and
+cadence. A step asks the arm's schedule for its mixture, turns it into whole windows per stage
 (:func:`~curricmusic.curriculum.allocation.allocate`), draws their starts, and trains on the global
 batch (:func:`~.step.train_step`). The loop knows nothing about music: set-up is in
 :mod:`.setup`, held-out scoring in :mod:`.evaluate`, logging in :mod:`.log`. accelerate places
@@ -25,15 +27,17 @@ from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import progress_bar
 from curricmusic.config import Experiment, config_hash
 from curricmusic.curriculum.allocation import allocate
-from curricmusic.model.transformer import save_model
+from curricmusic.model.transformer import load_model, save_model, weights_digest
 from curricmusic.training.evaluate import evaluate
 from curricmusic.training.log import MetricsLog, metrics_row, weights_text
 from curricmusic.training.lr import LRSchedule, lr_schedule
 from curricmusic.training.run_files import (
     CHECKPOINT_FILE,
     MODEL_DIR,
+    RUN_FILE,
     TOKENIZER_FILE,
     load_checkpoint,
+    read_run,
     restore_rng_states,
     rng_states,
     save_checkpoint,
@@ -41,16 +45,18 @@ from curricmusic.training.run_files import (
     write_run,
 )
 from curricmusic.training.setup import (
+    Adaptation,
     RunPlan,
     build_model,
     heldout_sets,
     make_optimizer,
+    plan_adaptation,
     plan_run,
     prepared_for,
 )
 from curricmusic.training.step import train_step
 
-__all__ = ["train_run", "TrainResult", "TrainState", "prepared_for", "peak_lr"]
+__all__ = ["train_run", "TrainResult", "TrainState", "Adaptation", "prepared_for", "peak_lr"]
 
 
 @dataclass
@@ -124,26 +130,36 @@ def train_run(
     resume: bool = False,
     show_progress: bool = True,
     stop_after: int | None = None,
+    adapt: Adaptation | None = None,
 ) -> TrainResult:
     """Train one (arm, learning rate, seed) into ``run_dir``; with ``resume``, continue from its
     checkpoint. ``stop_after`` ends the run after that many steps as if it had been killed there:
-    no checkpoint beyond the last regular one (tests of resume)."""
+    no checkpoint beyond the last regular one (tests of resume).
+
+    With ``adapt``, an adaptation run instead: ``adapt.init``'s weights (or the seed's initial
+    weights) fine-tuned on ``adapt.shots`` pieces of the ``[adapt]`` style with its budget,
+    learning rate and cadence; ``arm_name`` is then only the model's label."""
     from accelerate import Accelerator
 
     train = experiment.config.train
     run_dir = Path(run_dir)
     check_folder(run_dir, kind="run")  # only a new, empty or curricmusic folder: before any work
-    peak = peak_lr(experiment, arm_name, lr)
+    peak = peak_lr(experiment, arm_name, lr) if adapt is None else _adapt_lr(experiment)
     accelerator = Accelerator(mixed_precision=train.mixed_precision, cpu=_multi_cpu())
     main = accelerator.is_main_process
     micro = _micro_batch(experiment, accelerator.num_processes)
     eval_batch = 2 * micro  # no activations kept for a backward pass: twice the training micro-batch fits
     with accelerator.main_process_first():
-        plan = plan_run(experiment, arm_name, seed, show_progress=show_progress and main)
-    info = _run_info(experiment, arm_name, seed, peak, plan)
-    checkpoint = _checkpoint_to_resume(run_dir, info, resume)
+        if adapt is None:
+            plan = plan_run(experiment, arm_name, seed, show_progress=show_progress and main)
+        else:
+            plan = plan_adaptation(experiment, seed, adapt.shots, show_progress=show_progress and main)
 
     model = build_model(experiment, plan.data.vocab_size, seed)
+    if adapt is not None and adapt.init is not None:
+        _load_initial_weights(model, adapt.init, plan)
+    info = _run_info(experiment, arm_name, seed, peak, plan, adapt) | {"init_sha256": weights_digest(model)}
+    checkpoint = _checkpoint_to_resume(run_dir, info, resume)
     optimizer = make_optimizer(model, experiment, peak)
     rng = np.random.default_rng([seed, 0x5EED])
     state = _resume(checkpoint, model, optimizer, rng, run_dir, main) if checkpoint else _fresh(plan, seed)
@@ -153,8 +169,9 @@ def train_run(
         write_run(run_dir, info)
         shutil.copyfile(plan.data.root / "tokenizer.json", run_dir / TOKENIZER_FILE)
     log = MetricsLog(run_dir, main, train.tensorboard)
+    cadence = plan.cadence
     schedule = lr_schedule(
-        train.lr_schedule, peak, plan.total_steps, train.warmup_fraction, train.min_lr_ratio, train.decay_fraction
+        cadence.lr_schedule, peak, plan.total_steps, cadence.warmup_fraction, cadence.min_lr_ratio, cadence.decay_fraction
     )
     if state.step == 0:  # the untrained model's losses: every curve starts from the same point
         state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
@@ -162,21 +179,22 @@ def train_run(
 
     end_step = plan.total_steps if stop_after is None else min(plan.total_steps, state.step + stop_after)
     started, first_step = time.perf_counter(), state.step
-    with progress_bar(f"{arm_name} seed {seed}", plan.total_steps, show_progress and main) as update:
+    label = f"{arm_name} seed {seed}" if adapt is None else f"adapt {arm_name} seed {seed}, {adapt.shots} pieces"
+    with progress_bar(label, plan.total_steps, show_progress and main) as update:
         update(advance=0, completed=state.step)
         while state.step < end_step:
             row = _one_step(model, optimizer, accelerator, plan, state, rng, schedule, micro, train.grad_clip)
             done = state.step
-            evaluated = done % train.eval_every == 0 or done == plan.total_steps
+            evaluated = done % cadence.eval_every == 0 or done == plan.total_steps
             if evaluated:
                 state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
                 row["val_loss"] = state.last_val
             state.schedule = plan.schedule.update(done - 1, state.schedule, state.last_val if evaluated else None)
             tokens_per_s = (done - first_step) * train.tokens_per_step / max(1e-9, time.perf_counter() - started)
-            if done % train.log_every == 0 or evaluated or done == end_step:
+            if done % cadence.log_every == 0 or evaluated or done == end_step:
                 log.append(row | {"tokens_per_s": tokens_per_s})
             update(info=f"loss {row['train_loss']:.3f} | {weights_text(row['stage_weights'])} | {tokens_per_s:,.0f} tok/s")
-            if done % train.checkpoint_every == 0 or done == plan.total_steps:
+            if done % cadence.checkpoint_every == 0 or done == plan.total_steps:
                 accelerator.wait_for_everyone()
                 if main:
                     _save(run_dir, accelerator.unwrap_model(model), optimizer, state, rng, info)
@@ -239,6 +257,12 @@ def _checkpoint_to_resume(run_dir: Path, info: dict, resume: bool) -> dict | Non
     for key in ("experiment_hash", "seed", "arm", "lr"):
         if saved.get(key) != info[key]:
             raise UserError(f"{run_dir}: holds a run with another {key.replace('_', ' ')}; use a new --out folder")
+    where = {"init"}  # where the initial weights were read: the folder may have moved (init_sha256 says what)
+    mine, theirs = ({k: v for k, v in (d.get("adapt") or {}).items() if k not in where} for d in (info, saved))
+    if mine != theirs:
+        raise UserError(f"{run_dir}: holds another adaptation run (shots, style or pieces differ); use a new --out folder")
+    if "init_sha256" in saved and saved["init_sha256"] != info["init_sha256"]:
+        raise UserError(f"{run_dir}: holds a run that started from other weights; use a new --out folder")
     if saved["tokenizer_hash"] != info["tokenizer_hash"]:
         raise UserError(
             f"{run_dir}: its checkpoint was trained with tokenizer {saved['tokenizer_hash']}, but the prepared "
@@ -260,17 +284,45 @@ def _save(run_dir: Path, model, optimizer, state: TrainState, rng, info: dict) -
     save_model(model, run_dir / MODEL_DIR)
 
 
-def _run_info(experiment: Experiment, arm_name: str, seed: int, lr: float, plan: RunPlan) -> dict:
-    train = experiment.config.train
+def _adapt_lr(experiment: Experiment) -> float:
+    if experiment.config.adapt is None:
+        raise UserError(f"{experiment.source}: no [adapt] section: nothing to adapt")
+    return experiment.config.adapt.lr
+
+
+def _load_initial_weights(model, init: Path, plan: RunPlan) -> None:
+    """Start from the model saved in ``init`` (a run's ``model/`` folder; its content hash is
+    checked), after checking it is this experiment's model over the same tokens."""
+    loaded = load_model(init)
+    if loaded.config.to_dict() != model.config.to_dict():
+        raise UserError(f"{init}: a model of another shape than the experiment's; adapt the experiment's own runs")
+    run_file = init.parent / RUN_FILE
+    if run_file.is_file() and read_run(init.parent).get("tokenizer_hash") != plan.data.tokenizer_hash:
+        raise UserError(f"{init}: trained with another tokenizer than the adaptation style's {plan.data.root}")
+    model.load_state_dict(loaded.state_dict())
+
+
+def _run_info(experiment: Experiment, arm_name: str, seed: int, lr: float, plan: RunPlan, adapt: Adaptation | None) -> dict:
+    names = [arm.name for arm in experiment.config.arms]
+    arm = experiment.config.arm(arm_name).model_dump(mode="json") if adapt is None or arm_name in names else {"name": arm_name}
+    adapted = None
+    if adapt is not None:
+        adapted = {
+            "shots": adapt.shots,
+            "style": plan.data.target_stage,
+            "init": str(adapt.init) if adapt.init is not None else None,
+            "pieces": plan.pieces,
+        }
     return {
         "experiment": experiment.config.name,
         "experiment_file": experiment.source,
         "experiment_hash": config_hash(experiment.config),
         "config": experiment.config.model_dump(mode="json"),
-        "arm": experiment.config.arm(arm_name).model_dump(mode="json"),
+        "arm": arm,
+        "adapt": adapted,
         "seed": seed,
         "lr": lr,
-        "lr_schedule": train.lr_schedule,
+        "lr_schedule": plan.cadence.lr_schedule,
         "total_steps": plan.total_steps,
         "stages": list(plan.stage_names),
         "prepared": str(plan.data.root),

@@ -1,38 +1,87 @@
 """Everything a run needs before its first step: data, schedule, sampler, held-out sets, model.
 
 :func:`plan_run` gathers the arm's data and schedule (with the matched arm's window counts for
-arms with ``match``); :func:`build_model` and :func:`make_optimizer` give every arm of a seed the
-same initial weights and optimizer.
+arms with ``match``); :func:`plan_adaptation` the same for an adaptation run (the ``[adapt]``
+style, restricted to a seed's few-shot subset); :func:`build_model` and :func:`make_optimizer`
+give every arm of a seed the same initial weights and optimizer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from curricmusic.common.errors import UserError
-from curricmusic.config import Experiment
+from curricmusic.config import ArmConfig, Experiment
 from curricmusic.curriculum.allocation import window_counts
 from curricmusic.curriculum.heldout import HeldOut, heldout_windows
 from curricmusic.curriculum.pacing import Pacing, ScheduleContext, build_schedule
+from curricmusic.curriculum.shots import shot_subset
 from curricmusic.curriculum.windows import WindowSampler
 from curricmusic.data.prepared import PreparedData
 from curricmusic.model.transformer import ModelConfig, MusicTransformer
 
-__all__ = ["RunPlan", "prepared_for", "schedule_for", "plan_run", "build_model", "make_optimizer", "heldout_sets"]
+__all__ = [
+    "RunPlan",
+    "Cadence",
+    "Adaptation",
+    "prepared_for",
+    "style_prepared",
+    "schedule_for",
+    "plan_run",
+    "plan_adaptation",
+    "build_model",
+    "make_optimizer",
+    "heldout_sets",
+]
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How a run steps: its learning-rate schedule and how often it evaluates, logs and saves
+    (``[train]`` for pretraining, ``[adapt]`` for adaptation runs)."""
+
+    lr_schedule: str
+    warmup_fraction: float
+    min_lr_ratio: float
+    decay_fraction: float
+    eval_every: int
+    log_every: int
+    checkpoint_every: int
+
+    @classmethod
+    def of(cls, section) -> Cadence:
+        """The cadence a ``TrainSection`` or an ``AdaptSection`` sets."""
+        return cls(**{name: getattr(section, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """An adaptation run: ``shots`` pieces of the ``[adapt]`` style, starting from the model in
+    ``init`` (a run's ``model/`` folder), or from the seed's initial weights when None
+    (from-scratch). ``label`` names the model: an arm, or ``scratch``."""
+
+    shots: int
+    init: Path | None
+    label: str
 
 
 @dataclass
 class RunPlan:
-    """The data side of a run: where it reads, what each step draws, what it is scored on."""
+    """The data side of a run: where it reads, what each step draws, what it is scored on, and
+    its cadence. ``pieces``: the ids of the training pieces the sampler draws from when they are
+    a subset of the split (adaptation runs), else None."""
 
     data: PreparedData
     eval_data: PreparedData
     schedule: Pacing
     sampler: WindowSampler
     held_out: dict[str, HeldOut]
+    cadence: Cadence
+    pieces: list[str] | None = None
 
     @property
     def stage_names(self) -> tuple[str, ...]:
@@ -101,7 +150,59 @@ def plan_run(experiment: Experiment, arm_name: str, seed: int, show_progress: bo
         raise UserError(f"{data.root}: prepared with another tokenizer than {eval_data.root}")
     schedule = schedule_for(experiment, arm_name, data, seed)
     sampler = WindowSampler(data, schedule.stages.names, experiment.config.train.seq_len, ranks=schedule.stages.ranks)
-    return RunPlan(data, eval_data, schedule, sampler, heldout_sets(experiment, eval_data, "val"))
+    cadence = Cadence.of(experiment.config.train)
+    return RunPlan(data, eval_data, schedule, sampler, heldout_sets(experiment, eval_data, "val"), cadence)
+
+
+def style_prepared(experiment: Experiment, show_progress: bool = True) -> PreparedData:
+    """The ``[adapt]`` style prepared (built if needed) with the experiment's tokenizer, checked
+    to hold enough training pieces for the largest shot size and held-out pieces to score."""
+    from curricmusic.data.prepare import prepare
+    from curricmusic.data.summary import default_prepared_dir
+
+    adapt, curriculum = experiment.config.adapt, experiment.adapt_curriculum
+    if adapt is None or curriculum is None:
+        raise UserError(f"{experiment.source}: no [adapt] section")
+    data = prepare(curriculum, default_prepared_dir(curriculum), show_progress=show_progress, source=experiment.source).data
+    stage = adapt.style.name
+    counts = {split: len(data.pieces(stage, split)) for split in ("train", "val", "test")}
+    if counts["train"] < adapt.shots[-1]:
+        raise UserError(
+            f"{experiment.source}: adapt.shots: {adapt.shots[-1]} pieces asked for, but the style's training split "
+            f"holds {counts['train']} ({sum(counts.values())} usable pieces in all); lower the shots or raise style.limit"
+        )
+    for split in ("val", "test"):
+        if not counts[split]:
+            raise UserError(
+                f"{experiment.source}: adapt.style: its {split} split is empty ({counts['train']} training pieces); "
+                "give the style more pieces (style.limit) so that every split holds some"
+            )
+    return data
+
+
+def plan_adaptation(experiment: Experiment, seed: int, shots: int, show_progress: bool = True) -> RunPlan:
+    """Data, schedule, sampler and validation windows of an adaptation run: the style's
+    ``shots``-piece subset of ``seed`` (nested, the same for every model of the seed), scored on
+    every token of the style's validation split."""
+    adapt = experiment.config.adapt
+    data = style_prepared(experiment, show_progress=show_progress)
+    assert adapt is not None  # style_prepared checked it
+    stage, train = adapt.style.name, experiment.config.train
+    keep = shot_subset(len(data.pieces(stage, "train")), shots, seed)
+    context = ScheduleContext(
+        stage_names=(stage,),
+        target=stage,
+        seed=seed,
+        total_steps=adapt.total_steps(train.tokens_per_step),
+        batch_size=train.batch_size,
+        seq_len=train.seq_len,
+    )
+    tokens = np.diff(data.offsets(stage, "train"))[keep]
+    arm = ArmConfig(name=f"adapt-{shots}", pacing="random", stages=[stage])
+    schedule = build_schedule(arm, context, {stage: np.zeros(keep.shape[0])}, {stage: tokens})
+    sampler = WindowSampler(data, [stage], train.seq_len, pieces=[keep])
+    pieces = [data.pieces(stage, "train")[int(i)]["id"] for i in keep]
+    return RunPlan(data, data, schedule, sampler, heldout_sets(experiment, data, "val"), Cadence.of(adapt), pieces)
 
 
 def build_model(experiment: Experiment, vocab_size: int, seed: int) -> MusicTransformer:

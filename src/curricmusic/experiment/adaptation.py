@@ -1,0 +1,90 @@
+"""The adaptation phase of ``curricmusic run``: every model fine-tuned on a new style, few-shot.
+
+After a cell has trained (and sampled), its final model is fine-tuned on each shot size of the
+experiment's ``[adapt]`` style; after every cell, a from-scratch model of each seed (the seed's
+initial weights, the ones every arm of that seed started from) is fine-tuned the same way.
+Every run goes through the one training loop (:func:`~curricmusic.training.loop.train_run` with
+an :class:`~curricmusic.training.setup.Adaptation`)::
+
+    OUT/runs/<cell>/adapt/shots-<k>/         a run folder (run.json, metrics.jsonl, checkpoint.pt, model/)
+    OUT/runs/scratch-seed<seed>/adapt/shots-<k>/
+    OUT/runs/scratch-seed<seed>/cell.json    done / failed (with the error)
+
+A finished adaptation run (its run.json says ``finished``) is skipped; an unfinished one
+continues from its checkpoint, so ``run --resume`` repeats nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+
+from curricmusic.common.atomic import write_json
+from curricmusic.common.folders import claim_folder
+from curricmusic.common.progress import err_console
+from curricmusic.config import SCRATCH, Experiment
+
+__all__ = ["ADAPT_DIR", "adapt_dir", "scratch_dir", "adapt_model", "adapt_scratch", "adaptation_finished"]
+
+ADAPT_DIR = "adapt"
+_CELL_FILE = "cell.json"
+
+
+def adapt_dir(run_dir: Path, shots: int) -> Path:
+    """Where a model's adaptation run on ``shots`` pieces lives, inside its run folder."""
+    return Path(run_dir) / ADAPT_DIR / f"shots-{shots}"
+
+
+def scratch_dir(out_dir: Path, seed: int) -> Path:
+    """The from-scratch model's folder of ``seed`` (it holds only its adaptation runs)."""
+    return Path(out_dir) / "runs" / f"{SCRATCH}-seed{seed}"
+
+
+def adaptation_finished(run_dir: Path) -> bool:
+    path = Path(run_dir) / "run.json"
+    return path.is_file() and json.loads(path.read_text()).get("status") == "finished"
+
+
+def adapt_model(
+    experiment: Experiment, label: str, seed: int, run_dir: Path, init: Path | None, show_progress: bool = True
+) -> None:
+    """Fine-tune one model on every shot size of ``[adapt]`` (nothing when the experiment has no
+    such section): ``init`` is a ``model/`` folder, or None for the seed's initial weights."""
+    from curricmusic.training.loop import train_run
+    from curricmusic.training.setup import Adaptation
+
+    adapt = experiment.config.adapt
+    if adapt is None:
+        return
+    for shots in adapt.shots:
+        folder = adapt_dir(run_dir, shots)
+        if adaptation_finished(folder):
+            continue
+        train_run(
+            experiment, label, seed, folder, resume=True, show_progress=show_progress,
+            adapt=Adaptation(shots=shots, init=init, label=label),
+        )  # fmt: skip
+
+
+def adapt_scratch(experiment: Experiment, out_dir: Path, show_progress: bool = True) -> list[str]:
+    """The from-scratch adaptation runs of every seed; returns the seeds' failures as lines (a
+    failing seed is recorded in its ``cell.json`` and does not stop the others)."""
+    if experiment.config.adapt is None:
+        return []
+    failures = []
+    for seed in experiment.config.seeds:
+        folder = scratch_dir(out_dir, seed)
+        status = folder / _CELL_FILE
+        if status.is_file() and json.loads(status.read_text()).get("status") == "done":
+            continue
+        try:
+            claim_folder(folder, "run")
+            adapt_model(experiment, SCRATCH, seed, folder, None, show_progress)
+            write_json(status, {"status": "done"})
+        except Exception as exc:  # noqa: BLE001 - one failing seed must not lose the others
+            error = f"{type(exc).__name__}: {exc}"
+            write_json(status, {"status": "failed", "error": error, "traceback": traceback.format_exc()})
+            err_console.print(f"[red]{folder.name} failed:[/] {error}")
+            failures.append(f"{folder.name}: {error}")
+    return failures

@@ -1,0 +1,115 @@
+"""The report's adaptation section: what the new style is, each model's figures per shot size,
+and each arm against from-scratch and against ``random``, from ``results.json`` alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curricmusic.reporting.style import fmt
+
+__all__ = ["adaptation_lines", "adaptation_figures"]
+
+MIN_SEEDS = 3  # paired seeds an interval needs (evaluation.stats.MIN_SEEDS_FOR_CI)
+
+
+def _stats(stats: dict[str, Any] | None, digits: int = 3) -> str:
+    """``mean [low, high]``; with too few seeds for an interval, the mean and each seed's value."""
+    if not stats or stats.get("mean") is None:
+        return "-"
+    if stats.get("too_few") or stats.get("ci_low") is None:
+        values = ", ".join(fmt(v, digits) for v in stats.get("values", []))
+        return f"{fmt(stats['mean'], digits)} (seeds: {values})" if values else fmt(stats["mean"], digits)
+    return f"{fmt(stats['mean'], digits)} [{fmt(stats['ci_low'], digits)}, {fmt(stats['ci_high'], digits)}]"
+
+
+def _to_target(stats: dict[str, Any] | None) -> tuple[str, str]:
+    if not stats or not stats.get("n"):
+        return "-", "-"
+    return f"{stats['n_reached']}/{stats['n']}", _stats({**stats, "mean": stats.get("restricted_mean")}, 0)
+
+
+def _effect(row: dict[str, Any] | None, key: str, digits: int = 3) -> str:
+    if row is None or row.get(key) is None:
+        return "-"
+    if row["n_pairs"] < MIN_SEEDS:
+        return f"{fmt(row[key], digits)} (n={row['n_pairs']}: no interval)"
+    return f"{fmt(row[key], digits)} [{fmt(row.get(f'{key}_ci_low'), digits)}, {fmt(row.get(f'{key}_ci_high'), digits)}]"
+
+
+def _speedup(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    if row.get("n_at_start"):
+        return f"at target before adapting in {row['n_at_start']}/{row['n_pairs']} seeds"
+    return _effect(row, "speedup", 2)
+
+
+def adaptation_lines(results: dict[str, Any]) -> list[str]:
+    """Markdown lines of the section (none when the experiment had no ``[adapt]``)."""
+    adaptation = results.get("adaptation")
+    if not adaptation:
+        return []
+    style = adaptation.get("style") or {}
+    config = style.get("config") or {}
+    source = config.get("collection") or config.get("path") or "?"
+    counts = style.get("n_pieces") or {}
+    pieces = ", ".join(f"{counts[s]} {s}" for s in ("train", "val", "test") if s in counts) or "not prepared"
+    target = adaptation.get("target") or {}
+    lines = [
+        "## Adaptation to a new style",
+        "",
+        f"Each arm's final model and a from-scratch model with the same initial weights, fine-tuned on "
+        f"`{style.get('stage')}` ({source}: {pieces} pieces, split by tune; no pretraining stage holds it) "
+        f"from {', '.join(str(k) for k in adaptation['shots'])} pieces (nested subsets, the same for every model of a "
+        f"seed) for {fmt(adaptation['budget_tokens'])} tokens at learning rate {adaptation['lr']:g} "
+        f"({adaptation['lr_schedule']}). Target: {fmt(target.get('loss'))} ({target.get('rule', '')}).",
+        "",
+        f"| model | pieces | seeds | loss after {adaptation['early_steps']} steps | final val loss | test loss "
+        "| reached target | tokens to target (restricted mean) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for model in adaptation["models"]:
+        for k in adaptation["shots"]:
+            s = adaptation["arms"][model]["shots"][str(k)]
+            reached, mean = _to_target(s["tokens_to_target"])
+            lines.append(
+                f"| {model} | {k} | {s['n_done']} | {_stats(s['early_val'])} | {_stats(s['final_val'])} | "
+                f"{_stats(s['test'])} | {reached} | {mean} |"
+            )
+    rows = adaptation.get("comparisons") or []
+    if rows:
+        lines += [
+            "",
+            "| arm | against | pieces | seeds | speed-up to target | tokens to target, difference | test loss difference "
+            f"| loss after {adaptation['early_steps']} steps, difference | p test (Holm) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        keyed = {(r["arm"], r["baseline"], r["shots"], r["metric"]): r for r in rows}
+        for arm, baseline, k in dict.fromkeys((r["arm"], r["baseline"], r["shots"]) for r in rows):
+            speed = keyed.get((arm, baseline, k, "tokens_to_target"))
+            test = keyed.get((arm, baseline, k, "test"))
+            p = fmt(test.get("p_holm")) if test and not test.get("too_few_for_p") else "n < 5"
+            lines.append(
+                f"| {arm} | {baseline} | {k} | {(test or speed or {}).get('n_pairs', 0)} | {_speedup(speed)} | "
+                f"{_effect(speed, 'diff', 0)} | {_effect(test, 'diff')} | "
+                f"{_effect(keyed.get((arm, baseline, k, 'early_val')), 'diff')} | {p} |"
+            )
+        lines += [
+            "",
+            "Seed by seed. Speed-up: geometric mean of the control's tokens to the target over the arm's (above 1: "
+            "faster; a seed that never arrives counts as the budget). Differences: arm minus control (below 0: fewer "
+            "tokens, lower loss). Intervals: 95% t over seeds, from 3 seeds; p from 5 seeds.",
+        ]
+    return lines + [""]
+
+
+def adaptation_figures(results: dict[str, Any]) -> list[tuple[bytes | None, str]]:
+    """``(png, caption)`` of each adaptation figure (none without ``[adapt]``)."""
+    if not results.get("adaptation"):
+        return []
+    from curricmusic.reporting import adapt_plots
+
+    return [
+        (adapt_plots.adaptation_curves(results), "Adaptation curves: validation loss on the new style per shot size"),
+        (adapt_plots.shot_size_plot(results), "Final test loss on the new style against the number of pieces"),
+    ]
