@@ -36,6 +36,8 @@ __all__ = [
     "RandomOptions",
     "TargetOnlyOptions",
     "RandomMatchedOptions",
+    "SeqWarmupOptions",
+    "PrePhaseOptions",
     "Order",
 ]
 
@@ -55,6 +57,11 @@ class PacingOptions(FrozenModel):
 
     stages_from: ClassVar[str | None] = None
     matchable: ClassVar[bool] = True
+
+    def check_train(self, seq_len: int, total_steps: int) -> str | None:
+        """A problem of these options with the experiment's ``[train]`` (one line naming the
+        option), or None; the experiment checks every arm when it loads."""
+        return None
 
 
 class _Replay(PacingOptions):
@@ -125,6 +132,33 @@ class RandomMatchedOptions(PacingOptions):
     match: str = Field(description="the arm whose per-stage token counts this arm takes")
 
 
+class SeqWarmupOptions(PacingOptions):
+    """Sequence-length warm-up (Li et al. 2022): the pool's mix, with windows that grow from
+    ``start_len`` tokens to the full context over ``warmup_fraction`` of the steps. A step of
+    shorter windows holds more of them (the same real tokens); lengths divide ``train.seq_len``."""
+
+    start_len: int = Field(32, ge=1, description="window length at step 0 (a divisor of train.seq_len)")
+    warmup_fraction: float = Field(0.25, gt=0.0, le=1.0, description="share of the steps the growth takes")
+
+    def check_train(self, seq_len: int, total_steps: int) -> str | None:
+        if self.start_len > seq_len or seq_len % self.start_len:
+            return f"start_len: {self.start_len} does not divide train.seq_len {seq_len}; use a divisor of it"
+        return None
+
+
+class PrePhaseOptions(PacingOptions):
+    """Pedagogy as a pre-phase: every stage but the target, mixed in proportion to their tokens,
+    for ``pre_fraction`` of the budget; then the target stage alone."""
+
+    pre_fraction: float = Field(0.35, gt=0.0, lt=1.0, description="share of the steps on the pedagogy mix")
+
+    def check_train(self, seq_len: int, total_steps: int) -> str | None:
+        steps = int(round(self.pre_fraction * total_steps))
+        if not 0 < steps < total_steps:
+            return f"pre_fraction: {self.pre_fraction:g} of {total_steps} steps leaves no step for one of the two phases"
+        return None
+
+
 # pacing name -> its options model (the behaviour: curricmusic.curriculum.pacing.PACINGS)
 ARM_OPTIONS: dict[str, type[PacingOptions]] = {
     "fixed": FixedOptions,
@@ -133,6 +167,8 @@ ARM_OPTIONS: dict[str, type[PacingOptions]] = {
     "random": RandomOptions,
     "target-only": TargetOnlyOptions,
     "random-matched": RandomMatchedOptions,
+    "seq-warmup": SeqWarmupOptions,
+    "pre-phase": PrePhaseOptions,
 }
 PACING_NAMES: tuple[str, ...] = tuple(ARM_OPTIONS)
 PacingName = Literal[PACING_NAMES]  # type: ignore[valid-type]  # derived from the registry

@@ -243,6 +243,10 @@ class ExperimentConfig(FrozenModel):
                     "not known before training; match a fixed, competence or random arm"
                 )
         train = self.train
+        for index, arm in enumerate(self.arms):
+            problem = arm.options.check_train(train.seq_len, train.total_steps)
+            if problem:
+                raise ValueError(f"arms.{index}.{problem}")
         if train.total_steps < train.eval_every:
             raise ValueError(
                 f"train.tokens = {train.tokens} gives {train.total_steps} steps of "

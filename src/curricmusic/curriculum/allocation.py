@@ -5,13 +5,16 @@ the batch's windows so that every stage's debt stays within about one window: ov
 k receives sum_t w_k(t) x batch windows to within one window. Two arms whose mixtures give the
 same totals (``random-matched`` and the arm it matches) therefore see the same number of tokens of
 every stage, and a 10% share is 10% of the windows, not 10% in expectation.
+
+A step of shorter windows (a mixture's ``seq_len``: sequence-length warm-up) holds more of them,
+:func:`step_windows`, so that every step trains the same real tokens, ``batch_size x seq_len``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["allocate", "window_counts"]
+__all__ = ["allocate", "step_windows", "window_counts"]
 
 _EPS = 1e-9
 
@@ -38,14 +41,33 @@ def allocate(weights: np.ndarray, debt: np.ndarray, count: int) -> tuple[np.ndar
     return counts, debt - counts
 
 
+def step_windows(length: int | None, batch_size: int, seq_len: int) -> tuple[int, int]:
+    """``(windows, factor)`` of a step whose windows are ``length`` tokens long (None: ``seq_len``).
+
+    ``factor = seq_len // length`` windows stand in for each full-length one, so a step trains
+    ``windows x length = batch_size x seq_len`` real tokens whatever its window length (and a
+    micro-batch of ``factor x micro`` short windows holds the tokens of ``micro`` full ones).
+    ``length`` must divide ``seq_len``.
+    """
+    length = seq_len if length is None else int(length)
+    if length < 1 or length > seq_len or seq_len % length:
+        raise ValueError(f"a step's window length must divide the context {seq_len} (got {length})")
+    factor = seq_len // length
+    return batch_size * factor, factor
+
+
 def window_counts(schedule, batch_size: int) -> dict[str, int]:
-    """Windows per stage name that ``schedule`` draws over its whole run (no validation: only
-    for pacings whose mixture does not depend on it)."""
+    """Full-length windows per stage name that ``schedule`` draws over its whole run: its real
+    tokens of each stage over ``seq_len``, rounded (exact unless windows are shorter; no
+    validation: only for pacings whose mixture does not depend on it)."""
+    seq_len = schedule.context.seq_len
     state = schedule.initial_state()
     debt = np.zeros(len(schedule.stages.names))
-    totals = np.zeros(len(schedule.stages.names), dtype=np.int64)
+    tokens = np.zeros(len(schedule.stages.names), dtype=np.int64)
     for step in range(schedule.total_steps):
-        counts, debt = allocate(schedule.mixture(step, state).weights, debt, batch_size)
-        totals += counts
+        mixture = schedule.mixture(step, state)
+        windows, factor = step_windows(mixture.seq_len, batch_size, seq_len)
+        counts, debt = allocate(mixture.weights, debt, windows)
+        tokens += counts * (seq_len // factor)
         state = schedule.update(step, state, None)
-    return {name: int(n) for name, n in zip(schedule.stages.names, totals, strict=True)}
+    return {name: int(round(n / seq_len)) for name, n in zip(schedule.stages.names, tokens, strict=True)}

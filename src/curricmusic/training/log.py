@@ -2,8 +2,8 @@
 
 A row holds ``step``, ``tokens_seen`` (real tokens trained on so far), ``target_tokens_seen``
 (those of the target stage), ``stage_tokens`` (per stage), ``lr``, ``stage_weights`` (the step's
-mixture), ``current_stage`` and ``train_loss``; ``tokens_per_s`` and, at evaluations,
-``val_loss`` per stage are added by the loop. Step 0 is the untrained model.
+mixture), ``current_stage`` and ``train_loss``; ``window_len`` (the step's window length),
+``tokens_per_s`` and, at evaluations, ``val_loss`` per stage are added by the loop. Step 0 is the untrained model.
 """
 
 from __future__ import annotations

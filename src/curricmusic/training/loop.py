@@ -26,7 +26,7 @@ from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import progress_bar
 from curricmusic.config import Experiment, config_hash
-from curricmusic.curriculum.allocation import allocate
+from curricmusic.curriculum.allocation import allocate, step_windows
 from curricmusic.model.transformer import load_model, save_model, weights_digest
 from curricmusic.training.evaluate import evaluate
 from curricmusic.training.log import MetricsLog, metrics_row, weights_text
@@ -214,14 +214,18 @@ def _one_step(
     """Draw and train on one global batch; advance the state; return the step's metrics row."""
     step = state.step
     mixture = plan.schedule.mixture(step, state.schedule)
-    counts, state.debt = allocate(mixture.weights, state.debt, plan.schedule.context.batch_size)
+    context = plan.schedule.context
+    # shorter windows (sequence-length warm-up): more of them, the same real tokens per step
+    windows, factor = step_windows(mixture.seq_len, context.batch_size, context.seq_len)
+    counts, state.debt = allocate(mixture.weights, state.debt, windows)
     refs = plan.sampler.draw(rng, counts, mixture)
     lr = schedule(step)
-    loss = train_step(model, optimizer, accelerator, plan.sampler, refs, lr, micro, grad_clip)
+    loss = train_step(model, optimizer, accelerator, plan.sampler, refs, lr, micro * factor, grad_clip)
     state.stage_tokens = state.stage_tokens + counts * refs.length
     state.step = step + 1
     current = plan.schedule.current_stage(step, state.schedule)
-    return metrics_row(state.step, plan.stage_names, state.stage_tokens, plan.data.target_stage, lr, mixture.weights, current, loss)
+    row = metrics_row(state.step, plan.stage_names, state.stage_tokens, plan.data.target_stage, lr, mixture.weights, current, loss)
+    return row | {"window_len": refs.length}
 
 
 def _row(plan: RunPlan, state: TrainState, step: int, lr: float, loss: float | None) -> dict:

@@ -9,7 +9,14 @@ here plus one line in ``PACINGS``, and its options model plus one line in ``ARM_
 - ``plateau``: advance when a stage's validation loss stops improving;
 - ``random``: the pool's token mix every step;
 - ``target-only``: the target stage alone, at equal total tokens or (``match``) equal target tokens;
-- ``random-matched``: random order with a named arm's per-stage token counts.
+- ``random-matched``: random order with a named arm's per-stage token counts;
+- ``seq-warmup`` (Li et al. 2022): the random mix, with windows growing to the full context;
+- ``pre-phase``: every pedagogy stage mixed for a share of the budget, then the target alone.
+
+Wu, Dyer and Neyshabur's (2021) control, random order with a growing data set, is
+``competence`` with ``order = "shuffled"``: the same pacing function c(t) over a seeded random
+ranking of all pieces. (``fixed`` with ``order = "shuffled"`` is a random *stage* order, each
+stage in turn: not their control.)
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from curricmusic.curriculum.pacing.baselines import (
 from curricmusic.curriculum.pacing.competence_pacing import CompetencePacing
 from curricmusic.curriculum.pacing.fixed import FixedPacing
 from curricmusic.curriculum.pacing.plateau import PlateauPacing
+from curricmusic.curriculum.pacing.pre_phase import PrePhasePacing
+from curricmusic.curriculum.pacing.seq_warmup import SeqWarmupPacing, warmup_length
 
 __all__ = [
     "PACINGS",
@@ -51,6 +60,7 @@ __all__ = [
     "piece_ranks",
     "replay_weights",
     "stage_at",
+    "warmup_length",
 ]
 
 # pacing name -> behaviour (its options model: curricmusic.config.arms.ARM_OPTIONS[name])
@@ -61,6 +71,8 @@ PACINGS: dict[str, type[Pacing]] = {
     "random": RandomPacing,
     "target-only": TargetOnlyPacing,
     "random-matched": RandomMatchedPacing,
+    "seq-warmup": SeqWarmupPacing,
+    "pre-phase": PrePhasePacing,
 }
 
 
