@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO as REPO  # re-exported: tests import it from here
 from tests.helpers import broken_midis, melody_midi
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,10 +1,54 @@
-"""MIDI fixtures shared by tests: seeded melodies and one broken file of every kind."""
+"""Fixtures shared by tests: seeded melodies, one broken file of every kind, the smallest
+experiment text, and the console script run in-process."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 
+from curricmusic.cli import main
+from curricmusic.common.progress import console
 from curricmusic.music.notes import make_notes, notes_to_score
+
+REPO = Path(__file__).resolve().parents[1]  # the repository root (tests.conftest.REPO)
+DEBUG_ENV = "CURRICMUSIC_DEBUG"  # the README's debug switch
+#: Cache folders of third-party tools that ``main()`` points into curricmusic's cache.
+TOOL_CACHES = ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR")
+
+#: The smallest experiment text that loads (the debug curriculum), without arms: tests append them.
+MINIMAL_EXPERIMENT = f"""
+name = "x"
+curriculum = "{REPO / "curricula" / "debug.toml"}"
+[train]
+tokens = 4096
+seq_len = 64
+batch_size = 8
+eval_every = 4
+"""
+
+
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """Run the console script in this process: ``(exit status, stdout, stderr)``. The variables
+    ``main()`` sets are restored after the test; tables are not wrapped."""
+    for variable in (*TOOL_CACHES, DEBUG_ENV):
+        if variable in os.environ:
+            monkeypatch.setenv(variable, os.environ[variable])
+        else:  # recorded as absent (delenv alone records nothing when it is absent)
+            monkeypatch.setenv(variable, "")
+            monkeypatch.delenv(variable)
+    monkeypatch.setattr(console, "width", 200)
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["curricmusic", *(str(a) for a in args)])
+    try:
+        main()
+        status = 0
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
 
 
 def melody_midi(seed: int, n_notes: int = 24, program: int = 0) -> bytes:

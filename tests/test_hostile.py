@@ -29,20 +29,16 @@ import numpy as np
 import pytest
 import torch
 
-from curricmusic.cli import main
 from curricmusic.common.errors import UserError
 from curricmusic.config import CurriculumConfig, NoveltySection, load_curriculum, load_experiment
 from curricmusic.config.generation import GenerationSettings
 from curricmusic.data.prepare import prepare
 from curricmusic.training.loop import train_run
 from tests.conftest import REPO
-from tests.helpers import broken_midis, melody_midi
+from tests.helpers import DEBUG_ENV, TOOL_CACHES, broken_midis, melody_midi, run_cli
 
 DEBUG_CURRICULUM = REPO / "curricula" / "debug.toml"
-DEBUG_ENV = "CURRICMUSIC_DEBUG"  # the README's debug switch
 MARKER = ".curricmusic"  # the mark of a folder curricmusic made
-# environment variables the command line sets (other libraries' caches, into ours)
-TOOL_CACHES = ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR")
 
 # The smallest experiment that runs every step: 8 training steps, one sample, symbolic novelty.
 TINY = f"""
@@ -95,20 +91,8 @@ def cli(monkeypatch, capsys):
     """Run the console script in this process: ``cli(*args) -> (exit status, stderr)``."""
 
     def run(*args) -> tuple[int, str]:
-        for variable in (*TOOL_CACHES, DEBUG_ENV):  # main() sets them: restored after the test
-            if variable in os.environ:
-                monkeypatch.setenv(variable, os.environ[variable])
-            else:  # recorded as absent (delenv alone records nothing when it is absent)
-                monkeypatch.setenv(variable, "")
-                monkeypatch.delenv(variable)
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["curricmusic", *(str(a) for a in args)])
-        try:
-            main()
-            status = 0
-        except SystemExit as exc:
-            status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return status, capsys.readouterr().err
+        status, _, err = run_cli(monkeypatch, capsys, *args)
+        return status, err
 
     return run
 

@@ -19,6 +19,7 @@ from curricmusic.curriculum.pacing import ScheduleContext, build_schedule, warmu
 from curricmusic.training.loop import train_run
 from curricmusic.training.run_files import read_metrics
 from tests.conftest import REPO
+from tests.helpers import MINIMAL_EXPERIMENT
 
 STAGES = ["scales", "hanon", "etudes", "chorales"]
 TOKENS = {s: np.array([100 * (i + 1) for i in range(n)]) for s, n in zip(STAGES, (3, 4, 5, 6), strict=True)}
@@ -144,15 +145,6 @@ def test_growing_random_grows_like_competence_over_a_seeded_random_ranking():
 
 # ---- options checked against [train] when the experiment loads -----------------------------------
 
-BASE = f"""
-name = "x"
-curriculum = "{REPO / "curricula" / "debug.toml"}"
-[train]
-tokens = 4096
-seq_len = 64
-batch_size = 8
-eval_every = 4
-"""
 
 
 @pytest.mark.parametrize(
@@ -169,7 +161,7 @@ eval_every = 4
 )
 def test_bad_options_fail_with_one_clear_line(tmp_path, arm, message):
     path = tmp_path / "exp.toml"
-    path.write_text(BASE + '[[arms]]\nname = "a"\n' + arm)
+    path.write_text(MINIMAL_EXPERIMENT + '[[arms]]\nname = "a"\n' + arm)
     with pytest.raises(UserError) as caught:
         load_experiment(path)
     assert message in str(caught.value) and "\n" not in str(caught.value)

@@ -13,15 +13,11 @@ numbers are written and shown as documented.
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from curricmusic.cli import main
-from curricmusic.common.progress import console
 from curricmusic.config import load_experiment
 from curricmusic.data.prepared import PreparedData
 from curricmusic.evaluation.probe import bag_of_tokens, cross_validated_accuracy
@@ -31,6 +27,7 @@ from curricmusic.reporting.probe_section import interval_text, probe_lines
 from curricmusic.training.loop import train_run
 from curricmusic.training.run_files import read_run
 from curricmusic.training.setup import build_model, initial_model
+from tests.helpers import run_cli
 
 CURRICULUM = """
 name = "scales_only"
@@ -90,22 +87,7 @@ def cli(monkeypatch, capsys):
     """Run the console script in this process: ``cli(*args) -> (exit status, stdout, stderr)``."""
 
     def run(*args) -> tuple[int, str, str]:
-        for variable in ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR", "CURRICMUSIC_DEBUG"):
-            if variable in os.environ:  # main() sets them: restored after the test
-                monkeypatch.setenv(variable, os.environ[variable])
-            else:
-                monkeypatch.setenv(variable, "")
-                monkeypatch.delenv(variable)
-        monkeypatch.setattr(console, "width", 200)  # tables unwrapped
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["curricmusic", *(str(a) for a in args)])
-        try:
-            main()
-            status = 0
-        except SystemExit as exc:
-            status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
+        return run_cli(monkeypatch, capsys, *args)
 
     return run
 

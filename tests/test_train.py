@@ -19,6 +19,7 @@ from curricmusic.training.loop import train_run
 from curricmusic.training.lr import lr_schedule
 from curricmusic.training.run_files import read_metrics
 from tests.conftest import REPO
+from tests.helpers import MINIMAL_EXPERIMENT
 
 DEBUG = REPO / "experiments" / "debug.toml"
 
@@ -120,15 +121,6 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-BASE = f"""
-name = "x"
-curriculum = "{REPO / "curricula" / "debug.toml"}"
-[train]
-tokens = 4096
-seq_len = 64
-batch_size = 8
-eval_every = 4
-"""
 
 
 @pytest.mark.parametrize(
@@ -149,7 +141,7 @@ eval_every = 4
     ],
 )
 def test_bad_experiments_fail_with_one_clear_line(tmp_path, extra, message):
-    text = BASE.replace("[train]", extra.split("[[arms]]")[0] + "[train]") if extra.startswith("seeds") else BASE
+    text = MINIMAL_EXPERIMENT.replace("[train]", extra.split("[[arms]]")[0] + "[train]") if extra.startswith("seeds") else MINIMAL_EXPERIMENT
     arms = "[[arms]]" + extra.split("[[arms]]", 1)[1] if "[[arms]]" in extra else ""
     with pytest.raises(UserError) as caught:
         load_experiment(write(tmp_path, text + arms))
@@ -159,13 +151,13 @@ def test_bad_experiments_fail_with_one_clear_line(tmp_path, extra, message):
 
 
 def test_budget_too_small_for_one_evaluation(tmp_path):
-    text = BASE.replace("eval_every = 4", "eval_every = 100") + '[[arms]]\nname = "a"\npacing = "random"\n'
+    text = MINIMAL_EXPERIMENT.replace("eval_every = 4", "eval_every = 100") + '[[arms]]\nname = "a"\npacing = "random"\n'
     with pytest.raises(UserError, match="fewer than eval_every"):
         load_experiment(write(tmp_path, text))
 
 
 def test_cli_reports_user_errors_in_one_line_without_traceback(tmp_path):
-    bad = write(tmp_path, BASE + '[[arms]]\nname = "a"\npacing = "sideways"\n')
+    bad = write(tmp_path, MINIMAL_EXPERIMENT + '[[arms]]\nname = "a"\npacing = "sideways"\n')
     done = subprocess.run(
         [sys.executable, "-m", "curricmusic", "train", str(bad)], capture_output=True, text=True, timeout=120
     )
@@ -334,7 +326,7 @@ def test_the_validation_loss_covers_every_validation_token(tmp_path):
 
 
 def test_an_arm_that_sweeps_learning_rates_needs_one_named(tmp_path):
-    text = BASE + 'lr = [1e-3, 3e-3]\n[[arms]]\nname = "a"\npacing = "random"\n'
+    text = MINIMAL_EXPERIMENT + 'lr = [1e-3, 3e-3]\n[[arms]]\nname = "a"\npacing = "random"\n'
     experiment = load_experiment(write(tmp_path, text))
     assert experiment.config.learning_rates("a") == [1e-3, 3e-3]
     with pytest.raises(UserError, match="sweeps learning rates 0.001, 0.003; pass --lr"):
