@@ -15,6 +15,17 @@ initial weights'*; ``mode`` is the transposition-controlled task: over pieces in
 linear reader of pitch-class counts cannot tell major from minor (any rotation of a separating
 hyperplane separates too, and their average is blind to pitch class), so a network has to have
 built features for it.
+
+For ``key`` and ``mode`` a second reader, ``expectation``, probes what the model *predicts*: its
+next-pitch distribution folded to the 12 pitch classes and averaged over the note positions
+(:mod:`curricmusic.evaluation.expectation`), for the trained model and the initial weights, beside
+``heard``, the same probe on the pitches that actually came next (its ceiling), and ``neighbour``,
+the probe on a key-blind predictor that expects the next pitch within a whole step of the last
+note. An untrained model expects nothing in particular, so here the control sits near chance;
+a trained model shows it learned which notes a key allows only where it reads the key better
+than ``neighbour`` does (in a scale, where the notes go already points to its key). For ``key``,
+``scale_mass`` gives each profile's mean share on the labelled key's diatonic pitch classes
+(7/12 for a uniform spread).
 """
 
 from __future__ import annotations
@@ -23,11 +34,19 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from curricmusic.common.atomic import write_json
 from curricmusic.data.prepared import PreparedData
+from curricmusic.evaluation.expectation import (
+    expected_pitch_classes,
+    heard_pitch_classes,
+    neighbour_pitch_classes,
+    pitch_class_table,
+    scale_mass,
+)
 from curricmusic.evaluation.probe import (
     bag_of_tokens,
     cross_validated_accuracy,
@@ -39,19 +58,29 @@ from curricmusic.evaluation.probe import (
 __all__ = [
     "PROBE_FILE",
     "PROBE_TASKS",
+    "EXPECTATION_TASKS",
     "PROBE_FOLDS",
     "ProbeSet",
     "heldout_probe_set",
     "non_pitch_tokens",
     "probe_features",
+    "expectation_profiles",
     "probe_run",
     "read_probe",
 ]
 
 PROBE_FILE = "probe.json"
 PROBE_TASKS = ("key", "mode", "meter")
+EXPECTATION_TASKS = ("key", "mode")  # the tasks a pitch-class profile can answer
 PROBE_FOLDS = 5
-_PITCH_TYPES = ("Pitch", "NoteOn", "NoteOff", "PitchDrum", "PitchIntervalTime", "PitchIntervalChord")
+_PITCH_TYPES = (
+    "Pitch",
+    "NoteOn",
+    "NoteOff",
+    "PitchDrum",
+    "PitchIntervalTime",
+    "PitchIntervalChord",
+)
 
 
 @dataclass
@@ -61,7 +90,9 @@ class ProbeSet:
     pieces: list[np.ndarray] = field(default_factory=list)
     stages: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
-    labels: dict[str, list[str | None]] = field(default_factory=lambda: {task: [] for task in PROBE_TASKS})
+    labels: dict[str, list[str | None]] = field(
+        default_factory=lambda: {task: [] for task in PROBE_TASKS}
+    )
 
     def subset(self, keep: Sequence[bool]) -> ProbeSet:
         rows = [i for i, k in enumerate(keep) if k]
@@ -73,7 +104,9 @@ class ProbeSet:
         )
 
 
-def heldout_probe_set(data: PreparedData, splits: Sequence[str] = ("val", "test"), stages: Sequence[str] | None = None) -> ProbeSet:
+def heldout_probe_set(
+    data: PreparedData, splits: Sequence[str] = ("val", "test"), stages: Sequence[str] | None = None
+) -> ProbeSet:
     """Every piece of ``splits`` of ``stages`` (default all) with its key, mode and meter."""
     out = ProbeSet()
     for stage in stages or data.stage_names:
@@ -102,7 +135,9 @@ def non_pitch_tokens(data: PreparedData) -> np.ndarray:
     return keep
 
 
-def probe_features(models: dict, probe_set: ProbeSet, seq_len: int, vocab_size: int, layers: bool = False) -> dict[str, dict[str, np.ndarray]]:
+def probe_features(
+    models: dict, probe_set: ProbeSet, seq_len: int, vocab_size: int, layers: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
     """Pooled features per model name (and ``bag_of_tokens``): ``{name: {layer: (N, D)}}``; only
     ``final`` unless ``layers``."""
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -113,7 +148,24 @@ def probe_features(models: dict, probe_set: ProbeSet, seq_len: int, vocab_size: 
     return out
 
 
-def _accuracy(features: np.ndarray, labels: Sequence[str | None], seed: int) -> tuple[float, float, int, int, int]:
+def expectation_profiles(
+    models: dict, probe_set: ProbeSet, seq_len: int, pitch_class: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Expected pitch-class profiles ``(N, 12)`` per model name, ``heard`` (the pitches that came
+    next: the ceiling) and ``neighbour`` (the key-blind control: within a whole step of the last
+    note)."""
+    out = {
+        name: expected_pitch_classes(model, probe_set.pieces, seq_len, pitch_class)
+        for name, model in models.items()
+    }
+    out["heard"] = heard_pitch_classes(probe_set.pieces, seq_len, pitch_class)
+    out["neighbour"] = neighbour_pitch_classes(probe_set.pieces, seq_len, pitch_class)
+    return out
+
+
+def _accuracy(
+    features: np.ndarray, labels: Sequence[str | None], seed: int
+) -> tuple[float, float, int, int, int]:
     known = np.array([label is not None for label in labels], dtype=bool)
     chosen = [str(label) for label in labels if label is not None]
     accuracy, chance, folds = cross_validated_accuracy(features[known], chosen, PROBE_FOLDS, seed)
@@ -136,9 +188,15 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
     data = PreparedData.open(info["eval_prepared"])
     seq_len = int(info["config"]["train"]["seq_len"])
     probe_set = heldout_probe_set(data)
-    models = {"trained": load_model(run_dir / MODEL_DIR), "initial": initial_model(info, data.vocab_size)}
+    models = {
+        "trained": load_model(run_dir / MODEL_DIR),
+        "initial": initial_model(info, data.vocab_size),
+    }
     with torch.random.fork_rng():  # the probe draws nothing, but never disturb a caller's stream
         features = probe_features(models, probe_set, seq_len, data.vocab_size, layers)
+        profiles = expectation_profiles(
+            models, probe_set, seq_len, pitch_class_table(data.tokenizer.vocab, data.vocab_size)
+        )
     tasks = {}
     for task in PROBE_TASKS:
         labels = probe_set.labels[task]
@@ -152,6 +210,14 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
                 if layers and name != "bag_of_tokens":
                     entry.setdefault("layers", {}).setdefault(name, {})[layer] = accuracy
         entry["gain"] = entry["trained"] - entry["initial"]
+        if task in EXPECTATION_TASKS:
+            expected: dict[str, Any] = {name: _accuracy(x, labels, seed)[0] for name, x in profiles.items()}
+            expected["gain"] = expected["trained"] - expected["initial"]
+            if task == "key":
+                expected["scale_mass"] = {
+                    name: float(np.nanmean(scale_mass(x, labels))) for name, x in profiles.items()
+                }
+            entry["expectation"] = expected
         tasks[task] = entry
     result = {
         "run": info.get("arm", {}).get("name"),
@@ -162,7 +228,12 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
             "per_stage": {s: probe_set.stages.count(s) for s in dict.fromkeys(probe_set.stages)},
             "seq_len": seq_len,
         },
-        "probe": {"model": "multinomial logistic regression, L2 1e-3, features standardised per fold", "folds": PROBE_FOLDS, "pooling": "mean over positions of the final hidden states"},
+        "probe": {
+            "model": "multinomial logistic regression, L2 1e-3, features standardised per fold",
+            "folds": PROBE_FOLDS,
+            "pooling": "mean over positions of the final hidden states",
+            "expectation": "the same probe on the mean predicted pitch-class distribution over note positions (12 features)",
+        },
         "tasks": tasks,
     }
     write_json(run_dir / PROBE_FILE, result)

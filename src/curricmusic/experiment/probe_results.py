@@ -2,7 +2,9 @@
 
 ``results.json`` holds, per arm, ``probe``: for each task the mean over seeds (t-interval) of the
 trained model's accuracy, of its seed's initial weights' (the control), and of their paired
-difference ``gain``, beside the majority-class rate (``chance``) and the bag-of-tokens reference.
+difference ``gain``, beside the majority-class rate (``chance``) and the bag-of-tokens reference;
+for key and mode, ``expectation``: the same three for the probe of the predicted pitch classes,
+beside ``heard`` (its ceiling) and ``neighbour`` (the key-blind control).
 ``curricmusic probe DIR`` prints the same table for an experiment folder, or one run's.
 """
 
@@ -43,10 +45,30 @@ def summarize_probes(probes: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "initial": mean_ci([e["initial"] for e in entries]),
             "gain": mean_ci([e["trained"] - e["initial"] for e in entries]),
         }
+        expected = [e["expectation"] for e in entries if "expectation" in e]
+        if expected:
+            tasks[task]["expectation"] = {
+                "heard": expected[0]["heard"],
+                "neighbour": expected[0].get("neighbour", math.nan),
+                "trained": mean_ci([e["trained"] for e in expected]),
+                "initial": mean_ci([e["initial"] for e in expected]),
+                "gain": mean_ci([e["trained"] - e["initial"] for e in expected]),
+            }
+            masses = [e["scale_mass"] for e in expected if "scale_mass" in e]
+            if masses:
+                tasks[task]["expectation"]["scale_mass"] = {
+                    "heard": masses[0]["heard"],
+                    "neighbour": masses[0]["neighbour"],
+                    "trained": mean_ci([m["trained"] for m in masses]),
+                    "initial": mean_ci([m["initial"] for m in masses]),
+                }
         layers = [e["layers"] for e in entries if "layers" in e]
         if layers:
             tasks[task]["layers"] = {
-                model: {layer: float(np.mean([entry[model][layer] for entry in layers])) for layer in layers[0][model]}
+                model: {
+                    layer: float(np.mean([entry[model][layer] for entry in layers]))
+                    for layer in layers[0][model]
+                }
                 for model in layers[0]
             }
     return {"n_runs": len(probes), "pieces": probes[0].get("pieces", {}), "tasks": tasks}
@@ -63,11 +85,24 @@ def _run_dirs(folder: Path) -> list[Path]:
         return [folder]
     runs = sorted(p.parent for p in (folder / "runs").glob("*/run.json"))
     if not runs:
-        raise UserError(f"{folder}: neither a run folder (run.json) nor an experiment folder (runs/*/run.json)")
+        raise UserError(
+            f"{folder}: neither a run folder (run.json) nor an experiment folder (runs/*/run.json)"
+        )
     return runs
 
 
-def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = False, show_progress: bool = True) -> dict[str, dict]:
+def _stale(probe: dict, layers: bool) -> bool:
+    """Whether a stored ``probe.json`` lacks what is asked: every layer, or the expectation
+    probe (written before it existed)."""
+    tasks = probe.get("tasks", {}).values()
+    return (layers and not any("layers" in t for t in tasks)) or not any(
+        "expectation" in t for t in tasks
+    )
+
+
+def probe_folder(
+    folder: str | Path, *, layers: bool = False, force: bool = False, show_progress: bool = True
+) -> dict[str, dict]:
     """Probe every finished run under ``folder`` (a run folder or an experiment folder) that has
     no ``probe.json`` yet (all with ``force``); returns the summary per arm (per arm and learning
     rate when an arm swept several)."""
@@ -78,14 +113,18 @@ def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = Fals
     folder = Path(folder)
     runs = _run_dirs(folder)
     infos = {run: json.loads((run / "run.json").read_text()) for run in runs}
-    finished = [run for run in runs if infos[run].get("status") == "finished" and (run / "model").is_dir()]
+    finished = [
+        run for run in runs if infos[run].get("status") == "finished" and (run / "model").is_dir()
+    ]
     if not finished:
-        raise UserError(f"{folder}: no finished run to probe (run.json status 'finished' and a model/ folder)")
+        raise UserError(
+            f"{folder}: no finished run to probe (run.json status 'finished' and a model/ folder)"
+        )
     probes: dict[Path, dict] = {}
     with progress_bar("Probing runs", len(finished), show_progress) as update:
         for run in finished:
             existing = None if force else read_probe(run)
-            if existing is None or (layers and not any("layers" in t for t in existing["tasks"].values())):
+            if existing is None or _stale(existing, layers):
                 existing = probe_run(run, layers=layers)
             probes[run] = existing
             update()
@@ -101,10 +140,24 @@ def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = Fals
     return {name: summarize_probes(group) for name, group in groups.items()}
 
 
-def probe_rows(summaries: dict[str, dict]) -> list[dict[str, Any]]:
-    """One row per (arm, task) for tables: seeds, chance, bag of tokens, initial, trained, gain."""
+def probe_rows(summaries: dict[str, dict], reader: str = "hidden") -> list[dict[str, Any]]:
+    """One row per (arm, task) for tables: seeds, chance, and the reader's initial, trained, gain;
+    ``hidden`` (pooled hidden states, with the bag of tokens) or ``expectation`` (predicted pitch
+    classes, with ``heard``; only the tasks it answers)."""
+    if reader not in ("hidden", "expectation"):
+        raise ValueError(f"reader must be 'hidden' or 'expectation', got {reader!r}")
     rows = []
     for arm, summary in summaries.items():
         for task, entry in summary.get("tasks", {}).items():
-            rows.append({"arm": arm, "task": task, "n": summary["n_runs"], **entry})
+            base = {
+                "arm": arm,
+                "task": task,
+                "n": summary["n_runs"],
+                "n_classes": entry["n_classes"],
+                "chance": entry["chance"],
+            }
+            if reader == "hidden":
+                rows.append({**entry, **base})
+            elif "expectation" in entry:
+                rows.append({**base, **entry["expectation"]})
     return rows
