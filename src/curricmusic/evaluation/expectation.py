@@ -5,7 +5,7 @@ the next token of a held-out piece starts a note, the model's predicted distribu
 tokens (renormalised among them) is folded onto the 12 pitch classes; the mean over those positions
 is the piece's *expected pitch-class profile* ``(12,)``. A linear probe on it reads the key the
 model predicts in, not the key of the tokens it was given: an untrained network predicts the same
-near-uniform spread whatever the piece, so the probe on its profile stays near chance, which a
+near-uniform spread whatever the piece, so the probe on its profile stays close to chance, which a
 probe on pooled hidden states never does (a random network's pooled states are a random
 projection of the input tokens, which spell out the pitches).
 

@@ -21,7 +21,7 @@ next-pitch distribution folded to the 12 pitch classes and averaged over the not
 (:mod:`curricmusic.evaluation.expectation`), for the trained model and the initial weights, beside
 ``heard``, the same probe on the pitches that actually came next (its ceiling), and ``neighbour``,
 the probe on a key-blind predictor that expects the next pitch within a whole step of the last
-note. An untrained model expects nothing in particular, so here the control sits near chance;
+note. An untrained model expects nothing in particular, so here the control stays close to chance;
 a trained model shows it learned which notes a key allows only where it reads the key better
 than ``neighbour`` does (in a scale, where the notes go already points to its key). For ``key``,
 ``scale_mass`` gives each profile's mean share on the labelled key's diatonic pitch classes

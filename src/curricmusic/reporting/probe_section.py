@@ -22,8 +22,9 @@ PROBE_NOTE = (
 EXPECTATION_NOTE = (
     "The same probe on what the model predicts: at every position whose next token starts a note, its next-pitch "
     "distribution folded onto the 12 pitch classes, averaged over the piece (12 features). An untrained network "
-    "predicts the same near-uniform spread whatever the piece, so 'initial' stays near chance here and 'trained - "
-    "initial' is what training taught about which notes a key allows. 'heard pitches' is the probe on the pitches "
+    "predicts a near-uniform spread whatever the piece (leaning slightly towards the pitches it was given, through "
+    "the output head tied to the embeddings), so 'initial' stays close to chance here and 'trained - initial' is "
+    "what training taught about which notes a key allows. 'heard pitches' is the probe on the pitches "
     "that actually came next, the profile of a perfect predictor: the ceiling. 'key-blind neighbour' is the probe on "
     "a predictor that knows only that melodies move by small steps (the next pitch anywhere within a whole step of "
     "the last note): where the notes go already points to a key, so only a trained model that reads the key better "
