@@ -90,27 +90,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--variants", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--kinds",
-        nargs="*",
-        default=None,
-        help="probe only generated pieces of these kinds (scale, arpeggio, chromatic)",
-    )
-    parser.add_argument(
-        "--parts",
-        nargs="*",
-        default=None,
-        help="generate only these parts (scales, chromatic, arpeggios)",
-    )
-    parser.add_argument(
-        "--motions",
-        nargs="*",
-        default=None,
-        help="generate only these motions (separate, parallel, contrary)",
-    )
-    parser.add_argument(
-        "--work", type=Path, default=None, help="folder for the curriculum, experiment and run"
-    )
+    parser.add_argument("--kinds", nargs="*", default=None, help="probe only generated pieces of these kinds (scale, arpeggio, chromatic)")
+    parser.add_argument("--parts", nargs="*", default=None, help="generate only these parts (scales, chromatic, arpeggios)")
+    parser.add_argument("--motions", nargs="*", default=None, help="generate only these motions (separate, parallel, contrary)")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the curriculum, experiment and run")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="probe_study_"))
@@ -139,36 +122,21 @@ def main() -> None:
     data = PreparedData.open(info["prepared"])
     probe_set = heldout_probe_set(data)
     if args.kinds:
-        kinds = {
-            p["id"]: (p.get("meta") or {}).get("kind")
-            for s in data.stage_names
-            for sp in ("val", "test")
-            for p in data.pieces(s, sp)
-        }
+        kinds = {p["id"]: (p.get("meta") or {}).get("kind") for s in data.stage_names for sp in ("val", "test") for p in data.pieces(s, sp)}
         probe_set = probe_set.subset([kinds.get(i) in args.kinds for i in probe_set.ids])
     models = {
         "trained": load_model(run_dir / "model"),
         "initial": build_model(experiment, data.vocab_size, args.seed),
     }
-    keep = {
-        "mean": (None, "mean"),
-        "structure": (non_pitch_tokens(data), "mean"),
-        "last": (None, "last"),
-    }
+    keep = {"mean": (None, "mean"), "structure": (non_pitch_tokens(data), "mean"), "last": (None, "last")}
     setting = {k: v for k, v in vars(args).items() if k not in ("out", "work")} | {
         "n_pieces": len(probe_set.pieces), "train_s": round(train_s, 1), "final_val_loss": info["final_val_loss"],
     }  # fmt: skip
     rows = []
     for pooling, (mask, how) in keep.items():
-        features = {
-            ("bag-of-tokens", "input"): bag_of_tokens(
-                probe_set.pieces, args.seq_len, data.vocab_size, mask
-            )
-        }
+        features = {("bag-of-tokens", "input"): bag_of_tokens(probe_set.pieces, args.seq_len, data.vocab_size, mask)}
         for name, model in models.items():
-            for layer, x in layer_features(
-                model, probe_set.pieces, args.seq_len, mask, pooling=how
-            ).items():
+            for layer, x in layer_features(model, probe_set.pieces, args.seq_len, mask, pooling=how).items():
                 features[(name, layer)] = x
         for (name, layer), x in features.items():
             for task, task_labels in probe_set.labels.items():

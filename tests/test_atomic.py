@@ -36,11 +36,7 @@ def test_numpy_save_through_a_suffix_keeps_its_data(tmp_path):
 
 
 def test_json_is_standard_json():
-    assert json_safe({"a": math.nan, "b": [np.float32(1.5), np.int64(2)], "c": math.inf}) == {
-        "a": None,
-        "b": [1.5, 2],
-        "c": None,
-    }
+    assert json_safe({"a": math.nan, "b": [np.float32(1.5), np.int64(2)], "c": math.inf}) == {"a": None, "b": [1.5, 2], "c": None}
 
 
 def test_write_json_rejects_nothing_it_made_safe(tmp_path):

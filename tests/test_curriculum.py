@@ -25,13 +25,8 @@ from curricmusic.curriculum.pacing import (
 
 STAGES = ["scales", "hanon", "etudes", "chorales"]
 # four stages of 3, 4, 5, 6 pieces; piece i of a stage has 100 * (i + 1) tokens
-TOKENS = {
-    s: np.array([100 * (i + 1) for i in range(n)])
-    for s, n in zip(STAGES, (3, 4, 5, 6), strict=True)
-}
-DIFFICULTY = {
-    s: np.linspace(0.1, 0.2, t.shape[0]) + 0.2 * k for k, (s, t) in enumerate(TOKENS.items())
-}
+TOKENS = {s: np.array([100 * (i + 1) for i in range(n)]) for s, n in zip(STAGES, (3, 4, 5, 6), strict=True)}
+DIFFICULTY = {s: np.linspace(0.1, 0.2, t.shape[0]) + 0.2 * k for k, (s, t) in enumerate(TOKENS.items())}
 BATCH = 8
 
 
@@ -40,9 +35,7 @@ def context(total_steps=100, matched=None, seed=0):
 
 
 def schedule(total_steps=100, matched=None, **arm):
-    return build_schedule(
-        ArmConfig(name="a", **arm), context(total_steps, matched), DIFFICULTY, TOKENS
-    )
+    return build_schedule(ArmConfig(name="a", **arm), context(total_steps, matched), DIFFICULTY, TOKENS)
 
 
 def test_the_config_and_the_behaviour_registries_name_the_same_pacings():
@@ -89,9 +82,7 @@ def test_competence_is_monotone_from_c0_and_reaches_one_at_T(form):
     assert all(b >= a for a, b in zip(values, values[1:], strict=False))
     assert values[199] < 1.0
     assert all(v == 1.0 for v in values[200:])
-    assert competence(50, 200, 0.1, "sqrt") == pytest.approx(
-        math.sqrt(50 * (1 - 0.01) / 200 + 0.01)
-    )
+    assert competence(50, 200, 0.1, "sqrt") == pytest.approx(math.sqrt(50 * (1 - 0.01) / 200 + 0.01))
     assert competence(50, 200, 0.1, "linear") == pytest.approx(50 * 0.9 / 200 + 0.1)
 
 
@@ -113,47 +104,31 @@ def test_fixed_boundaries_are_exact():
     np.testing.assert_array_equal(fixed_boundaries(3, 100, fractions=[0.25, 0.25]), [25, 50, 100])
     np.testing.assert_array_equal(fixed_boundaries(3, 100, steps=[10, 30, 60]), [10, 40, 100])
     # tokens are converted with a ceiling: 1000 tokens at 64 per step is 16 steps
-    np.testing.assert_array_equal(
-        fixed_boundaries(2, 50, tokens=[1000], tokens_per_step=64), [16, 50]
-    )
+    np.testing.assert_array_equal(fixed_boundaries(2, 50, tokens=[1000], tokens_per_step=64), [16, 50])
     np.testing.assert_array_equal(fixed_boundaries(4, 100), [25, 50, 75, 100])
     bounds = fixed_boundaries(3, 100, fractions=[0.25, 0.25])
     assert [stage_at(t, bounds) for t in (0, 24, 25, 49, 50, 99, 150)] == [0, 0, 1, 1, 2, 2, 2]
     s = schedule(pacing="fixed", stage_fractions=[0.1, 0.2, 0.3, 0.4])
-    assert [int(np.argmax(s.mixture(t, {}).weights)) for t in (9, 10, 29, 30, 59, 60, 99)] == [
-        0,
-        1,
-        1,
-        2,
-        2,
-        3,
-        3,
-    ]
+    assert [int(np.argmax(s.mixture(t, {}).weights)) for t in (9, 10, 29, 30, 59, 60, 99)] == [0, 1, 1, 2, 2, 3, 3]
 
 
 def test_replay_keeps_a_share_on_earlier_stages_in_proportion_to_size():
     sizes = np.array([600.0, 1000.0, 1500.0, 2100.0])
     np.testing.assert_allclose(replay_weights(0, sizes, 0.2), [1, 0, 0, 0])
-    np.testing.assert_allclose(
-        replay_weights(2, sizes, 0.2), [0.2 * 600 / 1600, 0.2 * 1000 / 1600, 0.8, 0]
-    )
+    np.testing.assert_allclose(replay_weights(2, sizes, 0.2), [0.2 * 600 / 1600, 0.2 * 1000 / 1600, 0.8, 0])
     s = schedule(pacing="fixed", stage_fractions=[0.25, 0.25, 0.25], replay=0.2)
     np.testing.assert_allclose(s.mixture(80, {}).weights, replay_weights(3, sizes, 0.2))
 
 
 def test_plateau_advances_when_validation_stops_improving():
-    s = schedule(
-        total_steps=1000, pacing="plateau", patience=2, min_delta=0.05, max_stage_fraction=1.0
-    )
+    s = schedule(total_steps=1000, pacing="plateau", patience=2, min_delta=0.05, max_stage_fraction=1.0)
     state = s.initial_state()
     curve = [3.0, 2.5, 2.2, 2.15, 2.14, 2.13]  # improvements of 17%, 12%, then under 5% twice
     stages = []
     for step, loss in enumerate(curve):
         before = dict(state)
         state = s.update(step, state, {"scales": loss})
-        assert (
-            s.update(step, before, {"scales": loss}) == state
-        )  # pure: the given dict is untouched
+        assert s.update(step, before, {"scales": loss}) == state  # pure: the given dict is untouched
         stages.append(state["stage"])
     assert stages == [0, 0, 0, 0, 1, 1]
     assert state["stage_start"] == 5 and state["best"] is None
@@ -209,9 +184,7 @@ def test_allocation_keeps_every_stage_within_one_window_of_its_share():
         assert counts.sum() == 7 and np.all(counts >= 0) and np.all(counts[weights == 0] == 0)
         expected += weights * 7
         given += counts
-        assert np.all(
-            np.abs(expected - given) < 4
-        )  # bounded: stages switched off keep their remainder
+        assert np.all(np.abs(expected - given) < 4)  # bounded: stages switched off keep their remainder
     # constant shares: exact to within one window at every step
     debt, given = np.zeros(3), np.zeros(3, dtype=np.int64)
     for step in range(1, 200):
@@ -236,9 +209,7 @@ def test_random_matched_sees_the_same_windows_of_every_stage_as_its_curriculum()
 
 
 def test_target_only_at_equal_target_tokens_runs_as_many_steps_as_it_needs():
-    counts = window_counts(
-        schedule(total_steps=90, pacing="fixed", stage_fractions=[0.1, 0.1, 0.15]), BATCH
-    )
+    counts = window_counts(schedule(total_steps=90, pacing="fixed", stage_fractions=[0.1, 0.1, 0.15]), BATCH)
     assert counts["chorales"] == round(0.65 * 90) * BATCH
     short = schedule(total_steps=90, matched=counts, pacing="target-only", match="c")
     assert short.total_steps == math.ceil(counts["chorales"] / BATCH)
@@ -248,10 +219,7 @@ def test_target_only_at_equal_target_tokens_runs_as_many_steps_as_it_needs():
 def test_a_pacing_can_set_the_window_length_of_a_step():
     class Warmup(Pacing):  # the seam for sequence-length warm-up: one class, no loop change
         def mixture(self, step, state):
-            return Mixture(
-                np.ones(len(self.stages.names)) / len(self.stages.names),
-                seq_len=4 if step < 10 else None,
-            )
+            return Mixture(np.ones(len(self.stages.names)) / len(self.stages.names), seq_len=4 if step < 10 else None)
 
     warm = Warmup(ArmConfig(name="w", pacing="random"), schedule(pacing="random").stages, context())
     assert warm.mixture(0, {}).seq_len == 4 and warm.mixture(10, {}).seq_len is None

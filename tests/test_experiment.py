@@ -28,9 +28,7 @@ def finished(experiment, tmp_path_factory):
     adaptation phase end to end through the command line, as a user runs it."""
     out = tmp_path_factory.mktemp("exp")
     done = subprocess.run(
-        [sys.executable, "-m", "curricmusic", "run", str(DEBUG), "--out", str(out)],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "curricmusic", "run", str(DEBUG), "--out", str(out)], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "In short:" in done.stdout  # the command prints the report's opening paragraph
@@ -39,9 +37,7 @@ def finished(experiment, tmp_path_factory):
 
 def test_results_cover_every_arm_and_seed(finished, experiment):
     out, results = finished
-    assert {(r["arm"], r["seed"]) for r in results["runs"]} == {
-        (a.name, s) for a in experiment.config.arms for s in (0, 1)
-    }
+    assert {(r["arm"], r["seed"]) for r in results["runs"]} == {(a.name, s) for a in experiment.config.arms for s in (0, 1)}
     assert all(r["status"] == "done" for r in results["runs"])
     for run in results["runs"]:
         assert len(run["curves"]["val_target"]) == 5  # evaluations at steps 0, 12, 24, 36, 48
@@ -51,17 +47,11 @@ def test_results_cover_every_arm_and_seed(finished, experiment):
     arm = results["arms"]["curriculum"]["summary"]["final_val_target"]
     values = [r["summary"]["final_val_target"] for r in results["runs"] if r["arm"] == "curriculum"]
     assert arm["values"] == values and arm["mean"] == pytest.approx(sum(values) / 2)
-    assert (
-        arm["ci_low"] <= arm["mean"] <= arm["ci_high"] and arm["too_few"]
-    )  # 2 seeds: t-interval, flagged
+    assert arm["ci_low"] <= arm["mean"] <= arm["ci_high"] and arm["too_few"]  # 2 seeds: t-interval, flagged
     metrics = {row["metric"] for row in results["comparisons"]}
     assert {"final_val_target", "auc_val_target", "tokens_to_target"} <= metrics
-    assert all(
-        row["arm"] == "curriculum" and row["baseline"] == "random" for row in results["comparisons"]
-    )
-    assert all(
-        row["p_value"] is None and row["too_few_for_p"] for row in results["comparisons"]
-    )  # 2 seeds
+    assert all(row["arm"] == "curriculum" and row["baseline"] == "random" for row in results["comparisons"])
+    assert all(row["p_value"] is None and row["too_few_for_p"] for row in results["comparisons"])  # 2 seeds
     assert results["heldout_music"]["pitch_class_entropy"]
 
 
@@ -73,19 +63,12 @@ def test_every_cell_is_sampled_with_and_without_copy_blocking(finished, experime
         unblocked = json.loads((folder / "samples-unblocked" / "manifest.json").read_text())
         assert blocked["settings"]["copy_blocking"] and not unblocked["settings"]["copy_blocking"]
         assert [r["seed"] for r in unblocked["samples"]] == [r["seed"] for r in blocked["samples"]]
-        if (
-            "same_as_blocked" in unblocked
-        ):  # nothing was blocked: the same seeds give the same samples
+        if "same_as_blocked" in unblocked:  # nothing was blocked: the same seeds give the same samples
             assert not any(r["copy_blocked_tokens"] for r in blocked["samples"])
             for row in blocked["samples"]:
-                assert (folder / "samples" / row["file"]).read_bytes() == (
-                    folder / "samples-unblocked" / row["file"]
-                ).read_bytes()
+                assert (folder / "samples" / row["file"]).read_bytes() == (folder / "samples-unblocked" / row["file"]).read_bytes()
         assert len(run["novelty_unblocked"]["samples"]) == experiment.config.generate.n
-        assert (
-            run["summary"]["copy_rate_unblocked"]
-            == run["novelty_unblocked"]["summary"]["copy_rate"]
-        )
+        assert run["summary"]["copy_rate_unblocked"] == run["novelty_unblocked"]["summary"]["copy_rate"]
     novelty = results["arms"]["curriculum"]["novelty"]
     assert novelty["n_samples_unblocked"] == 2 * experiment.config.generate.n
     assert "cells" in novelty["data_copying_C_T_pooled"] and novelty["fresh_false_flag_rate"]
@@ -129,18 +112,13 @@ def test_generate_with_no_flags_reproduces_the_runners_samples(finished, tmp_pat
     out, _ = finished
     run = out / "runs" / "curriculum-seed1"
     done = subprocess.run(
-        [sys.executable, "-m", "curricmusic", "generate", str(run), "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "curricmusic", "generate", str(run), "--out", str(tmp_path)], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     theirs = json.loads((run / "samples" / "manifest.json").read_text())
     ours = json.loads((tmp_path / "manifest.json").read_text())
     assert ours["seed"] == 1 and ours["settings"] == theirs["settings"]
-    assert (
-        ours["settings_source"]["seed"] == "default"
-        and ours["settings_source"]["max_bars"] == "experiment"
-    )
+    assert ours["settings_source"]["seed"] == "default" and ours["settings_source"]["max_bars"] == "experiment"
     assert ours["samples"] == theirs["samples"]
     for row in theirs["samples"]:
         assert (tmp_path / row["file"]).read_bytes() == (run / "samples" / row["file"]).read_bytes()
@@ -156,10 +134,7 @@ def test_novelty_with_no_flags_reproduces_the_runs_numbers(finished, tmp_path):
     assert done.returncode == 0, done.stderr
     theirs = json.loads((run / "novelty" / "novelty.json").read_text())
     ours = json.loads((tmp_path / "novelty.json").read_text())
-    assert (
-        ours["settings"] == theirs["settings"]
-        and ours["settings_source"]["embedder"] == "experiment"
-    )
+    assert ours["settings"] == theirs["settings"] and ours["settings_source"]["embedder"] == "experiment"
     assert ours["summary"] == theirs["summary"]
     assert [s["rho"] for s in ours["samples"]] == [s["rho"] for s in theirs["samples"]]
     reported = next(r for r in results["runs"] if r["arm"] == "random" and r["seed"] == 0)
@@ -167,19 +142,14 @@ def test_novelty_with_no_flags_reproduces_the_runs_numbers(finished, tmp_path):
     assert f"median rho {ours['summary']['rho_median']:.2f}" in done.stdout
 
 
-def test_interrupted_then_resumed_gives_the_same_results(
-    finished, experiment, tmp_path, monkeypatch
-):
+def test_interrupted_then_resumed_gives_the_same_results(finished, experiment, tmp_path, monkeypatch):
     """Killed inside an adaptation run (the first cell's 8-piece one, at its step 7; its last
     checkpoint is at step 4): the resumed experiment skips the finished adaptation run, continues
     the killed one and gives the same results.json as the uninterrupted one."""
     reference, _ = finished
     real_step = train_module.train_step
     adapt = experiment.config.adapt
-    pretraining, adapting = (
-        48,
-        adapt.tokens // experiment.config.train.tokens_per_step,
-    )  # steps of each run
+    pretraining, adapting = 48, adapt.tokens // experiment.config.train.tokens_per_step  # steps of each run
     calls = {"n": 0, "kill_at": pretraining + adapting + 7}
 
     def killed_midway(*args, **kwargs):
@@ -196,16 +166,10 @@ def test_interrupted_then_resumed_gives_the_same_results(
     calls.update(n=0, kill_at=None)  # no more kills: count the steps the resumed run trains
     run_experiment(experiment, tmp_path, resume=True, show_progress=False)
     cells, shots = len(experiment.config.arms) * 2, len(adapt.shots)
-    remaining = (
-        (adapting - 4) + (cells - 1) * (pretraining + shots * adapting) + 2 * shots * adapting
-    )  # + scratch
+    remaining = (adapting - 4) + (cells - 1) * (pretraining + shots * adapting) + 2 * shots * adapting  # + scratch
     assert calls["n"] == remaining
-    assert json.loads((tmp_path / "results.json").read_text()) == json.loads(
-        (reference / "results.json").read_text()
-    )
-    run_experiment(
-        experiment, tmp_path, resume=True, show_progress=False
-    )  # everything finished: nothing trains
+    assert json.loads((tmp_path / "results.json").read_text()) == json.loads((reference / "results.json").read_text())
+    run_experiment(experiment, tmp_path, resume=True, show_progress=False)  # everything finished: nothing trains
     assert calls["n"] == remaining
 
 
@@ -219,12 +183,8 @@ def test_adaptation_covers_every_arm_shot_size_and_seed_and_from_scratch(finishe
     steps = experiment.config.adapt.tokens // experiment.config.train.tokens_per_step
     for run in adaptation["runs"]:
         assert run["status"] == "done" and (out / run["run_dir"] / "run.json").is_file()
-        assert run["curves"]["eval_steps"] == list(
-            range(0, steps + 1, experiment.config.adapt.eval_every)
-        )
-        assert run["summary"]["final_val"] == run["curves"]["val"][-1] and math.isfinite(
-            run["summary"]["test"]
-        )
+        assert run["curves"]["eval_steps"] == list(range(0, steps + 1, experiment.config.adapt.eval_every))
+        assert run["summary"]["final_val"] == run["curves"]["val"][-1] and math.isfinite(run["summary"]["test"])
         assert run["summary"]["early_val"] == run["curves"]["val"][1]  # after eval_every steps
     assert adaptation["target"]["source"] == "rule" and adaptation["target"]["shots"] == 8
     for model in models:
@@ -236,15 +196,11 @@ def test_adaptation_covers_every_arm_shot_size_and_seed_and_from_scratch(finishe
     assert sum(adaptation["style"]["n_pieces"].values()) > 0
     markdown = (out / "report.md").read_text()
     assert "## Adaptation to a new style" in markdown
-    assert markdown.splitlines()[2].startswith(
-        "In short: with 2 seed(s) per arm this experiment cannot say"
-    )
+    assert markdown.splitlines()[2].startswith("In short: with 2 seed(s) per arm this experiment cannot say")
     page = (out / "report.html").read_text()
     body = page[page.index("</div>") :]  # after the novelty banner: the answer opens the page
     assert body.index("<p>In short: with 2 seed(s) per arm") < body.index("<h2>")
-    assert (out / "report.html").read_text().count(
-        "data:image/png;base64,"
-    ) >= 9  # + curves and shot sizes
+    assert (out / "report.html").read_text().count("data:image/png;base64,") >= 9  # + curves and shot sizes
 
 
 def test_adaptations_start_from_the_right_weights_and_see_the_same_pieces(finished, experiment):
@@ -260,42 +216,25 @@ def test_adaptations_start_from_the_right_weights_and_see_the_same_pieces(finish
             if run["model"] == "scratch":  # the seed's initial weights, exactly
                 assert run["init_sha256"] == initial
             else:  # the arm's final checkpoint, exactly
-                assert run["init_sha256"] == weights_digest(
-                    load_model(out / "runs" / f"{run['model']}-seed{seed}" / "model")
-                )
+                assert run["init_sha256"] == weights_digest(load_model(out / "runs" / f"{run['model']}-seed{seed}" / "model"))
                 assert run["init_sha256"] != initial
-        for (
-            arm
-        ) in experiment.config.arms:  # every arm of the seed started pretraining from those weights
-            assert (
-                json.loads((out / "runs" / f"{arm.name}-seed{seed}" / "run.json").read_text())[
-                    "init_sha256"
-                ]
-                == initial
-            )
+        for arm in experiment.config.arms:  # every arm of the seed started pretraining from those weights
+            assert json.loads((out / "runs" / f"{arm.name}-seed{seed}" / "run.json").read_text())["init_sha256"] == initial
     data = style_prepared(experiment, show_progress=False)
     train = {p["id"] for p in data.pieces("essen_folksong", "train")}
     pieces = {(r["model"], r["seed"], r["shots"]): r["pieces"] for r in runs}
     for seed in (0, 1):
         for k in (4, 8):
             seen = {tuple(pieces[(m, seed, k)]) for m in ("curriculum", "random", "scratch")}
-            assert (
-                len(seen) == 1
-                and len(set(next(iter(seen)))) == k
-                and set(next(iter(seen))) <= train
-            )
+            assert len(seen) == 1 and len(set(next(iter(seen)))) == k and set(next(iter(seen))) <= train
         assert set(pieces[("scratch", seed, 4)]) < set(pieces[("scratch", seed, 8)])  # nested
-    assert set(pieces[("scratch", 0, 8)]) != set(
-        pieces[("scratch", 1, 8)]
-    )  # each seed its own subsets
+    assert set(pieces[("scratch", 0, 8)]) != set(pieces[("scratch", 1, 8)])  # each seed its own subsets
 
 
 def test_a_failing_arm_is_reported_and_the_others_finish(tmp_path, monkeypatch):
     import curricmusic.experiment.runner as experiment_module
 
-    experiment = load_experiment(
-        without_adaptation(tmp_path / "config")
-    )  # the phase plays no part here: faster
+    experiment = load_experiment(without_adaptation(tmp_path / "config"))  # the phase plays no part here: faster
     tmp_path = tmp_path / "out"
 
     real = experiment_module._train_cell
@@ -313,20 +252,13 @@ def test_a_failing_arm_is_reported_and_the_others_finish(tmp_path, monkeypatch):
     assert results["arms"]["random"]["n_done"] == 1 and results["arms"]["curriculum"]["n_done"] == 2
     assert "random seed 1: RuntimeError: out of memory" in (tmp_path / "report.md").read_text()
     comparisons = [r for r in results["comparisons"] if r["metric"] == "final_val_target"]
-    assert (
-        comparisons[0]["n_pairs"] == 1
-        and comparisons[0]["p_value"] is None
-        and comparisons[0]["d_z"] is None
-    )
+    assert comparisons[0]["n_pairs"] == 1 and comparisons[0]["p_value"] is None and comparisons[0]["d_z"] is None
     assert not math.isnan(results["arms"]["random"]["summary"]["final_val_target"]["mean"])
 
 
 def without_adaptation(folder):
     """The debug experiment without its [adapt] section, written into ``folder``."""
-    text = DEBUG.read_text().replace(
-        'curriculum = "../curricula/debug.toml"',
-        f'curriculum = "{REPO / "curricula" / "debug.toml"}"',
-    )
+    text = DEBUG.read_text().replace('curriculum = "../curricula/debug.toml"', f'curriculum = "{REPO / "curricula" / "debug.toml"}"')
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "no-adapt.toml"
     path.write_text(text[: text.index("[adapt]")])
@@ -338,10 +270,7 @@ def one_cell_experiment(tmp_path):
     """The debug experiment with one arm and one seed, without adaptation, to try the other launchers."""
     text = DEBUG.read_text()
     text = text[: text.index("[adapt]")]
-    text = text.replace(
-        'curriculum = "../curricula/debug.toml"',
-        f'curriculum = "{REPO / "curricula" / "debug.toml"}"',
-    )
+    text = text.replace('curriculum = "../curricula/debug.toml"', f'curriculum = "{REPO / "curricula" / "debug.toml"}"')
     text = text.replace("seeds = [0, 1]", "seeds = [0]")
     head, arms = text.split("[[arms]]", 1)
     random_arm = "[[arms]]" + arms.split("[[arms]]", 1)[1]
@@ -353,18 +282,10 @@ def one_cell_experiment(tmp_path):
 @pytest.mark.parametrize("launcher", ["slurm-local", "accelerate"])
 def test_other_launchers_train_the_same_run(one_cell_experiment, finished, tmp_path, launcher):
     reference, _ = finished
-    results = run_experiment(
-        one_cell_experiment, tmp_path / launcher, launcher=launcher, show_progress=False
-    )
+    results = run_experiment(one_cell_experiment, tmp_path / launcher, launcher=launcher, show_progress=False)
     assert [r["status"] for r in results["runs"]] == ["done"], results["runs"]
-    ours = json.loads(
-        (tmp_path / launcher / "runs" / "random-seed0" / "metrics.jsonl")
-        .read_text()
-        .splitlines()[-1]
-    )
-    theirs = json.loads(
-        (reference / "runs" / "random-seed0" / "metrics.jsonl").read_text().splitlines()[-1]
-    )
+    ours = json.loads((tmp_path / launcher / "runs" / "random-seed0" / "metrics.jsonl").read_text().splitlines()[-1])
+    theirs = json.loads((reference / "runs" / "random-seed0" / "metrics.jsonl").read_text().splitlines()[-1])
     assert ours["val_loss"] == pytest.approx(theirs["val_loss"], abs=1e-5)
 
 
@@ -379,25 +300,14 @@ def test_each_cell_is_probed_and_the_report_plays_its_samples(finished):
         probe = json.loads((out / run["run_dir"] / "probe.json").read_text())
         assert set(probe["tasks"]) == {"key", "mode", "meter"} and probe["seed"] == run["seed"]
     for name, arm in results["arms"].items():
-        assert arm["probe"]["n_runs"] == 2 and set(arm["probe"]["tasks"]) == {
-            "key",
-            "mode",
-            "meter",
-        }, name
-    assert (
-        "## What did the model learn? Linear probes of key, mode and meter"
-        in (out / "report.md").read_text()
-    )
-    pages = [out / "report.html"] + [
-        out / r["run_dir"] / "novelty" / "novelty.html" for r in results["runs"]
-    ]
+        assert arm["probe"]["n_runs"] == 2 and set(arm["probe"]["tasks"]) == {"key", "mode", "meter"}, name
+    assert "## What did the model learn? Linear probes of key, mode and meter" in (out / "report.md").read_text()
+    pages = [out / "report.html"] + [out / r["run_dir"] / "novelty" / "novelty.html" for r in results["runs"]]
     for page in pages:
         text = page.read_text()
         audio = re.findall(r'<audio controls preload="none" src="([^"]+)">', text)
         rolls = re.findall(r'<img class="roll" alt="[^"]*" src="([^"]+)">', text)
-        assert audio and [a.removesuffix(".wav") for a in audio] == [
-            r.removesuffix(".png") for r in rolls
-        ], page
+        assert audio and [a.removesuffix(".wav") for a in audio] == [r.removesuffix(".png") for r in rolls], page
         assert all(src.startswith(("./", "../")) for src in audio + rolls), page
         assert all((page.parent / a).read_bytes()[:4] == b"RIFF" for a in audio), page
         assert all((page.parent / r).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for r in rolls), page
@@ -411,25 +321,12 @@ def test_report_rebuilds_results_and_reports_from_the_folder_alone(finished, tmp
     results as ``run`` wrote, without the TOML, and a folder that is not an experiment is one line."""
     out, results = finished
     (out / "report.md").unlink()
-    done = subprocess.run(
-        [sys.executable, "-m", "curricmusic", "report", str(out)], capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-m", "curricmusic", "report", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (
-        "In short:" in done.stdout
-        and f"{len(results['runs'])} of {len(results['runs'])} runs finished" in done.stdout
-    )
+    assert "In short:" in done.stdout and f"{len(results['runs'])} of {len(results['runs'])} runs finished" in done.stdout
     rebuilt = json.loads((out / "results.json").read_text())
     assert rebuilt == results
     assert (out / "report.md").read_text().startswith("# ")
-    bad = subprocess.run(
-        [sys.executable, "-m", "curricmusic", "report", str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
-    assert (
-        bad.returncode == 2
-        and "not an experiment folder" in bad.stderr
-        and "Traceback" not in bad.stderr
-    )
+    bad = subprocess.run([sys.executable, "-m", "curricmusic", "report", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "not an experiment folder" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1

@@ -31,9 +31,7 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def untrained(tokenizer):
     torch.manual_seed(0)
-    config = ModelConfig(
-        vocab_size=len(tokenizer), d_model=32, n_layers=2, n_heads=2, max_seq_len=128
-    )
+    config = ModelConfig(vocab_size=len(tokenizer), d_model=32, n_layers=2, n_heads=2, max_seq_len=128)
     return MusicTransformer(config).eval()
 
 
@@ -64,28 +62,16 @@ def test_every_grammar_constrained_sample_of_an_untrained_model_decodes(untraine
         assert sum(int(t.startswith("Bar")) for t in body) <= 6
         assert score.note_num() == sum(int(t.startswith("Pitch")) for t in body)
     # without the grammar the same untrained model writes broken token sequences
-    free = sample_tokens(
-        untrained, tokenizer, settings.model_copy(update={"grammar": False}), list(range(8)), BOS
-    )
-    errors = [
-        tokenizer.tokens_errors(TokSequence(tokens=[vocab[int(t)] for t in row]))
-        for row in free.tokens
-    ]
+    free = sample_tokens(untrained, tokenizer, settings.model_copy(update={"grammar": False}), list(range(8)), BOS)
+    errors = [tokenizer.tokens_errors(TokSequence(tokens=[vocab[int(t)] for t in row])) for row in free.tokens]
     assert max(errors) > 0.1
 
 
 def test_key_prior_keeps_every_pitch_in_key(untrained, tokenizer):
-    settings = GenerationSettings(
-        max_bars=4, max_tokens=200, key="Eb major", chromatic_allowance=0.0, copy_blocking=False
-    )
+    settings = GenerationSettings(max_bars=4, max_tokens=200, key="Eb major", chromatic_allowance=0.0, copy_blocking=False)
     batch = sample_tokens(untrained, tokenizer, settings, list(range(8)), BOS)
     scale = set(scale_pitch_classes(parse_key("Eb major"), "natural"))
-    pitches = np.concatenate(
-        [
-            score_notes(decode_ids(tokenizer, np.concatenate([BOS, r])))["pitch"]
-            for r in batch.tokens
-        ]
-    )
+    pitches = np.concatenate([score_notes(decode_ids(tokenizer, np.concatenate([BOS, r])))["pitch"] for r in batch.tokens])
     assert pitches.size > 20
     assert {int(p) % 12 for p in pitches} <= scale
 
@@ -100,9 +86,7 @@ def memorizing_model(tokenizer, pieces, max_steps=400):
     for i, s in enumerate(seqs):
         x[i, : len(s)] = torch.from_numpy(s)
         y[i, : len(s) - 1] = torch.from_numpy(s[1:])
-    config = ModelConfig(
-        vocab_size=len(tokenizer), d_model=64, n_layers=2, n_heads=2, max_seq_len=length + 8
-    )
+    config = ModelConfig(vocab_size=len(tokenizer), d_model=64, n_layers=2, n_heads=2, max_seq_len=length + 8)
     model = MusicTransformer(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
     for _ in range(max_steps):
@@ -132,18 +116,9 @@ def test_copy_blocking_bounds_the_longest_copied_span(tokenizer):
     seeds = list(range(6))
 
     def spans(batch):
-        return [
-            index.longest_copied_span(
-                score_notes(decode_ids(tokenizer, np.concatenate([BOS, r])))
-            ).notes
-            for r in batch.tokens
-        ]
+        return [index.longest_copied_span(score_notes(decode_ids(tokenizer, np.concatenate([BOS, r])))).notes for r in batch.tokens]
 
-    free = spans(
-        sample_tokens(
-            model, tokenizer, base.model_copy(update={"copy_blocking": False}), seeds, BOS
-        )
-    )
+    free = spans(sample_tokens(model, tokenizer, base.model_copy(update={"copy_blocking": False}), seeds, BOS))
     guarded_batch = sample_tokens(model, tokenizer, base, seeds, BOS, index)
     guarded = spans(guarded_batch)
     assert max(free) >= 3 * limit, free  # the memorizing model copies the piece
@@ -191,19 +166,11 @@ def test_prompt_must_be_midi(tmp_path, tokenizer):
 
 def test_cli_generate_errors_are_one_line(tmp_path):
     missing = subprocess.run(
-        [sys.executable, "-m", "curricmusic", "generate", str(tmp_path / "nope")],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "curricmusic", "generate", str(tmp_path / "nope")], capture_output=True, text=True
     )
-    assert (
-        missing.returncode == 2
-        and "no such run folder" in missing.stderr
-        and "Traceback" not in missing.stderr
-    )
+    assert missing.returncode == 2 and "no such run folder" in missing.stderr and "Traceback" not in missing.stderr
     bad = subprocess.run(
-        [sys.executable, "-m", "curricmusic", "generate", str(tmp_path), "--top-p", "2"],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "curricmusic", "generate", str(tmp_path), "--top-p", "2"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "--top-p" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -216,12 +183,6 @@ def test_continuing_a_prompt_keeps_the_grammar_across_the_seam(untrained, tokeni
     batch = sample_tokens(untrained, tokenizer, settings, [1, 2, 3], prompt)
     vocab = {index: token for token, index in tokenizer.vocab.items()}
     for row in batch.tokens:
-        whole = [
-            vocab[int(t)]
-            for t in np.concatenate([prompt[1:], row])
-            if vocab[int(t)] not in ("EOS_None", "PAD_None")
-        ]
+        whole = [vocab[int(t)] for t in np.concatenate([prompt[1:], row]) if vocab[int(t)] not in ("EOS_None", "PAD_None")]
         assert tokenizer.tokens_errors(TokSequence(tokens=whole)) == 0.0
-        assert (
-            sum(t == "Bar_None" for t in whole) <= 2 + 3
-        )  # the prompt's bars, then at most max_bars
+        assert sum(t == "Bar_None" for t in whole) <= 2 + 3  # the prompt's bars, then at most max_bars

@@ -28,9 +28,7 @@ def tokenizer(request):
     return build_tokenizer(TokenizerSettings(kind=request.param))
 
 
-def random_walk(
-    grammar: Grammar, batch: int, max_tokens: int, max_bars: int | None, seed: int = 0, start=None
-):
+def random_walk(grammar: Grammar, batch: int, max_tokens: int, max_bars: int | None, seed: int = 0, start=None):
     """Rows drawn at random among the allowed tokens (EOS rarely, so that limits are met); returns
     (rows, dead ends met)."""
     rng = np.random.default_rng(seed)
@@ -66,15 +64,11 @@ def test_every_sequence_the_grammar_allows_is_valid_and_decodes(tokenizer, max_b
     for row in rows:
         assert row[-1] == grammar.eos and len(row) <= 240
         body = row[:-1]
-        assert tokenizer.tokens_errors(TokSequence(tokens=names(tokenizer, body))) == 0.0, names(
-            tokenizer, body
-        )[:30]
+        assert tokenizer.tokens_errors(TokSequence(tokens=names(tokenizer, body))) == 0.0, names(tokenizer, body)[:30]
         score = decode_ids(tokenizer, [bos, *body])
         assert score.note_num() == int(np.sum(grammar.table.kind[body] == Kind.PITCH))
         assert count_bars(tokenizer, [bos, *body]) <= max_bars
-    assert (
-        max(count_bars(tokenizer, [bos, *row]) for row in rows) == max_bars
-    )  # the limit is reached
+    assert max(count_bars(tokenizer, [bos, *row]) for row in rows) == max_bars  # the limit is reached
 
 
 def test_the_token_budget_is_kept_even_with_notes_open(tokenizer):
@@ -89,12 +83,8 @@ def test_the_token_budget_is_kept_even_with_notes_open(tokenizer):
 
 @pytest.mark.parametrize("meter", [(4, 4), (3, 4), (6, 8)])
 def test_the_tracker_follows_onsets_and_counts_bars_from_the_kinds_own_tokens(tokenizer, meter):
-    notes = make_notes(
-        [0, 0, 1, 2.5, 3, 4, 7, 9.5], [1, 2, 1, 0.5, 1, 3, 1, 1], [60, 64, 62, 65, 67, 72, 60, 61]
-    )
-    ids = encode_score(tokenizer, notes_to_score(notes, qpm=72, time_signature=meter)).astype(
-        np.int64
-    )
+    notes = make_notes([0, 0, 1, 2.5, 3, 4, 7, 9.5], [1, 2, 1, 0.5, 1, 3, 1, 1], [60, 64, 62, 65, 67, 72, 60, 61])
+    ids = encode_score(tokenizer, notes_to_score(notes, qpm=72, time_signature=meter)).astype(np.int64)
     kinds = Tracker(tokenizer).table.kind[ids]
     onsets = token_onsets(tokenizer, ids)[kinds == Kind.PITCH]
     np.testing.assert_allclose(onsets, score_notes(notes_to_score(notes))["onset"])
@@ -110,14 +100,10 @@ def test_a_prompts_meter_and_tempo_hold(tokenizer):
     if not kind.time_signatures:
         pytest.skip(f"{kind.name} writes no time signatures")
     notes = make_notes(np.arange(12) * 1.0, [1.0] * 12, 60 + np.arange(12))
-    prompt = encode_score(tokenizer, notes_to_score(notes, qpm=72, time_signature=(3, 4)))[
-        :-1
-    ].astype(np.int64)
+    prompt = encode_score(tokenizer, notes_to_score(notes, qpm=72, time_signature=(3, 4)))[:-1].astype(np.int64)
     grammar = Grammar(tokenizer)
     state = grammar.replay(prompt, batch=16)
-    rows, dead = random_walk(
-        grammar, batch=16, max_tokens=300, max_bars=count_bars(tokenizer, prompt) + 4, start=state
-    )
+    rows, dead = random_walk(grammar, batch=16, max_tokens=300, max_bars=count_bars(tokenizer, prompt) + 4, start=state)
     assert dead == 0
     for row in rows:
         written = names(tokenizer, row)
@@ -189,9 +175,7 @@ def test_time_based_kinds_stop_at_the_bar_line_of_max_bars():
     for token in ("Pitch_60", "Velocity_79", "Duration_1.0.24", "TimeShift_3.0.24"):
         grammar.advance(state, np.array([vocab[token]]))
     mask = grammar.allowed(state, max_bars=1)[0]
-    assert (
-        mask[vocab["TimeShift_0.12.24"]] and mask[vocab["TimeShift_1.0.24"]]
-    )  # up to the bar line
+    assert mask[vocab["TimeShift_0.12.24"]] and mask[vocab["TimeShift_1.0.24"]]  # up to the bar line
     assert not mask[vocab["TimeShift_1.1.24"]]
     grammar.advance(state, np.array([vocab["TimeShift_1.0.24"]]))
     mask = grammar.allowed(state, max_bars=1)[0]
@@ -211,10 +195,7 @@ def test_kinds_the_grammar_does_not_cover_say_why():
     [
         ({"kind": "CPWord"}, "unknown tokenizer kind 'CPWord'"),
         ({"kind": "Structured", "use_tempos": True}, "Structured tokenizer has no tempo tokens"),
-        (
-            {"kind": "Structured", "use_time_signatures": True},
-            "Structured tokenizer has no time signatures",
-        ),
+        ({"kind": "Structured", "use_time_signatures": True}, "Structured tokenizer has no time signatures"),
     ],
 )
 def test_tokenizer_settings_refuse_what_a_kind_cannot_write(values, fragment):
@@ -227,9 +208,6 @@ def test_tokenizer_settings_refuse_what_a_kind_cannot_write(values, fragment):
 def test_tempos_and_time_signatures_are_on_by_default_where_the_kind_has_them():
     for name, kind in KINDS.items():
         settings = TokenizerSettings(kind=name)
-        assert (
-            settings.use_tempos == kind.tempos
-            and settings.use_time_signatures == kind.time_signatures
-        )
+        assert settings.use_tempos == kind.tempos and settings.use_time_signatures == kind.time_signatures
     tokenizer = build_tokenizer(TokenizerSettings())
     assert "Tempo_72.0" in tokenizer.vocab and "Tempo_120.0" in tokenizer.vocab  # every whole qpm

@@ -100,8 +100,7 @@ def cli(monkeypatch, capsys):
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every path under ``folder`` with its bytes (None for folders)."""
     return {
-        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
-        for p in sorted(folder.rglob("*"))
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))
     }
 
 
@@ -135,15 +134,11 @@ def test_1_prepare_never_replaces_a_folder_it_did_not_make(tmp_path, midi_folder
     assert snapshot(mine) == before
 
 
-def test_1_prepare_of_a_midi_folder_into_itself_or_the_current_folder_deletes_nothing(
-    cli, tmp_path, midi_folder, monkeypatch
-):
+def test_1_prepare_of_a_midi_folder_into_itself_or_the_current_folder_deletes_nothing(cli, tmp_path, midi_folder, monkeypatch):
     before = snapshot(midi_folder)
     status, err = cli("data", "prepare", midi_folder, "--out", midi_folder)
     one_line_error(status, err, 2, str(midi_folder))
-    status, err = cli(
-        "data", "prepare", midi_folder, "--out", midi_folder / "prepared"
-    )  # inside the source
+    status, err = cli("data", "prepare", midi_folder, "--out", midi_folder / "prepared")  # inside the source
     one_line_error(status, err, 2, "overlaps the MIDI folder")
     assert snapshot(midi_folder) == before
     work = users_folder(tmp_path / "work")
@@ -159,9 +154,7 @@ def test_1_prepare_of_a_midi_folder_into_itself_or_the_current_folder_deletes_no
     assert snapshot(midi_folder) == before
 
 
-def test_1_force_replaces_only_a_prepared_folder_of_ours_and_modes_follow_the_umask(
-    tmp_path, midi_folder
-):
+def test_1_force_replaces_only_a_prepared_folder_of_ours_and_modes_follow_the_umask(tmp_path, midi_folder):
     config = CurriculumConfig.model_validate(
         {"name": "tunes", "stages": [{"name": "tunes", "source": "midi_dir", "path": midi_folder}]}
     )
@@ -195,26 +188,11 @@ def test_1_every_command_that_writes_a_folder_refuses_one_it_did_not_make(traine
     samples.mkdir()
     (samples / "a.mid").write_bytes(melody_midi(1))
     report = tmp_path / "report.json"
-    report.write_text(
-        json.dumps(
-            {
-                "summary": {"n": 1, "copy_rate": 0.0},
-                "samples": [{"rho": 1.0}],
-                "embedder": {"spec": "symbolic"},
-            }
-        )
-    )
+    report.write_text(json.dumps({"summary": {"n": 1, "copy_rate": 0.0}, "samples": [{"rho": 1.0}], "embedder": {"spec": "symbolic"}}))
     attempts = {
         "train": lambda: train_run(experiment, "random", 0, mine, show_progress=False),
-        "generate": lambda: generate_samples(
-            trained,
-            mine,
-            GenerationSettings(n=1, max_tokens=16, copy_blocking=False),
-            show_progress=False,
-        ),
-        "novelty": lambda: score_novelty(
-            samples, trained, mine, NoveltySection(embedder="symbolic"), show_progress=False
-        ),
+        "generate": lambda: generate_samples(trained, mine, GenerationSettings(n=1, max_tokens=16, copy_blocking=False), show_progress=False),
+        "novelty": lambda: score_novelty(samples, trained, mine, NoveltySection(embedder="symbolic"), show_progress=False),
         "compare": lambda: compare_reports([report], mine),
         "run": lambda: run_experiment(experiment, mine, show_progress=False),
     }
@@ -234,12 +212,7 @@ def test_1_a_folder_of_ours_of_another_kind_is_not_written_into(trained, tmp_pat
     before = snapshot(prepared)
     experiment = load_experiment(tiny_experiment(tmp_path / "exp"))
     with pytest.raises(UserError, match="is a curricmusic prepared folder, not a samples one"):
-        generate_samples(
-            trained,
-            prepared,
-            GenerationSettings(n=1, max_tokens=16, copy_blocking=False),
-            show_progress=False,
-        )
+        generate_samples(trained, prepared, GenerationSettings(n=1, max_tokens=16, copy_blocking=False), show_progress=False)
     with pytest.raises(UserError, match="not a run one"):
         train_run(experiment, "random", 0, prepared, show_progress=False)
     with pytest.raises(UserError, match="not a prepared one"):
@@ -294,14 +267,8 @@ def test_3_a_pickle_payload_in_a_laion_checkpoint_never_runs(tmp_path):
     with pytest.raises(UserError, match="refused LAION checkpoint .*posix.system"):
         read_checkpoint(tmp_path / "music_audioset.pt")
     assert not marker.exists()
-    torch.save(
-        {"epoch": np.float64(15.0), "state_dict": {"module.x": torch.ones(2)}},
-        tmp_path / "plain.pt",
-    )
-    assert read_checkpoint(tmp_path / "plain.pt")["x"].tolist() == [
-        1.0,
-        1.0,
-    ]  # numpy scalars are fine
+    torch.save({"epoch": np.float64(15.0), "state_dict": {"module.x": torch.ones(2)}}, tmp_path / "plain.pt")
+    assert read_checkpoint(tmp_path / "plain.pt")["x"].tolist() == [1.0, 1.0]  # numpy scalars are fine
 
 
 # ---- 4. names and paths ------------------------------------------------------------------
@@ -370,30 +337,17 @@ def test_5_run_exits_non_zero_and_names_the_failed_runs(cli, tmp_path, monkeypat
     ("section", "expected"),
     [
         ('[novelty]\nembedder = "bogus"', "novelty.embedder: unknown embedder 'bogus'"),
-        (
-            "[generate]\nmax_copy_notes = 2",
-            "generate.max_copy_notes: Input should be greater than or equal to 3",
-        ),
-        (
-            '[novelty]\nembedder = "symbolic"\nbank_stages = ["nope"]',
-            "novelty.bank_stages: no stage 'nope'",
-        ),
+        ("[generate]\nmax_copy_notes = 2", "generate.max_copy_notes: Input should be greater than or equal to 3"),
+        ('[novelty]\nembedder = "symbolic"\nbank_stages = ["nope"]', "novelty.bank_stages: no stage 'nope'"),
     ],
 )
-def test_5_run_checks_what_it_needs_before_the_first_step_trains(
-    cli, tmp_path, monkeypatch, section, expected
-):
+def test_5_run_checks_what_it_needs_before_the_first_step_trains(cli, tmp_path, monkeypatch, section, expected):
     import curricmusic.experiment.runner as runner
 
     trained_cells = []
     monkeypatch.setattr(runner, "_train_cell", lambda *args: trained_cells.append(args))
     head = TINY.split("[generate]")[0]
-    text = (
-        head
-        + ('[novelty]\nembedder = "symbolic"\n' if "[novelty]" not in section else "")
-        + section
-        + "\n"
-    )
+    text = head + ("[novelty]\nembedder = \"symbolic\"\n" if "[novelty]" not in section else "") + section + "\n"
     status, err = cli("run", tiny_experiment(tmp_path, text), "--out", tmp_path / "out")
     one_line_error(status, err, 2, expected)
     assert trained_cells == [] and not (tmp_path / "out").exists()
@@ -429,19 +383,11 @@ def read_only(path: Path, monkeypatch) -> Path:
 
     def os_open(target, flags, *args, **kwargs):
         writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
-        return (
-            refuse(target)
-            if writing and inside(target)
-            else real_os_open(target, flags, *args, **kwargs)
-        )
+        return refuse(target) if writing and inside(target) else real_os_open(target, flags, *args, **kwargs)
 
     def open_(target, mode="r", *args, **kwargs):
         writing = any(c in mode for c in "wax+")
-        return (
-            refuse(target)
-            if writing and inside(target)
-            else real_open(target, mode, *args, **kwargs)
-        )
+        return refuse(target) if writing and inside(target) else real_open(target, mode, *args, **kwargs)
 
     monkeypatch.setattr(os, "mkdir", mkdir)
     monkeypatch.setattr(os, "open", os_open)
@@ -465,17 +411,8 @@ def test_6_a_full_disk_while_saving_a_checkpoint_is_one_line(cli, tmp_path, monk
 
     monkeypatch.setattr(torch, "save", full)
     status, err = cli("train", tiny_experiment(tmp_path / "exp"), "--out", tmp_path / "run")
-    one_line_error(
-        status,
-        err,
-        1,
-        str(tmp_path / "run" / "checkpoint.pt"),
-        "No space left on device",
-        "disk is full",
-    )
-    assert not [
-        p for p in (tmp_path / "run").iterdir() if p.name.startswith(".checkpoint.pt")
-    ]  # no torn file
+    one_line_error(status, err, 1, str(tmp_path / "run" / "checkpoint.pt"), "No space left on device", "disk is full")
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".checkpoint.pt")]  # no torn file
 
 
 def test_6_negative_seeds_are_refused(cli, tmp_path):
@@ -496,14 +433,10 @@ def test_6_prepare_a_midi_folder_with_any_name(cli, tmp_path, name):
     status, err = cli("data", "prepare", folder, "--out", tmp_path / "prep")
     assert status == 0, err
     manifest = json.loads((tmp_path / "prep" / "manifest.json").read_text())
-    assert manifest["curriculum"]["name"].isascii() and not manifest["curriculum"][
-        "name"
-    ].startswith(".")
+    assert manifest["curriculum"]["name"].isascii() and not manifest["curriculum"]["name"].startswith(".")
 
 
-def test_6_compare_of_a_wav_or_a_report_without_embedder_is_one_line_and_writes_nothing(
-    cli, tmp_path
-):
+def test_6_compare_of_a_wav_or_a_report_without_embedder_is_one_line_and_writes_nothing(cli, tmp_path):
     wav = tmp_path / "a.wav"
     wav.write_bytes(b"RIFF\xff\xff\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80\xbb\x00\x00")
     partial = tmp_path / "partial.json"
@@ -599,12 +532,8 @@ def test_7_generate_again_replaces_its_own_earlier_samples_only(trained, tmp_pat
     settings = GenerationSettings(n=3, max_tokens=24, copy_blocking=False)
     generate_samples(trained, out, settings, show_progress=False)
     (out / "my_notes.txt").write_text("keep me")
-    manifest = generate_samples(
-        trained, out, settings.model_copy(update={"n": 1}), show_progress=False
-    )
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        [MARKER, "manifest.json", "my_notes.txt", "sample_000.mid"]
-    )
+    manifest = generate_samples(trained, out, settings.model_copy(update={"n": 1}), show_progress=False)
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "manifest.json", "my_notes.txt", "sample_000.mid"])
     assert [row["file"] for row in manifest["samples"]] == ["sample_000.mid"]
     (out / "sample_001.mid").write_bytes(melody_midi(3))  # not ours: never overwritten
     with pytest.raises(UserError, match="sample_001.mid"):
@@ -654,9 +583,7 @@ def test_8_the_weights_hash_is_the_same_whatever_the_file_metadata_order(trained
     data = weights.read_bytes()
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])
-    header["__metadata__"] = dict(
-        reversed(list(header["__metadata__"].items()))
-    )  # as another process may write it
+    header["__metadata__"] = dict(reversed(list(header["__metadata__"].items())))  # as another process may write it
     text = json.dumps(header, separators=(",", ":")).encode().ljust(size)
     weights.write_bytes(data[:8] + text + data[8 + size :])
     assert weights.read_bytes() != (trained / "model" / "model.safetensors").read_bytes()
@@ -670,9 +597,7 @@ def test_8_novelty_skips_a_zero_tempo_file_as_prepare_does(tmp_path):
     good, zero = tmp_path / "good.mid", tmp_path / "zero.mid"
     good.write_bytes(melody_midi(0))
     zero.write_bytes(broken_midis()["zero_tempo.midi"][0])
-    embeddings, skipped = embed_midi_files(
-        [good, zero], SymbolicEmbedder.from_spec(None), use_cache=False, progress=False
-    )
+    embeddings, skipped = embed_midi_files([good, zero], SymbolicEmbedder.from_spec(None), use_cache=False, progress=False)
     assert embeddings.shape[0] == 1
     assert [(Path(s["path"]).name, "tempo" in s["reason"]) for s in skipped] == [("zero.mid", True)]
 
@@ -698,12 +623,7 @@ def test_9_links_are_quoted_relative_paths_that_cannot_be_a_scheme(tmp_path):
     }  # fmt: skip
     page = novelty_html(report, tmp_path, tmp_path / "novelty")
     hrefs = [part.split('"', 1)[0] for part in page.split('href="')[1:]]
-    assert hrefs == [
-        "../javascript%3Aalert%281%29.mid",
-        "../a%23b.mid",
-        "../100%25.mid",
-        "../it%27s%20%3Cb%3E.mid",
-    ]
+    assert hrefs == ["../javascript%3Aalert%281%29.mid", "../a%23b.mid", "../100%25.mid", "../it%27s%20%3Cb%3E.mid"]
     page = novelty_html(report, tmp_path, tmp_path)  # the page beside the samples
     assert 'href="./javascript%3Aalert%281%29.mid"' in page
     assert "href='javascript" not in page and 'href="javascript' not in page
@@ -715,9 +635,7 @@ def test_9_links_are_quoted_relative_paths_that_cannot_be_a_scheme(tmp_path):
 def test_10_the_install_text_says_which_build_each_torch_spec_brings():
     makefile = (REPO / "Makefile").read_text()
     readme = (REPO / "README.md").read_text()
-    comment = [
-        line for line in makefile.splitlines() if line.startswith("#") and "TORCH" in line.upper()
-    ]
+    comment = [line for line in makefile.splitlines() if line.startswith("#") and "TORCH" in line.upper()]
     assert not any("The CPU build of PyTorch" in line for line in comment)
     for text in (makefile, readme):
         assert "https://download.pytorch.org/whl/cpu" in text

@@ -83,15 +83,10 @@ def test_a_debug_experiment_with_each_kind_prepares_trains_and_generates_valid_m
     experiment = load_experiment(tmp_path / "experiment.toml")
     run_dir = tmp_path / "run"
     train_run(experiment, "random", 3, run_dir, show_progress=False)
-    assert (
-        json.loads((run_dir / "tokenizer.json").read_text())["curricmusic"]["settings"]["kind"]
-        == kind
-    )
+    assert json.loads((run_dir / "tokenizer.json").read_text())["curricmusic"]["settings"]["kind"] == kind
     settings, sources = settings_for_run(read_run(run_dir), {})
     assert settings.seed == 3 and sources["n"] == "experiment" and sources["top_p"] == "default"
-    manifest = generate_samples(
-        run_dir, tmp_path / "samples", settings, sources=sources, show_progress=False
-    )
+    manifest = generate_samples(run_dir, tmp_path / "samples", settings, sources=sources, show_progress=False)
     assert manifest["tokenizer"] == kind
     assert manifest["constraints"]["grammar"] and manifest["constraints"]["copy_blocking"]
     assert manifest["constraints"]["notes"] == []
@@ -102,26 +97,16 @@ def test_a_debug_experiment_with_each_kind_prepares_trains_and_generates_valid_m
         assert 0 <= row["n_bars"] <= 3 and row["n_tokens"] <= 160
         if score.note_num():
             onsets = np.array([n.time for t in score.tracks for n in t.notes]) / score.tpq
-            bar = (
-                4.0 * score.time_signatures[0].numerator / score.time_signatures[0].denominator
-                if score.time_signatures
-                else 4.0
-            )
+            bar = 4.0 * score.time_signatures[0].numerator / score.time_signatures[0].denominator if score.time_signatures else 4.0
             assert onsets.max() < 3 * bar  # bars counted from time agree with the decoded notes
 
     # continuing a 3/4 prompt at 72 qpm gives 3/4 at 72 qpm back, with the seam marked
     prompt = tmp_path / "waltz.mid"
-    waltz = make_notes(
-        np.arange(18) * 1.0, [1.0] * 18, 60 + (np.arange(18) * 5) % 12
-    )  # 6 bars of 3/4
+    waltz = make_notes(np.arange(18) * 1.0, [1.0] * 18, 60 + (np.arange(18) * 5) % 12)  # 6 bars of 3/4
     prompt.write_bytes(notes_to_score(waltz, qpm=72, time_signature=(3, 4)).dumps_midi())
-    settings, sources = settings_for_run(
-        read_run(run_dir), {"prompt": prompt, "prompt_bars": 2, "n": 2}
-    )
+    settings, sources = settings_for_run(read_run(run_dir), {"prompt": prompt, "prompt_bars": 2, "n": 2})
     assert sources["prompt"] == "flag" and sources["max_bars"] == "experiment"
-    manifest = generate_samples(
-        run_dir, tmp_path / "continued", settings, sources=sources, show_progress=False
-    )
+    manifest = generate_samples(run_dir, tmp_path / "continued", settings, sources=sources, show_progress=False)
     seam = manifest["seam"]
     assert seam["token_index"] == manifest["prompt_tokens"] - 1
     # where the prompt's tokens end: its last onset (bar 2, beat 3), or for MIDILike its last NoteOff

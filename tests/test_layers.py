@@ -53,11 +53,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
                 anchor = package[: len(package) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
             found.append((node.lineno, base))
-            found += [
-                (node.lineno, f"{base}.{alias.name}")
-                for alias in node.names
-                if base == "curricmusic"
-            ]
+            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names if base == "curricmusic"]
     return [(line, name) for line, name in found if name.startswith("curricmusic.")]
 
 
@@ -66,9 +62,7 @@ def _modules() -> list[Path]:
 
 
 def test_every_top_level_entry_is_a_known_layer():
-    entries = {
-        p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"
-    }
+    entries = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
     assert entries - ENTRY_POINTS <= set(LAYERS), sorted(entries - ENTRY_POINTS - set(LAYERS))
 
 

@@ -32,9 +32,7 @@ def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def test_the_piano_roll_draws_each_note_at_its_time_length_and_pitch():
     # C4 for quarters [0, 1), nothing in [1, 2), C5 for [2, 4)
-    png = piano_roll_png(
-        make_notes([0.0, 2.0], [1.0, 2.0], [60, 72], velocities=[100, 100]), bar=4.0
-    )
+    png = piano_roll_png(make_notes([0.0, 2.0], [1.0, 2.0], [60, 72], velocities=[100, 100]), bar=4.0)
     width, height = Image.open(io.BytesIO(png)).size
     assert 300 <= width <= 520 and 80 <= height <= 180  # small: a card beside its audio
     notes = blue(png)
@@ -107,16 +105,10 @@ def test_players_link_relatively_and_only_to_files_that_exist(tmp_path):
     assert listen_html(midi, tmp_path) == ""  # neither file
     midi.with_suffix(".wav").write_bytes(b"RIFF")
     page = listen_html(midi, tmp_path)
-    assert (
-        '<audio controls preload="none" src="./runs/a%20b/samples/it%27s%20%231.wav">' in page
-        and "<img" not in page
-    )
+    assert '<audio controls preload="none" src="./runs/a%20b/samples/it%27s%20%231.wav">' in page and "<img" not in page
     midi.with_suffix(".png").write_bytes(b"\x89PNG")
     page = listen_html(midi, folder.parent / "novelty")
-    assert (
-        'src="../samples/it%27s%20%231.wav"' in page
-        and 'src="../samples/it%27s%20%231.png"' in page
-    )
+    assert 'src="../samples/it%27s%20%231.wav"' in page and 'src="../samples/it%27s%20%231.png"' in page
 
 
 @pytest.mark.parametrize("with_audio", [True, False])
@@ -125,9 +117,7 @@ def test_the_listen_section_lists_each_arms_first_samples(tmp_path, with_audio):
     for arm in ("fixed", "random"):
         for seed in (0, 1, 2, 3):
             run_dir = f"runs/{arm}-seed{seed}"
-            results["runs"].append(
-                {"arm": arm, "seed": seed, "status": "done", "run_dir": run_dir, "lr": 1e-3}
-            )
+            results["runs"].append({"arm": arm, "seed": seed, "status": "done", "run_dir": run_dir, "lr": 1e-3})
             folder = samples_folder(tmp_path / run_dir, 3)
             if with_audio:
                 for name in ("sample_000", "sample_001", "sample_002"):

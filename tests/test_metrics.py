@@ -329,16 +329,9 @@ def test_matches_muspy_on_a_multitrack_piece_with_trailing_controls(tmp_path, re
     path = tmp_path / "quartet.mid"
     _quartet().dump_midi(path)
     score = Score(path)
-    assert M.piece_end(score) == pytest.approx(
-        (max(n.time + n.duration for n in score.tracks[3].notes) + 7 * 480) / 480
-    )
-    ours = M.compute_all(
-        score_notes(score), bar_len=3.0, resolution=resolution, end=M.piece_end(score)
-    )
-    for metric, value in {
-        **_MUSPY_QUARTET,
-        "groove_consistency": _MUSPY_QUARTET_GROOVE[resolution],
-    }.items():
+    assert M.piece_end(score) == pytest.approx((max(n.time + n.duration for n in score.tracks[3].notes) + 7 * 480) / 480)
+    ours = M.compute_all(score_notes(score), bar_len=3.0, resolution=resolution, end=M.piece_end(score))
+    for metric, value in {**_MUSPY_QUARTET, "groove_consistency": _MUSPY_QUARTET_GROOVE[resolution]}.items():
         assert ours[metric] == pytest.approx(value, rel=1e-12, abs=1e-12), metric
     # without the end, the silence after the last note is not measured (what MusPy would not do)
     plain = M.compute_all(score_notes(score), bar_len=3.0, resolution=resolution)
@@ -356,14 +349,7 @@ def test_matches_muspy_itself_on_random_multitrack_pieces(tmp_path):
         for _ in range(int(rng.integers(1, 5))):
             track = Track(program=int(rng.integers(0, 80)))
             for _ in range(int(rng.integers(1, 40))):
-                track.notes.append(
-                    Note(
-                        int(rng.integers(0, 9600)),
-                        int(rng.integers(1, 1500)),
-                        int(rng.integers(40, 90)),
-                        64,
-                    )
-                )
+                track.notes.append(Note(int(rng.integers(0, 9600)), int(rng.integers(1, 1500)), int(rng.integers(40, 90)), 64))
             if rng.random() < 0.5:
                 track.controls.append(ControlChange(int(rng.integers(0, 14000)), 64, 0))
             score.tracks.append(track)
@@ -373,20 +359,9 @@ def test_matches_muspy_itself_on_random_multitrack_pieces(tmp_path):
         ours = M.compute_all(score_notes(read), bar_len=4.0, resolution=12, end=M.piece_end(read))
         music = muspy.read_midi(str(path))
         music.adjust_resolution(12)
-        for metric in (
-            "pitch_entropy",
-            "scale_consistency",
-            "polyphony",
-            "polyphony_rate",
-            "empty_beat_rate",
-        ):
-            assert ours[metric] == pytest.approx(getattr(muspy, metric)(music), abs=1e-12), (
-                trial,
-                metric,
-            )
-        assert ours["groove_consistency"] == pytest.approx(
-            muspy.groove_consistency(music, 48), abs=1e-12
-        ), trial
+        for metric in ("pitch_entropy", "scale_consistency", "polyphony", "polyphony_rate", "empty_beat_rate"):
+            assert ours[metric] == pytest.approx(getattr(muspy, metric)(music), abs=1e-12), (trial, metric)
+        assert ours["groove_consistency"] == pytest.approx(muspy.groove_consistency(music, 48), abs=1e-12), trial
 
 
 def _midi_with_a_hanging_note() -> bytes:
@@ -399,13 +374,7 @@ def _midi_with_a_hanging_note() -> bytes:
          0x83, 0x60, 0x80, 67, 0,  # +480: G4 off
          0x87, 0x40, 0xFF, 0x2F, 0x00]  # +960: end of track
     )  # fmt: skip
-    header = (
-        b"MThd"
-        + (6).to_bytes(4, "big")
-        + (0).to_bytes(2, "big")
-        + (1).to_bytes(2, "big")
-        + (480).to_bytes(2, "big")
-    )
+    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big") + (480).to_bytes(2, "big")
     return header + b"MTrk" + len(events).to_bytes(4, "big") + events
 
 

@@ -22,13 +22,8 @@ from tests.conftest import REPO
 from tests.helpers import MINIMAL_EXPERIMENT
 
 STAGES = ["scales", "hanon", "etudes", "chorales"]
-TOKENS = {
-    s: np.array([100 * (i + 1) for i in range(n)])
-    for s, n in zip(STAGES, (3, 4, 5, 6), strict=True)
-}
-DIFFICULTY = {
-    s: np.linspace(0.1, 0.2, t.shape[0]) + 0.2 * k for k, (s, t) in enumerate(TOKENS.items())
-}
+TOKENS = {s: np.array([100 * (i + 1) for i in range(n)]) for s, n in zip(STAGES, (3, 4, 5, 6), strict=True)}
+DIFFICULTY = {s: np.linspace(0.1, 0.2, t.shape[0]) + 0.2 * k for k, (s, t) in enumerate(TOKENS.items())}
 BATCH, SEQ = 8, 64
 
 
@@ -40,45 +35,20 @@ def schedule(total_steps=100, matched=None, **arm):
 # ---- sequence-length warm-up ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("start", "seq_len", "steps"), [(8, 64, 40), (16, 64, 7), (3, 48, 30), (64, 64, 10)]
-)
-def test_warmup_lengths_grow_monotonically_through_divisors_to_the_full_context(
-    start, seq_len, steps
-):
+@pytest.mark.parametrize(("start", "seq_len", "steps"), [(8, 64, 40), (16, 64, 7), (3, 48, 30), (64, 64, 10)])
+def test_warmup_lengths_grow_monotonically_through_divisors_to_the_full_context(start, seq_len, steps):
     lengths = [warmup_length(t, steps, start, seq_len) for t in range(steps + 5)]
     assert lengths[0] == start
     assert all(a <= b for a, b in zip(lengths, lengths[1:], strict=False))
     assert all(seq_len % n == 0 and start <= n <= seq_len for n in lengths)
     assert lengths[steps:] == [seq_len] * 5 and (steps == 0 or lengths[steps - 1] <= seq_len)
     # the staircase never runs ahead of the paper's linear ramp
-    assert all(
-        n <= start + (seq_len - start) * t / steps + 1e-9 for t, n in enumerate(lengths[:steps])
-    )
+    assert all(n <= start + (seq_len - start) * t / steps + 1e-9 for t, n in enumerate(lengths[:steps]))
 
 
 def test_warmup_length_is_exact_on_a_small_case():
-    assert [warmup_length(t, 8, 16, 64) for t in range(10)] == [
-        16,
-        16,
-        16,
-        32,
-        32,
-        32,
-        32,
-        32,
-        64,
-        64,
-    ]
-    assert [warmup_length(t, 6, 4, 12) for t in range(7)] == [
-        4,
-        4,
-        6,
-        6,
-        6,
-        6,
-        12,
-    ]  # 12's divisors: 4, 6, 12
+    assert [warmup_length(t, 8, 16, 64) for t in range(10)] == [16, 16, 16, 32, 32, 32, 32, 32, 64, 64]
+    assert [warmup_length(t, 6, 4, 12) for t in range(7)] == [4, 4, 6, 6, 6, 6, 12]  # 12's divisors: 4, 6, 12
     with pytest.raises(ValueError, match="does not divide"):
         warmup_length(0, 8, 24, 64)
 
@@ -102,9 +72,7 @@ def test_the_warmup_arm_mixes_like_random_and_every_step_trains_the_same_real_to
     warm_tokens = {k: v * SEQ for k, v in window_counts(warm, BATCH).items()}
     plain_tokens = {k: v * SEQ for k, v in window_counts(plain, BATCH).items()}
     assert sum(plain_tokens.values()) == 100 * BATCH * SEQ
-    assert (
-        abs(sum(warm_tokens.values()) - 100 * BATCH * SEQ) <= len(STAGES) * SEQ / 2
-    )  # rounded to full windows
+    assert abs(sum(warm_tokens.values()) - 100 * BATCH * SEQ) <= len(STAGES) * SEQ / 2  # rounded to full windows
     assert all(abs(warm_tokens[s] - plain_tokens[s]) <= SEQ for s in STAGES)
 
 
@@ -128,9 +96,7 @@ def test_the_pre_phase_gives_exactly_the_pedagogy_share_then_the_target_only(fra
         weights = s.mixture(step, {}).weights
         if step < pre:
             np.testing.assert_allclose(weights[:-1], pedagogy / pedagogy.sum(), rtol=1e-12)
-            assert (
-                weights[-1] == 0 and STAGES[s.current_stage(step, {})] == "etudes"
-            )  # the largest pedagogy stage
+            assert weights[-1] == 0 and STAGES[s.current_stage(step, {})] == "etudes"  # the largest pedagogy stage
         else:
             assert weights.tolist() == [0, 0, 0, 1] and s.current_stage(step, {}) == 3
     counts = window_counts(s, BATCH)
@@ -156,9 +122,7 @@ def test_growing_random_grows_like_competence_over_a_seeded_random_ranking():
     curriculum = schedule(pacing="competence", c0=0.05, competence_fraction=1.0)
     shuffled = schedule(pacing="competence", c0=0.05, competence_fraction=1.0, order="shuffled")
     # the same growth of the eligible set c(t) x N as competence ...
-    assert [grow.rank_limit(t) for t in range(101)] == [
-        curriculum.rank_limit(t) for t in range(101)
-    ]
+    assert [grow.rank_limit(t) for t in range(101)] == [curriculum.rank_limit(t) for t in range(101)]
     # ... over a random ranking of every piece across stages: competence order = "shuffled", exactly
     ranks = np.concatenate(grow.stages.ranks)
     assert sorted(ranks.tolist()) == list(range(18))
@@ -182,27 +146,16 @@ def test_growing_random_grows_like_competence_over_a_seeded_random_ranking():
 # ---- options checked against [train] when the experiment loads -----------------------------------
 
 
+
 @pytest.mark.parametrize(
     ("arm", "message"),
     [
-        (
-            'pacing = "seq-warmup"\nstart_len = 24\n',
-            "arms.0.start_len: 24 does not divide train.seq_len 64",
-        ),
+        ('pacing = "seq-warmup"\nstart_len = 24\n', "arms.0.start_len: 24 does not divide train.seq_len 64"),
         ('pacing = "seq-warmup"\nstart_len = 128\n', "arms.0.start_len: 128 does not divide"),
         ('pacing = "seq-warmup"\nwarmup_fraction = 0\n', "warmup_fraction"),
-        (
-            'pacing = "pre-phase"\npre_fraction = 0.01\n',
-            "arms.0.pre_fraction: 0.01 of 8 steps leaves no step",
-        ),
-        (
-            'pacing = "pre-phase"\nstart_len = 8\n',
-            "start_len is not an option of pacing 'pre-phase' (it belongs to seq-warmup)",
-        ),
-        (
-            'pacing = "growing-random"\norder = "reverse"\n',
-            "order is not an option of pacing 'growing-random'",
-        ),
+        ('pacing = "pre-phase"\npre_fraction = 0.01\n', "arms.0.pre_fraction: 0.01 of 8 steps leaves no step"),
+        ('pacing = "pre-phase"\nstart_len = 8\n', "start_len is not an option of pacing 'pre-phase' (it belongs to seq-warmup)"),
+        ('pacing = "growing-random"\norder = "reverse"\n', "order is not an option of pacing 'growing-random'"),
         ('pacing = "growing-random"\nc0 = 0\n', "arms.0: c0: Input should be greater than 0"),
     ],
 )
@@ -239,10 +192,7 @@ match = "warmup"
 def experiment(tmp_path_factory):
     folder = tmp_path_factory.mktemp("orders")
     text = (REPO / "experiments" / "debug.toml").read_text().split("[[arms]]")[0]
-    text = text.replace(
-        'curriculum = "../curricula/debug.toml"',
-        f'curriculum = "{REPO / "curricula" / "debug.toml"}"',
-    )
+    text = text.replace('curriculum = "../curricula/debug.toml"', f'curriculum = "{REPO / "curricula" / "debug.toml"}"')
     (folder / "orders.toml").write_text(text + ARMS)
     return load_experiment(folder / "orders.toml")
 
@@ -256,17 +206,7 @@ def trained(experiment, tmp_path_factory):
 
 
 def _losses(rows):
-    return [
-        (
-            r["step"],
-            r["train_loss"],
-            r.get("val_loss"),
-            r["stage_tokens"],
-            r.get("window_len"),
-            r["lr"],
-        )
-        for r in rows
-    ]
+    return [(r["step"], r["train_loss"], r.get("val_loss"), r["stage_tokens"], r.get("window_len"), r["lr"]) for r in rows]
 
 
 def test_warmup_trains_the_same_real_tokens_every_step_with_growing_windows(experiment, trained):
@@ -286,11 +226,7 @@ def test_pre_phase_trains_exactly_its_pedagogy_share_then_the_target(experiment,
     pre = round(0.25 * train.total_steps)
     final = rows[-1]["stage_tokens"]
     assert sum(v for k, v in final.items() if k != "chorales") == pre * train.tokens_per_step
-    assert (
-        final["chorales"]
-        == (train.total_steps - pre) * train.tokens_per_step
-        == rows[-1]["target_tokens_seen"]
-    )
+    assert final["chorales"] == (train.total_steps - pre) * train.tokens_per_step == rows[-1]["target_tokens_seen"]
     for row in rows[1:]:
         target = row["stage_tokens"]["chorales"]
         assert target == max(0, row["step"] - pre) * train.tokens_per_step, row["step"]
@@ -301,12 +237,8 @@ def test_random_matched_can_match_the_warmup_arm(experiment):
 
     plan = plan_run(experiment, "warmup-matched", 0, show_progress=False)
     warm = plan_run(experiment, "warmup", 0, show_progress=False)
-    np.testing.assert_allclose(
-        plan.schedule.mixture(0, {}).weights, warm.schedule.mixture(0, {}).weights, atol=0.02
-    )
-    assert (
-        plan.schedule.mixture(0, {}).seq_len is None
-    )  # it matches the tokens, not the window lengths
+    np.testing.assert_allclose(plan.schedule.mixture(0, {}).weights, warm.schedule.mixture(0, {}).weights, atol=0.02)
+    assert plan.schedule.mixture(0, {}).seq_len is None  # it matches the tokens, not the window lengths
     assert math.isclose(plan.schedule.mixture(0, {}).weights.sum(), 1.0)
 
 

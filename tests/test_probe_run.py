@@ -102,39 +102,19 @@ def test_the_probe_command_writes_probe_json_with_every_field(run_dir, cli):
     data = PreparedData.open(info["eval_prepared"])
     held_out = sum(len(data.pieces("scales", split)) for split in ("val", "test"))
     assert (probe["run"], probe["seed"]) == ("scales", 0)
-    assert probe["pieces"] == {
-        "splits": ["val", "test"],
-        "n": held_out,
-        "per_stage": {"scales": held_out},
-        "seq_len": 64,
-    }
+    assert probe["pieces"] == {"splits": ["val", "test"], "n": held_out, "per_stage": {"scales": held_out}, "seq_len": 64}
     assert probe["probe"]["folds"] == 5
     assert set(probe["tasks"]) == set(PROBE_TASKS)
     key = probe["tasks"]["key"]
-    kinds = [
-        (p.get("meta") or {}).get("kind")
-        for split in ("val", "test")
-        for p in data.pieces("scales", split)
-    ]
+    kinds = [(p.get("meta") or {}).get("kind") for split in ("val", "test") for p in data.pieces("scales", split)]
     keyed = held_out - kinds.count("chromatic")  # a chromatic scale's notes name no key: no label
     assert 0 < keyed < held_out
     assert key["n_pieces"] == keyed and key["n_classes"] == 24  # every key is generated
     labels = [k for k in heldout_probe_set(data).labels["key"] if k is not None]
     assert key["chance"] == pytest.approx(max(np.unique(labels, return_counts=True)[1]) / keyed)
     for task, entry in probe["tasks"].items():
-        assert {
-            "n_pieces",
-            "n_classes",
-            "chance",
-            "folds",
-            "trained",
-            "initial",
-            "bag_of_tokens",
-            "gain",
-        } <= set(entry), task
-        assert all(
-            0.0 <= entry[name] <= 1.0 for name in ("trained", "initial", "bag_of_tokens", "chance")
-        )
+        assert {"n_pieces", "n_classes", "chance", "folds", "trained", "initial", "bag_of_tokens", "gain"} <= set(entry), task
+        assert all(0.0 <= entry[name] <= 1.0 for name in ("trained", "initial", "bag_of_tokens", "chance"))
         assert entry["gain"] == pytest.approx(entry["trained"] - entry["initial"])
         if task in ("key", "mode"):
             expected = entry["expectation"]
@@ -152,17 +132,9 @@ def test_the_probe_command_writes_probe_json_with_every_field(run_dir, cli):
     # the table prints every task of the arm, and the note on how to read it
     rows = [line for line in out.splitlines() if line.startswith("│ scales")]
     hidden, expected = rows[: len(PROBE_TASKS)], rows[len(PROBE_TASKS) :]
-    assert [line.split("│")[2].strip() for line in hidden] == list(
-        PROBE_TASKS
-    )  # one row per task, one seed
-    assert [line.split("│")[2].strip() for line in expected] == [
-        "key",
-        "mode",
-    ]  # then the expectation table
-    for line, task in [
-        *zip(hidden, PROBE_TASKS, strict=True),
-        *zip(expected, ("key", "mode"), strict=True),
-    ]:
+    assert [line.split("│")[2].strip() for line in hidden] == list(PROBE_TASKS)  # one row per task, one seed
+    assert [line.split("│")[2].strip() for line in expected] == ["key", "mode"]  # then the expectation table
+    for line, task in [*zip(hidden, PROBE_TASKS, strict=True), *zip(expected, ("key", "mode"), strict=True)]:
         entry = probe["tasks"][task] if line in hidden else probe["tasks"][task]["expectation"]
         cells = [cell.strip() for cell in line.split("│")[1:-1]]
         assert cells[-3:] == [f"{entry[k]:.3f}" for k in ("initial", "trained", "gain")], cells
@@ -220,9 +192,7 @@ def test_the_control_is_the_runs_own_initial_weights(experiment, run_dir):
     assert not all(torch.equal(other_seed[k], built[k]) for k in built)
 
 
-def test_key_labels_are_recoverable_from_the_notes_and_the_untrained_control_is_not_at_chance(
-    run_dir,
-):
+def test_key_labels_are_recoverable_from_the_notes_and_the_untrained_control_is_not_at_chance(run_dir):
     """The labels are right: the bag of input tokens (pitch counts) recovers the key of held-out
     scales well above chance, and the same features with the labels shuffled do not. The
     untrained control is far above chance too: mean pooling reads back the pitch embeddings (the
@@ -237,11 +207,7 @@ def test_key_labels_are_recoverable_from_the_notes_and_the_untrained_control_is_
     assert chance < 0.1 and accuracy > 3 * chance
     shuffled = list(np.random.default_rng(0).permutation(keys))
     assert cross_validated_accuracy(features, shuffled)[0] < 2 * chance
-    probe = (
-        json.loads((run_dir / "probe.json").read_text())
-        if (run_dir / "probe.json").is_file()
-        else probe_run(run_dir)
-    )
+    probe = json.loads((run_dir / "probe.json").read_text()) if (run_dir / "probe.json").is_file() else probe_run(run_dir)
     assert probe["tasks"]["key"]["initial"] > 2 * probe["tasks"]["key"]["chance"]
 
 
@@ -250,9 +216,7 @@ def test_probe_folder_summarises_per_arm_and_the_report_section_shows_it(run_dir
     assert list(summaries) == ["scales"]
     key = summaries["scales"]["tasks"]["key"]
     probe = json.loads((run_dir / "probe.json").read_text())
-    assert (
-        key["trained"]["values"] == [probe["tasks"]["key"]["trained"]] and key["trained"]["too_few"]
-    )
+    assert key["trained"]["values"] == [probe["tasks"]["key"]["trained"]] and key["trained"]["too_few"]
     lines = probe_lines({"arms": {"scales": {"probe": summaries["scales"]}}})
     assert lines[0].startswith("## What did the model learn?")
     row = next(line for line in lines if line.startswith("| scales | key |"))
@@ -271,20 +235,7 @@ def test_interval_text_over_seeds():
     text = interval_text(three["trained"])
     assert text.startswith("0.600 [") and text.endswith("]")
     two = summarize_probes(
-        [
-            {
-                "tasks": {
-                    "key": {
-                        "n_pieces": 9,
-                        "n_classes": 3,
-                        "chance": 0.4,
-                        "trained": t,
-                        "initial": 0.4,
-                    }
-                }
-            }
-            for t in (0.5, 0.7)
-        ]
+        [{"tasks": {"key": {"n_pieces": 9, "n_classes": 3, "chance": 0.4, "trained": t, "initial": 0.4}}} for t in (0.5, 0.7)]
     )["tasks"]["key"]
     assert interval_text(two["trained"]) == "0.600 (seeds: 0.500, 0.700)"
     assert interval_text(None) == "-"

@@ -26,14 +26,7 @@ TARGET_RULE = "mean validation loss of the 'random' arm on the target stage at 0
 def run(arm, seed, final=None, status="done", error=None):
     """A results.json run entry (a finished one with its curves and novelty summary)."""
     if status != "done":
-        return {
-            "arm": arm,
-            "seed": seed,
-            "lr": 1e-3,
-            "run_dir": f"runs/{arm}-seed{seed}",
-            "status": status,
-            "error": error,
-        }
+        return {"arm": arm, "seed": seed, "lr": 1e-3, "run_dir": f"runs/{arm}-seed{seed}", "status": status, "error": error}
     return {
         "arm": arm, "seed": seed, "lr": 1e-3, "run_dir": f"runs/{arm}-seed{seed}", "status": "done",
         "curves": {"eval_tokens": [0, 12288, BUDGET], "eval_target_tokens": [0, 6144, 12288], "val_target": [6.0, 4.5, final],
@@ -65,11 +58,7 @@ def results():
     curriculum, matched = [3.0, 3.2, 3.4, 3.6, 3.8], [3.5, 3.6, 3.7, 3.8, 3.9]
     curriculum_times, matched_times = [6144, 6144, 12288, 12288, BUDGET], [12288] * 4 + [BUDGET]
     reached = [True] * 4 + [False]
-    tokens = {
-        "tokens_seen": 24576.0,
-        "target_tokens_seen": 12032.0,
-        "stage_tokens": {"pieces": 12032.0, "scales": 12544.0},
-    }
+    tokens = {"tokens_seen": 24576.0, "target_tokens_seen": 12032.0, "stage_tokens": {"pieces": 12032.0, "scales": 12544.0}}
     arms = {
         "curriculum": {
             "pacing": "fixed", "order": "curriculum", "n_done": 5, "n_failed": 0, "lr": 1e-3, "tokens": tokens,
@@ -96,24 +85,10 @@ def results():
         ("curriculum", "random", "final_val_target", [0, 1], curriculum[:2], [4.4, 4.8]),
         ("matched", "random", "final_val_target", [0, 1], matched[:2], [4.4, 4.8]),
         ("curriculum", "matched", "final_val_target", [0, 1, 2, 3, 4], curriculum, matched),
-        (
-            "curriculum",
-            "matched",
-            "tokens_to_target",
-            [0, 1, 2, 3, 4],
-            curriculum_times,
-            matched_times,
-        ),
+        ("curriculum", "matched", "tokens_to_target", [0, 1, 2, 3, 4], curriculum_times, matched_times),
     ]
     comparisons = [
-        {
-            "arm": arm,
-            "baseline": baseline,
-            "metric": metric,
-            "lower_is_better": True,
-            "seeds": seeds,
-            **paired_effect(t, c),
-        }
+        {"arm": arm, "baseline": baseline, "metric": metric, "lower_is_better": True, "seeds": seeds, **paired_effect(t, c)}
         for arm, baseline, metric, seeds, t, c in pairs
     ]
     for row, adjusted in zip(comparisons, holm([r["p_value"] for r in comparisons]), strict=True):
@@ -125,9 +100,7 @@ def results():
         "arms": {"curriculum": {"chosen": 1e-3, "candidates": candidates}}
         | {name: {"chosen": 1e-3, "candidates": candidates[:1]} for name in ("random", "matched")},
     }
-    runs = [run("curriculum", s, curriculum[s]) for s in range(5)] + [
-        run("matched", s, matched[s]) for s in range(5)
-    ]
+    runs = [run("curriculum", s, curriculum[s]) for s in range(5)] + [run("matched", s, matched[s]) for s in range(5)]
     runs += [run("random", 0, 4.4), run("random", 1, 4.8), run("random", 2, status="failed", error="ValueError: window <64> & more"),
              run("random", 3, status="failed", error="RuntimeError: boom"), run("random", 4, status="missing", error="not run")]  # fmt: skip
     results = {
@@ -179,25 +152,11 @@ def test_markdown_report_holds_the_table_of_arms_comparisons_and_failures(result
     assert f"Learning rates chosen by rule: {RULE}." in lines
     # each row names its baseline; p only from 5 pairs, Holm over every row; the difference 80% power
     # would find: sd of the differences x 11.55 (2 pairs) or x 1.682 (5 pairs), as in test_stats
-    assert (
-        "| curriculum | random | final_val_target | 2 | -1.500 [-2.771, -0.229] | 0.674 [0.584, 0.778] | -10.61 | n < 5 | - | 1.633 |"
-        in lines
-    )
-    assert (
-        "| matched | random | final_val_target | 2 | -1.050 [-2.956, 0.856] | 0.772 [0.531, 1.122] | -4.95 | n < 5 | - | 2.450 |"
-        in lines
-    )
-    assert (
-        "| curriculum | matched | final_val_target | 5 | -0.300 [-0.496, -0.104] | 0.916 [0.861, 0.976] | -1.90 | 0.013 | 0.026 | 0.266 |"
-        in lines
-    )
-    assert (
-        "| curriculum | matched | tokens_to_target | 5 | -2,458 [-6,636, 1,721] | 0.758 [0.473, 1.214] | -0.73 | 0.178 | 0.178 | 5,660 |"
-        in lines
-    )
-    assert (
-        "| curriculum | 10 | 0.100 | 0.500 | -1.250 (2) | 0.040 |" in lines
-    )  # novelty, seeds pooled
+    assert "| curriculum | random | final_val_target | 2 | -1.500 [-2.771, -0.229] | 0.674 [0.584, 0.778] | -10.61 | n < 5 | - | 1.633 |" in lines
+    assert "| matched | random | final_val_target | 2 | -1.050 [-2.956, 0.856] | 0.772 [0.531, 1.122] | -4.95 | n < 5 | - | 2.450 |" in lines
+    assert "| curriculum | matched | final_val_target | 5 | -0.300 [-0.496, -0.104] | 0.916 [0.861, 0.976] | -1.90 | 0.013 | 0.026 | 0.266 |" in lines
+    assert "| curriculum | matched | tokens_to_target | 5 | -2,458 [-6,636, 1,721] | 0.758 [0.473, 1.214] | -0.73 | 0.178 | 0.178 | 5,660 |" in lines
+    assert "| curriculum | 10 | 0.100 | 0.500 | -1.250 (2) | 0.040 |" in lines  # novelty, seeds pooled
     assert "Distance flag: probe copies no closer than held-out music (AUC 0.6 < 0.9)." in lines
     assert "| curriculum | 0.750 | - | - | - | - | - |" in lines  # musical-metric overlaps
     assert "| random | - | - | - | - | - | - |" in lines
@@ -215,9 +174,7 @@ def test_html_report_is_self_contained_escaped_and_uses_the_shared_style(results
     assert CSS in page and "<script" not in page and "http" not in page  # works offline
     assert "window &lt;64&gt; &amp; more" in page and "window <64>" not in page
     assert "A &lt;tiny&gt; study &amp; its arms." in page and "<tiny>" not in page
-    assert (
-        "<td>3.400 [3.007, 3.793]</td>" in page and "<td>4.600 (seeds: 4.400, 4.800)</td>" in page
-    )
+    assert "<td>3.400 [3.007, 3.793]</td>" in page and "<td>4.600 (seeds: 4.400, 4.800)</td>" in page
     assert "<td>&gt; 24,576</td>" in page and "<h2>Sample too small</h2>" in page
     assert "<td>curriculum</td><td>matched</td><td>final_val_target</td>" in page
     assert page.count("data:image/png;base64,") == 7  # every figure has data here

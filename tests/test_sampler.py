@@ -24,9 +24,7 @@ def data(tmp_path_factory):
     for i, n in enumerate(LENGTHS):
         (folder / f"m{i}.mid").write_bytes(melody_midi(i, n_notes=n))
     base = curriculum_from_midi_dir(folder)
-    config = base.model_copy(
-        update={"split": base.split.model_copy(update={"val": 0.0, "test": 0.0})}
-    )
+    config = base.model_copy(update={"split": base.split.model_copy(update={"val": 0.0, "test": 0.0})})
     return prepare(config, root / "prep", show_progress=False).data
 
 
@@ -77,9 +75,7 @@ def test_every_real_token_is_drawn_in_proportion_whatever_its_piece_length(data)
 def test_a_step_can_draw_shorter_windows(data):
     """The seam for sequence-length warm-up: a mixture's seq_len sets the step's window length."""
     sampler = WindowSampler(data, data.stage_names, seq_len=64)
-    refs = sampler.draw(
-        np.random.default_rng(3), np.array([5]), Mixture(np.array([1.0]), seq_len=16)
-    )
+    refs = sampler.draw(np.random.default_rng(3), np.array([5]), Mixture(np.array([1.0]), seq_len=16))
     inputs, targets = sampler.gather(refs)
     assert inputs.shape == targets.shape == (5, 16) and refs.length == 16
     np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])
@@ -100,9 +96,7 @@ def test_competence_draws_from_the_eligible_prefix_in_rank_order(data):
     n = len(data.pieces(stage, "train"))
     ranks = np.arange(n)[::-1].copy()  # the hardest stored piece ranks first
     sampler = WindowSampler(data, [stage], seq_len=32, ranks=[ranks])
-    refs = sampler.draw(
-        np.random.default_rng(1), np.array([2000]), Mixture(np.array([1.0]), rank_limit=3)
-    )
+    refs = sampler.draw(np.random.default_rng(1), np.array([2000]), Mixture(np.array([1.0]), rank_limit=3))
     order = np.argsort(ranks)  # stored pieces in rank order
     packed = stream(data, stage, order)
     lengths = np.diff(data.offsets(stage, "train"))
@@ -118,9 +112,7 @@ def test_competence_draws_from_the_eligible_prefix_in_rank_order(data):
 
 
 def test_a_stage_shorter_than_a_window_wraps_and_every_target_is_real():
-    tokens = np.array(
-        [1, 5, 6, 2, 1, 7, 2], dtype=np.uint16
-    )  # two pieces: [BOS 5 6 EOS] [BOS 7 EOS]
+    tokens = np.array([1, 5, 6, 2, 1, 7, 2], dtype=np.uint16)  # two pieces: [BOS 5 6 EOS] [BOS 7 EOS]
     packed = PackedStage(tokens, np.array([0, 4, 7]), ranks=np.array([1, 0]))
     assert packed.read(np.arange(7)).tolist() == [1, 7, 2, 1, 5, 6, 2]  # rank order
     assert packed.prefix(1) == 3 and packed.prefix(None) == 7
@@ -140,9 +132,7 @@ def test_heldout_windows_score_every_target_once_with_the_documented_context(seq
                 if j > seq_len and stop < length - 1:
                     expected_end = seq_len + stride * -(-(j - seq_len) // stride)
                     assert stop == expected_end
-                assert j - first >= min(
-                    j, seq_len - stride + 1
-                )  # context: at least seq_len - stride
+                assert j - first >= min(j, seq_len - stride + 1)  # context: at least seq_len - stride
         assert sorted(scored) == list(range(1, length)), (length, scored)
 
 

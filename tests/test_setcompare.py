@@ -31,9 +31,7 @@ def test_set_comparison_uses_distances_not_raw_values():
     assert far["intra_reference_mean"] == pytest.approx(10 / 6)  # |pairs| of 0..3: 1,2,3,1,2,1
     assert far["inter_mean"] == pytest.approx(10.0)
     assert far["overlap"] < 0.05
-    assert far["overlap"] == pytest.approx(
-        kde_overlap(intra_set_distances(reference), inter_set_distances(shifted, reference))
-    )
+    assert far["overlap"] == pytest.approx(kde_overlap(intra_set_distances(reference), inter_set_distances(shifted, reference)))
     # samples drawn from the same distribution: the two distance distributions overlap well
     rng = np.random.default_rng(0)
     same = set_comparison(rng.normal(0, 1, 200), rng.normal(0, 1, 200))

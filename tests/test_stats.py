@@ -32,11 +32,7 @@ def test_holm_matches_hand_computation():
     assert holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
     assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
     adjusted = holm([0.01, math.nan, 0.04])
-    assert (
-        adjusted[0] == pytest.approx(0.02)
-        and math.isnan(adjusted[1])
-        and adjusted[2] == pytest.approx(0.04)
-    )
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.04)
 
 
 def test_t_interval_by_hand():
@@ -46,9 +42,7 @@ def test_t_interval_by_hand():
     assert high == pytest.approx(2.0 + T975_DF2 / math.sqrt(3), abs=1e-12)
     # two seeds: t_{0.975, 1} = 12.706, so the interval is wide, not [min, max]
     mean, low, high = t_interval([0.0, 1.0])
-    assert (low, high) == pytest.approx(
-        (0.5 - 12.706204736 * math.sqrt(0.5) / math.sqrt(2), 0.5 + 12.706204736 * 0.5)
-    )
+    assert (low, high) == pytest.approx((0.5 - 12.706204736 * math.sqrt(0.5) / math.sqrt(2), 0.5 + 12.706204736 * 0.5))
     assert low < 0.0 and high > 1.0
     one = t_interval([3.0])
     assert one[0] == 3.0 and math.isnan(one[1]) and math.isnan(one[2])
@@ -77,17 +71,11 @@ def test_a_seed_that_never_reaches_the_target_counts_in_the_share_and_the_mean()
     assert times == [(20.0, True), (30.0, False)]
     summary = censored_summary([t for t, _ in times], [r for _, r in times], budget=30)
     assert summary["reached_share"] == 0.5 and summary["n"] == 2 and summary["n_reached"] == 1
-    assert (
-        summary["restricted_mean"] == 25.0
-    )  # (20 + 30) / 2: the censored seed counts as the budget
+    assert summary["restricted_mean"] == 25.0  # (20 + 30) / 2: the censored seed counts as the budget
     assert summary["km_median"] == 20.0  # S(20) = 1/2
     assert summary["too_few"]
     never = censored_summary([30.0, 30.0, 30.0], [False, False, False], budget=30)
-    assert (
-        never["reached_share"] == 0.0
-        and never["restricted_mean"] == 30.0
-        and math.isnan(never["km_median"])
-    )
+    assert never["reached_share"] == 0.0 and never["restricted_mean"] == 30.0 and math.isnan(never["km_median"])
 
 
 def test_kaplan_meier_and_restricted_mean_with_censoring_midway():
@@ -99,9 +87,7 @@ def test_kaplan_meier_and_restricted_mean_with_censoring_midway():
     assert km_median(times, reached) == 10.0
     assert restricted_mean(times, reached, 12.0) == pytest.approx(5 * 1 + 5 * 0.75 + 2 * 0.375)
     # censoring only at the horizon: RMST is the mean of min(time, horizon)
-    assert restricted_mean([10.0, 20.0, 100.0], [True, True, False], 100.0) == pytest.approx(
-        130 / 3
-    )
+    assert restricted_mean([10.0, 20.0, 100.0], [True, True, False], 100.0) == pytest.approx(130 / 3)
     assert math.isnan(km_median([10.0, 100.0, 100.0], [True, False, False]))
 
 
@@ -120,9 +106,7 @@ def test_paired_effect_by_hand():
     t = 3 / (math.sqrt(2.5) / math.sqrt(5))
     assert five["p_value"] == pytest.approx(2 * scipy_stats.t.sf(t, 4), rel=1e-9)
     assert not five["too_few_for_p"]
-    assert math.isnan(
-        paired_effect([1.0, -1.0], [1.0, 1.0])["ratio"]
-    )  # ratio needs positive values
+    assert math.isnan(paired_effect([1.0, -1.0], [1.0, 1.0])["ratio"])  # ratio needs positive values
     assert math.isnan(paired_effect([1.0], [0.5])["d_z"])
 
 
@@ -147,22 +131,10 @@ def test_detectable_difference_is_where_the_paired_t_test_reaches_80_percent_pow
     for n in (3, 5, 8, 20):
         d = detectable_difference(1.0, n)
         critical, shift = scipy_stats.t.ppf(0.975, n - 1), d * math.sqrt(n)
-        power = scipy_stats.nct.sf(critical, n - 1, shift) + scipy_stats.nct.cdf(
-            -critical, n - 1, shift
-        )
+        power = scipy_stats.nct.sf(critical, n - 1, shift) + scipy_stats.nct.cdf(-critical, n - 1, shift)
         assert power == pytest.approx(0.8, abs=1e-6)
-    assert detectable_difference(1.0, 8) == pytest.approx(
-        1.156, abs=1e-3
-    )  # G*Power: d_z 1.156 for 8 pairs
-    assert detectable_difference(2.0, 8) == pytest.approx(
-        2 * detectable_difference(1.0, 8)
-    )  # scales with the SD
-    assert (
-        detectable_difference(1.0, 20)
-        < detectable_difference(1.0, 8)
-        < detectable_difference(1.0, 5)
-    )
+    assert detectable_difference(1.0, 8) == pytest.approx(1.156, abs=1e-3)  # G*Power: d_z 1.156 for 8 pairs
+    assert detectable_difference(2.0, 8) == pytest.approx(2 * detectable_difference(1.0, 8))  # scales with the SD
+    assert detectable_difference(1.0, 20) < detectable_difference(1.0, 8) < detectable_difference(1.0, 5)
     assert math.isnan(detectable_difference(1.0, 1)) and math.isnan(detectable_difference(0.0, 5))
-    assert paired_effect([2.0, 3.0, 5.0], [1.0, 1.0, 2.0])["detectable_diff"] == pytest.approx(
-        detectable_difference(1.0, 3)
-    )
+    assert paired_effect([2.0, 3.0, 5.0], [1.0, 1.0, 2.0])["detectable_diff"] == pytest.approx(detectable_difference(1.0, 3))

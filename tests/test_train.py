@@ -27,15 +27,7 @@ DEBUG = REPO / "experiments" / "debug.toml"
 def losses(rows):
     """What must be identical between two runs: every logged loss, token count and rate (not timings)."""
     return [
-        (
-            r["step"],
-            r["train_loss"],
-            r.get("val_loss"),
-            r["stage_weights"],
-            r["stage_tokens"],
-            r["lr"],
-        )
-        for r in rows
+        (r["step"], r["train_loss"], r.get("val_loss"), r["stage_weights"], r["stage_tokens"], r["lr"]) for r in rows
     ]
 
 
@@ -55,9 +47,7 @@ def test_run_folder_holds_metrics_checkpoint_and_loadable_model(uninterrupted, e
     rows = read_metrics(uninterrupted)
     steps = experiment.config.train.total_steps
     assert rows[-1]["step"] == steps
-    assert (
-        rows[-1]["tokens_seen"] == steps * experiment.config.train.tokens_per_step
-    )  # real tokens: packed
+    assert rows[-1]["tokens_seen"] == steps * experiment.config.train.tokens_per_step  # real tokens: packed
     assert rows[-1]["target_tokens_seen"] == rows[-1]["stage_tokens"]["chorales"] > 0
     evals = [r for r in rows if "val_loss" in r]
     assert [r["step"] for r in evals] == [0, *range(12, steps + 1, 12)]  # the untrained model first
@@ -68,20 +58,11 @@ def test_run_folder_holds_metrics_checkpoint_and_loadable_model(uninterrupted, e
     assert rows[1]["train_loss"] > rows[-1]["train_loss"]  # it learns something
     assert evals[0]["val_loss"]["chorales"] > evals[-1]["val_loss"]["chorales"]
     info = json.loads((uninterrupted / "run.json").read_text())
-    assert (
-        info["status"] == "finished" and info["seed"] == 0 and info["arm"]["name"] == "curriculum"
-    )
+    assert info["status"] == "finished" and info["seed"] == 0 and info["arm"]["name"] == "curriculum"
     assert info["final_val_loss"] == evals[-1]["val_loss"]
     assert info["best_val_loss"]["chorales"] == min(r["val_loss"]["chorales"] for r in evals)
-    assert set(info["test_loss"]) == {
-        "scales",
-        "hanon",
-        "etudes",
-        "chorales",
-    }  # scored once, at the end
-    assert (
-        info["tokens_seen"] == rows[-1]["tokens_seen"] and info["lr"] == experiment.config.train.lr
-    )
+    assert set(info["test_loss"]) == {"scales", "hanon", "etudes", "chorales"}  # scored once, at the end
+    assert info["tokens_seen"] == rows[-1]["tokens_seen"] and info["lr"] == experiment.config.train.lr
     model = load_model(uninterrupted / "model")
     assert model.config.vocab_size > 0 and model.config.max_seq_len == 64
 
@@ -128,12 +109,8 @@ def test_resume_rejects_a_cache_built_with_another_tokenizer(uninterrupted, expe
     run_dir = tmp_path / "run"
     shutil.copytree(uninterrupted, run_dir)
     curriculum = experiment.curriculum
-    other = curriculum.model_copy(
-        update={"tokenizer": curriculum.tokenizer.model_copy(update={"num_velocities": 4})}
-    )
-    changed = dataclasses.replace(
-        experiment, curriculum=other, arm_curricula={"curriculum": other, "random": other}
-    )
+    other = curriculum.model_copy(update={"tokenizer": curriculum.tokenizer.model_copy(update={"num_velocities": 4})})
+    changed = dataclasses.replace(experiment, curriculum=other, arm_curricula={"curriculum": other, "random": other})
     with pytest.raises(UserError, match="trained with tokenizer"):
         train_run(changed, "curriculum", 0, run_dir, resume=True, show_progress=False)
 
@@ -144,47 +121,27 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         ('[[arms]]\nname = "a"\npacing = "fixed"\ncolour = "red"\n', "arms.0.colour: unknown key"),
         ('[[arms]]\nname = "a"\npacing = "sideways"\n', "arms.0.pacing: Input should be"),
-        (
-            'seeds = ["one"]\n[[arms]]\nname = "a"\npacing = "random"\n',
-            "seeds.0: Input should be a valid integer",
-        ),
-        (
-            '[[arms]]\nname = "a"\npacing = "random"\ncurriculum = "missing.toml"\n',
-            "arms.0.curriculum: curriculum file",
-        ),
-        (
-            '[[arms]]\nname = "a"\npacing = "fixed"\nstages = ["scales", "hanon"]\n',
-            "no arm trains on the target stage",
-        ),
-        (
-            '[[arms]]\nname = "a"\npacing = "fixed"\nstages = ["scales", "nope"]\n',
-            "no stage 'nope'",
-        ),
-        (
-            '[[arms]]\nname = "a"\npacing = "random-matched"\nmatch = "b"\n',
-            "arms.0.match: no arm named 'b'",
-        ),
+        ('seeds = ["one"]\n[[arms]]\nname = "a"\npacing = "random"\n', "seeds.0: Input should be a valid integer"),
+        ('[[arms]]\nname = "a"\npacing = "random"\ncurriculum = "missing.toml"\n', "arms.0.curriculum: curriculum file"),
+        ('[[arms]]\nname = "a"\npacing = "fixed"\nstages = ["scales", "hanon"]\n', "no arm trains on the target stage"),
+        ('[[arms]]\nname = "a"\npacing = "fixed"\nstages = ["scales", "nope"]\n', "no stage 'nope'"),
+        ('[[arms]]\nname = "a"\npacing = "random-matched"\nmatch = "b"\n', "arms.0.match: no arm named 'b'"),
         (
             '[[arms]]\nname = "a"\npacing = "plateau"\n[[arms]]\nname = "b"\npacing = "random-matched"\nmatch = "a"\n',
             "arms.1.match: arm 'a' has pacing 'plateau', whose per-stage tokens are not known before training",
         ),
-        (
-            '[[arms]]\nname = "a"\npacing = "competence"\nreplay = 0.1\n',
-            "arms.0: replay is not an option of pacing 'competence'",
-        ),
+        ('[[arms]]\nname = "a"\npacing = "competence"\nreplay = 0.1\n', "arms.0: replay is not an option of pacing 'competence'"),
     ],
 )
 def test_bad_experiments_fail_with_one_clear_line(tmp_path, extra, message):
-    text = (
-        MINIMAL_EXPERIMENT.replace("[train]", extra.split("[[arms]]")[0] + "[train]")
-        if extra.startswith("seeds")
-        else MINIMAL_EXPERIMENT
-    )
+    text = MINIMAL_EXPERIMENT.replace("[train]", extra.split("[[arms]]")[0] + "[train]") if extra.startswith("seeds") else MINIMAL_EXPERIMENT
     arms = "[[arms]]" + extra.split("[[arms]]", 1)[1] if "[[arms]]" in extra else ""
     with pytest.raises(UserError) as caught:
         load_experiment(write(tmp_path, text + arms))
@@ -194,10 +151,7 @@ def test_bad_experiments_fail_with_one_clear_line(tmp_path, extra, message):
 
 
 def test_budget_too_small_for_one_evaluation(tmp_path):
-    text = (
-        MINIMAL_EXPERIMENT.replace("eval_every = 4", "eval_every = 100")
-        + '[[arms]]\nname = "a"\npacing = "random"\n'
-    )
+    text = MINIMAL_EXPERIMENT.replace("eval_every = 4", "eval_every = 100") + '[[arms]]\nname = "a"\npacing = "random"\n'
     with pytest.raises(UserError, match="fewer than eval_every"):
         load_experiment(write(tmp_path, text))
 
@@ -205,10 +159,7 @@ def test_budget_too_small_for_one_evaluation(tmp_path):
 def test_cli_reports_user_errors_in_one_line_without_traceback(tmp_path):
     bad = write(tmp_path, MINIMAL_EXPERIMENT + '[[arms]]\nname = "a"\npacing = "sideways"\n')
     done = subprocess.run(
-        [sys.executable, "-m", "curricmusic", "train", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-m", "curricmusic", "train", str(bad)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -217,27 +168,15 @@ def test_cli_reports_user_errors_in_one_line_without_traceback(tmp_path):
 
 def test_learning_rate_schedules():
     cosine = lr_schedule("cosine", 1.0, 100, 0.1, 0.1, 0.2)
-    assert (
-        cosine(0) == pytest.approx(0.1)
-        and cosine(9) == pytest.approx(1.0)
-        and cosine(10) == pytest.approx(1.0)
-    )
+    assert cosine(0) == pytest.approx(0.1) and cosine(9) == pytest.approx(1.0) and cosine(10) == pytest.approx(1.0)
     assert cosine(55) == pytest.approx(0.1 + 0.9 * 0.5)
     assert cosine(100) == pytest.approx(0.1)
     constant = lr_schedule("constant", 1.0, 100, 0.1, 0.1, 0.2)
-    assert constant(4) == pytest.approx(0.5) and [constant(t) for t in (10, 50, 99)] == [
-        1.0,
-        1.0,
-        1.0,
-    ]
+    assert constant(4) == pytest.approx(0.5) and [constant(t) for t in (10, 50, 99)] == [1.0, 1.0, 1.0]
     wsd = lr_schedule("wsd", 1.0, 100, 0.1, 0.1, 0.2)
     assert wsd(4) == pytest.approx(0.5)
     assert [wsd(t) for t in (10, 50, 79)] == [1.0, 1.0, 1.0]  # stable until the last 20%
-    assert (
-        wsd(80) == 1.0
-        and wsd(90) == pytest.approx(1.0 - 0.9 * 0.5)
-        and wsd(100) == pytest.approx(0.1)
-    )
+    assert wsd(80) == 1.0 and wsd(90) == pytest.approx(1.0 - 0.9 * 0.5) and wsd(100) == pytest.approx(0.1)
     assert all(wsd(t) > wsd(t + 1) for t in range(80, 99))
 
 
@@ -286,10 +225,7 @@ def every_arm(tmp_path_factory):
     """The debug experiment with every kind of arm, each trained once."""
     folder = tmp_path_factory.mktemp("arms")
     text = DEBUG.read_text().split("[[arms]]")[0]
-    text = text.replace(
-        'curriculum = "../curricula/debug.toml"',
-        f'curriculum = "{REPO / "curricula" / "debug.toml"}"',
-    )
+    text = text.replace('curriculum = "../curricula/debug.toml"', f'curriculum = "{REPO / "curricula" / "debug.toml"}"')
     path = folder / "arms.toml"
     path.write_text(text + ARMS)
     experiment = load_experiment(path)
@@ -306,27 +242,19 @@ def test_every_arm_trains_on_the_same_number_of_real_tokens(every_arm):
     for name, rows in runs.items():
         if name != "target-matched":
             assert rows[-1]["tokens_seen"] == budget, name
-        assert all(
-            r["tokens_seen"] == r["step"] * experiment.config.train.tokens_per_step for r in rows
-        )
+        assert all(r["tokens_seen"] == r["step"] * experiment.config.train.tokens_per_step for r in rows)
 
 
 def test_random_matched_has_its_curriculums_tokens_of_every_stage(every_arm):
     experiment, runs = every_arm
     window = experiment.config.train.seq_len
-    curriculum, matched = (
-        runs["curriculum"][-1]["stage_tokens"],
-        runs["random-matched"][-1]["stage_tokens"],
-    )
+    curriculum, matched = runs["curriculum"][-1]["stage_tokens"], runs["random-matched"][-1]["stage_tokens"]
     assert curriculum.keys() == matched.keys()
     for stage in curriculum:
         assert abs(curriculum[stage] - matched[stage]) <= window, stage
     # ... in random order: the same mix at every step, where the curriculum moves through its stages
     assert len({json.dumps(r["stage_weights"]) for r in runs["random-matched"]}) == 1
-    assert (
-        runs["curriculum"][0]["current_stage"] == "scales"
-        and runs["curriculum"][-1]["current_stage"] == "chorales"
-    )
+    assert runs["curriculum"][0]["current_stage"] == "scales" and runs["curriculum"][-1]["current_stage"] == "chorales"
 
 
 def test_target_only_at_equal_target_tokens(every_arm):
@@ -345,22 +273,14 @@ def test_wsd_gives_every_arm_the_same_learning_rate_over_its_last_share(every_ar
     assert train.lr_schedule == "wsd"
     steps = train.total_steps
     decay_start = steps - round(train.decay_fraction * steps)
-    curves = {
-        name: {r["step"]: r["lr"] for r in rows}
-        for name, rows in runs.items()
-        if name != "target-matched"
-    }
+    curves = {name: {r["step"]: r["lr"] for r in rows} for name, rows in runs.items() if name != "target-matched"}
     reference = curves["curriculum"]
     for name, lrs in curves.items():
         assert lrs == reference, name  # the same rate at every logged step, whatever the order
     # and over the last share every arm decays from the peak to the floor at the same steps
     last = {s: lr for s, lr in reference.items() if s > decay_start}
     assert last and all(lr < train.lr for lr in last.values())
-    assert all(
-        lr == train.lr
-        for s, lr in reference.items()
-        if train.warmup_fraction * steps < s <= decay_start
-    )
+    assert all(lr == train.lr for s, lr in reference.items() if train.warmup_fraction * steps < s <= decay_start)
 
 
 def test_the_validation_loss_covers_every_validation_token(tmp_path):
@@ -384,15 +304,8 @@ def test_the_validation_loss_covers_every_validation_token(tmp_path):
     stage = data.stage_names[0]
     torch.manual_seed(0)
     seq_len, stride = 24, 7
-    model = MusicTransformer(
-        ModelConfig(
-            vocab_size=data.vocab_size, d_model=16, n_layers=1, n_heads=2, max_seq_len=seq_len
-        )
-    )
-    tokens, offsets = (
-        np.asarray(data.tokens(stage, "train")).astype(np.int64),
-        data.offsets(stage, "train"),
-    )
+    model = MusicTransformer(ModelConfig(vocab_size=data.vocab_size, d_model=16, n_layers=1, n_heads=2, max_seq_len=seq_len))
+    tokens, offsets = np.asarray(data.tokens(stage, "train")).astype(np.int64), data.offsets(stage, "train")
     assert np.diff(offsets).max() > 2 * seq_len  # some pieces need several windows
     total, count = 0.0, 0
     model.eval()
@@ -401,11 +314,7 @@ def test_the_validation_loss_covers_every_validation_token(tmp_path):
             piece = torch.from_numpy(tokens[begin:end])
             last = piece.shape[0] - 1
             for j in range(1, last + 1):  # every target, with the context the windows promise
-                stop = (
-                    last
-                    if last <= seq_len
-                    else min(last, seq_len + stride * -(-max(0, j - seq_len) // stride))
-                )
+                stop = last if last <= seq_len else min(last, seq_len + stride * -(-max(0, j - seq_len) // stride))
                 first = max(0, stop - seq_len) if last > seq_len else 0
                 logits, _ = model(piece[first:j][None])
                 total += float(torch.nn.functional.cross_entropy(logits[0, -1:], piece[j : j + 1]))

@@ -18,13 +18,7 @@ from tests.conftest import REPO
 
 
 def run(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "curricmusic", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    return subprocess.run([sys.executable, "-m", "curricmusic", *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_prepare_a_plain_midi_folder_then_show_and_export(midi_folder, tmp_path):
@@ -37,18 +31,7 @@ def test_prepare_a_plain_midi_folder_then_show_and_export(midi_folder, tmp_path)
     assert {"path", "reason"} <= set(manifest["skipped"][0])
     assert "midis" in done.stdout and "train" in done.stdout  # the summary table
 
-    shown = run(
-        "data",
-        "show",
-        out,
-        "--stage",
-        "midis",
-        "--limit",
-        2,
-        "--export-midi",
-        tmp_path / "examples",
-        env=env,
-    )
+    shown = run("data", "show", out, "--stage", "midis", "--limit", 2, "--export-midi", tmp_path / "examples", env=env)
     assert shown.returncode == 0, shown.stderr
     exported = sorted((tmp_path / "examples" / "midis").glob("*.mid"))
     assert len(exported) == 2
@@ -63,17 +46,7 @@ def test_prepare_a_plain_midi_folder_then_show_and_export(midi_folder, tmp_path)
 
 
 def test_show_debug_curriculum_exports_every_stage(tmp_path):
-    done = run(
-        "data",
-        "show",
-        REPO / "curricula" / "debug.toml",
-        "--export-midi",
-        tmp_path / "ex",
-        "--limit",
-        1,
-        "--plot",
-        tmp_path / "d.png",
-    )
+    done = run("data", "show", REPO / "curricula" / "debug.toml", "--export-midi", tmp_path / "ex", "--limit", 1, "--plot", tmp_path / "d.png")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     stages = sorted(p.name for p in (tmp_path / "ex").iterdir() if not p.name.startswith("."))

@@ -26,14 +26,8 @@ def test_every_broken_file_is_skipped_with_its_reason(midi_folder, tmp_path):
     for name, (_, fragment) in broken_midis().items():
         assert name in skipped, f"{name} was not skipped"
         assert fragment in skipped[name], f"{name}: {skipped[name]!r} lacks {fragment!r}"
-    kept = [
-        p["id"]
-        for split in ("train", "val", "test")
-        for p in data.pieces(config.stages[0].name, split)
-    ]
-    assert sorted(kept) == sorted(
-        f"midis/{n}" for n in ["tune0", "tune1", "tune2", "tune3", "sub/tune4", "sub/tune5"]
-    )
+    kept = [p["id"] for split in ("train", "val", "test") for p in data.pieces(config.stages[0].name, split)]
+    assert sorted(kept) == sorted(f"midis/{n}" for n in ["tune0", "tune1", "tune2", "tune3", "sub/tune4", "sub/tune5"])
     assert not any("notes.txt" in s["path"] for s in data.manifest["skipped"])  # not a .mid name
 
 
@@ -48,11 +42,7 @@ def test_splits_come_from_content_not_path(midi_folder, tmp_path):
 
     def split_by_hash(data):
         stage = data.stage_names[0]
-        return {
-            p["content_hash"]: split
-            for split in ("train", "val", "test")
-            for p in data.pieces(stage, split)
-        }
+        return {p["content_hash"]: split for split in ("train", "val", "test") for p in data.pieces(stage, split)}
 
     assert split_by_hash(first) == split_by_hash(second)
     for content, split in split_by_hash(first).items():
@@ -87,9 +77,7 @@ def test_duplicates_across_stages_are_removed_before_splitting(tmp_path):
 
 
 def test_token_cache_matches_tokenizer_and_difficulty_order(midi_folder, tmp_path):
-    data = prepare(
-        curriculum_from_midi_dir(midi_folder), tmp_path / "prep", show_progress=False
-    ).data
+    data = prepare(curriculum_from_midi_dir(midi_folder), tmp_path / "prep", show_progress=False).data
     stage = data.stage_names[0]
     for split in ("train", "val", "test"):
         pieces = data.pieces(stage, split)
@@ -118,9 +106,7 @@ def test_valid_cache_is_reused_and_stale_cache_rebuilt(midi_folder, tmp_path):
     assert prepare(config, out, show_progress=False).reused is False
     assert prepare(config, out, show_progress=False).reused is True
     # another tokenizer: the old cache must not be reused
-    other = config.model_copy(
-        update={"tokenizer": config.tokenizer.model_copy(update={"num_velocities": 4})}
-    )
+    other = config.model_copy(update={"tokenizer": config.tokenizer.model_copy(update={"num_velocities": 4})})
     rebuilt = prepare(other, out, show_progress=False)
     assert rebuilt.reused is False
     assert rebuilt.data.manifest["tokenizer"]["settings"]["num_velocities"] == 4

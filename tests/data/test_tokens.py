@@ -20,14 +20,7 @@ from curricmusic.music.tokenizers import (
     tokenizer_hash,
 )
 
-CORPUS = [
-    ("bach_chorales", 0),
-    ("bach_chorales", 1),
-    ("bach_chorales", 2),
-    ("bach_chorales", 3),
-    ("ryans_mammoth", 0),
-    ("ryans_mammoth", 1),
-]
+CORPUS = [("bach_chorales", 0), ("bach_chorales", 1), ("bach_chorales", 2), ("bach_chorales", 3), ("ryans_mammoth", 0), ("ryans_mammoth", 1)]
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +49,10 @@ def test_round_trip_keeps_every_note(collection, index, corpus_items, tokenizer)
     before, after = score_notes(original), score_notes(decoded)
     assert before.shape == after.shape
     # corpus pieces sit on the 1/24-beat grid (32nds and triplets): onsets and pitches come back exactly
-    np.testing.assert_allclose(
-        after["onset"], before["onset"] - before["onset"][0] + after["onset"][0], atol=1e-6
-    )
+    np.testing.assert_allclose(after["onset"], before["onset"] - before["onset"][0] + after["onset"][0], atol=1e-6)
     np.testing.assert_array_equal(np.sort(after["pitch"]), np.sort(before["pitch"]))
     short = before["duration"] <= 4
-    np.testing.assert_allclose(
-        after["duration"][short], before["duration"][short], atol=1 / 24 + 1e-6
-    )
+    np.testing.assert_allclose(after["duration"][short], before["duration"][short], atol=1 / 24 + 1e-6)
 
 
 def test_saved_tokenizer_loads_with_same_vocab_and_hash(tmp_path):

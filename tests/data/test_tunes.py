@@ -73,9 +73,7 @@ def test_intervals_merge_repeats_and_shingles_forget_the_key():
 def test_fingerprint_is_the_same_in_any_key_and_rhythm():
     original = tune_fingerprint(_harmonised(3))
     assert original.shape[0] > 10
-    np.testing.assert_array_equal(
-        original, tune_fingerprint(_harmonised(3, transpose=5, retime=True))
-    )
+    np.testing.assert_array_equal(original, tune_fingerprint(_harmonised(3, transpose=5, retime=True)))
     assert jaccard(original, tune_fingerprint(_harmonised(4))) < 0.1
 
 
@@ -151,11 +149,7 @@ def test_a_transposed_copy_of_a_held_out_tune_never_lands_in_training(tmp_path):
     originals, copies = tmp_path / "originals", tmp_path / "copies"
     for seed in range(40):
         _write(originals, f"t{seed:02d}.mid", _harmonised(seed))
-        _write(
-            copies,
-            f"t{seed:02d}.mid",
-            _harmonised(seed, transpose=(seed % 5 + 1) * (-1) ** seed, retime=seed % 2 == 0),
-        )
+        _write(copies, f"t{seed:02d}.mid", _harmonised(seed, transpose=(seed % 5 + 1) * (-1) ** seed, retime=seed % 2 == 0))
         _write(originals, f"t{seed:02d}-up.mid", _harmonised(seed, transpose=7))
     curriculum = tmp_path / "c.toml"
     curriculum.write_text(
@@ -171,17 +165,11 @@ def test_a_transposed_copy_of_a_held_out_tune_never_lands_in_training(tmp_path):
                 split_of[piece["id"]] = split
     held_out = 0
     for seed in range(40):
-        versions = {
-            split_of[f"originals/t{seed:02d}"],
-            split_of[f"originals/t{seed:02d}-up"],
-            split_of[f"copies/t{seed:02d}"],
-        }
+        versions = {split_of[f"originals/t{seed:02d}"], split_of[f"originals/t{seed:02d}-up"], split_of[f"copies/t{seed:02d}"]}
         assert len(versions) == 1, f"tune {seed} is split across {versions}"
         held_out += versions != {"train"}
     assert 5 <= held_out <= 30  # both held-out splits are used, most tunes train
     tunes = data.manifest["tunes"]
     assert tunes["n_groups"] == 40 and tunes["n_pieces_merged"] == 120
     assert all(len(group["pieces"]) == 3 for group in tunes["merged_groups"])
-    assert data.pieces("copies", split_of["copies/t00"])[0]["tune_group"] in {
-        g["key"] for g in tunes["merged_groups"]
-    }
+    assert data.pieces("copies", split_of["copies/t00"])[0]["tune_group"] in {g["key"] for g in tunes["merged_groups"]}

@@ -30,9 +30,7 @@ def test_a_planted_label_is_recovered_and_noise_stays_at_chance():
     rng = np.random.default_rng(0)
     labels = [f"k{i % 6}" for i in range(120)]
     one_hot = np.eye(6)[[i % 6 for i in range(120)]]
-    planted = np.hstack([one_hot * 2.0, rng.normal(size=(120, 10))]) + rng.normal(
-        scale=0.1, size=(120, 16)
-    )
+    planted = np.hstack([one_hot * 2.0, rng.normal(size=(120, 10))]) + rng.normal(scale=0.1, size=(120, 16))
     accuracy, chance, folds = cross_validated_accuracy(planted, labels)
     assert (accuracy, chance, folds) == (1.0, 20 / 120, 5)
     noise = rng.normal(size=(120, 16))
@@ -52,9 +50,7 @@ def test_labels_come_from_the_generator_or_the_key_estimate():
 
 def test_structure_pooling_averages_only_the_kept_positions():
     torch.manual_seed(0)
-    model = MusicTransformer(
-        ModelConfig(vocab_size=12, max_seq_len=16, d_model=16, n_layers=1, n_heads=2)
-    )
+    model = MusicTransformer(ModelConfig(vocab_size=12, max_seq_len=16, d_model=16, n_layers=1, n_heads=2))
     pieces = [np.array([1, 2, 3, 4, 5, 6]), np.array([7, 8, 9])]
     keep = np.zeros(12, dtype=bool)
     keep[[2, 4, 8]] = True
@@ -70,9 +66,7 @@ def test_structure_pooling_averages_only_the_kept_positions():
 
 def test_probe_pieces_skips_unknown_labels():
     torch.manual_seed(0)
-    model = MusicTransformer(
-        ModelConfig(vocab_size=12, max_seq_len=16, d_model=16, n_layers=1, n_heads=2)
-    )
+    model = MusicTransformer(ModelConfig(vocab_size=12, max_seq_len=16, d_model=16, n_layers=1, n_heads=2))
     pieces = [np.array([1 + i % 10, 2, 3]) for i in range(12)]
     labels = {"key": ["a" if i % 2 else "b" for i in range(12)], "meter": [None] * 11 + ["3/4"]}
     key, meter = probe_pieces(model, pieces, labels, seq_len=8)

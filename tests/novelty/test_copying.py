@@ -262,8 +262,5 @@ def test_scalar_symbol_matches_the_vectorised_one():
     prev_ioi = np.where(rng.random(2000) < 0.5, rng.choice(choices, 2000), rng.random(2000) * 4)
     ioi = np.where(rng.random(2000) < 0.5, rng.choice(choices, 2000), rng.random(2000) * 40)
     vector = symbol_for(prev_pitch, pitch, prev_ioi, ioi)
-    scalar = [
-        symbol_of(int(a), int(b), float(c), float(d))
-        for a, b, c, d in zip(prev_pitch, pitch, prev_ioi, ioi, strict=True)
-    ]
+    scalar = [symbol_of(int(a), int(b), float(c), float(d)) for a, b, c, d in zip(prev_pitch, pitch, prev_ioi, ioi, strict=True)]
     assert vector.tolist() == scalar

@@ -35,9 +35,7 @@ def naive_suffix_array(pieces) -> list[int]:
 def test_suffix_array_order_equals_the_definition(seed):
     rng = np.random.default_rng(seed)
     alphabet = int(rng.integers(1, 4))
-    pieces = [
-        rng.integers(0, alphabet, int(rng.integers(0, 12))) for _ in range(int(rng.integers(1, 8)))
-    ]
+    pieces = [rng.integers(0, alphabet, int(rng.integers(0, 12))) for _ in range(int(rng.integers(1, 8)))]
     pieces.append(pieces[0].copy())  # a duplicate piece: suffixes tie up to the end
     sa = _suffixarray.build_suffix_array(text_of(pieces))
     assert sa.dtype == np.int32
@@ -71,9 +69,7 @@ def test_chunked_build_equals_one_chunk(monkeypatch):
     assert np.all(level0[1:] >= level0[:-1]) and np.all(keys[1:] > keys[:-1])
     assert np.array_equal(np.repeat(keys, np.diff(rows)), level0)
     # the text is the packed keys' top field
-    assert np.array_equal(
-        _ngram_store.text_of(whole._packed), text_of([note_symbols(p) for p in pieces])
-    )
+    assert np.array_equal(_ngram_store.text_of(whole._packed), text_of([note_symbols(p) for p in pieces]))
     for n in (3, 8):
         assert np.array_equal(chunked._hashes[n], whole._hashes[n])
         hashes = _ngram_store.ngram_hashes(_ngram_store.text_of(whole._packed), n)
@@ -82,9 +78,7 @@ def test_chunked_build_equals_one_chunk(monkeypatch):
 
 def test_memory_mapped_load_answers_like_the_build(tmp_path):
     pieces = [random_walk(seed, n=80) for seed in range(15)]
-    index = NGramIndex.build(
-        pieces, [f"p{i}" for i in range(15)], n=(4, 8, 16, 6), path=tmp_path / "x.index"
-    )
+    index = NGramIndex.build(pieces, [f"p{i}" for i in range(15)], n=(4, 8, 16, 6), path=tmp_path / "x.index")
     loaded = NGramIndex.load(tmp_path / "x.index")
     for array in (loaded._packed, loaded._sa, *loaded._level0, loaded._hashes[6]):
         assert not array.flags.writeable  # a read-only map of the file, not a copy
@@ -93,10 +87,9 @@ def test_memory_mapped_load_answers_like_the_build(tmp_path):
     assert loaded.analyze(queries) == index.analyze(queries)
     assert loaded.stats == index.stats
     symbols = note_symbols(pieces[2])
-    assert (
-        loaded.blocked(symbols[:5], np.arange(0, 7000, 13), 6).tolist()
-        == index.blocked(symbols[:5], np.arange(0, 7000, 13), 6).tolist()
-    )
+    assert loaded.blocked(symbols[:5], np.arange(0, 7000, 13), 6).tolist() == index.blocked(
+        symbols[:5], np.arange(0, 7000, 13), 6
+    ).tolist()
     copy = tmp_path / "copy.index"
     loaded.save(copy)
     assert copy.read_bytes() == (tmp_path / "x.index").read_bytes()
@@ -146,10 +139,7 @@ def test_training_index_is_cached_and_rebuilt_when_torn_or_old(tmp_path, monkeyp
     assert data.reads == reads  # served from the cache
     assert again.analyze([query]) == expected
     folder = tmp_path / "ngram"
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "fake-fingerprint-6.table",
-        "fake-fingerprint.index",
-    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["fake-fingerprint-6.table", "fake-fingerprint.index"]
     good = {p.name: p.read_bytes() for p in folder.iterdir()}
     for name, damaged in (
         ("fake-fingerprint.index", good["fake-fingerprint.index"][:-20]),  # torn
@@ -203,8 +193,5 @@ def test_ngram_hashes_equal_the_polynomial(n):
         window = vals[i : i + n].astype(object)
         if any(v == _suffixarray.END for v in window):
             continue
-        expected.append(
-            sum(int(v) * int(_ngram_store.HASH_BASE) ** (n - 1 - k) for k, v in enumerate(window))
-            % 2**64
-        )
+        expected.append(sum(int(v) * int(_ngram_store.HASH_BASE) ** (n - 1 - k) for k, v in enumerate(window)) % 2**64)
     assert _ngram_store.ngram_hashes(vals, n).tolist() == expected

@@ -47,9 +47,7 @@ def samples_folder(root, data):
     folder = root / "samples"
     folder.mkdir(exist_ok=True)
     (folder / "copy.mid").write_bytes(notes_to_score(notes).dumps_midi())
-    (folder / "fresh.mid").write_bytes(
-        notes_to_score(walk(999, steps=(-5, -4, 4, 5, 7))).dumps_midi()
-    )
+    (folder / "fresh.mid").write_bytes(notes_to_score(walk(999, steps=(-5, -4, 4, 5, 7))).dumps_midi())
     (folder / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
     return folder, source
 
@@ -88,26 +86,14 @@ def test_an_identical_copy_has_cosine_one_and_distance_ratio_zero(prepared, tmp_
     folder = tmp_path / "same"
     folder.mkdir()
     shutil.copyfile(data.piece_path(piece), folder / "same.mid")
-    report = score_novelty(
-        folder,
-        data.root,
-        tmp_path / "out",
-        NoveltySection(embedder="audio-features"),
-        show_progress=False,
-    )
+    report = score_novelty(folder, data.root, tmp_path / "out", NoveltySection(embedder="audio-features"), show_progress=False)
     row = report["samples"][0]
     assert row["nearest"]["id"] == piece["id"]
     assert row["cosine"] == pytest.approx(1.0, abs=1e-5)
-    assert (
-        row["rho"] == pytest.approx(0.0, abs=1e-3)
-        and row["flagged"]
-        and row["penalty"] == pytest.approx(1.0, abs=1e-3)
-    )
+    assert row["rho"] == pytest.approx(0.0, abs=1e-3) and row["flagged"] and row["penalty"] == pytest.approx(1.0, abs=1e-3)
 
 
-def test_data_copying_statistic_is_negative_for_copies_and_near_zero_for_held_out(
-    prepared, tmp_path
-):
+def test_data_copying_statistic_is_negative_for_copies_and_near_zero_for_held_out(prepared, tmp_path):
     root, data = prepared
     stage = data.stage_names[0]
     copies, heldout = tmp_path / "copies", tmp_path / "heldout"
@@ -117,12 +103,8 @@ def test_data_copying_statistic_is_negative_for_copies_and_near_zero_for_held_ou
     for i in range(12):  # new pieces from the training distribution, never seen
         (heldout / f"h{i}.mid").write_bytes(notes_to_score(walk(1000 + i)).dumps_midi())
     settings = NoveltySection(embedder="symbolic")
-    copied = score_novelty(copies, data.root, tmp_path / "o1", settings, show_progress=False)[
-        "summary"
-    ]
-    fresh = score_novelty(heldout, data.root, tmp_path / "o2", settings, show_progress=False)[
-        "summary"
-    ]
+    copied = score_novelty(copies, data.root, tmp_path / "o1", settings, show_progress=False)["summary"]
+    fresh = score_novelty(heldout, data.root, tmp_path / "o2", settings, show_progress=False)["summary"]
     assert copied["data_copying_C_T"] < -3
     assert abs(fresh["data_copying_C_T"]) < 2
     assert copied["copy_rate"] == 1.0 and fresh["copy_rate"] <= 0.25
@@ -147,46 +129,15 @@ def test_cli_novelty_and_compare(prepared, tmp_path):
     root, data = prepared
     folder, _ = samples_folder(root, data)
     run = [sys.executable, "-m", "curricmusic"]
-    done = subprocess.run(
-        [
-            *run,
-            "novelty",
-            str(folder),
-            "--against",
-            str(data.root),
-            "--embedder",
-            "symbolic",
-            "--out",
-            str(tmp_path / "n1"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = subprocess.run([*run, "novelty", str(folder), "--against", str(data.root), "--embedder", "symbolic", "--out", str(tmp_path / "n1")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "1 flagged" in done.stdout
-    compared = subprocess.run(
-        [
-            *run,
-            "compare",
-            str(tmp_path / "n1"),
-            str(tmp_path / "n1" / "novelty.json"),
-            "--out",
-            str(tmp_path / "cmp"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    compared = subprocess.run([*run, "compare", str(tmp_path / "n1"), str(tmp_path / "n1" / "novelty.json"), "--out", str(tmp_path / "cmp")], capture_output=True, text=True)
     assert compared.returncode == 0, compared.stderr
     summary = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert len(summary) == 2 and all(v["copy_rate"] == 0.5 for v in summary.values())
-    bad = subprocess.run(
-        [*run, "novelty", str(folder), "--against", str(tmp_path)], capture_output=True, text=True
-    )
-    assert (
-        bad.returncode == 2
-        and "--against needs a run folder" in bad.stderr
-        and "Traceback" not in bad.stderr
-    )
+    bad = subprocess.run([*run, "novelty", str(folder), "--against", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--against needs a run folder" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.fixture(scope="module")
@@ -196,9 +147,7 @@ def two_styles(tmp_path_factory):
     root = tmp_path_factory.mktemp("styles")
     (root / "tunes").mkdir()
     for i in range(40):
-        (root / "tunes" / f"tune{i:02d}.mid").write_bytes(
-            notes_to_score(walk(i), qpm=100).dumps_midi()
-        )
+        (root / "tunes" / f"tune{i:02d}.mid").write_bytes(notes_to_score(walk(i), qpm=100).dumps_midi())
     (root / "c.toml").write_text(
         'name = "styles"\nkeys = ["C", "G", "a", "d"]\n[split]\nval = 0.2\ntest = 0.2\n'
         '[[stages]]\nname = "scales"\nsource = "generated"\ngenerator = "scales"\noptions = { max_pieces = 24 }\n'
@@ -214,12 +163,8 @@ def test_fresh_music_is_not_flagged_and_transposed_retimed_copies_are(two_styles
     folder = root / "mixed"
     folder.mkdir(exist_ok=True)
     for i in range(5):  # new tunes in the bank's style, and melodies in no style of the bank
-        (folder / f"fresh-in-{i}.mid").write_bytes(
-            notes_to_score(walk(5000 + i), qpm=100).dumps_midi()
-        )
-        (folder / f"fresh-out-{i}.mid").write_bytes(
-            notes_to_score(walk(6000 + i, steps=(-7, -5, 4, 5, 7, 12)), qpm=140).dumps_midi()
-        )
+        (folder / f"fresh-in-{i}.mid").write_bytes(notes_to_score(walk(5000 + i), qpm=100).dumps_midi())
+        (folder / f"fresh-out-{i}.mid").write_bytes(notes_to_score(walk(6000 + i, steps=(-7, -5, 4, 5, 7, 12)), qpm=140).dumps_midi())
     train = data.piece_notes("tunes", "train")
     for i in range(5):  # training tunes, transposed and re-timed
         notes = train[i].copy()
@@ -252,21 +197,8 @@ def test_stratified_rho_keeps_new_melodies_near_scales_from_looking_like_copies(
     folder = root / "near-scales"
     folder.mkdir(exist_ok=True)
     for i in range(6):
-        (folder / f"m{i}.mid").write_bytes(
-            notes_to_score(walk(7000 + i, n=32, steps=(-2, -1, 1, 2)), qpm=120).dumps_midi()
-        )
-    report = score_novelty(
-        folder,
-        data.root,
-        root / "out2",
-        NoveltySection(embedder="audio-features", max_seconds=20),
-        show_progress=False,
-    )
+        (folder / f"m{i}.mid").write_bytes(notes_to_score(walk(7000 + i, n=32, steps=(-2, -1, 1, 2)), qpm=120).dumps_midi())
+    report = score_novelty(folder, data.root, root / "out2", NoveltySection(embedder="audio-features", max_seconds=20), show_progress=False)
     assert not any(row["flagged"] for row in report["samples"])
     near_scale = [row["rho"] for row in report["samples"] if row["nearest"]["stage"] == "scales"]
-    assert all(
-        rho > calibrated
-        for rho, calibrated in zip(
-            near_scale, [report["calibration"]["rho_threshold"]] * len(near_scale), strict=True
-        )
-    )
+    assert all(rho > calibrated for rho, calibrated in zip(near_scale, [report["calibration"]["rho_threshold"]] * len(near_scale), strict=True))

@@ -87,9 +87,7 @@ def _shown(entries: Iterable[str], limit: int = 3) -> str:
     return ", ".join(entries[:limit]) + more
 
 
-def check_folder(
-    path: str | os.PathLike[str], what: str = "--out", kind: str | None = None
-) -> None:
+def check_folder(path: str | os.PathLike[str], what: str = "--out", kind: str | None = None) -> None:
     """One UserError line unless ``path`` is missing, an empty folder, or a folder we made (of
     ``kind``, when given)."""
     path = Path(path)
@@ -153,9 +151,7 @@ def check_replaceable(
         )
 
 
-def remove_stale(
-    parent: str | os.PathLike[str], pattern: str, max_age_s: float = 86400.0
-) -> list[Path]:
+def remove_stale(parent: str | os.PathLike[str], pattern: str, max_age_s: float = 86400.0) -> list[Path]:
     """Remove folders under ``parent`` matching ``pattern`` untouched for ``max_age_s`` seconds.
 
     For the leftovers of a killed writer (``.NAME.build-*``): the pattern names only folders

@@ -35,7 +35,6 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("generated", "music21", "midi_dir")]
     return ".".join(parts) or "(top level)"
 
-
 def format_validation_error(error: ValidationError, source: str) -> str:
     """One line: ``source: key.path: what was expected (got value)``, plus a count of the rest."""
     errors = error.errors()
@@ -48,13 +47,8 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     elif first["type"] not in ("value_error", "assertion_error") and "input" in first:
         shown = repr(first["input"])
         message = f"{message} (got {shown[:60]})"
-    more = (
-        f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        if len(errors) > 1
-        else ""
-    )
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{source}: {_dotted(first['loc'])}: {message}{more}"
-
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file, turning I/O and syntax errors into one-line UserErrors."""
@@ -69,14 +63,12 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text TOML file") from None
 
-
 def validate(model: type[ModelT], data: Mapping[str, Any], source: str) -> ModelT:
     """Validate ``data`` as ``model``; errors become one UserError line naming ``source``."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise UserError(format_validation_error(exc, source)) from None
-
 
 def config_hash(model: BaseModel, length: int = 16) -> str:
     """A stable hex digest of a config's JSON form (paths as strings, keys sorted)."""

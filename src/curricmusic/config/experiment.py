@@ -72,32 +72,22 @@ class TrainSection(FrozenModel):
     the difference), so the same experiment trains identically on a laptop and on 8 GPUs.
     """
 
-    tokens: int = Field(
-        gt=0, description="training budget in real tokens (windows x seq_len x steps)"
-    )
+    tokens: int = Field(gt=0, description="training budget in real tokens (windows x seq_len x steps)")
     seq_len: int = Field(256, ge=8)
     batch_size: int = Field(16, ge=1)
     micro_batch_size: int | None = Field(None, ge=1)
-    lr: float | list[float] = Field(
-        3e-4, description="peak learning rate, or several: a sweep (a cell each)"
-    )
+    lr: float | list[float] = Field(3e-4, description="peak learning rate, or several: a sweep (a cell each)")
     lr_schedule: Literal[LR_SCHEDULES] = "wsd"  # type: ignore[valid-type]
-    min_lr_ratio: float = Field(
-        0.1, ge=0, le=1, description="the floor of cosine and of the wsd decay"
-    )
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="the floor of cosine and of the wsd decay")
     warmup_fraction: float = Field(0.05, ge=0, lt=1)
-    decay_fraction: float = Field(
-        0.2, gt=0, le=1, description="wsd: the final share of the steps that decays"
-    )
+    decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: the final share of the steps that decays")
     weight_decay: float = Field(0.1, ge=0)
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.95, ge=0, lt=1)
     grad_clip: float = Field(1.0, ge=0)
     eval_every: int = Field(50, ge=1, description="steps between validation evaluations")
     eval_stride: int | None = Field(
-        None,
-        ge=1,
-        description="tokens between held-out windows (default seq_len // 2); each token is scored once",
+        None, ge=1, description="tokens between held-out windows (default seq_len // 2); each token is scored once"
     )
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(100, ge=1)
@@ -120,17 +110,11 @@ class TrainSection(FrozenModel):
     def _check(self) -> TrainSection:
         values = self.lr if isinstance(self.lr, list) else [self.lr]
         if not values or any(v <= 0 for v in values) or len(set(values)) != len(values):
-            raise ValueError(
-                f"lr must be a positive number or a list of distinct ones (got {self.lr})"
-            )
+            raise ValueError(f"lr must be a positive number or a list of distinct ones (got {self.lr})")
         if self.eval_stride is not None and self.eval_stride > self.seq_len:
-            raise ValueError(
-                f"eval_stride {self.eval_stride} exceeds seq_len {self.seq_len}: tokens would go unscored"
-            )
+            raise ValueError(f"eval_stride {self.eval_stride} exceeds seq_len {self.seq_len}: tokens would go unscored")
         if self.lr_schedule == "wsd" and self.warmup_fraction + self.decay_fraction > 1:
-            raise ValueError(
-                "warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup"
-            )
+            raise ValueError("warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup")
         return self
 
 
@@ -140,31 +124,23 @@ class NoveltySection(FrozenModel):
     embedder: str = "clap:laion/larger_clap_music"
     fallback: bool = True  # no CLAP weights: use audio-features and say so in the report
     bank_stages: list[str] | None = None  # stages whose training pieces form the bank (default all)
-    max_seconds: float | None = Field(
-        60.0, gt=0, description="audio rendered per piece (None: all)"
-    )
+    max_seconds: float | None = Field(60.0, gt=0, description="audio rendered per piece (None: all)")
     # rho flag: None = calibrated, the flag_quantile of the held-out pieces' own rho; used only when
     # the embedder places known copies closer than held-out music (probe AUC >= min_probe_auc)
     rho_threshold: float | None = Field(None, gt=0)
     flag_quantile: float = Field(0.02, gt=0, lt=0.5)
-    probe_copies: int = Field(
-        16, ge=0, description="training pieces transposed and re-timed to test the embedder"
-    )
+    probe_copies: int = Field(16, ge=0, description="training pieces transposed and re-timed to test the embedder")
     min_probe_auc: float = Field(0.9, ge=0.5, le=1.0)
     max_copied_bars: float = Field(4.0, gt=0)
     tau_quantile: float = Field(0.1, gt=0, lt=1)
-    ct_min_cell: int = Field(
-        10, ge=2, description="generated samples a cell needs to enter C_T (the paper: 20)"
-    )
+    ct_min_cell: int = Field(10, ge=2, description="generated samples a cell needs to enter C_T (the paper: 20)")
 
 
 class ProbeSection(FrozenModel):
     """The linear probe of each finished run (key, mode, meter of held-out pieces; README "Probe")."""
 
     enabled: bool = True
-    layers: bool = Field(
-        False, description="also probe every layer (embedding, each block), not only the final one"
-    )
+    layers: bool = Field(False, description="also probe every layer (embedding, each block), not only the final one")
 
 
 class SlurmSection(FrozenModel):
@@ -189,35 +165,25 @@ class AdaptSection(FrozenModel):
     """
 
     style: Annotated[Music21Stage | MidiDirStage, Field(discriminator="source")]
-    shots: list[int] = Field(
-        min_length=1, description="pieces of the style's training split per adaptation run"
-    )
+    shots: list[int] = Field(min_length=1, description="pieces of the style's training split per adaptation run")
     tokens: int = Field(gt=0, description="budget of every adaptation run in real tokens")
     lr: float = Field(3e-4, gt=0)
     lr_schedule: Literal[LR_SCHEDULES] = "constant"  # type: ignore[valid-type]
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     decay_fraction: float = Field(0.2, gt=0, le=1)
-    eval_every: int = Field(
-        10, ge=1, description="steps between validation evaluations on the style"
-    )
+    eval_every: int = Field(10, ge=1, description="steps between validation evaluations on the style")
     log_every: int = Field(5, ge=1)
     checkpoint_every: int = Field(50, ge=1)
     target_loss: float | None = Field(
-        None,
-        gt=0,
-        description="style val loss that counts as reached (default: from-scratch's mean at half the budget)",
+        None, gt=0, description="style val loss that counts as reached (default: from-scratch's mean at half the budget)"
     )
 
     @model_validator(mode="before")
     @classmethod
     def _style_name(cls, data: Any) -> Any:
         """A style without a name is named after its collection (or "style")."""
-        if (
-            isinstance(data, dict)
-            and isinstance(data.get("style"), dict)
-            and "name" not in data["style"]
-        ):
+        if isinstance(data, dict) and isinstance(data.get("style"), dict) and "name" not in data["style"]:
             style = dict(data["style"])
             collection = style.get("collection")
             style["name"] = collection if isinstance(collection, str) and collection else "style"
@@ -234,9 +200,7 @@ class AdaptSection(FrozenModel):
     @model_validator(mode="after")
     def _check(self) -> AdaptSection:
         if self.lr_schedule == "wsd" and self.warmup_fraction + self.decay_fraction > 1:
-            raise ValueError(
-                "warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup"
-            )
+            raise ValueError("warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup")
         return self
 
     def total_steps(self, tokens_per_step: int) -> int:
@@ -250,9 +214,7 @@ class ExperimentConfig(FrozenModel):
     prepared: Path | None = None  # default: the cache folder of the curriculum
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     target_loss: float | None = Field(
-        None,
-        gt=0,
-        description="val loss that counts as 'reached' (default: the random arm's mean at half the budget)",
+        None, gt=0, description="val loss that counts as 'reached' (default: the random arm's mean at half the budget)"
     )
     model: ModelSection = Field(default_factory=ModelSection)
     train: TrainSection
@@ -284,9 +246,7 @@ class ExperimentConfig(FrozenModel):
                 continue
             matched = by_name.get(arm.match)
             if matched is None:
-                raise ValueError(
-                    f"arms.{index}.match: no arm named {arm.match!r}; arms are: {', '.join(names)}"
-                )
+                raise ValueError(f"arms.{index}.match: no arm named {arm.match!r}; arms are: {', '.join(names)}")
             if not matched.options.matchable:
                 raise ValueError(
                     f"arms.{index}.match: arm {arm.match!r} has pacing {matched.pacing!r}, whose per-stage tokens are "
@@ -309,9 +269,7 @@ class ExperimentConfig(FrozenModel):
             )
         if self.adapt is not None:
             if SCRATCH in names:
-                raise ValueError(
-                    f"arms: {SCRATCH!r} names the from-scratch model of [adapt]; rename the arm"
-                )
+                raise ValueError(f"arms: {SCRATCH!r} names the from-scratch model of [adapt]; rename the arm")
             steps = self.adapt.total_steps(train.tokens_per_step)
             if steps < self.adapt.eval_every:
                 raise ValueError(
@@ -324,9 +282,7 @@ class ExperimentConfig(FrozenModel):
         for arm in self.arms:
             if arm.name == name:
                 return arm
-        raise UserError(
-            f"experiment {self.name!r} has no arm {name!r}; arms are: {', '.join(a.name for a in self.arms)}"
-        )
+        raise UserError(f"experiment {self.name!r} has no arm {name!r}; arms are: {', '.join(a.name for a in self.arms)}")
 
     def learning_rates(self, name: str) -> list[float]:
         """The peak learning rates an arm trains with: its own ``lr``, else ``train.lr``."""
@@ -375,9 +331,7 @@ def experiment_from_config(config: ExperimentConfig, path: str) -> Experiment:
     """Load the curricula a validated config names and check them against each other (``path``
     names the config in messages: its TOML, or an experiment folder's ``experiment.json``)."""
     if config.generate.prompt is not None and not config.generate.prompt.is_file():
-        raise UserError(
-            f"{path}: generate.prompt: MIDI file {str(config.generate.prompt)!r} does not exist"
-        )
+        raise UserError(f"{path}: generate.prompt: MIDI file {str(config.generate.prompt)!r} does not exist")
 
     def curriculum_at(file: Path, key: str) -> CurriculumConfig:
         if not file.is_file():
@@ -423,11 +377,7 @@ def experiment_from_config(config: ExperimentConfig, path: str) -> Experiment:
         check_new_style(config.adapt, [main, *arm_curricula.values()], str(path))
         adapt_curriculum = style_curriculum(main, config.adapt)
     return Experiment(
-        config=config,
-        source=path,
-        curriculum=main,
-        arm_curricula=arm_curricula,
-        adapt_curriculum=adapt_curriculum,
+        config=config, source=path, curriculum=main, arm_curricula=arm_curricula, adapt_curriculum=adapt_curriculum
     )
 
 
@@ -446,15 +396,9 @@ def check_new_style(adapt: AdaptSection, curricula: list[CurriculumConfig], sour
     """Refuse (one line) an adaptation style that some pretraining stage draws from: the
     adaptation phase measures learning music the model has not seen."""
     style = adapt.style
-    what = (
-        f"collection {style.collection!r}"
-        if isinstance(style, Music21Stage)
-        else f"folder {str(style.path)!r}"
-    )
+    what = f"collection {style.collection!r}" if isinstance(style, Music21Stage) else f"folder {str(style.path)!r}"
     if isinstance(style, MidiDirStage) and not Path(style.path).is_dir():
-        raise UserError(
-            f"{source}: adapt.style.path: {what} does not exist (expected a folder of .mid/.midi files)"
-        )
+        raise UserError(f"{source}: adapt.style.path: {what} does not exist (expected a folder of .mid/.midi files)")
     for curriculum in curricula:
         for stage in curriculum.stages:
             if _same_source(style, stage):

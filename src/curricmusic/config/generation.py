@@ -18,14 +18,7 @@ from curricmusic.common.errors import UserError
 from curricmusic.common.frozen import FrozenModel, format_validation_error
 from curricmusic.music.keys import parse_key
 
-__all__ = [
-    "GenerationSettings",
-    "GenerateSection",
-    "settings_from",
-    "settings_for_run",
-    "layered",
-    "SOURCES",
-]
+__all__ = ["GenerationSettings", "GenerateSection", "settings_from", "settings_for_run", "layered", "SOURCES"]
 
 SOURCES = ("flag", "experiment", "default")
 
@@ -45,15 +38,11 @@ class GenerationSettings(FrozenModel):
     min_p: float = Field(0.0, ge=0, lt=1)
     grammar: bool = True
     key: str | None = None
-    chromatic_allowance: float = Field(
-        0.05, ge=0, le=1, description="probability factor of out-of-key pitches"
-    )
+    chromatic_allowance: float = Field(0.05, ge=0, le=1, description="probability factor of out-of-key pitches")
     pitch_range: list[int] = Field(default_factory=lambda: [21, 108], min_length=2, max_length=2)
     copy_blocking: bool = True
     max_copy_notes: int = Field(16, ge=3, description="longest span copied from training data")
-    copy_penalty: float | None = Field(
-        None, gt=0, description="subtract from logits instead of blocking"
-    )
+    copy_penalty: float | None = Field(None, gt=0, description="subtract from logits instead of blocking")
     prompt: Path | None = None
     prompt_bars: int = Field(4, ge=1)
     rerank: int = Field(1, ge=1)
@@ -74,9 +63,7 @@ class GenerationSettings(FrozenModel):
     def _check_range(self) -> GenerationSettings:
         low, high = self.pitch_range
         if not 0 <= low <= high <= 127:
-            raise ValueError(
-                f"pitch_range must be [low, high] with 0 <= low <= high <= 127, got {self.pitch_range}"
-            )
+            raise ValueError(f"pitch_range must be [low, high] with 0 <= low <= high <= 127, got {self.pitch_range}")
         return self
 
 
@@ -147,28 +134,18 @@ def layered(
     try:
         base = model.model_validate_json(json.dumps(kept))  # JSON mode: paths from strings
     except ValidationError as exc:
-        raise UserError(
-            format_validation_error(exc, f"{source}: {section}").replace(
-                f"{section}: ", f"{section}.", 1
-            )
-        ) from None
+        raise UserError(format_validation_error(exc, f"{source}: {section}").replace(f"{section}: ", f"{section}.", 1)) from None
     settings = model.model_validate({**base.model_dump(), **given})
     defaults = model().model_dump(mode="json")
     recorded_json = base.model_dump(mode="json")
     sources = {
-        name: "flag"
-        if name in given
-        else "experiment"
-        if name in kept and recorded_json[name] != defaults[name]
-        else "default"
+        name: "flag" if name in given else "experiment" if name in kept and recorded_json[name] != defaults[name] else "default"
         for name in model.model_fields
     }
     return settings, sources
 
 
-def settings_for_run(
-    run_info: dict[str, Any], flags: dict[str, Any], *, source: str = "run.json"
-) -> tuple[GenerationSettings, dict[str, str]]:
+def settings_for_run(run_info: dict[str, Any], flags: dict[str, Any], *, source: str = "run.json") -> tuple[GenerationSettings, dict[str, str]]:
     """How to sample a run: its experiment's ``[generate]`` section, then ``flags`` over it.
 
     The seed defaults to the run's own seed (as the runner samples), so ``curricmusic generate
@@ -178,9 +155,7 @@ def settings_for_run(
     recorded = dict((run_info.get("config") or {}).get("generate") or {})
     if recorded.get("n") == 0:
         recorded.pop("n")
-    settings, sources = layered(
-        GenerationSettings, recorded, flags, source=source, section="generate", flag_names=_FLAGS
-    )
+    settings, sources = layered(GenerationSettings, recorded, flags, source=source, section="generate", flag_names=_FLAGS)
     if settings.seed is None:
         settings = settings.model_copy(update={"seed": int(run_info.get("seed") or 0)})
     return settings, sources

@@ -61,9 +61,7 @@ def piece_windows(length: int, seq_len: int, stride: int) -> list[tuple[int, int
         end += stride
 
 
-def heldout_windows(
-    data: PreparedData, stage: str, split: str, seq_len: int, stride: int
-) -> HeldOut:
+def heldout_windows(data: PreparedData, stage: str, split: str, seq_len: int, stride: int) -> HeldOut:
     """Every token of ``stage``'s ``split`` pieces as strided windows (see the module docstring)."""
     tokens = np.asarray(data.tokens(stage, split))
     offsets = data.offsets(stage, split)
@@ -77,9 +75,7 @@ def heldout_windows(
             rows.append((inputs, targets))
     rows.sort(key=lambda row: -row[0].shape[0])  # stable: longest first, then piece order
     n = len(rows)
-    inputs = np.zeros(
-        (n, seq_len), dtype=np.int64
-    )  # after a row's length: never attended to, never scored
+    inputs = np.zeros((n, seq_len), dtype=np.int64)  # after a row's length: never attended to, never scored
     targets = np.full((n, seq_len), IGNORE_INDEX, dtype=np.int64)
     lengths = np.zeros(n, dtype=np.int64)
     for i, (x, y) in enumerate(rows):

@@ -14,14 +14,7 @@ from curricmusic.common.progress import console
 from curricmusic.config import CurriculumConfig, config_hash
 from curricmusic.data.prepared import SPLITS, PreparedData
 
-__all__ = [
-    "default_prepared_dir",
-    "print_summary",
-    "print_stage",
-    "export_examples",
-    "spread",
-    "plot_difficulty",
-]
+__all__ = ["default_prepared_dir", "print_summary", "print_stage", "export_examples", "spread", "plot_difficulty"]
 
 
 def default_prepared_dir(config: CurriculumConfig) -> Path:
@@ -39,20 +32,13 @@ def spread(count: int, n: int) -> list[int]:
 
 def print_summary(data: PreparedData) -> None:
     """One row per stage: pieces per split, tokens, difficulty range, skipped files."""
-    table = Table(
-        title=f"{data.manifest['curriculum']['name']} (target stage: {data.target_stage})"
-    )
+    table = Table(title=f"{data.manifest['curriculum']['name']} (target stage: {data.target_stage})")
     for column in ("stage", "source", "train", "val", "test", "tokens", "difficulty", "skipped"):
         table.add_column(column, justify="left" if column in ("stage", "source") else "right")
     for stage in data.manifest["stages"]:
         splits = stage["splits"]
         tokens = sum(splits[s]["n_tokens"] for s in SPLITS)
-        difficulties = [
-            p["difficulty"]
-            for s in SPLITS
-            for p in splits[s]["pieces"]
-            if p["difficulty"] is not None
-        ]
+        difficulties = [p["difficulty"] for s in SPLITS for p in splits[s]["pieces"] if p["difficulty"] is not None]
         difficulty = f"{min(difficulties):.2f}-{max(difficulties):.2f}" if difficulties else "-"
         table.add_row(
             stage["name"],
@@ -85,16 +71,7 @@ def print_stage(data: PreparedData, stage: str, limit: int) -> None:
     """The easiest, middle and hardest pieces of one stage's training split, with features."""
     pieces = data.pieces(stage, "train") or data.pieces(stage, "val")
     table = Table(title=f"stage {stage}: {len(pieces)} training pieces, ordered by difficulty")
-    for column in (
-        "piece",
-        "difficulty",
-        "notes",
-        "tokens",
-        "seconds",
-        "density",
-        "range",
-        "polyphony",
-    ):
+    for column in ("piece", "difficulty", "notes", "tokens", "seconds", "density", "range", "polyphony"):
         table.add_column(column, justify="left" if column == "piece" else "right")
     for index in spread(len(pieces), limit):
         piece = pieces[index]
@@ -157,14 +134,9 @@ def plot_difficulty(data: PreparedData, path: Path) -> Path:
     from curricmusic.common.atomic import atomic_path
 
     names = data.stage_names
-    scores = [
-        [p["difficulty"] for s in SPLITS for p in data.pieces(n, s) if p["difficulty"] is not None]
-        for n in names
-    ]
+    scores = [[p["difficulty"] for s in SPLITS for p in data.pieces(n, s) if p["difficulty"] is not None] for n in names]
     tokens = [data.n_tokens(n, "train") for n in names]
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]}, constrained_layout=True
-    )
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]}, constrained_layout=True)
     kept = [i for i, values in enumerate(scores) if values]
     left.violinplot([scores[i] for i in kept], positions=kept, showmedians=True)
     left.set_xticks(range(len(names)), names, rotation=15)

@@ -73,14 +73,7 @@ PROBE_FILE = "probe.json"
 PROBE_TASKS = ("key", "mode", "meter")
 EXPECTATION_TASKS = ("key", "mode")  # the tasks a pitch-class profile can answer
 PROBE_FOLDS = 5
-_PITCH_TYPES = (
-    "Pitch",
-    "NoteOn",
-    "NoteOff",
-    "PitchDrum",
-    "PitchIntervalTime",
-    "PitchIntervalChord",
-)
+_PITCH_TYPES = ("Pitch", "NoteOn", "NoteOff", "PitchDrum", "PitchIntervalTime", "PitchIntervalChord")
 
 
 @dataclass
@@ -90,9 +83,7 @@ class ProbeSet:
     pieces: list[np.ndarray] = field(default_factory=list)
     stages: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
-    labels: dict[str, list[str | None]] = field(
-        default_factory=lambda: {task: [] for task in PROBE_TASKS}
-    )
+    labels: dict[str, list[str | None]] = field(default_factory=lambda: {task: [] for task in PROBE_TASKS})
 
     def subset(self, keep: Sequence[bool]) -> ProbeSet:
         rows = [i for i, k in enumerate(keep) if k]
@@ -104,9 +95,7 @@ class ProbeSet:
         )
 
 
-def heldout_probe_set(
-    data: PreparedData, splits: Sequence[str] = ("val", "test"), stages: Sequence[str] | None = None
-) -> ProbeSet:
+def heldout_probe_set(data: PreparedData, splits: Sequence[str] = ("val", "test"), stages: Sequence[str] | None = None) -> ProbeSet:
     """Every piece of ``splits`` of ``stages`` (default all) with its key, mode and meter."""
     out = ProbeSet()
     for stage in stages or data.stage_names:
@@ -135,9 +124,7 @@ def non_pitch_tokens(data: PreparedData) -> np.ndarray:
     return keep
 
 
-def probe_features(
-    models: dict, probe_set: ProbeSet, seq_len: int, vocab_size: int, layers: bool = False
-) -> dict[str, dict[str, np.ndarray]]:
+def probe_features(models: dict, probe_set: ProbeSet, seq_len: int, vocab_size: int, layers: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Pooled features per model name (and ``bag_of_tokens``): ``{name: {layer: (N, D)}}``; only
     ``final`` unless ``layers``."""
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -148,24 +135,17 @@ def probe_features(
     return out
 
 
-def expectation_profiles(
-    models: dict, probe_set: ProbeSet, seq_len: int, pitch_class: np.ndarray
-) -> dict[str, np.ndarray]:
+def expectation_profiles(models: dict, probe_set: ProbeSet, seq_len: int, pitch_class: np.ndarray) -> dict[str, np.ndarray]:
     """Expected pitch-class profiles ``(N, 12)`` per model name, ``heard`` (the pitches that came
     next: the ceiling) and ``neighbour`` (the key-blind control: within a whole step of the last
     note)."""
-    out = {
-        name: expected_pitch_classes(model, probe_set.pieces, seq_len, pitch_class)
-        for name, model in models.items()
-    }
+    out = {name: expected_pitch_classes(model, probe_set.pieces, seq_len, pitch_class) for name, model in models.items()}
     out["heard"] = heard_pitch_classes(probe_set.pieces, seq_len, pitch_class)
     out["neighbour"] = neighbour_pitch_classes(probe_set.pieces, seq_len, pitch_class)
     return out
 
 
-def _accuracy(
-    features: np.ndarray, labels: Sequence[str | None], seed: int
-) -> tuple[float, float, int, int, int]:
+def _accuracy(features: np.ndarray, labels: Sequence[str | None], seed: int) -> tuple[float, float, int, int, int]:
     known = np.array([label is not None for label in labels], dtype=bool)
     chosen = [str(label) for label in labels if label is not None]
     accuracy, chance, folds = cross_validated_accuracy(features[known], chosen, PROBE_FOLDS, seed)
@@ -188,10 +168,7 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
     data = PreparedData.open(info["eval_prepared"])
     seq_len = int(info["config"]["train"]["seq_len"])
     probe_set = heldout_probe_set(data)
-    models = {
-        "trained": load_model(run_dir / MODEL_DIR),
-        "initial": initial_model(info, data.vocab_size),
-    }
+    models = {"trained": load_model(run_dir / MODEL_DIR), "initial": initial_model(info, data.vocab_size)}
     with torch.random.fork_rng():  # the probe draws nothing, but never disturb a caller's stream
         features = probe_features(models, probe_set, seq_len, data.vocab_size, layers)
         profiles = expectation_profiles(

@@ -99,12 +99,7 @@ def _stage_loss(value: Any, style: str) -> float:
 
 
 def adaptation_summary(
-    curves: dict[str, Any],
-    info: dict[str, Any],
-    style: str,
-    target: float,
-    budget: float,
-    early_tokens: float,
+    curves: dict[str, Any], info: dict[str, Any], style: str, target: float, budget: float, early_tokens: float
 ) -> dict[str, Any]:
     """One adaptation run's figures from its curves and run.json (``test_loss`` per stage)."""
     tokens, values = curves["eval_tokens"], curves["val"]
@@ -122,22 +117,14 @@ def adaptation_summary(
 
 
 def adaptation_target(
-    target_loss: float | None,
-    runs: Sequence[dict[str, Any]],
-    budget: float,
-    shots: int,
-    model: str = SCRATCH,
+    target_loss: float | None, runs: Sequence[dict[str, Any]], budget: float, shots: int, model: str = SCRATCH
 ) -> dict[str, Any]:
     """The adaptation target and the rule that fixed it: the user's ``target_loss``, else the
     mean over seeds of ``model``'s validation loss (``scratch``: the from-scratch model) at
     ``ADAPT_TARGET_AT`` of the budget (linear between evaluations) at the largest shot size
     ``shots``."""
     if target_loss is not None:
-        return {
-            "loss": float(target_loss),
-            "source": "user",
-            "rule": "adapt.target_loss in the experiment file",
-        }
+        return {"loss": float(target_loss), "source": "user", "rule": "adapt.target_loss in the experiment file"}
     at = ADAPT_TARGET_AT * budget
     who = "the from-scratch model" if model == SCRATCH else f"the {model!r} arm"
     rule = (
@@ -151,14 +138,7 @@ def adaptation_target(
     ]
     finite_values = [v for v in per_seed if math.isfinite(v)]
     loss = float(np.mean(finite_values)) if finite_values else math.nan
-    return {
-        "loss": loss,
-        "source": "rule",
-        "rule": rule,
-        "at_tokens": at,
-        "shots": shots,
-        "per_seed": per_seed,
-    }
+    return {"loss": loss, "source": "rule", "rule": rule, "at_tokens": at, "shots": shots, "per_seed": per_seed}
 
 
 def adaptation_arms(
@@ -170,18 +150,10 @@ def adaptation_arms(
     for model in models:
         per_shot: dict[str, Any] = {}
         for k in shots:
-            done = [
-                r for r in runs if r["model"] == model and r["shots"] == k and r["status"] == "done"
-            ]
-            stats = {
-                m: mean_ci([r["summary"][m] for r in done])
-                for m in ADAPT_METRICS
-                if m != "tokens_to_target"
-            }
+            done = [r for r in runs if r["model"] == model and r["shots"] == k and r["status"] == "done"]
+            stats = {m: mean_ci([r["summary"][m] for r in done]) for m in ADAPT_METRICS if m != "tokens_to_target"}
             stats["tokens_to_target"] = censored_summary(
-                [r["summary"]["tokens_to_target"] for r in done],
-                [r["summary"]["reached_target"] for r in done],
-                budget,
+                [r["summary"]["tokens_to_target"] for r in done], [r["summary"]["reached_target"] for r in done], budget
             )
             per_shot[str(k)] = {"n_done": len(done), **stats}
         out[model] = {"shots": per_shot}
@@ -198,11 +170,7 @@ def adaptation_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def adaptation_comparisons(
-    runs: Sequence[dict[str, Any]],
-    pairs: Sequence[tuple[str, str]],
-    shots: Sequence[int],
-    seeds: Sequence[int],
-    budget: float,
+    runs: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, str]], shots: Sequence[int], seeds: Sequence[int], budget: float
 ) -> list[dict[str, Any]]:
     """Each pair at each shot size, seed by seed (:func:`~curricmusic.evaluation.stats.paired_effect`),
     p-values Holm-corrected over every row. Tokens to target also give the speed-up: the
@@ -224,19 +192,10 @@ def adaptation_comparisons(
                 effect = paired_effect(treatment, baseline)
                 if effect["n_pairs"] == 0:
                     continue
-                row = {
-                    "arm": model,
-                    "baseline": control,
-                    "shots": k,
-                    "metric": metric,
-                    "seeds": paired,
-                    **effect,
-                }
+                row = {"arm": model, "baseline": control, "shots": k, "metric": metric, "seeds": paired, **effect}
                 if metric == "tokens_to_target":
                     row["target"] = "scratch" if time == "tokens_to_target" else control
-                    row.update(
-                        _speedup(effect, paired, by, model, control, k, budget, time, reached)
-                    )
+                    row.update(_speedup(effect, paired, by, model, control, k, budget, time, reached))
                 rows.append(row)
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_holm"] = adjusted
@@ -246,26 +205,12 @@ def adaptation_comparisons(
 def _target_keys(by: dict, control: str) -> tuple[str, str]:
     """Summary keys of the times a comparison with ``control`` uses: the race to the random arm's
     own target against ``random`` (when the runs have it), else to the from-scratch target."""
-    has_random_target = control == _BASELINE and all(
-        RANDOM_TARGET_TIME in r["summary"] for r in by.values()
-    )
-    return (
-        (RANDOM_TARGET_TIME, RANDOM_TARGET_REACHED)
-        if has_random_target
-        else ("tokens_to_target", "reached_target")
-    )
+    has_random_target = control == _BASELINE and all(RANDOM_TARGET_TIME in r["summary"] for r in by.values())
+    return (RANDOM_TARGET_TIME, RANDOM_TARGET_REACHED) if has_random_target else ("tokens_to_target", "reached_target")
 
 
 def _speedup(
-    effect: dict,
-    seeds: list[int],
-    by: dict,
-    model: str,
-    control: str,
-    k: int,
-    budget: float,
-    time: str,
-    reached: str,
+    effect: dict, seeds: list[int], by: dict, model: str, control: str, k: int, budget: float, time: str, reached: str
 ) -> dict[str, Any]:
     def inverse(value: float) -> float:
         return 1.0 / value if math.isfinite(value) and value > 0 else math.nan
@@ -275,11 +220,7 @@ def _speedup(
         return restricted_mean([r[time] for r in runs], [r[reached] for r in runs], budget)
 
     def at_start(name: str) -> int:  # seeds at the target before the first step: no ratio exists
-        return sum(
-            1
-            for s in seeds
-            if by[(name, k, s)]["summary"][reached] and by[(name, k, s)]["summary"][time] <= 0
-        )
+        return sum(1 for s in seeds if by[(name, k, s)]["summary"][reached] and by[(name, k, s)]["summary"][time] <= 0)
 
     return {
         "speedup": inverse(effect["ratio"]),
@@ -299,13 +240,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _run_entry(
-    out_dir: Path,
-    folder: Path,
-    model: str,
-    seed: int,
-    shots: int,
-    lr: float | None,
-    failed: str | None,
+    out_dir: Path, folder: Path, model: str, seed: int, shots: int, lr: float | None, failed: str | None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """A results entry of one adaptation run (without its summary) and its run.json."""
     entry: dict[str, Any] = {
@@ -323,19 +258,14 @@ def _run_entry(
     return entry, info
 
 
-def _style_info(
-    experiment: Experiment, out_dir: Path, infos: list[dict[str, Any]]
-) -> dict[str, Any]:
+def _style_info(experiment: Experiment, out_dir: Path, infos: list[dict[str, Any]]) -> dict[str, Any]:
     """The new style: its settings, pieces per split (from its prepared manifest, read where a
     finished run says it was prepared) and how many of them a pretraining stage holds exactly."""
     from curricmusic.data.prepared import PreparedData
 
     adapt = experiment.config.adapt
     assert adapt is not None
-    info: dict[str, Any] = {
-        "stage": adapt.style.name,
-        "config": adapt.style.model_dump(mode="json"),
-    }
+    info: dict[str, Any] = {"stage": adapt.style.name, "config": adapt.style.model_dump(mode="json")}
     prepared = next((i["prepared"] for i in infos if Path(i.get("prepared", "")).is_dir()), None)
     if prepared is None:
         return info
@@ -343,22 +273,12 @@ def _style_info(
     stage = adapt.style.name
     info["n_pieces"] = {split: len(data.pieces(stage, split)) for split in ("train", "val", "test")}
     info["n_tune_groups"] = data.stage(stage).get("n_tune_groups")
-    hashes = {
-        p["content_hash"] for split in ("train", "val", "test") for p in data.pieces(stage, split)
-    }
-    roots = {
-        json.loads(f.read_text()).get("prepared")
-        for f in sorted((out_dir / "runs").glob("*/run.json"))
-    }
+    hashes = {p["content_hash"] for split in ("train", "val", "test") for p in data.pieces(stage, split)}
+    roots = {json.loads(f.read_text()).get("prepared") for f in sorted((out_dir / "runs").glob("*/run.json"))}
     pretraining: set[str] = set()
     for root in sorted(r for r in roots if r and r != prepared and Path(r).is_dir()):
         other = PreparedData.open(root)
-        pretraining |= {
-            p["content_hash"]
-            for s in other.stage_names
-            for sp in ("train", "val", "test")
-            for p in other.pieces(s, sp)
-        }
+        pretraining |= {p["content_hash"] for s in other.stage_names for sp in ("train", "val", "test") for p in other.pieces(s, sp)}
     info["n_exact_duplicates_of_pretraining"] = len(hashes & pretraining)
     return info
 
@@ -386,9 +306,7 @@ def _warnings(arms: dict[str, Any], style: dict[str, Any]) -> list[str]:
     return out
 
 
-def adaptation_results(
-    experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]]
-) -> dict[str, Any] | None:
+def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The ``adaptation`` entry of results.json (None without ``[adapt]``). ``chosen``: the
     results.json run entries at each arm's chosen learning rate."""
     adapt = experiment.config.adapt
@@ -412,17 +330,7 @@ def adaptation_results(
         status = _read_json(scratch_dir(out_dir, seed) / "cell.json") or {}
         failed = status.get("error") if status.get("status") == "failed" else None
         for k in adapt.shots:
-            found.append(
-                _run_entry(
-                    out_dir,
-                    adapt_dir(scratch_dir(out_dir, seed), k),
-                    SCRATCH,
-                    seed,
-                    k,
-                    adapt.lr,
-                    failed,
-                )
-            )
+            found.append(_run_entry(out_dir, adapt_dir(scratch_dir(out_dir, seed), k), SCRATCH, seed, k, adapt.lr, failed))
     runs = [entry for entry, _ in found]
     infos = [info for _, info in found if info is not None]
     for entry in runs:  # the curves first: the target rule reads scratch's
@@ -430,30 +338,17 @@ def adaptation_results(
             entry["curves"] = adaptation_curves(out_dir / entry["run_dir"], style)
     target = adaptation_target(adapt.target_loss, runs, budget, adapt.shots[-1])
     has_random = any(arm.name == _BASELINE for arm in config.arms)
-    random_target = (
-        adaptation_target(None, runs, budget, adapt.shots[-1], _BASELINE)
-        if has_random and adapt.target_loss is None
-        else None
-    )
+    random_target = adaptation_target(None, runs, budget, adapt.shots[-1], _BASELINE) if has_random and adapt.target_loss is None else None
     for entry, info in found:
         if info is not None:
-            entry["summary"] = adaptation_summary(
-                entry["curves"], info, style, target["loss"], budget, early
-            )
+            entry["summary"] = adaptation_summary(entry["curves"], info, style, target["loss"], budget, early)
             if random_target is not None:
-                time, reached = time_to_target(
-                    entry["curves"]["eval_tokens"],
-                    entry["curves"]["val"],
-                    random_target["loss"],
-                    budget,
-                )
+                time, reached = time_to_target(entry["curves"]["eval_tokens"], entry["curves"]["val"], random_target["loss"], budget)
                 entry["summary"] |= {RANDOM_TARGET_TIME: time, RANDOM_TARGET_REACHED: reached}
     models = [arm.name for arm in config.arms] + [SCRATCH]
     arms = adaptation_arms(runs, models, adapt.shots, budget)
     style_info = _style_info(experiment, out_dir, infos)
-    comparisons = adaptation_comparisons(
-        runs, adaptation_pairs(models), adapt.shots, config.seeds, budget
-    )
+    comparisons = adaptation_comparisons(runs, adaptation_pairs(models), adapt.shots, config.seeds, budget)
     return {
         "style": style_info,
         "shots": list(adapt.shots),
@@ -468,10 +363,6 @@ def adaptation_results(
         "runs": runs,
         "arms": arms,
         "comparisons": comparisons,
-        "failures": [
-            f"{r['model']} seed {r['seed']}, {r['shots']} pieces: {r['error']}"
-            for r in runs
-            if r["status"] == "failed"
-        ],
+        "failures": [f"{r['model']} seed {r['seed']}, {r['shots']} pieces: {r['error']}" for r in runs if r["status"] == "failed"],
         "warnings": _warnings(arms, style_info),
     }

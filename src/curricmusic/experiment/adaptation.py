@@ -25,14 +25,7 @@ from curricmusic.common.folders import claim_folder
 from curricmusic.common.progress import err_console
 from curricmusic.config import SCRATCH, Experiment
 
-__all__ = [
-    "ADAPT_DIR",
-    "adapt_dir",
-    "scratch_dir",
-    "adapt_model",
-    "adapt_scratch",
-    "adaptation_finished",
-]
+__all__ = ["ADAPT_DIR", "adapt_dir", "scratch_dir", "adapt_model", "adapt_scratch", "adaptation_finished"]
 
 ADAPT_DIR = "adapt"
 _CELL_FILE = "cell.json"
@@ -54,12 +47,7 @@ def adaptation_finished(run_dir: Path) -> bool:
 
 
 def adapt_model(
-    experiment: Experiment,
-    label: str,
-    seed: int,
-    run_dir: Path,
-    init: Path | None,
-    show_progress: bool = True,
+    experiment: Experiment, label: str, seed: int, run_dir: Path, init: Path | None, show_progress: bool = True
 ) -> None:
     """Fine-tune one model on every shot size of ``[adapt]`` (nothing when the experiment has no
     such section): ``init`` is a ``model/`` folder, or None for the seed's initial weights."""
@@ -96,9 +84,7 @@ def adapt_scratch(experiment: Experiment, out_dir: Path, show_progress: bool = T
             write_json(status, {"status": "done"})
         except Exception as exc:  # noqa: BLE001 - one failing seed must not lose the others
             error = f"{type(exc).__name__}: {exc}"
-            write_json(
-                status, {"status": "failed", "error": error, "traceback": traceback.format_exc()}
-            )
+            write_json(status, {"status": "failed", "error": error, "traceback": traceback.format_exc()})
             err_console.print(f"[red]{folder.name} failed:[/] {error}")
             failures.append(f"{folder.name}: {error}")
     return failures

@@ -21,9 +21,7 @@ LISTEN_PER_CELL = 4
 LISTEN_SAMPLE_RATE = 22050
 
 
-def render_listening(
-    samples_dir: Path, n: int = LISTEN_PER_CELL, sample_rate: int = LISTEN_SAMPLE_RATE
-) -> list[dict]:
+def render_listening(samples_dir: Path, n: int = LISTEN_PER_CELL, sample_rate: int = LISTEN_SAMPLE_RATE) -> list[dict]:
     """WAV and piano roll of the first ``n`` samples of ``samples_dir`` (those missing only).
 
     Returns one row per sample: ``file``, ``wav`` and ``png`` (names in the folder; None where
@@ -37,9 +35,7 @@ def render_listening(
         return []
     rows = []
     for sample in json.loads(manifest_path.read_text())["samples"][:n]:
-        midi = (
-            Path(samples_dir) / Path(sample["file"]).name
-        )  # a name in the folder, never a path out of it
+        midi = Path(samples_dir) / Path(sample["file"]).name  # a name in the folder, never a path out of it
         wav, png = midi.with_suffix(".wav"), midi.with_suffix(".png")
         row: dict = {"file": midi.name, "wav": None, "png": None}
         try:

@@ -52,20 +52,14 @@ def select_learning_rates(runs: Sequence[dict[str, Any]], arms: Sequence[str]) -
             )
         scored = [c for c in candidates if math.isfinite(c["mean_best_val_target"])]
         complete = [c for c in scored if c["n_failed"] == 0] or scored
-        chosen = (
-            min(complete, key=lambda c: (c["mean_best_val_target"], c["lr"]))["lr"]
-            if complete
-            else None
-        )
+        chosen = min(complete, key=lambda c: (c["mean_best_val_target"], c["lr"]))["lr"] if complete else None
         if chosen is None and rates:
             chosen = rates[0]
         out["arms"][arm] = {"chosen": chosen, "candidates": candidates}
     return out
 
 
-def selected_runs(
-    runs: Sequence[dict[str, Any]], selection: dict[str, Any]
-) -> list[dict[str, Any]]:
+def selected_runs(runs: Sequence[dict[str, Any]], selection: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs at each arm's chosen learning rate."""
     chosen = {arm: entry["chosen"] for arm, entry in selection["arms"].items()}
     return [r for r in runs if r["arm"] in chosen and float(r["lr"]) == chosen[r["arm"]]]

@@ -65,10 +65,7 @@ def summarize_probes(probes: Sequence[dict[str, Any]]) -> dict[str, Any]:
         layers = [e["layers"] for e in entries if "layers" in e]
         if layers:
             tasks[task]["layers"] = {
-                model: {
-                    layer: float(np.mean([entry[model][layer] for entry in layers]))
-                    for layer in layers[0][model]
-                }
+                model: {layer: float(np.mean([entry[model][layer] for entry in layers])) for layer in layers[0][model]}
                 for model in layers[0]
             }
     return {"n_runs": len(probes), "pieces": probes[0].get("pieces", {}), "tasks": tasks}
@@ -85,9 +82,7 @@ def _run_dirs(folder: Path) -> list[Path]:
         return [folder]
     runs = sorted(p.parent for p in (folder / "runs").glob("*/run.json"))
     if not runs:
-        raise UserError(
-            f"{folder}: neither a run folder (run.json) nor an experiment folder (runs/*/run.json)"
-        )
+        raise UserError(f"{folder}: neither a run folder (run.json) nor an experiment folder (runs/*/run.json)")
     return runs
 
 
@@ -95,14 +90,10 @@ def _stale(probe: dict, layers: bool) -> bool:
     """Whether a stored ``probe.json`` lacks what is asked: every layer, or the expectation
     probe (written before it existed)."""
     tasks = probe.get("tasks", {}).values()
-    return (layers and not any("layers" in t for t in tasks)) or not any(
-        "expectation" in t for t in tasks
-    )
+    return (layers and not any("layers" in t for t in tasks)) or not any("expectation" in t for t in tasks)
 
 
-def probe_folder(
-    folder: str | Path, *, layers: bool = False, force: bool = False, show_progress: bool = True
-) -> dict[str, dict]:
+def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = False, show_progress: bool = True) -> dict[str, dict]:
     """Probe every finished run under ``folder`` (a run folder or an experiment folder) that has
     no ``probe.json`` yet (all with ``force``); returns the summary per arm (per arm and learning
     rate when an arm swept several)."""
@@ -113,13 +104,9 @@ def probe_folder(
     folder = Path(folder)
     runs = _run_dirs(folder)
     infos = {run: json.loads((run / "run.json").read_text()) for run in runs}
-    finished = [
-        run for run in runs if infos[run].get("status") == "finished" and (run / "model").is_dir()
-    ]
+    finished = [run for run in runs if infos[run].get("status") == "finished" and (run / "model").is_dir()]
     if not finished:
-        raise UserError(
-            f"{folder}: no finished run to probe (run.json status 'finished' and a model/ folder)"
-        )
+        raise UserError(f"{folder}: no finished run to probe (run.json status 'finished' and a model/ folder)")
     probes: dict[Path, dict] = {}
     with progress_bar("Probing runs", len(finished), show_progress) as update:
         for run in finished:

@@ -32,24 +32,18 @@ def load_recorded(out_dir: Path) -> Experiment:
     if not out_dir.is_dir():
         raise UserError(f"{out_dir}: no such folder")
     if not record.is_file():
-        raise UserError(
-            f"{out_dir}: not an experiment folder (no {RECORD_FILE}; `curricmusic run` writes one)"
-        )
+        raise UserError(f"{out_dir}: not an experiment folder (no {RECORD_FILE}; `curricmusic run` writes one)")
     try:
         snapshot = json.loads(record.read_text())
         data = snapshot["config"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UserError(
-            f"{record}: not an experiment record ({exc.__class__.__name__}: {exc})"
-        ) from None
+        raise UserError(f"{record}: not an experiment record ({exc.__class__.__name__}: {exc})") from None
     try:  # JSON mode: the record holds paths as strings, as `run` wrote them
         config = ExperimentConfig.model_validate_json(json.dumps(data))
     except ValidationError as exc:
         raise UserError(format_validation_error(exc, str(record))) from None
     experiment = experiment_from_config(config, str(record))  # messages name the record
-    return dataclasses.replace(
-        experiment, source=snapshot.get("source", str(record))
-    )  # the TOML it came from
+    return dataclasses.replace(experiment, source=snapshot.get("source", str(record)))  # the TOML it came from
 
 
 def rebuild_reports(out_dir: Path) -> dict:

@@ -72,9 +72,7 @@ def cells_of(experiment: Experiment, out_dir: Path) -> list[Cell]:
         for arm in experiment.config.arms:
             rates = experiment.config.learning_rates(arm.name)
             for lr in rates if len(rates) > 1 else [None]:
-                cells.append(
-                    Cell(arm.name, seed, out_dir / "runs" / cell_name(arm.name, seed, lr), lr)
-                )
+                cells.append(Cell(arm.name, seed, out_dir / "runs" / cell_name(arm.name, seed, lr), lr))
     return cells
 
 
@@ -86,15 +84,7 @@ def _cell_status(cell: Cell) -> str | None:
 def _train_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None:
     from curricmusic.training.loop import train_run
 
-    train_run(
-        experiment,
-        cell.arm,
-        cell.seed,
-        cell.run_dir,
-        lr=cell.lr,
-        resume=True,
-        show_progress=show_progress,
-    )
+    train_run(experiment, cell.arm, cell.seed, cell.run_dir, lr=cell.lr, resume=True, show_progress=show_progress)
 
 
 def _train_with_accelerate(experiment: Experiment, cell: Cell) -> None:
@@ -104,9 +94,7 @@ def _train_with_accelerate(experiment: Experiment, cell: Cell) -> None:
     ] + (["--lr", repr(cell.lr)] if cell.lr is not None else [])  # fmt: skip
     done = subprocess.run(command, env=dict(os.environ), capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(
-            f"accelerate launch failed ({done.returncode}): {done.stderr.strip()[-800:]}"
-        )
+        raise RuntimeError(f"accelerate launch failed ({done.returncode}): {done.stderr.strip()[-800:]}")
 
 
 def check_before_training(experiment: Experiment, out_dir: Path, launcher: str) -> None:
@@ -155,13 +143,7 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
             if not (samples / "manifest.json").is_file() and not _unblocked_twin(
                 cell.run_dir / "samples", samples, sample_settings
             ):
-                generate_samples(
-                    cell.run_dir,
-                    samples,
-                    sample_settings,
-                    sources=sources,
-                    show_progress=show_progress,
-                )
+                generate_samples(cell.run_dir, samples, sample_settings, sources=sources, show_progress=show_progress)
             if sample_dir == "samples":
                 _listening_files(samples)  # before scoring: novelty.html plays what exists
             if not (cell.run_dir / novelty_dir / "novelty.json").is_file():
@@ -195,9 +177,7 @@ def _adapt_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None
     from curricmusic.experiment.adaptation import adapt_model
     from curricmusic.training.run_files import MODEL_DIR
 
-    adapt_model(
-        experiment, cell.arm, cell.seed, cell.run_dir, cell.run_dir / MODEL_DIR, show_progress
-    )
+    adapt_model(experiment, cell.arm, cell.seed, cell.run_dir, cell.run_dir / MODEL_DIR, show_progress)
 
 
 def _unblocked_twin(blocked: Path, out: Path, settings) -> bool:
@@ -215,9 +195,7 @@ def _unblocked_twin(blocked: Path, out: Path, settings) -> bool:
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(blocked, tmp, ignore=shutil.ignore_patterns("manifest.json"))
     manifest["settings"] = {**manifest["settings"], "copy_blocking": False}
-    manifest["same_as_blocked"] = (
-        "copy-blocking removed no candidate token, so these are the samples of the same seeds"
-    )
+    manifest["same_as_blocked"] = "copy-blocking removed no candidate token, so these are the samples of the same seeds"
     write_json(tmp / "manifest.json", manifest)
     os.replace(tmp, out)
     return True
@@ -234,12 +212,7 @@ def run_cell(
 ) -> str:
     """Train and finish one cell from the experiment's file; returns its status. Picklable, for
     submitit jobs (which run in another process and load the experiment themselves)."""
-    return _run_cell(
-        load_experiment(experiment_file),
-        Cell(arm, seed, Path(run_dir), lr),
-        launcher,
-        show_progress,
-    )
+    return _run_cell(load_experiment(experiment_file), Cell(arm, seed, Path(run_dir), lr), launcher, show_progress)
 
 
 def _run_cell(experiment: Experiment, cell: Cell, launcher: str, show_progress: bool) -> str:
@@ -255,24 +228,16 @@ def _run_cell(experiment: Experiment, cell: Cell, launcher: str, show_progress: 
         mark_folder(cell.run_dir, "run")  # inside our experiment folder: a retry may train here
         write_json(
             cell.run_dir / CELL_FILE,
-            {
-                "status": "failed",
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-            },
+            {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()},
         )
         return "failed"
 
 
-def _submit_slurm(
-    experiment: Experiment, cells: list[Cell], out_dir: Path, local: bool, show_progress: bool
-) -> None:
+def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, local: bool, show_progress: bool) -> None:
     try:
         import submitit
     except ImportError:
-        raise UserError(
-            "--launcher slurm needs submitit: pip install 'curricmusic[slurm]'"
-        ) from None
+        raise UserError("--launcher slurm needs submitit: pip install 'curricmusic[slurm]'") from None
     folder = out_dir / "submitit"
     slurm = experiment.config.slurm
     executor: Any
@@ -290,16 +255,7 @@ def _submit_slurm(
             name=f"curricmusic-{experiment.config.name}",
         )
     jobs = [
-        executor.submit(
-            run_cell,
-            experiment.source,
-            cell.arm,
-            cell.seed,
-            str(cell.run_dir),
-            "local",
-            False,
-            cell.lr,
-        )
+        executor.submit(run_cell, experiment.source, cell.arm, cell.seed, str(cell.run_dir), "local", False, cell.lr)
         for cell in cells
     ]
     for cell, job in zip(cells, jobs, strict=True):
@@ -346,30 +302,20 @@ def run_experiment(
     out_dir = Path(out_dir)
     check_before_training(experiment, out_dir, launcher)
     record = out_dir / "experiment.json"
-    snapshot = {
-        "source": experiment.source,
-        "hash": config_hash(experiment.config),
-        "config": experiment.config.model_dump(mode="json"),
-    }
+    snapshot = {"source": experiment.source, "hash": config_hash(experiment.config), "config": experiment.config.model_dump(mode="json")}
     if record.is_file():
         previous = json.loads(record.read_text())
         if not resume:
-            raise UserError(
-                f"{out_dir}: already holds an experiment; pass --resume to continue it or choose another --out"
-            )
+            raise UserError(f"{out_dir}: already holds an experiment; pass --resume to continue it or choose another --out")
         if previous["hash"] != snapshot["hash"]:
-            raise UserError(
-                f"{out_dir}: holds a run of a different experiment configuration; use another --out or delete the folder"
-            )
+            raise UserError(f"{out_dir}: holds a run of a different experiment configuration; use another --out or delete the folder")
     claim_folder(out_dir, "experiment")
     write_json(record, snapshot)
     _prepare_data(experiment, show_progress)
     cells = cells_of(experiment, out_dir)
     todo = [cell for cell in cells if _cell_status(cell) != "done"]
     if len(todo) < len(cells):
-        console.print(
-            f"{len(cells) - len(todo)} of {len(cells)} runs already finished; {len(todo)} to go"
-        )
+        console.print(f"{len(cells) - len(todo)} of {len(cells)} runs already finished; {len(todo)} to go")
     if launcher in ("slurm", "slurm-local"):
         _submit_slurm(experiment, todo, out_dir, launcher == "slurm-local", show_progress)
     else:

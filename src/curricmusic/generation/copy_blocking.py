@@ -60,11 +60,7 @@ class CopyGuard:
             pitch = int(pitches[row])
             if self.last_pitch[row] >= 0:
                 ioi = self.onset[row] - self.last_onset[row]
-                self.symbols[row].append(
-                    symbol_of(
-                        int(self.last_pitch[row]), pitch, float(self.ref_ioi[row]), float(ioi)
-                    )
-                )
+                self.symbols[row].append(symbol_of(int(self.last_pitch[row]), pitch, float(self.ref_ioi[row]), float(ioi)))
                 if ioi > CHORD_TOL:
                     self.ref_ioi[row] = ioi
             self.last_pitch[row], self.last_onset[row] = pitch, self.onset[row]
@@ -72,23 +68,13 @@ class CopyGuard:
     def adjust(self, scores: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
         """Block (``-inf``) or down-weight the pitch tokens that would extend a copy, for ``rows``."""
         width = self.n - 1
-        rows = np.asarray(
-            [r for r in rows if self.last_pitch[r] >= 0 and len(self.symbols[r]) >= width],
-            dtype=np.int64,
-        )
+        rows = np.asarray([r for r in rows if self.last_pitch[r] >= 0 and len(self.symbols[r]) >= width], dtype=np.int64)
         if rows.size == 0:
             return scores
-        contexts = np.array(
-            [self.symbols[r][len(self.symbols[r]) - width :] for r in rows], dtype=np.int64
-        )
+        contexts = np.array([self.symbols[r][len(self.symbols[r]) - width :] for r in rows], dtype=np.int64)
         contexts = contexts.reshape(rows.size, width)  # (R, n - 1)
         ioi = (self.onset[rows] - self.last_onset[rows])[:, None]  # (R, 1)
-        candidates = symbol_for(
-            self.last_pitch[rows][:, None],
-            self.pitch_values[None, :],
-            self.ref_ioi[rows][:, None],
-            ioi,
-        )
+        candidates = symbol_for(self.last_pitch[rows][:, None], self.pitch_values[None, :], self.ref_ioi[rows][:, None], ioi)
         blocked = self.index.blocked_rows(contexts, candidates)  # (R, P)
         if not blocked.any():
             return scores

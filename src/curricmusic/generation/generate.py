@@ -30,14 +30,7 @@ from curricmusic.music.notes import bar_length, piano_reduction
 from curricmusic.music.tokenizers import Tokenizer, decode_ids, encode_score
 from curricmusic.novelty.copy_index import NGramIndex, training_index
 
-__all__ = [
-    "LoadedRun",
-    "load_run",
-    "prompt_ids",
-    "sample_tokens",
-    "SampleBatch",
-    "generate_samples",
-]
+__all__ = ["LoadedRun", "load_run", "prompt_ids", "sample_tokens", "SampleBatch", "generate_samples"]
 
 
 def prompt_ids(tokenizer: Tokenizer, midi_path: str | Path, bars: int) -> np.ndarray:
@@ -122,25 +115,17 @@ def _start(
     tracker = grammar or Tracker(tokenizer)
     guard = None
     if guard_index is not None and grammar is not None:
-        guard = CopyGuard(
-            guard_index, settings.max_copy_notes, tracker.table, batch, settings.copy_penalty
-        )
+        guard = CopyGuard(guard_index, settings.max_copy_notes, tracker.table, batch, settings.copy_penalty)
     state = tracker.start(batch)
-    for token in np.asarray(
-        prompt[1:], dtype=np.int64
-    ):  # the prompt's time, meter, tempo and notes
+    for token in np.asarray(prompt[1:], dtype=np.int64):  # the prompt's time, meter, tempo and notes
         column = np.full(batch, token, dtype=np.int64)
         tracker.advance(state, column)
         if guard is not None:
             guard.observe(np.full(batch, tracker.table.pitch[token]), tracker.quarters(state))
-    prompt_t = (
-        torch.as_tensor(prompt, dtype=torch.long, device=device).unsqueeze(0).repeat(batch, 1)
-    )  # (B, P)
+    prompt_t = torch.as_tensor(prompt, dtype=torch.long, device=device).unsqueeze(0).repeat(batch, 1)  # (B, P)
     cache = model.new_kv_cache(batch, capacity)
     logits = model.forward_step(prompt_t, cache)[:, -1].float()  # (B, V)
-    history = torch.empty(
-        (batch, prompt_t.shape[1] + settings.max_tokens), dtype=torch.long, device=device
-    )
+    history = torch.empty((batch, prompt_t.shape[1] + settings.max_tokens), dtype=torch.long, device=device)
     history[:, : prompt_t.shape[1]] = prompt_t
     eos, pad = tokenizer.vocab["EOS_None"], tokenizer.vocab["PAD_None"]
     zeros = torch.zeros(batch, dtype=torch.float64, device=device)
@@ -166,9 +151,7 @@ def _scores(run: _Sampling, step: int) -> torch.Tensor:
             rows = np.flatnonzero(run.grammar.pitch_may_follow(run.state) & ~run.done)
             if rows.size:
                 scores = run.guard.adjust(scores, rows)
-    scores = filter_logits(
-        scores, settings.temperature, settings.top_k, settings.top_p, settings.min_p
-    )
+    scores = filter_logits(scores, settings.temperature, settings.top_k, settings.top_p, settings.min_p)
     dead = ~torch.isfinite(scores).any(dim=-1)
     if dead.any():  # nothing left (no grammar, or a filter emptied a row): end the row cleanly
         scores[dead] = float("-inf")
@@ -181,19 +164,13 @@ def _step(run: _Sampling, step: int) -> bool:
     tokens = sample_rows(_scores(run, step), run.uniforms[:, step]).cpu().numpy()  # (B,)
     tokens[run.done] = run.pad
     run.tracker.advance(run.state, tokens)
-    if (
-        run.grammar is None
-    ):  # no mask: stop a row that opens one bar too many, or runs out of tokens
-        over = (run.tracker.bars_opened(run.state) > run.max_bars) | (
-            step == run.settings.max_tokens - 1
-        )
+    if run.grammar is None:  # no mask: stop a row that opens one bar too many, or runs out of tokens
+        over = (run.tracker.bars_opened(run.state) > run.max_bars) | (step == run.settings.max_tokens - 1)
         tokens[over & ~run.done] = run.eos
     tokens_t = torch.from_numpy(tokens).to(run.device)
     live = torch.from_numpy(~run.done).to(run.device).double()
     # log-probability of the token under the model's own distribution (before any mask)
-    chosen = run.logits.gather(1, tokens_t.unsqueeze(1)).squeeze(1) - torch.logsumexp(
-        run.logits, dim=-1
-    )
+    chosen = run.logits.gather(1, tokens_t.unsqueeze(1)).squeeze(1) - torch.logsumexp(run.logits, dim=-1)
     run.logprob += chosen.double() * live
     run.counts += live
     run.generated.append(tokens)
@@ -206,9 +183,7 @@ def _step(run: _Sampling, step: int) -> bool:
     run.filled += 1
     if run.cache.remaining == 0:
         keep = run.model.config.max_seq_len // 2
-        run.logits = run.model.refill(run.cache, run.history[:, run.filled - keep : run.filled])[
-            :, -1
-        ].float()
+        run.logits = run.model.refill(run.cache, run.history[:, run.filled - keep : run.filled])[:, -1].float()
     else:
         run.logits = run.model.forward_step(tokens_t.unsqueeze(1), run.cache)[:, -1].float()
     return False
@@ -225,9 +200,7 @@ def _finish(run: _Sampling) -> SampleBatch:
     return SampleBatch(
         tokens=rows,
         mean_logprob=(run.logprob / run.counts.clamp(min=1)).cpu().numpy(),
-        copy_blocked=run.guard.blocked_count.copy()
-        if run.guard is not None
-        else np.zeros(batch, dtype=np.int64),
+        copy_blocked=run.guard.blocked_count.copy() if run.guard is not None else np.zeros(batch, dtype=np.int64),
         reached_eos=run.done.copy(),
     )
 
@@ -272,10 +245,8 @@ def generate_samples(
     if settings.grammar and not grammar_ok:
         notes.append(f"grammar constraint off: {why}")
         settings = settings.model_copy(update={"grammar": False})
-    prompt = (
-        prompt_ids(tokenizer, settings.prompt, settings.prompt_bars)
-        if settings.prompt
-        else np.array([tokenizer.vocab["BOS_None"]], dtype=np.int64)
+    prompt = prompt_ids(tokenizer, settings.prompt, settings.prompt_bars) if settings.prompt else np.array(
+        [tokenizer.vocab["BOS_None"]], dtype=np.int64
     )
     index = None
     if settings.copy_blocking:
@@ -283,9 +254,7 @@ def generate_samples(
             notes.append("copy-blocking off: it needs the grammar constraint")
             settings = settings.model_copy(update={"copy_blocking": False})
         else:
-            index = training_index(
-                run.prepared(), (index_n_for(settings.max_copy_notes),), show_progress
-            )
+            index = training_index(run.prepared(), (index_n_for(settings.max_copy_notes),), show_progress)
     for note in notes:
         err_console.print(f"[yellow]{note}[/]")
     total = settings.n * settings.rerank
@@ -307,14 +276,8 @@ def generate_samples(
         mean_logprob=np.concatenate([b.mean_logprob for b in batches]),
         copy_blocked=np.concatenate([b.copy_blocked for b in batches]),
         reached_eos=np.concatenate([b.reached_eos for b in batches]),
-        n_bars=[
-            count_bars(tokenizer, np.concatenate([prompt, row])) - prompt_bars for row in tokens
-        ],
-        seam_quarters=float(tracker.quarters(tracker.replay(prompt))[0])
-        if len(prompt) > 1
-        else None,
+        n_bars=[count_bars(tokenizer, np.concatenate([prompt, row])) - prompt_bars for row in tokens],
+        seam_quarters=float(tracker.quarters(tracker.replay(prompt))[0]) if len(prompt) > 1 else None,
         notes=notes,
     )
-    return write_outputs(
-        run, Path(out_dir), settings, samples, sources=sources, show_progress=show_progress
-    )
+    return write_outputs(run, Path(out_dir), settings, samples, sources=sources, show_progress=show_progress)

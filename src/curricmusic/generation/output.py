@@ -31,9 +31,7 @@ SEAM_MARKER = "prompt end"
 
 
 def _output_names(n: int, wav: bool) -> list[str]:
-    return [
-        f"sample_{i:03d}.{ext}" for i in range(n) for ext in (("mid", "wav") if wav else ("mid",))
-    ]
+    return [f"sample_{i:03d}.{ext}" for i in range(n) for ext in (("mid", "wav") if wav else ("mid",))]
 
 
 def _earlier_outputs(out_dir: Path) -> set[str]:
@@ -52,11 +50,7 @@ def _earlier_outputs(out_dir: Path) -> set[str]:
         if isinstance(row, dict):
             names.update(str(row[key]) for key in ("file", "wav") if row.get(key))
     # only plain names inside the folder: a manifest cannot point us anywhere else
-    return {
-        name
-        for name in names
-        if name and "/" not in name and "\\" not in name and name not in (".", "..")
-    }
+    return {name for name in names if name and "/" not in name and "\\" not in name and name not in (".", "..")}
 
 
 def check_output_dir(out_dir: Path, n: int, wav: bool) -> set[str]:
@@ -65,9 +59,7 @@ def check_output_dir(out_dir: Path, n: int, wav: bool) -> set[str]:
     out_dir = Path(out_dir)
     check_folder(out_dir, kind="samples")
     earlier = _earlier_outputs(out_dir)
-    clash = [
-        name for name in _output_names(n, wav) if (out_dir / name).exists() and name not in earlier
-    ]
+    clash = [name for name in _output_names(n, wav) if (out_dir / name).exists() and name not in earlier]
     if clash:
         raise UserError(
             f"{out_dir}: --out holds {', '.join(clash[:3])}, which no earlier `curricmusic generate` "
@@ -134,9 +126,7 @@ def write_outputs(
     if k > 1:
         from curricmusic.generation.rerank import choose_candidates  # scores novelty: heavy
 
-        chosen, rerank_info = choose_candidates(
-            run, samples.scores, candidates, k, settings.novelty_weight, show_progress
-        )
+        chosen, rerank_info = choose_candidates(run, samples.scores, candidates, k, settings.novelty_weight, show_progress)
     renderer = None
     rows = []
     seam: dict[str, Any] | None = None
@@ -146,11 +136,7 @@ def write_outputs(
             score = samples.scores[cand]
             if samples.seam_quarters is not None:
                 where = _mark_seam(score, samples.seam_quarters)
-                seam = seam or {
-                    "token_index": int(len(samples.prompt) - 1),
-                    "quarters": samples.seam_quarters,
-                    **where,
-                }
+                seam = seam or {"token_index": int(len(samples.prompt) - 1), "quarters": samples.seam_quarters, **where}
             with atomic_path(out_dir / f"{name}.mid", suffix=".mid") as tmp:
                 score.dump_midi(str(tmp))
             row = {"file": f"{name}.mid", **candidates[cand], "n_bars": int(samples.n_bars[cand])}

@@ -22,9 +22,7 @@ def pick(logprob: list[float], penalty: list[float], flagged: list[bool], weight
     return max(pool, key=lambda i: (scores[i], -i))
 
 
-def choose_candidates(
-    run, scores, candidates: list[dict], k: int, weight: float, show_progress: bool
-):
+def choose_candidates(run, scores, candidates: list[dict], k: int, weight: float, show_progress: bool):
     """Score every candidate for novelty and pick one per group of ``k``.
 
     Returns the chosen candidate indices and, per candidate, what the choice was based on.

@@ -41,9 +41,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
     info = read_run(run_dir)
     weights = run_dir / MODEL_DIR / "model.safetensors"
     if not weights.is_file():
-        raise UserError(
-            f"{run_dir}: no trained model yet ({weights} is missing); train or resume the run first"
-        )
+        raise UserError(f"{run_dir}: no trained model yet ({weights} is missing); train or resume the run first")
     model = load_model(run_dir / MODEL_DIR, device=device).eval()
     tokenizer, _ = load_tokenizer(run_dir / TOKENIZER_FILE)
     if len(tokenizer) != model.config.vocab_size:

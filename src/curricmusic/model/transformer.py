@@ -261,18 +261,14 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x), rotation, cache, layer)  # (B, T, C)
         return x + self.mlp(self.norm2(x))  # (B, T, C)
 
-    def step(
-        self, x: torch.Tensor, rotation: torch.Tensor, cache: KVCache, layer: int
-    ) -> torch.Tensor:
+    def step(self, x: torch.Tensor, rotation: torch.Tensor, cache: KVCache, layer: int) -> torch.Tensor:
         """:meth:`forward` for decoding in eval mode: the same arithmetic, with no dropout and
         functional calls instead of module calls (whose overhead dominates one-token steps)."""
         n1, n2, attn, mlp = self.norm1, self.norm2, self.attn, self.mlp
         h = F.layer_norm(x, n1.normalized_shape, n1.weight, n1.bias, n1.eps)
         x = x + F.linear(attn.attend(h, rotation, cache, layer), attn.proj.weight, attn.proj.bias)
         h = F.layer_norm(x, n2.normalized_shape, n2.weight, n2.bias, n2.eps)
-        return x + F.linear(
-            F.gelu(F.linear(h, mlp.fc.weight, mlp.fc.bias)), mlp.proj.weight, mlp.proj.bias
-        )
+        return x + F.linear(F.gelu(F.linear(h, mlp.fc.weight, mlp.fc.bias)), mlp.proj.weight, mlp.proj.bias)
 
 
 class MusicTransformer(nn.Module):
@@ -474,6 +470,7 @@ def weights_digest(model: MusicTransformer) -> str:
     """sha256 of the model's weights (names sorted, values not file bytes): equal weights, equal
     digest, in any process; it is what ``model.safetensors`` records and load_model verifies."""
     return state_digest(_stored_state(model))
+
 
 
 def save_model(model: MusicTransformer, directory: str | Path) -> Path:

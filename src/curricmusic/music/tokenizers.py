@@ -101,18 +101,12 @@ class TokenizerSettings(FrozenModel):
     def _kind_supports(self) -> TokenizerSettings:
         kind = kind_named(self.kind)
         if self.use_tempos and not kind.tempos:
-            raise ValueError(
-                f"use_tempos: a {kind.name} tokenizer has no tempo tokens (set it to false)"
-            )
+            raise ValueError(f"use_tempos: a {kind.name} tokenizer has no tempo tokens (set it to false)")
         if self.use_time_signatures and not kind.time_signatures:
-            raise ValueError(
-                f"use_time_signatures: a {kind.name} tokenizer has no time signatures (set it to false)"
-            )
+            raise ValueError(f"use_time_signatures: a {kind.name} tokenizer has no time signatures (set it to false)")
         low, high = self.tempo_range
         if not 0 < low < high:
-            raise ValueError(
-                f"tempo_range must be [low, high] qpm with 0 < low < high, got {self.tempo_range}"
-            )
+            raise ValueError(f"tempo_range must be [low, high] qpm with 0 < low < high, got {self.tempo_range}")
         return self
 
     @field_validator("pitch_range")
@@ -128,17 +122,12 @@ class TokenizerSettings(FrozenModel):
     def _check_beat_res(cls, value: dict[str, int]) -> dict[str, int]:
         for span, resolution in value.items():
             parts = span.split("-")
-            if (
-                len(parts) != 2
-                or not all(p.isdigit() for p in parts)
-                or int(parts[0]) >= int(parts[1])
-            ):
-                raise ValueError(
-                    f"beat range {span!r} should look like '0-4' (start < end, in beats)"
-                )
+            if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[0]) >= int(parts[1]):
+                raise ValueError(f"beat range {span!r} should look like '0-4' (start < end, in beats)")
             if resolution < 1:
                 raise ValueError(f"positions per beat for {span!r} must be >= 1")
         return value
+
 
 
 def _miditok_version() -> str:
@@ -148,8 +137,7 @@ def _miditok_version() -> str:
 def tokenizer_hash(settings: TokenizerSettings) -> str:
     """Identity of a tokenizer: its settings and the MidiTok release that implements them."""
     payload = json.dumps(
-        {"settings": settings.model_dump(mode="json"), "miditok": _miditok_version()},
-        sort_keys=True,
+        {"settings": settings.model_dump(mode="json"), "miditok": _miditok_version()}, sort_keys=True
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -183,9 +171,7 @@ def build_tokenizer(settings: TokenizerSettings) -> Tokenizer:
     )
     tokenizer = kind_named(settings.kind).build(config)
     if len(tokenizer) > np.iinfo(np.uint16).max:
-        raise UserError(
-            f"tokenizer vocabulary of {len(tokenizer)} does not fit uint16 token caches"
-        )
+        raise UserError(f"tokenizer vocabulary of {len(tokenizer)} does not fit uint16 token caches")
     return tokenizer
 
 
@@ -193,9 +179,7 @@ def tokenizer_kind(tokenizer: Tokenizer) -> TokenizerKind:
     """The registry entry of a tokenizer (by its MidiTok class)."""
     name = type(tokenizer).__name__
     if name not in KINDS:
-        raise UserError(
-            f"tokenizer kind {name!r} is not supported; expected one of: {', '.join(KINDS)}"
-        )
+        raise UserError(f"tokenizer kind {name!r} is not supported; expected one of: {', '.join(KINDS)}")
     return KINDS[name]
 
 
@@ -236,9 +220,7 @@ def load_tokenizer(path: str | Path) -> tuple[Tokenizer, TokenizerSettings]:
         payload = json.loads(path.read_text())
         settings = TokenizerSettings.model_validate(payload[_TOKENIZER_FILE_KEY]["settings"])
     except (json.JSONDecodeError, KeyError, ValueError) as exc:
-        raise UserError(
-            f"{path}: not a curricmusic tokenizer file ({exc.__class__.__name__})"
-        ) from None
+        raise UserError(f"{path}: not a curricmusic tokenizer file ({exc.__class__.__name__})") from None
     tokenizer = build_tokenizer(settings)
     if tokenizer.vocab != payload.get("vocab", tokenizer.vocab):
         saved = payload[_TOKENIZER_FILE_KEY].get("miditok_version")

@@ -132,11 +132,7 @@ def write_index(
     writer.end()
     handle.flush()
     shape = (vals.size,)
-    packed = (
-        np.memmap(handle.name, np.uint64, "r", writer.offset("packed"), shape)
-        if vals.size
-        else np.zeros(0, np.uint64)
-    )
+    packed = np.memmap(handle.name, np.uint64, "r", writer.offset("packed"), shape) if vals.size else np.zeros(0, np.uint64)
     writer.add("starts", starts)
     writer.add("lengths", lengths)
     sa = _sa.build_suffix_array(vals)
@@ -260,9 +256,7 @@ def open_index(path, encoding: list) -> tuple[dict[str, Any], dict[str, np.ndarr
     try:
         meta, arrays = open_array_file(path, INDEX_KIND)
     except (OSError, ValueError) as err:
-        raise ValueError(
-            f"{path}: not an n-gram index of this version ({err}); rebuild it"
-        ) from err
+        raise ValueError(f"{path}: not an n-gram index of this version ({err}); rebuild it") from err
     if meta.get("encoding") != encoding:
         raise ValueError(f"{path}: not an n-gram index of this version; rebuild it")
     try:
@@ -289,9 +283,7 @@ def open_table(path, encoding: list, n: int, symbols: int) -> np.ndarray:
     try:
         meta, arrays = open_array_file(path, TABLE_KIND)
     except (OSError, ValueError) as err:
-        raise ValueError(
-            f"{path}: not an n-gram table of this version ({err}); rebuild it"
-        ) from err
+        raise ValueError(f"{path}: not an n-gram table of this version ({err}); rebuild it") from err
     if meta.get("encoding") != encoding or meta.get("n") != n or meta.get("symbols") != symbols:
         raise ValueError(f"{path}: an n-gram table of another index or version; rebuild it")
     if f"hash_{n}" not in arrays:

@@ -65,35 +65,14 @@ def compare_reports(paths: list[Path], out_dir: Path) -> Table:
     for path in paths:
         reports[_name(path, set(reports))] = load_report(path)
     claim_folder(out_dir, "compare")  # only once every report is known to be good
-    write_json(
-        out_dir / "compare.json",
-        {name: r["summary"] | {"embedder": r["embedder"]} for name, r in reports.items()},
-    )
+    write_json(out_dir / "compare.json", {name: r["summary"] | {"embedder": r["embedder"]} for name, r in reports.items()})
     write_text(out_dir / "compare.html", compare_html(reports))
     table = Table(title="novelty, side by side")
     table.add_column("figure")
     for name in reports:
         table.add_column(name, justify="right")
-    for label, key in (
-        ("samples", "n"),
-        ("copy rate", "copy_rate"),
-        ("median rho", "rho_median"),
-        ("C_T", "data_copying_C_T"),
-        ("longest copied notes", "longest_copied_notes_max"),
-    ):
+    for label, key in (("samples", "n"), ("copy rate", "copy_rate"), ("median rho", "rho_median"), ("C_T", "data_copying_C_T"), ("longest copied notes", "longest_copied_notes_max")):
         values = [r["summary"].get(key) for r in reports.values()]
-        table.add_row(
-            label,
-            *(
-                "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-                for v in values
-            ),
-        )
-    table.add_row(
-        "embedder",
-        *(
-            f"{r['embedder'].get('spec')}{'' if r['embedder'].get('weights_real') else ' (no real weights)'}"
-            for r in reports.values()
-        ),
-    )
+        table.add_row(label, *("-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)) for v in values))
+    table.add_row("embedder", *(f"{r['embedder'].get('spec')}{'' if r['embedder'].get('weights_real') else ' (no real weights)'}" for r in reports.values()))
     return table

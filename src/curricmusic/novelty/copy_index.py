@@ -410,9 +410,7 @@ class NGramIndex:
         """
         n = contexts.shape[1] + 1
         if n not in self._hashes:
-            raise ValueError(
-                f"max_span {n} not indexed; build the index with it in n (have {self.ns})"
-            )
+            raise ValueError(f"max_span {n} not indexed; build the index with it in n (have {self.ns})")
         table = self._hashes[n]
         if table.size == 0 or contexts.shape[0] == 0:
             return np.zeros(candidates.shape, dtype=bool)
@@ -420,9 +418,7 @@ class NGramIndex:
             head = np.zeros(contexts.shape[0], dtype=np.uint64)
             for column in contexts.astype(np.int64).T + 1:
                 head = head * _store.HASH_BASE + column.astype(np.uint64)
-            hashes = head[:, None] * _store.HASH_BASE + (candidates.astype(np.int64) + 1).astype(
-                np.uint64
-            )
+            hashes = head[:, None] * _store.HASH_BASE + (candidates.astype(np.int64) + 1).astype(np.uint64)
         found = np.minimum(np.searchsorted(table, hashes), table.size - 1)
         return table[found] == hashes
 
@@ -503,9 +499,7 @@ def training_index(
     except (OSError, ValueError):  # missing, an older format or a torn file: rebuild it
         pieces, ids = _training_pieces(data)
         if show_progress:
-            err_console.print(
-                f"building the copy index over {len(ids)} training pieces (cached afterwards)"
-            )
+            err_console.print(f"building the copy index over {len(ids)} training pieces (cached afterwards)")
         index = NGramIndex.build(pieces, ids, n=(), path=path, progress=show_progress)
     for n in sorted({int(v) for v in ns}):
         index.with_table(n, folder / f"{data.fingerprint}-{n}.table", progress=show_progress)

@@ -80,9 +80,7 @@ def _read(path) -> tuple[bytes | None, str | None]:
         return None, f"cannot read file: {err.strerror or err}"
 
 
-def _model_input(
-    data: bytes, embedder: Embedder, renderer, soundfont, max_seconds
-) -> tuple[Any, str | None]:
+def _model_input(data: bytes, embedder: Embedder, renderer, soundfont, max_seconds) -> tuple[Any, str | None]:
     """The embedder's input for one MIDI file (its notes, or its rendered samples), or a reason
     to skip it (corrupt, no notes, too long to render)."""
     try:
@@ -130,11 +128,7 @@ def iter_embeddings(
     before them, at most ``8 * chunk`` of them. ``vector`` is None and ``reason`` says why for
     unreadable, corrupt, note-less or too-long files.
     """
-    cache = (
-        EmbeddingCache(embedding_key(embedder, renderer, soundfont, max_seconds))
-        if use_cache
-        else None
-    )
+    cache = EmbeddingCache(embedding_key(embedder, renderer, soundfont, max_seconds)) if use_cache else None
     ready: dict[int, tuple[np.ndarray | None, str | None]] = {}
     pending: list[tuple[int, str, Any]] = []  # (index, content hash, model input)
     next_out = 0
@@ -210,9 +204,7 @@ def embed_midi_files(
             reasons[index] = reason or "skipped"
         else:
             rows.append(vector)
-    embeddings = (
-        np.stack(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim), np.float32)
-    )
+    embeddings = np.stack(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim), np.float32)
     return embeddings, _skipped(paths, reasons)
 
 
@@ -236,10 +228,7 @@ def embed_bank(
         finally:
             shutil.rmtree(folder)  # the open map keeps the data until the bank is dropped
     key = embedding_key(
-        embedder,
-        options.get("renderer", "soundfont"),
-        options.get("soundfont"),
-        options.get("max_seconds"),
+        embedder, options.get("renderer", "soundfont"), options.get("soundfont"), options.get("max_seconds")
     )
     files = json.dumps([_signature(path) for path in paths])
     name = hashlib.sha256(files.encode()).hexdigest()[:32]

@@ -30,14 +30,8 @@ from curricmusic.data.prepared import PreparedData
 from curricmusic.novelty.copy_index import DEFAULT_NS
 
 __all__ = [
-    "Against",
-    "Scores",
-    "resolve_against",
-    "novelty_settings_for",
-    "score_files",
-    "score_novelty",
-    "copying_of_sets",
-    "NGRAM_SIZES",
+    "Against", "Scores", "resolve_against", "novelty_settings_for", "score_files", "score_novelty",
+    "copying_of_sets", "NGRAM_SIZES",
 ]
 
 NGRAM_SIZES = DEFAULT_NS  # the n-gram hit rates reported per sample
@@ -63,21 +57,13 @@ def resolve_against(path: str | Path) -> Against:
         return Against(PreparedData.open(info["prepared"]), path)
     if (path / "manifest.json").is_file():
         return Against(PreparedData.open(path), None)
-    raise UserError(
-        f"{path}: --against needs a run folder (with run.json) or a prepared folder (with manifest.json)"
-    )
+    raise UserError(f"{path}: --against needs a run folder (with run.json) or a prepared folder (with manifest.json)")
 
 
-_NOVELTY_FLAGS = {
-    "embedder": "--embedder",
-    "bank_stages": "--bank-stage",
-    "max_seconds": "--max-seconds",
-}
+_NOVELTY_FLAGS = {"embedder": "--embedder", "bank_stages": "--bank-stage", "max_seconds": "--max-seconds"}
 
 
-def novelty_settings_for(
-    against: str | Path, flags: dict[str, Any]
-) -> tuple[NoveltySection, dict[str, str]]:
+def novelty_settings_for(against: str | Path, flags: dict[str, Any]) -> tuple[NoveltySection, dict[str, str]]:
     """How to score against ``against``: a run's recorded ``[novelty]`` section with ``flags`` over
     it (a prepared folder has none: defaults). ``max_seconds = 0`` means the whole piece.
 
@@ -92,9 +78,7 @@ def novelty_settings_for(
         recorded = (json.loads((path / "run.json").read_text()).get("config") or {}).get("novelty")
     whole = flags.get("max_seconds") == 0
     given = {**flags, "max_seconds": None} if whole else flags
-    settings, sources = layered(
-        NoveltySection, recorded, given, source=source, section="novelty", flag_names=_NOVELTY_FLAGS
-    )
+    settings, sources = layered(NoveltySection, recorded, given, source=source, section="novelty", flag_names=_NOVELTY_FLAGS)
     if whole:
         settings = settings.model_copy(update={"max_seconds": None})
         sources["max_seconds"] = "flag"
@@ -104,9 +88,7 @@ def novelty_settings_for(
 def _sample_files(samples_dir: Path) -> list[Path]:
     if not samples_dir.is_dir():
         raise UserError(f"{samples_dir}: no such folder of samples")
-    files = sorted(
-        p for p in samples_dir.iterdir() if p.suffix.lower() in (".mid", ".midi") and p.is_file()
-    )
+    files = sorted(p for p in samples_dir.iterdir() if p.suffix.lower() in (".mid", ".midi") and p.is_file())
     if not files:
         raise UserError(f"{samples_dir}: no .mid or .midi files to score")
     return files
@@ -153,11 +135,7 @@ def _write_probes(
     notes_of = {stage: data.piece_notes(stage, "train") for stage in stages}
 
     def bars(notes: np.ndarray, piece: dict) -> float:
-        span = (
-            float((notes["onset"] + notes["duration"]).max() - notes["onset"].min())
-            if notes.shape[0]
-            else 0.0
-        )
+        span = float((notes["onset"] + notes["duration"]).max() - notes["onset"].min()) if notes.shape[0] else 0.0
         return span / float(piece.get("bar_len") or 4.0)
 
     pieces = [
@@ -171,11 +149,7 @@ def _write_probes(
         stage, i, piece = pieces[j]
         notes, bar_len = probe_copy(notes_of[stage][i], float(piece.get("bar_len") or 4.0), k)
         path = folder / f"probe-copy-{k:02d}.mid"
-        path.write_bytes(
-            notes_to_score(
-                notes, qpm=float(piece.get("qpm") or 120.0), time_signature=_time_signature(bar_len)
-            ).dumps_midi()
-        )
+        path.write_bytes(notes_to_score(notes, qpm=float(piece.get("qpm") or 120.0), time_signature=_time_signature(bar_len)).dumps_midi())
         copies.append(path)
     for k in range(count):
         path = folder / f"fresh-melody-{k:02d}.mid"
@@ -242,24 +216,18 @@ def score_files(
     if not heldout_paths:
         heldout_paths, fresh_paths, heldout_split = fresh_paths, [], "test"
     if not train_paths or not heldout_paths:
-        raise UserError(
-            f"{data.root}: needs training and held-out pieces of {', '.join(stages)} to calibrate"
-        )
+        raise UserError(f"{data.root}: needs training and held-out pieces of {', '.join(stages)} to calibrate")
 
     kwargs: dict[str, Any] = {"progress": show_progress, "max_seconds": settings.max_seconds}
     train_bank, train_skipped = embed_bank(train_paths, embedder, **kwargs)  # memory-mapped
     bad_train = {str(s["path"]) for s in train_skipped}
-    train_pieces = [
-        p for p, path in zip(train_pieces, train_paths, strict=True) if str(path) not in bad_train
-    ]
+    train_pieces = [p for p, path in zip(train_pieces, train_paths, strict=True) if str(path) not in bad_train]
     train_stage = np.array([p["stage"] for p in train_pieces])
     sample_emb, sample_skipped = embed_midi_files(files, embedder, **kwargs)
     bad_samples = {str(s["path"]) for s in sample_skipped}
     scored = [f for f in files if str(f) not in bad_samples]
     if not scored:
-        raise UserError(
-            f"none of the {len(files)} MIDI files could be scored: {sample_skipped[0]['reason']}"
-        )
+        raise UserError(f"none of the {len(files)} MIDI files could be scored: {sample_skipped[0]['reason']}")
 
     def neighbours(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Path]]:
         """(distance, nearest index, nearest stage, paths embedded) of every file."""
@@ -276,37 +244,22 @@ def score_files(
     heldout_d, _, heldout_nn_stage, _ = neighbours(heldout_paths)
     sample_idx, sample_cos = nearest_neighbors(sample_emb, train_bank, k=1)
     sample_d = 1.0 - sample_cos[:, 0].astype(np.float64)
-    heldout_rho, medians = stratified_ratio(
-        heldout_d, heldout_nn_stage, heldout_d, heldout_nn_stage
-    )
+    heldout_rho, medians = stratified_ratio(heldout_d, heldout_nn_stage, heldout_d, heldout_nn_stage)
     rho, _ = stratified_ratio(sample_d, train_stage[sample_idx[:, 0]], heldout_d, heldout_nn_stage)
     tau = penalty_tau(heldout_d, settings.tau_quantile)
     penalties = penalty(sample_d, tau)
 
     with tempfile.TemporaryDirectory(prefix="curricmusic-probe-") as tmp:
-        copy_paths, melody_paths = _write_probes(
-            data, stages, settings.probe_copies, settings.max_copied_bars, Path(tmp)
-        )
-        probe = {
-            name: neighbours(paths)
-            for name, paths in (
-                ("copies", copy_paths),
-                ("fresh_in_style", fresh_paths),
-                ("fresh_out_of_style", melody_paths),
-            )
-        }
+        copy_paths, melody_paths = _write_probes(data, stages, settings.probe_copies, settings.max_copied_bars, Path(tmp))
+        probe = {name: neighbours(paths) for name, paths in (("copies", copy_paths), ("fresh_in_style", fresh_paths), ("fresh_out_of_style", melody_paths))}
         probe_rho = {
-            name: stratified_ratio(d, nn_stage, heldout_d, heldout_nn_stage)[0]
-            for name, (d, _, nn_stage, _) in probe.items()
+            name: stratified_ratio(d, nn_stage, heldout_d, heldout_nn_stage)[0] for name, (d, _, nn_stage, _) in probe.items()
         }
         index = training_index(data, show_progress=show_progress)  # spans need no hash tables
         probe_bars = {}
         for name, (_, _, _, kept) in probe.items():
             notes, bars = _notes_and_bars(kept)
-            probe_bars[name] = np.array(
-                [a.span.bars for a in index.analyze(notes, bar_len=bars, ns=NGRAM_SIZES)],
-                dtype=np.float64,
-            )
+            probe_bars[name] = np.array([a.span.bars for a in index.analyze(notes, bar_len=bars, ns=NGRAM_SIZES)], dtype=np.float64)
 
     auc = separation_auc(probe_rho["copies"], heldout_rho)
     if settings.rho_threshold is not None:
@@ -334,9 +287,7 @@ def score_files(
     copied_bars = np.array([a.span.bars for a in analyses], dtype=np.float64)
     flags = flags_of(rho, copied_bars)
     ct_test, _ = embed_midi_files(heldout_paths + fresh_paths, embedder, **kwargs)
-    copying = _copying(
-        data_copying_statistic, train_bank.vectors, ct_test, sample_emb, settings.ct_min_cell
-    )
+    copying = _copying(data_copying_statistic, train_bank.vectors, ct_test, sample_emb, settings.ct_min_cell)
 
     rows = []
     for i, path in enumerate(scored):
@@ -376,21 +327,14 @@ def score_files(
             "heldout_rho": heldout_rho.tolist(),
             "rho_flag": use_rho,
             "fresh_false_flag_rate": _rate(
-                np.concatenate(
-                    [
-                        flags_of(probe_rho[n], probe_bars[n])
-                        for n in ("fresh_in_style", "fresh_out_of_style")
-                    ]
-                )
+                np.concatenate([flags_of(probe_rho[n], probe_bars[n]) for n in ("fresh_in_style", "fresh_out_of_style")])
             ),
         }
     )
     calibration = {
         "heldout": f"{heldout_split} split of {', '.join(stages)} ({heldout_d.size} pieces)",
         "heldout_nn_distance_median": float(np.median(heldout_d)),
-        "heldout_nn_distance_quantiles": {
-            f"{q:g}": float(np.quantile(heldout_d, q)) for q in (0.05, 0.1, 0.25, 0.5, 0.75, 0.95)
-        },
+        "heldout_nn_distance_quantiles": {f"{q:g}": float(np.quantile(heldout_d, q)) for q in (0.05, 0.1, 0.25, 0.5, 0.75, 0.95)},
         "rho_scale": {"by_nearest_stage": medians, "min_pieces": 5},
         "tau": tau,
         "rho_threshold": threshold,
@@ -401,9 +345,7 @@ def score_files(
         "probe": {
             name: {
                 "n": int(probe_rho[name].size),
-                "rho_median": float(np.median(probe_rho[name]))
-                if probe_rho[name].size
-                else float("nan"),
+                "rho_median": float(np.median(probe_rho[name])) if probe_rho[name].size else float("nan"),
                 "flagged_by_rho": _rate(probe_rho[name] < threshold) if use_rho else 0.0,
                 "flagged_by_span": _rate(probe_bars[name] >= settings.max_copied_bars),
                 "flagged": _rate(flags_of(probe_rho[name], probe_bars[name])),
@@ -416,28 +358,16 @@ def score_files(
     return Scores(scored, rows, sample_skipped, summary, calibration, bank, embedder)
 
 
-def _copying(
-    statistic, train: np.ndarray, test: np.ndarray, generated: np.ndarray, min_cell: int
-) -> dict[str, Any]:
+def _copying(statistic, train: np.ndarray, test: np.ndarray, generated: np.ndarray, min_cell: int) -> dict[str, Any]:
     """C_T with cells of at least ``min_cell`` generated and ``min_cell`` held-out pieces."""
     need = max(1, min(min_cell, generated.shape[0]))
     n_cells = max(1, min(50, test.shape[0] // need, generated.shape[0] // (2 * need)))
     result = statistic(train, test, generated, n_cells=n_cells, min_generated=min_cell, seed=0)
-    return {
-        "C_T": result.c_t,
-        "cells": int(result.kept.sum()),
-        "n_cells": n_cells,
-        "n_generated": int(generated.shape[0]),
-        "n_test": int(test.shape[0]),
-    }
+    return {"C_T": result.c_t, "cells": int(result.kept.sum()), "n_cells": n_cells, "n_generated": int(generated.shape[0]), "n_test": int(test.shape[0])}
 
 
 def copying_of_sets(
-    sample_dirs: list[Path],
-    against: str | Path,
-    settings: NoveltySection,
-    *,
-    show_progress: bool = False,
+    sample_dirs: list[Path], against: str | Path, settings: NoveltySection, *, show_progress: bool = False
 ) -> dict[str, Any]:
     """C_T of several sample folders pooled (the seeds of one arm), against one prepared data set.
 
@@ -453,19 +383,11 @@ def copying_of_sets(
     kwargs = {"progress": show_progress, "max_seconds": settings.max_seconds}
     train_bank, _ = embed_bank(_bank(data, stages, "train")[0], embedder, **kwargs)
     train = train_bank.vectors
-    test, _ = embed_midi_files(
-        _bank(data, stages, "val")[0] + _bank(data, stages, "test")[0], embedder, **kwargs
-    )
+    test, _ = embed_midi_files(_bank(data, stages, "val")[0] + _bank(data, stages, "test")[0], embedder, **kwargs)
     files = [f for d in sample_dirs for f in sorted(Path(d).glob("*.mid"))]
     generated, _ = embed_midi_files(files, embedder, **kwargs)
     if not generated.shape[0] or not test.shape[0]:
-        return {
-            "C_T": float("nan"),
-            "cells": 0,
-            "n_cells": 0,
-            "n_generated": int(generated.shape[0]),
-            "n_test": int(test.shape[0]),
-        }
+        return {"C_T": float("nan"), "cells": 0, "n_cells": 0, "n_generated": int(generated.shape[0]), "n_test": int(test.shape[0])}
     return _copying(data_copying_statistic, train, test, generated, settings.ct_min_cell)
 
 
@@ -492,12 +414,7 @@ def score_novelty(
     files = _sample_files(samples_dir)
     data = resolve_against(against).prepared
     scores = score_files(
-        files,
-        data,
-        settings,
-        embedder_spec=embedder_spec,
-        bank_stages=bank_stages,
-        show_progress=show_progress,
+        files, data, settings, embedder_spec=embedder_spec, bank_stages=bank_stages, show_progress=show_progress
     )
     embedder = scores.embedder
     report = {
@@ -510,9 +427,7 @@ def score_novelty(
             "weights_real": bool(getattr(embedder, "weights_real", False)),
             "fallback_reason": getattr(embedder, "fallback_reason", None),
         },
-        "renderer": renderer_spec("soundfont", None, embedder.sample_rate)
-        if embedder.input == "audio"
-        else None,
+        "renderer": renderer_spec("soundfont", None, embedder.sample_rate) if embedder.input == "audio" else None,
         "settings": settings.model_dump(mode="json"),
         "settings_source": sources or {},
         "bank": scores.bank,

@@ -100,14 +100,8 @@ class EmbeddingBank:
         if self._screen is None:
             step = 65536
             parts = [bf16_rows(self.vectors[s : s + step]) for s in range(0, len(self), step)]
-            self._screen = (
-                np.concatenate([bits for bits, _ in parts])
-                if parts
-                else np.zeros(self.vectors.shape, np.uint16)
-            )
-            self._norms = (
-                np.concatenate([norms for _, norms in parts]) if parts else np.zeros(0, np.float32)
-            )
+            self._screen = np.concatenate([bits for bits, _ in parts]) if parts else np.zeros(self.vectors.shape, np.uint16)
+            self._norms = np.concatenate([norms for _, norms in parts]) if parts else np.zeros(0, np.float32)
         return self
 
     def take(self, indices: np.ndarray) -> np.ndarray:
@@ -368,9 +362,7 @@ def stratified_ratio(
         members = heldout_d[heldout_stage == label]
         if members.size >= min_pieces:
             medians[str(label)] = float(np.median(members))
-    scale = np.array(
-        [medians.get(str(label), pooled) for label in np.asarray(stage).tolist()], dtype=np.float64
-    )
+    scale = np.array([medians.get(str(label), pooled) for label in np.asarray(stage).tolist()], dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return d / scale if d.size else np.zeros(0), medians
 

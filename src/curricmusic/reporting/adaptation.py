@@ -18,11 +18,7 @@ def _stats(stats: dict[str, Any] | None, digits: int = 3) -> str:
         return "-"
     if stats.get("too_few") or stats.get("ci_low") is None:
         values = ", ".join(fmt(v, digits) for v in stats.get("values", []))
-        return (
-            f"{fmt(stats['mean'], digits)} (seeds: {values})"
-            if values
-            else fmt(stats["mean"], digits)
-        )
+        return f"{fmt(stats['mean'], digits)} (seeds: {values})" if values else fmt(stats["mean"], digits)
     return f"{fmt(stats['mean'], digits)} [{fmt(stats['ci_low'], digits)}, {fmt(stats['ci_high'], digits)}]"
 
 
@@ -37,9 +33,7 @@ def _random_target(adaptation: dict[str, Any]) -> str:
 def _to_target(stats: dict[str, Any] | None) -> tuple[str, str]:
     if not stats or not stats.get("n"):
         return "-", "-"
-    return f"{stats['n_reached']}/{stats['n']}", _stats(
-        {**stats, "mean": stats.get("restricted_mean")}, 0
-    )
+    return f"{stats['n_reached']}/{stats['n']}", _stats({**stats, "mean": stats.get("restricted_mean")}, 0)
 
 
 def _effect(row: dict[str, Any] | None, key: str, digits: int = 3) -> str:
@@ -67,10 +61,7 @@ def adaptation_lines(results: dict[str, Any]) -> list[str]:
     config = style.get("config") or {}
     source = config.get("collection") or config.get("path") or "?"
     counts = style.get("n_pieces") or {}
-    pieces = (
-        ", ".join(f"{counts[s]} {s}" for s in ("train", "val", "test") if s in counts)
-        or "not prepared"
-    )
+    pieces = ", ".join(f"{counts[s]} {s}" for s in ("train", "val", "test") if s in counts) or "not prepared"
     target = adaptation.get("target") or {}
     lines = [
         "## Adaptation to a new style",
@@ -127,12 +118,6 @@ def adaptation_figures(results: dict[str, Any]) -> list[tuple[bytes | None, str]
     from curricmusic.reporting import adapt_plots
 
     return [
-        (
-            adapt_plots.adaptation_curves(results),
-            "Adaptation curves: validation loss on the new style per shot size",
-        ),
-        (
-            adapt_plots.shot_size_plot(results),
-            "Final test loss on the new style against the number of pieces",
-        ),
+        (adapt_plots.adaptation_curves(results), "Adaptation curves: validation loss on the new style per shot size"),
+        (adapt_plots.shot_size_plot(results), "Final test loss on the new style against the number of pieces"),
     ]

@@ -37,9 +37,7 @@ class _Figures:
         self.shown = 0
         self.too_few = 0
 
-    def interval(
-        self, row: dict[str, Any] | None, key: str, digits: int = 3, suffix: str = ""
-    ) -> str:
+    def interval(self, row: dict[str, Any] | None, key: str, digits: int = 3, suffix: str = "") -> str:
         """``value [low, high]`` of ``row[key]`` with its interval, or why there is none."""
         if row is None:
             return "not measured"
@@ -66,16 +64,9 @@ class _Figures:
         return self.interval(row, "speedup", 2, "x")
 
 
-def _row(
-    rows: list[dict[str, Any]], arm: str, baseline: str, metric: str, shots: int | None = None
-) -> dict[str, Any] | None:
+def _row(rows: list[dict[str, Any]], arm: str, baseline: str, metric: str, shots: int | None = None) -> dict[str, Any] | None:
     for row in rows:
-        if (
-            row["arm"] == arm
-            and row["baseline"] == baseline
-            and row["metric"] == metric
-            and row.get("shots") == shots
-        ):
+        if row["arm"] == arm and row["baseline"] == baseline and row["metric"] == metric and row.get("shots") == shots:
             return row
     return None
 
@@ -94,17 +85,9 @@ def _copy_rate(arm: dict[str, Any]) -> str | None:
     return text
 
 
-def _adaptation_part(
-    figures: _Figures, rows: list[dict[str, Any]], arm: str, baseline: str, shots: list[int]
-) -> str:
-    speed = "; ".join(
-        f"{k} pieces {figures.speedup(_row(rows, arm, baseline, 'tokens_to_target', k))}"
-        for k in shots
-    )
-    test = "; ".join(
-        f"{k} pieces {figures.interval(_row(rows, arm, baseline, 'test', k), 'diff')}"
-        for k in shots
-    )
+def _adaptation_part(figures: _Figures, rows: list[dict[str, Any]], arm: str, baseline: str, shots: list[int]) -> str:
+    speed = "; ".join(f"{k} pieces {figures.speedup(_row(rows, arm, baseline, 'tokens_to_target', k))}" for k in shots)
+    test = "; ".join(f"{k} pieces {figures.interval(_row(rows, arm, baseline, 'test', k), 'diff')}" for k in shots)
     return f"adaptation speed-up {speed}; final test loss difference {test}"
 
 
@@ -121,16 +104,12 @@ def answer_paragraph(results: dict[str, Any]) -> str:
         parts = []
         if arm != baseline and baseline:
             pretraining = _row(results.get("comparisons") or [], arm, baseline, "tokens_to_target")
-            against = [
-                f"pretraining tokens to target {figures.interval(pretraining, 'ratio', 2, 'x')}"
-            ]
+            against = [f"pretraining tokens to target {figures.interval(pretraining, 'ratio', 2, 'x')}"]
             if shots:
                 against.append(_adaptation_part(figures, rows, arm, baseline, shots))
             parts.append(f"against {baseline}: " + "; ".join(against))
         if shots and any(r["arm"] == arm and r["baseline"] == _SCRATCH for r in rows):
-            parts.append(
-                "against from-scratch: " + _adaptation_part(figures, rows, arm, _SCRATCH, shots)
-            )
+            parts.append("against from-scratch: " + _adaptation_part(figures, rows, arm, _SCRATCH, shots))
         copy = _copy_rate(results["arms"].get(arm, {}))
         if copy:
             parts.append(copy)

@@ -15,7 +15,6 @@ from curricmusic.reporting.style import CSS, fmt
 
 __all__ = ["novelty_html", "compare_html", "rho_histogram"]
 
-
 def _fmt(value: Any, digits: int = 3) -> str:
     return html.escape(fmt(value, digits))
 
@@ -27,31 +26,15 @@ def rho_histogram(sets: dict[str, list[float]], heldout: list[float]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = [v for vs in sets.values() for v in vs if v is not None] + [
-        v for v in heldout if v is not None
-    ]
+    values = [v for vs in sets.values() for v in vs if v is not None] + [v for v in heldout if v is not None]
     if not values:
         return "<p>No distance ratios to plot.</p>"
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     bins = np.linspace(0, max(2.0, max(values) * 1.05), 25).tolist()
     for name, rho in sets.items():
-        ax.hist(
-            [v for v in rho if v is not None],
-            bins=bins,
-            alpha=0.5,
-            density=True,
-            label=f"{name} samples",
-        )
+        ax.hist([v for v in rho if v is not None], bins=bins, alpha=0.5, density=True, label=f"{name} samples")
     if heldout:
-        ax.hist(
-            [v for v in heldout if v is not None],
-            bins=bins,
-            histtype="step",
-            lw=1.5,
-            color="black",
-            density=True,
-            label="held-out real pieces",
-        )
+        ax.hist([v for v in heldout if v is not None], bins=bins, histtype="step", lw=1.5, color="black", density=True, label="held-out real pieces")
     ax.axvline(1.0, color="grey", ls=":", lw=1)
     ax.set_xlabel("rho = d_NN(x, train) / median d_NN(held-out, train)")
     ax.set_ylabel("density")
@@ -96,50 +79,31 @@ def novelty_html(report: dict[str, Any], samples_dir: Path, out_dir: Path) -> st
             + f"<td>{'yes: ' + html.escape('; '.join(sample['flag_reasons'])) if sample['flagged'] else 'no'}</td></tr>"
         )
     ns = list(report["samples"][0]["hit_rates"]) if report["samples"] else []
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in [
-            "sample",
-            "nearest training piece",
-            "cosine",
-            "rho",
-            "penalty",
-            "longest copied span",
-        ]
-    )
+    head = "".join(f"<th>{h}</th>" for h in ["sample", "nearest training piece", "cosine", "rho", "penalty", "longest copied span"])
     head += "".join(f"<th>{n}-gram hits</th>" for n in ns) + "<th>flagged</th>"
     figures = [
         ("samples", summary["n"]),
         ("flagged (copy rate)", f"{summary['n_flagged']} ({_fmt(summary['copy_rate'])})"),
         ("median rho", _fmt(summary.get("rho_median"))),
-        (
-            "data-copying statistic C_T",
-            f"{_fmt(summary.get('data_copying_C_T'))} ({summary.get('data_copying_cells', 0)} cells)",
-        ),
+        ("data-copying statistic C_T", f"{_fmt(summary.get('data_copying_C_T'))} ({summary.get('data_copying_cells', 0)} cells)"),
         ("false-flag rate on fresh material", _fmt(summary.get("fresh_false_flag_rate"))),
         ("longest copied span (notes)", summary.get("longest_copied_notes_max")),
-        (
-            "training bank",
-            f"{report['bank']['n_train']} pieces of {', '.join(report['bank']['stages'])}",
-        ),
+        ("training bank", f"{report['bank']['n_train']} pieces of {', '.join(report['bank']['stages'])}"),
         ("held-out pieces", report["bank"]["n_heldout"]),
     ]
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in figures)
     calibration = _calibration_table(report.get("calibration", {}))
-    skipped = "".join(
-        f"<li>{html.escape(str(s['path']))}: {html.escape(s['reason'])}</li>"
-        for s in report.get("skipped", [])
-    )
+    skipped = "".join(f"<li>{html.escape(str(s['path']))}: {html.escape(s['reason'])}</li>" for s in report.get("skipped", []))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty report</title><style>{CSS}</style></head><body>
-<h1>Novelty of {html.escape(Path(report["samples_dir"]).name)}</h1>
+<h1>Novelty of {html.escape(Path(report['samples_dir']).name)}</h1>
 {_banner(report)}
-<p>Against {html.escape(report["against"])}. rho below 1 means closer to the training data than unseen real music is.
-Flagged when a span of {report["settings"]["max_copied_bars"]} bars or more is copied{_rho_rule(report)}.</p>
+<p>Against {html.escape(report['against'])}. rho below 1 means closer to the training data than unseen real music is.
+Flagged when a span of {report['settings']['max_copied_bars']} bars or more is copied{_rho_rule(report)}.</p>
 <table><tbody>{table}</tbody></table>
 {calibration}
-{rho_histogram({"this set": [s["rho"] for s in report["samples"]]}, summary.get("heldout_rho", []))}
-<h2>Samples</h2><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>
-{"<h2>Skipped files</h2><ul>" + skipped + "</ul>" if skipped else ""}
+{rho_histogram({'this set': [s['rho'] for s in report['samples']]}, summary.get('heldout_rho', []))}
+<h2>Samples</h2><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>
+{'<h2>Skipped files</h2><ul>' + skipped + '</ul>' if skipped else ''}
 </body></html>
 """
 
@@ -188,15 +152,10 @@ def compare_html(reports: dict[str, dict[str, Any]]) -> str:
     ]
     head = "<th>figure</th>" + "".join(f"<th>{html.escape(name)}</th>" for name in reports)
     body = "".join(
-        f"<tr><td>{label}</td>"
-        + "".join(f"<td>{_fmt(get(r))}</td>" for r in reports.values())
-        + "</tr>"
-        for label, get in keys
+        f"<tr><td>{label}</td>" + "".join(f"<td>{_fmt(get(r))}</td>" for r in reports.values()) + "</tr>" for label, get in keys
     )
     heldout = next(iter(reports.values()))["summary"].get("heldout_rho", [])
-    figure = rho_histogram(
-        {name: [s["rho"] for s in r["samples"]] for name, r in reports.items()}, heldout
-    )
+    figure = rho_histogram({name: [s["rho"] for s in r["samples"]] for name, r in reports.items()}, heldout)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty comparison</title><style>{CSS}</style></head><body>
 <h1>Novelty comparison</h1><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{figure}</body></html>
 """

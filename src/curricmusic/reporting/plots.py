@@ -12,13 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "validation_curves",
-    "stage_panels",
-    "tokens_to_target",
-    "metric_distributions",
-    "novelty_histograms",
-]
+__all__ = ["validation_curves", "stage_panels", "tokens_to_target", "metric_distributions", "novelty_histograms"]
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 _STAGE_COLORS = ["#fde0dd", "#deebf7", "#e5f5e0", "#fff7bc", "#efedf5", "#fee6ce"]
@@ -76,38 +70,16 @@ def validation_curves(results: dict[str, Any], x: str = "tokens") -> bytes | Non
     fig, ax = plt.subplots(figsize=(8, 4.5))
     drawn = False
     for index, arm in enumerate(results["arms"]):
-        runs = [
-            r
-            for r in _done(results, arm)
-            if all(v is not None for v in r["curves"].get(key, [None]))
-        ]
+        runs = [r for r in _done(results, arm) if all(v is not None for v in r["curves"].get(key, [None]))]
         if not runs:
             continue
         length = min(len(r["curves"]["val_target"]) for r in runs)
         tokens = np.mean([np.array(r["curves"][key][:length], dtype=float) for r in runs], axis=0)
-        curves = np.array(
-            [
-                [np.nan if v is None else v for v in r["curves"]["val_target"][:length]]
-                for r in runs
-            ],
-            dtype=float,
-        )
+        curves = np.array([[np.nan if v is None else v for v in r["curves"]["val_target"][:length]] for r in runs], dtype=float)
         color = _COLORS[index % len(_COLORS)]
-        ax.plot(
-            tokens,
-            np.nanmean(curves, axis=0),
-            color=color,
-            lw=2,
-            label=f"{arm} ({len(runs)} seeds)",
-        )
+        ax.plot(tokens, np.nanmean(curves, axis=0), color=color, lw=2, label=f"{arm} ({len(runs)} seeds)")
         if len(runs) > 1:
-            ax.fill_between(
-                tokens,
-                np.nanmin(curves, axis=0),
-                np.nanmax(curves, axis=0),
-                color=color,
-                alpha=0.18,
-            )
+            ax.fill_between(tokens, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), color=color, alpha=0.18)
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -132,12 +104,7 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
     stages = results["curriculum"]["stages"]
     names = [s["name"] for s in stages]
     fig, axes = plt.subplots(
-        1,
-        len(arms),
-        figsize=(4.2 * len(arms), 3.6),
-        sharey=True,
-        squeeze=False,
-        constrained_layout=True,
+        1, len(arms), figsize=(4.2 * len(arms), 3.6), sharey=True, squeeze=False, constrained_layout=True
     )
     for ax, arm in zip(axes[0], arms, strict=True):
         run = _done(results, arm)[0]
@@ -147,11 +114,7 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
         start = 0
         for i in range(1, len(current) + 1):
             if i == len(current) or current[i] != current[start]:
-                color = (
-                    _STAGE_COLORS[names.index(current[start]) % len(_STAGE_COLORS)]
-                    if current[start] in names
-                    else "#eeeeee"
-                )
+                color = _STAGE_COLORS[names.index(current[start]) % len(_STAGE_COLORS)] if current[start] in names else "#eeeeee"
                 left = tokens[start - 1] if start else 0.0
                 ax.axvspan(left, tokens[i - 1], color=color, alpha=0.9, lw=0)
                 start = i
@@ -159,13 +122,7 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
             values = curves["val"].get(stage)
             if values:
                 ys = [np.nan if v is None else v for v in values]
-                ax.plot(
-                    curves["eval_tokens"],
-                    ys,
-                    color=_COLORS[index % len(_COLORS)],
-                    lw=1.5,
-                    label=stage,
-                )
+                ax.plot(curves["eval_tokens"], ys, color=_COLORS[index % len(_COLORS)], lw=1.5, label=stage)
         ax.set_title(f"{arm} (seed {run['seed']})", fontsize=10)
         ax.set_xlabel("training tokens")
         _tokens_axis(ax)
@@ -178,11 +135,7 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
 def tokens_to_target(results: dict[str, Any], metric: str = "tokens_to_target") -> bytes | None:
     """Mean and 95% t-interval per arm of a summary metric (seeds as dots; for tokens to target,
     open circles are seeds that never reached it, drawn at the budget)."""
-    arms = [
-        a
-        for a, v in results["arms"].items()
-        if _finite(v["summary"].get(metric, {}).get("values", []))
-    ]
+    arms = [a for a, v in results["arms"].items() if _finite(v["summary"].get(metric, {}).get("values", []))]
     if not arms:
         return None
     plt = _pyplot()
@@ -192,22 +145,13 @@ def tokens_to_target(results: dict[str, Any], metric: str = "tokens_to_target") 
         mean, low, high = stats["mean"], stats["ci_low"], stats["ci_high"]
         color = _COLORS[y % len(_COLORS)]
         if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
-            ax.errorbar(
-                [mean], [y], xerr=[[mean - low], [high - mean]], fmt="o", color=color, capsize=4
-            )
+            ax.errorbar([mean], [y], xerr=[[mean - low], [high - mean]], fmt="o", color=color, capsize=4)
         elif mean is not None:
             ax.scatter([mean], [y], color=color, s=30, zorder=2)
         reached = stats.get("reached") or [True] * len(stats["values"])
         for value, hit in zip(stats["values"], reached, strict=False):
             if value is not None and math.isfinite(value):
-                ax.scatter(
-                    [value],
-                    [y],
-                    s=14,
-                    zorder=3,
-                    color="black" if hit else "none",
-                    edgecolors="black",
-                )
+                ax.scatter([value], [y], s=14, zorder=3, color="black" if hit else "none", edgecolors="black")
     ax.set_yticks(range(len(arms)), arms)
     ax.set_ylim(-0.6, len(arms) - 0.4)
     if metric == "tokens_to_target":
@@ -230,21 +174,15 @@ def metric_distributions(results: dict[str, Any], metrics: list[str]) -> bytes |
     arms = list(results["arms"])
     columns = min(3, len(metrics))
     rows = math.ceil(len(metrics) / columns)
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False, constrained_layout=True
-    )
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False, constrained_layout=True)
     for ax, metric in zip(axes.flat, metrics, strict=False):
-        data = [
-            _finite(results["arms"][a]["music"].get(metric, {}).get("values", [])) for a in arms
-        ]
+        data = [_finite(results["arms"][a]["music"].get(metric, {}).get("values", [])) for a in arms]
         data.append(_finite(heldout[metric]))
         labels = arms + ["held-out"]
         keep = [i for i, d in enumerate(data) if d]
         ax.boxplot([data[i] for i in keep], tick_labels=[labels[i] for i in keep])
         overlaps = [results["arms"][a]["music"].get(metric, {}).get("overlap") for a in arms]
-        subtitle = ", ".join(
-            f"{a}: {o:.2f}" for a, o in zip(arms, overlaps, strict=True) if o is not None
-        )
+        subtitle = ", ".join(f"{a}: {o:.2f}" for a, o in zip(arms, overlaps, strict=True) if o is not None)
         ax.set_title(f"{metric}\noverlap with held-out: {subtitle}", fontsize=8)
         ax.tick_params(axis="x", labelsize=7, rotation=20)
         ax.grid(alpha=0.3, axis="y")
@@ -268,24 +206,9 @@ def novelty_histograms(results: dict[str, Any]) -> bytes | None:
     every = [v for vs in values for v in vs] + _finite(heldout)
     bins = np.linspace(0, max(2.0, max(every) * 1.05), 25)
     for index, (arm, rho) in enumerate(zip(arms, values, strict=True)):
-        ax.hist(
-            rho,
-            bins=bins,
-            alpha=0.45,
-            color=_COLORS[index % len(_COLORS)],
-            label=f"{arm} samples",
-            density=True,
-        )
+        ax.hist(rho, bins=bins, alpha=0.45, color=_COLORS[index % len(_COLORS)], label=f"{arm} samples", density=True)
     if heldout:
-        ax.hist(
-            _finite(heldout),
-            bins=bins,
-            histtype="step",
-            color="black",
-            lw=1.5,
-            label="held-out real pieces",
-            density=True,
-        )
+        ax.hist(_finite(heldout), bins=bins, histtype="step", color="black", lw=1.5, label="held-out real pieces", density=True)
     ax.axvline(1.0, color="grey", ls=":", lw=1)
     ax.set_xlabel("distance ratio rho = d_NN(sample, train) / median d_NN(held-out, train)")
     ax.set_ylabel("density")

@@ -42,19 +42,13 @@ def interval_text(stats: dict[str, Any] | None) -> str:
         values = stats.get("values", [])
         if len(values) == 1:
             return fmt(stats["mean"])
-        return (
-            f"{fmt(stats['mean'])} (seeds: {', '.join(fmt(v) for v in values)})" if values else "-"
-        )
+        return f"{fmt(stats['mean'])} (seeds: {', '.join(fmt(v) for v in values)})" if values else "-"
     return f"{fmt(stats['mean'])} [{fmt(stats['ci_low'])}, {fmt(stats['ci_high'])}]"
 
 
 def probe_lines(results: dict[str, Any]) -> list[str]:
     """Markdown lines of the section (none when no arm was probed)."""
-    arms = {
-        name: arm["probe"]
-        for name, arm in results.get("arms", {}).items()
-        if arm.get("probe", {}).get("tasks")
-    }
+    arms = {name: arm["probe"] for name, arm in results.get("arms", {}).items() if arm.get("probe", {}).get("tasks")}
     if not arms:
         return []
     pieces = next(iter(arms.values())).get("pieces", {})

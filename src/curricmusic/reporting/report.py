@@ -15,23 +15,9 @@ from curricmusic.reporting.answer import answer_paragraph
 from curricmusic.reporting.probe_section import probe_lines
 from curricmusic.reporting.style import CSS, fmt
 
-__all__ = [
-    "write_reports",
-    "markdown_report",
-    "html_report",
-    "report_figures",
-    "FIGURES_DIR",
-    "fmt",
-]
+__all__ = ["write_reports", "markdown_report", "html_report", "report_figures", "FIGURES_DIR", "fmt"]
 
-REPORT_METRICS = [
-    "pitch_class_entropy",
-    "scale_consistency",
-    "polyphony",
-    "note_density",
-    "empty_beat_rate",
-    "groove_consistency",
-]
+REPORT_METRICS = ["pitch_class_entropy", "scale_consistency", "polyphony", "note_density", "empty_beat_rate", "groove_consistency"]
 
 
 def _ci(stats: dict[str, Any]) -> str:
@@ -50,9 +36,7 @@ def _to_target(stats: dict[str, Any]) -> tuple[str, str, str]:
         return "-", "-", "-"
     reached = f"{stats['n_reached']}/{stats['n']}"
     mean = _ci({**stats, "mean": stats["restricted_mean"]})
-    median = (
-        fmt(stats["km_median"]) if stats["km_median"] is not None else f"> {fmt(stats['budget'])}"
-    )
+    median = fmt(stats["km_median"]) if stats["km_median"] is not None else f"> {fmt(stats['budget'])}"
     return reached, mean, median
 
 
@@ -103,13 +87,7 @@ def markdown_report(results: dict[str, Any]) -> str:
     for name, arm in results["arms"].items():
         s = arm["summary"]
         failed = f" ({arm['n_failed']} failed)" if arm["n_failed"] else ""
-        pacing = (
-            arm["pacing"]
-            if arm["pacing"].startswith("random")
-            or arm["pacing"] == "target-only"
-            or arm["order"] == "curriculum"
-            else f"{arm['pacing']} ({arm['order']})"
-        )
+        pacing = arm["pacing"] if arm["pacing"].startswith("random") or arm["pacing"] == "target-only" or arm["order"] == "curriculum" else f"{arm['pacing']} ({arm['order']})"
         reached, mean, median = _to_target(s.get("tokens_to_target", {}))
         lines.append(
             f"| {name} | {pacing} | {arm['n_done']}{failed} | {_ci(s['final_val_target'])} | {_ci(s.get('best_val_target', {}))} | "
@@ -165,9 +143,7 @@ def markdown_report(results: dict[str, Any]) -> str:
     unfinished = [r for r in results["runs"] if r["status"] != "done"]
     if unfinished:
         lines += ["", "## Runs that did not finish", ""]
-        lines += [
-            f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in unfinished
-        ]
+        lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in unfinished]
     return "\n".join(lines) + "\n"
 
 
@@ -193,9 +169,7 @@ def _novelty_lines(results: dict[str, Any]) -> list[str]:
             f"| {name} | {n['n_samples']} | {fmt(n['copy_rate'])} | {fmt(n.get('copy_rate_unblocked'))} | "
             f"{fmt(pooled.get('C_T'))} ({pooled.get('cells', 0)}) | {fmt(_mean(n.get('fresh_false_flag_rate', [])))} |"
         )
-    reason = next(
-        (n.get("rho_flag_reason") for n in arms.values() if n.get("rho_flag_reason")), None
-    )
+    reason = next((n.get("rho_flag_reason") for n in arms.values() if n.get("rho_flag_reason")), None)
     lines += [
         "",
         "Copy rate: share of samples flagged (a copied span of the set number of bars, or a distance ratio below the "
@@ -224,9 +198,7 @@ def _budget_lines(results: dict[str, Any]) -> list[str]:
         rate = fmt(arm.get("lr"), 6) if arm.get("lr") is not None else "-"
         if len(candidates) > 1:
             rate += f" (best of {len(candidates)} on validation)"
-        lines.append(
-            f"| {name} | {fmt(tokens.get('tokens_seen'))} | {fmt(tokens.get('target_tokens_seen'))} | {rate} |"
-        )
+        lines.append(f"| {name} | {fmt(tokens.get('tokens_seen'))} | {fmt(tokens.get('target_tokens_seen'))} | {rate} |")
     if any(len(entry.get("candidates", [])) > 1 for entry in selection.values()):
         lines += ["", f"Learning rates chosen by rule: {results['lr_selection']['rule']}."]
     return lines + [""]
@@ -247,15 +219,8 @@ def _markdown_table_to_html(markdown: str) -> str:
     def flush() -> None:
         if rows:
             head, body = rows[0], rows[2:]
-            out.append(
-                "<table><thead><tr>"
-                + "".join(f"<th>{html.escape(c)}</th>" for c in head)
-                + "</tr></thead><tbody>"
-            )
-            out.extend(
-                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                for row in body
-            )
+            out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr></thead><tbody>")
+            out.extend("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
             out.append("</tbody></table>")
             rows.clear()
 
@@ -294,17 +259,12 @@ def report_figures(results: dict[str, Any]) -> list[tuple[str, bytes | None, str
         ("novelty.png", plots.novelty_histograms(results), "Novelty: distance ratio of samples and held-out pieces"),
     ]  # fmt: skip
     names = ("adaptation_curves.png", "adaptation_shots.png")
-    figures += [
-        (name, png, caption)
-        for name, (png, caption) in zip(names, adaptation_figures(results), strict=False)
-    ]
+    figures += [(name, png, caption) for name, (png, caption) in zip(names, adaptation_figures(results), strict=False)]
     return figures
 
 
 def html_report(
-    results: dict[str, Any],
-    page_dir: str | Path | None = None,
-    figures: list[tuple[str, bytes | None, str]] | None = None,
+    results: dict[str, Any], page_dir: str | Path | None = None, figures: list[tuple[str, bytes | None, str]] | None = None
 ) -> str:
     """The report page; with ``page_dir`` (the folder it is written to), the "Listen" section
     with relative links to the samples' audio and piano rolls. ``figures``: those of
@@ -321,14 +281,14 @@ def html_report(
         "versions": results["versions"],
     }
     body = _markdown_table_to_html(markdown_report(results))
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(results["experiment"])} - curricmusic report</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(results['experiment'])} - curricmusic report</title>
 <style>{CSS}</style></head><body>
-<h1>{html.escape(results["experiment"])}</h1>
+<h1>{html.escape(results['experiment'])}</h1>
 <div class="banner {banner_class}">Novelty scores: {html.escape(embedder)}.</div>
 {body}
-{listening_html(results, Path(page_dir)) if page_dir is not None else ""}
+{listening_html(results, Path(page_dir)) if page_dir is not None else ''}
 <h2>Figures</h2>
-{"".join(images)}
+{''.join(images)}
 <h2>Settings and versions</h2>
 <pre>{html.escape(json.dumps(settings, indent=2))}</pre>
 </body></html>

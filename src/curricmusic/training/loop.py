@@ -14,6 +14,7 @@ random generators) is in the checkpoint, so a resumed run equals an uninterrupte
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -112,15 +113,11 @@ def peak_lr(experiment: Experiment, arm_name: str, lr: float | None) -> float:
     if lr is None:
         if len(rates) > 1:
             listed = ", ".join(f"{r:g}" for r in rates)
-            raise UserError(
-                f"{experiment.source}: arm {arm_name!r} sweeps learning rates {listed}; pass --lr with one of them"
-            )
+            raise UserError(f"{experiment.source}: arm {arm_name!r} sweeps learning rates {listed}; pass --lr with one of them")
         return rates[0]
     if not any(np.isclose(lr, r, rtol=1e-9, atol=0) for r in rates):
         listed = ", ".join(f"{r:g}" for r in rates)
-        raise UserError(
-            f"--lr {lr:g}: arm {arm_name!r} of {experiment.source} trains with {listed}"
-        )
+        raise UserError(f"--lr {lr:g}: arm {arm_name!r} of {experiment.source} trains with {listed}")
     return float(lr)
 
 
@@ -150,33 +147,26 @@ def train_run(
     check_folder(run_dir, kind="run")  # only a new, empty or curricmusic folder: before any work
     peak = peak_lr(experiment, arm_name, lr) if adapt is None else _adapt_lr(experiment)
     accelerator = Accelerator(mixed_precision=train.mixed_precision, cpu=_multi_cpu())
+    if accelerator.num_processes > 1:
+        _end_process_group_at_exit()
+    _GroupExit.finished = False
     main = accelerator.is_main_process
     micro = _micro_batch(experiment, accelerator.num_processes)
-    eval_batch = (
-        2 * micro
-    )  # no activations kept for a backward pass: twice the training micro-batch fits
+    eval_batch = 2 * micro  # no activations kept for a backward pass: twice the training micro-batch fits
     with accelerator.main_process_first():
         if adapt is None:
             plan = plan_run(experiment, arm_name, seed, show_progress=show_progress and main)
         else:
-            plan = plan_adaptation(
-                experiment, seed, adapt.shots, show_progress=show_progress and main
-            )
+            plan = plan_adaptation(experiment, seed, adapt.shots, show_progress=show_progress and main)
 
     model = build_model(experiment, plan.data.vocab_size, seed)
     if adapt is not None and adapt.init is not None:
         _load_initial_weights(model, adapt.init, plan)
-    info = _run_info(experiment, arm_name, seed, peak, plan, adapt) | {
-        "init_sha256": weights_digest(model)
-    }
+    info = _run_info(experiment, arm_name, seed, peak, plan, adapt) | {"init_sha256": weights_digest(model)}
     checkpoint = _checkpoint_to_resume(run_dir, info, resume)
     optimizer = make_optimizer(model, experiment, peak)
     rng = np.random.default_rng([seed, 0x5EED])
-    state = (
-        _resume(checkpoint, model, optimizer, rng, run_dir, main)
-        if checkpoint
-        else _fresh(plan, seed)
-    )
+    state = _resume(checkpoint, model, optimizer, rng, run_dir, main) if checkpoint else _fresh(plan, seed)
     model, optimizer = accelerator.prepare(model, optimizer)
     if main:
         claim_folder(run_dir, "run")
@@ -185,50 +175,29 @@ def train_run(
     log = MetricsLog(run_dir, main, train.tensorboard)
     cadence = plan.cadence
     schedule = lr_schedule(
-        cadence.lr_schedule,
-        peak,
-        plan.total_steps,
-        cadence.warmup_fraction,
-        cadence.min_lr_ratio,
-        cadence.decay_fraction,
+        cadence.lr_schedule, peak, plan.total_steps, cadence.warmup_fraction, cadence.min_lr_ratio, cadence.decay_fraction
     )
     if state.step == 0:  # the untrained model's losses: every curve starts from the same point
         state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
         log.start(_row(plan, state, 0, schedule(0), None) | {"val_loss": state.last_val})
 
-    end_step = (
-        plan.total_steps if stop_after is None else min(plan.total_steps, state.step + stop_after)
-    )
+    end_step = plan.total_steps if stop_after is None else min(plan.total_steps, state.step + stop_after)
     started, first_step = time.perf_counter(), state.step
-    label = (
-        f"{arm_name} seed {seed}"
-        if adapt is None
-        else f"adapt {arm_name} seed {seed}, {adapt.shots} pieces"
-    )
+    label = f"{arm_name} seed {seed}" if adapt is None else f"adapt {arm_name} seed {seed}, {adapt.shots} pieces"
     with progress_bar(label, plan.total_steps, show_progress and main) as update:
         update(advance=0, completed=state.step)
         while state.step < end_step:
-            row = _one_step(
-                model, optimizer, accelerator, plan, state, rng, schedule, micro, train.grad_clip
-            )
+            row = _one_step(model, optimizer, accelerator, plan, state, rng, schedule, micro, train.grad_clip)
             done = state.step
             evaluated = done % cadence.eval_every == 0 or done == plan.total_steps
             if evaluated:
                 state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
                 row["val_loss"] = state.last_val
-            state.schedule = plan.schedule.update(
-                done - 1, state.schedule, state.last_val if evaluated else None
-            )
-            tokens_per_s = (
-                (done - first_step)
-                * train.tokens_per_step
-                / max(1e-9, time.perf_counter() - started)
-            )
+            state.schedule = plan.schedule.update(done - 1, state.schedule, state.last_val if evaluated else None)
+            tokens_per_s = (done - first_step) * train.tokens_per_step / max(1e-9, time.perf_counter() - started)
             if done % cadence.log_every == 0 or evaluated or done == end_step:
                 log.append(row | {"tokens_per_s": tokens_per_s})
-            update(
-                info=f"loss {row['train_loss']:.3f} | {weights_text(row['stage_weights'])} | {tokens_per_s:,.0f} tok/s"
-            )
+            update(info=f"loss {row['train_loss']:.3f} | {weights_text(row['stage_weights'])} | {tokens_per_s:,.0f} tok/s")
             if done % cadence.checkpoint_every == 0 or done == plan.total_steps:
                 accelerator.wait_for_everyone()
                 if main:
@@ -237,26 +206,15 @@ def train_run(
     finished = end_step == plan.total_steps
     info.update(_summary(plan, state, end_step, finished))
     if finished:  # the test split, scored once, by the final model
-        info["test_loss"] = evaluate(
-            model, accelerator, heldout_sets(experiment, plan.eval_data, "test"), eval_batch
-        )
+        info["test_loss"] = evaluate(model, accelerator, heldout_sets(experiment, plan.eval_data, "test"), eval_batch)
     if main:
         write_run(run_dir, info)
-    return TrainResult(
-        run_dir, end_step, state.last_val, int(checkpoint["step"]) if checkpoint else None
-    )
+    _GroupExit.finished = True
+    return TrainResult(run_dir, end_step, state.last_val, int(checkpoint["step"]) if checkpoint else None)
 
 
 def _one_step(
-    model,
-    optimizer,
-    accelerator,
-    plan: RunPlan,
-    state: TrainState,
-    rng,
-    schedule: LRSchedule,
-    micro: int,
-    grad_clip: float,
+    model, optimizer, accelerator, plan: RunPlan, state: TrainState, rng, schedule: LRSchedule, micro: int, grad_clip: float
 ) -> dict:
     """Draw and train on one global batch; advance the state; return the step's metrics row."""
     step = state.step
@@ -267,38 +225,18 @@ def _one_step(
     counts, state.debt = allocate(mixture.weights, state.debt, windows)
     refs = plan.sampler.draw(rng, counts, mixture)
     lr = schedule(step)
-    loss = train_step(
-        model, optimizer, accelerator, plan.sampler, refs, lr, micro * factor, grad_clip
-    )
+    loss = train_step(model, optimizer, accelerator, plan.sampler, refs, lr, micro * factor, grad_clip)
     state.stage_tokens = state.stage_tokens + counts * refs.length
     state.step = step + 1
     current = plan.schedule.current_stage(step, state.schedule)
-    row = metrics_row(
-        state.step,
-        plan.stage_names,
-        state.stage_tokens,
-        plan.data.target_stage,
-        lr,
-        mixture.weights,
-        current,
-        loss,
-    )
+    row = metrics_row(state.step, plan.stage_names, state.stage_tokens, plan.data.target_stage, lr, mixture.weights, current, loss)
     return row | {"window_len": refs.length}
 
 
 def _row(plan: RunPlan, state: TrainState, step: int, lr: float, loss: float | None) -> dict:
     mixture = plan.schedule.mixture(step, state.schedule)
     current = plan.schedule.current_stage(step, state.schedule)
-    return metrics_row(
-        step,
-        plan.stage_names,
-        state.stage_tokens,
-        plan.data.target_stage,
-        lr,
-        mixture.weights,
-        current,
-        loss,
-    )
+    return metrics_row(step, plan.stage_names, state.stage_tokens, plan.data.target_stage, lr, mixture.weights, current, loss)
 
 
 def _fresh(plan: RunPlan, seed: int) -> TrainState:
@@ -322,26 +260,16 @@ def _checkpoint_to_resume(run_dir: Path, info: dict, resume: bool) -> dict | Non
     if not (run_dir / CHECKPOINT_FILE).is_file():
         return None
     if not resume:
-        raise UserError(
-            f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out"
-        )
+        raise UserError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
     checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
     saved = checkpoint["run"]
     for key in ("experiment_hash", "seed", "arm", "lr"):
         if saved.get(key) != info[key]:
-            raise UserError(
-                f"{run_dir}: holds a run with another {key.replace('_', ' ')}; use a new --out folder"
-            )
-    where = {
-        "init"
-    }  # where the initial weights were read: the folder may have moved (init_sha256 says what)
-    mine, theirs = (
-        {k: v for k, v in (d.get("adapt") or {}).items() if k not in where} for d in (info, saved)
-    )
+            raise UserError(f"{run_dir}: holds a run with another {key.replace('_', ' ')}; use a new --out folder")
+    where = {"init"}  # where the initial weights were read: the folder may have moved (init_sha256 says what)
+    mine, theirs = ({k: v for k, v in (d.get("adapt") or {}).items() if k not in where} for d in (info, saved))
     if mine != theirs:
-        raise UserError(
-            f"{run_dir}: holds another adaptation run (shots, style or pieces differ); use a new --out folder"
-        )
+        raise UserError(f"{run_dir}: holds another adaptation run (shots, style or pieces differ); use a new --out folder")
     if saved["tokenizer_hash"] != info["tokenizer_hash"]:
         raise UserError(
             f"{run_dir}: its checkpoint was trained with tokenizer {saved['tokenizer_hash']}, but the prepared "
@@ -349,9 +277,7 @@ def _checkpoint_to_resume(run_dir: Path, info: dict, resume: bool) -> dict | Non
         )
     # checked after the tokenizer: another vocabulary also gives other initial weights
     if "init_sha256" in saved and saved["init_sha256"] != info["init_sha256"]:
-        raise UserError(
-            f"{run_dir}: holds a run that started from other weights; use a new --out folder"
-        )
+        raise UserError(f"{run_dir}: holds a run that started from other weights; use a new --out folder")
     return checkpoint
 
 
@@ -379,34 +305,16 @@ def _load_initial_weights(model, init: Path, plan: RunPlan) -> None:
     checked), after checking it is this experiment's model over the same tokens."""
     loaded = load_model(init)
     if loaded.config.to_dict() != model.config.to_dict():
-        raise UserError(
-            f"{init}: a model of another shape than the experiment's; adapt the experiment's own runs"
-        )
+        raise UserError(f"{init}: a model of another shape than the experiment's; adapt the experiment's own runs")
     run_file = init.parent / RUN_FILE
-    if (
-        run_file.is_file()
-        and read_run(init.parent).get("tokenizer_hash") != plan.data.tokenizer_hash
-    ):
-        raise UserError(
-            f"{init}: trained with another tokenizer than the adaptation style's {plan.data.root}"
-        )
+    if run_file.is_file() and read_run(init.parent).get("tokenizer_hash") != plan.data.tokenizer_hash:
+        raise UserError(f"{init}: trained with another tokenizer than the adaptation style's {plan.data.root}")
     model.load_state_dict(loaded.state_dict())
 
 
-def _run_info(
-    experiment: Experiment,
-    arm_name: str,
-    seed: int,
-    lr: float,
-    plan: RunPlan,
-    adapt: Adaptation | None,
-) -> dict:
+def _run_info(experiment: Experiment, arm_name: str, seed: int, lr: float, plan: RunPlan, adapt: Adaptation | None) -> dict:
     names = [arm.name for arm in experiment.config.arms]
-    arm = (
-        experiment.config.arm(arm_name).model_dump(mode="json")
-        if adapt is None or arm_name in names
-        else {"name": arm_name}
-    )
+    arm = experiment.config.arm(arm_name).model_dump(mode="json") if adapt is None or arm_name in names else {"name": arm_name}
     adapted = None
     if adapt is not None:
         adapted = {
@@ -460,11 +368,41 @@ def _micro_batch(experiment: Experiment, world: int) -> int:
     return micro
 
 
+class _GroupExit:
+    """Whether this process's last run returned normally: only then does it wait for the others
+    at exit."""
+
+    finished = False
+
+
+@functools.cache
+def _end_process_group_at_exit() -> None:
+    """Leave the process group when the process exits (registered once per process).
+
+    A two-process CPU run that had finished and written everything still exited -6 about one
+    time in ten: the process that left first aborted in its shutdown ("terminate called without
+    an active exception"). Destroying the group at exit alone did not cure it (1 in 18); waiting
+    for every process and then destroying it did (0 in 50). Not at the end of each run: one
+    process may train several runs (``curricmusic run`` under torchrun) with the one group."""
+    import atexit
+
+    atexit.register(_leave_process_group)
+
+
+def _leave_process_group() -> None:
+    """Wait for every process (only after a run that returned normally: a process that failed
+    mid-run must not wait for peers still inside a collective), then destroy the group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if _GroupExit.finished:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def _multi_cpu() -> bool:
     """True under torchrun / accelerate launch without CUDA: accelerate then uses gloo on CPUs."""
     import os
 
-    launched = (
-        int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("LOCAL_RANK") is not None
-    )
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("LOCAL_RANK") is not None
     return launched and not torch.cuda.is_available()

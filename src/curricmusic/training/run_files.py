@@ -97,9 +97,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     payload[DIGEST_KEY] = tree_digest(payload)
     with atomic_path(path) as tmp:
         try:
-            with open(
-                tmp, "wb"
-            ) as handle:  # a Python file: a full disk is an OSError, not a C++ one
+            with open(tmp, "wb") as handle:  # a Python file: a full disk is an OSError, not a C++ one
                 torch.save(payload, handle)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
@@ -114,9 +112,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" not in str(exc).lower():
-            raise UserError(
-                f"{path}: unreadable checkpoint (not a torch checkpoint file)"
-            ) from None
+            raise UserError(f"{path}: unreadable checkpoint (not a torch checkpoint file)") from None
         raise UserError(
             f"{path}: refused: it holds Python objects other than tensors and plain values, so "
             "loading it could run code; curricmusic never writes such a file (start a new --out)"
@@ -138,9 +134,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def read_run(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
-        raise UserError(
-            f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `curricmusic train`"
-        )
+        raise UserError(f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `curricmusic train`")
     return json.loads(path.read_text())
 
 

@@ -94,9 +94,7 @@ class RunPlan:
         return self.schedule.total_steps
 
 
-def prepared_for(
-    experiment: Experiment, arm_name: str | None = None, show_progress: bool = True
-) -> PreparedData:
+def prepared_for(experiment: Experiment, arm_name: str | None = None, show_progress: bool = True) -> PreparedData:
     """The prepared data of the experiment's curriculum (or an arm's own), built if needed."""
     from curricmusic.data.prepare import prepare
     from curricmusic.data.summary import default_prepared_dir
@@ -117,9 +115,7 @@ def schedule_for(experiment: Experiment, arm_name: str, data: PreparedData, seed
     arm = config.arm(arm_name)
     matched = None
     if arm.match is not None:
-        matched = window_counts(
-            schedule_for(experiment, arm.match, data, seed), config.train.batch_size
-        )
+        matched = window_counts(schedule_for(experiment, arm.match, data, seed), config.train.batch_size)
     context = ScheduleContext(
         stage_names=tuple(data.stage_names),
         target=data.target_stage,
@@ -130,32 +126,23 @@ def schedule_for(experiment: Experiment, arm_name: str, data: PreparedData, seed
         matched_windows=matched,
     )
     names = data.stage_names
-    difficulties = {
-        s: np.array([p["difficulty"] or 0.0 for p in data.pieces(s, "train")]) for s in names
-    }
+    difficulties = {s: np.array([p["difficulty"] or 0.0 for p in data.pieces(s, "train")]) for s in names}
     tokens = {s: np.diff(data.offsets(s, "train")) for s in names}
     schedule = build_schedule(arm, context, difficulties, tokens)
     for stage in schedule.stages.names:
         if not data.pieces(stage, "train"):
-            raise UserError(
-                f"{data.root}: stage {stage!r} has no training pieces; arm {arm_name!r} cannot use it"
-            )
+            raise UserError(f"{data.root}: stage {stage!r} has no training pieces; arm {arm_name!r} cannot use it")
     return schedule
 
 
 def heldout_sets(experiment: Experiment, eval_data: PreparedData, split: str) -> dict[str, HeldOut]:
     """Every stage's ``split`` as strided windows (the same for every arm); empty splits left out."""
     train = experiment.config.train
-    sets = {
-        s: heldout_windows(eval_data, s, split, train.seq_len, train.stride)
-        for s in eval_data.stage_names
-    }
+    sets = {s: heldout_windows(eval_data, s, split, train.seq_len, train.stride) for s in eval_data.stage_names}
     return {s: h for s, h in sets.items() if len(h)}
 
 
-def plan_run(
-    experiment: Experiment, arm_name: str, seed: int, show_progress: bool = True
-) -> RunPlan:
+def plan_run(experiment: Experiment, arm_name: str, seed: int, show_progress: bool = True) -> RunPlan:
     """Data (prepared if needed), schedule, sampler and validation windows of one (arm, seed)."""
     eval_data = prepared_for(experiment, show_progress=show_progress)
     data = eval_data
@@ -164,13 +151,9 @@ def plan_run(
     if data.tokenizer_hash != eval_data.tokenizer_hash:
         raise UserError(f"{data.root}: prepared with another tokenizer than {eval_data.root}")
     schedule = schedule_for(experiment, arm_name, data, seed)
-    sampler = WindowSampler(
-        data, schedule.stages.names, experiment.config.train.seq_len, ranks=schedule.stages.ranks
-    )
+    sampler = WindowSampler(data, schedule.stages.names, experiment.config.train.seq_len, ranks=schedule.stages.ranks)
     cadence = Cadence.of(experiment.config.train)
-    return RunPlan(
-        data, eval_data, schedule, sampler, heldout_sets(experiment, eval_data, "val"), cadence
-    )
+    return RunPlan(data, eval_data, schedule, sampler, heldout_sets(experiment, eval_data, "val"), cadence)
 
 
 def style_prepared(experiment: Experiment, show_progress: bool = True) -> PreparedData:
@@ -182,12 +165,7 @@ def style_prepared(experiment: Experiment, show_progress: bool = True) -> Prepar
     adapt, curriculum = experiment.config.adapt, experiment.adapt_curriculum
     if adapt is None or curriculum is None:
         raise UserError(f"{experiment.source}: no [adapt] section")
-    data = prepare(
-        curriculum,
-        default_prepared_dir(curriculum),
-        show_progress=show_progress,
-        source=experiment.source,
-    ).data
+    data = prepare(curriculum, default_prepared_dir(curriculum), show_progress=show_progress, source=experiment.source).data
     stage = adapt.style.name
     counts = {split: len(data.pieces(stage, split)) for split in ("train", "val", "test")}
     if counts["train"] < adapt.shots[-1]:
@@ -204,9 +182,7 @@ def style_prepared(experiment: Experiment, show_progress: bool = True) -> Prepar
     return data
 
 
-def plan_adaptation(
-    experiment: Experiment, seed: int, shots: int, show_progress: bool = True
-) -> RunPlan:
+def plan_adaptation(experiment: Experiment, seed: int, shots: int, show_progress: bool = True) -> RunPlan:
     """Data, schedule, sampler and validation windows of an adaptation run: the style's
     ``shots``-piece subset of ``seed`` (nested, the same for every model of the seed), scored on
     every token of the style's validation split."""
@@ -228,15 +204,7 @@ def plan_adaptation(
     schedule = build_schedule(arm, context, {stage: np.zeros(keep.shape[0])}, {stage: tokens})
     sampler = WindowSampler(data, [stage], train.seq_len, pieces=[keep])
     pieces = [data.pieces(stage, "train")[int(i)]["id"] for i in keep]
-    return RunPlan(
-        data,
-        data,
-        schedule,
-        sampler,
-        heldout_sets(experiment, data, "val"),
-        Cadence.of(adapt),
-        pieces,
-    )
+    return RunPlan(data, data, schedule, sampler, heldout_sets(experiment, data, "val"), Cadence.of(adapt), pieces)
 
 
 def build_model(experiment: Experiment, vocab_size: int, seed: int) -> MusicTransformer:
@@ -248,27 +216,15 @@ def initial_model(run_info: dict, vocab_size: int) -> MusicTransformer:
     """The untrained model a run started from, rebuilt from its ``run.json`` exactly as
     :func:`build_model` built it (every arm of the run's seed starts from these weights)."""
     config = ExperimentConfig.model_validate_json(json.dumps(run_info["config"]))
-    return _model_of(
-        config, vocab_size, int(run_info["seed"]), str(run_info.get("experiment_file", "run.json"))
-    )
+    return _model_of(config, vocab_size, int(run_info["seed"]), str(run_info.get("experiment_file", "run.json")))
 
 
-def _model_of(
-    config: ExperimentConfig, vocab_size: int, seed: int, source: str
-) -> MusicTransformer:
+def _model_of(config: ExperimentConfig, vocab_size: int, seed: int, source: str) -> MusicTransformer:
     section = config.model
-    overrides = {
-        k: v
-        for k, v in section.model_dump().items()
-        if k not in ("size", "dropout") and v is not None
-    }
+    overrides = {k: v for k, v in section.model_dump().items() if k not in ("size", "dropout") and v is not None}
     try:
         model_config = ModelConfig.from_size(
-            section.size,
-            vocab_size,
-            max_seq_len=config.train.seq_len,
-            dropout=section.dropout,
-            **overrides,
+            section.size, vocab_size, max_seq_len=config.train.seq_len, dropout=section.dropout, **overrides
         )
     except ValueError as exc:
         raise UserError(f"{source}: model: {exc}") from None
@@ -276,17 +232,12 @@ def _model_of(
     return MusicTransformer(model_config)
 
 
-def make_optimizer(
-    model: torch.nn.Module, experiment: Experiment, lr: float
-) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, experiment: Experiment, lr: float) -> torch.optim.Optimizer:
     """AdamW, weight decay on matrices only (the schedule sets each step's learning rate)."""
     train = experiment.config.train
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": train.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     try:  # one fused kernel for every parameter: measurably faster on CPU and GPU alike
         return torch.optim.AdamW(groups, lr=lr, betas=(train.beta1, train.beta2), fused=True)
     except (RuntimeError, TypeError):

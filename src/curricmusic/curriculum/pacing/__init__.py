@@ -89,9 +89,7 @@ def build_schedule(
     """
     pacing = PACINGS[arm.pacing]
     names = pacing.stage_order(arm, context)
-    ranks = piece_ranks(
-        [np.asarray(difficulties[n]) for n in names], pacing.piece_order(arm), context.seed
-    )
+    ranks = piece_ranks([np.asarray(difficulties[n]) for n in names], pacing.piece_order(arm), context.seed)
     stages = StageData(
         names=tuple(names),
         piece_tokens=tuple(np.asarray(piece_tokens[n], dtype=np.int64) for n in names),

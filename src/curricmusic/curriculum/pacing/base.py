@@ -69,12 +69,7 @@ class StageData:
 
     def eligible_tokens(self, rank_limit: int) -> np.ndarray:
         """Tokens of the pieces of each stage ``(K,)`` that rank below ``rank_limit``."""
-        return np.array(
-            [
-                float(np.sum(t[r < rank_limit]))
-                for t, r in zip(self.piece_tokens, self.ranks, strict=True)
-            ]
-        )
+        return np.array([float(np.sum(t[r < rank_limit])) for t, r in zip(self.piece_tokens, self.ranks, strict=True)])
 
 
 @dataclass(frozen=True)
@@ -113,9 +108,7 @@ class Pacing:
         self.context = context
         self.total_steps = int(self.steps(arm, context))
         names = list(stages.names)
-        self.target_index = (
-            names.index(context.target) if context.target in names else len(names) - 1
-        )
+        self.target_index = names.index(context.target) if context.target in names else len(names) - 1
 
     # ---- class-level decisions, made before the stage data is gathered ----------------------
     @classmethod
@@ -137,9 +130,7 @@ class Pacing:
     def initial_state(self) -> dict:
         return {}
 
-    def update(
-        self, step: int, state: Mapping, val_losses: Mapping[str, float] | None = None
-    ) -> dict:
+    def update(self, step: int, state: Mapping, val_losses: Mapping[str, float] | None = None) -> dict:
         """The state after ``step`` (a new dict; the one given is never changed)."""
         return dict(state)
 

@@ -33,8 +33,6 @@ RHYTHMS: dict[str, tuple[int, tuple[int, int], tuple[int, int]]] = {
 }
 # In contrary motion the hands start an octave apart and diverge: wider spans leave the keyboard.
 MAX_CONTRARY_OCTAVES = 2
-
-
 def _start_pitch(pc: int, low: int) -> int:
     """The pitch of class ``pc`` in ``low .. low + 11``."""
     return low + (pc - low) % 12
@@ -72,9 +70,7 @@ def _exercises(key: Key, options: ScalesOptions, chromatic_done: set[int]):
     """(label, kind, root pc, up intervals, down intervals, extra meta) of the key's exercises."""
     out: list[tuple[str, str, int, tuple[int, ...], tuple[int, ...] | None, dict[str, Any]]] = []
     if "scales" in options.parts:
-        forms: list[ScaleForm | Literal["major"]] = (
-            ["major"] if key.mode == "major" else list(options.minor_forms)
-        )
+        forms: list[ScaleForm | Literal["major"]] = ["major"] if key.mode == "major" else list(options.minor_forms)
         for form in forms:
             scale_form: ScaleForm = "natural" if form == "major" else form
             up = _intervals(scale_pitch_classes(key, scale_form))
