@@ -32,9 +32,9 @@ import torch
 
 from curricmusic.model import MusicTransformer
 from curricmusic.music.keys import parse_key, scale_pitch_classes
+from curricmusic.music.tokenizers import token_pitch
 
 __all__ = [
-    "NOTE_TYPES",
     "pitch_class_table",
     "expected_pitch_classes",
     "heard_pitch_classes",
@@ -42,17 +42,13 @@ __all__ = [
     "scale_mass",
 ]
 
-# token types that start a note and name its absolute pitch (``Pitch_60``, MIDILike's ``NoteOn_60``)
-NOTE_TYPES = ("Pitch", "NoteOn")
-
-
 def pitch_class_table(vocab: Mapping[str, int], vocab_size: int) -> np.ndarray:
     """``(V,)`` int: the pitch class (0-11) of every token that starts a note, -1 for the rest."""
     table = np.full(vocab_size, -1, dtype=np.int64)
     for token, index in vocab.items():
-        kind, _, value = token.partition("_")
-        if kind in NOTE_TYPES and value.isdigit():
-            table[index] = int(value) % 12
+        pitch = token_pitch(token)  # Pitch_60, MIDILike's NoteOn_60
+        if pitch is not None:
+            table[index] = pitch % 12
     return table
 
 
