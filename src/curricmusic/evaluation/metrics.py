@@ -13,7 +13,7 @@ read from the file and brought to that resolution with ``adjust_resolution`` hol
 the beats of ``empty_beat_rate``, the measures of ``groove_consistency``) runs, as in MusPy, to
 the piece's last event: pass ``end`` (from :func:`piece_end`: the latest note end or control
 change of any track), else the latest note end is used. On the same notes and ``end``, every
-metric equals MusPy's (``tests/test_metrics.py`` checks this against MusPy itself when it is
+metric equals MusPy's (``tests/evaluation/test_metrics.py`` checks this against MusPy itself when it is
 installed, on multi-track pieces with trailing control changes). Differences, all deliberate
 and each pinned by a test:
 

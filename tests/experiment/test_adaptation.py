@@ -1,5 +1,5 @@
 """The adaptation phase: the [adapt] section, shot subsets, restricted windows, resumable
-adaptation runs, its statistics and its report section (end to end: tests/test_experiment.py)."""
+adaptation runs, its statistics and its report section (end to end: tests/experiment/test_experiment.py)."""
 
 from __future__ import annotations
 
