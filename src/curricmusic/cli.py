@@ -165,7 +165,7 @@ def generate(
     """
     from curricmusic.config.generation import settings_for_run
     from curricmusic.generation.generate import generate_samples
-    from curricmusic.training.run_files import RUN_FILE, read_run
+    from curricmusic.training.checkpoint import RUN_FILE, read_run
 
     flags = {
         "n": n, "seed": seed, "batch_size": batch_size, "max_bars": max_bars, "max_tokens": max_tokens,

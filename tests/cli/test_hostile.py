@@ -247,7 +247,7 @@ def test_2_a_pickle_payload_in_a_run_folder_never_runs(trained, tmp_path):
 
 
 def test_2_our_checkpoints_hold_only_tensors_and_plain_values(trained, tmp_path):
-    from curricmusic.training.run_files import load_checkpoint, save_checkpoint
+    from curricmusic.training.checkpoint import load_checkpoint, save_checkpoint
 
     payload = torch.load(trained / "checkpoint.pt", weights_only=True)  # would raise otherwise
     assert payload["step"] == 8 and len(payload["content_sha256"]) == 64
@@ -564,7 +564,7 @@ def test_8_a_bit_flipped_model_is_one_clear_error(trained, tmp_path, cli):
 
 
 def test_8_a_bit_flipped_checkpoint_is_one_clear_error(trained, tmp_path):
-    from curricmusic.training.run_files import load_checkpoint
+    from curricmusic.training.checkpoint import load_checkpoint
 
     data = bytearray((trained / "checkpoint.pt").read_bytes())
     at = data.find(b"data/0") + 200  # inside the first tensor's bytes

@@ -16,8 +16,8 @@ from curricmusic.common.errors import UserError
 from curricmusic.config import ArmConfig, load_experiment
 from curricmusic.curriculum.allocation import allocate, step_windows, window_counts
 from curricmusic.curriculum.pacing import ScheduleContext, build_schedule, warmup_length
+from curricmusic.training.checkpoint import read_metrics
 from curricmusic.training.loop import train_run
-from curricmusic.training.run_files import read_metrics
 from tests.conftest import REPO
 from tests.helpers import MINIMAL_EXPERIMENT
 

@@ -26,8 +26,8 @@ from curricmusic.evaluation.probe import bag_of_tokens, cross_validated_accuracy
 from curricmusic.evaluation.probe_run import PROBE_TASKS, heldout_probe_set, probe_run
 from curricmusic.experiment.probe_results import probe_folder, summarize_probes
 from curricmusic.reporting.probe_section import interval_text, probe_lines
+from curricmusic.training.checkpoint import read_run
 from curricmusic.training.loop import train_run
-from curricmusic.training.run_files import read_run
 from curricmusic.training.setup import build_model, initial_model
 from tests.helpers import run_cli
 

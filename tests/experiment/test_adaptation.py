@@ -22,8 +22,8 @@ from curricmusic.experiment.adapt_results import (
     adaptation_summary,
     adaptation_target,
 )
+from curricmusic.training.checkpoint import read_metrics
 from curricmusic.training.loop import Adaptation, train_run
-from curricmusic.training.run_files import read_metrics
 from tests.conftest import REPO
 
 DEBUG = REPO / "experiments" / "debug.toml"

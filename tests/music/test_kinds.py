@@ -14,8 +14,8 @@ from curricmusic.generation.generate import generate_samples
 from curricmusic.generation.output import SEAM_MARKER
 from curricmusic.music.kinds import KINDS
 from curricmusic.music.notes import make_notes, notes_to_score
+from curricmusic.training.checkpoint import read_run
 from curricmusic.training.loop import train_run
-from curricmusic.training.run_files import read_run
 
 CURRICULUM = """# A two-stage curriculum with one tokenizer kind.
 #   curricmusic data prepare curriculum.toml

@@ -15,9 +15,9 @@ import pytest
 from curricmusic.common.errors import UserError
 from curricmusic.config import load_experiment
 from curricmusic.model.transformer import load_model
+from curricmusic.training.checkpoint import read_metrics
 from curricmusic.training.loop import train_run
 from curricmusic.training.lr import lr_schedule
-from curricmusic.training.run_files import read_metrics
 from tests.conftest import REPO
 from tests.helpers import MINIMAL_EXPERIMENT
 

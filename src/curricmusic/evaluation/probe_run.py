@@ -160,7 +160,7 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
     import torch
 
     from curricmusic.model.transformer import load_model
-    from curricmusic.training.run_files import MODEL_DIR, read_run
+    from curricmusic.training.checkpoint import MODEL_DIR, read_run
     from curricmusic.training.setup import initial_model
 
     run_dir = Path(run_dir)

@@ -46,7 +46,7 @@ from curricmusic.evaluation.stats import (
     value_at,
 )
 from curricmusic.experiment.adaptation import adapt_dir, scratch_dir
-from curricmusic.training.run_files import read_metrics
+from curricmusic.training.checkpoint import read_metrics
 
 __all__ = [
     "ADAPT_METRICS",

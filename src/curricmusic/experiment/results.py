@@ -33,7 +33,7 @@ from curricmusic.evaluation.stats import (
 from curricmusic.experiment.adapt_results import adaptation_results
 from curricmusic.experiment.lr_selection import select_learning_rates, selected_runs
 from curricmusic.experiment.probe_results import arm_probe
-from curricmusic.training.run_files import read_metrics
+from curricmusic.training.checkpoint import read_metrics
 
 __all__ = [
     "aggregate",

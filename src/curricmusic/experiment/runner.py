@@ -3,7 +3,7 @@
 Layout of an experiment folder::
 
     OUT/experiment.json                 the validated experiment (what ran)
-    OUT/runs/<arm>-seed<seed>/          a run folder (see curricmusic.training.run_files), plus
+    OUT/runs/<arm>-seed<seed>/          a run folder (see curricmusic.training.checkpoint), plus
         samples/                        generated MIDI + manifest.json (copy-blocking as configured);
                                         the first few with a WAV and a piano-roll PNG beside them
         novelty/                        novelty.json + novelty.html
@@ -129,7 +129,7 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
     from curricmusic.config.generation import settings_for_run
     from curricmusic.generation.generate import generate_samples
     from curricmusic.novelty.pipeline import novelty_settings_for, score_novelty
-    from curricmusic.training.run_files import read_run
+    from curricmusic.training.checkpoint import read_run
 
     if experiment.config.generate.n > 0:
         settings, sources = settings_for_run(read_run(cell.run_dir), {})
@@ -175,7 +175,7 @@ def _probe_cell(experiment: Experiment, cell: Cell) -> None:
 def _adapt_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None:
     """With ``[adapt]``: the cell's final model fine-tuned on each shot size of the new style."""
     from curricmusic.experiment.adaptation import adapt_model
-    from curricmusic.training.run_files import MODEL_DIR
+    from curricmusic.training.checkpoint import MODEL_DIR
 
     adapt_model(experiment, cell.arm, cell.seed, cell.run_dir, cell.run_dir / MODEL_DIR, show_progress)
 

@@ -12,7 +12,7 @@ from curricmusic.common.errors import UserError
 from curricmusic.data.prepared import PreparedData
 from curricmusic.model.transformer import MusicTransformer, load_model, weights_digest
 from curricmusic.music.tokenizers import Tokenizer, load_tokenizer
-from curricmusic.training.run_files import MODEL_DIR, TOKENIZER_FILE, read_run
+from curricmusic.training.checkpoint import MODEL_DIR, TOKENIZER_FILE, read_run
 
 __all__ = ["LoadedRun", "load_run"]
 

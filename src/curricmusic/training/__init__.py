@@ -1,5 +1,5 @@
 """The one training loop every arm runs through, and the run folder it writes (checkpoints, metrics).
 
 - :mod:`.loop`: :func:`~.loop.train_run`;
-- :mod:`.run_files`: ``run.json``, ``metrics.jsonl``, ``checkpoint.pt`` and their readers.
+- :mod:`.checkpoint`: ``run.json``, ``metrics.jsonl``, ``checkpoint.pt`` and their readers.
 """

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from curricmusic.common.progress import err_console
-from curricmusic.training.run_files import METRICS_FILE
+from curricmusic.training.checkpoint import METRICS_FILE
 
 __all__ = ["metrics_row", "MetricsLog", "weights_text"]
 

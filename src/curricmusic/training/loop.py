@@ -29,10 +29,7 @@ from curricmusic.common.progress import progress_bar
 from curricmusic.config import Experiment, config_hash
 from curricmusic.curriculum.allocation import allocate, step_windows
 from curricmusic.model.transformer import load_model, save_model, weights_digest
-from curricmusic.training.evaluate import evaluate
-from curricmusic.training.log import MetricsLog, metrics_row, weights_text
-from curricmusic.training.lr import LRSchedule, lr_schedule
-from curricmusic.training.run_files import (
+from curricmusic.training.checkpoint import (
     CHECKPOINT_FILE,
     MODEL_DIR,
     RUN_FILE,
@@ -45,6 +42,9 @@ from curricmusic.training.run_files import (
     truncate_metrics,
     write_run,
 )
+from curricmusic.training.evaluate import evaluate
+from curricmusic.training.log import MetricsLog, metrics_row, weights_text
+from curricmusic.training.lr import LRSchedule, lr_schedule
 from curricmusic.training.setup import (
     Adaptation,
     RunPlan,
