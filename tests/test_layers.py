@@ -17,11 +17,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "curricmusic"
 LAYERS = [
     "cli",
     "experiment",
+    "training",
     "generation",
     "novelty",
     "reporting",
     "evaluation",
-    "training",
     "curriculum",
     "model",
     "data",

@@ -163,9 +163,9 @@ def generate(
     `generate RUN_DIR` reproduces the samples `curricmusic run` drew), else from its default;
     manifest.json says which (settings_source: flag, experiment or default).
     """
+    from curricmusic.common.run_folder import RUN_FILE, read_run
     from curricmusic.config.generation import settings_for_run
     from curricmusic.generation.generate import generate_samples
-    from curricmusic.training.checkpoint import RUN_FILE, read_run
 
     flags = {
         "n": n, "seed": seed, "batch_size": batch_size, "max_bars": max_bars, "max_tokens": max_tokens,

@@ -19,16 +19,17 @@ import numpy as np
 import pytest
 import torch
 
+from curricmusic.common.run_folder import read_run
 from curricmusic.config import load_experiment
 from curricmusic.data.prepared import PreparedData
 from curricmusic.evaluation.expectation import scale_mass
 from curricmusic.evaluation.probe import bag_of_tokens, cross_validated_accuracy
 from curricmusic.evaluation.probe_run import PROBE_TASKS, heldout_probe_set, probe_run
 from curricmusic.experiment.probe_results import probe_folder, summarize_probes
+from curricmusic.model.initial import initial_model
 from curricmusic.reporting.probe_section import interval_text, probe_lines
-from curricmusic.training.checkpoint import read_run
 from curricmusic.training.loop import train_run
-from curricmusic.training.setup import build_model, initial_model
+from curricmusic.training.setup import build_model
 from tests.helpers import run_cli
 
 CURRICULUM = """

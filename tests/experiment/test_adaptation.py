@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from curricmusic.common.errors import UserError
+from curricmusic.common.run_folder import read_metrics
 from curricmusic.config import load_experiment
 from curricmusic.curriculum.shots import SHOT_STREAM, shot_order, shot_subset
 from curricmusic.curriculum.windows import PackedStage
@@ -22,7 +23,6 @@ from curricmusic.experiment.adapt_results import (
     adaptation_summary,
     adaptation_target,
 )
-from curricmusic.training.checkpoint import read_metrics
 from curricmusic.training.loop import Adaptation, train_run
 from tests.conftest import REPO
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from symusic import Score
 
+from curricmusic.common.run_folder import read_run
 from curricmusic.config import load_experiment
 from curricmusic.config.generation import settings_for_run
 from curricmusic.generation.generate import generate_samples
 from curricmusic.generation.output import SEAM_MARKER
 from curricmusic.music.kinds import KINDS
 from curricmusic.music.notes import make_notes, notes_to_score
-from curricmusic.training.checkpoint import read_run
 from curricmusic.training.loop import train_run
 
 CURRICULUM = """# A two-stage curriculum with one tokenizer kind.

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from curricmusic.common.errors import UserError
+from curricmusic.common.run_folder import read_metrics
 from curricmusic.config import load_experiment
 from curricmusic.model.transformer import load_model
-from curricmusic.training.checkpoint import read_metrics
 from curricmusic.training.loop import train_run
 from curricmusic.training.lr import lr_schedule
 from tests.conftest import REPO

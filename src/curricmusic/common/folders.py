@@ -27,6 +27,7 @@ from pathlib import Path
 
 from curricmusic.common.atomic import write_json
 from curricmusic.common.errors import UserError
+from curricmusic.common.run_folder import RUN_FILE
 
 __all__ = [
     "MARKER",
@@ -45,7 +46,7 @@ MARKER = ".curricmusic"
 _RECORDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "prepared": ("manifest.json", ("format", "fingerprint", "stages")),
     "samples": ("manifest.json", ("samples", "settings", "checkpoint_sha256")),
-    "run": ("run.json", ("experiment_hash", "seed", "arm")),
+    "run": (RUN_FILE, ("experiment_hash", "seed", "arm")),
     "experiment": ("experiment.json", ("hash", "config")),
     "novelty": ("novelty.json", ("summary", "samples", "embedder")),
 }

@@ -159,9 +159,9 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
     """
     import torch
 
+    from curricmusic.common.run_folder import MODEL_DIR, read_run
+    from curricmusic.model.initial import initial_model
     from curricmusic.model.transformer import load_model
-    from curricmusic.training.checkpoint import MODEL_DIR, read_run
-    from curricmusic.training.setup import initial_model
 
     run_dir = Path(run_dir)
     info = read_run(run_dir)

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from curricmusic.common.run_folder import CELL_FILE, RUN_FILE, read_metrics
 from curricmusic.config import SCRATCH, Experiment
 from curricmusic.evaluation.stats import (
     MIN_SEEDS_FOR_CI,
@@ -46,7 +47,6 @@ from curricmusic.evaluation.stats import (
     value_at,
 )
 from curricmusic.experiment.adaptation import adapt_dir, scratch_dir
-from curricmusic.training.checkpoint import read_metrics
 
 __all__ = [
     "ADAPT_METRICS",
@@ -246,7 +246,7 @@ def _run_entry(
     entry: dict[str, Any] = {
         "model": model, "seed": seed, "shots": shots, "lr": lr, "run_dir": folder.relative_to(out_dir).as_posix(),
     }  # fmt: skip
-    info = _read_json(folder / "run.json")
+    info = _read_json(folder / RUN_FILE)
     if info is None or info.get("status") != "finished":
         entry["status"] = "failed" if failed else "missing"
         entry["error"] = failed or "not run"
@@ -327,7 +327,7 @@ def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[d
             for k in adapt.shots:
                 folder = adapt_dir(out_dir / cell["run_dir"], k)
                 found.append(_run_entry(out_dir, folder, arm.name, seed, k, cell["lr"], failed))
-        status = _read_json(scratch_dir(out_dir, seed) / "cell.json") or {}
+        status = _read_json(scratch_dir(out_dir, seed) / CELL_FILE) or {}
         failed = status.get("error") if status.get("status") == "failed" else None
         for k in adapt.shots:
             found.append(_run_entry(out_dir, adapt_dir(scratch_dir(out_dir, seed), k), SCRATCH, seed, k, adapt.lr, failed))

@@ -23,12 +23,12 @@ from pathlib import Path
 from curricmusic.common.atomic import write_json
 from curricmusic.common.folders import claim_folder
 from curricmusic.common.progress import err_console
+from curricmusic.common.run_folder import CELL_FILE, is_run_folder, read_run
 from curricmusic.config import SCRATCH, Experiment
 
 __all__ = ["ADAPT_DIR", "adapt_dir", "scratch_dir", "adapt_model", "adapt_scratch", "adaptation_finished"]
 
 ADAPT_DIR = "adapt"
-_CELL_FILE = "cell.json"
 
 
 def adapt_dir(run_dir: Path, shots: int) -> Path:
@@ -42,8 +42,7 @@ def scratch_dir(out_dir: Path, seed: int) -> Path:
 
 
 def adaptation_finished(run_dir: Path) -> bool:
-    path = Path(run_dir) / "run.json"
-    return path.is_file() and json.loads(path.read_text()).get("status") == "finished"
+    return is_run_folder(run_dir) and read_run(run_dir).get("status") == "finished"
 
 
 def adapt_model(
@@ -75,7 +74,7 @@ def adapt_scratch(experiment: Experiment, out_dir: Path, show_progress: bool = T
     failures = []
     for seed in experiment.config.seeds:
         folder = scratch_dir(out_dir, seed)
-        status = folder / _CELL_FILE
+        status = folder / CELL_FILE
         if status.is_file() and json.loads(status.read_text()).get("status") == "done":
             continue
         try:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from curricmusic.common.errors import UserError
+from curricmusic.common.run_folder import MODEL_DIR, RUN_FILE, is_run_folder, read_run
 from curricmusic.evaluation.probe_run import PROBE_TASKS, probe_run, read_probe
 from curricmusic.evaluation.stats import mean_ci
 
@@ -78,9 +79,9 @@ def arm_probe(done: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
 
 
 def _run_dirs(folder: Path) -> list[Path]:
-    if (folder / "run.json").is_file():
+    if is_run_folder(folder):
         return [folder]
-    runs = sorted(p.parent for p in (folder / "runs").glob("*/run.json"))
+    runs = sorted(p.parent for p in (folder / "runs").glob(f"*/{RUN_FILE}"))
     if not runs:
         raise UserError(f"{folder}: neither a run folder (run.json) nor an experiment folder (runs/*/run.json)")
     return runs
@@ -97,14 +98,12 @@ def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = Fals
     """Probe every finished run under ``folder`` (a run folder or an experiment folder) that has
     no ``probe.json`` yet (all with ``force``); returns the summary per arm (per arm and learning
     rate when an arm swept several)."""
-    import json
-
     from curricmusic.common.progress import progress_bar
 
     folder = Path(folder)
     runs = _run_dirs(folder)
-    infos = {run: json.loads((run / "run.json").read_text()) for run in runs}
-    finished = [run for run in runs if infos[run].get("status") == "finished" and (run / "model").is_dir()]
+    infos = {run: read_run(run) for run in runs}
+    finished = [run for run in runs if infos[run].get("status") == "finished" and (run / MODEL_DIR).is_dir()]
     if not finished:
         raise UserError(f"{folder}: no finished run to probe (run.json status 'finished' and a model/ folder)")
     probes: dict[Path, dict] = {}

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from curricmusic.common.atomic import write_json
+from curricmusic.common.run_folder import CELL_FILE, RUN_FILE, read_metrics
 from curricmusic.config import Experiment
 from curricmusic.evaluation.stats import (
     MIN_PAIRS_FOR_P,
@@ -33,7 +34,6 @@ from curricmusic.evaluation.stats import (
 from curricmusic.experiment.adapt_results import adaptation_results
 from curricmusic.experiment.lr_selection import select_learning_rates, selected_runs
 from curricmusic.experiment.probe_results import arm_probe
-from curricmusic.training.checkpoint import read_metrics
 
 __all__ = [
     "aggregate",
@@ -237,14 +237,14 @@ def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
     for cell in cells:
         lr = cell.lr if cell.lr is not None else config.learning_rates(cell.arm)[0]
         entry: dict[str, Any] = {"arm": cell.arm, "seed": cell.seed, "lr": lr, "run_dir": f"runs/{cell.name}"}
-        status = _read_json(cell.run_dir / "cell.json") or {"status": "missing"}
+        status = _read_json(cell.run_dir / CELL_FILE) or {"status": "missing"}
         entry["status"] = status["status"]
         if status["status"] != "done":
             entry["error"] = status.get("error", "not run")
             runs.append(entry)
             continue
         entry["curves"] = run_curves(cell.run_dir, target)
-        info = _read_json(cell.run_dir / "run.json") or {}
+        info = _read_json(cell.run_dir / RUN_FILE) or {}
         entry["run_info"] = info
         entry["lr"] = info.get("lr", entry["lr"])
         entry["heldout"] = {key: info.get(key) for key in ("best_val_loss", "final_val_loss", "test_loss")}

@@ -3,7 +3,7 @@
 Layout of an experiment folder::
 
     OUT/experiment.json                 the validated experiment (what ran)
-    OUT/runs/<arm>-seed<seed>/          a run folder (see curricmusic.training.checkpoint), plus
+    OUT/runs/<arm>-seed<seed>/          a run folder (see curricmusic.common.run_folder), plus
         samples/                        generated MIDI + manifest.json (copy-blocking as configured);
                                         the first few with a WAV and a piano-roll PNG beside them
         novelty/                        novelty.json + novelty.html
@@ -39,12 +39,12 @@ from curricmusic.common.atomic import write_json
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_folder, claim_folder, mark_folder
 from curricmusic.common.progress import console, err_console
+from curricmusic.common.run_folder import CELL_FILE
 from curricmusic.config import Experiment, config_hash, load_experiment
 
 __all__ = ["LAUNCHERS", "Cell", "cells_of", "run_cell", "run_experiment", "finish_cell"]
 
 LAUNCHERS = ("local", "accelerate", "slurm", "slurm-local")
-CELL_FILE = "cell.json"
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,10 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
     flags (the experiment's ``[generate]`` and ``[novelty]`` sections, the run's seed), so the
     command line reproduces what the report shows.
     """
+    from curricmusic.common.run_folder import read_run
     from curricmusic.config.generation import settings_for_run
     from curricmusic.generation.generate import generate_samples
     from curricmusic.novelty.pipeline import novelty_settings_for, score_novelty
-    from curricmusic.training.checkpoint import read_run
 
     if experiment.config.generate.n > 0:
         settings, sources = settings_for_run(read_run(cell.run_dir), {})
@@ -174,8 +174,8 @@ def _probe_cell(experiment: Experiment, cell: Cell) -> None:
 
 def _adapt_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None:
     """With ``[adapt]``: the cell's final model fine-tuned on each shot size of the new style."""
+    from curricmusic.common.run_folder import MODEL_DIR
     from curricmusic.experiment.adaptation import adapt_model
-    from curricmusic.training.checkpoint import MODEL_DIR
 
     adapt_model(experiment, cell.arm, cell.seed, cell.run_dir, cell.run_dir / MODEL_DIR, show_progress)
 

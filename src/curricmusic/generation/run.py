@@ -9,10 +9,10 @@ from typing import Any
 import torch
 
 from curricmusic.common.errors import UserError
+from curricmusic.common.run_folder import MODEL_DIR, TOKENIZER_FILE, read_run
 from curricmusic.data.prepared import PreparedData
 from curricmusic.model.transformer import MusicTransformer, load_model, weights_digest
 from curricmusic.music.tokenizers import Tokenizer, load_tokenizer
-from curricmusic.training.checkpoint import MODEL_DIR, TOKENIZER_FILE, read_run
 
 __all__ = ["LoadedRun", "load_run"]
 

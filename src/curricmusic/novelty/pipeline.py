@@ -25,6 +25,7 @@ from curricmusic.common.atomic import json_safe, write_json, write_text
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import err_console
+from curricmusic.common.run_folder import is_run_folder, read_run
 from curricmusic.config import NoveltySection
 from curricmusic.data.prepared import PreparedData
 from curricmusic.novelty.copy_index import DEFAULT_NS
@@ -52,9 +53,8 @@ class Against:
 def resolve_against(path: str | Path) -> Against:
     """A run folder (its prepared data) or a prepared folder."""
     path = Path(path)
-    if (path / "run.json").is_file():
-        info = json.loads((path / "run.json").read_text())
-        return Against(PreparedData.open(info["prepared"]), path)
+    if is_run_folder(path):
+        return Against(PreparedData.open(read_run(path)["prepared"]), path)
     if (path / "manifest.json").is_file():
         return Against(PreparedData.open(path), None)
     raise UserError(f"{path}: --against needs a run folder (with run.json) or a prepared folder (with manifest.json)")

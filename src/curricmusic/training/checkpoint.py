@@ -1,21 +1,13 @@
-"""Run folders and checkpoints: everything needed to continue a run exactly where it stopped.
+"""Checkpoints: everything needed to continue a run exactly where it stopped.
 
-A run folder holds::
-
-    RUN_DIR/run.json         what ran: experiment, arm, seed, prepared data, status, summary
-    RUN_DIR/metrics.jsonl    one JSON object per logged step
-    RUN_DIR/checkpoint.pt    model, optimizer, schedule state, sampler and torch RNG states:
-                             tensors and plain Python values only (loaded with
-                             ``weights_only=True``, never unpickled) plus their content hash
-    RUN_DIR/model/           model.safetensors + config.json (loadable without training code)
-    RUN_DIR/tokenizer.json   the tokenizer the model was trained with
-
-Every file is written to a temporary name and renamed into place.
+``RUN_DIR/checkpoint.pt`` holds the model, optimizer, schedule state, sampler and torch RNG
+states: tensors and plain Python values only (loaded with ``weights_only=True``, never
+unpickled) plus their content hash. It is written to a temporary name and renamed into place.
+The rest of the run folder's format is :mod:`curricmusic.common.run_folder`.
 """
 
 from __future__ import annotations
 
-import json
 import pickle
 import random
 from pathlib import Path
@@ -24,31 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from curricmusic.common.atomic import atomic_path, write_json
+from curricmusic.common.atomic import atomic_path
 from curricmusic.common.errors import UserError
 from curricmusic.model.digest import tree_digest
 
 __all__ = [
-    "RUN_FILE",
-    "CHECKPOINT_FILE",
-    "METRICS_FILE",
-    "MODEL_DIR",
-    "TOKENIZER_FILE",
     "save_checkpoint",
     "load_checkpoint",
     "rng_states",
     "restore_rng_states",
-    "read_run",
-    "write_run",
-    "read_metrics",
-    "truncate_metrics",
 ]
-
-RUN_FILE = "run.json"
-CHECKPOINT_FILE = "checkpoint.pt"
-METRICS_FILE = "metrics.jsonl"
-MODEL_DIR = "model"
-TOKENIZER_FILE = "tokenizer.json"
 
 
 def rng_states(sampler_rng: np.random.Generator) -> dict[str, Any]:
@@ -129,36 +106,3 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             "resume from a copy, or start the run again"
         )
     return payload
-
-
-def read_run(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
-        raise UserError(f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `curricmusic train`")
-    return json.loads(path.read_text())
-
-
-def write_run(run_dir: Path, info: dict[str, Any]) -> None:
-    write_json(Path(run_dir) / RUN_FILE, info)
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Every row of ``metrics.jsonl``; a torn last line (a killed writer) is ignored."""
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
-
-
-def truncate_metrics(run_dir: Path, last_step: int) -> None:
-    """Keep the rows up to ``last_step``: what a resumed run logs again must not appear twice."""
-    kept = [row for row in read_metrics(run_dir) if row["step"] <= last_step]
-    text = "".join(json.dumps(row) + "\n" for row in kept)
-    with atomic_path(Path(run_dir) / METRICS_FILE) as tmp:
-        tmp.write_text(text)

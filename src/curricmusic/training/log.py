@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from curricmusic.common.progress import err_console
-from curricmusic.training.checkpoint import METRICS_FILE
+from curricmusic.common.run_folder import METRICS_FILE
 
 __all__ = ["metrics_row", "MetricsLog", "weights_text"]
 
@@ -76,7 +76,7 @@ def weights_text(weights: dict[str, float]) -> str:
     return ", ".join(f"{name} {w:.0%}" for name, w in weights.items() if w >= 0.005)
 
 
-def _tensorboard(run_dir: Path):
+def _tensorboard(run_dir: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
@@ -85,7 +85,7 @@ def _tensorboard(run_dir: Path):
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
-def _log_tensorboard(writer, row: dict) -> None:
+def _log_tensorboard(writer: Any, row: dict[str, Any]) -> None:
     step = row["step"]
     writer.add_scalar("train/loss", row["train_loss"], step)
     writer.add_scalar("train/lr", row["lr"], step)

@@ -26,21 +26,23 @@ import torch
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import progress_bar
-from curricmusic.config import Experiment, config_hash
-from curricmusic.curriculum.allocation import allocate, step_windows
-from curricmusic.model.transformer import load_model, save_model, weights_digest
-from curricmusic.training.checkpoint import (
+from curricmusic.common.run_folder import (
     CHECKPOINT_FILE,
     MODEL_DIR,
     RUN_FILE,
     TOKENIZER_FILE,
-    load_checkpoint,
     read_run,
+    truncate_metrics,
+    write_run,
+)
+from curricmusic.config import Experiment, config_hash
+from curricmusic.curriculum.allocation import allocate, step_windows
+from curricmusic.model.transformer import load_model, save_model, weights_digest
+from curricmusic.training.checkpoint import (
+    load_checkpoint,
     restore_rng_states,
     rng_states,
     save_checkpoint,
-    truncate_metrics,
-    write_run,
 )
 from curricmusic.training.evaluate import evaluate
 from curricmusic.training.log import MetricsLog, metrics_row, weights_text

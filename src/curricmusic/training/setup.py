@@ -8,7 +8,6 @@ give every arm of a seed the same initial weights and optimizer.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +15,15 @@ import numpy as np
 import torch
 
 from curricmusic.common.errors import UserError
-from curricmusic.config import ArmConfig, Experiment, ExperimentConfig
+from curricmusic.config import ArmConfig, Experiment
 from curricmusic.curriculum.allocation import window_counts
 from curricmusic.curriculum.heldout import HeldOut, heldout_windows
 from curricmusic.curriculum.pacing import Pacing, ScheduleContext, build_schedule
 from curricmusic.curriculum.shots import shot_subset
 from curricmusic.curriculum.windows import WindowSampler
 from curricmusic.data.prepared import PreparedData
-from curricmusic.model.transformer import ModelConfig, MusicTransformer
+from curricmusic.model.initial import seeded_model
+from curricmusic.model.transformer import MusicTransformer
 
 __all__ = [
     "RunPlan",
@@ -35,7 +35,6 @@ __all__ = [
     "plan_run",
     "plan_adaptation",
     "build_model",
-    "initial_model",
     "make_optimizer",
     "heldout_sets",
 ]
@@ -209,27 +208,7 @@ def plan_adaptation(experiment: Experiment, seed: int, shots: int, show_progress
 
 def build_model(experiment: Experiment, vocab_size: int, seed: int) -> MusicTransformer:
     """The model of the experiment, with the same initial weights for every arm of a seed."""
-    return _model_of(experiment.config, vocab_size, seed, experiment.source)
-
-
-def initial_model(run_info: dict, vocab_size: int) -> MusicTransformer:
-    """The untrained model a run started from, rebuilt from its ``run.json`` exactly as
-    :func:`build_model` built it (every arm of the run's seed starts from these weights)."""
-    config = ExperimentConfig.model_validate_json(json.dumps(run_info["config"]))
-    return _model_of(config, vocab_size, int(run_info["seed"]), str(run_info.get("experiment_file", "run.json")))
-
-
-def _model_of(config: ExperimentConfig, vocab_size: int, seed: int, source: str) -> MusicTransformer:
-    section = config.model
-    overrides = {k: v for k, v in section.model_dump().items() if k not in ("size", "dropout") and v is not None}
-    try:
-        model_config = ModelConfig.from_size(
-            section.size, vocab_size, max_seq_len=config.train.seq_len, dropout=section.dropout, **overrides
-        )
-    except ValueError as exc:
-        raise UserError(f"{source}: model: {exc}") from None
-    torch.manual_seed(seed)  # the same initial weights for every arm of a seed: paired comparisons
-    return MusicTransformer(model_config)
+    return seeded_model(experiment.config, vocab_size, seed, experiment.source)
 
 
 def make_optimizer(model: torch.nn.Module, experiment: Experiment, lr: float) -> torch.optim.Optimizer:
