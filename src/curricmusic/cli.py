@@ -164,7 +164,7 @@ def generate(
     manifest.json says which (settings_source: flag, experiment or default).
     """
     from curricmusic.common.run_folder import RUN_FILE, read_run
-    from curricmusic.config.generation import settings_for_run
+    from curricmusic.config.run_settings import settings_for_run
     from curricmusic.generation.generate import generate_samples
 
     flags = {
@@ -202,10 +202,13 @@ def novelty(
     recorded in the run (so the report's numbers are reproduced), else from its default;
     novelty.json says which (settings_source: flag, experiment or default).
     """
-    from curricmusic.novelty.pipeline import novelty_settings_for, score_novelty
+    from curricmusic.common.run_folder import RUN_FILE, is_run_folder, read_run
+    from curricmusic.config.run_settings import novelty_settings_for_run
+    from curricmusic.novelty.pipeline import score_novelty
 
     flags = {"embedder": embedder, "bank_stages": bank_stage or None, "max_seconds": max_seconds}
-    settings, sources = novelty_settings_for(against, flags)
+    run_info = read_run(against) if is_run_folder(against) else None  # a prepared folder records none
+    settings, sources = novelty_settings_for_run(run_info, flags, source=str(against / RUN_FILE))
     out_dir = out or samples_dir / "novelty"
     report = score_novelty(samples_dir, against, out_dir, settings, sources=sources)
     summary = report["summary"]

@@ -106,7 +106,7 @@ def test_the_experiments_generate_section_is_the_generation_settings():
 
 
 def test_run_settings_come_from_flags_then_the_experiment_then_defaults():
-    from curricmusic.config.generation import settings_for_run
+    from curricmusic.config.run_settings import settings_for_run
 
     info = {"seed": 7, "config": {"generate": {"n": 0, "max_bars": 4, "top_p": 0.95, "prompt": None, "extra": 1}}}
     settings, sources = settings_for_run(info, {"top_k": 5, "n": None})

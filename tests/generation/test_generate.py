@@ -12,7 +12,8 @@ from miditok import TokSequence
 
 from curricmusic.common.errors import UserError
 from curricmusic.config import TokenizerSettings
-from curricmusic.config.generation import GenerationSettings, settings_from
+from curricmusic.config.generation import GenerationSettings
+from curricmusic.config.run_settings import settings_from
 from curricmusic.generation.copy_blocking import index_n_for
 from curricmusic.generation.filters import filter_logits, sample_rows
 from curricmusic.generation.generate import prompt_ids, sample_tokens

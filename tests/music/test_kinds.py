@@ -10,7 +10,7 @@ from symusic import Score
 
 from curricmusic.common.run_folder import read_run
 from curricmusic.config import load_experiment
-from curricmusic.config.generation import settings_for_run
+from curricmusic.config.run_settings import settings_for_run
 from curricmusic.generation.generate import generate_samples
 from curricmusic.generation.output import SEAM_MARKER
 from curricmusic.music.kinds import KINDS

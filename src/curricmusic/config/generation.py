@@ -1,26 +1,22 @@
 """Generation settings: the one model behind ``curricmusic generate``, an experiment's ``[generate]``
 section and the runner, validated once (an impossible setting is one clear line).
 
-A run remembers how it was meant to be sampled: ``run.json`` records the experiment, and
-:func:`settings_for_run` starts from its ``[generate]`` section, lays the command-line flags over
-it, and says where each value came from (``flag``, ``experiment`` or ``default``).
+A run remembers how it was meant to be sampled: its ``run.json`` records the experiment, and
+:func:`curricmusic.config.run_settings.settings_for_run` starts from its ``[generate]`` section,
+lays the command-line flags over it, and says where each value came from.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from curricmusic.common.errors import UserError
-from curricmusic.common.frozen import FrozenModel, format_validation_error
+from curricmusic.common.frozen import FrozenModel
 from curricmusic.music.keys import parse_key
 
-__all__ = ["GenerationSettings", "GenerateSection", "settings_from", "settings_for_run", "layered", "SOURCES"]
-
-SOURCES = ("flag", "experiment", "default")
+__all__ = ["GenerationSettings", "GenerateSection"]
 
 
 class GenerationSettings(FrozenModel):
@@ -75,87 +71,3 @@ class GenerateSection(GenerationSettings):
     """
 
     n: int = Field(4, ge=0, description="samples per run (0: none)")
-
-
-_FLAGS = {
-    "n": "--n", "seed": "--seed", "max_bars": "--max-bars", "max_tokens": "--max-tokens",
-    "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p", "min_p": "--min-p",
-    "key": "--key", "rerank": "--rerank", "novelty_weight": "--novelty-weight",
-    "max_copy_notes": "--max-copy-notes", "prompt_bars": "--prompt-bars", "batch_size": "--batch-size",
-    "grammar": "--grammar/--no-grammar", "copy_blocking": "--copy-blocking/--no-copy-blocking",
-    "wav": "--wav/--no-wav", "prompt": "--prompt",
-}  # fmt: skip
-
-
-def settings_from(values: dict[str, Any]) -> GenerationSettings:
-    """Validate CLI values; an error names the flag (``--top-p: ...``) rather than the field."""
-    try:
-        return GenerationSettings.model_validate(values)
-    except ValidationError as exc:
-        raise UserError(_flag_error(exc, "generate", _FLAGS)) from None
-
-
-def _flag_error(exc: ValidationError, source: str, flags: dict[str, str]) -> str:
-    line = format_validation_error(exc, source)
-    location = exc.errors()[0]["loc"]
-    field = str(location[0]) if location else ""
-    flag = flags.get(field)
-    if flag:
-        line = line.replace(f"{source}: {field}:", f"{flag}:", 1)
-    return line
-
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def layered(
-    model: type[ModelT],
-    recorded: dict[str, Any] | None,
-    flags: dict[str, Any],
-    *,
-    source: str,
-    section: str,
-    flag_names: dict[str, str],
-) -> tuple[ModelT, dict[str, str]]:
-    """``model`` from a recorded experiment section with ``flags`` laid over it.
-
-    ``recorded`` is the section as ``run.json`` holds it (JSON values); ``flags`` are the values
-    given on the command line (None: not given). Returns the settings and, per field, where its
-    value came from: ``flag``; ``experiment`` when the recorded section holds a value other than
-    the default; ``default`` otherwise. A bad flag is one line naming the flag; a bad recorded
-    value is one line naming ``source`` (the run's ``run.json``) and ``section.key``.
-    """
-    given = {k: v for k, v in flags.items() if v is not None}
-    try:
-        model.model_validate(given)
-    except ValidationError as exc:
-        raise UserError(_flag_error(exc, "flags", flag_names)) from None
-    kept = {k: v for k, v in (recorded or {}).items() if k in model.model_fields}
-    try:
-        base = model.model_validate_json(json.dumps(kept))  # JSON mode: paths from strings
-    except ValidationError as exc:
-        raise UserError(format_validation_error(exc, f"{source}: {section}").replace(f"{section}: ", f"{section}.", 1)) from None
-    settings = model.model_validate({**base.model_dump(), **given})
-    defaults = model().model_dump(mode="json")
-    recorded_json = base.model_dump(mode="json")
-    sources = {
-        name: "flag" if name in given else "experiment" if name in kept and recorded_json[name] != defaults[name] else "default"
-        for name in model.model_fields
-    }
-    return settings, sources
-
-
-def settings_for_run(run_info: dict[str, Any], flags: dict[str, Any], *, source: str = "run.json") -> tuple[GenerationSettings, dict[str, str]]:
-    """How to sample a run: its experiment's ``[generate]`` section, then ``flags`` over it.
-
-    The seed defaults to the run's own seed (as the runner samples), so ``curricmusic generate
-    RUN_DIR`` reproduces the runner's samples. A recorded ``n = 0`` (an experiment that drew no
-    samples) falls back to the default count.
-    """
-    recorded = dict((run_info.get("config") or {}).get("generate") or {})
-    if recorded.get("n") == 0:
-        recorded.pop("n")
-    settings, sources = layered(GenerationSettings, recorded, flags, source=source, section="generate", flag_names=_FLAGS)
-    if settings.seed is None:
-        settings = settings.model_copy(update={"seed": int(run_info.get("seed") or 0)})
-    return settings, sources

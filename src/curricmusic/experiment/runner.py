@@ -127,13 +127,14 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
     command line reproduces what the report shows.
     """
     from curricmusic.common.run_folder import read_run
-    from curricmusic.config.generation import settings_for_run
+    from curricmusic.config.run_settings import novelty_settings_for_run, settings_for_run
     from curricmusic.generation.generate import generate_samples
-    from curricmusic.novelty.pipeline import novelty_settings_for, score_novelty
+    from curricmusic.novelty.pipeline import score_novelty
 
     if experiment.config.generate.n > 0:
-        settings, sources = settings_for_run(read_run(cell.run_dir), {})
-        novelty, novelty_sources = novelty_settings_for(cell.run_dir, {})
+        run_info = read_run(cell.run_dir)
+        settings, sources = settings_for_run(run_info, {})
+        novelty, novelty_sources = novelty_settings_for_run(run_info, {})
         sets = [(settings, "samples", "novelty")]
         if settings.copy_blocking:  # what the model would copy: the same seeds without blocking
             unblocked = settings.model_copy(update={"copy_blocking": False})

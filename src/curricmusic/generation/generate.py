@@ -233,7 +233,7 @@ def generate_samples(
     """Write ``settings.n`` samples of the run into ``out_dir`` with ``manifest.json``.
 
     ``settings.seed`` None means the run's own seed. ``sources`` says where each setting came
-    from (see :func:`curricmusic.config.generation.settings_for_run`); it goes into the manifest.
+    from (see :func:`curricmusic.config.run_settings.settings_for_run`); it goes into the manifest.
     """
     check_output_dir(Path(out_dir), settings.n, settings.wav)  # refuse before any work
     run = load_run(run_dir)

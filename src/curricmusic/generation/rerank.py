@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from curricmusic.config import NoveltySection
+from curricmusic.common.run_folder import RUN_FILE
+from curricmusic.config.run_settings import novelty_settings_for_run
+from curricmusic.generation.run import LoadedRun
 
 __all__ = ["pick", "choose_candidates"]
 
@@ -22,14 +25,17 @@ def pick(logprob: list[float], penalty: list[float], flagged: list[bool], weight
     return max(pool, key=lambda i: (scores[i], -i))
 
 
-def choose_candidates(run, scores, candidates: list[dict], k: int, weight: float, show_progress: bool):
-    """Score every candidate for novelty and pick one per group of ``k``.
+def choose_candidates(
+    run: LoadedRun, scores: list[Any], candidates: list[dict[str, Any]], k: int, weight: float, show_progress: bool
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """Score every candidate (``scores``: symusic Scores) for novelty against the run's data, as
+    the run's ``[novelty]`` section says, and pick one per group of ``k``.
 
     Returns the chosen candidate indices and, per candidate, what the choice was based on.
     """
     from curricmusic.novelty.pipeline import score_files
 
-    settings = NoveltySection.model_validate(run.info.get("config", {}).get("novelty", {}))
+    settings, _ = novelty_settings_for_run(run.info, {}, source=str(run.run_dir / RUN_FILE))
     with tempfile.TemporaryDirectory(prefix="curricmusic-rerank-") as tmp:
         files = []
         for i, score in enumerate(scores):

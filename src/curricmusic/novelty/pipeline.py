@@ -14,7 +14,6 @@ the embedder's calibrated threshold, if the embedder passes the copy probe (see
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from curricmusic.data.prepared import PreparedData
 from curricmusic.novelty.copy_index import DEFAULT_NS
 
 __all__ = [
-    "Against", "Scores", "resolve_against", "novelty_settings_for", "score_files", "score_novelty",
+    "Against", "Scores", "resolve_against", "score_files", "score_novelty",
     "copying_of_sets", "NGRAM_SIZES",
 ]
 
@@ -58,31 +57,6 @@ def resolve_against(path: str | Path) -> Against:
     if (path / "manifest.json").is_file():
         return Against(PreparedData.open(path), None)
     raise UserError(f"{path}: --against needs a run folder (with run.json) or a prepared folder (with manifest.json)")
-
-
-_NOVELTY_FLAGS = {"embedder": "--embedder", "bank_stages": "--bank-stage", "max_seconds": "--max-seconds"}
-
-
-def novelty_settings_for(against: str | Path, flags: dict[str, Any]) -> tuple[NoveltySection, dict[str, str]]:
-    """How to score against ``against``: a run's recorded ``[novelty]`` section with ``flags`` over
-    it (a prepared folder has none: defaults). ``max_seconds = 0`` means the whole piece.
-
-    Returns the settings and where each value came from (``flag``, ``experiment`` or ``default``).
-    """
-    from curricmusic.config.generation import layered
-
-    path = Path(against)
-    recorded, source = None, str(path)
-    if (path / "run.json").is_file():
-        source = str(path / "run.json")
-        recorded = (json.loads((path / "run.json").read_text()).get("config") or {}).get("novelty")
-    whole = flags.get("max_seconds") == 0
-    given = {**flags, "max_seconds": None} if whole else flags
-    settings, sources = layered(NoveltySection, recorded, given, source=source, section="novelty", flag_names=_NOVELTY_FLAGS)
-    if whole:
-        settings = settings.model_copy(update={"max_seconds": None})
-        sources["max_seconds"] = "flag"
-    return settings, sources
 
 
 def _sample_files(samples_dir: Path) -> list[Path]:
@@ -404,7 +378,8 @@ def score_novelty(
 ) -> dict[str, Any]:
     """Score every MIDI file in ``samples_dir``; write ``novelty.json`` and ``novelty.html``.
 
-    ``sources`` (where each setting came from, see :func:`novelty_settings_for`) is recorded.
+    ``sources`` (where each setting came from, see
+    :func:`curricmusic.config.run_settings.novelty_settings_for_run`) is recorded.
     """
     from curricmusic.novelty.render import renderer_spec
     from curricmusic.reporting.novelty_page import novelty_html
