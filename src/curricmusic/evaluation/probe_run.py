@@ -54,6 +54,7 @@ from curricmusic.evaluation.probe import (
     layer_features,
     meter_label,
 )
+from curricmusic.music.tokenizers import carries_pitch
 
 __all__ = [
     "PROBE_FILE",
@@ -73,7 +74,6 @@ PROBE_FILE = "probe.json"
 PROBE_TASKS = ("key", "mode", "meter")
 EXPECTATION_TASKS = ("key", "mode")  # the tasks a pitch-class profile can answer
 PROBE_FOLDS = 5
-_PITCH_TYPES = ("Pitch", "NoteOn", "NoteOff", "PitchDrum", "PitchIntervalTime", "PitchIntervalChord")
 
 
 @dataclass
@@ -119,7 +119,7 @@ def non_pitch_tokens(data: PreparedData) -> np.ndarray:
     """``(V,)`` bool: the token ids that carry no pitch (for pooling over structure positions)."""
     keep = np.ones(data.vocab_size, dtype=bool)
     for token, index in data.tokenizer.vocab.items():
-        if token.split("_")[0] in _PITCH_TYPES:
+        if carries_pitch(token):
             keep[index] = False
     return keep
 

@@ -27,7 +27,7 @@ from curricmusic.model.kv_cache import KVCache
 from curricmusic.model.transformer import MusicTransformer
 from curricmusic.music.grammar import Grammar, GrammarState, Tracker, count_bars, supports_grammar
 from curricmusic.music.notes import bar_length, piano_reduction
-from curricmusic.music.tokenizers import Tokenizer, decode_ids, encode_score
+from curricmusic.music.tokenizers import Tokenizer, decode_ids, encode_score, special_ids
 from curricmusic.novelty.copy_index import NGramIndex, training_index
 
 __all__ = ["LoadedRun", "load_run", "prompt_ids", "sample_tokens", "SampleBatch", "generate_samples"]
@@ -127,7 +127,8 @@ def _start(
     logits = model.forward_step(prompt_t, cache)[:, -1].float()  # (B, V)
     history = torch.empty((batch, prompt_t.shape[1] + settings.max_tokens), dtype=torch.long, device=device)
     history[:, : prompt_t.shape[1]] = prompt_t
-    eos, pad = tokenizer.vocab["EOS_None"], tokenizer.vocab["PAD_None"]
+    special = special_ids(tokenizer)
+    eos, pad = special["EOS"], special["PAD"]
     zeros = torch.zeros(batch, dtype=torch.float64, device=device)
     return _Sampling(
         model=model, settings=settings, tracker=tracker, grammar=grammar, state=state, guard=guard,
@@ -246,7 +247,7 @@ def generate_samples(
         notes.append(f"grammar constraint off: {why}")
         settings = settings.model_copy(update={"grammar": False})
     prompt = prompt_ids(tokenizer, settings.prompt, settings.prompt_bars) if settings.prompt else np.array(
-        [tokenizer.vocab["BOS_None"]], dtype=np.int64
+        [special_ids(tokenizer)["BOS"]], dtype=np.int64
     )
     index = None
     if settings.copy_blocking:

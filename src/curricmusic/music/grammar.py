@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from curricmusic.music.kinds import TokenizerKind
-from curricmusic.music.tokenizers import Tokenizer, tokenizer_kind
+from curricmusic.music.tokenizers import NOTE_START_TYPES, Tokenizer, special_ids, tokenizer_kind
 
 __all__ = [
     "Kind",
@@ -60,8 +60,7 @@ _PREFIX = {
     "TimeSig": Kind.TIMESIG,
     "Position": Kind.POSITION,
     "Tempo": Kind.TEMPO,
-    "Pitch": Kind.PITCH,
-    "NoteOn": Kind.PITCH,
+    **{name: Kind.PITCH for name in NOTE_START_TYPES},
     "Velocity": Kind.VELOCITY,
     "Duration": Kind.DURATION,
     "TimeShift": Kind.TIMESHIFT,
@@ -130,7 +129,7 @@ class TokenTable:
             kind[index] = _PREFIX.get(prefix, Kind.OTHER)
             if prefix == "Position":
                 values["position"][index] = int(value) * ticks_per_beat // positions
-            elif prefix in ("Pitch", "NoteOn"):
+            elif prefix in NOTE_START_TYPES:
                 values["pitch"][index] = int(value)
             elif prefix == "NoteOff":
                 values["off"][index] = int(value)
@@ -143,10 +142,10 @@ class TokenTable:
                     denominator = 4
                 values["beats"][index] = numerator
                 values["scale"][index] = 16 // denominator
-        vocab = tokenizer.vocab
+        special = special_ids(tokenizer)
         return cls(
             kind, values["position"], values["pitch"], values["off"], values["shift"], values["beats"], values["scale"],
-            ticks_per_beat, vocab["EOS_None"], vocab["PAD_None"], vocab["BOS_None"], tuple(sorted(bad)),
+            ticks_per_beat, special["EOS"], special["PAD"], special["BOS"], tuple(sorted(bad)),
         )  # fmt: skip
 
 
@@ -278,7 +277,8 @@ class Grammar(Tracker):
             raise ValueError(why)
         table, kind = self.table, self.kind
         kinds = table.kind
-        names = {name: code for name, code in _PREFIX.items() if name not in ("NoteOn",)}
+        # the kinds' follower tables call every note start "Pitch" (a MIDILike NoteOn too)
+        names = {name: code for name, code in _PREFIX.items() if code != Kind.PITCH} | {"Pitch": Kind.PITCH}
         followers = kind.followers_for(bool((kinds == Kind.TIMESIG).any()))
         graph: dict[int, set[int]] = {names[a]: {names[b] for b in bs} for a, bs in followers.items()}
         graph[Kind.BOS] = {names[b] for b in kind.starts}

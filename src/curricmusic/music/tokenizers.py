@@ -27,6 +27,10 @@ __all__ = [
     "TokenizerSettings",
     "tokenizer_kind",
     "token_pitch",
+    "token_type",
+    "carries_pitch",
+    "NOTE_START_TYPES",
+    "PITCH_TYPES",
     "SPECIAL_TOKENS",
     "build_tokenizer",
     "tokenizer_hash",
@@ -38,6 +42,13 @@ __all__ = [
 ]
 
 SPECIAL_TOKENS = ("PAD", "BOS", "EOS")
+# Token types (a MidiTok token's text before its first "_") that name a pitch. A note-start type
+# begins a note at its pitch (``Pitch_60``; MIDILike's ``NoteOn_60``); ``NoteOff`` ends one; the
+# rest belong to MidiTok options curricmusic leaves off (drums, pitch intervals) and are listed so
+# that no token naming a pitch is ever taken for structure. Every layer asks these, never a list
+# of its own.
+NOTE_START_TYPES = ("Pitch", "NoteOn")
+PITCH_TYPES = (*NOTE_START_TYPES, "NoteOff", "PitchDrum", "PitchIntervalTime", "PitchIntervalChord")
 _TOKENIZER_FILE_KEY = "curricmusic"
 
 
@@ -183,10 +194,21 @@ def tokenizer_kind(tokenizer: Tokenizer) -> TokenizerKind:
     return KINDS[name]
 
 
+def token_type(token: str) -> str:
+    """A MidiTok token's type: ``"Pitch"`` of ``"Pitch_60"``, ``"Bar"`` of ``"Bar_None"``."""
+    return token.partition("_")[0]
+
+
 def token_pitch(token: str) -> int | None:
     """The pitch a token starts a note at (``Pitch_60``, ``NoteOn_60``), else None."""
     prefix, _, value = token.partition("_")
-    return int(value) if prefix in ("Pitch", "NoteOn") else None
+    return int(value) if prefix in NOTE_START_TYPES else None
+
+
+def carries_pitch(token: str) -> bool:
+    """Whether a token names a pitch (any of :data:`PITCH_TYPES`), as opposed to time, meter,
+    tempo, velocity, duration or a special token."""
+    return token_type(token) in PITCH_TYPES
 
 
 def special_ids(tokenizer: Tokenizer) -> dict[str, int]:
