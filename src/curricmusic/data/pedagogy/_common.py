@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ __all__ = [
     "piece_rng",
     "keep_subset",
     "PieceBuilder",
+    "finish_piece",
     "pitches_with",
 ]
 
@@ -52,7 +54,7 @@ def keep_subset(
     return [pieces[int(i)] for i in chosen]
 
 
-def pitches_with(pitch_classes, low: int, high: int) -> list[int]:
+def pitches_with(pitch_classes: Iterable[int], low: int, high: int) -> list[int]:
     """Every MIDI pitch in ``low..high`` (inclusive) whose pitch class is in ``pitch_classes``."""
     wanted = {int(pc) % 12 for pc in pitch_classes}
     return [p for p in range(low, high + 1) if p % 12 in wanted]
@@ -124,3 +126,31 @@ class PieceBuilder:
             )
             score.tracks.append(track)
         return score
+
+
+def finish_piece(
+    builder: PieceBuilder,
+    name: str,
+    key: Key,
+    *,
+    generator: str,
+    seed: int,
+    qpm_range: tuple[int, int],
+    **details: Any,
+) -> GeneratedPiece:
+    """The piece ``builder`` holds, named ``name``: its tempo drawn last from the builder's
+    generator (in ``qpm_range``, both ends included), and its meta in one order for every
+    generator: ``generator``, ``key``, the generator's own ``details``, ``time_signature``,
+    ``qpm``, ``seed``."""
+    low, high = qpm_range
+    qpm = int(builder.rng.integers(low, high + 1))
+    numerator, denominator = builder.meter
+    meta = {
+        "generator": generator,
+        "key": key.name,
+        **details,
+        "time_signature": f"{numerator}/{denominator}",
+        "qpm": qpm,
+        "seed": seed,
+    }
+    return GeneratedPiece(name, builder.score(key, qpm), meta)

@@ -15,11 +15,14 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from curricmusic.config.pedagogy import CIRCLE, EtudesOptions
 from curricmusic.data.pedagogy._common import (
     TPQ,
     GeneratedPiece,
     PieceBuilder,
+    finish_piece,
     keep_subset,
     piece_rng,
     pitches_with,
@@ -93,7 +96,7 @@ def _bar_scale(key: Key, chord: tuple[int, ...]) -> list[int]:
 class _RightHand:
     """The right hand's figuration, carrying its position and direction from bar to bar."""
 
-    def __init__(self, builder: PieceBuilder, rng, figuration: str):
+    def __init__(self, builder: PieceBuilder, rng: np.random.Generator, figuration: str) -> None:
         self.b, self.rng, self.figuration = builder, rng, figuration
         self.pos = int(rng.integers(70, 79))
         self.dir = 1 if rng.random() < 0.5 else -1
@@ -104,7 +107,7 @@ class _RightHand:
         pool = [p for p in candidates if p != avoid] or candidates
         return min(pool, key=lambda p: (abs(p - target), -self.dir * p))
 
-    def play(self, start: int, beats: int, chord, scale) -> None:
+    def play(self, start: int, beats: int, chord: Sequence[int], scale: Sequence[int]) -> None:
         if self.rng.random() < 0.25:
             self.dir = -self.dir
         chord_p = pitches_with(chord, RH_LOW, RH_HIGH)
@@ -116,7 +119,7 @@ class _RightHand:
         }
         figurations[self.figuration](start, beats, chord_p, scale_p)
 
-    def hold(self, start: int, duration: int, chord) -> None:
+    def hold(self, start: int, duration: int, chord: Sequence[int]) -> None:
         """A long chord tone near the hand's position (phrase ends)."""
         pitch = self._nearest(pitches_with(chord, RH_LOW, RH_HIGH), self.pos)
         self.b.add("RH", start, duration, pitch, 4)
@@ -167,7 +170,7 @@ class _RightHand:
             onset += length
 
 
-def _accompany(builder: PieceBuilder, style: str, start: int, beats: int, chord) -> None:
+def _accompany(builder: PieceBuilder, style: str, start: int, beats: int, chord: Sequence[int]) -> None:
     """The left hand's bar on ``chord`` (pitch classes, root first); root in E2..D#3.
 
     ``style`` ``"final"`` holds the chord over a low octave for the whole bar.
@@ -221,31 +224,16 @@ def _build(key: Key, combo: tuple, seed: int, name: str) -> GeneratedPiece:
         else:
             right.play(start, numerator, bar.pitch_classes, scale)
         _accompany(builder, accompaniment, start, numerator, bar.pitch_classes)
-    qpm_low, qpm_high = _QPM[figuration]
-    qpm = int(rng.integers(qpm_low, qpm_high + 1))
-    meta = {
-        "generator": "etudes",
-        "key": key.name,
-        "progression": progression,
-        "bars": bars,
-        "time_signature": meter,
-        "figuration": figuration,
-        "accompaniment": accompaniment,
-        "dominant_seventh": dominant_seventh,
-        "qpm": qpm,
-        "chords": [
-            {
-                "bar": i + 1,
-                "degree": b.degree,
-                "roman": b.roman,
-                "pitch_classes": list(b.pitch_classes),
-            }
-            for i, b in enumerate(plan)
-        ],
-        "cadences": [{"bar": i + 1, "type": b.cadence} for i, b in enumerate(plan) if b.cadence],
-        "seed": seed,
-    }
-    return GeneratedPiece(name, builder.score(key, qpm), meta)
+    chords = [
+        {"bar": i + 1, "degree": b.degree, "roman": b.roman, "pitch_classes": list(b.pitch_classes)}
+        for i, b in enumerate(plan)
+    ]
+    return finish_piece(
+        builder, name, key, generator="etudes", seed=seed, qpm_range=_QPM[figuration],
+        progression=progression, bars=bars, figuration=figuration, accompaniment=accompaniment,
+        dominant_seventh=dominant_seventh, chords=chords,
+        cadences=[{"bar": i + 1, "type": b.cadence} for i, b in enumerate(plan) if b.cadence],
+    )  # fmt: skip
 
 
 def generate_etudes(keys: Sequence[Key], seed: int, options: EtudesOptions) -> list[GeneratedPiece]:

@@ -16,6 +16,7 @@ from curricmusic.data.pedagogy._common import (
     TPQ,
     GeneratedPiece,
     PieceBuilder,
+    finish_piece,
     keep_subset,
     piece_rng,
 )
@@ -56,7 +57,7 @@ def figure_degrees(figure: Sequence[int], octaves: int) -> tuple[list[int], list
     return up, down
 
 
-def _build(key: Key, figure_name: str, value: str, options: HanonOptions, seed: int, name: str):
+def _build(key: Key, figure_name: str, value: str, options: HanonOptions, seed: int, name: str) -> GeneratedPiece:
     step, meter, (qpm_low, qpm_high) = NOTE_VALUES[value]
     rng = piece_rng(seed, name)
     builder = PieceBuilder(rng, meter)
@@ -78,22 +79,12 @@ def _build(key: Key, figure_name: str, value: str, options: HanonOptions, seed: 
     final = len(up + down) * step
     builder.add("RH", final, builder.bar_ticks, tonic, 4)
     builder.add("LH", final, builder.bar_ticks, tonic - 12, 4)
-    qpm = int(rng.integers(qpm_low, qpm_high + 1))
-    meta = {
-        "generator": "hanon",
-        "key": key.name,
-        "figure": figure_name,
-        "degrees": list(figure),
-        "octaves": options.octaves,
-        "groups_up": 7 * options.octaves,
-        "groups_down": 7 * options.octaves,
-        "note_value": value,
-        "scale_form": form if key.mode == "minor" else "major",
-        "time_signature": f"{meter[0]}/{meter[1]}",
-        "qpm": qpm,
-        "seed": seed,
-    }
-    return GeneratedPiece(name, builder.score(key, qpm), meta)
+    return finish_piece(
+        builder, name, key, generator="hanon", seed=seed, qpm_range=(qpm_low, qpm_high),
+        figure=figure_name, degrees=list(figure), octaves=options.octaves,
+        groups_up=7 * options.octaves, groups_down=7 * options.octaves, note_value=value,
+        scale_form=form if key.mode == "minor" else "major",
+    )  # fmt: skip
 
 
 def generate_hanon(keys: Sequence[Key], seed: int, options: HanonOptions) -> list[GeneratedPiece]:

@@ -8,7 +8,7 @@ notes depend only on the seed and its own name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from curricmusic.config.pedagogy import ScalesOptions
@@ -16,6 +16,7 @@ from curricmusic.data.pedagogy._common import (
     TPQ,
     GeneratedPiece,
     PieceBuilder,
+    finish_piece,
     keep_subset,
     piece_rng,
 )
@@ -33,12 +34,16 @@ RHYTHMS: dict[str, tuple[int, tuple[int, int], tuple[int, int]]] = {
 }
 # In contrary motion the hands start an octave apart and diverge: wider spans leave the keyboard.
 MAX_CONTRARY_OCTAVES = 2
+# (step index, ascending) -> pitch of a line's step (negative indices below its start)
+DegreePitch = Callable[[int, bool], int]
+# (label, kind, root pc, up intervals, down intervals or None, extra meta) of one exercise
+Exercise = tuple[str, str, int, tuple[int, ...], tuple[int, ...] | None, dict[str, Any]]
 def _start_pitch(pc: int, low: int) -> int:
     """The pitch of class ``pc`` in ``low .. low + 11``."""
     return low + (pc - low) % 12
 
 
-def _line(degree_pitch, count: int, sign: int) -> list[int]:
+def _line(degree_pitch: DegreePitch, count: int, sign: int) -> list[int]:
     """Out ``count`` steps (up for sign +1, down for -1) and back: ``2 * count + 1`` pitches.
 
     ``degree_pitch(index, ascending)`` gives the pitch of a step index (negative below the start),
@@ -49,7 +54,7 @@ def _line(degree_pitch, count: int, sign: int) -> list[int]:
     return out + back
 
 
-def _stepper(start: int, up_steps: Sequence[int], down_steps: Sequence[int] | None = None):
+def _stepper(start: int, up_steps: Sequence[int], down_steps: Sequence[int] | None = None) -> DegreePitch:
     """``degree_pitch`` for a cycle of intervals within an octave (scale, chord or semitones)."""
     down_steps = up_steps if down_steps is None else down_steps
     size = len(up_steps)
@@ -66,9 +71,9 @@ def _intervals(pcs: Sequence[int]) -> tuple[int, ...]:
     return tuple((pc - pcs[0]) % 12 for pc in pcs)
 
 
-def _exercises(key: Key, options: ScalesOptions, chromatic_done: set[int]):
+def _exercises(key: Key, options: ScalesOptions, chromatic_done: set[int]) -> list[Exercise]:
     """(label, kind, root pc, up intervals, down intervals, extra meta) of the key's exercises."""
-    out: list[tuple[str, str, int, tuple[int, ...], tuple[int, ...] | None, dict[str, Any]]] = []
+    out: list[Exercise] = []
     if "scales" in options.parts:
         forms: list[ScaleForm | Literal["major"]] = ["major"] if key.mode == "major" else list(options.minor_forms)
         for form in forms:
@@ -111,7 +116,7 @@ def _play(builder: PieceBuilder, hand: str, pitches: list[int], start: int, step
     return builder.next_bar(start + (len(pitches) - 1) * step + builder.beat_ticks)
 
 
-def _build(key: Key, exercise, motion: str, octaves: int, rhythm: str, name: str, seed: int):
+def _build(key: Key, exercise: Exercise, motion: str, octaves: int, rhythm: str, name: str, seed: int) -> GeneratedPiece:
     label, kind, root_pc, up, down, extra = exercise
     step, meter, (qpm_low, qpm_high) = RHYTHMS[rhythm]
     rng = piece_rng(seed, name)
@@ -136,20 +141,10 @@ def _build(key: Key, exercise, motion: str, octaves: int, rhythm: str, name: str
         else:  # hands separately: the right hand, then the left
             end = _play(builder, "RH", rh, 0, step)
             _play(builder, "LH", lh, end, step)
-    qpm = int(rng.integers(qpm_low, qpm_high + 1))
-    meta = {
-        "generator": "scales",
-        "key": key.name,
-        "kind": kind,
-        **extra,
-        "octaves": octaves,
-        "motion": motion,
-        "rhythm": rhythm,
-        "time_signature": f"{meter[0]}/{meter[1]}",
-        "qpm": qpm,
-        "seed": seed,
-    }
-    return GeneratedPiece(name, builder.score(key, qpm), meta)
+    return finish_piece(
+        builder, name, key, generator="scales", seed=seed, qpm_range=(qpm_low, qpm_high),
+        kind=kind, **extra, octaves=octaves, motion=motion, rhythm=rhythm,
+    )  # fmt: skip
 
 
 def generate_scales(keys: Sequence[Key], seed: int, options: ScalesOptions) -> list[GeneratedPiece]:
