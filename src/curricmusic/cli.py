@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -19,6 +20,9 @@ from rich.markup import escape
 from curricmusic.common.errors import DEBUG_ENV, UserError, debug_enabled, error_line
 from curricmusic.common.paths import redirect_tool_caches
 from curricmusic.common.progress import console, err_console
+
+if TYPE_CHECKING:  # annotations only: commands import what they need when they run
+    from curricmusic.config import CurriculumConfig
 
 app = typer.Typer(
     help="Curriculum learning for symbolic music: prepare staged data, train, generate, score novelty.",
@@ -41,7 +45,7 @@ def _global_options(
         os.environ[DEBUG_ENV] = "1"  # launched sub-processes (accelerate) inherit it
 
 
-def _load_curriculum_arg(path: Path):
+def _load_curriculum_arg(path: Path) -> tuple[CurriculumConfig, str]:
     """A curriculum TOML, or a plain folder of MIDI files as a one-stage curriculum."""
     from curricmusic.config import curriculum_from_midi_dir, load_curriculum
 

@@ -21,7 +21,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError, model_serializer, model_validator
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from curricmusic.common.frozen import FrozenModel
 
@@ -257,7 +264,7 @@ class ArmConfig(FrozenModel):
         return self
 
     @model_serializer(mode="wrap")
-    def _flat(self, handler, info) -> dict[str, Any]:
+    def _flat(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
         out = handler(self)
         out.pop("options", None)
         out.update(self.options.model_dump(mode=info.mode))

@@ -25,6 +25,7 @@ from curricmusic.config.curriculum import (
     CurriculumConfig,
     MidiDirStage,
     Music21Stage,
+    StageConfig,
     load_curriculum,
 )
 from curricmusic.config.generation import GenerateSection
@@ -381,7 +382,7 @@ def experiment_from_config(config: ExperimentConfig, path: str) -> Experiment:
     )
 
 
-def _same_source(style: Music21Stage | MidiDirStage, stage) -> bool:
+def _same_source(style: Music21Stage | MidiDirStage, stage: StageConfig) -> bool:
     """True when a pretraining ``stage`` draws from the style's source (the same music21
     collection, or MIDI folders of which one holds the other)."""
     if isinstance(style, Music21Stage):

@@ -12,7 +12,12 @@ A step of shorter windows (a mixture's ``seq_len``: sequence-length warm-up) hol
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only (the pacings hand their shares to this module)
+    from curricmusic.curriculum.pacing import Pacing
 
 __all__ = ["allocate", "step_windows", "window_counts"]
 
@@ -56,7 +61,7 @@ def step_windows(length: int | None, batch_size: int, seq_len: int) -> tuple[int
     return batch_size * factor, factor
 
 
-def window_counts(schedule, batch_size: int) -> dict[str, int]:
+def window_counts(schedule: Pacing, batch_size: int) -> dict[str, int]:
     """Full-length windows per stage name that ``schedule`` draws over its whole run: its real
     tokens of each stage over ``seq_len``, rounded (exact unless windows are shorter; no
     validation: only for pacings whose mixture does not depend on it)."""

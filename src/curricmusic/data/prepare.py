@@ -26,7 +26,13 @@ from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_replaceable, mark_folder, remove_stale, umask_mode
 from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.common.workers import worker_initializer
-from curricmusic.config import CurriculumConfig, MidiDirStage, Music21Stage, config_hash
+from curricmusic.config import (
+    CurriculumConfig,
+    MidiDirStage,
+    Music21Stage,
+    StageConfig,
+    config_hash,
+)
 from curricmusic.data.prepared import MANIFEST_FORMAT, SPLITS, PreparedData, split_paths
 from curricmusic.data.process import ProcessedPiece, Skipped, process_item
 from curricmusic.data.sources import SourceItem, stage_items, unique_ids
@@ -133,7 +139,7 @@ def _is_current(out_dir: Path, fingerprint: str) -> bool:
     )
 
 
-def _split_by(stage, config: CurriculumConfig) -> str:
+def _split_by(stage: StageConfig, config: CurriculumConfig) -> str:
     if stage.split_by is not None:
         return stage.split_by
     return "content" if stage.source == "generated" else config.split.by

@@ -31,7 +31,9 @@ from curricmusic.config import (
     GeneratedStage,
     MidiDirStage,
     Music21Stage,
+    StageConfig,
 )
+from curricmusic.music.keys import Key
 
 __all__ = [
     "SourceItem",
@@ -80,7 +82,7 @@ class SourceItem:
         return f"{stat.st_size}-{stat.st_mtime_ns}"
 
 
-def curriculum_keys(config: CurriculumConfig, stage: GeneratedStage):
+def curriculum_keys(config: CurriculumConfig, stage: GeneratedStage) -> list[Key]:
     """The keys a generated stage uses: its own list, else the curriculum's ("all" = 24 keys)."""
     from curricmusic.music.keys import ALL_KEYS, parse_key
 
@@ -284,7 +286,7 @@ def music21_items(
 
 
 def stage_items(
-    config: CurriculumConfig, stage, workers: int = 1, progress: Progress | None = None
+    config: CurriculumConfig, stage: StageConfig, workers: int = 1, progress: Progress | None = None
 ) -> list[SourceItem]:
     """The candidate pieces of one stage, whatever its source."""
     if isinstance(stage, GeneratedStage):

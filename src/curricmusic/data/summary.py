@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.table import Table
@@ -77,7 +78,7 @@ def print_stage(data: PreparedData, stage: str, limit: int) -> None:
         piece = pieces[index]
         features = piece["features"]
 
-        def fmt(name: str, features=features) -> str:
+        def fmt(name: str, features: dict[str, Any] = features) -> str:
             value = features.get(name)
             return "-" if value is None else f"{value:.2f}"
 

@@ -40,9 +40,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from curricmusic.music.keys import Key, ScaleForm, estimate_key, scale_pitch_classes
 
@@ -106,7 +107,7 @@ def time_steps(
     return start, end
 
 
-def piece_end(score) -> float:
+def piece_end(score: Any) -> float:
     """The piece's last event in quarter notes, as MusPy measures a piece's length: the latest note
     end or control change (pedal, volume, ...) of any track, drum tracks included.
 
@@ -413,12 +414,12 @@ _TAIL = 8.0  # each side's grid reaches this many kernel widths past its data
 _MIN_GRID, _MAX_GRID = 1024, 1 << 15  # points per side's grid
 
 
-def _finite(values) -> np.ndarray:
+def _finite(values: ArrayLike) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64).ravel()
     return x[np.isfinite(x)]
 
 
-def _kde_pair(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _kde_pair(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``(grid, density_a, density_b)`` on one common grid, or None when undefined.
 
     Each side is ``scipy.stats.gaussian_kde`` of its finite values (Scott's rule). A side whose
@@ -436,7 +437,7 @@ def _kde_pair(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     if xa.shape[0] < 2 or xb.shape[0] < 2:
         return None
 
-    def fit(x: np.ndarray):
+    def fit(x: np.ndarray) -> Any:  # a scipy gaussian_kde, or None
         if np.ptp(x) == 0:
             return None
         try:
@@ -460,7 +461,7 @@ def _kde_pair(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
 
     grid = np.union1d(side_grid(xa, width_a), side_grid(xb, width_b))
 
-    def density(kde, x: np.ndarray, width: float) -> np.ndarray:
+    def density(kde: Any, x: np.ndarray, width: float) -> np.ndarray:
         if kde is not None:
             return kde(grid)
         z = (grid - x[0]) / width
@@ -474,7 +475,7 @@ def _integrate(values: np.ndarray, grid: np.ndarray) -> float:
     return float(np.sum(np.diff(grid) * (values[1:] + values[:-1])) / 2)
 
 
-def kde_overlap(a, b) -> float:
+def kde_overlap(a: ArrayLike, b: ArrayLike) -> float:
     """Overlapping area ``∫ min(p_a(x), p_b(x)) dx`` of the Gaussian KDEs of two 1-D samples.
 
     1 for identical samples, near 0 for samples far apart (Yang & Lerch 2018). Integrated by the
@@ -491,7 +492,7 @@ def kde_overlap(a, b) -> float:
     return float(_integrate(np.minimum(pa, pb), grid))
 
 
-def kde_kl_divergence(a, b, floor: float = 1e-10) -> float:
+def kde_kl_divergence(a: ArrayLike, b: ArrayLike, floor: float = 1e-10) -> float:
     """``KL(p_a || p_b) = ∫ p_a(x) ln(p_a(x) / p_b(x)) dx`` of the Gaussian KDEs, in nats.
 
     Both densities are evaluated on one common grid (as in :func:`kde_overlap`), raised to at

@@ -10,14 +10,15 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from curricmusic.common.atomic import write_json
 from curricmusic.common.run_folder import CELL_FILE, RUN_FILE, read_metrics
-from curricmusic.config import Experiment
+from curricmusic.config import Experiment, ExperimentConfig, NoveltySection
 from curricmusic.evaluation.stats import (
     MIN_PAIRS_FOR_P,
     MIN_SEEDS_FOR_CI,
@@ -65,6 +66,25 @@ SUMMARY_METRICS = {
 TARGET_AT = 0.5
 #: Below these, the report says the sample is too small instead of printing a solid-looking number.
 MIN_CT_SAMPLES = 30
+
+
+class CellRecord(Protocol):
+    """What aggregation reads of a cell (an arm and seed; :class:`~curricmusic.experiment.runner.Cell`)."""
+
+    @property
+    def arm(self) -> str: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def run_dir(self) -> Path: ...
+
+    @property
+    def lr(self) -> float | None: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 def run_curves(run_dir: Path, target: str) -> dict[str, Any]:
@@ -124,7 +144,7 @@ def run_summary(
     return summary
 
 
-def target_rule(config, runs: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
+def target_rule(config: ExperimentConfig, runs: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
     """The target validation loss and the rule that fixed it (written to results.json).
 
     The user's ``target_loss`` when given; else the baseline arm's mean target-stage validation
@@ -214,12 +234,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _baseline_arms(config) -> list[str]:
+def _baseline_arms(config: ExperimentConfig) -> list[str]:
     """Arms that only mix the data (random order): every other arm is compared with each."""
     return [arm.name for arm in config.arms if arm.pacing.startswith("random")]
 
 
-def _primary_baseline(config) -> str | None:
+def _primary_baseline(config: ExperimentConfig) -> str | None:
     """The arm that fixes the default target: ``random`` by name, else the first random arm."""
     names = [arm.name for arm in config.arms]
     if BASELINE_ARM in names:
@@ -228,7 +248,7 @@ def _primary_baseline(config) -> str | None:
     return baselines[0] if baselines else None
 
 
-def aggregate(experiment: Experiment, out_dir: Path, cells) -> dict[str, Any]:
+def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]) -> dict[str, Any]:
     """Read every cell of the experiment folder and write ``results.json``."""
     config = experiment.config
     target = experiment.curriculum.target
@@ -383,7 +403,7 @@ def _arm_tokens(done: list[dict]) -> dict[str, Any]:
     }
 
 
-def _arm_novelty(done: list[dict], out_dir: Path, settings) -> dict[str, Any]:
+def _arm_novelty(done: list[dict], out_dir: Path, settings: NoveltySection) -> dict[str, Any]:
     """The arm's samples pooled over seeds: copy rates with and without copy-blocking, C_T of the
     pooled samples (more cells than one seed's), and how far the embedder's flag can be trusted."""
     scored = [r for r in done if "novelty" in r]
@@ -413,7 +433,7 @@ def _arm_novelty(done: list[dict], out_dir: Path, settings) -> dict[str, Any]:
     }
 
 
-def _pooled_copying(sample_dirs: list[Path], against: Path, settings) -> dict[str, Any]:
+def _pooled_copying(sample_dirs: list[Path], against: Path, settings: NoveltySection) -> dict[str, Any]:
     from curricmusic.novelty.pipeline import copying_of_sets
 
     try:
@@ -422,17 +442,17 @@ def _pooled_copying(sample_dirs: list[Path], against: Path, settings) -> dict[st
         return {"C_T": math.nan, "cells": 0, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def comparison_pairs(config) -> list[tuple[str, str]]:
+def comparison_pairs(config: ExperimentConfig) -> list[tuple[str, str]]:
     """(arm, baseline): every arm against the ``random`` arm, and every arm that a
     ``random-matched`` arm matches against that arm (the same tokens of every stage: order alone
     differs)."""
     names = [a.name for a in config.arms]
     pairs = [(n, BASELINE_ARM) for n in names if n != BASELINE_ARM] if BASELINE_ARM in names else []
-    pairs += [(a.match, a.name) for a in config.arms if a.pacing == "random-matched"]
+    pairs += [(a.match, a.name) for a in config.arms if a.pacing == "random-matched" and a.match is not None]
     return pairs
 
 
-def _comparisons(runs: list[dict], config) -> list[dict[str, Any]]:
+def _comparisons(runs: list[dict], config: ExperimentConfig) -> list[dict[str, Any]]:
     """Each pair of :func:`comparison_pairs`, paired by seed: difference and ratio with
     t-intervals, d_z, and p-values (from 5 pairs on) Holm-corrected over the whole family.
     Tokens to target compare the censored times (a seed that never arrives counts as the budget)."""

@@ -41,6 +41,7 @@ from curricmusic.common.folders import check_folder, claim_folder, mark_folder
 from curricmusic.common.progress import console, err_console
 from curricmusic.common.run_folder import CELL_FILE
 from curricmusic.config import Experiment, config_hash, load_experiment
+from curricmusic.config.generation import GenerationSettings
 
 __all__ = ["LAUNCHERS", "Cell", "cells_of", "run_cell", "run_experiment", "finish_cell"]
 
@@ -181,7 +182,7 @@ def _adapt_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None
     adapt_model(experiment, cell.arm, cell.seed, cell.run_dir, cell.run_dir / MODEL_DIR, show_progress)
 
 
-def _unblocked_twin(blocked: Path, out: Path, settings) -> bool:
+def _unblocked_twin(blocked: Path, out: Path, settings: GenerationSettings) -> bool:
     """When copy-blocking removed no candidate token from any sample, the same seeds without it
     draw the same samples: copy them (and say so in the manifest) instead of sampling again."""
     import shutil

@@ -29,7 +29,7 @@ def sample_seed(seed: int, index: int) -> int:
     return int(mixed[0] >> np.uint64(1))
 
 
-def row_uniforms(seeds: np.ndarray, steps) -> np.ndarray:
+def row_uniforms(seeds: np.ndarray, steps: int | np.ndarray) -> np.ndarray:
     """Uniforms in [0, 1), a pure function of (seed, step): ``(B,)`` for one step, ``(B, S)`` for many."""
     seeds = np.asarray(seeds, dtype=np.uint64)
     step_keys = _splitmix64(np.atleast_1d(np.asarray(steps, dtype=np.uint64)))  # (S,)

@@ -26,7 +26,7 @@ def _tensor_bytes(tensor: torch.Tensor) -> bytes:
     return flat.view(torch.uint8).numpy().tobytes()
 
 
-def _update(digest, value: Any) -> None:
+def _update(digest: hashlib._Hash, value: Any) -> None:
     if isinstance(value, torch.Tensor):
         digest.update(f"T{value.dtype}{tuple(value.shape)}:".encode())
         digest.update(_tensor_bytes(value))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 
 __all__ = [
@@ -30,7 +31,9 @@ NOTE_DTYPE = np.dtype(
 )
 
 
-def make_notes(onsets, durations, pitches, velocities=None) -> np.ndarray:
+def make_notes(
+    onsets: ArrayLike, durations: ArrayLike, pitches: ArrayLike, velocities: ArrayLike | None = None
+) -> np.ndarray:
     """Build a sorted note array from parallel sequences (velocity 80 when omitted).
 
     >>> make_notes([1, 0], [1, 1], [64, 60])["pitch"].tolist()

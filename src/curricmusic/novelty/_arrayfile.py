@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ["ArrayWriter", "array_offset", "open_array_file"]
 
@@ -56,7 +57,7 @@ class ArrayWriter:
             self._handle.write(b"\0" * pad)
         return pos + pad
 
-    def begin(self, name: str, dtype, row_shape: tuple[int, ...] = ()) -> None:
+    def begin(self, name: str, dtype: DTypeLike, row_shape: tuple[int, ...] = ()) -> None:
         if self._open is not None:
             raise RuntimeError(f"array {self._open[0]!r} is still open")
         if name in self._arrays:

@@ -182,7 +182,7 @@ def write_table(writer: ArrayWriter, vals: np.ndarray, n: int) -> None:
     writer.end()
 
 
-def save_arrays(path, kind: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+def save_arrays(path: str | os.PathLike[str], kind: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Write ``arrays`` (1-D, possibly memory-mapped: copied a chunk at a time) atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         writer = ArrayWriter(handle, kind)
@@ -194,7 +194,7 @@ def save_arrays(path, kind: str, arrays: dict[str, np.ndarray], meta: dict[str, 
         writer.finish(meta)
 
 
-def save_table(path, vals: np.ndarray, n: int, meta: dict[str, Any]) -> None:
+def save_table(path: str | os.PathLike[str], vals: np.ndarray, n: int, meta: dict[str, Any]) -> None:
     """A table file: the ``hash_<n>`` table of the text ``vals``, atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         writer = ArrayWriter(handle, TABLE_KIND)
@@ -251,7 +251,7 @@ def _power(k: int) -> np.uint64:
     return np.uint64(pow(int(HASH_BASE), k, 1 << 64))
 
 
-def open_index(path, encoding: list) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def open_index(path: str | os.PathLike[str], encoding: list[Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(meta, arrays)`` of an index file, checked; ``ValueError`` when stale, foreign or torn."""
     try:
         meta, arrays = open_array_file(path, INDEX_KIND)
@@ -278,7 +278,7 @@ def open_index(path, encoding: list) -> tuple[dict[str, Any], dict[str, np.ndarr
     return meta, arrays
 
 
-def open_table(path, encoding: list, n: int, symbols: int) -> np.ndarray:
+def open_table(path: str | os.PathLike[str], encoding: list[Any], n: int, symbols: int) -> np.ndarray:
     """The hash table of a table file made for an index of ``symbols`` symbols."""
     try:
         meta, arrays = open_array_file(path, TABLE_KIND)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 
@@ -164,7 +165,16 @@ def _common_fields(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return count
 
 
-def _bound(sa, keys, offset, lo, hi, target, *, upper: bool) -> np.ndarray:
+def _bound(
+    sa: np.ndarray,
+    keys: np.ndarray,
+    offset: np.ndarray | int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    target: np.ndarray,
+    *,
+    upper: bool,
+) -> np.ndarray:
     """Per element, first row r in [lo, hi) with key(r) >= target (> target when ``upper``)."""
     a, b = lo.copy(), hi.copy()
     live = np.flatnonzero(a < b)
@@ -230,7 +240,7 @@ def matching_statistics(
     return length, row
 
 
-def _sorted_searchsorted(haystack, needles, side):
+def _sorted_searchsorted(haystack: np.ndarray, needles: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
     """np.searchsorted with the needles sorted first: neighbouring probes stay in cache."""
     order = np.argsort(needles)
     out = np.empty(needles.size, dtype=np.int64)
@@ -238,13 +248,22 @@ def _sorted_searchsorted(haystack, needles, side):
     return out
 
 
-def _level0_ranges(level0, low, high):
+def _level0_ranges(level0: tuple[np.ndarray, np.ndarray], low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     run_keys, run_rows = level0
     a = run_rows[_sorted_searchsorted(run_keys, low, "left")].astype(np.int64)
     return a, run_rows[_sorted_searchsorted(run_keys, high, "right")].astype(np.int64)
 
 
-def _partial(sa, keys, depth, lo, hi, ins, low, rem):
+def _partial(
+    sa: np.ndarray,
+    keys: np.ndarray,
+    depth: np.ndarray | int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    ins: np.ndarray,
+    low: np.ndarray,
+    rem: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """(length, row) of the longest partial window match, at row ins-1 or ins of [lo, hi)."""
     best = np.zeros(lo.size, dtype=np.int64)
     best_row = np.where(depth > 0, lo, -1)

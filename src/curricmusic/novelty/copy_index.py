@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from curricmusic.common.paths import cache_dir
 from curricmusic.common.progress import err_console, progress_bar
@@ -78,7 +79,7 @@ _FORMAT = 2  # 1: an .npz of int32 text, suffix array and hashes; 2: a memory-ma
 _ENCODING = [_FORMAT, MAX_INTERVAL, RATIO_STEPS, MAX_RATIO_STEP, CHORD_TOL, N_SYMBOLS]
 
 
-def rhythm_code(prev_ioi, ioi) -> np.ndarray:
+def rhythm_code(prev_ioi: ArrayLike, ioi: ArrayLike) -> np.ndarray:
     """Rhythm code of a transition with inter-onset interval ``ioi`` after reference ``prev_ioi``.
 
     ``prev_ioi`` is the last inter-onset interval above :data:`CHORD_TOL` (0 or less when there
@@ -94,7 +95,7 @@ def rhythm_code(prev_ioi, ioi) -> np.ndarray:
     return np.where(chord, CHORD, np.where(has_ref, steps + MAX_RATIO_STEP, START))
 
 
-def symbol_for(prev_pitch, pitch, prev_ioi, ioi) -> np.ndarray:
+def symbol_for(prev_pitch: ArrayLike, pitch: ArrayLike, prev_ioi: ArrayLike, ioi: ArrayLike) -> np.ndarray:
     """Symbol of the transition from a note at ``prev_pitch`` to one at ``pitch`` (broadcasts).
 
     ``ioi`` is the new note's onset minus the previous note's onset; ``prev_ioi`` the last
@@ -295,7 +296,7 @@ class NGramIndex:
 
     # -- queries -------------------------------------------------------------------------------
 
-    def matching_statistics(self, symbol_seqs: Sequence[np.ndarray]):
+    def matching_statistics(self, symbol_seqs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per query: (length, text position) of the longest match starting at each symbol.
 
         ``length[p]`` is the longest ``L`` with ``query[p:p+L]`` inside one training piece;
@@ -338,7 +339,9 @@ class NGramIndex:
         """(symbols, piece index, piece symbol index, query symbol index) of the longest copy."""
         return self.longest_matches([symbols])[0]
 
-    def longest_matches(self, symbol_seqs: Sequence[np.ndarray], *, loose_start: bool = True):
+    def longest_matches(
+        self, symbol_seqs: Sequence[np.ndarray], *, loose_start: bool = True
+    ) -> list[tuple[int, int, int, int]]:
         """:meth:`longest_match` for many queries at once (one vectorised search).
 
         With ``loose_start`` the run's first symbol needs only an equal interval (see the module
@@ -433,7 +436,7 @@ class NGramIndex:
         piece = int(np.searchsorted(self._starts, text_pos, side="right") - 1)
         return piece, int(text_pos - self._starts[piece])
 
-    def _best(self, q, length, where, loose_start):
+    def _best(self, q: np.ndarray, length: np.ndarray, where: np.ndarray, loose_start: bool) -> tuple[int, int, int, int]:
         """Longest run of equal symbols, extended left by one symbol of equal interval."""
         if length.size == 0 or length.max() == 0:
             return (0, -1, -1, -1)
@@ -451,7 +454,7 @@ class NGramIndex:
         piece, piece_pos = self._locate(int(pos[0]))
         return (run, piece, piece_pos, int(starts[0]))
 
-    def _span(self, notes, run, piece, piece_pos, q_pos, bar_len) -> CopiedSpan:
+    def _span(self, notes: np.ndarray, run: int, piece: int, piece_pos: int, q_pos: int, bar_len: float) -> CopiedSpan:
         if run == 0:
             return CopiedSpan(min(1, notes.shape[0]), 0.0, None, -1, -1)
         chunk = notes[q_pos : q_pos + run + 1]

@@ -61,7 +61,7 @@ class EmbeddingCache:
 
 
 def embedding_key(
-    embedder: Embedder, renderer: str, soundfont, max_seconds: float | None
+    embedder: Embedder, renderer: str, soundfont: str | os.PathLike[str] | None, max_seconds: float | None
 ) -> dict[str, Any]:
     """What a cached vector depends on: the embedder, and for audio the renderer and clip length."""
     key: dict[str, Any] = {"embedder": embedder.cache_key()}
@@ -72,7 +72,7 @@ def embedding_key(
     return key
 
 
-def _read(path) -> tuple[bytes | None, str | None]:
+def _read(path: str | os.PathLike[str]) -> tuple[bytes | None, str | None]:
     """(file bytes, None) or (None, why it cannot be read)."""
     try:
         return Path(path).read_bytes(), None
@@ -80,7 +80,9 @@ def _read(path) -> tuple[bytes | None, str | None]:
         return None, f"cannot read file: {err.strerror or err}"
 
 
-def _model_input(data: bytes, embedder: Embedder, renderer, soundfont, max_seconds) -> tuple[Any, str | None]:
+def _model_input(
+    data: bytes, embedder: Embedder, renderer: str, soundfont: str | os.PathLike[str] | None, max_seconds: float | None
+) -> tuple[Any, str | None]:
     """The embedder's input for one MIDI file (its notes, or its rendered samples), or a reason
     to skip it (corrupt, no notes, too long to render)."""
     try:
@@ -152,7 +154,14 @@ def iter_embeddings(
             update()
 
 
-def _resolve(path, embedder, cache, renderer, soundfont, max_seconds):
+def _resolve(
+    path: str | os.PathLike[str],
+    embedder: Embedder,
+    cache: EmbeddingCache | None,
+    renderer: str,
+    soundfont: str | os.PathLike[str] | None,
+    max_seconds: float | None,
+) -> tuple[np.ndarray | None, str | None, tuple[str, Any] | None]:
     """``(vector, reason, None)`` for a finished row (a cache hit or a skip), or
     ``(None, None, (content hash, model input))`` for a file to embed."""
     data, reason = _read(path)
@@ -166,7 +175,12 @@ def _resolve(path, embedder, cache, renderer, soundfont, max_seconds):
     return (None, reason, None) if item is None else (None, None, (digest, item))
 
 
-def _flush(embedder, cache, pending, ready) -> None:
+def _flush(
+    embedder: Embedder,
+    cache: EmbeddingCache | None,
+    pending: list[tuple[int, str, Any]],
+    ready: dict[int, tuple[np.ndarray | None, str | None]],
+) -> None:
     """Embed the pending inputs in one batch, cache them, and mark their rows ready."""
     if not pending:
         return
@@ -178,7 +192,7 @@ def _flush(embedder, cache, pending, ready) -> None:
     pending.clear()
 
 
-def _skipped(paths, reasons: dict[int, str]) -> list[dict[str, str]]:
+def _skipped(paths: Sequence[str | os.PathLike[str]], reasons: dict[int, str]) -> list[dict[str, str]]:
     return [{"path": str(paths[i]), "reason": reason} for i, reason in sorted(reasons.items())]
 
 
@@ -243,7 +257,7 @@ def embed_bank(
     return _write_bank(path, paths, embedder, options)
 
 
-def _signature(path) -> list:
+def _signature(path: str | os.PathLike[str]) -> list[Any]:
     """``[path, size, modification time in ns]`` (``None`` for a file that cannot be read)."""
     try:
         stat = os.stat(path)
@@ -252,7 +266,9 @@ def _signature(path) -> list:
     return [str(path), stat.st_size, stat.st_mtime_ns]
 
 
-def _write_bank(path: Path, paths, embedder, options) -> tuple[EmbeddingBank, list[dict[str, str]]]:
+def _write_bank(
+    path: Path, paths: Sequence[str | os.PathLike[str]], embedder: Embedder, options: dict[str, Any]
+) -> tuple[EmbeddingBank, list[dict[str, str]]]:
     reasons: dict[int, str] = {}
     with write_bank(path, embedder.dim, {"files": len(paths)}) as writer:
         for index, vector, reason in iter_embeddings(paths, embedder, **options):

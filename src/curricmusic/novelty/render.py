@@ -108,7 +108,7 @@ def _soundfont_path(soundfont: str | os.PathLike[str] | None) -> Path:
     return path.resolve()
 
 
-def _tinysoundfont():
+def _tinysoundfont() -> Any:
     try:
         # Only the compiled synth core: the package's playback path would import pyaudio.
         from tinysoundfont import _tinysoundfont

@@ -31,9 +31,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from scipy.stats import rankdata
 
 __all__ = [
@@ -133,7 +135,7 @@ def nearest_neighbors(
     """
     q = _as_matrix(queries, "queries")
     prepared = bank if isinstance(bank, EmbeddingBank) else None
-    vectors = prepared.vectors if prepared is not None else _as_matrix(bank, "bank")
+    vectors = bank.vectors if isinstance(bank, EmbeddingBank) else _as_matrix(bank, "bank")
     if q.shape[1] != vectors.shape[1]:
         raise ValueError(f"queries have dimension {q.shape[1]} but the bank {vectors.shape[1]}")
     if not 1 <= k <= vectors.shape[0]:
@@ -158,7 +160,7 @@ def auto_precision(n_queries: int, n_bank: int, dim: int, k: int = 1) -> str:
     return "bf16" if big and _has_native_bf16() else "fp32"
 
 
-def _knn_fp32(q, vectors, k, block):
+def _knn_fp32(q: np.ndarray, vectors: np.ndarray, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
     qt = _tensor(q)
     best_s = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
     best_i = np.full((q.shape[0], k), -1, dtype=np.int64)
@@ -168,7 +170,9 @@ def _knn_fp32(q, vectors, k, block):
     return best_s, best_i
 
 
-def _merge_dense(best_s, best_i, scores, start, k):
+def _merge_dense(
+    best_s: np.ndarray, best_i: np.ndarray, scores: np.ndarray, start: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge each row's top-k of a dense score block into the running top-k."""
     kk = min(k, scores.shape[1])
     if kk == 1:
@@ -182,7 +186,9 @@ def _merge_dense(best_s, best_i, scores, start, k):
     return np.take_along_axis(all_s, top, 1), np.take_along_axis(all_i, top, 1)
 
 
-def _knn_bf16(q, vectors, prepared, k, block):
+def _knn_bf16(
+    q: np.ndarray, vectors: np.ndarray, prepared: EmbeddingBank | None, k: int, block: int
+) -> tuple[np.ndarray, np.ndarray]:
     n, dim = vectors.shape
     take = prepared.take if prepared is not None else vectors.__getitem__
     bound = 3 * _U + 3 * _U**2 + 2 * dim * 2.0**-24  # relative error of a bf16 score
@@ -217,7 +223,7 @@ def _knn_bf16(q, vectors, prepared, k, block):
     return best_s, best_i
 
 
-def _candidates(bits: np.ndarray, threshold: np.ndarray, chunk: int = 256):
+def _candidates(bits: np.ndarray, threshold: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(row, column) of every bfloat16 score (given as int16 bits, (Q, B)) >= its row's threshold.
 
     One pass takes the maximum of each ``chunk`` of columns; only chunks that may reach the
@@ -244,7 +250,9 @@ def _candidates(bits: np.ndarray, threshold: np.ndarray, chunk: int = 256):
     return rows[unique], cols[unique]
 
 
-def _merge_sparse(best_s, best_i, rows, idx, scores, k):
+def _merge_sparse(
+    best_s: np.ndarray, best_i: np.ndarray, rows: np.ndarray, idx: np.ndarray, scores: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge scattered (query row, bank index, exact score) triples into the running top-k."""
     touched = np.flatnonzero(np.bincount(rows, minlength=best_s.shape[0]))
     if touched.size == 0:
@@ -270,7 +278,7 @@ def bf16_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return bits, torch.linalg.vector_norm(chunk, dim=1).numpy() * slack
 
 
-def _bf16_block(vectors, start, block) -> tuple[torch.Tensor, np.ndarray]:
+def _bf16_block(vectors: np.ndarray, start: int, block: int) -> tuple[torch.Tensor, np.ndarray]:
     """Bank rows in bfloat16, and upper bounds on their float32 norms."""
     bits, norms = bf16_rows(vectors[start : start + block])
     return torch.from_numpy(bits).view(torch.bfloat16), norms
@@ -289,7 +297,7 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array))
 
 
-def _as_matrix(x, name: str) -> np.ndarray:
+def _as_matrix(x: ArrayLike, name: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
@@ -301,12 +309,12 @@ def _as_matrix(x, name: str) -> np.ndarray:
 # -- distances, penalty, flags ---------------------------------------------------------------------
 
 
-def cosine_distance(cosine) -> np.ndarray:
+def cosine_distance(cosine: ArrayLike) -> np.ndarray:
     """``1 - cosine``."""
     return 1.0 - np.asarray(cosine, dtype=np.float64)
 
 
-def distance_ratio(sample_nn_dist, heldout_nn_dists) -> np.ndarray:
+def distance_ratio(sample_nn_dist: ArrayLike, heldout_nn_dists: ArrayLike) -> np.ndarray:
     """``rho = d_NN(sample, train) / median(d_NN(h, train) for held-out h)``.
 
     NaN when there are no held-out distances; ``inf`` (or NaN for 0/0) when their median is 0.
@@ -317,7 +325,7 @@ def distance_ratio(sample_nn_dist, heldout_nn_dists) -> np.ndarray:
         return np.asarray(sample_nn_dist, dtype=np.float64) / median
 
 
-def penalty(d_nn, tau: float) -> np.ndarray:
+def penalty(d_nn: ArrayLike, tau: float) -> np.ndarray:
     """``max(0, (tau - d_nn) / tau)``: 1 for an exact copy, 0 from ``tau`` on (0 when tau <= 0)."""
     d = np.asarray(d_nn, dtype=np.float64)
     if not tau > 0:
@@ -325,7 +333,7 @@ def penalty(d_nn, tau: float) -> np.ndarray:
     return np.maximum(0.0, (tau - d) / tau)
 
 
-def penalty_tau(heldout_nn_dists, quantile: float) -> float:
+def penalty_tau(heldout_nn_dists: ArrayLike, quantile: float) -> float:
     """The ``quantile`` of the held-out NN distances (NaN without any)."""
     heldout = np.asarray(heldout_nn_dists, dtype=np.float64)
     if not 0.0 <= quantile <= 1.0:
@@ -333,7 +341,7 @@ def penalty_tau(heldout_nn_dists, quantile: float) -> float:
     return float(np.quantile(heldout, quantile)) if heldout.size else float("nan")
 
 
-def flag(rho, copied_bars, rho_threshold: float, max_copied_bars: float) -> np.ndarray:
+def flag(rho: ArrayLike, copied_bars: ArrayLike, rho_threshold: float, max_copied_bars: float) -> np.ndarray:
     """Flagged when ``rho < rho_threshold`` or ``copied_bars >= max_copied_bars`` (NaN rho: no)."""
     rho = np.asarray(rho, dtype=np.float64)
     bars = np.asarray(copied_bars, dtype=np.float64)
@@ -367,7 +375,7 @@ def stratified_ratio(
         return d / scale if d.size else np.zeros(0), medians
 
 
-def calibrated_threshold(heldout_rho, quantile: float) -> float:
+def calibrated_threshold(heldout_rho: ArrayLike, quantile: float) -> float:
     """The ``quantile`` of the held-out pieces' rho: unseen real music falls below it that often."""
     values = np.asarray(heldout_rho, dtype=np.float64)
     values = values[np.isfinite(values)]
@@ -376,7 +384,7 @@ def calibrated_threshold(heldout_rho, quantile: float) -> float:
     return float(np.quantile(values, quantile)) if values.size else float("nan")
 
 
-def separation_auc(copies_rho, heldout_rho) -> float:
+def separation_auc(copies_rho: ArrayLike, heldout_rho: ArrayLike) -> float:
     """``P(rho_copy < rho_heldout)`` over all pairs (ties count 1/2): 1 when every known copy
     sits closer to the training data than every held-out piece, 0.5 when the embedder cannot
     tell them apart, below 0.5 when it places copies farther. NaN without both sets."""
@@ -391,11 +399,11 @@ def separation_auc(copies_rho, heldout_rho) -> float:
 
 
 def set_summary(
-    flags,
-    rhos,
-    copied_bars=None,
+    flags: ArrayLike,
+    rhos: ArrayLike,
+    copied_bars: ArrayLike | None = None,
     quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
-) -> dict:
+) -> dict[str, Any]:
     """Set-level figures: sample count, copy rate, and quantiles of rho (and copied bars)."""
     flags = np.asarray(flags, dtype=bool)
     rhos = np.asarray(rhos, dtype=np.float64)
@@ -420,7 +428,7 @@ def _quantiles(values: np.ndarray, quantiles: Sequence[float]) -> dict[str, floa
     }
 
 
-def _nan_stat(fn, values: np.ndarray) -> float:
+def _nan_stat(fn: Callable[[np.ndarray], Any], values: np.ndarray) -> float:
     return float(fn(values)) if np.any(~np.isnan(values)) else float("nan")
 
 

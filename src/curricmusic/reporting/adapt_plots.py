@@ -4,11 +4,14 @@ None when there is nothing to draw)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from curricmusic.reporting.plots import _COLORS, _png, _pyplot, _tokens_axis
+
+if TYPE_CHECKING:  # annotations only: matplotlib loads when a plot is drawn
+    from matplotlib.axes import Axes
 
 __all__ = ["adaptation_curves", "shot_size_plot"]
 
@@ -94,7 +97,7 @@ def shot_size_plot(results: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def _shot_lines(ax, shown: list[str], models: list[str], shots: list[int], arms: dict[str, Any]) -> bool:
+def _shot_lines(ax: Axes, shown: list[str], models: list[str], shots: list[int], arms: dict[str, Any]) -> bool:
     """One line per model of ``shown`` (colours by its place in ``models``); True if any was drawn."""
     drawn = False
     for offset, model in enumerate(shown):

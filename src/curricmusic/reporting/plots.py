@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: matplotlib loads when a plot is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["validation_curves", "stage_panels", "tokens_to_target", "metric_distributions", "novelty_histograms"]
 
@@ -18,7 +23,7 @@ _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 _STAGE_COLORS = ["#fde0dd", "#deebf7", "#e5f5e0", "#fff7bc", "#efedf5", "#fee6ce"]
 
 
-def _pyplot():
+def _pyplot() -> Any:  # the matplotlib.pyplot module, on the Agg backend
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,11 +32,11 @@ def _pyplot():
     return plt
 
 
-def _tokens_axis(ax) -> None:
+def _tokens_axis(ax: Axes) -> None:
     """Token counts as 250k / 1.5M instead of 250000."""
     from matplotlib.ticker import FuncFormatter
 
-    def label(value: float, _position) -> str:
+    def label(value: float, _position: object) -> str:
         if abs(value) >= 1e6:
             return f"{value / 1e6:g}M"
         if abs(value) >= 1e3:
@@ -41,7 +46,7 @@ def _tokens_axis(ax) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(label))
 
 
-def _png(fig) -> bytes:
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
@@ -52,7 +57,7 @@ def _done(results: dict[str, Any], arm: str) -> list[dict]:
     return [r for r in results["runs"] if r["arm"] == arm and r["status"] == "done"]
 
 
-def _finite(values) -> list[float]:
+def _finite(values: Iterable[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(v)]
 
 

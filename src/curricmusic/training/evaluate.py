@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from curricmusic.curriculum.heldout import HeldOut
 from curricmusic.curriculum.windows import IGNORE_INDEX
 
+if TYPE_CHECKING:  # annotations only: accelerate loads when a run starts
+    from accelerate import Accelerator
+
 __all__ = ["evaluate"]
 
 
-def evaluate(model: torch.nn.Module, accelerator, held_out: dict[str, HeldOut], batch_size: int) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, accelerator: Accelerator, held_out: dict[str, HeldOut], batch_size: int) -> dict[str, float]:
     """Mean loss per stage over every scored target of its held-out windows.
 
     Processes take every ``world``-th window; each micro-batch is cut to its longest row (rows are

@@ -19,6 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from curricmusic.common.run_folder import (
 )
 from curricmusic.config import Experiment, config_hash
 from curricmusic.curriculum.allocation import allocate, step_windows
-from curricmusic.model.transformer import load_model, save_model, weights_digest
+from curricmusic.model.transformer import MusicTransformer, load_model, save_model, weights_digest
 from curricmusic.training.checkpoint import (
     load_checkpoint,
     restore_rng_states,
@@ -58,6 +59,9 @@ from curricmusic.training.setup import (
     prepared_for,
 )
 from curricmusic.training.step import train_step
+
+if TYPE_CHECKING:  # annotations only: accelerate loads when a run starts
+    from accelerate import Accelerator
 
 __all__ = ["train_run", "TrainResult", "TrainState", "Adaptation", "prepared_for", "peak_lr"]
 
@@ -216,8 +220,16 @@ def train_run(
 
 
 def _one_step(
-    model, optimizer, accelerator, plan: RunPlan, state: TrainState, rng, schedule: LRSchedule, micro: int, grad_clip: float
-) -> dict:
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    accelerator: Accelerator,
+    plan: RunPlan,
+    state: TrainState,
+    rng: np.random.Generator,
+    schedule: LRSchedule,
+    micro: int,
+    grad_clip: float,
+) -> dict[str, Any]:
     """Draw and train on one global batch; advance the state; return the step's metrics row."""
     step = state.step
     mixture = plan.schedule.mixture(step, state.schedule)
@@ -247,7 +259,14 @@ def _fresh(plan: RunPlan, seed: int) -> TrainState:
     return TrainState(0, plan.schedule.initial_state(), np.zeros(k), np.zeros(k, dtype=np.int64))
 
 
-def _resume(checkpoint: dict, model, optimizer, rng, run_dir: Path, main: bool) -> TrainState:
+def _resume(
+    checkpoint: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    run_dir: Path,
+    main: bool,
+) -> TrainState:
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     restore_rng_states(checkpoint["rng"], rng)
@@ -283,7 +302,14 @@ def _checkpoint_to_resume(run_dir: Path, info: dict, resume: bool) -> dict | Non
     return checkpoint
 
 
-def _save(run_dir: Path, model, optimizer, state: TrainState, rng, info: dict) -> None:
+def _save(
+    run_dir: Path,
+    model: MusicTransformer,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    rng: np.random.Generator,
+    info: dict[str, Any],
+) -> None:
     payload = {
         "step": state.step,
         "model": model.state_dict(),
@@ -302,7 +328,7 @@ def _adapt_lr(experiment: Experiment) -> float:
     return experiment.config.adapt.lr
 
 
-def _load_initial_weights(model, init: Path, plan: RunPlan) -> None:
+def _load_initial_weights(model: MusicTransformer, init: Path, plan: RunPlan) -> None:
     """Start from the model saved in ``init`` (a run's ``model/`` folder; its content hash is
     checked), after checking it is this experiment's model over the same tokens."""
     loaded = load_model(init)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from curricmusic.common.errors import UserError
-from curricmusic.config import ArmConfig, Experiment
+from curricmusic.config import AdaptSection, ArmConfig, Experiment, TrainSection
 from curricmusic.curriculum.allocation import window_counts
 from curricmusic.curriculum.heldout import HeldOut, heldout_windows
 from curricmusic.curriculum.pacing import Pacing, ScheduleContext, build_schedule
@@ -54,7 +54,7 @@ class Cadence:
     checkpoint_every: int
 
     @classmethod
-    def of(cls, section) -> Cadence:
+    def of(cls, section: TrainSection | AdaptSection) -> Cadence:
         """The cadence a ``TrainSection`` or an ``AdaptSection`` sets."""
         return cls(**{name: getattr(section, name) for name in cls.__dataclass_fields__})
 

@@ -9,10 +9,14 @@ processes compute the same update.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 import torch
 
 from curricmusic.curriculum.windows import IGNORE_INDEX, WindowRefs, WindowSampler
+
+if TYPE_CHECKING:  # annotations only: accelerate loads when a run starts
+    from accelerate import Accelerator
 
 __all__ = ["train_step"]
 
@@ -20,7 +24,7 @@ __all__ = ["train_step"]
 def train_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    accelerator,
+    accelerator: Accelerator,
     sampler: WindowSampler,
     refs: WindowRefs,
     lr: float,

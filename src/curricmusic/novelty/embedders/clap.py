@@ -35,13 +35,16 @@ import contextlib
 import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.paths import cache_dir
 from curricmusic.novelty.embedders.base import Embedder, EmbedderUnavailable, resample
+
+if TYPE_CHECKING:  # torch loads only when the embedder runs
+    import torch
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -87,7 +90,7 @@ def pad_window(segment: np.ndarray, window: int) -> np.ndarray:
     return np.pad(tiled, (0, window - tiled.shape[0]))
 
 
-def laion_feature_extractor(fusion: bool = False):
+def laion_feature_extractor(fusion: bool = False) -> Any:
     """``ClapFeatureExtractor`` with the settings LAION trained with (see the module docstring)."""
     from transformers import ClapFeatureExtractor
 
@@ -104,7 +107,7 @@ def laion_feature_extractor(fusion: bool = False):
     )
 
 
-def _import_transformers():
+def _import_transformers() -> Any:
     try:
         import transformers
     except ImportError as err:
@@ -221,7 +224,7 @@ class ClapEmbedder(Embedder):
             "extractor": extractor,
         }
 
-    def reference_features(self, windows: list[np.ndarray]):
+    def reference_features(self, windows: list[np.ndarray]) -> torch.Tensor:
         """(B, C, frames, mel) log-mel input through transformers' ``ClapFeatureExtractor``."""
         state = np.random.get_state()  # the extractor draws from numpy's global RNG for "fusion"
         try:
@@ -236,7 +239,7 @@ class ClapEmbedder(Embedder):
         finally:
             np.random.set_state(state)
 
-    def features(self, windows: list[np.ndarray]):
+    def features(self, windows: list[np.ndarray]) -> torch.Tensor:
         """(B, C, frames, mel) float32 log-mel input on the model's device, batched.
 
         The same computation as ``ClapFeatureExtractor`` on exactly-10 s windows (periodic Hann,
@@ -326,7 +329,7 @@ def _looks_like_path(target: str) -> bool:
     )
 
 
-def _load_directory(directory: Path):
+def _load_directory(directory: Path) -> tuple[Any, Any]:
     from transformers import ClapAudioModelWithProjection, ClapFeatureExtractor
 
     if not (directory / "config.json").is_file():

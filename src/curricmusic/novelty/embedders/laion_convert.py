@@ -220,7 +220,7 @@ def infer_audio_config(converted: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def load_laion_checkpoint(path: str | os.PathLike[str], **config_overrides: Any):
+def load_laion_checkpoint(path: str | os.PathLike[str], **config_overrides: Any) -> Any:
     """A ``ClapAudioModelWithProjection`` (eval mode) holding a LAION ``.pt`` checkpoint's audio tower.
 
     Missing or unexpected keys after conversion raise :class:`UserError` listing a few.
