@@ -421,9 +421,9 @@ def score_files(
     with the embedder's flag calibrated on held-out, copied and fresh material (see
     :mod:`curricmusic.novelty.calibrate`).
 
-    The steps: embed the training bank (:func:`_training_bank`) and the samples; calibrate the
-    distance flag on held-out pieces and probes (:func:`_calibrate`); measure each sample's
-    distance ratio, penalty and copied span; then C_T of the set, the rows and the summary.
+    The steps: embed the training bank and the samples; calibrate the distance flag on held-out
+    pieces and probes (copies of training pieces, fresh music); measure each sample's distance
+    ratio, penalty and copied span; then C_T of the set, the rows and the summary.
     """
     from curricmusic.novelty.score import data_copying_statistic, penalty
 
