@@ -35,67 +35,18 @@ from curricmusic.config.generation import GenerationSettings
 from curricmusic.data.prepare import prepare
 from curricmusic.training.loop import train_run
 from tests.conftest import REPO
-from tests.helpers import DEBUG_ENV, TOOL_CACHES, broken_midis, melody_midi, run_cli
+from tests.helpers import (
+    DEBUG_ENV,
+    TINY,
+    TOOL_CACHES,
+    broken_midis,
+    melody_midi,
+    one_line_error,
+    tiny_experiment,
+)
 
 DEBUG_CURRICULUM = REPO / "curricula" / "debug.toml"
 MARKER = ".curricmusic"  # the mark of a folder curricmusic made
-
-# The smallest experiment that runs every step: 8 training steps, one sample, symbolic novelty.
-TINY = f"""
-name = "tiny"
-curriculum = "{DEBUG_CURRICULUM}"
-seeds = [0]
-[model]
-size = "tiny"
-d_model = 32
-n_layers = 1
-n_heads = 2
-[train]
-tokens = 2048
-seq_len = 32
-batch_size = 8
-eval_every = 4
-log_every = 4
-checkpoint_every = 4
-[[arms]]
-name = "random"
-pacing = "random"
-[generate]
-n = 1
-max_bars = 2
-max_tokens = 64
-copy_blocking = false
-[novelty]
-embedder = "symbolic"
-"""
-
-
-def tiny_experiment(folder: Path, text: str = TINY) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "tiny.toml"
-    path.write_text(text)
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A finished run of the tiny experiment (run.json, checkpoint.pt, model/, tokenizer.json)."""
-    root = tmp_path_factory.mktemp("trained")
-    experiment = load_experiment(tiny_experiment(root))
-    train_run(experiment, "random", 0, root / "run", show_progress=False)
-    return root / "run"
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """Run the console script in this process: ``cli(*args) -> (exit status, stderr)``."""
-
-    def run(*args) -> tuple[int, str]:
-        status, _, err = run_cli(monkeypatch, capsys, *args)
-        return status, err
-
-    return run
-
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every path under ``folder`` with its bytes (None for folders)."""
@@ -110,15 +61,6 @@ def users_folder(path: Path) -> Path:
     (path / "thesis.txt").write_text("three years of work")
     (path / "tune.mid").write_bytes(melody_midi(0))
     return path
-
-
-def one_line_error(status: int, err: str, expected_status: int, *fragments: str) -> None:
-    assert status == expected_status, err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, err)
 
 
 # ---- 1. data loss ------------------------------------------------------------------------

@@ -16,13 +16,13 @@ continues from its checkpoint, so ``run --resume`` repeats nothing.
 
 from __future__ import annotations
 
-import json
 import traceback
 from pathlib import Path
 
 from curricmusic.common.atomic import write_json
 from curricmusic.common.folders import claim_folder
 from curricmusic.common.progress import err_console
+from curricmusic.common.readback import read_json
 from curricmusic.config import SCRATCH, Experiment
 
 __all__ = ["ADAPT_DIR", "adapt_dir", "scratch_dir", "adapt_model", "adapt_scratch", "adaptation_finished"]
@@ -42,8 +42,8 @@ def scratch_dir(out_dir: Path, seed: int) -> Path:
 
 
 def adaptation_finished(run_dir: Path) -> bool:
-    path = Path(run_dir) / "run.json"
-    return path.is_file() and json.loads(path.read_text()).get("status") == "finished"
+    info = read_json(Path(run_dir) / "run.json", missing_ok=True, hint="`curricmusic run --resume` redoes the run")
+    return info is not None and info.get("status") == "finished"
 
 
 def adapt_model(
@@ -76,7 +76,8 @@ def adapt_scratch(experiment: Experiment, out_dir: Path, show_progress: bool = T
     for seed in experiment.config.seeds:
         folder = scratch_dir(out_dir, seed)
         status = folder / _CELL_FILE
-        if status.is_file() and json.loads(status.read_text()).get("status") == "done":
+        record = read_json(status, missing_ok=True, hint="`curricmusic run --resume` redoes the runs")
+        if record is not None and record.get("status") == "done":
             continue
         try:
             claim_folder(folder, "run")

@@ -97,13 +97,13 @@ def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = Fals
     """Probe every finished run under ``folder`` (a run folder or an experiment folder) that has
     no ``probe.json`` yet (all with ``force``); returns the summary per arm (per arm and learning
     rate when an arm swept several)."""
-    import json
-
+    from curricmusic.common.lock import folder_lock
     from curricmusic.common.progress import progress_bar
+    from curricmusic.common.readback import read_json
 
     folder = Path(folder)
     runs = _run_dirs(folder)
-    infos = {run: json.loads((run / "run.json").read_text()) for run in runs}
+    infos = {run: read_json(run / "run.json", {"status": str}, hint="`curricmusic train --resume` writes it again") or {} for run in runs}
     finished = [run for run in runs if infos[run].get("status") == "finished" and (run / "model").is_dir()]
     if not finished:
         raise UserError(f"{folder}: no finished run to probe (run.json status 'finished' and a model/ folder)")
@@ -112,7 +112,8 @@ def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = Fals
         for run in finished:
             existing = None if force else read_probe(run)
             if existing is None or _stale(existing, layers):
-                existing = probe_run(run, layers=layers)
+                with folder_lock(run, "run folder"):  # not while `train` or `run` writes it
+                    existing = probe_run(run, layers=layers)
             probes[run] = existing
             update()
     rates: dict[str, set] = {}

@@ -53,9 +53,10 @@ def filter_logits(
     - top-p keeps the smallest set of most likely tokens whose probability reaches ``top_p``;
     - min-p keeps tokens with p >= min_p * max p (Nguyen et al. 2024).
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    scores = logits / temperature if temperature != 1.0 else logits
+    if not 0 < temperature < float("inf"):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    # masked entries stay -inf (-inf / a huge temperature would be NaN otherwise)
+    scores = logits if temperature == 1.0 else torch.where(torch.isneginf(logits), logits, logits / temperature)
     if top_k and top_k < scores.shape[-1]:
         kth = torch.topk(scores, top_k, dim=-1).values[..., -1:]  # (B, 1)
         scores = scores.masked_fill(scores < kth, float("-inf"))
@@ -81,4 +82,5 @@ def sample_rows(scores: torch.Tensor, uniforms: np.ndarray) -> torch.Tensor:
     cdf = torch.softmax(scores.float(), dim=-1).cumsum(dim=-1)  # (B, V)
     u = torch.as_tensor(uniforms, dtype=cdf.dtype, device=cdf.device) * (1.0 - 1e-6)
     threshold = (u * cdf[:, -1]).unsqueeze(-1)  # (B, 1)
-    return torch.searchsorted(cdf, threshold, right=True).squeeze(-1)
+    # a row without a finite distribution (NaN scores) would index one past the vocabulary
+    return torch.searchsorted(cdf, threshold, right=True).squeeze(-1).clamp_(max=scores.shape[-1] - 1)

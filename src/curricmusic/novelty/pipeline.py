@@ -14,7 +14,6 @@ the embedder's calibrated threshold, if the embedder passes the copy probe (see
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,18 @@ import numpy as np
 
 from curricmusic.common.atomic import json_safe, write_json, write_text
 from curricmusic.common.errors import UserError
-from curricmusic.common.folders import check_folder, claim_folder
+from curricmusic.common.folders import check_folder, writing_folder
 from curricmusic.common.progress import err_console
+from curricmusic.common.readback import read_json
 from curricmusic.config import NoveltySection
 from curricmusic.data.prepared import PreparedData
 from curricmusic.novelty.copy_index import DEFAULT_NS
 
+#: What readers of novelty.json rely on (see curricmusic.common.readback).
+NOVELTY_SCHEMA = {"summary": dict, "samples": list, "embedder": dict}
+
 __all__ = [
+    "NOVELTY_SCHEMA",
     "Against", "Scores", "resolve_against", "novelty_settings_for", "score_files", "score_novelty",
     "copying_of_sets", "NGRAM_SIZES",
 ]
@@ -53,7 +57,8 @@ def resolve_against(path: str | Path) -> Against:
     """A run folder (its prepared data) or a prepared folder."""
     path = Path(path)
     if (path / "run.json").is_file():
-        info = json.loads((path / "run.json").read_text())
+        info = read_json(path / "run.json", {"prepared": str}, hint="`curricmusic train --resume` writes it again")
+        assert info is not None
         return Against(PreparedData.open(info["prepared"]), path)
     if (path / "manifest.json").is_file():
         return Against(PreparedData.open(path), None)
@@ -75,7 +80,9 @@ def novelty_settings_for(against: str | Path, flags: dict[str, Any]) -> tuple[No
     recorded, source = None, str(path)
     if (path / "run.json").is_file():
         source = str(path / "run.json")
-        recorded = (json.loads((path / "run.json").read_text()).get("config") or {}).get("novelty")
+        info = read_json(path / "run.json", {"config": dict}, hint="`curricmusic train --resume` writes it again")
+        assert info is not None
+        recorded = info["config"].get("novelty")
     whole = flags.get("max_seconds") == 0
     given = {**flags, "max_seconds": None} if whole else flags
     settings, sources = layered(NoveltySection, recorded, given, source=source, section="novelty", flag_names=_NOVELTY_FLAGS)
@@ -406,12 +413,27 @@ def score_novelty(
 
     ``sources`` (where each setting came from, see :func:`novelty_settings_for`) is recorded.
     """
-    from curricmusic.novelty.render import renderer_spec
-    from curricmusic.reporting.novelty_page import novelty_html
-
     samples_dir, out_dir = Path(samples_dir), Path(out_dir)
     check_folder(out_dir, kind="novelty")  # refuse a folder that is not ours before any work
     files = _sample_files(samples_dir)
+    with writing_folder(out_dir, "novelty"):  # one writer: a second one is refused at once
+        return _score_into(files, samples_dir, against, out_dir, settings, embedder_spec, bank_stages, sources, show_progress)
+
+
+def _score_into(
+    files: list[Path],
+    samples_dir: Path,
+    against: str | Path,
+    out_dir: Path,
+    settings: NoveltySection,
+    embedder_spec: str | None,
+    bank_stages: list[str] | None,
+    sources: dict[str, str] | None,
+    show_progress: bool,
+) -> dict[str, Any]:
+    from curricmusic.novelty.render import renderer_spec
+    from curricmusic.reporting.novelty_page import novelty_html
+
     data = resolve_against(against).prepared
     scores = score_files(
         files, data, settings, embedder_spec=embedder_spec, bank_stages=bank_stages, show_progress=show_progress
@@ -437,7 +459,6 @@ def score_novelty(
         "summary": scores.summary,
     }
     report = json_safe(report)
-    claim_folder(out_dir, "novelty")
     write_json(out_dir / "novelty.json", report)
     write_text(out_dir / "novelty.html", novelty_html(report, samples_dir, out_dir))
     return report

@@ -26,6 +26,7 @@ import torch
 
 from curricmusic.common.atomic import atomic_path, write_json
 from curricmusic.common.errors import UserError
+from curricmusic.common.readback import read_json, read_jsonl
 from curricmusic.model.digest import tree_digest
 
 __all__ = [
@@ -103,6 +104,9 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
+_RESTART = "resume from a copy of the run folder, or start the run again in a new --out"
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's payload: tensors and plain values only (``weights_only=True``: a file that
     holds any other Python object is refused, never unpickled), checked against its hash."""
@@ -112,30 +116,33 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" not in str(exc).lower():
-            raise UserError(f"{path}: unreadable checkpoint (not a torch checkpoint file)") from None
+            raise UserError(f"{path}: damaged (not a torch checkpoint file); {_RESTART}") from None
         raise UserError(
             f"{path}: refused: it holds Python objects other than tensors and plain values, so "
             "loading it could run code; curricmusic never writes such a file (start a new --out)"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - a torn or foreign file
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise UserError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {first})") from None
+    except Exception:  # noqa: BLE001 - a torn or foreign file (torch's own words: under --debug)
+        raise UserError(f"{path}: damaged (truncated, or not a torch checkpoint file); {_RESTART}") from None
     if not isinstance(payload, dict):
         raise UserError(f"{path}: not a curricmusic checkpoint (expected a dict)")
     recorded = payload.pop(DIGEST_KEY, None)
     if recorded is not None and tree_digest(payload) != recorded:
-        raise UserError(
-            f"{path}: damaged: its contents do not match the hash recorded when it was saved; "
-            "resume from a copy, or start the run again"
-        )
+        raise UserError(f"{path}: damaged (its contents do not match the hash recorded when it was saved); {_RESTART}")
     return payload
 
 
+#: What readers of run.json rely on (see curricmusic.common.readback).
+RUN_SCHEMA = {"seed": int, "config": dict, "status": str}
+#: What readers of metrics.jsonl rely on, per row.
+METRICS_SCHEMA = {"step": int}
+
+
 def read_run(run_dir: Path) -> dict[str, Any]:
+    """``run.json``, validated: a damaged one is one line naming it (``train --resume`` writes it again)."""
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `curricmusic train`")
-    return json.loads(path.read_text())
+    return read_json(path, RUN_SCHEMA, hint="`curricmusic train --resume` (or `run --resume`) writes it again")  # type: ignore[return-value]
 
 
 def write_run(run_dir: Path, info: dict[str, Any]) -> None:
@@ -143,17 +150,9 @@ def write_run(run_dir: Path, info: dict[str, Any]) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Every row of ``metrics.jsonl``; a torn last line (a killed writer) is ignored."""
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
+    """Every row of ``metrics.jsonl``; a torn last line (a killed writer) is ignored, any other
+    damage is one line naming the file."""
+    return read_jsonl(Path(run_dir) / METRICS_FILE, METRICS_SCHEMA)
 
 
 def truncate_metrics(run_dir: Path, last_step: int) -> None:

@@ -23,6 +23,7 @@ from curricmusic.curriculum.pacing import Pacing, ScheduleContext, build_schedul
 from curricmusic.curriculum.shots import shot_subset
 from curricmusic.curriculum.windows import WindowSampler
 from curricmusic.data.prepared import PreparedData
+from curricmusic.model.budget import check_inference_fits, check_training_fits
 from curricmusic.model.transformer import ModelConfig, MusicTransformer
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "plan_adaptation",
     "build_model",
     "initial_model",
+    "model_config_of",
     "make_optimizer",
     "heldout_sets",
 ]
@@ -96,7 +98,7 @@ class RunPlan:
 
 def prepared_for(experiment: Experiment, arm_name: str | None = None, show_progress: bool = True) -> PreparedData:
     """The prepared data of the experiment's curriculum (or an arm's own), built if needed."""
-    from curricmusic.data.prepare import prepare
+    from curricmusic.data.prepare import CACHE_WAIT_S, prepare
     from curricmusic.data.summary import default_prepared_dir
 
     config = experiment.config
@@ -105,7 +107,7 @@ def prepared_for(experiment: Experiment, arm_name: str | None = None, show_progr
         folder = config.prepared
     else:
         folder = default_prepared_dir(curriculum)
-    return prepare(curriculum, folder, show_progress=show_progress, source=experiment.source).data
+    return prepare(curriculum, folder, show_progress=show_progress, source=experiment.source, wait_s=CACHE_WAIT_S).data
 
 
 def schedule_for(experiment: Experiment, arm_name: str, data: PreparedData, seed: int) -> Pacing:
@@ -159,13 +161,15 @@ def plan_run(experiment: Experiment, arm_name: str, seed: int, show_progress: bo
 def style_prepared(experiment: Experiment, show_progress: bool = True) -> PreparedData:
     """The ``[adapt]`` style prepared (built if needed) with the experiment's tokenizer, checked
     to hold enough training pieces for the largest shot size and held-out pieces to score."""
-    from curricmusic.data.prepare import prepare
+    from curricmusic.data.prepare import CACHE_WAIT_S, prepare
     from curricmusic.data.summary import default_prepared_dir
 
     adapt, curriculum = experiment.config.adapt, experiment.adapt_curriculum
     if adapt is None or curriculum is None:
         raise UserError(f"{experiment.source}: no [adapt] section")
-    data = prepare(curriculum, default_prepared_dir(curriculum), show_progress=show_progress, source=experiment.source).data
+    data = prepare(
+        curriculum, default_prepared_dir(curriculum), show_progress=show_progress, source=experiment.source, wait_s=CACHE_WAIT_S
+    ).data
     stage = adapt.style.name
     counts = {split: len(data.pieces(stage, split)) for split in ("train", "val", "test")}
     if counts["train"] < adapt.shots[-1]:
@@ -207,27 +211,40 @@ def plan_adaptation(experiment: Experiment, seed: int, shots: int, show_progress
     return RunPlan(data, data, schedule, sampler, heldout_sets(experiment, data, "val"), Cadence.of(adapt), pieces)
 
 
-def build_model(experiment: Experiment, vocab_size: int, seed: int) -> MusicTransformer:
-    """The model of the experiment, with the same initial weights for every arm of a seed."""
-    return _model_of(experiment.config, vocab_size, seed, experiment.source)
+def build_model(experiment: Experiment, vocab_size: int, seed: int, micro_batch: int | None = None) -> MusicTransformer:
+    """The model of the experiment, with the same initial weights for every arm of a seed.
+
+    Before any weight exists, a training step of ``micro_batch`` windows (default the
+    experiment's) is checked to fit in this machine's memory (one line, exit 2, if not)."""
+    config = experiment.config
+    model_config = model_config_of(config, vocab_size, experiment.source)
+    batch = micro_batch or config.train.micro_batch_size or config.train.batch_size
+    check_training_fits(model_config, batch, config.train.seq_len, f"{experiment.source}: model")
+    return _seeded_model(model_config, seed)
 
 
 def initial_model(run_info: dict, vocab_size: int) -> MusicTransformer:
     """The untrained model a run started from, rebuilt from its ``run.json`` exactly as
     :func:`build_model` built it (every arm of the run's seed starts from these weights)."""
     config = ExperimentConfig.model_validate_json(json.dumps(run_info["config"]))
-    return _model_of(config, vocab_size, int(run_info["seed"]), str(run_info.get("experiment_file", "run.json")))
+    model_config = model_config_of(config, vocab_size, str(run_info.get("experiment_file", "run.json")))
+    check_inference_fits(model_config, 1, config.train.seq_len, "run.json: model")
+    return _seeded_model(model_config, int(run_info["seed"]))
 
 
-def _model_of(config: ExperimentConfig, vocab_size: int, seed: int, source: str) -> MusicTransformer:
+def model_config_of(config: ExperimentConfig, vocab_size: int, source: str) -> ModelConfig:
+    """The ``ModelConfig`` an experiment's ``[model]`` section gives over ``vocab_size`` tokens."""
     section = config.model
     overrides = {k: v for k, v in section.model_dump().items() if k not in ("size", "dropout") and v is not None}
     try:
-        model_config = ModelConfig.from_size(
+        return ModelConfig.from_size(
             section.size, vocab_size, max_seq_len=config.train.seq_len, dropout=section.dropout, **overrides
         )
     except ValueError as exc:
         raise UserError(f"{source}: model: {exc}") from None
+
+
+def _seeded_model(model_config: ModelConfig, seed: int) -> MusicTransformer:
     torch.manual_seed(seed)  # the same initial weights for every arm of a seed: paired comparisons
     return MusicTransformer(model_config)
 
