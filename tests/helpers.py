@@ -18,6 +18,10 @@ DEBUG_ENV = "CURRICMUSIC_DEBUG"  # the README's debug switch
 #: Cache folders of third-party tools that ``main()`` points into curricmusic's cache.
 TOOL_CACHES = ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR")
 
+#: A subprocess that runs longer than this is hung, not slow: no test relies on a machine's speed
+#: or load, so every wait in the tests is this generous.
+HANG_S = 1800
+
 #: The smallest experiment text that loads (the debug curriculum), without arms: tests append them.
 MINIMAL_EXPERIMENT = f"""
 name = "x"

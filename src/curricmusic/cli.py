@@ -359,20 +359,31 @@ def probe(
             )
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into an exception so that every ``finally`` runs (locks, temporary files)."""
+class _Signals:
+    """The signal that interrupted the command (SIGINT or SIGTERM), if any."""
+
+    received: int | None = None
 
 
-def _on_sigterm(signum, frame) -> None:
-    raise _Terminated
+def _on_signal(signum, frame) -> None:
+    """SIGINT and SIGTERM become KeyboardInterrupt, so that every ``finally`` runs (locks,
+    temporary files); the command line then says so in one line (typer itself exits silently)."""
+    _Signals.received = signum
+    raise KeyboardInterrupt
 
 
 _RESUMABLE = ("train", "run")  # commands whose --resume continues where an interruption left off
 
 
-def _interrupted_line(args: list[str]) -> str:
+def _interrupted(args: list[str]) -> None:
+    """One line, then exit 130 (SIGINT) or 143 (SIGTERM)."""
     command = next((arg for arg in args if not arg.startswith("-")), "")
-    return "interrupted; `--resume` continues" if command in _RESUMABLE else "interrupted"
+    line = "interrupted; `--resume` continues" if command in _RESUMABLE else "interrupted"
+    try:
+        err_console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
+    except Exception:  # noqa: BLE001 - the last resort must not fail
+        os.write(2, f"{line}\n".encode())
+    sys.exit(143 if _Signals.received == signal.SIGTERM else 130)
 
 
 def _print_error(line: str) -> None:
@@ -390,14 +401,18 @@ def main(argv: list[str] | None = None) -> None:
         args = [arg for arg in args if arg != "--debug"]
         os.environ[DEBUG_ENV] = "1"
     redirect_tool_caches()  # nothing written outside --out and the cache
-    previous = signal.getsignal(signal.SIGTERM)
+    _Signals.received = None
+    handlers = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        handlers = {number: signal.signal(number, _on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         app(args=args, prog_name="curricmusic")
-    except KeyboardInterrupt as exc:
-        _print_interrupted(_interrupted_line(args))
-        sys.exit(143 if isinstance(exc, _Terminated) else 130)
+    except SystemExit:
+        if _Signals.received is not None:  # typer turned the interruption into a silent exit 130
+            _interrupted(args)
+        raise
+    except KeyboardInterrupt:
+        _interrupted(args)
     except Exception as exc:  # noqa: BLE001 - the one top-level handler
         if debug_enabled():
             traceback.print_exc()
@@ -409,12 +424,5 @@ def main(argv: list[str] | None = None) -> None:
         _print_error(line)
         sys.exit(status)
     finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _print_interrupted(line: str) -> None:
-    try:
-        err_console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
-    except Exception:  # noqa: BLE001 - the last resort must not fail
-        os.write(2, f"{line}\n".encode())
+        for number, handler in handlers.items():
+            signal.signal(number, handler)

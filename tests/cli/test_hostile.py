@@ -37,6 +37,7 @@ from curricmusic.training.loop import train_run
 from tests.conftest import REPO
 from tests.helpers import (
     DEBUG_ENV,
+    HANG_S,
     TINY,
     TOOL_CACHES,
     broken_midis,
@@ -174,7 +175,7 @@ torch.save({"step": 4, "model": {}, "evil": Payload()}, sys.argv[1])
 
 
 def write_evil(path: Path, marker: Path) -> None:
-    subprocess.run([sys.executable, "-c", EVIL, str(path), str(marker)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", EVIL, str(path), str(marker)], check=True, timeout=HANG_S)
 
 
 def test_2_a_pickle_payload_in_a_run_folder_never_runs(trained, tmp_path):
@@ -250,7 +251,7 @@ def test_4_a_run_writes_nothing_outside_its_folder_and_the_cache(tmp_path):
         env.pop(variable, None)
     done = subprocess.run(
         [sys.executable, "-m", "curricmusic", "run", str(experiment), "--out", "runs/tiny"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
+        cwd=work, env=env, capture_output=True, text=True, timeout=HANG_S,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     new = sorted(path for path in files() - before if not path.startswith(str(work / "runs")))
@@ -407,7 +408,7 @@ import curricmusic.data.prepare as prepare_module
 from curricmusic.config import curriculum_from_midi_dir
 
 def slow(items):
-    time.sleep(120)
+    time.sleep(3600)  # killed long before
     return []
 
 prepare_module._process_chunk = slow  # the forked workers inherit it
@@ -426,7 +427,7 @@ def test_7_pool_workers_die_with_a_killed_prepare(tmp_path):
         (folder / f"t{i}.mid").write_bytes(melody_midi(i))
     parent = subprocess.Popen([sys.executable, "-c", SLOW_PREPARE, str(folder)])
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + HANG_S
         workers = []
         while time.monotonic() < deadline and len(workers) < 2:
             time.sleep(0.5)
@@ -434,8 +435,8 @@ def test_7_pool_workers_die_with_a_killed_prepare(tmp_path):
         assert len(workers) >= 2, "the pool did not start"
         time.sleep(1.0)  # let the workers reach their task
         parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=30)
-        deadline = time.monotonic() + 15
+        parent.wait(timeout=HANG_S)
+        deadline = time.monotonic() + 120  # the kernel kills them at once; the watcher within a second
 
         def alive(process) -> bool:
             try:

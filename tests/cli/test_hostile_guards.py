@@ -36,6 +36,7 @@ from curricmusic.common.lock import HOLDERS_ENV, LOCK_FILE
 from curricmusic.config import load_experiment
 from tests.helpers import (
     DEBUG_ENV,
+    HANG_S,
     TINY,
     TOOL_CACHES,
     melody_midi,
@@ -48,7 +49,7 @@ from tests.helpers import (
 TRAIN_ONLY = TINY.replace("[generate]\nn = 1", "[generate]\nn = 0") + "[probe]\nenabled = false\n"
 # TINY without probes: the finished experiment folder of section 14 (run again with --resume over it)
 FINISHED = TINY + "[probe]\nenabled = false\n"
-GATE_TIMEOUT_S = 900  # generous: a loaded machine is slow, and nothing here measures time
+
 
 # Runs the console script with train_step held at a gate: it touches READY on the first step
 # (when the command holds its folder's lock) and waits until GO exists.
@@ -72,7 +73,7 @@ main()
 def command(*args, **kwargs) -> subprocess.CompletedProcess:
     """``curricmusic ARGS`` in a new process, its output captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "curricmusic", *map(str, args)], capture_output=True, text=True, timeout=GATE_TIMEOUT_S, **kwargs
+        [sys.executable, "-m", "curricmusic", *map(str, args)], capture_output=True, text=True, timeout=HANG_S, **kwargs
     )
 
 
@@ -86,7 +87,7 @@ class Gated:
             [sys.executable, "-c", GATED, str(self.ready), str(self.go), *map(str, args)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        deadline = time.monotonic() + GATE_TIMEOUT_S
+        deadline = time.monotonic() + HANG_S
         while not self.ready.exists():
             if self.process.poll() is not None:
                 raise AssertionError(f"the gated command ended first: {self.process.stderr.read()[-3000:]}")  # type: ignore[union-attr]
@@ -99,12 +100,12 @@ class Gated:
 
     def release(self) -> tuple[int, str, str]:
         self.go.touch()
-        out, err = self.process.communicate(timeout=GATE_TIMEOUT_S)
+        out, err = self.process.communicate(timeout=HANG_S)
         return self.process.returncode, out, err
 
     def signal(self, number: int) -> tuple[int, str]:
         self.process.send_signal(number)
-        _, err = self.process.communicate(timeout=GATE_TIMEOUT_S)
+        _, err = self.process.communicate(timeout=HANG_S)
         return self.process.returncode, err
 
 
@@ -197,7 +198,7 @@ def limited(*args, script: str | None = None) -> subprocess.CompletedProcess:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
     head = [sys.executable, "-c", script] if script else [sys.executable, "-m", "curricmusic"]
-    return subprocess.run([*head, *map(str, args)], capture_output=True, text=True, timeout=GATE_TIMEOUT_S, preexec_fn=limit)
+    return subprocess.run([*head, *map(str, args)], capture_output=True, text=True, timeout=HANG_S, preexec_fn=limit)
 
 
 @pytest.mark.parametrize(

@@ -80,12 +80,6 @@ def _text(path: Path, hint: str, max_bytes: int) -> str:
         raise _damaged(path, f"not UTF-8 text at byte {exc.start}", hint) from None
 
 
-def _decode(text: str) -> Any:
-    """JSON of ``text``; ValueError (with a one-line reason) when it is none. Huge numbers that
-    Python would parse slowly or not at all are refused by the json module's own limit."""
-    return json.loads(text)
-
-
 def read_json(
     path: str | os.PathLike[str],
     schema: Schema | None = None,
@@ -105,8 +99,8 @@ def read_json(
     if not text.strip():
         raise _damaged(path, "empty", hint)
     try:
-        obj = _decode(text)
-    except ValueError as exc:  # JSONDecodeError, and the int-digits limit of huge numbers
+        obj = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, and Python's limit on the digits of an integer
         raise _damaged(path, f"not JSON: {str(exc).splitlines()[0][:200]}", hint) from None
     problem = _schema_problem(obj, schema)
     if problem:
@@ -135,7 +129,7 @@ def read_jsonl(
             continue
         last = number == len(lines)  # no newline after it: maybe torn
         try:
-            row = _decode(line)
+            row = json.loads(line)
         except ValueError as exc:
             if last:
                 break

@@ -85,8 +85,9 @@ CELL_SCHEMA = {"status": str}
 
 
 def _cell_status(cell: Cell) -> str | None:
-    record = read_json(cell.run_dir / CELL_FILE, CELL_SCHEMA, missing_ok=True, hint="`curricmusic run --resume` redoes the cell")
-    return record["status"] if record else None
+    """done / failed, or None when the cell has not run (or its record is damaged: it runs again)."""
+    path = cell.run_dir / CELL_FILE
+    return read_json(path, CELL_SCHEMA)["status"] if readable(path, CELL_SCHEMA) else None  # type: ignore[index]
 
 
 def _cell_problem(experiment: Experiment, cell: Cell) -> str | None:
@@ -113,7 +114,6 @@ def _cell_problem(experiment: Experiment, cell: Cell) -> str | None:
 def _train_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None:
     from curricmusic.training.loop import train_run
 
-    _set_aside_damaged_checkpoint(cell.run_dir)
     train_run(experiment, cell.arm, cell.seed, cell.run_dir, lr=cell.lr, resume=True, show_progress=show_progress)
 
 
@@ -278,6 +278,7 @@ def _run_cell(experiment: Experiment, cell: Cell, launcher: str, show_progress: 
     cell of a running experiment is refused); returns done or failed."""
     try:
         with writing_folder(cell.run_dir, "run"):
+            _set_aside_damaged_checkpoint(cell.run_dir)
             if launcher == "accelerate":
                 _train_with_accelerate(experiment, cell)
             else:
@@ -326,12 +327,12 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
         err_console.print(f"{cell.name}: {status} (job {job.job_id})")
 
 
-def _prepare_data(experiment: Experiment, show_progress: bool) -> None:
+def _prepare_data(experiment: Experiment, show_progress: bool):
     """Prepare every curriculum once, up front: a data problem stops the run with one clear line
-    instead of failing every cell the same way."""
+    instead of failing every cell the same way. Returns the experiment curriculum's data."""
     from curricmusic.training.setup import prepared_for
 
-    prepared_for(experiment, show_progress=show_progress)
+    data = prepared_for(experiment, show_progress=show_progress)
     for arm in experiment.config.arms:
         if experiment.arm_curricula[arm.name] is not experiment.curriculum:
             prepared_for(experiment, arm.name, show_progress=show_progress)
@@ -339,6 +340,7 @@ def _prepare_data(experiment: Experiment, show_progress: bool) -> None:
         from curricmusic.training.setup import style_prepared
 
         style_prepared(experiment, show_progress=show_progress)
+    return data
 
 
 def _adapt_from_scratch(experiment: Experiment, out_dir: Path, show_progress: bool) -> None:
@@ -366,9 +368,9 @@ def run_experiment(
     check_before_training(experiment, out_dir, launcher)
     with writing_folder(out_dir, "experiment"):
         _check_record(experiment, out_dir, resume)
-        _prepare_data(experiment, show_progress)
+        data = _prepare_data(experiment, show_progress)
         if launcher != "slurm":  # slurm jobs run on other machines: their memory is not ours to check
-            _check_model_fits(experiment)
+            _check_model_fits(experiment, data.vocab_size)
         _run_cells(experiment, out_dir, launcher, show_progress)
         _adapt_from_scratch(experiment, out_dir, show_progress)
         results = aggregate(experiment, out_dir, cells_of(experiment, out_dir))
@@ -390,14 +392,13 @@ def _check_record(experiment: Experiment, out_dir: Path, resume: bool) -> None:
     write_json(record, snapshot)
 
 
-def _check_model_fits(experiment: Experiment) -> None:
+def _check_model_fits(experiment: Experiment, vocab_size: int) -> None:
     """The model, trained at the experiment's batch, must fit in this machine's memory: checked
     once, before the first cell trains (one line, exit 2)."""
     from curricmusic.model.budget import check_training_fits
-    from curricmusic.training.setup import model_config_of, prepared_for
+    from curricmusic.training.setup import model_config_of
 
     config = experiment.config
-    vocab_size = prepared_for(experiment, show_progress=False).vocab_size
     model = model_config_of(config, vocab_size, experiment.source)
     batch = config.train.micro_batch_size or config.train.batch_size
     check_training_fits(model, batch, config.train.seq_len, f"{experiment.source}: model")
