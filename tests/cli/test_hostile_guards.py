@@ -320,6 +320,8 @@ def test_13_sampling_at_any_finite_temperature_keeps_the_mask_and_never_indexes_
     hot = filter_logits(logits, temperature=1e308)
     assert torch.isneginf(hot[0, [1, 3]]).all() and torch.isfinite(hot[0, [0, 2]]).all()
     assert set(sample_rows(hot.repeat(64, 1), np.linspace(0, 0.999, 64)).tolist()) == {0, 2}
+    cold = filter_logits(logits, temperature=1e-300)  # greedy, not NaN
+    assert set(sample_rows(cold.repeat(64, 1), np.linspace(0, 0.999, 64)).tolist()) == {0}
     with pytest.raises(ValueError, match="finite number > 0"):
         filter_logits(logits, temperature=float("inf"))
     nan_rows = torch.full((3, 4), float("nan"))

@@ -14,6 +14,9 @@ The one rule every command that writes a folder follows (``data prepare``, ``tra
 
 Replacing a whole folder (``data prepare`` swaps in a freshly built one) needs more: the folder
 must be ours, of the same kind, and hold nothing but the entries that kind writes.
+
+A command writes only while it holds the folder's lock (:func:`writing_folder`, see
+:mod:`curricmusic.common.lock`): one writer per folder. The lock file is never a user's entry.
 """
 
 from __future__ import annotations

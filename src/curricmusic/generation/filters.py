@@ -55,8 +55,7 @@ def filter_logits(
     """
     if not 0 < temperature < float("inf"):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
-    # masked entries stay -inf (-inf / a huge temperature would be NaN otherwise)
-    scores = logits if temperature == 1.0 else torch.where(torch.isneginf(logits), logits, logits / temperature)
+    scores = logits if temperature == 1.0 else _tempered(logits, temperature)
     if top_k and top_k < scores.shape[-1]:
         kth = torch.topk(scores, top_k, dim=-1).values[..., -1:]  # (B, 1)
         scores = scores.masked_fill(scores < kth, float("-inf"))
@@ -71,6 +70,17 @@ def filter_logits(
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         scores = scores.masked_fill(drop, float("-inf"))
     return scores
+
+
+def _tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature`` (B, V), shifted by each row's largest finite logit first (softmax
+    does not change): at any finite temperature masked entries stay -inf and nothing becomes NaN
+    (``-inf / 1e308`` and ``5 / 1e-300`` would)."""
+    masked = torch.isneginf(logits)
+    top = logits.masked_fill(masked, float("-inf")).amax(dim=-1, keepdim=True)  # (B, 1)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # a fully masked row stays so
+    # below 1e-30 every temperature is greedy alike, and float32 would round it to 0
+    return torch.where(masked, logits, (logits - top) / max(temperature, 1e-30))
 
 
 def sample_rows(scores: torch.Tensor, uniforms: np.ndarray) -> torch.Tensor:

@@ -34,6 +34,8 @@ from curricmusic.novelty.copy_index import NGramIndex, training_index
 
 __all__ = ["LoadedRun", "load_run", "prompt_ids", "sample_tokens", "SampleBatch", "generate_samples"]
 
+_UNIFORM_BLOCK = 256  # steps of uniforms drawn at once
+
 
 def prompt_ids(tokenizer: Tokenizer, midi_path: str | Path, bars: int) -> np.ndarray:
     """Tokens ``(P,)`` of the last ``bars`` bars of a MIDI file: BOS + notes, no EOS."""
@@ -82,7 +84,7 @@ class _Sampling:
     history: torch.Tensor  # (B, P + max_tokens): the prompt, then what is sampled
     filled: int
     logits: torch.Tensor  # (B, V) of the next token
-    seeds: np.ndarray  # (B,) uint64: each row's stream of uniforms (row_uniforms, one step at a time)
+    seeds: np.ndarray  # (B,) uint64: each row's stream of uniforms (row_uniforms)
     max_bars: int  # the prompt's bars + settings.max_bars
     eos: int
     pad: int
@@ -90,6 +92,16 @@ class _Sampling:
     logprob: torch.Tensor  # (B,) float64
     counts: torch.Tensor  # (B,) float64
     generated: list[np.ndarray] = field(default_factory=list)
+    uniforms: np.ndarray | None = None  # (B, _UNIFORM_BLOCK) of steps from uniforms_from on
+    uniforms_from: int = 0
+
+    def uniforms_at(self, step: int) -> np.ndarray:
+        """Each row's uniform of ``step`` ``(B,)``, drawn a block of steps at a time: memory stays
+        bounded whatever ``max_tokens``."""
+        if self.uniforms is None or not 0 <= step - self.uniforms_from < self.uniforms.shape[1]:
+            self.uniforms_from = step
+            self.uniforms = row_uniforms(self.seeds, np.arange(step, step + _UNIFORM_BLOCK))
+        return self.uniforms[:, step - self.uniforms_from]
 
     @property
     def device(self) -> torch.device:
@@ -163,7 +175,7 @@ def _scores(run: _Sampling, step: int) -> torch.Tensor:
 
 def _step(run: _Sampling, step: int) -> bool:
     """Sample one token per row and feed it to the model; True when every row has ended."""
-    tokens = sample_rows(_scores(run, step), row_uniforms(run.seeds, step)).cpu().numpy()  # (B,)
+    tokens = sample_rows(_scores(run, step), run.uniforms_at(step)).cpu().numpy()  # (B,)
     tokens[run.done] = run.pad
     run.tracker.advance(run.state, tokens)
     if run.grammar is None:  # no mask: stop a row that opens one bar too many, or runs out of tokens
