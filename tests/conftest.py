@@ -1,13 +1,19 @@
-"""Shared fixtures: an isolated cache and a folder of tiny MIDI files (good and broken)."""
+"""Shared fixtures: an isolated cache, a folder of tiny MIDI files (good and broken), and the one
+finished debug experiment that the end-to-end tests read (run once per session)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import HANG_S, broken_midis, melody_midi
 from tests.helpers import REPO as REPO  # re-exported: tests import it from here
-from tests.helpers import broken_midis, melody_midi
+
+DEBUG_EXPERIMENT = REPO / "experiments" / "debug.toml"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -32,3 +38,19 @@ def midi_folder(tmp_path: Path) -> Path:
         (root / "broken" / name).write_bytes(data)
     (root / "notes.txt").write_text("not a midi file and not named like one")
     return root
+
+
+@pytest.fixture(scope="session")
+def debug_run(tmp_path_factory) -> tuple[Path, dict]:
+    """``curricmusic run experiments/debug.toml``: pretraining, sampling, novelty, probes and the
+    adaptation phase end to end through the command line, as a user runs it; ``(folder,
+    results.json)``. Shared by every test that only reads a finished experiment: copy the folder
+    before changing anything in it."""
+    out = tmp_path_factory.mktemp("debug-run")
+    done = subprocess.run(
+        [sys.executable, "-m", "curricmusic", "run", str(DEBUG_EXPERIMENT), "--out", str(out)],
+        capture_output=True, text=True, timeout=HANG_S,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "In short:" in done.stdout  # the command prints the report's opening paragraph
+    return out, json.loads((out / "results.json").read_text())

@@ -18,6 +18,10 @@ DEBUG_ENV = "CURRICMUSIC_DEBUG"  # the README's debug switch
 #: Cache folders of third-party tools that ``main()`` points into curricmusic's cache.
 TOOL_CACHES = ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR")
 
+#: A subprocess that runs longer than this is hung, not slow: no test relies on a machine's speed
+#: or load, so every wait in the tests is this generous.
+HANG_S = 1800
+
 #: The smallest experiment text that loads (the debug curriculum), without arms: tests append them.
 MINIMAL_EXPERIMENT = f"""
 name = "x"
@@ -79,3 +83,49 @@ def broken_midis() -> dict[str, tuple[bytes, str]]:
         "zero_tempo.midi": (zero_tempo, "tempo"),
         "absurd_length.mid": (long_score.dumps_midi(), "absurd length"),
     }
+
+
+# The smallest experiment that runs every step: 8 training steps, one sample, symbolic novelty.
+TINY = f"""
+name = "tiny"
+curriculum = "{REPO / "curricula" / "debug.toml"}"
+seeds = [0]
+[model]
+size = "tiny"
+d_model = 32
+n_layers = 1
+n_heads = 2
+[train]
+tokens = 2048
+seq_len = 32
+batch_size = 8
+eval_every = 4
+log_every = 4
+checkpoint_every = 4
+[[arms]]
+name = "random"
+pacing = "random"
+[generate]
+n = 1
+max_bars = 2
+max_tokens = 64
+copy_blocking = false
+[novelty]
+embedder = "symbolic"
+"""
+
+
+def tiny_experiment(folder: Path, text: str = TINY) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+def one_line_error(status: int, err: str, expected_status: int, *fragments: str) -> None:
+    assert status == expected_status, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, err)

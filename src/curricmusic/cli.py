@@ -8,16 +8,20 @@ runs failed. ``--debug`` (anywhere on the line) or ``CURRICMUSIC_DEBUG=1`` adds 
 
 from __future__ import annotations
 
+import gc
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
-from curricmusic.common.errors import DEBUG_ENV, UserError, debug_enabled, error_line
+from curricmusic.common.errors import DEBUG_ENV, UserError, debug_enabled, error_line, out_of_memory
 from curricmusic.common.paths import redirect_tool_caches
 from curricmusic.common.progress import console, err_console
 
@@ -84,7 +88,7 @@ def data_show(
     plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of difficulty and tokens per stage."),
 ) -> None:
     """What each stage holds, with example MIDI files to listen to."""
-    from curricmusic.data.prepare import prepare
+    from curricmusic.data.prepare import CACHE_WAIT_S, prepare
     from curricmusic.data.prepared import PreparedData
     from curricmusic.data.summary import (
         default_prepared_dir,
@@ -97,7 +101,7 @@ def data_show(
         data = PreparedData.open(curriculum)
     else:
         config, source = _load_curriculum_arg(curriculum)
-        data = prepare(config, default_prepared_dir(config), workers=os.cpu_count() or 1, source=source).data
+        data = prepare(config, default_prepared_dir(config), workers=os.cpu_count() or 1, source=source, wait_s=CACHE_WAIT_S).data
     if stage is None:
         print_summary(data)
     else:
@@ -216,8 +220,10 @@ def novelty(
     out_dir = out or samples_dir / "novelty"
     report = score_novelty(samples_dir, against, out_dir, settings, sources=sources)
     summary = report["summary"]
+    skipped = len(report.get("skipped") or [])
     console.print(
-        f"[green]{out_dir / 'novelty.html'}[/]: {summary['n']} samples, {summary['n_flagged']} flagged "
+        f"[green]{out_dir / 'novelty.html'}[/]: {summary['n']} samples scored"
+        f"{f', {skipped} skipped (unreadable; reasons in novelty.json)' if skipped else ''}, {summary['n_flagged']} flagged "
         f"(copy rate {summary['copy_rate']:.2f}), median rho {summary['rho_median']:.2f}, "
         f"C_T {summary['data_copying_C_T'] if summary['data_copying_C_T'] is not None else 'n/a'}, "
         f"false flags on fresh music {_two(summary.get('fresh_false_flag_rate'))} (distance flag "
@@ -361,6 +367,41 @@ def probe(
             )
 
 
+class _Signals:
+    """The signal that interrupted the command (SIGINT or SIGTERM), if any."""
+
+    received: int | None = None
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGINT and SIGTERM become KeyboardInterrupt, so that every ``finally`` runs (locks,
+    temporary files); the command line then says so in one line (typer itself exits silently)."""
+    _Signals.received = signum
+    raise KeyboardInterrupt
+
+
+_RESUMABLE = ("train", "run")  # commands whose --resume continues where an interruption left off
+
+
+def _interrupted(args: list[str]) -> None:
+    """One line, then exit 130 (SIGINT) or 143 (SIGTERM)."""
+    command = next((arg for arg in args if not arg.startswith("-")), "")
+    line = "interrupted; `--resume` continues" if command in _RESUMABLE else "interrupted"
+    try:
+        err_console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
+    except Exception:  # noqa: BLE001 - the last resort must not fail
+        os.write(2, f"{line}\n".encode())
+    sys.exit(143 if _Signals.received == signal.SIGTERM else 130)
+
+
+def _print_error(line: str) -> None:
+    """The one error line, on stderr; plain text when rich itself cannot print (no memory left)."""
+    try:
+        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    except Exception:  # noqa: BLE001 - the last resort must not fail
+        os.write(2, f"error: {line}\n".encode("utf-8", "replace"))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: every failure becomes one line (see the module doc)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -368,14 +409,28 @@ def main(argv: list[str] | None = None) -> None:
         args = [arg for arg in args if arg != "--debug"]
         os.environ[DEBUG_ENV] = "1"
     redirect_tool_caches()  # nothing written outside --out and the cache
+    _Signals.received = None
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {number: signal.signal(number, _on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         app(args=args, prog_name="curricmusic")
+    except SystemExit:
+        if _Signals.received is not None:  # typer turned the interruption into a silent exit 130
+            _interrupted(args)
+        raise
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
-        sys.exit(130)
+        _interrupted(args)
     except Exception as exc:  # noqa: BLE001 - the one top-level handler
         if debug_enabled():
             traceback.print_exc()
         status, line = error_line(exc)
-        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        if out_of_memory(exc):  # free what the failed frames hold before printing anything
+            exc.__traceback__ = None
+            del exc
+            gc.collect()
+        _print_error(line)
         sys.exit(status)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)

@@ -35,67 +35,19 @@ from curricmusic.config.generation import GenerationSettings
 from curricmusic.data.prepare import prepare
 from curricmusic.training.loop import train_run
 from tests.conftest import REPO
-from tests.helpers import DEBUG_ENV, TOOL_CACHES, broken_midis, melody_midi, run_cli
+from tests.helpers import (
+    DEBUG_ENV,
+    HANG_S,
+    TINY,
+    TOOL_CACHES,
+    broken_midis,
+    melody_midi,
+    one_line_error,
+    tiny_experiment,
+)
 
 DEBUG_CURRICULUM = REPO / "curricula" / "debug.toml"
 MARKER = ".curricmusic"  # the mark of a folder curricmusic made
-
-# The smallest experiment that runs every step: 8 training steps, one sample, symbolic novelty.
-TINY = f"""
-name = "tiny"
-curriculum = "{DEBUG_CURRICULUM}"
-seeds = [0]
-[model]
-size = "tiny"
-d_model = 32
-n_layers = 1
-n_heads = 2
-[train]
-tokens = 2048
-seq_len = 32
-batch_size = 8
-eval_every = 4
-log_every = 4
-checkpoint_every = 4
-[[arms]]
-name = "random"
-pacing = "random"
-[generate]
-n = 1
-max_bars = 2
-max_tokens = 64
-copy_blocking = false
-[novelty]
-embedder = "symbolic"
-"""
-
-
-def tiny_experiment(folder: Path, text: str = TINY) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "tiny.toml"
-    path.write_text(text)
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A finished run of the tiny experiment (run.json, checkpoint.pt, model/, tokenizer.json)."""
-    root = tmp_path_factory.mktemp("trained")
-    experiment = load_experiment(tiny_experiment(root))
-    train_run(experiment, "random", 0, root / "run", show_progress=False)
-    return root / "run"
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """Run the console script in this process: ``cli(*args) -> (exit status, stderr)``."""
-
-    def run(*args) -> tuple[int, str]:
-        status, _, err = run_cli(monkeypatch, capsys, *args)
-        return status, err
-
-    return run
-
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every path under ``folder`` with its bytes (None for folders)."""
@@ -110,15 +62,6 @@ def users_folder(path: Path) -> Path:
     (path / "thesis.txt").write_text("three years of work")
     (path / "tune.mid").write_bytes(melody_midi(0))
     return path
-
-
-def one_line_error(status: int, err: str, expected_status: int, *fragments: str) -> None:
-    assert status == expected_status, err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, err)
 
 
 # ---- 1. data loss ------------------------------------------------------------------------
@@ -232,7 +175,7 @@ torch.save({"step": 4, "model": {}, "evil": Payload()}, sys.argv[1])
 
 
 def write_evil(path: Path, marker: Path) -> None:
-    subprocess.run([sys.executable, "-c", EVIL, str(path), str(marker)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", EVIL, str(path), str(marker)], check=True, timeout=HANG_S)
 
 
 def test_2_a_pickle_payload_in_a_run_folder_never_runs(trained, tmp_path):
@@ -308,7 +251,7 @@ def test_4_a_run_writes_nothing_outside_its_folder_and_the_cache(tmp_path):
         env.pop(variable, None)
     done = subprocess.run(
         [sys.executable, "-m", "curricmusic", "run", str(experiment), "--out", "runs/tiny"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
+        cwd=work, env=env, capture_output=True, text=True, timeout=HANG_S,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     new = sorted(path for path in files() - before if not path.startswith(str(work / "runs")))
@@ -465,7 +408,7 @@ import curricmusic.data.prepare as prepare_module
 from curricmusic.config import curriculum_from_midi_dir
 
 def slow(items):
-    time.sleep(120)
+    time.sleep(3600)  # killed long before
     return []
 
 prepare_module._process_chunk = slow  # the forked workers inherit it
@@ -484,7 +427,7 @@ def test_7_pool_workers_die_with_a_killed_prepare(tmp_path):
         (folder / f"t{i}.mid").write_bytes(melody_midi(i))
     parent = subprocess.Popen([sys.executable, "-c", SLOW_PREPARE, str(folder)])
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + HANG_S
         workers = []
         while time.monotonic() < deadline and len(workers) < 2:
             time.sleep(0.5)
@@ -492,8 +435,8 @@ def test_7_pool_workers_die_with_a_killed_prepare(tmp_path):
         assert len(workers) >= 2, "the pool did not start"
         time.sleep(1.0)  # let the workers reach their task
         parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=30)
-        deadline = time.monotonic() + 15
+        parent.wait(timeout=HANG_S)
+        deadline = time.monotonic() + 120  # the kernel kills them at once; the watcher within a second
 
         def alive(process) -> bool:
             try:

@@ -15,10 +15,11 @@ from curricmusic.data.summary import spread
 from curricmusic.music.notes import piano_reduction
 from curricmusic.music.tokenizers import encode_score
 from tests.conftest import REPO
+from tests.helpers import HANG_S
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "curricmusic", *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-m", "curricmusic", *map(str, args)], capture_output=True, text=True, env=env, timeout=HANG_S)
 
 
 def test_prepare_a_plain_midi_folder_then_show_and_export(midi_folder, tmp_path):

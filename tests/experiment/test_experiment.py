@@ -23,16 +23,9 @@ def experiment():
 
 
 @pytest.fixture(scope="module")
-def finished(experiment, tmp_path_factory):
-    """``curricmusic run experiments/debug.toml``: pretraining, sampling, novelty and the
-    adaptation phase end to end through the command line, as a user runs it."""
-    out = tmp_path_factory.mktemp("exp")
-    done = subprocess.run(
-        [sys.executable, "-m", "curricmusic", "run", str(DEBUG), "--out", str(out)], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert "In short:" in done.stdout  # the command prints the report's opening paragraph
-    return out, json.loads((out / "results.json").read_text())
+def finished(debug_run):
+    """The session's finished debug experiment (tests/conftest.py): ``(folder, results.json)``."""
+    return debug_run
 
 
 def test_results_cover_every_arm_and_seed(finished, experiment):
@@ -231,21 +224,24 @@ def test_adaptations_start_from_the_right_weights_and_see_the_same_pieces(finish
     assert set(pieces[("scratch", 0, 8)]) != set(pieces[("scratch", 1, 8)])  # each seed its own subsets
 
 
-def test_a_failing_arm_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+def test_a_failing_arm_is_reported_and_the_others_finish(finished, experiment, tmp_path, monkeypatch):
+    """The finished experiment, resumed after one cell's record was lost: that cell trains again
+    and fails; it is recorded and reported, and the others stand."""
+    import shutil
+
     import curricmusic.experiment.runner as experiment_module
 
-    experiment = load_experiment(without_adaptation(tmp_path / "config"))  # the phase plays no part here: faster
+    reference, _ = finished
+    shutil.copytree(reference, tmp_path / "out")
     tmp_path = tmp_path / "out"
-
-    real = experiment_module._train_cell
+    (tmp_path / "runs" / "random-seed1" / "cell.json").unlink()
 
     def flaky(exp, cell, show_progress):
-        if cell.arm == "random" and cell.seed == 1:
-            raise RuntimeError("out of memory (simulated)")
-        return real(exp, cell, show_progress)
+        assert (cell.arm, cell.seed) == ("random", 1), "a finished cell trained again"
+        raise RuntimeError("out of memory (simulated)")
 
     monkeypatch.setattr(experiment_module, "_train_cell", flaky)
-    results = run_experiment(experiment, tmp_path, show_progress=False)
+    results = run_experiment(experiment, tmp_path, resume=True, show_progress=False)
     failed = [r for r in results["runs"] if r["status"] == "failed"]
     assert [(r["arm"], r["seed"]) for r in failed] == [("random", 1)]
     assert "out of memory" in failed[0]["error"]
@@ -254,15 +250,6 @@ def test_a_failing_arm_is_reported_and_the_others_finish(tmp_path, monkeypatch):
     comparisons = [r for r in results["comparisons"] if r["metric"] == "final_val_target"]
     assert comparisons[0]["n_pairs"] == 1 and comparisons[0]["p_value"] is None and comparisons[0]["d_z"] is None
     assert not math.isnan(results["arms"]["random"]["summary"]["final_val_target"]["mean"])
-
-
-def without_adaptation(folder):
-    """The debug experiment without its [adapt] section, written into ``folder``."""
-    text = DEBUG.read_text().replace('curriculum = "../curricula/debug.toml"', f'curriculum = "{REPO / "curricula" / "debug.toml"}"')
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "no-adapt.toml"
-    path.write_text(text[: text.index("[adapt]")])
-    return path
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from curricmusic.model.transformer import load_model
 from curricmusic.training.loop import train_run
 from curricmusic.training.lr import lr_schedule
 from tests.conftest import REPO
-from tests.helpers import MINIMAL_EXPERIMENT
+from tests.helpers import HANG_S, MINIMAL_EXPERIMENT
 
 DEBUG = REPO / "experiments" / "debug.toml"
 
@@ -85,7 +85,7 @@ def test_two_processes_compute_the_same_losses_as_one(uninterrupted, tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
         "-m", "curricmusic", "train", str(DEBUG), "--arm", "curriculum", "--seed", "0", "--out", str(tmp_path),
     ]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     one, two = read_metrics(uninterrupted), read_metrics(tmp_path)
     assert [r["step"] for r in one] == [r["step"] for r in two]
@@ -159,7 +159,7 @@ def test_budget_too_small_for_one_evaluation(tmp_path):
 def test_cli_reports_user_errors_in_one_line_without_traceback(tmp_path):
     bad = write(tmp_path, MINIMAL_EXPERIMENT + '[[arms]]\nname = "a"\npacing = "sideways"\n')
     done = subprocess.run(
-        [sys.executable, "-m", "curricmusic", "train", str(bad)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "curricmusic", "train", str(bad)], capture_output=True, text=True, timeout=HANG_S
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr

@@ -14,6 +14,9 @@ The one rule every command that writes a folder follows (``data prepare``, ``tra
 
 Replacing a whole folder (``data prepare`` swaps in a freshly built one) needs more: the folder
 must be ours, of the same kind, and hold nothing but the entries that kind writes.
+
+A command writes only while it holds the folder's lock (:func:`writing_folder`, see
+:mod:`curricmusic.common.lock`): one writer per folder. The lock file is never a user's entry.
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from curricmusic.common.atomic import write_json
 from curricmusic.common.errors import UserError
+from curricmusic.common.lock import LOCK_FILE, folder_lock
 from curricmusic.common.run_folder import RUN_FILE
 
 __all__ = [
     "MARKER",
     "claim_folder",
     "check_folder",
+    "writing_folder",
     "check_replaceable",
     "folder_kind",
     "mark_folder",
@@ -97,7 +103,7 @@ def check_folder(path: str | os.PathLike[str], what: str = "--out", kind: str | 
     if not path.is_dir():
         raise UserError(f"{path}: {what} is a file, not a folder; choose another {what}")
     try:
-        entries = [entry.name for entry in path.iterdir()]
+        entries = [entry.name for entry in path.iterdir() if entry.name != LOCK_FILE]
     except OSError as exc:
         raise UserError(f"{path}: cannot read this folder ({exc.strerror or exc})") from None
     if not entries:
@@ -131,6 +137,15 @@ def claim_folder(path: str | os.PathLike[str], kind: str, what: str = "--out") -
     return path
 
 
+@contextmanager
+def writing_folder(path: str | os.PathLike[str], kind: str, what: str = "--out", wait_s: float = 0.0) -> Iterator[Path]:
+    """Claim ``path`` (see :func:`claim_folder`) and hold its writer's lock for the ``with`` block
+    (see :mod:`curricmusic.common.lock`: a second writer is refused with one line)."""
+    path = claim_folder(path, kind, what)
+    with folder_lock(path, what, wait_s=wait_s):
+        yield path
+
+
 def check_replaceable(
     path: str | os.PathLike[str], kind: str, entries: Iterable[str], what: str = "--out"
 ) -> None:
@@ -144,7 +159,7 @@ def check_replaceable(
     if not path.exists():
         return
     present = {entry.name for entry in path.iterdir()}
-    foreign = present - set(entries) - {MARKER}
+    foreign = present - set(entries) - {MARKER, LOCK_FILE}
     if foreign:
         raise UserError(
             f"{path}: {what} holds files curricmusic did not write ({_shown(foreign)}); nothing "

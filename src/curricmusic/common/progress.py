@@ -1,7 +1,14 @@
-"""Rich progress bars that switch off cleanly (tests, pipes, ``--quiet``)."""
+"""The two consoles (results on stdout, progress and errors on stderr) and progress bars that
+switch off cleanly (tests, pipes, ``--quiet``).
+
+Output to something that is not a terminal (a pipe, a log file, ``grep``) is never hard-wrapped:
+rich would otherwise break every line at 80 columns, in the middle of a path or a number. There
+each line is written whole (soft wrap) and tables are as wide as their content.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -15,10 +22,22 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["console", "err_console", "progress_bar"]
+__all__ = ["console", "err_console", "progress_bar", "make_console", "PIPE_WIDTH"]
 
-console = Console()  # results: tables, summaries, paths written
-err_console = Console(stderr=True)  # progress bars, warnings and errors
+PIPE_WIDTH = 100_000  # "as wide as the content": tables and text are never cut to fit a pipe
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that writes whole lines when its stream is not a terminal (see the module doc)."""
+    stream = sys.stderr if stderr else sys.stdout
+    is_terminal = bool(getattr(stream, "isatty", lambda: False)())
+    if is_terminal:
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH)
+
+
+console = make_console()  # results: tables, summaries, paths written
+err_console = make_console(stderr=True)  # progress bars, warnings and errors
 
 
 @contextmanager

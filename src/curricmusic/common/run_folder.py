@@ -24,6 +24,7 @@ from typing import Any
 
 from curricmusic.common.atomic import atomic_path, write_json
 from curricmusic.common.errors import UserError
+from curricmusic.common.readback import read_json, read_jsonl
 
 __all__ = [
     "RUN_FILE",
@@ -32,6 +33,8 @@ __all__ = [
     "MODEL_DIR",
     "TOKENIZER_FILE",
     "CELL_FILE",
+    "RUN_SCHEMA",
+    "METRICS_SCHEMA",
     "is_run_folder",
     "read_run",
     "write_run",
@@ -46,6 +49,11 @@ MODEL_DIR = "model"
 TOKENIZER_FILE = "tokenizer.json"
 CELL_FILE = "cell.json"
 
+#: What readers of run.json rely on (see curricmusic.common.readback).
+RUN_SCHEMA = {"seed": int, "config": dict, "status": str}
+#: What readers of metrics.jsonl rely on, per row.
+METRICS_SCHEMA = {"step": int}
+
 
 def is_run_folder(path: str | Path) -> bool:
     """Whether ``path`` holds a ``run.json`` (a folder ``curricmusic train`` wrote)."""
@@ -53,11 +61,14 @@ def is_run_folder(path: str | Path) -> bool:
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """The ``run.json`` of ``run_dir``; one line when there is none."""
+    """The ``run.json`` of ``run_dir``, validated: one line when there is none, or when it is
+    damaged (naming it: ``train --resume`` writes it again)."""
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `curricmusic train`")
-    return json.loads(path.read_text())
+    info = read_json(path, RUN_SCHEMA, hint="`curricmusic train --resume` (or `run --resume`) writes it again")
+    assert info is not None
+    return info
 
 
 def write_run(run_dir: str | Path, info: dict[str, Any]) -> None:
@@ -65,17 +76,9 @@ def write_run(run_dir: str | Path, info: dict[str, Any]) -> None:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every row of ``metrics.jsonl``; a torn last line (a killed writer) is ignored."""
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
+    """Every row of ``metrics.jsonl`` (none when there is no file); a torn last line (a killed
+    writer) is ignored, any other damage is one line naming the file."""
+    return read_jsonl(Path(run_dir) / METRICS_FILE, METRICS_SCHEMA)
 
 
 def truncate_metrics(run_dir: str | Path, last_step: int) -> None:

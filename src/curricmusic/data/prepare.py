@@ -24,6 +24,7 @@ import curricmusic
 from curricmusic.common.atomic import atomic_path, write_bytes, write_json
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_replaceable, mark_folder, remove_stale, umask_mode
+from curricmusic.common.lock import folder_lock
 from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.common.workers import worker_initializer
 from curricmusic.config import (
@@ -41,7 +42,11 @@ from curricmusic.data.tunes import SHINGLE_SIZE, tune_groups
 from curricmusic.music.notes import NOTE_DTYPE
 from curricmusic.music.tokenizers import build_tokenizer, save_tokenizer, tokenizer_hash
 
-__all__ = ["prepare", "assign_split", "PrepareOutcome"]
+__all__ = ["prepare", "assign_split", "PrepareOutcome", "CACHE_WAIT_S"]
+
+#: How long ``train``, ``run`` and ``data show`` wait for another process building the same
+#: cached prepared folder (``data prepare --out`` itself refuses at once).
+CACHE_WAIT_S = 6 * 3600.0
 
 # Bump when the pipeline's output changes for the same inputs (forces a rebuild).
 PIPELINE_VERSION = 2
@@ -283,8 +288,13 @@ def prepare(
     show_progress: bool = True,
     force: bool = False,
     source: str = "",
+    wait_s: float = 0.0,
 ) -> PrepareOutcome:
-    """Build (or reuse) the prepared folder of ``config`` at ``out_dir``."""
+    """Build (or reuse) the prepared folder of ``config`` at ``out_dir``.
+
+    A build holds the folder's writer lock: another process building the same folder is refused
+    at once, or, with ``wait_s`` > 0 (``train`` and ``run`` preparing their cache), waited for
+    that long, after which its result is reused when it is current."""
     out_dir = Path(out_dir).expanduser().resolve()
     _check_out_dir(config, out_dir)
     workers = max(1, int(workers))
@@ -292,6 +302,24 @@ def prepare(
     fingerprint = _fingerprint(config, items)
     if not force and _is_current(out_dir, fingerprint):
         return PrepareOutcome(PreparedData.open(out_dir), reused=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mark_folder(out_dir, "prepared")  # the lock lives inside; the build replaces the folder whole
+    with folder_lock(out_dir, "--out", wait_s=wait_s):
+        if not force and _is_current(out_dir, fingerprint):  # another process built it meanwhile
+            return PrepareOutcome(PreparedData.open(out_dir), reused=True)
+        return _build(config, out_dir, items, fingerprint, workers, show_progress, source)
+
+
+def _build(
+    config: CurriculumConfig,
+    out_dir: Path,
+    items: list[SourceItem],
+    fingerprint: str,
+    workers: int,
+    show_progress: bool,
+    source: str,
+) -> PrepareOutcome:
+    """Process every item, build the folder beside ``out_dir``, and swap it into place."""
 
     by_stage: dict[str, list[ProcessedPiece]] = {name: [] for name in config.stage_names}
     skipped: list[Skipped] = []

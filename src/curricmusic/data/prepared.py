@@ -15,7 +15,6 @@ Pieces inside a split are stored in ascending difficulty.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from curricmusic.common.errors import UserError
+from curricmusic.common.readback import read_json
 
 if TYPE_CHECKING:
     from curricmusic.music.tokenizers import Tokenizer
@@ -32,6 +32,8 @@ __all__ = ["SPLITS", "MANIFEST_FORMAT", "PreparedData", "split_paths"]
 
 SPLITS = ("train", "val", "test")
 MANIFEST_FORMAT = 1
+#: What readers of a prepared manifest.json rely on (see curricmusic.common.readback).
+MANIFEST_SCHEMA = {"format": int, "stages": list, "target_stage": str, "tokenizer": dict}
 
 
 def split_paths(root: Path, stage: str, split: str) -> dict[str, Path]:
@@ -59,10 +61,8 @@ class PreparedData:
             raise UserError(
                 f"{root}: not a prepared folder (no manifest.json); run `curricmusic data prepare` first"
             )
-        try:
-            manifest = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: unreadable manifest ({exc})") from None
+        manifest = read_json(path, MANIFEST_SCHEMA, hint="`curricmusic data prepare --force` builds the folder again")
+        assert manifest is not None
         if manifest.get("format") != MANIFEST_FORMAT:
             raise UserError(
                 f"{path}: manifest format {manifest.get('format')} is not {MANIFEST_FORMAT}; prepare the data again"

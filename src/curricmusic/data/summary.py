@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from curricmusic.common.folders import claim_folder
+from curricmusic.common.folders import writing_folder
 from curricmusic.common.paths import cache_dir
 from curricmusic.common.progress import console
 from curricmusic.config import CurriculumConfig, config_hash
@@ -103,24 +103,30 @@ def export_examples(
     Each file is what the model trains on: the piece's tokens decoded (its piano reduction, at
     the tokenizer's resolution, with the meter and tempo it keeps), not a copy of the source.
     """
+    stages = [only_stage] if only_stage else data.stage_names
+    written: list[Path] = []
+    with writing_folder(out_dir, "examples", "--export-midi"):
+        for stage in stages:
+            written += _export_stage(data, stage, out_dir, limit)
+    return written
+
+
+def _export_stage(data: PreparedData, stage: str, out_dir: Path, limit: int) -> list[Path]:
     from curricmusic.common.atomic import atomic_path
     from curricmusic.music.tokenizers import decode_ids
 
-    stages = [only_stage] if only_stage else data.stage_names
-    claim_folder(out_dir, "examples", "--export-midi")
+    split = "train" if data.pieces(stage, "train") else "val"
+    pieces = data.pieces(stage, split)
     written = []
-    for stage in stages:
-        split = "train" if data.pieces(stage, "train") else "val"
-        pieces = data.pieces(stage, split)
-        for rank, index in enumerate(spread(len(pieces), limit)):
-            piece = pieces[index]
-            score = decode_ids(data.tokenizer, data.piece_tokens(stage, split, index))
-            name = piece["id"].split("/", 1)[-1].replace("/", "_")
-            target = out_dir / stage / f"{rank:02d}_{name}.mid"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(target, suffix=".mid") as tmp:
-                score.dump_midi(str(tmp))
-            written.append(target)
+    for rank, index in enumerate(spread(len(pieces), limit)):
+        piece = pieces[index]
+        score = decode_ids(data.tokenizer, data.piece_tokens(stage, split, index))
+        name = piece["id"].split("/", 1)[-1].replace("/", "_")
+        target = out_dir / stage / f"{rank:02d}_{name}.mid"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target, suffix=".mid") as tmp:
+            score.dump_midi(str(tmp))
+        written.append(target)
     return written
 
 

@@ -30,7 +30,6 @@ than ``neighbour`` does (in a scale, where the notes go already points to its ke
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from curricmusic.common.atomic import write_json
+from curricmusic.common.readback import read_json
 from curricmusic.data.prepared import PreparedData
 from curricmusic.evaluation.expectation import (
     expected_pitch_classes,
@@ -218,5 +218,5 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
 
 
 def read_probe(run_dir: str | Path) -> dict | None:
-    path = Path(run_dir) / PROBE_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    hint = "`curricmusic probe --force` writes it again"
+    return read_json(Path(run_dir) / PROBE_FILE, {"tasks": dict}, missing_ok=True, hint=hint)

@@ -24,7 +24,6 @@ outside the experiment folder or a timing: a resumed experiment gives the same f
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from curricmusic.common.readback import read_json
 from curricmusic.common.run_folder import CELL_FILE, RUN_FILE, read_metrics
 from curricmusic.config import SCRATCH, Experiment
 from curricmusic.evaluation.stats import (
@@ -236,7 +236,8 @@ def _speedup(
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """A file of an adaptation run, or None when it does not exist; damaged: one line naming it."""
+    return read_json(path, missing_ok=True, hint="`curricmusic run --resume` redoes the run")
 
 
 def _run_entry(
@@ -274,7 +275,7 @@ def _style_info(experiment: Experiment, out_dir: Path, infos: list[dict[str, Any
     info["n_pieces"] = {split: len(data.pieces(stage, split)) for split in ("train", "val", "test")}
     info["n_tune_groups"] = data.stage(stage).get("n_tune_groups")
     hashes = {p["content_hash"] for split in ("train", "val", "test") for p in data.pieces(stage, split)}
-    roots = {json.loads(f.read_text()).get("prepared") for f in sorted((out_dir / "runs").glob("*/run.json"))}
+    roots = {(_read_json(f) or {}).get("prepared") for f in sorted((out_dir / "runs").glob("*/run.json"))}
     pretraining: set[str] = set()
     for root in sorted(r for r in roots if r and r != prepared and Path(r).is_dir()):
         other = PreparedData.open(root)

@@ -16,13 +16,13 @@ continues from its checkpoint, so ``run --resume`` repeats nothing.
 
 from __future__ import annotations
 
-import json
 import traceback
 from pathlib import Path
 
 from curricmusic.common.atomic import write_json
 from curricmusic.common.folders import claim_folder
 from curricmusic.common.progress import err_console
+from curricmusic.common.readback import read_json
 from curricmusic.common.run_folder import CELL_FILE, is_run_folder, read_run
 from curricmusic.config import SCRATCH, Experiment
 
@@ -75,7 +75,8 @@ def adapt_scratch(experiment: Experiment, out_dir: Path, show_progress: bool = T
     for seed in experiment.config.seeds:
         folder = scratch_dir(out_dir, seed)
         status = folder / CELL_FILE
-        if status.is_file() and json.loads(status.read_text()).get("status") == "done":
+        record = read_json(status, missing_ok=True, hint="`curricmusic run --resume` redoes the runs")
+        if record is not None and record.get("status") == "done":
             continue
         try:
             claim_folder(folder, "run")

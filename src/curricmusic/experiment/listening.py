@@ -10,9 +10,9 @@ links the novelty pages, which list the rest. Audio is rendered at 22.05 kHz mon
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from curricmusic.common.readback import read_json
 from curricmusic.reporting.pianoroll import write_piano_roll
 
 __all__ = ["LISTEN_PER_CELL", "LISTEN_SAMPLE_RATE", "render_listening"]
@@ -34,7 +34,9 @@ def render_listening(samples_dir: Path, n: int = LISTEN_PER_CELL, sample_rate: i
     if not manifest_path.is_file():
         return []
     rows = []
-    for sample in json.loads(manifest_path.read_text())["samples"][:n]:
+    manifest = read_json(manifest_path, {"samples": list}, hint="`curricmusic run --resume` samples again")
+    assert manifest is not None
+    for sample in manifest["samples"][:n]:
         midi = Path(samples_dir) / Path(sample["file"]).name  # a name in the folder, never a path out of it
         wav, png = midi.with_suffix(".wav"), midi.with_suffix(".png")
         row: dict = {"file": midi.name, "wav": None, "png": None}

@@ -98,6 +98,7 @@ def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = Fals
     """Probe every finished run under ``folder`` (a run folder or an experiment folder) that has
     no ``probe.json`` yet (all with ``force``); returns the summary per arm (per arm and learning
     rate when an arm swept several)."""
+    from curricmusic.common.lock import folder_lock
     from curricmusic.common.progress import progress_bar
 
     folder = Path(folder)
@@ -111,7 +112,8 @@ def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = Fals
         for run in finished:
             existing = None if force else read_probe(run)
             if existing is None or _stale(existing, layers):
-                existing = probe_run(run, layers=layers)
+                with folder_lock(run, "run folder"):  # not while `train` or `run` writes it
+                    existing = probe_run(run, layers=layers)
             probes[run] = existing
             update()
     rates: dict[str, set] = {}

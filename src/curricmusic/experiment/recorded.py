@@ -18,8 +18,10 @@ from pydantic import ValidationError
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.frozen import format_validation_error
+from curricmusic.common.lock import folder_lock
+from curricmusic.common.readback import read_json
 from curricmusic.config import Experiment, ExperimentConfig, experiment_from_config
-from curricmusic.experiment.runner import cells_of
+from curricmusic.experiment.runner import RECORD_SCHEMA, cells_of
 
 __all__ = ["RECORD_FILE", "load_recorded", "rebuild_reports"]
 
@@ -33,11 +35,9 @@ def load_recorded(out_dir: Path) -> Experiment:
         raise UserError(f"{out_dir}: no such folder")
     if not record.is_file():
         raise UserError(f"{out_dir}: not an experiment folder (no {RECORD_FILE}; `curricmusic run` writes one)")
-    try:
-        snapshot = json.loads(record.read_text())
-        data = snapshot["config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UserError(f"{record}: not an experiment record ({exc.__class__.__name__}: {exc})") from None
+    snapshot = read_json(record, RECORD_SCHEMA, hint="the folder's record is lost: run the experiment again into a new --out")
+    assert snapshot is not None
+    data = snapshot["config"]
     try:  # JSON mode: the record holds paths as strings, as `run` wrote them
         config = ExperimentConfig.model_validate_json(json.dumps(data))
     except ValidationError as exc:
@@ -52,7 +52,8 @@ def rebuild_reports(out_dir: Path) -> dict:
     from curricmusic.reporting.report import write_reports
 
     experiment = load_recorded(out_dir)
-    cells = cells_of(experiment, out_dir)
-    results = aggregate(experiment, out_dir, cells)
-    write_reports(results, out_dir)
+    with folder_lock(out_dir, "folder"):  # not while `run` writes it
+        cells = cells_of(experiment, out_dir)
+        results = aggregate(experiment, out_dir, cells)
+        write_reports(results, out_dir)
     return results

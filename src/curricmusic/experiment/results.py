@@ -8,16 +8,16 @@ gives the same file as an uninterrupted one.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from curricmusic.common.atomic import write_json
-from curricmusic.common.run_folder import CELL_FILE, RUN_FILE, read_metrics
+from curricmusic.common.readback import Schema, read_json
+from curricmusic.common.run_folder import CELL_FILE, RUN_FILE, RUN_SCHEMA, read_metrics
 from curricmusic.config import Experiment, ExperimentConfig, NoveltySection
 from curricmusic.evaluation.stats import (
     MIN_PAIRS_FOR_P,
@@ -35,6 +35,13 @@ from curricmusic.evaluation.stats import (
 from curricmusic.experiment.adapt_results import adaptation_results
 from curricmusic.experiment.lr_selection import select_learning_rates, selected_runs
 from curricmusic.experiment.probe_results import arm_probe
+from curricmusic.novelty.pipeline import NOVELTY_SCHEMA
+
+#: Where a damaged file of an experiment folder's run comes from again.
+RESUME_HINT = "`curricmusic run --resume` redoes what it belongs to"
+
+if TYPE_CHECKING:  # annotations only
+    from curricmusic.data.prepared import PreparedData
 
 __all__ = [
     "aggregate",
@@ -201,12 +208,10 @@ def music_metrics_of(paths: list[Path], n_bars: int | None = None) -> dict[str, 
 def _heldout_music(experiment: Experiment, out_dir: Path) -> dict[str, list[float]]:
     """Metrics of the target stage's held-out pieces (test, else validation), cut to the samples'
     number of bars (``[generate] max_bars``) so that lengths match."""
-    from curricmusic.data.prepared import PreparedData
-
     runs = sorted((out_dir / "runs").glob("*/run.json"))
     if not runs:
         return {}
-    prepared = PreparedData.open(json.loads(runs[0].read_text())["eval_prepared"])
+    prepared = _eval_prepared(runs[0])
     target = prepared.target_stage
     pieces = prepared.pieces(target, "test") or prepared.pieces(target, "val")
     return music_metrics_of([prepared.piece_path(p) for p in pieces], experiment.config.generate.max_bars)
@@ -230,8 +235,17 @@ def _arm_music(music_by_seed: list[dict[str, list[float]]], heldout: dict[str, l
     return out
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def _read_json(path: Path, schema: Schema | None = None) -> dict[str, Any] | None:
+    """A file of a run folder, or None when it does not exist; damaged: one line naming it."""
+    return read_json(path, schema, missing_ok=True, hint=RESUME_HINT)
+
+
+def _eval_prepared(run_json: Path) -> PreparedData:
+    from curricmusic.data.prepared import PreparedData
+
+    info = read_json(run_json, {"eval_prepared": str}, hint=RESUME_HINT)
+    assert info is not None
+    return PreparedData.open(info["eval_prepared"])
 
 
 def _baseline_arms(config: ExperimentConfig) -> list[str]:
@@ -257,21 +271,21 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
     for cell in cells:
         lr = cell.lr if cell.lr is not None else config.learning_rates(cell.arm)[0]
         entry: dict[str, Any] = {"arm": cell.arm, "seed": cell.seed, "lr": lr, "run_dir": f"runs/{cell.name}"}
-        status = _read_json(cell.run_dir / CELL_FILE) or {"status": "missing"}
+        status = _read_json(cell.run_dir / CELL_FILE, {"status": str}) or {"status": "missing"}
         entry["status"] = status["status"]
         if status["status"] != "done":
             entry["error"] = status.get("error", "not run")
             runs.append(entry)
             continue
         entry["curves"] = run_curves(cell.run_dir, target)
-        info = _read_json(cell.run_dir / RUN_FILE) or {}
+        info = _read_json(cell.run_dir / RUN_FILE, RUN_SCHEMA) or {}
         entry["run_info"] = info
         entry["lr"] = info.get("lr", entry["lr"])
         entry["heldout"] = {key: info.get(key) for key in ("best_val_loss", "final_val_loss", "test_loss")}
         entry["tokens"] = {key: info.get(key) for key in ("tokens_seen", "target_tokens_seen", "stage_tokens")}
         entry["music"] = music_metrics_of(sorted((cell.run_dir / "samples").glob("*.mid")))
         for folder, key in (("novelty", "novelty"), ("novelty-unblocked", "novelty_unblocked")):
-            novelty = _read_json(cell.run_dir / folder / "novelty.json")
+            novelty = _read_json(cell.run_dir / folder / "novelty.json", NOVELTY_SCHEMA)
             if novelty is not None:
                 entry[key] = {
                     "summary": novelty["summary"],
@@ -347,16 +361,16 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
         "versions": _versions(),
     }
     write_json(out_dir / "results.json", results)
-    return json.loads((out_dir / "results.json").read_text())
+    read_back = read_json(out_dir / "results.json", {"runs": list, "arms": dict})  # what every reader sees: JSON's values
+    assert read_back is not None
+    return read_back
 
 
 def _target_val_pieces(out_dir: Path) -> int | None:
-    from curricmusic.data.prepared import PreparedData
-
     runs = sorted((out_dir / "runs").glob("*/run.json"))
     if not runs:
         return None
-    prepared = PreparedData.open(json.loads(runs[0].read_text())["eval_prepared"])
+    prepared = _eval_prepared(runs[0])
     return len(prepared.pieces(prepared.target_stage, "val"))
 
 

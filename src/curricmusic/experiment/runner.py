@@ -26,26 +26,34 @@ read the run folders wherever the training ran.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
 
 from curricmusic.common.atomic import write_json
 from curricmusic.common.errors import UserError
-from curricmusic.common.folders import check_folder, claim_folder, mark_folder
+from curricmusic.common.folders import check_folder, mark_folder, writing_folder
+from curricmusic.common.lock import FolderInUse
 from curricmusic.common.progress import console, err_console
+from curricmusic.common.readback import read_json, readable
 from curricmusic.common.run_folder import CELL_FILE
 from curricmusic.config import Experiment, config_hash, load_experiment
 from curricmusic.config.generation import GenerationSettings
 
+if TYPE_CHECKING:  # annotations only
+    from curricmusic.data.prepared import PreparedData
+
 __all__ = ["LAUNCHERS", "Cell", "cells_of", "run_cell", "run_experiment", "finish_cell"]
 
 LAUNCHERS = ("local", "accelerate", "slurm", "slurm-local")
+RECORD_SCHEMA = {"hash": str, "config": dict}  # experiment.json, as far as its readers rely on it
+SAMPLES_SCHEMA = {"samples": list, "settings": dict, "checkpoint_sha256": str}  # a samples manifest.json
 
 
 @dataclass(frozen=True)
@@ -77,15 +85,58 @@ def cells_of(experiment: Experiment, out_dir: Path) -> list[Cell]:
     return cells
 
 
+CELL_SCHEMA = {"status": str}
+
+
 def _cell_status(cell: Cell) -> str | None:
+    """done / failed, or None when the cell has not run (or its record is damaged: it runs again)."""
     path = cell.run_dir / CELL_FILE
-    return json.loads(path.read_text()).get("status") if path.is_file() else None
+    return read_json(path, CELL_SCHEMA)["status"] if readable(path, CELL_SCHEMA) else None  # type: ignore[index]
+
+
+def _cell_problem(experiment: Experiment, cell: Cell) -> str | None:
+    """Why a cell marked done is not whole (None when it is): ``run --resume`` redoes such a cell.
+
+    Its run.json must read, its weights pass their content hash, and its samples and novelty
+    reports (when the experiment draws samples) read back."""
+    from curricmusic.common.run_folder import MODEL_DIR, read_run
+    from curricmusic.model.transformer import load_model
+    from curricmusic.novelty.pipeline import NOVELTY_SCHEMA
+
+    try:
+        read_run(cell.run_dir)
+        load_model(cell.run_dir / MODEL_DIR)
+    except UserError as exc:
+        return str(exc)
+    if experiment.config.generate.n > 0:
+        for file, schema in (("samples/manifest.json", SAMPLES_SCHEMA), ("novelty/novelty.json", NOVELTY_SCHEMA)):
+            if not readable(cell.run_dir / file, schema):
+                return f"{cell.run_dir / file} is missing or damaged"
+    return None
 
 
 def _train_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None:
     from curricmusic.training.loop import train_run
 
     train_run(experiment, cell.arm, cell.seed, cell.run_dir, lr=cell.lr, resume=True, show_progress=show_progress)
+
+
+def _set_aside_damaged_checkpoint(run_dir: Path) -> None:
+    """A checkpoint that fails its hash cannot be resumed from: rename it (``checkpoint.pt.damaged``,
+    kept for inspection) so that the cell trains again from the start, and say so."""
+    from curricmusic.common.run_folder import CHECKPOINT_FILE
+    from curricmusic.training.checkpoint import load_checkpoint
+
+    path = run_dir / CHECKPOINT_FILE
+    if not path.is_file():
+        return
+    try:
+        load_checkpoint(path)
+    except UserError as exc:
+        if "damaged" not in str(exc):
+            raise  # refused for another reason (a pickle): never trained over
+        os.replace(path, path.with_name(CHECKPOINT_FILE + ".damaged"))
+        err_console.print(f"[yellow]{escape(str(exc))}: set aside, the cell trains again from the start[/]", highlight=False)
 
 
 def _train_with_accelerate(experiment: Experiment, cell: Cell) -> None:
@@ -127,10 +178,11 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
     flags (the experiment's ``[generate]`` and ``[novelty]`` sections, the run's seed), so the
     command line reproduces what the report shows.
     """
-    from curricmusic.common.run_folder import read_run
+    from curricmusic.common.run_folder import MODEL_DIR, read_run
     from curricmusic.config.run_settings import novelty_settings_for_run, settings_for_run
     from curricmusic.generation.generate import generate_samples
-    from curricmusic.novelty.pipeline import score_novelty
+    from curricmusic.model.transformer import load_model, weights_digest
+    from curricmusic.novelty.pipeline import NOVELTY_SCHEMA, score_novelty
 
     if experiment.config.generate.n > 0:
         run_info = read_run(cell.run_dir)
@@ -140,15 +192,15 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
         if settings.copy_blocking:  # what the model would copy: the same seeds without blocking
             unblocked = settings.model_copy(update={"copy_blocking": False})
             sets.append((unblocked, "samples-unblocked", "novelty-unblocked"))
+        digest = weights_digest(load_model(cell.run_dir / MODEL_DIR))
         for sample_settings, sample_dir, novelty_dir in sets:
             samples = cell.run_dir / sample_dir
-            if not (samples / "manifest.json").is_file() and not _unblocked_twin(
-                cell.run_dir / "samples", samples, sample_settings
-            ):
+            fresh = not _samples_of(samples, digest)
+            if fresh and not _unblocked_twin(cell.run_dir / "samples", samples, sample_settings):
                 generate_samples(cell.run_dir, samples, sample_settings, sources=sources, show_progress=show_progress)
             if sample_dir == "samples":
                 _listening_files(samples)  # before scoring: novelty.html plays what exists
-            if not (cell.run_dir / novelty_dir / "novelty.json").is_file():
+            if fresh or not readable(cell.run_dir / novelty_dir / "novelty.json", NOVELTY_SCHEMA):
                 score_novelty(
                     samples, cell.run_dir, cell.run_dir / novelty_dir, novelty, sources=novelty_sources,
                     show_progress=show_progress,
@@ -156,6 +208,15 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
     _probe_cell(experiment, cell)
     _adapt_cell(experiment, cell, show_progress)
     write_json(cell.run_dir / CELL_FILE, {"status": "done"})
+
+
+def _samples_of(samples: Path, digest: str) -> bool:
+    """True when ``samples`` holds a readable manifest of samples drawn from the weights ``digest``
+    (a cell trained again from scratch samples again)."""
+    if not readable(samples / "manifest.json", SAMPLES_SCHEMA):
+        return False
+    manifest = read_json(samples / "manifest.json", SAMPLES_SCHEMA)
+    return manifest is not None and manifest["checkpoint_sha256"] == digest
 
 
 def _listening_files(samples: Path) -> None:
@@ -190,7 +251,8 @@ def _unblocked_twin(blocked: Path, out: Path, settings: GenerationSettings) -> b
     manifest_path = blocked / "manifest.json"
     if settings.copy_blocking or out.exists() or not manifest_path.is_file():
         return False
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_json(manifest_path, SAMPLES_SCHEMA)
+    assert manifest is not None
     if any(row.get("copy_blocked_tokens", 1) for row in manifest["samples"]):
         return False
     tmp = out.with_name(out.name + ".tmp")
@@ -218,13 +280,19 @@ def run_cell(
 
 
 def _run_cell(experiment: Experiment, cell: Cell, launcher: str, show_progress: bool) -> str:
+    """Train and finish one cell while holding its run folder's lock (a manual ``train`` into a
+    cell of a running experiment is refused); returns done or failed."""
     try:
-        if launcher == "accelerate":
-            _train_with_accelerate(experiment, cell)
-        else:
-            _train_cell(experiment, cell, show_progress)
-        finish_cell(experiment, cell, show_progress)
+        with writing_folder(cell.run_dir, "run"):
+            _set_aside_damaged_checkpoint(cell.run_dir)
+            if launcher == "accelerate":
+                _train_with_accelerate(experiment, cell)
+            else:
+                _train_cell(experiment, cell, show_progress)
+            finish_cell(experiment, cell, show_progress)
         return "done"
+    except FolderInUse:
+        raise  # another process writes this cell: stop, and say so, rather than record a failure there
     except Exception as exc:  # noqa: BLE001 - one failing arm must not lose the others
         cell.run_dir.mkdir(parents=True, exist_ok=True)
         mark_folder(cell.run_dir, "run")  # inside our experiment folder: a retry may train here
@@ -265,12 +333,12 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
         err_console.print(f"{cell.name}: {status} (job {job.job_id})")
 
 
-def _prepare_data(experiment: Experiment, show_progress: bool) -> None:
+def _prepare_data(experiment: Experiment, show_progress: bool) -> PreparedData:
     """Prepare every curriculum once, up front: a data problem stops the run with one clear line
-    instead of failing every cell the same way."""
+    instead of failing every cell the same way. Returns the experiment curriculum's data."""
     from curricmusic.training.setup import prepared_for
 
-    prepared_for(experiment, show_progress=show_progress)
+    data = prepared_for(experiment, show_progress=show_progress)
     for arm in experiment.config.arms:
         if experiment.arm_curricula[arm.name] is not experiment.curriculum:
             prepared_for(experiment, arm.name, show_progress=show_progress)
@@ -278,6 +346,7 @@ def _prepare_data(experiment: Experiment, show_progress: bool) -> None:
         from curricmusic.training.setup import style_prepared
 
         style_prepared(experiment, show_progress=show_progress)
+    return data
 
 
 def _adapt_from_scratch(experiment: Experiment, out_dir: Path, show_progress: bool) -> None:
@@ -303,31 +372,64 @@ def run_experiment(
 
     out_dir = Path(out_dir)
     check_before_training(experiment, out_dir, launcher)
+    with writing_folder(out_dir, "experiment"):
+        _check_record(experiment, out_dir, resume)
+        data = _prepare_data(experiment, show_progress)
+        if launcher != "slurm":  # slurm jobs run on other machines: their memory is not ours to check
+            _check_model_fits(experiment, data.vocab_size)
+        _run_cells(experiment, out_dir, launcher, show_progress)
+        _adapt_from_scratch(experiment, out_dir, show_progress)
+        results = aggregate(experiment, out_dir, cells_of(experiment, out_dir))
+        write_reports(results, out_dir)
+    return results
+
+
+def _check_record(experiment: Experiment, out_dir: Path, resume: bool) -> None:
+    """``experiment.json``: written on a first run; on ``--resume`` it must be this experiment's."""
     record = out_dir / "experiment.json"
     snapshot = {"source": experiment.source, "hash": config_hash(experiment.config), "config": experiment.config.model_dump(mode="json")}
     if record.is_file():
-        previous = json.loads(record.read_text())
         if not resume:
             raise UserError(f"{out_dir}: already holds an experiment; pass --resume to continue it or choose another --out")
+        previous = read_json(record, RECORD_SCHEMA, hint="move the folder aside and run the experiment again")
+        assert previous is not None
         if previous["hash"] != snapshot["hash"]:
             raise UserError(f"{out_dir}: holds a run of a different experiment configuration; use another --out or delete the folder")
-    claim_folder(out_dir, "experiment")
     write_json(record, snapshot)
-    _prepare_data(experiment, show_progress)
+
+
+def _check_model_fits(experiment: Experiment, vocab_size: int) -> None:
+    """The model, trained at the experiment's batch, must fit in this machine's memory: checked
+    once, before the first cell trains (one line, exit 2)."""
+    from curricmusic.model.budget import check_training_fits
+    from curricmusic.model.initial import model_config_of
+
+    config = experiment.config
+    model = model_config_of(config, vocab_size, experiment.source)
+    batch = config.train.micro_batch_size or config.train.batch_size
+    check_training_fits(model, batch, config.train.seq_len, f"{experiment.source}: model")
+
+
+def _run_cells(experiment: Experiment, out_dir: Path, launcher: str, show_progress: bool) -> None:
+    """Every cell not yet done (or done but no longer whole: its weights or reports damaged)."""
     cells = cells_of(experiment, out_dir)
-    todo = [cell for cell in cells if _cell_status(cell) != "done"]
+    todo = []
+    for cell in cells:
+        if _cell_status(cell) != "done":
+            todo.append(cell)
+            continue
+        problem = _cell_problem(experiment, cell)
+        if problem:
+            err_console.print(f"[yellow]{escape(cell.name)}: finished, but {escape(problem)}; it is redone[/]", highlight=False)
+            todo.append(cell)
     if len(todo) < len(cells):
         console.print(f"{len(cells) - len(todo)} of {len(cells)} runs already finished; {len(todo)} to go")
     if launcher in ("slurm", "slurm-local"):
         _submit_slurm(experiment, todo, out_dir, launcher == "slurm-local", show_progress)
-    else:
-        for index, cell in enumerate(todo):
-            console.print(f"[bold]({index + 1}/{len(todo)}) {cell.name}[/]")
-            status = _run_cell(experiment, cell, launcher, show_progress)
-            if status == "failed":
-                error = json.loads((cell.run_dir / CELL_FILE).read_text())["error"]
-                err_console.print(f"[red]{cell.name} failed:[/] {error}")
-    _adapt_from_scratch(experiment, out_dir, show_progress)
-    results = aggregate(experiment, out_dir, cells)
-    write_reports(results, out_dir)
-    return results
+        return
+    for index, cell in enumerate(todo):
+        console.print(f"[bold]({index + 1}/{len(todo)}) {cell.name}[/]")
+        status = _run_cell(experiment, cell, launcher, show_progress)
+        if status == "failed":
+            record = read_json(cell.run_dir / CELL_FILE, CELL_SCHEMA) or {}
+            err_console.print(f"[red]{escape(cell.name)} failed:[/] {escape(str(record.get('error')))}", highlight=False)

@@ -53,9 +53,9 @@ def filter_logits(
     - top-p keeps the smallest set of most likely tokens whose probability reaches ``top_p``;
     - min-p keeps tokens with p >= min_p * max p (Nguyen et al. 2024).
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    scores = logits / temperature if temperature != 1.0 else logits
+    if not 0 < temperature < float("inf"):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    scores = logits if temperature == 1.0 else _tempered(logits, temperature)
     if top_k and top_k < scores.shape[-1]:
         kth = torch.topk(scores, top_k, dim=-1).values[..., -1:]  # (B, 1)
         scores = scores.masked_fill(scores < kth, float("-inf"))
@@ -72,6 +72,17 @@ def filter_logits(
     return scores
 
 
+def _tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature`` (B, V), shifted by each row's largest finite logit first (softmax
+    does not change): at any finite temperature masked entries stay -inf and nothing becomes NaN
+    (``-inf / 1e308`` and ``5 / 1e-300`` would)."""
+    masked = torch.isneginf(logits)
+    top = logits.masked_fill(masked, float("-inf")).amax(dim=-1, keepdim=True)  # (B, 1)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # a fully masked row stays so
+    # below 1e-30 every temperature is greedy alike, and float32 would round it to 0
+    return torch.where(masked, logits, (logits - top) / max(temperature, 1e-30))
+
+
 def sample_rows(scores: torch.Tensor, uniforms: np.ndarray) -> torch.Tensor:
     """Inverse-CDF sampling of one token per row: scores (B, V), uniforms (B,) -> ids (B,) int64.
 
@@ -81,4 +92,5 @@ def sample_rows(scores: torch.Tensor, uniforms: np.ndarray) -> torch.Tensor:
     cdf = torch.softmax(scores.float(), dim=-1).cumsum(dim=-1)  # (B, V)
     u = torch.as_tensor(uniforms, dtype=cdf.dtype, device=cdf.device) * (1.0 - 1e-6)
     threshold = (u * cdf[:, -1]).unsqueeze(-1)  # (B, 1)
-    return torch.searchsorted(cdf, threshold, right=True).squeeze(-1)
+    # a row without a finite distribution (NaN scores) would index one past the vocabulary
+    return torch.searchsorted(cdf, threshold, right=True).squeeze(-1).clamp_(max=scores.shape[-1] - 1)

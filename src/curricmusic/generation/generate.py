@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from curricmusic.common.errors import UserError
+from curricmusic.common.folders import writing_folder
 from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.config.generation import GenerationSettings
 from curricmusic.generation.copy_blocking import CopyGuard, index_n_for
@@ -23,6 +24,7 @@ from curricmusic.generation.filters import filter_logits, row_uniforms, sample_r
 from curricmusic.generation.key_prior import key_bias
 from curricmusic.generation.output import Samples, check_output_dir, write_outputs
 from curricmusic.generation.run import LoadedRun, load_run
+from curricmusic.model.budget import check_generation_fits
 from curricmusic.model.kv_cache import KVCache
 from curricmusic.model.transformer import MusicTransformer
 from curricmusic.music.grammar import Grammar, GrammarState, Tracker, count_bars, supports_grammar
@@ -31,6 +33,8 @@ from curricmusic.music.tokenizers import Tokenizer, decode_ids, encode_score, sp
 from curricmusic.novelty.copy_index import NGramIndex, training_index
 
 __all__ = ["LoadedRun", "load_run", "prompt_ids", "sample_tokens", "SampleBatch", "generate_samples"]
+
+_UNIFORM_BLOCK = 256  # steps of uniforms drawn at once
 
 
 def prompt_ids(tokenizer: Tokenizer, midi_path: str | Path, bars: int) -> np.ndarray:
@@ -80,7 +84,7 @@ class _Sampling:
     history: torch.Tensor  # (B, P + max_tokens): the prompt, then what is sampled
     filled: int
     logits: torch.Tensor  # (B, V) of the next token
-    uniforms: np.ndarray  # (B, max_tokens)
+    seeds: np.ndarray  # (B,) uint64: each row's stream of uniforms (row_uniforms)
     max_bars: int  # the prompt's bars + settings.max_bars
     eos: int
     pad: int
@@ -88,6 +92,16 @@ class _Sampling:
     logprob: torch.Tensor  # (B,) float64
     counts: torch.Tensor  # (B,) float64
     generated: list[np.ndarray] = field(default_factory=list)
+    uniforms: np.ndarray | None = None  # (B, _UNIFORM_BLOCK) of steps from uniforms_from on
+    uniforms_from: int = 0
+
+    def uniforms_at(self, step: int) -> np.ndarray:
+        """Each row's uniform of ``step`` ``(B,)``, drawn a block of steps at a time: memory stays
+        bounded whatever ``max_tokens``."""
+        if self.uniforms is None or not 0 <= step - self.uniforms_from < self.uniforms.shape[1]:
+            self.uniforms_from = step
+            self.uniforms = row_uniforms(self.seeds, np.arange(step, step + _UNIFORM_BLOCK))
+        return self.uniforms[:, step - self.uniforms_from]
 
     @property
     def device(self) -> torch.device:
@@ -133,7 +147,7 @@ def _start(
     return _Sampling(
         model=model, settings=settings, tracker=tracker, grammar=grammar, state=state, guard=guard,
         bias=key_bias(tokenizer, settings).to(device), cache=cache, history=history, filled=prompt_t.shape[1],
-        logits=logits, uniforms=row_uniforms(np.asarray(seeds, dtype=np.uint64), np.arange(settings.max_tokens)),
+        logits=logits, seeds=np.asarray(seeds, dtype=np.uint64),
         max_bars=count_bars(tokenizer, prompt) + settings.max_bars, eos=eos, pad=pad,
         done=np.zeros(batch, dtype=bool), logprob=zeros, counts=zeros.clone(),
     )  # fmt: skip
@@ -162,7 +176,7 @@ def _scores(run: _Sampling, step: int) -> torch.Tensor:
 
 def _step(run: _Sampling, step: int) -> bool:
     """Sample one token per row and feed it to the model; True when every row has ended."""
-    tokens = sample_rows(_scores(run, step), run.uniforms[:, step]).cpu().numpy()  # (B,)
+    tokens = sample_rows(_scores(run, step), run.uniforms_at(step)).cpu().numpy()  # (B,)
     tokens[run.done] = run.pad
     run.tracker.advance(run.state, tokens)
     if run.grammar is None:  # no mask: stop a row that opens one bar too many, or runs out of tokens
@@ -237,6 +251,13 @@ def generate_samples(
     from (see :func:`curricmusic.config.run_settings.settings_for_run`); it goes into the manifest.
     """
     check_output_dir(Path(out_dir), settings.n, settings.wav)  # refuse before any work
+    with writing_folder(Path(out_dir), "samples"):  # one writer: a second one is refused at once
+        return _generate_into(run_dir, Path(out_dir), settings, sources, show_progress)
+
+
+def _generate_into(
+    run_dir: str | Path, out_dir: Path, settings: GenerationSettings, sources: dict[str, str] | None, show_progress: bool
+) -> dict[str, Any]:
     run = load_run(run_dir)
     tokenizer = run.tokenizer
     if settings.seed is None:
@@ -258,6 +279,8 @@ def generate_samples(
             index = training_index(run.prepared(), (index_n_for(settings.max_copy_notes),), show_progress)
     for note in notes:
         err_console.print(f"[yellow]{note}[/]")
+    batch = min(settings.batch_size, settings.n * settings.rerank)
+    check_generation_fits(run.model.config, batch, len(prompt), settings.max_tokens, "generate")
     total = settings.n * settings.rerank
     seeds = [sample_seed(int(settings.seed or 0), i) for i in range(total)]
     batches: list[SampleBatch] = []

@@ -42,6 +42,7 @@ from torch import nn
 
 from curricmusic.common.atomic import atomic_path, write_json
 from curricmusic.common.errors import UserError
+from curricmusic.model.budget import check_inference_fits, weight_bytes
 from curricmusic.model.digest import state_digest
 from curricmusic.model.kv_cache import KVCache
 from curricmusic.model.rope import apply_rope, rope_rotation
@@ -63,6 +64,8 @@ WEIGHTS_NAME = "model.safetensors"
 IGNORE_INDEX = -100  # a target left out of the loss (padding); the token windows use the same value
 CONFIG_NAME = "config.json"
 _ARCHITECTURE = "MusicTransformer"
+_HEADER_SLACK = 1 << 24  # a safetensors header: names, shapes and offsets of every tensor
+_MAX_DIM = 2**31 - 1  # a size torch indexes with 32-bit integers in places; far above any real model
 _FORMAT_VERSION = 1
 
 # Named sizes: width, depth, heads (head size 64 for small and base) and a default context length.
@@ -106,14 +109,16 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name}: expected an integer, got {value!r}")
             if value <= 0:
                 raise ValueError(f"ModelConfig.{name}: expected a positive integer, got {value}")
+            if value > _MAX_DIM:
+                raise ValueError(f"ModelConfig.{name}: expected at most {_MAX_DIM}, got {value}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
             raise ValueError(f"ModelConfig.dropout: expected a number, got {self.dropout!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout: expected 0 <= dropout < 1, got {self.dropout}")
         if isinstance(self.rope_base, bool) or not isinstance(self.rope_base, (int, float)):
             raise ValueError(f"ModelConfig.rope_base: expected a number, got {self.rope_base!r}")
-        if not self.rope_base > 1.0:
-            raise ValueError(f"ModelConfig.rope_base: expected a number > 1, got {self.rope_base}")
+        if not 1.0 < self.rope_base < math.inf:
+            raise ValueError(f"ModelConfig.rope_base: expected a finite number > 1, got {self.rope_base}")
         if not isinstance(self.bias, bool):
             raise ValueError(f"ModelConfig.bias: expected true or false, got {self.bias!r}")
         if self.d_model % self.n_heads:
@@ -533,6 +538,13 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Mus
         config = ModelConfig.from_dict(meta.get("config"))
     except (TypeError, ValueError) as error:
         raise UserError(f"{config_path}: {error}") from None
+    check_inference_fits(config, 1, config.max_seq_len, str(config_path))  # before any weight exists
+    size, expected_size = weights_path.stat().st_size, weight_bytes(config) + _HEADER_SLACK
+    if size > expected_size:
+        raise UserError(
+            f"{weights_path}: damaged ({size} bytes, more than the {expected_size} that the model of "
+            f"{CONFIG_NAME} can hold); copy the model again or retrain"
+        )
 
     model = MusicTransformer(config)
     try:
@@ -540,12 +552,15 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Mus
         with safe_open(str(weights_path), framework="pt") as handle:
             recorded = (handle.metadata() or {}).get(DIGEST_KEY)
     except (OSError, SafetensorError) as error:
-        raise UserError(f"{weights_path}: not a readable safetensors file ({error})") from None
+        cause = str(error).splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+        raise UserError(f"{weights_path}: damaged (not a readable safetensors file: {cause}); copy the model again or retrain") from None
     if recorded is not None and state_digest(state) != recorded:
         raise UserError(
-            f"{weights_path}: damaged: its weights do not match the content hash recorded when it "
-            "was saved; copy the model again or retrain"
+            f"{weights_path}: damaged (its weights do not match the content hash recorded when it "
+            "was saved); copy the model again or retrain"
         )
+    if not all(bool(torch.isfinite(tensor).all()) for tensor in state.values() if tensor.is_floating_point()):
+        raise UserError(f"{weights_path}: damaged (it holds weights that are NaN or infinite); retrain with a lower learning rate")
     expected = {k: v.shape for k, v in model.state_dict().items() if k != "head.weight"}
     got = {k: v.shape for k, v in state.items()}
     if got != expected:

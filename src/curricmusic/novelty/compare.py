@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.table import Table
 
 from curricmusic.common.atomic import write_json, write_text
 from curricmusic.common.errors import UserError
-from curricmusic.common.folders import check_folder, claim_folder
+from curricmusic.common.folders import check_folder, writing_folder
+from curricmusic.common.readback import DamagedFile, read_json
+from curricmusic.novelty.pipeline import NOVELTY_SCHEMA
 
 __all__ = ["load_report", "compare_reports"]
 
@@ -20,20 +21,12 @@ def load_report(path: Path) -> dict:
     file = path / "novelty.json" if path.is_dir() else path
     if not file.is_file():
         raise UserError(f"{path}: no novelty.json (run `curricmusic novelty` first)")
+    hint = "not a novelty report written by `curricmusic novelty`? (score the samples again)"
     try:
-        report = json.loads(file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise UserError(f"{file}: not a novelty report (not a text JSON file)") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{file}: not valid JSON ({exc})") from None
-    expected = {"summary": dict, "samples": list, "embedder": dict}
-    if not isinstance(report, dict):
-        raise UserError(f"{file}: not a novelty report (expected a JSON object)")
-    for key, kind in expected.items():
-        if not isinstance(report.get(key), kind):
-            raise UserError(
-                f"{file}: not a novelty report (no {key!r} {kind.__name__}; written by `curricmusic novelty`?)"
-            )
+        report = read_json(file, NOVELTY_SCHEMA, hint=hint)
+    except DamagedFile as exc:
+        raise DamagedFile(str(exc).replace(": damaged (", ": damaged or not a novelty report (", 1)) from None
+    assert report is not None
     summary = report["summary"]
     for key in ("n", "copy_rate"):
         if key not in summary:
@@ -64,9 +57,9 @@ def compare_reports(paths: list[Path], out_dir: Path) -> Table:
     reports: dict[str, dict] = {}
     for path in paths:
         reports[_name(path, set(reports))] = load_report(path)
-    claim_folder(out_dir, "compare")  # only once every report is known to be good
-    write_json(out_dir / "compare.json", {name: r["summary"] | {"embedder": r["embedder"]} for name, r in reports.items()})
-    write_text(out_dir / "compare.html", compare_html(reports))
+    with writing_folder(out_dir, "compare"):  # only once every report is known to be good
+        write_json(out_dir / "compare.json", {name: r["summary"] | {"embedder": r["embedder"]} for name, r in reports.items()})
+        write_text(out_dir / "compare.html", compare_html(reports))
     table = Table(title="novelty, side by side")
     table.add_column("figure")
     for name in reports:

@@ -24,7 +24,7 @@ import numpy as np
 
 from curricmusic.common.atomic import json_safe, write_json, write_text
 from curricmusic.common.errors import UserError
-from curricmusic.common.folders import check_folder, claim_folder
+from curricmusic.common.folders import check_folder, writing_folder
 from curricmusic.common.progress import err_console
 from curricmusic.common.run_folder import is_run_folder, read_run
 from curricmusic.config import NoveltySection
@@ -35,7 +35,11 @@ if TYPE_CHECKING:  # annotations only: these modules load torch
     from curricmusic.novelty.embedders import Embedder
     from curricmusic.novelty.score import CopyingTest, EmbeddingBank
 
+#: What readers of novelty.json rely on (see curricmusic.common.readback).
+NOVELTY_SCHEMA = {"summary": dict, "samples": list, "embedder": dict}
+
 __all__ = [
+    "NOVELTY_SCHEMA",
     "Against", "Scores", "resolve_against", "score_files", "score_novelty",
     "copying_of_sets", "NGRAM_SIZES",
 ]
@@ -502,12 +506,27 @@ def score_novelty(
     ``sources`` (where each setting came from, see
     :func:`curricmusic.config.run_settings.novelty_settings_for_run`) is recorded.
     """
-    from curricmusic.novelty.render import renderer_spec
-    from curricmusic.reporting.novelty_page import novelty_html
-
     samples_dir, out_dir = Path(samples_dir), Path(out_dir)
     check_folder(out_dir, kind="novelty")  # refuse a folder that is not ours before any work
     files = _sample_files(samples_dir)
+    with writing_folder(out_dir, "novelty"):  # one writer: a second one is refused at once
+        return _score_into(files, samples_dir, against, out_dir, settings, embedder_spec, bank_stages, sources, show_progress)
+
+
+def _score_into(
+    files: list[Path],
+    samples_dir: Path,
+    against: str | Path,
+    out_dir: Path,
+    settings: NoveltySection,
+    embedder_spec: str | None,
+    bank_stages: list[str] | None,
+    sources: dict[str, str] | None,
+    show_progress: bool,
+) -> dict[str, Any]:
+    from curricmusic.novelty.render import renderer_spec
+    from curricmusic.reporting.novelty_page import novelty_html
+
     data = resolve_against(against).prepared
     scores = score_files(
         files, data, settings, embedder_spec=embedder_spec, bank_stages=bank_stages, show_progress=show_progress
@@ -533,7 +552,6 @@ def score_novelty(
         "summary": scores.summary,
     }
     report = json_safe(report)
-    claim_folder(out_dir, "novelty")
     write_json(out_dir / "novelty.json", report)
     write_text(out_dir / "novelty.html", novelty_html(report, samples_dir, out_dir))
     return report

@@ -10,10 +10,10 @@ which lists every sample. Links are relative to the report and URL-quoted
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
+from curricmusic.common.readback import read_json
 from curricmusic.reporting.links import link, listen_html
 
 __all__ = ["listening_html", "listed_samples"]
@@ -39,7 +39,8 @@ def listed_samples(results: dict[str, Any], page_dir: Path, per_seed: int = 2, m
             if not manifest.is_file():
                 continue
             page = Path(page_dir) / run["run_dir"] / "novelty" / "novelty.html"
-            names = [Path(s["file"]).name for s in json.loads(manifest.read_text())["samples"]]
+            listed = read_json(manifest, {"samples": list}, hint="`curricmusic run --resume` samples again") or {}
+            names = [Path(s["file"]).name for s in listed["samples"]]
             playable = [samples / n for n in names if (samples / n).with_suffix(".wav").is_file()][:per_seed]
             rows += [{"seed": run["seed"], "midi": m, "novelty": page if page.is_file() else None} for m in playable]
         out[arm] = rows

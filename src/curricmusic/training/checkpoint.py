@@ -80,6 +80,9 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
+_RESTART = "resume from a copy of the run folder, or start the run again in a new --out"
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's payload: tensors and plain values only (``weights_only=True``: a file that
     holds any other Python object is refused, never unpickled), checked against its hash."""
@@ -89,20 +92,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" not in str(exc).lower():
-            raise UserError(f"{path}: unreadable checkpoint (not a torch checkpoint file)") from None
+            raise UserError(f"{path}: damaged (not a torch checkpoint file); {_RESTART}") from None
         raise UserError(
             f"{path}: refused: it holds Python objects other than tensors and plain values, so "
             "loading it could run code; curricmusic never writes such a file (start a new --out)"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - a torn or foreign file
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise UserError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {first})") from None
+    except Exception:  # noqa: BLE001 - a torn or foreign file (torch's own words: under --debug)
+        raise UserError(f"{path}: damaged (truncated, or not a torch checkpoint file); {_RESTART}") from None
     if not isinstance(payload, dict):
         raise UserError(f"{path}: not a curricmusic checkpoint (expected a dict)")
     recorded = payload.pop(DIGEST_KEY, None)
     if recorded is not None and tree_digest(payload) != recorded:
-        raise UserError(
-            f"{path}: damaged: its contents do not match the hash recorded when it was saved; "
-            "resume from a copy, or start the run again"
-        )
+        raise UserError(f"{path}: damaged (its contents do not match the hash recorded when it was saved); {_RESTART}")
     return payload

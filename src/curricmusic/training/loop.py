@@ -15,6 +15,7 @@ random generators) is in the checkpoint, so a resumed run equals an uninterrupte
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -23,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from rich.markup import escape
 
-from curricmusic.common.errors import UserError
-from curricmusic.common.folders import check_folder, claim_folder
-from curricmusic.common.progress import progress_bar
+from curricmusic.common.errors import RunFailed, UserError
+from curricmusic.common.folders import check_folder, writing_folder
+from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.common.run_folder import (
     CHECKPOINT_FILE,
     MODEL_DIR,
@@ -145,13 +147,35 @@ def train_run(
 
     With ``adapt``, an adaptation run instead: ``adapt.init``'s weights (or the seed's initial
     weights) fine-tuned on ``adapt.shots`` pieces of the ``[adapt]`` style with its budget,
-    learning rate and cadence; ``arm_name`` is then only the model's label."""
-    from accelerate import Accelerator
+    learning rate and cadence; ``arm_name`` is then only the model's label.
 
-    train = experiment.config.train
+    The main process holds the folder's writer lock throughout (a second writer is refused). A
+    loss or gradient that becomes non-finite stops the run (:class:`RunFailed`, naming the step);
+    ``checkpoint.pt`` keeps the last finite state."""
     run_dir = Path(run_dir)
     check_folder(run_dir, kind="run")  # only a new, empty or curricmusic folder: before any work
     peak = peak_lr(experiment, arm_name, lr) if adapt is None else _adapt_lr(experiment)
+    args = (experiment, arm_name, seed, run_dir, peak, resume, show_progress, stop_after, adapt)
+    if int(os.environ.get("RANK", "0")) != 0:  # another process of a multi-process run: rank 0 holds the lock
+        return _train(*args)
+    with writing_folder(run_dir, "run"):
+        return _train(*args)
+
+
+def _train(
+    experiment: Experiment,
+    arm_name: str,
+    seed: int,
+    run_dir: Path,
+    peak: float,
+    resume: bool,
+    show_progress: bool,
+    stop_after: int | None,
+    adapt: Adaptation | None,
+) -> TrainResult:
+    from accelerate import Accelerator
+
+    train = experiment.config.train
     accelerator = Accelerator(mixed_precision=train.mixed_precision, cpu=_multi_cpu())
     if accelerator.num_processes > 1:
         _end_process_group_at_exit()
@@ -165,7 +189,7 @@ def train_run(
         else:
             plan = plan_adaptation(experiment, seed, adapt.shots, show_progress=show_progress and main)
 
-    model = build_model(experiment, plan.data.vocab_size, seed)
+    model = build_model(experiment, plan.data.vocab_size, seed, micro_batch=micro)
     if adapt is not None and adapt.init is not None:
         _load_initial_weights(model, adapt.init, plan)
     info = _run_info(experiment, arm_name, seed, peak, plan, adapt) | {"init_sha256": weights_digest(model)}
@@ -175,7 +199,6 @@ def train_run(
     state = _resume(checkpoint, model, optimizer, rng, run_dir, main) if checkpoint else _fresh(plan, seed)
     model, optimizer = accelerator.prepare(model, optimizer)
     if main:
-        claim_folder(run_dir, "run")
         write_run(run_dir, info)
         shutil.copyfile(plan.data.root / "tokenizer.json", run_dir / TOKENIZER_FILE)
     log = MetricsLog(run_dir, main, train.tensorboard)
@@ -189,12 +212,17 @@ def train_run(
 
     end_step = plan.total_steps if stop_after is None else min(plan.total_steps, state.step + stop_after)
     started, first_step = time.perf_counter(), state.step
+    saved = state.step if checkpoint else None  # the step checkpoint.pt holds
     label = f"{arm_name} seed {seed}" if adapt is None else f"adapt {arm_name} seed {seed}, {adapt.shots} pieces"
     with progress_bar(label, plan.total_steps, show_progress and main) as update:
         update(advance=0, completed=state.step)
         while state.step < end_step:
             row = _one_step(model, optimizer, accelerator, plan, state, rng, schedule, micro, train.grad_clip)
             done = state.step
+            if not row.pop("finite"):
+                log.close()
+                what = f"the training loss became {row['train_loss']} (gradient norm {row['grad_norm']:.4g})"
+                _stop_non_finite(run_dir, info, done, what, saved, cadence.checkpoint_every, main)
             evaluated = done % cadence.eval_every == 0 or done == plan.total_steps
             if evaluated:
                 state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
@@ -205,10 +233,16 @@ def train_run(
                 log.append(row | {"tokens_per_s": tokens_per_s})
             update(info=f"loss {row['train_loss']:.3f} | {weights_text(row['stage_weights'])} | {tokens_per_s:,.0f} tok/s")
             if done % cadence.checkpoint_every == 0 or done == plan.total_steps:
+                if not _finite_weights(model):  # the same on every process: the weights are shared
+                    log.close()
+                    _stop_non_finite(run_dir, info, done, "the weights became NaN or infinite", saved, cadence.checkpoint_every, main)
                 accelerator.wait_for_everyone()
                 if main:
                     _save(run_dir, accelerator.unwrap_model(model), optimizer, state, rng, info)
+                saved = done
     log.close()
+    if checkpoint and main and state.step >= end_step:  # nothing trained: the weights file must still be whole
+        _verify_weights(run_dir, accelerator.unwrap_model(model))
     finished = end_step == plan.total_steps
     info.update(_summary(plan, state, end_step, finished))
     if finished:  # the test split, scored once, by the final model
@@ -217,6 +251,40 @@ def train_run(
         write_run(run_dir, info)
     _GroupExit.finished = True
     return TrainResult(run_dir, end_step, state.last_val, int(checkpoint["step"]) if checkpoint else None)
+
+
+def _stop_non_finite(run_dir: Path, info: dict[str, Any], step: int, what: str, saved: int | None, every: int, main: bool) -> None:
+    """Record in run.json why the run stopped, then raise :class:`RunFailed` naming the step."""
+    kept = (
+        f"checkpoint.pt keeps step {saved}, the last finite state"
+        if saved is not None
+        else f"no checkpoint was written (the first comes at step {every})"
+    )
+    message = f"{run_dir}: step {step}: {what}; the run stopped and {kept}; lower the learning rate"
+    if main:
+        write_run(run_dir, info | {"status": "failed", "error": message, "failed_at_step": step})
+    raise RunFailed(message)
+
+
+def _finite_weights(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _verify_weights(run_dir: Path, model: MusicTransformer) -> None:
+    """A resumed run that trains no further (it had finished): ``model/`` must hold the
+    checkpoint's weights and pass its content hash; if it does not, it is written again from
+    the checkpoint (which passed its own hash when it was loaded), and a line says so."""
+    try:
+        whole = weights_digest(load_model(run_dir / MODEL_DIR)) == weights_digest(model)
+        problem = "holds other weights than checkpoint.pt"
+    except UserError as exc:
+        whole, problem = False, str(exc).split(": ", 1)[-1]
+    if not whole:
+        save_model(model, run_dir / MODEL_DIR)
+        err_console.print(
+            f"[yellow]{escape(str(run_dir / MODEL_DIR))}: rebuilt from checkpoint.pt ({escape(problem)})[/]",
+            highlight=False,
+        )
 
 
 def _one_step(
@@ -239,12 +307,14 @@ def _one_step(
     counts, state.debt = allocate(mixture.weights, state.debt, windows)
     refs = plan.sampler.draw(rng, counts, mixture)
     lr = schedule(step)
-    loss = train_step(model, optimizer, accelerator, plan.sampler, refs, lr, micro * factor, grad_clip)
+    result = train_step(model, optimizer, accelerator, plan.sampler, refs, lr, micro * factor, grad_clip)
     state.stage_tokens = state.stage_tokens + counts * refs.length
     state.step = step + 1
     current = plan.schedule.current_stage(step, state.schedule)
-    row = metrics_row(state.step, plan.stage_names, state.stage_tokens, plan.data.target_stage, lr, mixture.weights, current, loss)
-    return row | {"window_len": refs.length}
+    row = metrics_row(state.step, plan.stage_names, state.stage_tokens, plan.data.target_stage, lr, mixture.weights, current, result.loss)
+    if not result.finite:
+        return row | {"finite": False, "grad_norm": result.grad_norm}
+    return row | {"window_len": refs.length, "finite": True}
 
 
 def _row(plan: RunPlan, state: TrainState, step: int, lr: float, loss: float | None) -> dict:

@@ -95,7 +95,7 @@ class RunPlan:
 
 def prepared_for(experiment: Experiment, arm_name: str | None = None, show_progress: bool = True) -> PreparedData:
     """The prepared data of the experiment's curriculum (or an arm's own), built if needed."""
-    from curricmusic.data.prepare import prepare
+    from curricmusic.data.prepare import CACHE_WAIT_S, prepare
     from curricmusic.data.summary import default_prepared_dir
 
     config = experiment.config
@@ -104,7 +104,7 @@ def prepared_for(experiment: Experiment, arm_name: str | None = None, show_progr
         folder = config.prepared
     else:
         folder = default_prepared_dir(curriculum)
-    return prepare(curriculum, folder, show_progress=show_progress, source=experiment.source).data
+    return prepare(curriculum, folder, show_progress=show_progress, source=experiment.source, wait_s=CACHE_WAIT_S).data
 
 
 def schedule_for(experiment: Experiment, arm_name: str, data: PreparedData, seed: int) -> Pacing:
@@ -158,13 +158,15 @@ def plan_run(experiment: Experiment, arm_name: str, seed: int, show_progress: bo
 def style_prepared(experiment: Experiment, show_progress: bool = True) -> PreparedData:
     """The ``[adapt]`` style prepared (built if needed) with the experiment's tokenizer, checked
     to hold enough training pieces for the largest shot size and held-out pieces to score."""
-    from curricmusic.data.prepare import prepare
+    from curricmusic.data.prepare import CACHE_WAIT_S, prepare
     from curricmusic.data.summary import default_prepared_dir
 
     adapt, curriculum = experiment.config.adapt, experiment.adapt_curriculum
     if adapt is None or curriculum is None:
         raise UserError(f"{experiment.source}: no [adapt] section")
-    data = prepare(curriculum, default_prepared_dir(curriculum), show_progress=show_progress, source=experiment.source).data
+    data = prepare(
+        curriculum, default_prepared_dir(curriculum), show_progress=show_progress, source=experiment.source, wait_s=CACHE_WAIT_S
+    ).data
     stage = adapt.style.name
     counts = {split: len(data.pieces(stage, split)) for split in ("train", "val", "test")}
     if counts["train"] < adapt.shots[-1]:
@@ -206,9 +208,10 @@ def plan_adaptation(experiment: Experiment, seed: int, shots: int, show_progress
     return RunPlan(data, data, schedule, sampler, heldout_sets(experiment, data, "val"), Cadence.of(adapt), pieces)
 
 
-def build_model(experiment: Experiment, vocab_size: int, seed: int) -> MusicTransformer:
-    """The model of the experiment, with the same initial weights for every arm of a seed."""
-    return seeded_model(experiment.config, vocab_size, seed, experiment.source)
+def build_model(experiment: Experiment, vocab_size: int, seed: int, micro_batch: int | None = None) -> MusicTransformer:
+    """The model of the experiment, with the same initial weights for every arm of a seed; a
+    training step of ``micro_batch`` windows (default the experiment's) is checked to fit first."""
+    return seeded_model(experiment.config, vocab_size, seed, experiment.source, micro_batch)
 
 
 def make_optimizer(model: torch.nn.Module, experiment: Experiment, lr: float) -> torch.optim.Optimizer:
