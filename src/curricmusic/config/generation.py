@@ -44,7 +44,8 @@ class GenerationSettings(FrozenModel):
     max_copy_notes: int = Field(16, ge=3, description="longest span copied from training data")
     copy_penalty: float | None = Field(None, gt=0, description="subtract from logits instead of blocking")
     prompt: Path | None = None
-    prompt_bars: int = Field(4, ge=1)
+    prompt_bars: int | None = Field(None, ge=1, description="None: as many of the last 4 bars as fit in half the context")
+    min_notes: int = Field(0, ge=0, description="draw a sample again (up to 4 times) while it has fewer new notes")
     rerank: int = Field(1, ge=1)
     novelty_weight: float = Field(1.0, ge=0)
     wav: bool = False
@@ -82,6 +83,7 @@ _FLAGS = {
     "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p", "min_p": "--min-p",
     "key": "--key", "rerank": "--rerank", "novelty_weight": "--novelty-weight",
     "max_copy_notes": "--max-copy-notes", "prompt_bars": "--prompt-bars", "batch_size": "--batch-size",
+    "min_notes": "--min-notes",
     "grammar": "--grammar/--no-grammar", "copy_blocking": "--copy-blocking/--no-copy-blocking",
     "wav": "--wav/--no-wav", "prompt": "--prompt",
 }  # fmt: skip

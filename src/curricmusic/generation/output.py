@@ -82,15 +82,22 @@ class Samples:
     n_bars: list[int]  # bars of each continuation, counted from its tokens
     seam_quarters: float | None = None  # time where the prompt ends (None: no prompt)
     notes: list[str] = field(default_factory=list)  # what was switched off, and why
+    prompt_notes: int = 0  # notes of the prompt itself (in every score)
+    prompt_bars: int = 0  # bars of the prompt file continued
+    warnings: list[str] = field(default_factory=list)  # what the prompt loses, said when it was read
+    redraws: list[int] = field(default_factory=list)  # (N,) rounds each candidate was drawn again
 
     def candidate(self, i: int) -> dict[str, Any]:
+        notes = int(self.scores[i].note_num())
         return {
             "seed": int(self.seeds[i]),
             "n_tokens": int(self.tokens[i].shape[0]),
-            "n_notes": int(self.scores[i].note_num()),
+            "n_notes": notes,
+            "n_new_notes": notes - self.prompt_notes,
             "mean_logprob": float(self.mean_logprob[i]),
             "copy_blocked_tokens": int(self.copy_blocked[i]),
             "reached_eos": bool(self.reached_eos[i]),
+            "redraws": int(self.redraws[i]) if self.redraws else 0,
         }
 
 
@@ -173,6 +180,9 @@ def write_outputs(
             "notes": samples.notes,
         },
         "prompt_tokens": int(len(samples.prompt)),
+        "prompt_bars": samples.prompt_bars if settings.prompt else None,
+        "warnings": samples.warnings,
+        "n_empty": sum(1 for row in rows if row["n_new_notes"] == 0),
         "seam": seam,
         "renderer": renderer,
         "samples": rows,
