@@ -14,7 +14,13 @@ from curricmusic.experiment.lr_selection import RULE
 from curricmusic.reporting import plots
 from curricmusic.reporting.compare_page import compare_html
 from curricmusic.reporting.novelty_page import novelty_html
-from curricmusic.reporting.report import grouped_warnings, html_report, markdown_report, report_metrics, write_reports
+from curricmusic.reporting.report import (
+    grouped_warnings,
+    html_report,
+    markdown_report,
+    report_metrics,
+    write_reports,
+)
 from curricmusic.reporting.style import CSS, count, fmt, sig
 
 PNG = b"\x89PNG\r\n\x1a\n"

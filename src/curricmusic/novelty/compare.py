@@ -101,7 +101,8 @@ def describe_set(path: Path, report: dict[str, Any]) -> dict[str, Any]:
     folder = path if path.is_dir() else path.parent
     samples_dir = Path(str(report.get("samples_dir") or folder.parent))
     manifest = _read_optional_json(samples_dir / "manifest.json")
-    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
+    recorded = manifest.get("settings")
+    settings: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     blocking = settings.get("copy_blocking") if isinstance(settings.get("copy_blocking"), bool) else None
     arm, seed = manifest.get("arm"), manifest.get("run_seed", manifest.get("seed"))
     page = folder / "novelty.html"

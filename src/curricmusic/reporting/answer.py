@@ -82,7 +82,7 @@ def _arm_line(results: dict[str, Any], arm: str, baseline: str) -> tuple[str, bo
     """``(line, has an interval, paired seeds)`` of one arm against the baseline arm."""
     target = results.get("target_stage", "the target stage")
     main = main_effect_row(results, arm, baseline)
-    parts = [_effect_phrase(f"{_loss_name(main and main['metric'])} on `{target}`", main)]
+    parts = [_effect_phrase(f"{_loss_name(main['metric'] if main else None)} on `{target}`", main)]
     adapted, k = _adaptation_row(results, arm, baseline)
     if k is not None:
         style = ((results.get("adaptation") or {}).get("style") or {}).get("stage", "the new style")
@@ -184,7 +184,7 @@ def _at_start_note(results: dict[str, Any]) -> str | None:
     """The footnote of the speed-up cells of models at the target before adapting: how many
     tokens the control needed, once per shot size."""
     adaptation = results.get("adaptation") or {}
-    needs = {}
+    needs: dict[tuple[str, int], str] = {}
     for row in adaptation.get("comparisons") or []:
         if row["metric"] != "tokens_to_target" or not row.get("n_at_start") or row["n_at_start"] != row.get("n_pairs"):
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def _identity_rows(sets: list[dict[str, Any]], reports: list[dict[str, Any]], ou
     return rows
 
 
-_FIGURES = [
+_FIGURES: list[tuple[str, Callable[[dict[str, Any]], Any], Callable[[Any], str], str]] = [
     ("samples", lambda r: r["summary"].get("n"), str, ""),
     ("copy rate", lambda r: r["summary"].get("copy_rate"), fmt, howto.COPY_RATE),
     ("median rho", lambda r: r["summary"].get("rho_median"), sig, howto.RHO_MEDIAN),
@@ -142,7 +143,7 @@ def compare_html(sets: list[dict[str, Any]], reports: list[dict[str, Any]], out_
             f"<p class='banner fake'>Identical sample sets: {html.escape(listed)}. Their files are the same, so their "
             "figures differ only where they were scored differently; comparing them says nothing about the samples.</p>"
         )
-    heldout = next((r["summary"].get("heldout_rho") for r in reports if r["summary"].get("heldout_rho")), []) or []
+    heldout: list[Any] = next((r["summary"]["heldout_rho"] for r in reports if r["summary"].get("heldout_rho")), [])
     png = distributions_png(
         [one["label"] for one in sets],
         [_finite([s.get("rho") for s in r["samples"]]) for r in reports],
