@@ -14,6 +14,7 @@ drops the prompt's meter.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ d_model = 32
 n_layers = 1
 n_heads = 2
 [train]
-tokens = 4096
+tokens = 2048
 seq_len = 32
 batch_size = 8
 eval_every = 4
@@ -55,10 +56,10 @@ stage_fractions = [0.2, 0.2, 0.2]
 name = "random"
 pacing = "random"
 [generate]
-n = 3
+n = 2
 max_bars = 2
 max_tokens = 64
-copy_blocking = false
+max_copy_notes = 64  # longer than any sample: nothing is blocked, so the unblocked samples are the same files
 [novelty]
 embedder = "symbolic"
 [probe]
@@ -132,7 +133,8 @@ def assert_numbers_to_their_precision(text: str) -> None:
 
 
 def _cli(*args) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "curricmusic", *(str(a) for a in args)], capture_output=True, text=True)
+    env = {**os.environ, "COLUMNS": "250"}  # rich tables unwrapped
+    done = subprocess.run([sys.executable, "-m", "curricmusic", *(str(a) for a in args)], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
     return done
 
@@ -211,7 +213,7 @@ def test_novelty_html_explains_each_score_and_scrolls_its_samples(experiment):
     read = {row[0]: row[2] for row in figures[1:]}
     assert read["median rho"].startswith("median rho above 1:") and read["data-copying statistic C_T"].startswith("C_T")
     samples = next(t for t in page.tables if t[0][:2] == ["sample", "flagged"])
-    assert len(samples) == 1 + 3 and page.scrolling_tables == len(page.tables)
+    assert len(samples) == 1 + 2 and page.scrolling_tables == len(page.tables)
     assert "as requested" in page.visible and "fake" not in page.classes
 
 
@@ -227,7 +229,7 @@ def test_compare_html_names_each_set_by_what_it_is_and_marks_identical_ones(expe
     assert rows["copy-blocking"] == ["on", "off", "on"]
     assert all(cell.startswith("run ") and "(bank: " in cell for cell in rows["scored against"])
     assert rows["scored against"][0] == rows["scored against"][1] != rows["scored against"][2]
-    # copy-blocking was off in this experiment: the unblocked set is the same files, and says so
+    # copy-blocking blocked nothing here: the unblocked set is the same files, and the page says so
     assert rows["identical samples"][:2] == ["same files as curriculum, seed 0, copy-blocking off", "same files as curriculum, seed 0, copy-blocking on"]
     assert rows["identical samples"][2] == "-" and "Identical sample sets" in page.visible
     links = re.findall(r'href="([^"]+)">novelty page', text)
@@ -338,21 +340,17 @@ def test_a_curriculum_that_lists_the_meters_keeps_them(meters, tmp_path, monkeyp
         run_cli(monkeypatch, capsys, "data", "show", tmp_path / "prepared", "--stage", "pieces", "--split", split,
                 "--limit", "10", "--export-midi", tmp_path / "examples")  # fmt: skip
         exported = next((tmp_path / "examples" / "pieces").glob("*etude_8_4*"))
-    meters_back = [(t.time // 480, t.numerator, t.denominator) for t in Score(str(exported)).time_signatures]
+    score = Score(str(exported))
+    meters_back = [(t.time / score.tpq, t.numerator, t.denominator) for t in score.time_signatures]
     assert meters_back == [(0, 8, 4), (8, 3, 4), (11, 8, 4)]  # the 8/4 bars come back as 8/4, to the end
     status, _, err = run_cli(monkeypatch, capsys, "data", "show", tmp_path / "prepared", "--split", "dev", "--export-midi", tmp_path / "x")
     assert status == 2 and "--split: expected one of train, val, test" in err and not (tmp_path / "x").exists()
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    from curricmusic.config import load_experiment
-    from curricmusic.training.loop import train_run
-
-    root = tmp_path_factory.mktemp("tiny_run")
-    (root / "tiny.toml").write_text(EXPERIMENT.replace("tokens = 4096", "tokens = 1024"))
-    train_run(load_experiment(root / "tiny.toml"), "random", 0, root / "run", show_progress=False)
-    return root / "run"
+def tiny_run(experiment) -> Path:
+    """A trained run of the experiment (seq_len 32: 16 tokens of prompt at most)."""
+    return experiment[0] / "exp" / "runs" / "random-seed0"
 
 
 def test_generate_warns_about_a_prompt_whose_last_bar_starts_no_note(tiny_run, tmp_path, monkeypatch, capsys):
@@ -375,18 +373,22 @@ def test_generate_names_seq_len_when_not_even_one_bar_fits(tiny_run, tmp_path, m
     prompt.write_bytes(notes_to_score(dense).dumps_midi())
     status, _, err = run_cli(monkeypatch, capsys, "generate", tiny_run, "--prompt", prompt, "--prompt-bars", "1", "--out", tmp_path / "s")
     assert status == 2 and "even one bar of the prompt is" in err and "train.seq_len" in err and "--prompt-bars" not in err
-    long = make_notes(np.arange(32.0), [1.0] * 32, [60 + i % 7 for i in range(32)])
-    prompt.write_bytes(notes_to_score(long).dumps_midi())
+    whole_notes = make_notes(np.arange(0.0, 32.0, 4.0), [4.0] * 8, [60 + i for i in range(8)])  # a bar fits, 4 do not
+    prompt.write_bytes(notes_to_score(whole_notes).dumps_midi())
     status, _, err = run_cli(monkeypatch, capsys, "generate", tiny_run, "--prompt", prompt, "--prompt-bars", "4", "--out", tmp_path / "s")
-    assert status == 2 and "use --prompt-bars 1 or fewer" in err
+    assert status == 2 and re.search(r"the last 4 bars of the prompt are \d+ tokens, .* use --prompt-bars [123] or fewer", err)
+    # left to its default, the prompt takes as many of its last 4 bars as fit, and says so
+    status, _, err = run_cli(monkeypatch, capsys, "generate", tiny_run, "--prompt", prompt, "--n", "1", "--out", tmp_path / "s")
+    assert status == 0 and "continuing its last" in err and "do not fit in half the model's context" in err
 
 
 def test_generate_warns_when_the_tokenizer_drops_the_prompts_meter_and_tempo(tiny_run, tmp_path, monkeypatch, capsys):
-    waltz = notes_to_score(make_notes(np.arange(6.0), [1.0] * 6, [60, 64, 67] * 2), time_signature=(3, 2), qpm=72)
-    waltz.tempos.append(Tempo(480 * 3, qpm=400))
-    prompt = tmp_path / "waltz.mid"
-    prompt.write_bytes(waltz.dumps_midi())
-    status, _, err = run_cli(monkeypatch, capsys, "generate", tiny_run, "--prompt", prompt, "--n", "1", "--out", tmp_path / "s")
+    slow = notes_to_score(make_notes(np.arange(0.0, 18.0, 6.0), [6.0] * 3, [60, 64, 67]), time_signature=(3, 2), qpm=72)
+    slow.tempos.append(Tempo(480 * 6, qpm=400))  # from the second bar on
+    prompt = tmp_path / "slow.mid"
+    prompt.write_bytes(slow.dumps_midi())
+    status, _, err = run_cli(monkeypatch, capsys, "generate", tiny_run, "--prompt", prompt, "--prompt-bars", "1", "--n", "1",
+                             "--out", tmp_path / "s")  # fmt: skip
     assert status == 0, err
     said = " ".join(err.split())
     assert "the tokenizer drops the prompt's time signature 3/2 (not among the tokenizer's time_signatures)" in said
@@ -397,7 +399,7 @@ def test_empty_samples_are_counted_and_min_notes_draws_them_again(tiny_run, tmp_
     from curricmusic.cli import samples_line
 
     manifest = {"samples": [{"n_notes": 0, "n_new_notes": 0}, {"n_notes": 20, "n_new_notes": 20}], "settings": {"min_notes": 0}}
-    assert samples_line(manifest) == "2 samples (1 of 2 empty: no new note; --min-notes 1 draws such samples again), 20 new notes"
+    assert samples_line(manifest) == "2 samples (1 of 2 empty: no new note; --min-notes 1 draws such samples again), 20 notes"
     status, out, err = run_cli(monkeypatch, capsys, "generate", tiny_run, "--n", "2", "--out", tmp_path / "plain")
     assert status == 0, err
     plain = json.loads((tmp_path / "plain" / "manifest.json").read_text())

@@ -79,14 +79,14 @@ def _too_long(path: Path, bars: int, n_tokens: int, capacity: int, fits: int) ->
     )
 
 
-def _warnings(tokenizer: Tokenizer, path: Path, whole: Score, window: Score, bars: int) -> list[str]:
+def _warnings(tokenizer: Tokenizer, path: Path, window: Score, bars: int) -> list[str]:
     out = []
     if window.note_num() == 0:
         out.append(
             f"{path}: the last {bars} bar(s) of the prompt start no note (notes held from earlier bars are not carried "
             "over), so the model continues from silence; use more --prompt-bars"
         )
-    lost = unwritable_events(tokenizer, whole)
+    lost = unwritable_events(tokenizer, window)  # the window keeps the meter and tempo in force at its start
     if lost:
         out.append(f"{path}: the tokenizer drops the prompt's {lost}; the samples will not keep them")
     return out
@@ -113,7 +113,7 @@ def load_prompt(tokenizer: Tokenizer, midi_path: str | Path, bars: int | None, c
             n_tokens = len(ids_of(wanted)) if fits else len(ids_of(1))
             raise _too_long(path, wanted, n_tokens, capacity, fits)
         chosen = fits
-    prompt = Prompt(ids_of(chosen), chosen, _warnings(tokenizer, path, score, _last_bars(score, chosen), chosen))
+    prompt = Prompt(ids_of(chosen), chosen, _warnings(tokenizer, path, _last_bars(score, chosen), chosen))
     if chosen < wanted:
         prompt.warnings.insert(0, f"{path}: continuing its last {chosen} bar(s) (the last {wanted} do not fit in half the model's context, {limit} tokens)")
     return prompt
