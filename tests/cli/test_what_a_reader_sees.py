@@ -27,14 +27,34 @@ import pytest
 from symusic import Score, Tempo, TimeSignature
 
 from curricmusic.music.notes import make_notes, notes_to_score
-from tests.conftest import REPO
 from tests.helpers import melody_midi, run_cli
 
 SEEDS = 2
-EXPERIMENT = f"""
+#: Two small generated stages: seconds to prepare, and little to evaluate.
+CURRICULUM = """
+name = "reader"
+seed = 0
+keys = ["C", "a"]
+target_stage = "etudes"
+[split]
+val = 0.2
+test = 0.2
+[[stages]]
+name = "scales"
+source = "generated"
+generator = "scales"
+options = { max_pieces = 12 }
+[[stages]]
+name = "etudes"
+source = "generated"
+generator = "etudes"
+options = { pieces_per_key = 4 }
+"""
+
+EXPERIMENT = """
 name = "reader"
 description = "Two arms, two seeds: too few for any interval."
-curriculum = "{REPO / "curricula" / "debug.toml"}"
+curriculum = "reader_curriculum.toml"
 seeds = [0, 1]
 [model]
 size = "tiny"
@@ -51,7 +71,7 @@ checkpoint_every = 8
 [[arms]]
 name = "curriculum"
 pacing = "fixed"
-stage_fractions = [0.2, 0.2, 0.2]
+stage_fractions = [0.5]
 [[arms]]
 name = "random"
 pacing = "random"
@@ -145,6 +165,7 @@ def experiment(tmp_path_factory):
     samples and another arm's: the folder, the run command's output and the compare command's."""
     root = tmp_path_factory.mktemp("reader")
     (root / "reader.toml").write_text(EXPERIMENT)
+    (root / "reader_curriculum.toml").write_text(CURRICULUM)
     out = _cli("run", root / "reader.toml", "--out", root / "exp").stdout
     runs = root / "exp" / "runs"
     sets = [runs / "curriculum-seed0" / "novelty", runs / "curriculum-seed0" / "novelty-unblocked", runs / "random-seed1" / "novelty"]
