@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 
 from curricmusic.common.errors import DEBUG_ENV, UserError, debug_enabled, error_line
-from curricmusic.common.numbers import count, fmt, sig
+from curricmusic.common.numbers import fmt, sig
 from curricmusic.common.paths import redirect_tool_caches
 from curricmusic.common.progress import console, err_console
 
@@ -183,6 +183,7 @@ def generate(
     """
     from curricmusic.config.generation import settings_for_run
     from curricmusic.generation.generate import generate_samples
+    from curricmusic.generation.output import samples_line
     from curricmusic.training.run_files import RUN_FILE, read_run
 
     flags = {
@@ -198,7 +199,7 @@ def generate(
     settings, sources = settings_for_run(read_run(run_dir), flags, source=str(run_dir / RUN_FILE))
     out_dir = out or run_dir / "samples"
     manifest = generate_samples(run_dir, out_dir, settings, sources=sources)
-    console.print(f"[green]{out_dir}[/]: {samples_line(manifest)} (manifest.json)")
+    console.print(f"[green]{out_dir}[/]: {escape(samples_line(manifest))} (manifest.json)")
 
 
 @app.command("novelty")
@@ -236,26 +237,6 @@ def novelty(
         f"(distance flag {'on' if summary['rho_flag'] else 'off: copied spans only'}); {escape(embedder_text)}",
         soft_wrap=True,
     )
-
-
-def samples_line(manifest: dict) -> str:
-    """What ``generate`` drew, counting the samples that hold no new note: "8 samples (1 of 8
-    empty: no new note; --min-notes 1 draws such samples again), 120 new notes"."""
-    rows = manifest["samples"]
-    new = sum(row.get("n_new_notes", row["n_notes"]) for row in rows)
-    empty = manifest.get("n_empty", sum(1 for row in rows if row.get("n_new_notes", row["n_notes"]) == 0))
-    redrawn = sum(1 for row in rows if row.get("redraws"))
-    parts = [f"{len(rows)} sample{'s' if len(rows) != 1 else ''}"]
-    notes = []
-    if empty:
-        hint = "" if manifest["settings"].get("min_notes") else "; --min-notes 1 draws such samples again"
-        notes.append(f"{empty} of {len(rows)} empty: no new note{hint}")
-    if redrawn:
-        notes.append(f"{redrawn} drawn again for having fewer than {manifest['settings']['min_notes']} new notes")
-    if notes:
-        parts[0] += f" ({'; '.join(notes)})"
-    parts.append(f"{count(new)} {'new ' if manifest.get('prompt_tokens', 1) > 1 else ''}notes")
-    return ", ".join(parts)
 
 
 @app.command("compare")

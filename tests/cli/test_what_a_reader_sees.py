@@ -417,7 +417,7 @@ def test_generate_warns_when_the_tokenizer_drops_the_prompts_meter_and_tempo(tin
 
 
 def test_empty_samples_are_counted_and_min_notes_draws_them_again(tiny_run, tmp_path, monkeypatch, capsys):
-    from curricmusic.cli import samples_line
+    from curricmusic.generation.output import samples_line
 
     manifest = {"samples": [{"n_notes": 0, "n_new_notes": 0}, {"n_notes": 20, "n_new_notes": 20}], "settings": {"min_notes": 0}}
     assert samples_line(manifest) == "2 samples (1 of 2 empty: no new note; --min-notes 1 draws such samples again), 20 notes"

@@ -19,12 +19,13 @@ from symusic import Score, TextMeta
 from curricmusic.common.atomic import atomic_path, write_json
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_folder, claim_folder
+from curricmusic.common.numbers import count
 from curricmusic.common.progress import progress_bar
 from curricmusic.config.generation import GenerationSettings
 from curricmusic.generation.run import LoadedRun
 from curricmusic.music.notes import seconds_at
 
-__all__ = ["Samples", "write_outputs", "check_output_dir", "MANIFEST_NAME", "SEAM_MARKER"]
+__all__ = ["Samples", "write_outputs", "check_output_dir", "samples_line", "MANIFEST_NAME", "SEAM_MARKER"]
 
 MANIFEST_NAME = "manifest.json"
 SEAM_MARKER = "prompt end"
@@ -189,3 +190,23 @@ def write_outputs(
     }
     write_json(out_dir / MANIFEST_NAME, manifest)
     return manifest
+
+
+def samples_line(manifest: dict) -> str:
+    """What ``generate`` drew, counting the samples that hold no new note: "8 samples (1 of 8
+    empty: no new note; --min-notes 1 draws such samples again), 120 new notes"."""
+    rows = manifest["samples"]
+    new = sum(row.get("n_new_notes", row["n_notes"]) for row in rows)
+    empty = manifest.get("n_empty", sum(1 for row in rows if row.get("n_new_notes", row["n_notes"]) == 0))
+    redrawn = sum(1 for row in rows if row.get("redraws"))
+    parts = [f"{len(rows)} sample{'s' if len(rows) != 1 else ''}"]
+    notes = []
+    if empty:
+        hint = "" if manifest["settings"].get("min_notes") else "; --min-notes 1 draws such samples again"
+        notes.append(f"{empty} of {len(rows)} empty: no new note{hint}")
+    if redrawn:
+        notes.append(f"{redrawn} drawn again for having fewer than {manifest['settings']['min_notes']} new notes")
+    if notes:
+        parts[0] += f" ({'; '.join(notes)})"
+    parts.append(f"{count(new)} {'new ' if manifest.get('prompt_tokens', 1) > 1 else ''}notes")
+    return ", ".join(parts)

@@ -95,14 +95,14 @@ def _identity_rows(sets: list[dict[str, Any]], reports: list[dict[str, Any]], ou
         ["arm"] + [html.escape(str(one["arm"] or "-")) for one in sets],
         ["seed"] + [html.escape(str(one["seed"] if one["seed"] is not None else "-")) for one in sets],
         ["copy-blocking"] + [blocking(one) for one in sets],
-        ["scored against"] + [html.escape(one["against"]) for one in sets],
+        ["scored against"] + [f"<span class='wrap'>{html.escape(one['against'])}</span>" for one in sets],
         ["embedder"] + [html.escape(f"{r['embedder'].get('spec')}") for r in reports],
-        ["samples"] + [_samples_cell(one, out_dir) for one in sets],
+        ["pages"] + [_samples_cell(one, out_dir) for one in sets],
     ]
     if any(one["identical_to"] for one in sets):
         rows.append(
             ["identical samples"]
-            + [f"<span class='same'>same files as {html.escape(', '.join(one['identical_to']))}</span>" if one["identical_to"] else "-" for one in sets]
+            + [f"<span class='same wrap'>same files as {html.escape(', '.join(one['identical_to']))}</span>" if one["identical_to"] else "-" for one in sets]
         )
     return rows
 

@@ -58,7 +58,7 @@ def rho_histogram(sets: dict[str, list[float]], heldout: list[float]) -> str:
 
 def _banner(report: dict[str, Any]) -> str:
     note, css = embedder_note([report["embedder"]])
-    return f"<div class='banner {css}'>Embedder: {html.escape(note)}.</div>"
+    return f"<div class='banner {css}'>Novelty scores: {html.escape(note)}.</div>"
 
 
 def _link(samples_dir: Path, out_dir: Path, name: str) -> str:
@@ -151,7 +151,7 @@ def _calibration_table(calibration: dict[str, Any]) -> str:
         for name, p in probe.items()
     ]  # fmt: skip
     auc = calibration.get("separation_auc")
-    auc_text = f" Separation AUC {_fmt(auc, 2)}: {html.escape(howto.SEPARATION_AUC)}" if auc is not None else ""
+    auc_text = f" How to read the {html.escape(howto.SEPARATION_AUC)}" if auc is not None else ""
     head = ["material", "pieces", "median rho", "flagged by rho", "flagged by copied span", "flagged"]
     return (
         f"<h2>Calibration of the flag</h2><p>{html.escape(calibration.get('rho_flag_reason', ''))}. "

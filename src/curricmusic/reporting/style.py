@@ -15,7 +15,7 @@ td{white-space:nowrap}th:first-child,td:first-child,td.t{text-align:left}td .how
 figure{margin:1.5em 0}img{max-width:100%}figcaption{color:#555;font-size:0.85em}
 .banner{padding:0.6em 1em;border-radius:4px;margin:1em 0}.real{background:#e5f5e0}.fake{background:#fde0dd}.chosen{background:#eef3fb}
 .answer{border-left:4px solid #1f77b4;background:#f7f9fc;padding:0.6em 1em 0.6em 2em;margin:1em 0}.answer li{margin:0.2em 0}
-.howto{color:#555;font-size:0.85em}.note{color:#555}.same{background:#fff7bc}
+.howto{color:#555;font-size:0.85em}.wrap{white-space:normal;display:block;min-width:12em;max-width:24em}.note{color:#555}.same{background:#fff7bc}
 code{background:#f3f3f3;padding:0 0.2em;border-radius:3px;font-size:0.92em}
 pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:0.8em}.empty{color:#999}
 .listen{display:flex;flex-direction:column;gap:2px;margin-top:4px}.listen audio{width:260px;height:32px}
