@@ -313,6 +313,6 @@ def test_compare_page_puts_sets_side_by_side(tmp_path):
     page = compare_html(sets, reports, tmp_path)
     assert CSS in page and "<th>a, seed 0, copy-blocking on</th><th>b&lt;, seed 0, copy-blocking off</th>" in page
     assert "<td class='t'>copy-blocking</td><td class='t'>on</td><td class='t'>off</td>" in page
-    assert "<td class='t'>scored against</td><td class='t'>run a-seed0</td><td class='t'>run b-seed0</td>" in page
+    assert "<td class='t'>scored against</td><td class='t'><span class='wrap'>run a-seed0</span></td>" in page
     assert "<td>2</td><td>1</td>" in page and "<td>0.625</td><td>0.625</td>" in page
     assert page.count("data:image/png;base64,") == 1 and "Identical sample sets" not in page
