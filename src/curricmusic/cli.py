@@ -22,6 +22,7 @@ import typer
 from rich.markup import escape
 
 from curricmusic.common.errors import DEBUG_ENV, UserError, debug_enabled, error_line, out_of_memory
+from curricmusic.common.numbers import fmt, sig
 from curricmusic.common.paths import redirect_tool_caches
 from curricmusic.common.progress import console, err_console
 
@@ -38,10 +39,21 @@ data_app = typer.Typer(help="Build and inspect curriculum data.", no_args_is_hel
 app.add_typer(data_app, name="data", help="Prepare curriculum data (prepare) and look at it (show).")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import curricmusic
+
+        console.print(f"curricmusic {curricmusic.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     debug: bool = typer.Option(
         False, "--debug", help=f"Show the full traceback of any error (same as {DEBUG_ENV}=1)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version of curricmusic and exit."
     ),
 ) -> None:
     """Curriculum learning for symbolic music: prepare staged data, train, generate, score novelty."""
@@ -84,6 +96,7 @@ def data_show(
     curriculum: Path = typer.Argument(..., help="Curriculum TOML, MIDI folder, or a prepared folder."),
     stage: str | None = typer.Option(None, "--stage", help="List the pieces of this stage."),
     export_midi: Path | None = typer.Option(None, "--export-midi", help="Write example MIDI files here."),
+    split: str | None = typer.Option(None, "--split", help="Split to list and export: train (default), val or test."),
     limit: int = typer.Option(3, "--limit", min=1, help="Pieces listed or exported per stage."),
     plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of difficulty and tokens per stage."),
 ) -> None:
@@ -105,9 +118,9 @@ def data_show(
     if stage is None:
         print_summary(data)
     else:
-        print_stage(data, stage, limit)
+        print_stage(data, stage, limit, split)
     if export_midi is not None:
-        written = export_examples(data, export_midi, limit, only_stage=stage)
+        written = export_examples(data, export_midi, limit, only_stage=stage, split=split)
         console.print(f"wrote {len(written)} MIDI files to [green]{export_midi}[/]")
     if plot is not None:
         from curricmusic.data.summary import plot_difficulty
@@ -136,7 +149,7 @@ def train(
     result = train_run(loaded, arm_name, run_seed, run_dir, lr=lr, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return
-    val = ", ".join(f"{stage} {loss:.3f}" for stage, loss in result.final_val.items())
+    val = ", ".join(f"{stage} {sig(loss)}" for stage, loss in result.final_val.items())
     console.print(f"[green]{result.run_dir}[/]: {result.steps} steps; validation loss: {val}")
 
 
@@ -146,7 +159,9 @@ def generate(
     n: int | None = typer.Option(None, "--n", help="Number of samples (default 4)."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default: RUN_DIR/samples)."),
     prompt: Path | None = typer.Option(None, "--prompt", help="Continue this MIDI file (its last bars)."),
-    prompt_bars: int | None = typer.Option(None, "--prompt-bars", help="Bars of the prompt to continue from (default 4)."),
+    prompt_bars: int | None = typer.Option(
+        None, "--prompt-bars", help="Bars of the prompt to continue from (default: the last 4, fewer if they do not fit)."
+    ),
     temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (default 1.0)."),
     top_k: int | None = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0: off; default 0)."),
     top_p: float | None = typer.Option(None, "--top-p", help="Nucleus sampling mass (1: off; default 0.95)."),
@@ -163,6 +178,9 @@ def generate(
     rerank: int | None = typer.Option(None, "--rerank", help="Draw K candidates per sample, keep the most novel-and-likely (default 1)."),
     novelty_weight: float | None = typer.Option(None, "--novelty-weight", help="Weight W of the novelty penalty in reranking (default 1)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Samples drawn at once (default 8)."),
+    min_notes: int | None = typer.Option(
+        None, "--min-notes", help="Draw a sample again (up to 4 times) while it has fewer new notes (default 0: never)."
+    ),
     wav: bool | None = typer.Option(None, "--wav/--no-wav", help="Also render WAV audio with the General MIDI soundfont (default off)."),
 ) -> None:
     """Sample MIDI (and WAV) from a trained run.
@@ -174,12 +192,14 @@ def generate(
     from curricmusic.common.run_folder import RUN_FILE, read_run
     from curricmusic.config.run_settings import settings_for_run
     from curricmusic.generation.generate import generate_samples
+    from curricmusic.generation.output import samples_line
 
     flags = {
         "n": n, "seed": seed, "batch_size": batch_size, "max_bars": max_bars, "max_tokens": max_tokens,
         "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p, "grammar": grammar,
         "key": key, "copy_blocking": copy_blocking, "max_copy_notes": max_copy_notes, "prompt": prompt,
         "prompt_bars": prompt_bars, "rerank": rerank, "novelty_weight": novelty_weight, "wav": wav,
+        "min_notes": min_notes,
     }  # fmt: skip
     settings_for_run({}, flags)  # a bad flag is one line naming it, before the run folder is read
     if not run_dir.is_dir():
@@ -187,8 +207,7 @@ def generate(
     settings, sources = settings_for_run(read_run(run_dir), flags, source=str(run_dir / RUN_FILE))
     out_dir = out or run_dir / "samples"
     manifest = generate_samples(run_dir, out_dir, settings, sources=sources)
-    notes = sum(row["n_notes"] for row in manifest["samples"])
-    console.print(f"[green]{out_dir}[/]: {len(manifest['samples'])} samples, {notes} notes (manifest.json)")
+    console.print(f"[green]{out_dir}[/]: {escape(samples_line(manifest))} (manifest.json)")
 
 
 @app.command("novelty")
@@ -213,6 +232,7 @@ def novelty(
     from curricmusic.common.run_folder import RUN_FILE, is_run_folder, read_run
     from curricmusic.config.run_settings import novelty_settings_for_run
     from curricmusic.novelty.pipeline import score_novelty
+    from curricmusic.reporting.embedder_note import embedder_note
 
     flags = {"embedder": embedder, "bank_stages": bank_stage or None, "max_seconds": max_seconds}
     run_info = read_run(against) if is_run_folder(against) else None  # a prepared folder records none
@@ -221,19 +241,15 @@ def novelty(
     report = score_novelty(samples_dir, against, out_dir, settings, sources=sources)
     summary = report["summary"]
     skipped = len(report.get("skipped") or [])
+    embedder_text, _ = embedder_note([report["embedder"]])
     console.print(
-        f"[green]{out_dir / 'novelty.html'}[/]: {summary['n']} samples scored"
+        f"[green]{out_dir / 'novelty.html'}[/]: {summary['n']} samples"
         f"{f', {skipped} skipped (unreadable; reasons in novelty.json)' if skipped else ''}, {summary['n_flagged']} flagged "
-        f"(copy rate {summary['copy_rate']:.2f}), median rho {summary['rho_median']:.2f}, "
-        f"C_T {summary['data_copying_C_T'] if summary['data_copying_C_T'] is not None else 'n/a'}, "
-        f"false flags on fresh music {_two(summary.get('fresh_false_flag_rate'))} (distance flag "
-        f"{'on' if summary['rho_flag'] else 'off: copied spans only'}); "
-        f"embedder {report['embedder']['spec']} (weights {'real' if report['embedder']['weights_real'] else 'not real'})"
+        f"(copy rate {fmt(summary['copy_rate'], 2)}), median rho {sig(summary['rho_median'])}, "
+        f"C_T {sig(summary['data_copying_C_T'])}, false flags on fresh music {fmt(summary.get('fresh_false_flag_rate'), 2)} "
+        f"(distance flag {'on' if summary['rho_flag'] else 'off: copied spans only'}); {escape(embedder_text)}",
+        soft_wrap=True,
     )
-
-
-def _two(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
 
 
 @app.command("compare")
@@ -263,9 +279,7 @@ def run(
     loaded = load_experiment(experiment)
     out_dir = out or Path("runs") / loaded.config.name
     results = run_experiment(loaded, out_dir, resume=resume, launcher=launcher)
-    from curricmusic.reporting.report import markdown_report
-
-    console.print(markdown_report(results).split("## ")[0])
+    _print_opening(results)
     console.print(f"[green]{out_dir / 'report.html'}[/] (also results.json, report.md)")
     failed = [r for r in results["runs"] if r.get("status") != "done"]
     adaptation = results.get("adaptation") or {"runs": [], "shots": []}
@@ -288,6 +302,14 @@ def run(
         raise typer.Exit(1)
 
 
+def _print_opening(results: dict) -> None:
+    """The report's opening lines (the answer), as plain text."""
+    from curricmusic.reporting.answer import opening_lines
+
+    text = "\n".join(opening_lines(results)).replace("**", "").replace("`", "")
+    console.print(escape(text), soft_wrap=True, highlight=False)
+
+
 @app.command("report")
 def report(
     experiment_dir: Path = typer.Argument(..., help="An experiment folder written by `run`."),
@@ -298,10 +320,9 @@ def report(
     experiment.json says how its runs were trained; unfinished runs are reported as they stand.
     """
     from curricmusic.experiment.recorded import rebuild_reports
-    from curricmusic.reporting.report import markdown_report
 
     results = rebuild_reports(experiment_dir)
-    console.print(markdown_report(results).split("## ")[0])
+    _print_opening(results)
     done = sum(r.get("status") == "done" for r in results["runs"])
     console.print(f"[green]{experiment_dir / 'report.html'}[/] (also results.json, report.md): {done} of {len(results['runs'])} runs finished")
 

@@ -292,70 +292,6 @@ def test_a_model_at_the_target_before_adapting_has_no_ratio_but_a_difference():
 # ---- the report ----------------------------------------------------------------------------------
 
 
-def _ci(mean, low=None, high=None, n=3):
-    return {"n": n, "mean": mean, "ci_low": low, "ci_high": high, "too_few": n < 3, "values": [mean] * n}
-
-
-def _effect(arm, baseline, metric, n, shots=None, **values):
-    row = {"arm": arm, "baseline": baseline, "metric": metric, "n_pairs": n, "too_few_for_p": n < 5}
-    for key, (value, low, high) in values.items():
-        row.update({key: value, f"{key}_ci_low": low, f"{key}_ci_high": high})
-    return row | ({"shots": shots} if shots is not None else {})
-
-
-def small_results(n: int) -> dict:
-    """results.json of two arms and from-scratch, with n seeds, as the report reads it."""
-    arm = {"n_done": n, "summary": {"copy_rate": _ci(0.05, 0.0, 0.1, n), "copy_rate_unblocked": _ci(0.25, 0.1, 0.4, n)}}
-    adaptation = [
-        _effect("curriculum", "random", "tokens_to_target", n, 8, speedup=(1.25, 0.9, 1.7), diff=(-50.0, -90.0, -10.0)),
-        _effect("curriculum", "random", "test", n, 8, diff=(-0.02, -0.05, 0.01)),
-        _effect("curriculum", "scratch", "tokens_to_target", n, 8, speedup=(2.0, 1.5, 2.5), diff=(-300.0, -400.0, -200.0)),
-        _effect("curriculum", "scratch", "test", n, 8, diff=(-0.4, -0.5, -0.3)),
-        _effect("random", "scratch", "tokens_to_target", n, 8, speedup=(1.6, 1.2, 2.1), diff=(-250.0, -350.0, -150.0)),
-        _effect("random", "scratch", "test", n, 8, diff=(-0.38, -0.5, -0.26)),
-    ]
-    return {
-        "baseline_arm": "random",
-        "arms": {"curriculum": arm, "random": arm},
-        "comparisons": [_effect("curriculum", "random", "tokens_to_target", n, ratio=(0.8, 0.7, 0.9))],
-        "adaptation": {"shots": [8], "style": {"stage": "folk"}, "comparisons": adaptation},
-    }
-
-
-def test_the_answer_paragraph_gives_every_figure_with_its_interval():
-    from curricmusic.reporting.answer import answer_paragraph
-
-    text = answer_paragraph(small_results(5))
-    assert text.startswith(
-        "In short: curriculum: against random: pretraining tokens to target 0.80x [0.70, 0.90]; adaptation speed-up "
-        "8 pieces 1.25x [0.90, 1.70]; final test loss difference 8 pieces -0.020 [-0.050, 0.010]; against from-scratch: "
-        "adaptation speed-up 8 pieces 2.00x [1.50, 2.50]; final test loss difference 8 pieces -0.400 [-0.500, -0.300]; "
-        "copy rate 0.05 [0.00, 0.10], 0.25 without copy-blocking. random: against from-scratch: adaptation speed-up "
-        "8 pieces 1.60x [1.20, 2.10]; final test loss difference 8 pieces -0.380 [-0.500, -0.260]; copy rate"
-    )
-    assert "on the new style folk" in text and "\n" not in text
-    without = small_results(5) | {"adaptation": None}  # no [adapt]: pretraining and copy rate only
-    assert answer_paragraph(without) == (
-        "In short: curriculum: against random: pretraining tokens to target 0.80x [0.70, 0.90]; copy rate 0.05 "
-        "[0.00, 0.10], 0.25 without copy-blocking. random: copy rate 0.05 [0.00, 0.10], 0.25 without copy-blocking. "
-        "Means over seeds with 95% t-intervals. Tokens to target: arm / random (below 1: fewer tokens)."
-    )
-
-
-def test_the_answer_paragraph_says_when_the_sample_is_too_small():
-    from curricmusic.reporting.answer import answer_paragraph
-
-    text = answer_paragraph(small_results(2))
-    assert text.startswith("In short: with 2 seed(s) per arm this experiment cannot say whether learning order matters")
-    assert "0.80" not in text and "2.00" not in text  # no solid-looking number
-    mixed = small_results(5)
-    mixed["comparisons"][0]["n_pairs"] = 2  # one figure too small, the others not
-    assert "pretraining tokens to target too few seeds to say (2 paired)" in answer_paragraph(mixed)
-    at_start = small_results(3)
-    at_start["adaptation"]["comparisons"][2].update(speedup=None, n_at_start=3, n_control_at_start=0)
-    assert "8 pieces at the target before adapting (the control needs 300 [200, 400] tokens)" in answer_paragraph(at_start)
-
-
 def test_the_report_section_and_figures_of_the_phase():
     from curricmusic.reporting.adaptation import adaptation_figures, adaptation_lines
 
@@ -370,7 +306,7 @@ def test_the_report_section_and_figures_of_the_phase():
     }  # fmt: skip
     text = "\n".join(adaptation_lines({"adaptation": adaptation}))
     assert "## Adaptation to a new style" in text and "(essen_folksong: 30 train, 9 val, 4 test pieces" in text
-    assert "| a | 4 | 3 | 4.000 [4.000, 4.000] |" in text and "| a | scratch | 8 | 3 | 1.00 [1.00, 1.00] |" in text
+    assert "| a | 4 | 3 | 4.00 [4.00, 4.00] |" in text and "| a | scratch | 8 | 3 | 1.00x [1.00, 1.00] |" in text
     figures = adaptation_figures({"adaptation": adaptation})
     assert len(figures) == 2 and all(png.startswith(b"\x89PNG") for png, _ in figures)
     # the shot-size plot: beside from-scratch, a second panel with the pretrained models alone

@@ -107,6 +107,11 @@ def test_a_debug_experiment_with_each_kind_prepares_trains_and_generates_valid_m
     settings, sources = settings_for_run(read_run(run_dir), {"prompt": prompt, "prompt_bars": 2, "n": 2})
     assert sources["prompt"] == "flag" and sources["max_bars"] == "experiment"
     manifest = generate_samples(run_dir, tmp_path / "continued", settings, sources=sources, show_progress=False)
+    if KINDS[kind].time_signatures:
+        assert manifest["warnings"] == []  # 3/4 at 72 qpm: the tokenizer writes both
+    else:  # Structured writes neither, and says so
+        assert len(manifest["warnings"]) == 1 and "drops the prompt's time signature 3/4" in manifest["warnings"][0]
+        assert "tempo 72 qpm (this Structured tokenizer writes no tempos)" in manifest["warnings"][0]
     seam = manifest["seam"]
     assert seam["token_index"] == manifest["prompt_tokens"] - 1
     # where the prompt's tokens end: its last onset (bar 2, beat 3), or for MIDILike its last NoteOff

@@ -46,7 +46,12 @@ class GenerationSettings(FrozenModel):
     max_copy_notes: int = Field(16, ge=3, le=MAX_TOKENS, description="longest span copied from training data")
     copy_penalty: float | None = Field(None, gt=0, description="subtract from logits instead of blocking")
     prompt: Path | None = None
-    prompt_bars: int = Field(4, ge=1, le=MAX_TOKENS)
+    prompt_bars: int | None = Field(
+        None, ge=1, le=MAX_TOKENS, description="None: as many of the last 4 bars as fit in half the context"
+    )
+    min_notes: int = Field(
+        0, ge=0, le=MAX_TOKENS, description="draw a sample again (up to 4 times) while it has fewer new notes"
+    )
     rerank: int = Field(1, ge=1, le=MAX_SAMPLES)
     novelty_weight: float = Field(1.0, ge=0)
     wav: bool = False

@@ -44,6 +44,7 @@ GENERATE_FLAGS = {
     "temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p", "min_p": "--min-p",
     "key": "--key", "rerank": "--rerank", "novelty_weight": "--novelty-weight",
     "max_copy_notes": "--max-copy-notes", "prompt_bars": "--prompt-bars", "batch_size": "--batch-size",
+    "min_notes": "--min-notes",
     "grammar": "--grammar/--no-grammar", "copy_blocking": "--copy-blocking/--no-copy-blocking",
     "wav": "--wav/--no-wav", "prompt": "--prompt",
 }  # fmt: skip

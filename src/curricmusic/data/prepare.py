@@ -49,7 +49,7 @@ __all__ = ["prepare", "assign_split", "PrepareOutcome", "CACHE_WAIT_S"]
 CACHE_WAIT_S = 6 * 3600.0
 
 # Bump when the pipeline's output changes for the same inputs (forces a rebuild).
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 _CHUNK = 16
 
 
@@ -247,6 +247,7 @@ def _write_split(
                 "bar_len": piece.bar_len,
                 "token_offset": int(token_offsets[i]),
                 "meta": piece.meta,
+                **({"unwritable": piece.unwritable} if piece.unwritable else {}),
             }
         )
     return {
@@ -390,6 +391,7 @@ def _build(
                 "settings": config.tokenizer.model_dump(mode="json"),
             },
             "stages": stages,
+            "unwritable": unwritable_summary(by_stage, config),
             "tunes": tunes,
             "skipped": [{"stage": s.stage, "id": s.piece_id, "path": s.path, "reason": s.reason} for s in skipped],
         }
@@ -400,6 +402,25 @@ def _build(
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)
     return PrepareOutcome(PreparedData.open(out_dir), reused=False)
+
+
+def unwritable_summary(by_stage: dict[str, list[ProcessedPiece]], config: CurriculumConfig) -> dict:
+    """Every meter and tempo the tokenizer cannot write, with the pieces that have it:
+    ``{"time_signatures": {"8/4": [piece ids]}, "tempos": {"300": [piece ids]}, "tokenizer": ...}``."""
+    found: dict[str, dict[str, list[str]]] = {"time_signatures": {}, "tempos": {}}
+    for pieces in by_stage.values():
+        for piece in pieces:
+            for key, values in piece.unwritable.items():
+                for value in values:
+                    found[key].setdefault(f"{value:g}" if isinstance(value, float) else str(value), []).append(piece.piece_id)
+    settings = config.tokenizer
+    return {
+        **found,
+        "tokenizer": {
+            "time_signatures": list(settings.time_signatures) if settings.use_time_signatures else [],
+            "tempo_range": list(settings.tempo_range) if settings.use_tempos else [],
+        },
+    }
 
 
 def _swap_into_place(build: Path, out_dir: Path) -> None:

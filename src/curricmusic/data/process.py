@@ -24,7 +24,7 @@ from curricmusic.music.notes import (
     score_seconds,
     timing_problem,
 )
-from curricmusic.music.tokenizers import Tokenizer, encode_score
+from curricmusic.music.tokenizers import Tokenizer, encode_score, unwritable
 
 __all__ = ["ProcessedPiece", "Skipped", "process_item", "content_hash", "HASH_GRID"]
 
@@ -49,6 +49,7 @@ class ProcessedPiece:
     midi: bytes | None  # bytes to keep in the prepared folder (pieces with no file of their own)
     meta: dict = field(default_factory=dict)
     tune: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))  # (n_shingles,) melody fingerprint
+    unwritable: dict = field(default_factory=dict)  # meters and tempos the tokenizer drops (music.tokenizers.unwritable)
 
 
 @dataclass
@@ -137,4 +138,5 @@ def process_item(item: SourceItem, tokenizer: Tokenizer, filters: PieceFilters) 
         midi=data if item.path is None else None,
         meta=item.meta,
         tune=tune_fingerprint(notes),
+        unwritable={key: values for key, values in unwritable(tokenizer, reduced).items() if values},
     )

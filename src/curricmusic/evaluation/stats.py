@@ -21,6 +21,14 @@ Paired effects
     difference over the standard deviation of the differences). The paired t-test's p-value is
     given from :data:`MIN_PAIRS_FOR_P` pairs on (a 1-df t-test on two seeds is no evidence);
     :func:`holm` corrects a family of them.
+
+One rule for small samples
+    Below :data:`MIN_SEEDS_FOR_CI` seeds (or pairs) the figures written to ``results.json``
+    (:func:`mean_ci`, :func:`censored_summary`, :func:`paired_effect`) carry no interval: the
+    bounds are NaN (``null`` in JSON), ``no_interval`` says why (:func:`no_interval_reason`), and
+    the values of the seeds are kept, so a report shows them instead. A paired effect then has
+    no ``d_z`` and no detectable difference either: both rest on a spread that two seeds cannot
+    estimate.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ __all__ = [
     "MIN_PAIRS_FOR_P",
     "MIN_VAL_PIECES",
     "finite",
+    "no_interval_reason",
     "t_interval",
     "bca_interval",
     "mean_ci",
@@ -70,6 +79,15 @@ def finite(values: Sequence[float | None] | np.ndarray) -> np.ndarray:
     return np.asarray(
         [v for v in values if v is not None and math.isfinite(float(v))], dtype=np.float64
     )
+
+
+def no_interval_reason(n: int) -> str:
+    """Why ``n`` seeds (or pairs) get no interval in results.json and the reports.
+
+    >>> no_interval_reason(2)
+    '2 seeds: a 95% interval needs 3 or more'
+    """
+    return f"{n} seed{'' if n == 1 else 's'}: a 95% interval needs {MIN_SEEDS_FOR_CI} or more"
 
 
 def t_interval(values: Floats, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -116,19 +134,24 @@ def bca_interval(
 
 
 def mean_ci(values: Sequence[float | None], confidence: float = 0.95) -> dict:
-    """Mean, t-interval, count and the values as given (for results.json)."""
+    """Mean, t-interval, count and the values as given (for results.json); below
+    :data:`MIN_SEEDS_FOR_CI` finite values no interval, and ``no_interval`` says why."""
     data = finite(values)
     mean, low, high = t_interval(data, confidence)
-    return {
+    too_few = bool(data.size < MIN_SEEDS_FOR_CI)
+    out = {
         "n": int(data.size),
         "mean": mean,
         "sd": float(data.std(ddof=1)) if data.size > 1 else _NAN,
-        "ci_low": low,
-        "ci_high": high,
+        "ci_low": _NAN if too_few else low,
+        "ci_high": _NAN if too_few else high,
         "interval": "t",
-        "too_few": bool(data.size < MIN_SEEDS_FOR_CI),
+        "too_few": too_few,
         "values": [float(v) if v is not None else _NAN for v in values],
     }
+    if too_few:
+        out["no_interval"] = no_interval_reason(int(data.size))
+    return out
 
 
 # --- times to a target ---------------------------------------------------------------------------
@@ -203,12 +226,15 @@ def restricted_mean(times: Floats, reached: Bools, horizon: float) -> float:
 
 def censored_summary(times: Floats, reached: Bools, budget: float, confidence: float = 0.95) -> dict:
     """Every seed's time to target, censored ones included: share that reached it, restricted
-    mean (with a t-interval over the seeds' ``min(time, budget)``), Kaplan-Meier median."""
+    mean (with a t-interval over the seeds' ``min(time, budget)``, from :data:`MIN_SEEDS_FOR_CI`
+    seeds on), Kaplan-Meier median."""
     t = np.minimum(np.asarray(times, dtype=np.float64), budget)
     e = np.asarray(reached, dtype=bool)
     n = int(t.size)
     _, low, high = t_interval(t, confidence)
-    return {
+    if n < MIN_SEEDS_FOR_CI:
+        low = high = _NAN
+    out = {
         "n": n,
         "n_reached": int(e.sum()),
         "reached_share": float(e.mean()) if n else _NAN,
@@ -223,6 +249,9 @@ def censored_summary(times: Floats, reached: Bools, budget: float, confidence: f
         "values": t.tolist(),
         "reached": e.tolist(),
     }
+    if n < MIN_SEEDS_FOR_CI:
+        out["no_interval"] = no_interval_reason(n)
+    return out
 
 
 def value_at(x: Sequence[float], y: Sequence[float | None], at: float) -> float:
@@ -277,7 +306,12 @@ def paired_effect(
     - ``d_z``: ``mean(d) / sd(d)`` (ddof 1), the paired standardised effect; NaN below 2 pairs
       or when the differences do not vary;
     - ``p_value``: two-sided paired t-test from ``min_pairs_for_p`` complete pairs on, else NaN;
-    - ``detectable_diff``: :func:`detectable_difference` at the observed SD (80% power, 5%).
+    - ``detectable_diff``: :func:`detectable_difference` at the observed SD (80% power, 5%);
+    - ``pairs``: each pair ``[treatment, control]`` in seed order (the values a report shows
+      when there are too few for an interval).
+
+    Below :data:`MIN_SEEDS_FOR_CI` pairs the intervals, ``d_z`` and ``detectable_diff`` are NaN
+    and ``no_interval`` says why (the module's one rule for small samples).
     """
     from scipy import stats
 
@@ -299,7 +333,10 @@ def paired_effect(
     p_value = _NAN
     if n >= max(2, min_pairs_for_p) and sd > 0:
         p_value = float(stats.ttest_rel([t for t, _ in pairs], [c for _, c in pairs]).pvalue)
-    return {
+    detectable = detectable_difference(sd, n)
+    if n < MIN_SEEDS_FOR_CI:
+        low = high = ratio_low = ratio_high = d_z = detectable = _NAN
+    out = {
         "n_pairs": n,
         "diff": mean,
         "diff_ci_low": low,
@@ -310,8 +347,12 @@ def paired_effect(
         "d_z": d_z,
         "p_value": p_value,
         "too_few_for_p": n < min_pairs_for_p,
-        "detectable_diff": detectable_difference(sd, n),
+        "detectable_diff": detectable,
+        "pairs": [[t, c] for t, c in pairs],
     }
+    if n < MIN_SEEDS_FOR_CI:
+        out["no_interval"] = no_interval_reason(n)
+    return out
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

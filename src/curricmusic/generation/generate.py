@@ -8,12 +8,14 @@ window: the rotary positions keep counting).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from rich.markup import escape
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import writing_folder
@@ -23,42 +25,20 @@ from curricmusic.generation.copy_blocking import CopyGuard, index_n_for
 from curricmusic.generation.filters import filter_logits, row_uniforms, sample_rows, sample_seed
 from curricmusic.generation.key_prior import key_bias
 from curricmusic.generation.output import Samples, check_output_dir, write_outputs
+from curricmusic.generation.prompt import Prompt, load_prompt, prompt_ids
 from curricmusic.generation.run import LoadedRun, load_run
 from curricmusic.model.budget import check_generation_fits
 from curricmusic.model.kv_cache import KVCache
 from curricmusic.model.transformer import MusicTransformer
 from curricmusic.music.grammar import Grammar, GrammarState, Tracker, count_bars, supports_grammar
-from curricmusic.music.notes import bar_length, piano_reduction
-from curricmusic.music.tokenizers import Tokenizer, decode_ids, encode_score, special_ids
+from curricmusic.music.tokenizers import Tokenizer, decode_ids, special_ids
 from curricmusic.novelty.copy_index import NGramIndex, training_index
 
-__all__ = ["LoadedRun", "load_run", "prompt_ids", "sample_tokens", "SampleBatch", "generate_samples"]
+__all__ = ["LoadedRun", "load_run", "prompt_ids", "sample_tokens", "SampleBatch", "generate_samples", "MAX_REDRAWS"]
 
 _UNIFORM_BLOCK = 256  # steps of uniforms drawn at once
-
-
-def prompt_ids(tokenizer: Tokenizer, midi_path: str | Path, bars: int) -> np.ndarray:
-    """Tokens ``(P,)`` of the last ``bars`` bars of a MIDI file: BOS + notes, no EOS."""
-    from symusic import Score
-
-    path = Path(midi_path)
-    if not path.is_file():
-        raise UserError(f"{path}: prompt file not found")
-    data = path.read_bytes()
-    if not data.startswith(b"MThd"):
-        raise UserError(f"{path}: the prompt is not a MIDI file (no MThd header)")
-    try:
-        score = piano_reduction(Score.from_midi(data))
-    except Exception as exc:  # noqa: BLE001 - symusic raises several types
-        raise UserError(f"{path}: the prompt MIDI cannot be read ({exc})") from None
-    if score.note_num() == 0:
-        raise UserError(f"{path}: the prompt has no notes")
-    bar_ticks = int(round(bar_length(score) * score.tpq))
-    n_bars = -(-int(score.end()) // bar_ticks)
-    start = max(0, n_bars - bars) * bar_ticks
-    if start:
-        score = score.clip(start, score.end(), clip_end=False).shift_time(-start)
-    return encode_score(tokenizer, score)[:-1]
+#: Rounds of redrawing the samples that have fewer than ``min_notes`` new notes.
+MAX_REDRAWS = 4
 
 
 @dataclass
@@ -122,8 +102,8 @@ def _start(
     capacity = model.config.max_seq_len
     if len(prompt) > capacity // 2:
         raise UserError(
-            f"the prompt is {len(prompt)} tokens, more than half the model's context ({capacity}); "
-            "use fewer --prompt-bars"
+            f"the prompt is {len(prompt)} tokens, more than half the model's context ({capacity} tokens, the run's "
+            "train.seq_len); use fewer --prompt-bars"
         )
     grammar = Grammar(tokenizer) if settings.grammar else None
     tracker = grammar or Tracker(tokenizer)
@@ -237,6 +217,68 @@ def sample_tokens(
     return _finish(run)
 
 
+@dataclass
+class _Drawn:
+    """Every candidate drawn so far, one entry per candidate (seed order)."""
+
+    seeds: list[int]
+    tokens: list[np.ndarray]
+    mean_logprob: list[float]
+    copy_blocked: list[int]
+    reached_eos: list[bool]
+    redraws: list[int]
+
+
+def _draw(
+    run: LoadedRun, settings: GenerationSettings, seeds: list[int], prompt: np.ndarray, index: NGramIndex | None, progress: Callable[[int], None]
+) -> _Drawn:
+    """Sample one candidate per seed, in batches of ``settings.batch_size``."""
+    drawn = _Drawn([], [], [], [], [], [])
+    for lo in range(0, len(seeds), settings.batch_size):
+        chunk = seeds[lo : lo + settings.batch_size]
+        batch = sample_tokens(run.model, run.tokenizer, settings, chunk, prompt, index)
+        drawn.seeds += chunk
+        drawn.tokens += batch.tokens
+        drawn.mean_logprob += [float(v) for v in batch.mean_logprob]
+        drawn.copy_blocked += [int(v) for v in batch.copy_blocked]
+        drawn.reached_eos += [bool(v) for v in batch.reached_eos]
+        drawn.redraws += [0] * len(chunk)
+        progress(len(chunk))
+    return drawn
+
+
+def _redraw_short(
+    run: LoadedRun,
+    settings: GenerationSettings,
+    drawn: _Drawn,
+    prompt: np.ndarray,
+    index: NGramIndex | None,
+    new_notes: Callable[[np.ndarray], int],
+) -> None:
+    """Draw again, with fresh seeds, every candidate with fewer than ``settings.min_notes`` new
+    notes, for up to :data:`MAX_REDRAWS` rounds. The seed of candidate i in round r is
+    ``sample_seed(seed, i + r * total)``: a pure function of the settings, as every seed is."""
+    total = len(drawn.seeds)
+    for round_ in range(1, MAX_REDRAWS + 1):
+        short = [i for i, row in enumerate(drawn.tokens) if new_notes(row) < settings.min_notes]
+        if not short:
+            return
+        seeds = [sample_seed(int(settings.seed or 0), i + round_ * total) for i in short]
+        again = _draw(run, settings, seeds, prompt, index, lambda _n: None)
+        for j, i in enumerate(short):
+            drawn.seeds[i], drawn.tokens[i] = again.seeds[j], again.tokens[j]
+            drawn.mean_logprob[i], drawn.copy_blocked[i] = again.mean_logprob[j], again.copy_blocked[j]
+            drawn.reached_eos[i] = again.reached_eos[j]
+            drawn.redraws[i] = round_
+
+
+def _prompt(run: LoadedRun, settings: GenerationSettings) -> Prompt:
+    tokenizer = run.tokenizer
+    if settings.prompt is None:
+        return Prompt(np.array([tokenizer.vocab["BOS_None"]], dtype=np.int64), 0)
+    return load_prompt(tokenizer, settings.prompt, settings.prompt_bars, run.model.config.max_seq_len)
+
+
 def generate_samples(
     run_dir: str | Path,
     out_dir: str | Path,
@@ -249,6 +291,8 @@ def generate_samples(
 
     ``settings.seed`` None means the run's own seed. ``sources`` says where each setting came
     from (see :func:`curricmusic.config.run_settings.settings_for_run`); it goes into the manifest.
+    Candidates with fewer than ``settings.min_notes`` new notes are drawn again (see
+    :func:`_redraw_short`); the manifest counts the samples left empty.
     """
     check_output_dir(Path(out_dir), settings.n, settings.wav)  # refuse before any work
     with writing_folder(Path(out_dir), "samples"):  # one writer: a second one is refused at once
@@ -267,9 +311,7 @@ def _generate_into(
     if settings.grammar and not grammar_ok:
         notes.append(f"grammar constraint off: {why}")
         settings = settings.model_copy(update={"grammar": False})
-    prompt = prompt_ids(tokenizer, settings.prompt, settings.prompt_bars) if settings.prompt else np.array(
-        [special_ids(tokenizer)["BOS"]], dtype=np.int64
-    )
+    prompt = _prompt(run, settings)
     index = None
     if settings.copy_blocking:
         if not settings.grammar:
@@ -277,31 +319,37 @@ def _generate_into(
             settings = settings.model_copy(update={"copy_blocking": False})
         else:
             index = training_index(run.prepared(), (index_n_for(settings.max_copy_notes),), show_progress)
-    for note in notes:
-        err_console.print(f"[yellow]{note}[/]")
+    for note in notes + prompt.warnings:
+        err_console.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
     batch = min(settings.batch_size, settings.n * settings.rerank)
-    check_generation_fits(run.model.config, batch, len(prompt), settings.max_tokens, "generate")
+    check_generation_fits(run.model.config, batch, len(prompt.ids), settings.max_tokens, "generate")
     total = settings.n * settings.rerank
     seeds = [sample_seed(int(settings.seed or 0), i) for i in range(total)]
-    batches: list[SampleBatch] = []
+    prompt_notes = decode_ids(tokenizer, prompt.ids).note_num() if len(prompt.ids) > 1 else 0
+
+    def new_notes(row: np.ndarray) -> int:
+        return int(decode_ids(tokenizer, np.concatenate([prompt.ids[1:], row])).note_num()) - prompt_notes
+
     with progress_bar("Sampling", total, show_progress) as update:
-        for lo in range(0, total, settings.batch_size):
-            chunk = seeds[lo : lo + settings.batch_size]
-            batches.append(sample_tokens(run.model, tokenizer, settings, chunk, prompt, index))
-            update(len(chunk))
-    tokens = [row for b in batches for row in b.tokens]
-    prompt_bars = count_bars(tokenizer, prompt)
+        drawn = _draw(run, settings, seeds, prompt.ids, index, update)
+    if settings.min_notes:
+        _redraw_short(run, settings, drawn, prompt.ids, index, new_notes)
+    prompt_bars = count_bars(tokenizer, prompt.ids)
     tracker = Tracker(tokenizer)
     samples = Samples(
-        seeds=seeds,
-        prompt=prompt,
-        tokens=tokens,
-        scores=[decode_ids(tokenizer, np.concatenate([prompt[1:], row])) for row in tokens],
-        mean_logprob=np.concatenate([b.mean_logprob for b in batches]),
-        copy_blocked=np.concatenate([b.copy_blocked for b in batches]),
-        reached_eos=np.concatenate([b.reached_eos for b in batches]),
-        n_bars=[count_bars(tokenizer, np.concatenate([prompt, row])) - prompt_bars for row in tokens],
-        seam_quarters=float(tracker.quarters(tracker.replay(prompt))[0]) if len(prompt) > 1 else None,
+        seeds=drawn.seeds,
+        prompt=prompt.ids,
+        tokens=drawn.tokens,
+        scores=[decode_ids(tokenizer, np.concatenate([prompt.ids[1:], row])) for row in drawn.tokens],
+        mean_logprob=np.asarray(drawn.mean_logprob),
+        copy_blocked=np.asarray(drawn.copy_blocked),
+        reached_eos=np.asarray(drawn.reached_eos),
+        n_bars=[count_bars(tokenizer, np.concatenate([prompt.ids, row])) - prompt_bars for row in drawn.tokens],
+        seam_quarters=float(tracker.quarters(tracker.replay(prompt.ids))[0]) if len(prompt.ids) > 1 else None,
         notes=notes,
+        prompt_notes=prompt_notes,
+        prompt_bars=prompt.bars,
+        warnings=prompt.warnings,
+        redraws=drawn.redraws,
     )
     return write_outputs(run, Path(out_dir), settings, samples, sources=sources, show_progress=show_progress)

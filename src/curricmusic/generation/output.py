@@ -19,12 +19,13 @@ from symusic import Score, TextMeta
 from curricmusic.common.atomic import atomic_path, write_json
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_folder, claim_folder
+from curricmusic.common.numbers import count
 from curricmusic.common.progress import progress_bar
 from curricmusic.config.generation import GenerationSettings
 from curricmusic.generation.run import LoadedRun
 from curricmusic.music.notes import seconds_at
 
-__all__ = ["Samples", "write_outputs", "check_output_dir", "MANIFEST_NAME", "SEAM_MARKER"]
+__all__ = ["Samples", "write_outputs", "check_output_dir", "samples_line", "MANIFEST_NAME", "SEAM_MARKER"]
 
 MANIFEST_NAME = "manifest.json"
 SEAM_MARKER = "prompt end"
@@ -82,15 +83,22 @@ class Samples:
     n_bars: list[int]  # bars of each continuation, counted from its tokens
     seam_quarters: float | None = None  # time where the prompt ends (None: no prompt)
     notes: list[str] = field(default_factory=list)  # what was switched off, and why
+    prompt_notes: int = 0  # notes of the prompt itself (in every score)
+    prompt_bars: int = 0  # bars of the prompt file continued
+    warnings: list[str] = field(default_factory=list)  # what the prompt loses, said when it was read
+    redraws: list[int] = field(default_factory=list)  # (N,) rounds each candidate was drawn again
 
     def candidate(self, i: int) -> dict[str, Any]:
+        notes = int(self.scores[i].note_num())
         return {
             "seed": int(self.seeds[i]),
             "n_tokens": int(self.tokens[i].shape[0]),
-            "n_notes": int(self.scores[i].note_num()),
+            "n_notes": notes,
+            "n_new_notes": notes - self.prompt_notes,
             "mean_logprob": float(self.mean_logprob[i]),
             "copy_blocked_tokens": int(self.copy_blocked[i]),
             "reached_eos": bool(self.reached_eos[i]),
+            "redraws": int(self.redraws[i]) if self.redraws else 0,
         }
 
 
@@ -173,9 +181,32 @@ def write_outputs(
             "notes": samples.notes,
         },
         "prompt_tokens": int(len(samples.prompt)),
+        "prompt_bars": samples.prompt_bars if settings.prompt else None,
+        "warnings": samples.warnings,
+        "n_empty": sum(1 for row in rows if row["n_new_notes"] == 0),
         "seam": seam,
         "renderer": renderer,
         "samples": rows,
     }
     write_json(out_dir / MANIFEST_NAME, manifest)
     return manifest
+
+
+def samples_line(manifest: dict) -> str:
+    """What ``generate`` drew, counting the samples that hold no new note: "8 samples (1 of 8
+    empty: no new note; --min-notes 1 draws such samples again), 120 new notes"."""
+    rows = manifest["samples"]
+    new = sum(row.get("n_new_notes", row["n_notes"]) for row in rows)
+    empty = manifest.get("n_empty", sum(1 for row in rows if row.get("n_new_notes", row["n_notes"]) == 0))
+    redrawn = sum(1 for row in rows if row.get("redraws"))
+    parts = [f"{len(rows)} sample{'s' if len(rows) != 1 else ''}"]
+    notes = []
+    if empty:
+        hint = "" if manifest["settings"].get("min_notes") else "; --min-notes 1 draws such samples again"
+        notes.append(f"{empty} of {len(rows)} empty: no new note{hint}")
+    if redrawn:
+        notes.append(f"{redrawn} drawn again for having fewer than {manifest['settings']['min_notes']} new notes")
+    if notes:
+        parts[0] += f" ({'; '.join(notes)})"
+    parts.append(f"{count(new)} {'new ' if manifest.get('prompt_tokens', 1) > 1 else ''}notes")
+    return ", ".join(parts)

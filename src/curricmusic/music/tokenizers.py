@@ -39,6 +39,10 @@ __all__ = [
     "encode_score",
     "decode_ids",
     "special_ids",
+    "DEFAULT_TIME_SIGNATURES",
+    "unwritable",
+    "describe_unwritable",
+    "unwritable_events",
 ]
 
 SPECIAL_TOKENS = ("PAD", "BOS", "EOS")
@@ -50,6 +54,10 @@ SPECIAL_TOKENS = ("PAD", "BOS", "EOS")
 NOTE_START_TYPES = ("Pitch", "NoteOn")
 PITCH_TYPES = (*NOTE_START_TYPES, "NoteOff", "PitchDrum", "PitchIntervalTime", "PitchIntervalChord")
 _TOKENIZER_FILE_KEY = "curricmusic"
+#: The time signatures a tokenizer writes unless the curriculum names others (MidiTok's default set).
+DEFAULT_TIME_SIGNATURES = ("4/4", "3/4", "2/4", "1/4", "5/4", "6/4", "3/8", "6/8", "12/8")
+#: What MidiTok decodes when it has no time signature or tempo to write.
+_DEFAULT_METER, _DEFAULT_QPM = (4, 4), 120.0
 
 
 class Tokenizer(Protocol):
@@ -76,8 +84,10 @@ class TokenizerSettings(FrozenModel):
     ``"start-end"`` to positions per beat, as MidiTok's ``beat_res``. Tempos and time signatures
     are kept by default wherever the kind can write them (``use_tempos`` / ``use_time_signatures``
     left out); tempos are rounded to ``num_tempos`` values spread evenly over ``tempo_range``
-    (every whole qpm from 40 to 250 by default). Only single-stream tokenizations are offered:
-    curricmusic models one merged piano stream.
+    (every whole qpm from 40 to 250 by default). ``time_signatures`` lists the meters the
+    tokenizer can write (``"n/d"``, d a power of two; default :data:`DEFAULT_TIME_SIGNATURES`):
+    any other is dropped, and ``data prepare`` lists the pieces that have one. Only single-stream
+    tokenizations are offered: curricmusic models one merged piano stream.
     """
 
     kind: str = "REMI"
@@ -89,6 +99,29 @@ class TokenizerSettings(FrozenModel):
     use_rests: bool = False
     tempo_range: list[int] = Field(default_factory=lambda: [40, 250], min_length=2, max_length=2)
     num_tempos: int = Field(211, ge=2, le=1000)
+    time_signatures: list[str] = Field(default_factory=lambda: list(DEFAULT_TIME_SIGNATURES), min_length=1)
+
+    @field_validator("time_signatures")
+    @classmethod
+    def _check_time_signatures(cls, value: list[str]) -> list[str]:
+        for text in value:
+            numerator, _, denominator = str(text).partition("/")
+            if not (numerator.isdigit() and denominator.isdigit()):
+                raise ValueError(f"time signature {text!r} should look like '3/4' (beats / note value)")
+            n, d = int(numerator), int(denominator)
+            if not 1 <= n <= 32 or d not in (1, 2, 4, 8, 16, 32, 64):
+                raise ValueError(f"time signature {text!r}: expected 1 to 32 beats of a note value 1, 2, 4, ... 64")
+        if len(set(value)) != len(value):
+            raise ValueError(f"time signatures repeat: {value}")
+        return value
+
+    def time_signature_range(self) -> dict[int, list[int]]:
+        """``time_signatures`` as MidiTok's ``{denominator: [numerators]}``."""
+        out: dict[int, list[int]] = {}
+        for text in self.time_signatures:
+            numerator, denominator = (int(x) for x in text.split("/"))
+            out.setdefault(denominator, []).append(numerator)
+        return out
 
     @model_validator(mode="before")
     @classmethod
@@ -146,10 +179,13 @@ def _miditok_version() -> str:
 
 
 def tokenizer_hash(settings: TokenizerSettings) -> str:
-    """Identity of a tokenizer: its settings and the MidiTok release that implements them."""
-    payload = json.dumps(
-        {"settings": settings.model_dump(mode="json"), "miditok": _miditok_version()}, sort_keys=True
-    )
+    """Identity of a tokenizer: its settings and the MidiTok release that implements them. The
+    default time signatures leave the hash as it was before they could be set, so caches and
+    checkpoints made then stay valid."""
+    dumped = settings.model_dump(mode="json")
+    if tuple(dumped["time_signatures"]) == DEFAULT_TIME_SIGNATURES:
+        del dumped["time_signatures"]
+    payload = json.dumps({"settings": dumped, "miditok": _miditok_version()}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -174,6 +210,7 @@ def build_tokenizer(settings: TokenizerSettings) -> Tokenizer:
         use_time_signatures=settings.use_time_signatures,
         num_tempos=settings.num_tempos,
         tempo_range=tuple(settings.tempo_range),
+        time_signature_range=settings.time_signature_range(),
         log_tempos=False,
         use_sustain_pedals=False,
         use_pitch_bends=False,
@@ -271,3 +308,51 @@ def decode_ids(tokenizer: Tokenizer, ids: Any) -> Score:
     specials = set(special_ids(tokenizer).values())
     kept = [int(i) for i in np.asarray(ids).ravel() if int(i) not in specials]
     return tokenizer.decode([kept])
+
+
+def unwritable(tokenizer: Tokenizer, score: Score) -> dict[str, list]:
+    """What of ``score``'s meter and tempo ``tokenizer`` cannot write, and so drops:
+    ``{"time_signatures": ["8/4", ...], "tempos": [300.0, ...]}`` (each listed once, in order;
+    empty lists when nothing is lost). A tokenizer that writes no time signatures (or tempos)
+    loses every meter but 4/4 (every tempo but 120 qpm), what it decodes by default."""
+    config = tokenizer.config
+    meters: list[str] = []
+    allowed = set(getattr(tokenizer, "time_signatures", [])) if config.use_time_signatures else {_DEFAULT_METER}
+    for signature in score.time_signatures:
+        pair = (int(signature.numerator), int(signature.denominator))
+        text = f"{pair[0]}/{pair[1]}"
+        if pair not in allowed and text not in meters:
+            meters.append(text)
+    tempos: list[float] = []
+    low, high = (float(v) for v in config.tempo_range) if config.use_tempos else (_DEFAULT_QPM, _DEFAULT_QPM)
+    for tempo in score.tempos:
+        qpm = round(float(tempo.qpm), 1)
+        if not low - 0.5 <= qpm <= high + 0.5 and qpm not in tempos:
+            tempos.append(qpm)
+    return {"time_signatures": meters, "tempos": tempos}
+
+
+def describe_unwritable(tokenizer: Tokenizer, lost: dict[str, list]) -> str:
+    """``lost`` (from :func:`unwritable`) in words, with why; empty when nothing is lost.
+
+    For example "time signature 8/4 (not among the tokenizer's time_signatures) and tempo 300
+    qpm (outside its tempo_range 40-250)".
+    """
+    config = tokenizer.config
+    kind = type(tokenizer).__name__
+    parts = []
+    meters = lost.get("time_signatures") or []
+    if meters:
+        why = "not among the tokenizer's time_signatures" if config.use_time_signatures else f"this {kind} tokenizer writes no time signatures"
+        parts.append(f"time signature{'s' if len(meters) > 1 else ''} {', '.join(meters)} ({why})")
+    tempos = lost.get("tempos") or []
+    if tempos:
+        low, high = config.tempo_range
+        why = f"outside its tempo_range {low}-{high}" if config.use_tempos else f"this {kind} tokenizer writes no tempos"
+        parts.append(f"tempo{'s' if len(tempos) > 1 else ''} {', '.join(f'{t:g}' for t in tempos)} qpm ({why})")
+    return " and ".join(parts)
+
+
+def unwritable_events(tokenizer: Tokenizer, score: Score) -> str:
+    """:func:`describe_unwritable` of :func:`unwritable`: what ``tokenizer`` drops of ``score``."""
+    return describe_unwritable(tokenizer, unwritable(tokenizer, score))

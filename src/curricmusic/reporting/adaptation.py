@@ -5,21 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from curricmusic.reporting.style import fmt
+from curricmusic.common.numbers import count, fmt, sig
+from curricmusic.reporting.intervals import effect_text, stats_text
 
 __all__ = ["adaptation_lines", "adaptation_figures"]
-
-MIN_SEEDS = 3  # paired seeds an interval needs (evaluation.stats.MIN_SEEDS_FOR_CI)
-
-
-def _stats(stats: dict[str, Any] | None, digits: int = 3) -> str:
-    """``mean [low, high]``; with too few seeds for an interval, the mean and each seed's value."""
-    if not stats or stats.get("mean") is None:
-        return "-"
-    if stats.get("too_few") or stats.get("ci_low") is None:
-        values = ", ".join(fmt(v, digits) for v in stats.get("values", []))
-        return f"{fmt(stats['mean'], digits)} (seeds: {values})" if values else fmt(stats["mean"], digits)
-    return f"{fmt(stats['mean'], digits)} [{fmt(stats['ci_low'], digits)}, {fmt(stats['ci_high'], digits)}]"
 
 
 def _random_target(adaptation: dict[str, Any]) -> str:
@@ -27,21 +16,13 @@ def _random_target(adaptation: dict[str, Any]) -> str:
     target = adaptation.get("random_target")
     if not target:
         return ""
-    return f" Against `random`, speed-ups race to its own level: {fmt(target.get('loss'))} ({target.get('rule', '')})."
+    return f" Against `random`, speed-ups race to its own level: {sig(target.get('loss'))} ({target.get('rule', '')})."
 
 
 def _to_target(stats: dict[str, Any] | None) -> tuple[str, str]:
     if not stats or not stats.get("n"):
         return "-", "-"
-    return f"{stats['n_reached']}/{stats['n']}", _stats({**stats, "mean": stats.get("restricted_mean")}, 0)
-
-
-def _effect(row: dict[str, Any] | None, key: str, digits: int = 3) -> str:
-    if row is None or row.get(key) is None:
-        return "-"
-    if row["n_pairs"] < MIN_SEEDS:
-        return f"{fmt(row[key], digits)} (n={row['n_pairs']}: no interval)"
-    return f"{fmt(row[key], digits)} [{fmt(row.get(f'{key}_ci_low'), digits)}, {fmt(row.get(f'{key}_ci_high'), digits)}]"
+    return f"{stats['n_reached']}/{stats['n']}", stats_text({**stats, "mean": stats.get("restricted_mean")}, count)
 
 
 def _speedup(row: dict[str, Any] | None) -> str:
@@ -49,7 +30,7 @@ def _speedup(row: dict[str, Any] | None) -> str:
         return "-"
     if row.get("n_at_start"):
         return f"at target before adapting in {row['n_at_start']}/{row['n_pairs']} seeds"
-    return _effect(row, "speedup", 2)
+    return effect_text(row, "speedup", lambda v: fmt(v, 2), "x")
 
 
 def adaptation_lines(results: dict[str, Any]) -> list[str]:
@@ -69,8 +50,8 @@ def adaptation_lines(results: dict[str, Any]) -> list[str]:
         f"Each arm's final model and a from-scratch model with the same initial weights, fine-tuned on "
         f"`{style.get('stage')}` ({source}: {pieces} pieces, split by tune; no pretraining stage holds it) "
         f"from {', '.join(str(k) for k in adaptation['shots'])} pieces (nested subsets, the same for every model of a "
-        f"seed) for {fmt(adaptation['budget_tokens'])} tokens at learning rate {adaptation['lr']:g} "
-        f"({adaptation['lr_schedule']}). Target: {fmt(target.get('loss'))} ({target.get('rule', '')}).{_random_target(adaptation)}",
+        f"seed) for {count(adaptation['budget_tokens'])} tokens at learning rate {adaptation['lr']:g} "
+        f"({adaptation['lr_schedule']}). Target: {sig(target.get('loss'))} ({target.get('rule', '')}).{_random_target(adaptation)}",
         "",
         f"| model | pieces | seeds | loss after {adaptation['early_steps']} steps | final val loss | test loss "
         "| reached target | tokens to target (restricted mean) |",
@@ -81,8 +62,8 @@ def adaptation_lines(results: dict[str, Any]) -> list[str]:
             s = adaptation["arms"][model]["shots"][str(k)]
             reached, mean = _to_target(s["tokens_to_target"])
             lines.append(
-                f"| {model} | {k} | {s['n_done']} | {_stats(s['early_val'])} | {_stats(s['final_val'])} | "
-                f"{_stats(s['test'])} | {reached} | {mean} |"
+                f"| {model} | {k} | {s['n_done']} | {stats_text(s['early_val'])} | {stats_text(s['final_val'])} | "
+                f"{stats_text(s['test'])} | {reached} | {mean} |"
             )
     rows = adaptation.get("comparisons") or []
     if rows:
@@ -99,14 +80,15 @@ def adaptation_lines(results: dict[str, Any]) -> list[str]:
             p = fmt(test.get("p_holm")) if test and not test.get("too_few_for_p") else "n < 5"
             lines.append(
                 f"| {arm} | {baseline} | {k} | {(test or speed or {}).get('n_pairs', 0)} | {_speedup(speed)} | "
-                f"{_effect(speed, 'diff', 0)} | {_effect(test, 'diff')} | "
-                f"{_effect(keyed.get((arm, baseline, k, 'early_val')), 'diff')} | {p} |"
+                f"{effect_text(speed, 'diff', count)} | {effect_text(test, 'diff')} | "
+                f"{effect_text(keyed.get((arm, baseline, k, 'early_val')), 'diff')} | {p} |"
             )
         lines += [
             "",
             "Seed by seed. Speed-up: geometric mean of the control's tokens to the target over the arm's (above 1: "
             "faster; a seed that never arrives counts as the budget). Differences: arm minus control (below 0: fewer "
-            "tokens, lower loss). Intervals: 95% t over seeds, from 3 seeds; p from 5 seeds.",
+            "tokens, lower loss), nats per token. Intervals: 95% t over seeds, from 3 seeds (below that, each seed's "
+            "value); p from 5 seeds.",
         ]
     return lines + [""]
 

@@ -1,67 +1,34 @@
-"""The paragraph a report opens with: the experiment's answer, each figure with its interval.
+"""What a report opens with: the experiment's answer in a few lines, then the same in a table.
 
-:func:`answer_paragraph` is a pure function of ``results.json``. Per arm, against ``random`` and
-against the from-scratch model of the adaptation phase: the pretraining tokens-to-target ratio,
-the adaptation speed-up at each shot size, the final test-loss difference on the new style, each
-with its 95% t-interval over seeds, and the arm's copy rate. A figure whose sample is too small
-for an interval (fewer than 3 paired seeds) is not printed: the paragraph says so instead, and
-when no figure has an interval it says only that the experiment cannot answer yet.
+Pure functions of ``results.json``:
+
+- :func:`opening_lines`: "In short", one line per arm with its main effect against the baseline
+  arm (the paired difference of the target stage's test loss and, with an adaptation phase, of
+  the new style's test loss at the largest shot size), a line on copying, and a legend: at most
+  about ten lines for a handful of arms. ``curricmusic run`` and ``report`` print them.
+- :func:`answer_table_lines`: per arm and control, the pretraining tokens-to-target ratio and
+  test-loss difference, the adaptation speed-up and test-loss difference at every shot size.
+
+Every figure follows :mod:`curricmusic.reporting.intervals`: an interval from 3 paired seeds on,
+each seed's value below that.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from curricmusic.reporting.style import fmt
+from curricmusic.common.numbers import count, fmt, is_number, sig
+from curricmusic.reporting.intervals import (
+    MIN_SEEDS,
+    effect_text,
+    pair_values,
+    row_has_interval,
+    stats_text,
+)
 
-__all__ = ["answer_paragraph", "MIN_SEEDS"]
+__all__ = ["opening_lines", "answer_table_lines", "main_effect_row", "MIN_SEEDS"]
 
-#: Paired seeds below which a figure has no interval (evaluation.stats.MIN_SEEDS_FOR_CI).
-MIN_SEEDS = 3
 _SCRATCH = "scratch"
-
-
-def _finite(*values: Any) -> bool:
-    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
-
-
-def _neg(value: Any) -> float | None:
-    return -float(value) if _finite(value) else None
-
-
-class _Figures:
-    """Formats figures, counting those printed and those held back for want of seeds."""
-
-    def __init__(self) -> None:
-        self.shown = 0
-        self.too_few = 0
-
-    def interval(self, row: dict[str, Any] | None, key: str, digits: int = 3, suffix: str = "") -> str:
-        """``value [low, high]`` of ``row[key]`` with its interval, or why there is none."""
-        if row is None:
-            return "not measured"
-        n = row.get("n_pairs", 0)
-        value, low, high = row.get(key), row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
-        if n < MIN_SEEDS:
-            self.too_few += 1
-            return f"too few seeds to say ({n} paired)"
-        if not _finite(value, low, high):
-            return "not measured"
-        self.shown += 1
-        return f"{fmt(value, digits)}{suffix} [{fmt(low, digits)}, {fmt(high, digits)}]"
-
-    def speedup(self, row: dict[str, Any] | None) -> str:
-        if row is not None and row.get("n_pairs", 0) >= MIN_SEEDS and row.get("n_at_start"):
-            n, control = row["n_at_start"], row.get("n_control_at_start", 0)
-            if control == row["n_pairs"]:
-                return "none measurable (both at the target before adapting)"
-            if n == row["n_pairs"]:  # the arm's time is 0: the control's is minus the difference
-                needs = {"n_pairs": n, "t": _neg(row.get("diff")), "t_ci_low": _neg(row.get("diff_ci_high")),
-                         "t_ci_high": _neg(row.get("diff_ci_low"))}  # fmt: skip
-                return f"at the target before adapting (the control needs {self.interval(needs, 't', 0)} tokens)"
-            return f"unbounded in {n} of {row['n_pairs']} seeds (at the target before adapting)"
-        return self.interval(row, "speedup", 2, "x")
 
 
 def _row(rows: list[dict[str, Any]], arm: str, baseline: str, metric: str, shots: int | None = None) -> dict[str, Any] | None:
@@ -71,65 +38,226 @@ def _row(rows: list[dict[str, Any]], arm: str, baseline: str, metric: str, shots
     return None
 
 
-def _copy_rate(arm: dict[str, Any]) -> str | None:
-    summary = arm.get("summary") or {}
-    rate, unblocked = summary.get("copy_rate") or {}, summary.get("copy_rate_unblocked") or {}
-    if not _finite(rate.get("mean")):
+def main_effect_row(results: dict[str, Any], arm: str, baseline: str) -> dict[str, Any] | None:
+    """The pretraining comparison an arm's opening line shows: the target stage's test loss,
+    else its final validation loss (an experiment that scored no test split)."""
+    rows = results.get("comparisons") or []
+    for metric in ("test_target", "final_val_target"):
+        row = _row(rows, arm, baseline, metric)
+        if row is not None and is_number(row.get("diff")):
+            return row
+    return None
+
+
+def _seeds_only(row: dict[str, Any]) -> str:
+    """Each pair's difference, for a row with too few pairs for an interval."""
+    values = pair_values(row, "diff")
+    if values is None:
+        return f"{sig(row['diff'])} (mean of {row['n_pairs']})"
+    return ", ".join(sig(v) for v in values)
+
+
+def _effect_phrase(label: str, row: dict[str, Any] | None) -> str:
+    if row is None:
+        return f"{label} not measured"
+    if row_has_interval(row, "diff"):
+        return f"{label} {effect_text(row, 'diff')}"
+    return f"{label}, seed by seed: {_seeds_only(row)}"
+
+
+def _adaptation_row(results: dict[str, Any], arm: str, baseline: str) -> tuple[dict[str, Any] | None, int | None]:
+    adaptation = results.get("adaptation") or {}
+    shots = adaptation.get("shots") or []
+    if not shots:
+        return None, None
+    k = max(shots)
+    return _row(adaptation.get("comparisons") or [], arm, baseline, "test", k), k
+
+
+def _loss_name(metric: str | None) -> str:
+    return "final validation loss" if metric == "final_val_target" else "test loss"
+
+
+def _arm_line(results: dict[str, Any], arm: str, baseline: str) -> tuple[str, bool, int]:
+    """``(line, has an interval, paired seeds)`` of one arm against the baseline arm."""
+    target = results.get("target_stage", "the target stage")
+    main = main_effect_row(results, arm, baseline)
+    parts = [_effect_phrase(f"{_loss_name(main['metric'] if main else None)} on `{target}`", main)]
+    adapted, k = _adaptation_row(results, arm, baseline)
+    if k is not None:
+        style = ((results.get("adaptation") or {}).get("style") or {}).get("stage", "the new style")
+        parts.append(_effect_phrase(f"test loss on `{style}` after adapting on {k} pieces", adapted))
+    rows = [r for r in (main, adapted) if r is not None]
+    interval = any(row_has_interval(r, "diff") for r in rows)
+    n = max((r.get("n_pairs", 0) for r in rows), default=0)
+    lead = f"**{arm}** against {baseline}"
+    if rows and not interval:
+        lead += f" (too few seeds for an interval: {n} paired)"
+    return f"- {lead}: " + "; ".join(parts), interval, n
+
+
+def _baseline_line(results: dict[str, Any], baseline: str, metric: str) -> str:
+    summary = (results["arms"].get(baseline) or {}).get("summary") or {}
+    stats = stats_text(summary.get(metric))
+    return f"- **{baseline}** (the baseline): {_loss_name(metric)} on `{results.get('target_stage')}` {stats} nats per token"
+
+
+def _copy_line(results: dict[str, Any]) -> str | None:
+    """One sentence on copying, over every arm's scored samples."""
+    arms = {name: arm.get("novelty") or {} for name, arm in results.get("arms", {}).items()}
+    scored = {name: n for name, n in arms.items() if n.get("n_samples")}
+    if not scored:
         return None
-    if rate.get("too_few") or not _finite(rate.get("ci_low"), rate.get("ci_high")):
-        text = f"copy rate {fmt(rate['mean'], 2)} (too few seeds for an interval)"
+    samples = sum(n["n_samples"] for n in scored.values())
+    rates = {name: n.get("copy_rate") for name, n in scored.items()}
+    unblocked = {name: n.get("copy_rate_unblocked") for name, n in scored.items()}
+    if len(scored) == 1:
+        text = f"copy rate {fmt(next(iter(rates.values())), 2)} ({next(iter(scored))}, the one arm scored)"
+    elif len({fmt(r, 2) for r in rates.values()}) == 1:
+        every = "every arm" if len(scored) == len(arms) else f"every scored arm ({', '.join(scored)})"
+        text = f"copy rate {fmt(next(iter(rates.values())), 2)} in {every}"
     else:
-        text = f"copy rate {fmt(rate['mean'], 2)} [{fmt(rate['ci_low'], 2)}, {fmt(rate['ci_high'], 2)}]"
-    if _finite(unblocked.get("mean")):
-        text += f", {fmt(unblocked['mean'], 2)} without copy-blocking"
-    return text
+        text = "copy rate " + ", ".join(f"{name} {fmt(rate, 2)}" for name, rate in rates.items())
+    shown = [u for u in unblocked.values() if is_number(u)]
+    if shown and len({fmt(u, 2) for u in shown}) == 1:
+        text += f" ({fmt(shown[0], 2)} without copy-blocking)"
+    elif shown:
+        text += " (without copy-blocking: " + ", ".join(f"{a} {fmt(u, 2)}" for a, u in unblocked.items() if is_number(u)) + ")"
+    return f"- Copying: {text}, over {count(samples)} scored samples (share of samples flagged as copies: see Novelty)."
 
 
-def _adaptation_part(figures: _Figures, rows: list[dict[str, Any]], arm: str, baseline: str, shots: list[int]) -> str:
-    speed = "; ".join(f"{k} pieces {figures.speedup(_row(rows, arm, baseline, 'tokens_to_target', k))}" for k in shots)
-    test = "; ".join(f"{k} pieces {figures.interval(_row(rows, arm, baseline, 'test', k), 'diff')}" for k in shots)
-    return f"adaptation speed-up {speed}; final test loss difference {test}"
-
-
-def answer_paragraph(results: dict[str, Any]) -> str:
-    """The report's opening paragraph (plain text, one line), from ``results.json`` alone."""
+def opening_lines(results: dict[str, Any]) -> list[str]:
+    """The report's first lines (Markdown), from ``results.json`` alone."""
     baseline = results.get("baseline_arm")
     arms = [name for name in results.get("arms", {}) if name != baseline]
+    done = [arm for arm in results.get("arms", {}).values() if arm.get("n_done")]
+    if not done:
+        return ["In short: no arm finished, so there is nothing to compare yet."]
+    lines, intervals, pairs = [], 0, 0
+    metric = "test_target"
+    if baseline and baseline in results["arms"]:
+        for arm in arms:
+            line, interval, n = _arm_line(results, arm, baseline)
+            lines.append(line)
+            intervals += interval
+            pairs = max(pairs, n)
+            main = main_effect_row(results, arm, baseline)
+            metric = main["metric"] if main else metric
+        lines.append(_baseline_line(results, baseline, metric))
+    copy = _copy_line(results)
+    if copy:
+        lines.append(copy)
+    if not baseline:
+        head = "In short: no random-order arm to compare with; each arm's figures are below."
+    elif intervals == 0:
+        head = (
+            f"In short: with {pairs} paired seed(s) against {baseline} this experiment cannot say whether learning order "
+            f"matters: a 95% interval needs {MIN_SEEDS}. Each seed's difference is shown instead; run more seeds before "
+            "quoting any number."
+        )
+    else:
+        head = (
+            f"In short (each arm minus {baseline}, seed by seed, in nats per token: below 0 is a lower loss than "
+            f"{baseline}'s; [95% t-interval]):"
+        )
+    return [head, "", *lines]
+
+
+# ---- the table ------------------------------------------------------------------------------------
+
+
+def _speedup_cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    pairs = row.get("n_pairs", 0)
+    at_start, control_at_start = row.get("n_at_start") or 0, row.get("n_control_at_start") or 0
+    if at_start and control_at_start == pairs:
+        return "none: both at target at start"
+    if at_start == pairs:
+        return "at target at start (a)"
+    if at_start:
+        return f"at target at start in {at_start} of {pairs} seeds (a)"
+    return effect_text(row, "speedup", lambda v: fmt(v, 2), "x")
+
+
+def _at_start_note(results: dict[str, Any]) -> str | None:
+    """The footnote of the speed-up cells of models at the target before adapting: how many
+    tokens the control needed, once per shot size."""
     adaptation = results.get("adaptation") or {}
-    rows, shots = adaptation.get("comparisons") or [], adaptation.get("shots") or []
-    style = (adaptation.get("style") or {}).get("stage")
-    figures = _Figures()
-    sentences = []
-    for arm in arms + ([baseline] if baseline else []):
-        parts = []
-        if arm != baseline and baseline:
-            pretraining = _row(results.get("comparisons") or [], arm, baseline, "tokens_to_target")
-            against = [f"pretraining tokens to target {figures.interval(pretraining, 'ratio', 2, 'x')}"]
-            if shots:
-                against.append(_adaptation_part(figures, rows, arm, baseline, shots))
-            parts.append(f"against {baseline}: " + "; ".join(against))
-        if shots and any(r["arm"] == arm and r["baseline"] == _SCRATCH for r in rows):
-            parts.append("against from-scratch: " + _adaptation_part(figures, rows, arm, _SCRATCH, shots))
-        copy = _copy_rate(results["arms"].get(arm, {}))
-        if copy:
-            parts.append(copy)
-        if parts:
-            sentences.append(f"{arm}: " + "; ".join(parts) + ".")
-    seeds = sorted({arm.get("n_done", 0) for arm in results.get("arms", {}).values()})
-    if figures.shown == 0 and figures.too_few:
-        return (
-            f"In short: with {seeds[0] if seeds else 0} seed(s) per arm this experiment cannot say whether learning order "
-            f"matters: a 95% interval needs {MIN_SEEDS} paired seeds, and no comparison has one. Run more seeds before "
-            "quoting any number; the tables below list each seed's value."
-        )
-    if not sentences:
-        return "In short: no arm finished, so there is nothing to compare yet."
-    new = f" on the new style {style}" if style else ""
-    legend = f"Means over seeds with 95% t-intervals. Tokens to target: arm / {baseline} (below 1: fewer tokens)."
-    if shots:  # the adaptation phase's figures
+    needs: dict[tuple[str, int], str] = {}
+    for row in adaptation.get("comparisons") or []:
+        if row["metric"] != "tokens_to_target" or not row.get("n_at_start") or row["n_at_start"] != row.get("n_pairs"):
+            continue
+        if row.get("n_control_at_start") == row["n_pairs"]:
+            continue
+        flipped = {**row, "diff": -row["diff"], "diff_ci_low": _neg(row.get("diff_ci_high")),
+                   "diff_ci_high": _neg(row.get("diff_ci_low")), "pairs": [[c, t] for t, c in row.get("pairs") or []] or None}  # fmt: skip
+        needs.setdefault((row["baseline"], row["shots"]), effect_text(flipped, "diff", count))
+    if not needs:
+        return None
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for (control, k), text in needs.items():
+        grouped.setdefault((control, text), []).append(k)
+    listed = "; ".join(
+        f"{'from-scratch' if control == _SCRATCH else control} needs {text} tokens with {_and(ks)} pieces"
+        for (control, text), ks in grouped.items()
+    )
+    return (
+        "(a) At target at start: the pretrained model's loss on the new style is already below the target before its "
+        f"first adaptation step, so no ratio exists. To reach it, {listed}."
+    )
+
+
+def _and(values: list[int]) -> str:
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _neg(value: Any) -> float | None:
+    return -float(value) if is_number(value) else None
+
+
+def answer_table_lines(results: dict[str, Any]) -> list[str]:
+    """Markdown lines of "The answer in numbers" (none when nothing was compared)."""
+    rows = results.get("comparisons") or []
+    adaptation = results.get("adaptation") or {}
+    adapt_rows, shots = adaptation.get("comparisons") or [], adaptation.get("shots") or []
+    pairs = list(dict.fromkeys([(r["arm"], r["baseline"]) for r in rows] + [(r["arm"], r["baseline"]) for r in adapt_rows]))
+    if not pairs:
+        return []
+    mains = [main_effect_row(results, arm, baseline) for arm, baseline in pairs if baseline != _SCRATCH]
+    metric = next((row["metric"] for row in mains if row), "test_target")
+    head = ["arm", "against", "seeds", "pretraining: tokens to target, ratio", f"pretraining: {_loss_name(metric)} difference"]
+    head += [f"speed-up, {k} pieces" for k in shots] + [f"test loss difference, {k} pieces" for k in shots]
+    lines = ["## The answer in numbers", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for arm, baseline in pairs:
+        ratio = _row(rows, arm, baseline, "tokens_to_target")
+        test = main_effect_row(results, arm, baseline) if baseline != _SCRATCH else None
+        adapted = [_row(adapt_rows, arm, baseline, m, k) for m in ("tokens_to_target", "test") for k in shots]
+        n = max((r.get("n_pairs", 0) for r in [ratio, test, *adapted] if r), default=0)
+        cells = [arm, "from-scratch" if baseline == _SCRATCH else baseline, str(n)]
+        cells += [effect_text(ratio, "ratio", lambda v: fmt(v, 2), "x"), effect_text(test, "diff")]
+        cells += [_speedup_cell(r) for r in adapted[: len(shots)]] + [effect_text(r, "diff") for r in adapted[len(shots) :]]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", _table_legend(results, bool(shots))]
+    note = _at_start_note(results)
+    if note:
+        lines += ["", note]
+    return lines + [""]
+
+
+def _table_legend(results: dict[str, Any], adapted: bool) -> str:
+    baseline = results.get("baseline_arm") or "the baseline"
+    legend = (
+        f"Seed by seed, arm against control; [95% t-interval] from {MIN_SEEDS} paired seeds, each seed's value below that. "
+        f"Tokens to target: arm / control (below 1: fewer tokens). Loss differences: arm minus control, nats per "
+        f"token (below 0: lower loss)."
+    )
+    if adapted:
+        style = ((results.get("adaptation") or {}).get("style") or {}).get("stage", "the new style")
         legend += (
-            f" Speed-up: control's adaptation tokens to the target{new} / the arm's (above 1: faster; the target "
-            "against from-scratch is the level from-scratch reaches at half the budget, against random the level "
-            "random reaches). Test loss difference: arm minus control, nats per token (below 0: better)."
+            f" Speed-up: the control's adaptation tokens to the target on {style} / the arm's (above 1: faster); against "
+            f"from-scratch the target is the level from-scratch reaches at half the budget, against {baseline} the "
+            f"level {baseline} reaches."
         )
-    return "In short: " + " ".join(sentences) + " " + legend
+    return legend

@@ -24,6 +24,8 @@ def relative_href(target: str | os.PathLike[str], page_dir: str | os.PathLike[st
     """
     relative = Path(os.path.relpath(Path(target), Path(page_dir)))
     parts = [quote(part, safe="") for part in relative.parts]
+    if not parts:  # the page's own folder
+        return "./"
     if parts[0] != "..":
         parts.insert(0, ".")
     return "/".join(parts)

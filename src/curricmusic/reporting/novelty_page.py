@@ -1,4 +1,9 @@
-"""The self-contained ``novelty.html`` page of one sample set, and ``compare.html`` of several."""
+"""The self-contained ``novelty.html`` page of one sample set (``compare.html`` of several is
+:mod:`~curricmusic.reporting.compare_page`).
+
+The page says which embedder scored the set (asked for, or fallen back to), each figure with a
+line on how to read it, and every sample in a table that scrolls inside its own box.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from curricmusic.common.numbers import count, sig
+from curricmusic.reporting import howto
+from curricmusic.reporting.embedder_note import embedder_note
 from curricmusic.reporting.links import link, listen_html
+from curricmusic.reporting.markdown import table_html
 from curricmusic.reporting.style import CSS, fmt
 
-__all__ = ["novelty_html", "compare_html", "rho_histogram"]
+__all__ = ["novelty_html", "rho_histogram"]
 
 def _fmt(value: Any, digits: int = 3) -> str:
     return html.escape(fmt(value, digits))
@@ -48,12 +57,8 @@ def rho_histogram(sets: dict[str, list[float]], heldout: list[float]) -> str:
 
 
 def _banner(report: dict[str, Any]) -> str:
-    embedder = report["embedder"]
-    real = embedder.get("weights_real")
-    text = f"Embedder: {embedder.get('spec')} (weights {'real' if real else 'not real: no learned weights'})"
-    if embedder.get("fallback_reason"):
-        text += f". Requested {embedder.get('requested')}: {embedder['fallback_reason']}"
-    return f"<div class='banner {'real' if real else 'fake'}'>{html.escape(text)}</div>"
+    note, css = embedder_note([report["embedder"]])
+    return f"<div class='banner {css}'>Novelty scores: {html.escape(note)}.</div>"
 
 
 def _link(samples_dir: Path, out_dir: Path, name: str) -> str:
@@ -65,33 +70,46 @@ def _link(samples_dir: Path, out_dir: Path, name: str) -> str:
     return " ".join(links) + listen_html(target, out_dir)
 
 
+def _sample_row(sample: dict[str, Any], samples_dir: Path, out_dir: Path) -> list[str]:
+    span = sample["copied_span"]
+    where = f" from {html.escape(str(span['piece_id']))}" if span.get("piece_id") else ""
+    flagged = f"yes: {html.escape('; '.join(sample['flag_reasons']))}" if sample["flagged"] else "no"
+    return [
+        _link(samples_dir, out_dir, sample["file"]),
+        flagged,
+        _fmt(sample["rho"]),
+        f"{span['notes']} notes / {_fmt(span['bars'], 1)} bars{where}",
+        *(_fmt(v) for v in sample["hit_rates"].values()),
+        html.escape(sample["nearest"]["id"]),
+        _fmt(sample["cosine"]),
+        _fmt(sample["penalty"]),
+    ]
+
+
+def _summary_table(report: dict[str, Any]) -> str:
+    """The set's figures, each with how to read it."""
+    summary = report["summary"]
+    figures = [
+        ("samples", count(summary["n"]), ""),
+        ("flagged (copy rate)", f"{summary['n_flagged']} ({fmt(summary['copy_rate'])})", howto.COPY_RATE),
+        ("median rho", sig(summary.get("rho_median")), howto.RHO_MEDIAN),
+        ("data-copying statistic C_T", f"{sig(summary.get('data_copying_C_T'))} ({summary.get('data_copying_cells', 0)} cells)", howto.C_T),
+        ("false-flag rate on fresh material", fmt(summary.get("fresh_false_flag_rate")), howto.FALSE_FLAGS),
+        ("longest copied span (notes)", str(summary.get("longest_copied_notes_max", "-")), howto.COPIED_SPAN),
+        ("training bank", f"{report['bank']['n_train']} pieces of {', '.join(report['bank']['stages'])}", ""),
+        ("held-out pieces", str(report["bank"]["n_heldout"]), ""),
+    ]
+    rows = [[html.escape(k), html.escape(v), f"<span class='howto'>{html.escape(r)}</span>"] for k, v, r in figures]
+    return table_html(["figure", "value", "how to read it"], rows)
+
+
 def novelty_html(report: dict[str, Any], samples_dir: Path, out_dir: Path) -> str:
     summary = report["summary"]
-    rows = []
-    for sample in report["samples"]:
-        span = sample["copied_span"]
-        rows.append(
-            f"<tr class='{'flagged' if sample['flagged'] else ''}'><td>{_link(samples_dir, out_dir, sample['file'])}</td>"
-            f"<td>{html.escape(sample['nearest']['id'])}</td><td>{_fmt(sample['cosine'])}</td><td>{_fmt(sample['rho'])}</td>"
-            f"<td>{_fmt(sample['penalty'])}</td><td>{span['notes']} notes / {_fmt(span['bars'], 1)} bars"
-            f"{' from ' + html.escape(str(span['piece_id'])) if span['piece_id'] else ''}</td>"
-            + "".join(f"<td>{_fmt(v)}</td>" for v in sample["hit_rates"].values())
-            + f"<td>{'yes: ' + html.escape('; '.join(sample['flag_reasons'])) if sample['flagged'] else 'no'}</td></tr>"
-        )
+    rows = [_sample_row(sample, samples_dir, out_dir) for sample in report["samples"]]
     ns = list(report["samples"][0]["hit_rates"]) if report["samples"] else []
-    head = "".join(f"<th>{h}</th>" for h in ["sample", "nearest training piece", "cosine", "rho", "penalty", "longest copied span"])
-    head += "".join(f"<th>{n}-gram hits</th>" for n in ns) + "<th>flagged</th>"
-    figures = [
-        ("samples", summary["n"]),
-        ("flagged (copy rate)", f"{summary['n_flagged']} ({_fmt(summary['copy_rate'])})"),
-        ("median rho", _fmt(summary.get("rho_median"))),
-        ("data-copying statistic C_T", f"{_fmt(summary.get('data_copying_C_T'))} ({summary.get('data_copying_cells', 0)} cells)"),
-        ("false-flag rate on fresh material", _fmt(summary.get("fresh_false_flag_rate"))),
-        ("longest copied span (notes)", summary.get("longest_copied_notes_max")),
-        ("training bank", f"{report['bank']['n_train']} pieces of {', '.join(report['bank']['stages'])}"),
-        ("held-out pieces", report["bank"]["n_heldout"]),
-    ]
-    table = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in figures)
+    head = ["sample", "flagged", "rho", "longest copied span"] + [f"{n}-gram hits" for n in ns]
+    head += ["nearest training piece", "cosine", "penalty"]
+    samples = table_html(head, rows, ["flagged" if sample["flagged"] else "" for sample in report["samples"]])
     calibration = _calibration_table(report.get("calibration", {}))
     skipped = "".join(f"<li>{html.escape(str(s['path']))}: {html.escape(s['reason'])}</li>" for s in report.get("skipped", []))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty report</title><style>{CSS}</style></head><body>
@@ -99,10 +117,12 @@ def novelty_html(report: dict[str, Any], samples_dir: Path, out_dir: Path) -> st
 {_banner(report)}
 <p>Against {html.escape(report['against'])}. rho below 1 means closer to the training data than unseen real music is.
 Flagged when a span of {report['settings']['max_copied_bars']} bars or more is copied{_rho_rule(report)}.</p>
-<table><tbody>{table}</tbody></table>
+{_summary_table(report)}
 {calibration}
 {rho_histogram({'this set': [s['rho'] for s in report['samples']]}, summary.get('heldout_rho', []))}
-<h2>Samples</h2><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>
+<h2>Samples</h2>
+<p class="howto">{html.escape(howto.RHO)} n-gram hits: share of the sample's note n-grams (transposed) found in the training data.</p>
+{samples}
 {'<h2>Skipped files</h2><ul>' + skipped + '</ul>' if skipped else ''}
 </body></html>
 """
@@ -125,37 +145,15 @@ def _calibration_table(calibration: dict[str, Any]) -> str:
         "fresh_in_style": "test pieces of the bank's stages: new tunes (must not be flagged)",
         "fresh_out_of_style": "random-walk melodies (must not be flagged)",
     }
-    rows = "".join(
-        f"<tr><td>{html.escape(labels.get(name, name))}</td><td>{p['n']}</td><td>{_fmt(p['rho_median'])}</td>"
-        f"<td>{_fmt(p['flagged_by_rho'])}</td><td>{_fmt(p['flagged_by_span'])}</td><td>{_fmt(p['flagged'])}</td></tr>"
+    rows = [
+        [html.escape(labels.get(name, name)), str(p["n"]), _fmt(p["rho_median"]), _fmt(p["flagged_by_rho"]),
+         _fmt(p["flagged_by_span"]), _fmt(p["flagged"])]
         for name, p in probe.items()
-    )
+    ]  # fmt: skip
+    auc = calibration.get("separation_auc")
+    auc_text = f" How to read the {html.escape(howto.SEPARATION_AUC)}" if auc is not None else ""
+    head = ["material", "pieces", "median rho", "flagged by rho", "flagged by copied span", "flagged"]
     return (
         f"<h2>Calibration of the flag</h2><p>{html.escape(calibration.get('rho_flag_reason', ''))}. "
-        f"Held-out set: {html.escape(calibration.get('heldout', ''))}.</p>"
-        "<table><thead><tr><th>material</th><th>pieces</th><th>median rho</th><th>flagged by rho</th>"
-        f"<th>flagged by copied span</th><th>flagged</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"Held-out set: {html.escape(calibration.get('heldout', ''))}.{auc_text}</p>" + table_html(head, rows)
     )
-
-
-def compare_html(reports: dict[str, dict[str, Any]]) -> str:
-    keys = [
-        ("samples", lambda r: r["summary"].get("n")),
-        ("copy rate", lambda r: r["summary"].get("copy_rate")),
-        ("median rho", lambda r: r["summary"].get("rho_median")),
-        ("rho 5%", lambda r: (r["summary"].get("rho_quantiles") or {}).get("0.05")),
-        ("C_T", lambda r: r["summary"].get("data_copying_C_T")),
-        ("longest copied notes", lambda r: r["summary"].get("longest_copied_notes_max")),
-        ("copied bars (max)", lambda r: r["summary"].get("copied_bars_max")),
-        ("embedder", lambda r: r["embedder"].get("spec")),
-        ("weights real", lambda r: r["embedder"].get("weights_real")),
-    ]
-    head = "<th>figure</th>" + "".join(f"<th>{html.escape(name)}</th>" for name in reports)
-    body = "".join(
-        f"<tr><td>{label}</td>" + "".join(f"<td>{_fmt(get(r))}</td>" for r in reports.values()) + "</tr>" for label, get in keys
-    )
-    heldout = next(iter(reports.values()))["summary"].get("heldout_rho", [])
-    figure = rho_histogram({name: [s["rho"] for s in r["samples"]] for name, r in reports.items()}, heldout)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty comparison</title><style>{CSS}</style></head><body>
-<h1>Novelty comparison</h1><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{figure}</body></html>
-"""

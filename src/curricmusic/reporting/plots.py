@@ -1,7 +1,11 @@
 """The figures of the experiment report, drawn with matplotlib from ``results.json`` alone.
 
 Each function returns PNG bytes (or None when there is nothing to draw), so the report can embed
-them in a self-contained HTML page that works offline.
+them in a self-contained HTML page that works offline; :func:`tokens_to_target` returns a
+sentence instead when the figure would carry no information. Intervals follow the report's rule
+(:mod:`~curricmusic.reporting.intervals`): below 3 seeds, only the seeds are drawn. Numbers in
+labels go through :mod:`curricmusic.common.numbers`; panels are laid out in a grid of at most
+:data:`GRID_COLUMNS` columns, so a figure stays legible at a page's width.
 """
 
 from __future__ import annotations
@@ -13,11 +17,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from curricmusic.common.numbers import count, fmt, sig
+from curricmusic.reporting.intervals import has_interval
+
 if TYPE_CHECKING:  # annotations only: matplotlib loads when a plot is drawn
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["validation_curves", "stage_panels", "tokens_to_target", "metric_distributions", "novelty_histograms"]
+__all__ = [
+    "validation_curves",
+    "stage_panels",
+    "tokens_to_target",
+    "metric_distributions",
+    "novelty_histograms",
+    "grid",
+    "GRID_COLUMNS",
+]
+
+#: Panels per row of a multi-panel figure.
+GRID_COLUMNS = 3
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 _STAGE_COLORS = ["#fde0dd", "#deebf7", "#e5f5e0", "#fff7bc", "#efedf5", "#fee6ce"]
@@ -44,6 +62,21 @@ def _tokens_axis(ax: Axes) -> None:
         return f"{value:g}"
 
     ax.xaxis.set_major_formatter(FuncFormatter(label))
+
+
+def grid(n_panels: int, width: float = 4.4, height: float = 3.3, columns: int = GRID_COLUMNS, **options: Any) -> tuple[Figure, list[Axes]]:
+    """``(figure, axes)`` with ``n_panels`` panels in rows of at most ``columns``; unused
+    panels are hidden. ``axes`` is the flat list of the panels in use."""
+    plt = _pyplot()
+    columns = max(1, min(columns, n_panels))
+    rows = math.ceil(n_panels / columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(width * columns, height * rows), squeeze=False, constrained_layout=True, **options
+    )
+    flat = list(axes.flat)
+    for ax in flat[n_panels:]:
+        ax.axis("off")
+    return fig, flat[:n_panels]
 
 
 def _png(fig: Figure) -> bytes:
@@ -101,17 +134,15 @@ def validation_curves(results: dict[str, Any], x: str = "tokens") -> bytes | Non
 
 
 def stage_panels(results: dict[str, Any]) -> bytes | None:
-    """One panel per arm: validation loss of every stage, the stage being learned shaded."""
+    """One panel per arm (a grid of them): validation loss of every stage, the stage being
+    learned shaded."""
     arms = [a for a in results["arms"] if _done(results, a)]
     if not arms:
         return None
-    plt = _pyplot()
     stages = results["curriculum"]["stages"]
     names = [s["name"] for s in stages]
-    fig, axes = plt.subplots(
-        1, len(arms), figsize=(4.2 * len(arms), 3.6), sharey=True, squeeze=False, constrained_layout=True
-    )
-    for ax, arm in zip(axes[0], arms, strict=True):
+    fig, axes = grid(len(arms), sharey=True)
+    for ax, arm in zip(axes, arms, strict=True):
         run = _done(results, arm)[0]
         curves = run["curves"]
         tokens = np.array(curves["train_tokens"], dtype=float)
@@ -132,27 +163,61 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
         ax.set_xlabel("training tokens")
         _tokens_axis(ax)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("validation loss per stage")
-    axes[0][-1].legend(fontsize=7, title="stage (shading: being learned)", title_fontsize=7)
+    for index, ax in enumerate(axes):
+        if index % GRID_COLUMNS == 0:
+            ax.set_ylabel("validation loss per stage")
+    from matplotlib.patches import Patch
+
+    lines = dict(zip(*reversed(axes[0].get_legend_handles_labels()), strict=True))  # label -> line
+    handles, labels = [], []
+    for i, stage in enumerate(names):  # the legend fills column by column: each stage's line above its shading
+        if stage in lines:
+            handles += [lines[stage], Patch(color=_STAGE_COLORS[i % len(_STAGE_COLORS)])]
+            labels += [stage, f"learning {stage}"]
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(names) or 1, fontsize=8,
+               title="validation loss of each stage (lines) and the stage being learned (shading)", title_fontsize=8)  # fmt: skip
     return _png(fig)
 
 
-def tokens_to_target(results: dict[str, Any], metric: str = "tokens_to_target") -> bytes | None:
+def _same_evaluation(results: dict[str, Any], arms: list[str]) -> str | None:
+    """Why the tokens-to-target figure would say nothing: every seed of every arm reached the
+    target at the same evaluation (None when they differ)."""
+    values = {v for a in arms for v in _finite(results["arms"][a]["summary"]["tokens_to_target"].get("values", []))}
+    reached = [r for a in arms for r in results["arms"][a]["summary"]["tokens_to_target"].get("reached") or []]
+    if len(values) != 1 or not all(reached):
+        return None
+    value = next(iter(values))
+    return (
+        f"every seed of every arm reached the target loss ({sig(results.get('target_loss'))}) at the same evaluation, "
+        f"{count(value)} tokens: the evaluations are too far apart to tell the arms apart by this measure, so there is "
+        "nothing to plot (the validation curves show how each arm approached it)"
+    )
+
+
+def tokens_to_target(results: dict[str, Any], metric: str = "tokens_to_target") -> bytes | str | None:
     """Mean and 95% t-interval per arm of a summary metric (seeds as dots; for tokens to target,
-    open circles are seeds that never reached it, drawn at the budget)."""
+    open circles are seeds that never reached it, drawn at the budget). Below 3 seeds no
+    interval is drawn. For tokens to target, a sentence instead of a figure when every seed of
+    every arm reached the target at the same evaluation."""
     arms = [a for a, v in results["arms"].items() if _finite(v["summary"].get(metric, {}).get("values", []))]
     if not arms:
         return None
+    if metric == "tokens_to_target":
+        why = _same_evaluation(results, arms)
+        if why:
+            return why
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(arms) + 1.4))
+    intervals = 0
     for y, arm in enumerate(arms):
         stats = results["arms"][arm]["summary"][metric]
-        mean, low, high = stats["mean"], stats["ci_low"], stats["ci_high"]
+        mean, low, high = stats["mean"], stats.get("ci_low"), stats.get("ci_high")
         color = _COLORS[y % len(_COLORS)]
-        if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+        if has_interval(stats):
             ax.errorbar([mean], [y], xerr=[[mean - low], [high - mean]], fmt="o", color=color, capsize=4)
+            intervals += 1
         elif mean is not None:
-            ax.scatter([mean], [y], color=color, s=30, zorder=2)
+            ax.scatter([mean], [y], color=color, marker="|", s=200, zorder=2)
         reached = stats.get("reached") or [True] * len(stats["values"])
         for value, hit in zip(stats["values"], reached, strict=False):
             if value is not None and math.isfinite(value):
@@ -161,39 +226,42 @@ def tokens_to_target(results: dict[str, Any], metric: str = "tokens_to_target") 
     ax.set_ylim(-0.6, len(arms) - 0.4)
     if metric == "tokens_to_target":
         _tokens_axis(ax)
-    label = {"tokens_to_target": f"tokens to reach validation loss {results.get('target_loss')}",
-             "final_val_target": "final target-stage validation loss"}.get(metric, metric)  # fmt: skip
+    label = {"tokens_to_target": f"tokens to reach validation loss {sig(results.get('target_loss'))}",
+             "final_val_target": "final target-stage validation loss (nats/token)"}.get(metric, metric)  # fmt: skip
     ax.set_xlabel(label)
-    ax.set_title(f"{metric}: mean and 95% t-interval over seeds (dots: seeds)")
+    what = "mean and 95% t-interval over seeds (dots: seeds)" if intervals else "each seed (too few seeds for an interval; bar: mean)"
+    ax.set_title(f"{label.split(' (')[0]}: {what}", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     return _png(fig)
 
 
 def metric_distributions(results: dict[str, Any], metrics: list[str]) -> bytes | None:
-    """Box plots of per-sample musical metrics for each arm beside the held-out real pieces."""
+    """Box plots of per-sample musical metrics for each arm beside the held-out real pieces, a
+    grid of panels; each arm's overlap with the held-out pieces is printed above its box."""
     heldout = results.get("heldout_music") or {}
     metrics = [m for m in metrics if _finite(heldout.get(m, []))]
     if not metrics:
         return None
-    plt = _pyplot()
     arms = list(results["arms"])
-    columns = min(3, len(metrics))
-    rows = math.ceil(len(metrics) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False, constrained_layout=True)
-    for ax, metric in zip(axes.flat, metrics, strict=False):
+    fig, axes = grid(len(metrics), width=0.55 * (len(arms) + 1) + 1.6, height=3.0)
+    for ax, metric in zip(axes, metrics, strict=True):
         data = [_finite(results["arms"][a]["music"].get(metric, {}).get("values", [])) for a in arms]
         data.append(_finite(heldout[metric]))
         labels = arms + ["held-out"]
         keep = [i for i, d in enumerate(data) if d]
         ax.boxplot([data[i] for i in keep], tick_labels=[labels[i] for i in keep])
-        overlaps = [results["arms"][a]["music"].get(metric, {}).get("overlap") for a in arms]
-        subtitle = ", ".join(f"{a}: {o:.2f}" for a, o in zip(arms, overlaps, strict=True) if o is not None)
-        ax.set_title(f"{metric}\noverlap with held-out: {subtitle}", fontsize=8)
-        ax.tick_params(axis="x", labelsize=7, rotation=20)
+        for position, i in enumerate(keep, start=1):
+            overlap = results["arms"][labels[i]]["music"].get(metric, {}).get("overlap") if i < len(arms) else None
+            if overlap is not None:
+                ax.annotate(fmt(overlap, 2), (position, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 2),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=6.5, color="#555")  # fmt: skip
+        ax.set_title(metric.replace("_", " "), fontsize=9, pad=12)
+        ax.tick_params(axis="x", labelsize=7, rotation=35)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
+        ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.3, axis="y")
-    for ax in list(axes.flat)[len(metrics) :]:
-        ax.axis("off")
-    fig.suptitle("Musical metrics of the samples against held-out real pieces", fontsize=10)
+    fig.suptitle("Musical metrics of the samples against held-out real pieces (grey numbers: overlap with held-out, 1 = alike)", fontsize=10)
     return _png(fig)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from curricmusic.reporting.intervals import stats_text
 from curricmusic.reporting.style import fmt
 
 __all__ = ["probe_lines", "interval_text", "PROBE_NOTE", "EXPECTATION_NOTE"]
@@ -35,15 +36,8 @@ EXPECTATION_NOTE = (
 
 def interval_text(stats: dict[str, Any] | None) -> str:
     """``mean [low, high]``; with too few seeds for an interval, the mean and each seed's value
-    (one seed: its value alone)."""
-    if not stats or stats.get("mean") is None:
-        return "-"
-    if stats.get("too_few"):
-        values = stats.get("values", [])
-        if len(values) == 1:
-            return fmt(stats["mean"])
-        return f"{fmt(stats['mean'])} (seeds: {', '.join(fmt(v) for v in values)})" if values else "-"
-    return f"{fmt(stats['mean'])} [{fmt(stats['ci_low'])}, {fmt(stats['ci_high'])}]"
+    (one seed: its value alone): :func:`~curricmusic.reporting.intervals.stats_text` for accuracies."""
+    return stats_text(stats, fmt)
 
 
 def probe_lines(results: dict[str, Any]) -> list[str]:
