@@ -23,7 +23,8 @@ from curricmusic.curriculum.pacing import Pacing, ScheduleContext, build_schedul
 from curricmusic.curriculum.shots import shot_subset
 from curricmusic.curriculum.windows import WindowSampler
 from curricmusic.data.prepared import PreparedData
-from curricmusic.model.transformer import ModelConfig, MusicTransformer
+from curricmusic.model.pretrained import load_pretrained
+from curricmusic.model.transformer import ModelConfig, MusicTransformer, weights_digest
 
 __all__ = [
     "RunPlan",
@@ -63,8 +64,9 @@ class Cadence:
 @dataclass(frozen=True)
 class Adaptation:
     """An adaptation run: ``shots`` pieces of the ``[adapt]`` style, starting from the model in
-    ``init`` (a run's ``model/`` folder), or from the seed's initial weights when None
-    (from-scratch). ``label`` names the model: an arm, or ``scratch``."""
+    ``init`` (a run's ``model/`` folder, or a shared one: ``[adapt] init_from``), or from the
+    seed's fresh initial weights when None (from-scratch). ``label`` names the model: an arm,
+    ``scratch`` or ``shared``."""
 
     shots: int
     init: Path | None
@@ -213,10 +215,22 @@ def build_model(experiment: Experiment, vocab_size: int, seed: int) -> MusicTran
 
 
 def initial_model(run_info: dict, vocab_size: int) -> MusicTransformer:
-    """The untrained model a run started from, rebuilt from its ``run.json`` exactly as
-    :func:`build_model` built it (every arm of the run's seed starts from these weights)."""
+    """The model a run started from, rebuilt from its ``run.json`` exactly as :func:`build_model`
+    built it (every arm of the run's seed starts from these weights), with the ``init_from``
+    weights loaded over it when the run started from a shared model (checked against the
+    content hash the run recorded)."""
     config = ExperimentConfig.model_validate_json(json.dumps(run_info["config"]))
-    return _model_of(config, vocab_size, int(run_info["seed"]), str(run_info.get("experiment_file", "run.json")))
+    source = str(run_info.get("experiment_file", "run.json"))
+    model = _model_of(config, vocab_size, int(run_info["seed"]), source)
+    start = run_info.get("init_from")
+    if start:
+        folder = Path(start["path"])
+        if not folder.is_dir():
+            raise UserError(f"{source}: train.init_from: {folder} is gone; the run's initial weights are needed here")
+        model.load_state_dict(load_pretrained(folder).state_dict())
+        if weights_digest(model) != start["weights_sha256"]:
+            raise UserError(f"{source}: train.init_from: {folder} holds other weights than the run started from")
+    return model
 
 
 def _model_of(config: ExperimentConfig, vocab_size: int, seed: int, source: str) -> MusicTransformer:
