@@ -199,3 +199,42 @@ def test_shape_differences_name_each_setting():
     theirs = ModelConfig(vocab_size=41, d_model=16, n_layers=1, n_heads=2, max_seq_len=64)
     assert shape_differences(theirs, ours) == ["vocab_size 41 where the experiment has 40", "n_layers 1 where the experiment has 2"]
     assert shape_differences(ModelConfig(vocab_size=40, d_model=16, n_layers=2, n_heads=2, max_seq_len=8), ours) == []
+
+
+def memorized(sequence: torch.Tensor, config: ModelConfig) -> MusicTransformer:
+    """A model trained until it continues ``sequence`` (T,) exactly: greedy decoding then has a
+    varied path to follow, where a random model repeats one token."""
+    torch.manual_seed(0)
+    model = MusicTransformer(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x, y = sequence[None, :-1], sequence[None, 1:]
+    for _ in range(300):
+        logits, loss = model(x, y)
+        if bool((logits.argmax(-1) == y).all()) and loss.item() < 0.1:
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def test_greedy_decoding_with_our_kv_cache_equals_transformers_generate(tmp_path, monkeypatch):
+    """64 greedy tokens, ours through the KV cache one token at a time, theirs through
+    ``generate``: the same tokens, and the varied ones the model was taught."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = ModelConfig(vocab_size=97, d_model=32, n_layers=2, n_heads=2, max_seq_len=128)
+    sequence = torch.cat((torch.tensor([SPECIALS["BOS"]]), 3 + torch.randperm(94, generator=torch.Generator().manual_seed(0))[:71]))
+    model = memorized(sequence, config)
+    save_hf_model(model, tmp_path, SPECIALS)
+    prompt = sequence[None, :4]  # (1, 4)
+    cache = model.new_kv_cache(1)
+    logits = model.forward_step(prompt, cache)[:, -1]  # (1, V)
+    ours = []
+    for _ in range(64):
+        token = logits.argmax(-1, keepdim=True)  # (1, 1)
+        ours.append(int(token))
+        logits = model.forward_step(token, cache)[:, -1]
+    theirs, _ = hf_model(tmp_path)
+    with torch.no_grad():
+        out = theirs.generate(prompt, do_sample=False, max_new_tokens=64, min_new_tokens=64)
+    assert out[0, 4:].tolist() == ours == sequence[4:68].tolist()  # 64 distinct tokens, in the taught order

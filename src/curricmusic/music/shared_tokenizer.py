@@ -58,6 +58,8 @@ def load_folder_tokenizer(directory: str | Path) -> Tokenizer:
         tokenizer = kind(params=path)  # what from_pretrained does for a local folder, without the Hub
     except Exception as error:  # noqa: BLE001 - MidiTok raises several types on a bad file
         raise UserError(f"{path}: MidiTok cannot read this tokenizer ({type(error).__name__}: {error})") from None
+    if getattr(tokenizer, "is_trained", False):
+        raise UserError(f"{path}: a BPE-trained MidiTok tokenizer; curricmusic models use untrained (one token per event) vocabularies")
     missing = [f"{name}_None" for name in SPECIAL_TOKENS if f"{name}_None" not in tokenizer.vocab]
     if missing:
         raise UserError(f"{path}: the tokenizer lacks the special token(s) {', '.join(missing)} that curricmusic needs")
@@ -71,10 +73,10 @@ def vocabulary_difference(theirs: Tokenizer, ours: Tokenizer) -> str | None:
         return f"a {type(theirs).__name__} tokenizer where the experiment's is {type(ours).__name__}"
     mine, other = ours.vocab, theirs.vocab
     if len(mine) != len(other):
-        extra = sorted(set(other) - set(mine))
-        lacking = sorted(set(mine) - set(other))
-        what = f"; it has {extra[0]!r} and more" if extra else f"; it lacks {lacking[0]!r} and more" if lacking else ""
-        return f"{len(other)} tokens where the experiment's tokenizer has {len(mine)}{what}"
+        extra, lacking = sorted(set(other) - set(mine)), sorted(set(mine) - set(other))
+        parts = [f"{label} {names[0]!r}{f' and {len(names) - 1} more' if len(names) > 1 else ''}"
+                 for label, names in (("it has", extra), ("it lacks", lacking)) if names]  # fmt: skip
+        return f"{len(other)} tokens where the experiment's tokenizer has {len(mine)}; {', '.join(parts)}"
     for token, index in sorted(mine.items(), key=lambda item: item[1]):
         if other.get(token) != index:
             where = other.get(token)

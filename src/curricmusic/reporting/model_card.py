@@ -45,9 +45,14 @@ specials = {{tokenizer.vocab[t] for t in ("BOS_None", "EOS_None", "PAD_None")}}
 tokenizer.decode([[i for i in ids if i not in specials]]).dump_midi("sample.mid")"""
 
 
+def _n(value: Any) -> str:
+    """A count with thousands grouped (``-`` when missing)."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else fmt(value)
+
+
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(fmt(v) if not isinstance(v, str) else v for v in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(v if isinstance(v, str) else _n(v) for v in row) + " |" for row in rows]
 
 
 def _model_section(facts: dict[str, Any]) -> list[str]:
@@ -71,8 +76,8 @@ def _curriculum_section(facts: dict[str, Any]) -> list[str]:
     rows = []
     for stage in curriculum["stages"]:
         pieces = stage["pieces"]
-        counts = " / ".join(fmt(pieces.get(split)) for split in ("train", "val", "test")) if pieces else "-"
-        rows.append((stage["name"], stage["source"], counts, fmt(seen.get(stage["name"])), stage["license"]))
+        counts = " / ".join(_n(pieces.get(split)) for split in ("train", "val", "test")) if pieces else "-"
+        rows.append((stage["name"], stage["source"], counts, _n(seen.get(stage["name"])), stage["license"]))
     head = f"Curriculum `{curriculum.get('name') or '-'}`, stages in order; the target stage is `{curriculum.get('target')}`."
     table = _table(("stage", "source", "pieces (train / val / test)", "tokens trained on", "source license"), rows)
     return ["## Curriculum and training data", "", head, "", *table, ""]
@@ -85,9 +90,9 @@ def _training_section(facts: dict[str, Any]) -> list[str]:
         ("experiment", f"`{training.get('experiment')}`"),
         ("arm", f"`{arm.get('name')}`: pacing {arm.get('pacing')}{'; ' + options if options else ''}"),
         ("seed", training.get("seed")),
-        ("peak learning rate", f"{fmt(training.get('lr'), 6)} ({training.get('lr_schedule')})"),
-        ("budget", f"{fmt(training.get('budget_tokens'))} real tokens ({training.get('batch_size')} windows of {training.get('seq_len')} per step)"),
-        ("trained", f"{fmt(training.get('tokens_seen'))} tokens, step {training.get('steps_done')} of {training.get('total_steps')} ({training.get('status')})"),
+        ("peak learning rate", f"{training.get('lr'):g} ({training.get('lr_schedule')})" if training.get("lr") else "-"),
+        ("budget", f"{_n(training.get('budget_tokens'))} real tokens ({training.get('batch_size')} windows of {training.get('seq_len')} per step)"),
+        ("trained", f"{_n(training.get('tokens_seen'))} tokens, step {training.get('steps_done')} of {training.get('total_steps')} ({training.get('status')})"),
     ]
     start = training.get("init_from")
     if start:
@@ -146,11 +151,11 @@ def _use_sections(facts: dict[str, Any]) -> list[str]:
         "",
         "## Limitations",
         "",
-        f"- A small model trained on {fmt(facts['training'].get('tokens_seen'))} tokens of the stages above: it knows "
+        f"- A model trained on {_n(facts['training'].get('tokens_seen'))} tokens of the stages above: it knows "
         "only what they hold (one piano stream; no other instruments, no lyrics).",
         "- transformers' `generate` samples the raw model. curricmusic's own sampler adds a grammar mask (every "
-        "sample decodes cleanly), a key prior, a pitch range and copy-blocking of long training spans; the copy "
-        "figures above are for samples drawn with those settings. Without them, some token sequences do not "
+        "sample decodes cleanly), a key prior, a pitch range and copy-blocking of long training spans (the copy "
+        "table says whether blocking was on for its samples). Without them, some token sequences do not "
         "decode to notes (MidiTok skips them) and copies are not blocked.",
         "- Loss figures are those of this one run and seed; they say nothing about other seeds or arms.",
         "",
