@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,14 +158,14 @@ def test_the_model_card_shows_the_runs_own_figures(shared):
     for stage in info["stages"]:  # every loss of every stage, as run.json holds it
         row = f"| {stage} | {fmt(info['final_val_loss'][stage])} | {fmt(info['best_val_loss'][stage])} | {fmt(info['test_loss'][stage])} |"
         assert row in text
-    manifest = json.loads((__import__("pathlib").Path(info["prepared"]) / "manifest.json").read_text())
+    manifest = json.loads((Path(info["prepared"]) / "manifest.json").read_text())
     chorales = next(s for s in manifest["stages"] if s["name"] == "chorales")
     counts = " / ".join(str(len(chorales["splits"][s]["pieces"])) for s in ("train", "val", "test"))
     assert f"| chorales | music21 corpus: bach_chorales | {counts} | {info['stage_tokens']['chorales']:,} | music21's bundled corpus" in text
     assert "| scales | generated: scales |" in text and "no third-party music" in text
     summary = json.loads((shared["run"] / "novelty" / "novelty.json").read_text())["summary"]
     assert f"| copy-blocking on | 2 | {summary['n_flagged']} | {fmt(summary['copy_rate'])} | {summary['longest_copied_notes_max']} |" in text
-    assert f"`{shared['digest']}`" in text and f"`curriculum`: pacing fixed" in text
+    assert f"`{shared['digest']}`" in text and "`curriculum`: pacing fixed" in text
     assert f"{info['tokens_seen']:,} tokens, step 8 of 8 (finished)" in text
     record = json.loads((shared["out"] / "curricmusic.json").read_text())
     assert record["weights_sha256"] == shared["digest"] and record["run"]["seed"] == 0

@@ -9,7 +9,11 @@ import pytest
 
 from curricmusic.common.errors import UserError
 from curricmusic.config import TokenizerSettings
-from curricmusic.music.shared_tokenizer import load_folder_tokenizer, save_folder_tokenizer, vocabulary_difference
+from curricmusic.music.shared_tokenizer import (
+    load_folder_tokenizer,
+    save_folder_tokenizer,
+    vocabulary_difference,
+)
 from curricmusic.music.tokenizers import build_tokenizer
 
 
