@@ -85,7 +85,7 @@ def run_record(directory: str | Path) -> tuple[dict[str, Any], str]:
     exported one (``{}`` for a foreign model folder: every setting at its default)."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise UserError(f"{directory}: no such run or model folder")
+        raise UserError(f"{directory}: no such run folder (nor model folder)")
     if is_shared_folder(directory):
         return _record_info(read_export_record(directory)), str(directory / EXPORT_FILE)
     return read_run(directory), str(directory / RUN_FILE)
