@@ -155,9 +155,9 @@ def train(
 
 @app.command("generate")
 def generate(
-    run_dir: Path = typer.Argument(..., help="A run folder written by `curricmusic train`."),
+    run_dir: Path = typer.Argument(..., help="A run folder written by `curricmusic train`, or an exported model folder."),
     n: int | None = typer.Option(None, "--n", help="Number of samples (default 4)."),
-    out: Path | None = typer.Option(None, "--out", help="Output folder (default: RUN_DIR/samples)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: RUN_DIR/samples; samples/NAME for a model folder)."),
     prompt: Path | None = typer.Option(None, "--prompt", help="Continue this MIDI file (its last bars)."),
     prompt_bars: int | None = typer.Option(
         None, "--prompt-bars", help="Bars of the prompt to continue from (default: the last 4, fewer if they do not fit)."
@@ -183,16 +183,17 @@ def generate(
     ),
     wav: bool | None = typer.Option(None, "--wav/--no-wav", help="Also render WAV audio with the General MIDI soundfont (default off)."),
 ) -> None:
-    """Sample MIDI (and WAV) from a trained run.
+    """Sample MIDI (and WAV) from a trained run or an exported model folder.
 
     Every setting left out comes from the experiment's generate section recorded in the run (so
-    `generate RUN_DIR` reproduces the samples `curricmusic run` drew), else from its default;
-    manifest.json says which (settings_source: flag, experiment or default).
+    `generate RUN_DIR` reproduces the samples `curricmusic run` drew; an exported folder keeps it
+    in curricmusic.json), else from its default; manifest.json says which (settings_source: flag,
+    experiment or default).
     """
-    from curricmusic.common.run_folder import RUN_FILE, read_run
     from curricmusic.config.run_settings import settings_for_run
     from curricmusic.generation.generate import generate_samples
     from curricmusic.generation.output import samples_line
+    from curricmusic.generation.run import is_shared_folder, run_record
 
     flags = {
         "n": n, "seed": seed, "batch_size": batch_size, "max_bars": max_bars, "max_tokens": max_tokens,
@@ -202,12 +203,30 @@ def generate(
         "min_notes": min_notes,
     }  # fmt: skip
     settings_for_run({}, flags)  # a bad flag is one line naming it, before the run folder is read
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run folder")
-    settings, sources = settings_for_run(read_run(run_dir), flags, source=str(run_dir / RUN_FILE))
-    out_dir = out or run_dir / "samples"
+    info, record = run_record(run_dir)
+    settings, sources = settings_for_run(info, flags, source=record)
+    default_out = Path("samples") / run_dir.resolve().name if is_shared_folder(run_dir) else run_dir / "samples"
+    out_dir = out or default_out  # never inside a shared model folder (it may be a read-only download)
     manifest = generate_samples(run_dir, out_dir, settings, sources=sources)
     console.print(f"[green]{out_dir}[/]: {escape(samples_line(manifest))} (manifest.json)")
+
+
+@app.command("export")
+def export(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `curricmusic train` (or by `run`: OUT/runs/NAME)."),
+    out: Path = typer.Option(..., "--out", help="The model folder to write (new, empty, or an earlier export)."),
+    license: str | None = typer.Option(None, "--license", help="License of the weights for the model card, e.g. mit or cc-by-4.0."),
+) -> None:
+    """Write a trained run as a Hugging Face folder: GPT-NeoX weights, MidiTok tokenizer, model card.
+
+    transformers' AutoModelForCausalLM.from_pretrained(OUT) loads it offline with no custom code,
+    miditok's from_pretrained(OUT) its tokenizer; `curricmusic generate OUT` samples it and
+    `init_from = "OUT"` in an experiment starts from it. See docs/guides/share-a-model.md.
+    """
+    from curricmusic.experiment.export import export_run
+
+    written = export_run(run_dir, out, license=license)
+    console.print(f"[green]{written}[/]: config.json, model.safetensors, tokenizer.json, generation_config.json, README.md")
 
 
 @app.command("novelty")

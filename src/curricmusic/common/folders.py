@@ -55,6 +55,8 @@ _RECORDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "run": (RUN_FILE, ("experiment_hash", "seed", "arm")),
     "experiment": ("experiment.json", ("hash", "config")),
     "novelty": ("novelty.json", ("summary", "samples", "embedder")),
+    # `curricmusic export`: a folder for the Hugging Face Hub carries no mark of its own
+    "export": ("curricmusic.json", ("made_by", "weights_sha256", "run")),
 }
 
 _UMASK = os.umask(0o022)

@@ -26,6 +26,7 @@ from curricmusic.config.curriculum import (
 from curricmusic.config.experiment import (
     LR_SCHEDULES,
     SCRATCH,
+    SHARED,
     AdaptSection,
     Experiment,
     ExperimentConfig,
@@ -42,6 +43,7 @@ __all__ = [
     "PACING_NAMES",
     "LR_SCHEDULES",
     "SCRATCH",
+    "SHARED",
     "AdaptSection",
     "PacingOptions",
     "ArmConfig",

@@ -40,6 +40,7 @@ __all__ = [
     "SlurmSection",
     "AdaptSection",
     "SCRATCH",
+    "SHARED",
     "ExperimentConfig",
     "Experiment",
     "load_experiment",
@@ -53,6 +54,8 @@ __all__ = [
 LR_SCHEDULES = ("cosine", "constant", "wsd")
 #: The name of the from-scratch model of the adaptation phase (no arm may take it).
 SCRATCH = "scratch"
+#: The name of the ``[adapt] init_from`` model in the adaptation phase (no arm may take it then).
+SHARED = "shared"
 
 
 class ModelSection(FrozenModel):
@@ -94,6 +97,9 @@ class TrainSection(FrozenModel):
     checkpoint_every: int = Field(100, ge=1)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     tensorboard: bool = False
+    init_from: Path | None = Field(
+        None, description="every arm starts from this model folder (an export, a Hugging Face GPT-NeoX folder, a run's model/)"
+    )
 
     @property
     def tokens_per_step(self) -> int:
@@ -179,6 +185,7 @@ class AdaptSection(FrozenModel):
     target_loss: float | None = Field(
         None, gt=0, description="style val loss that counts as reached (default: from-scratch's mean at half the budget)"
     )
+    init_from: Path | None = Field(None, description=f"also adapt this model folder, as the model {SHARED!r}")
 
     @model_validator(mode="before")
     @classmethod
@@ -271,6 +278,8 @@ class ExperimentConfig(FrozenModel):
         if self.adapt is not None:
             if SCRATCH in names:
                 raise ValueError(f"arms: {SCRATCH!r} names the from-scratch model of [adapt]; rename the arm")
+            if self.adapt.init_from is not None and SHARED in names:
+                raise ValueError(f"arms: {SHARED!r} names the adapt.init_from model of [adapt]; rename the arm")
             steps = self.adapt.total_steps(train.tokens_per_step)
             if steps < self.adapt.eval_every:
                 raise ValueError(
@@ -321,6 +330,10 @@ def load_experiment(path: str | Path) -> Experiment:
     for arm in data.get("arms", []) if isinstance(data.get("arms"), list) else []:
         if isinstance(arm, dict) and isinstance(arm.get("curriculum"), str):
             arm["curriculum"] = _resolve(arm["curriculum"], base)
+    for section in ("train", "adapt"):  # init_from: relative to the experiment file
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get("init_from"), str):
+            table["init_from"] = _resolve(table["init_from"], base)
     adapt = data.get("adapt")
     style = adapt.get("style") if isinstance(adapt, dict) else None
     if isinstance(style, dict) and isinstance(style.get("path"), str):
@@ -333,6 +346,12 @@ def experiment_from_config(config: ExperimentConfig, path: str) -> Experiment:
     names the config in messages: its TOML, or an experiment folder's ``experiment.json``)."""
     if config.generate.prompt is not None and not config.generate.prompt.is_file():
         raise UserError(f"{path}: generate.prompt: MIDI file {str(config.generate.prompt)!r} does not exist")
+    for key, folder in (("train.init_from", config.train.init_from), ("adapt.init_from", config.adapt.init_from if config.adapt else None)):
+        if folder is not None and not (Path(folder) / "config.json").is_file():
+            raise UserError(
+                f"{path}: {key}: {str(folder)!r} is not a model folder (no config.json); expected a folder written by "
+                "`curricmusic export`, a Hugging Face GPT-NeoX folder, or a run's model/ folder"
+            )
 
     def curriculum_at(file: Path, key: str) -> CurriculumConfig:
         if not file.is_file():

@@ -33,7 +33,7 @@ import numpy as np
 
 from curricmusic.common.readback import read_json
 from curricmusic.common.run_folder import CELL_FILE, RUN_FILE, read_metrics
-from curricmusic.config import SCRATCH, Experiment
+from curricmusic.config import SCRATCH, SHARED, Experiment
 from curricmusic.evaluation.stats import (
     MIN_SEEDS_FOR_CI,
     MIN_VAL_PIECES,
@@ -46,7 +46,7 @@ from curricmusic.evaluation.stats import (
     time_to_target,
     value_at,
 )
-from curricmusic.experiment.adaptation import adapt_dir, scratch_dir
+from curricmusic.experiment.adaptation import adapt_dir, model_dir, scratch_dir
 
 __all__ = [
     "ADAPT_METRICS",
@@ -161,8 +161,9 @@ def adaptation_arms(
 
 
 def adaptation_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
-    """(model, control): every arm against ``scratch``, and every other arm against ``random``."""
-    arms = [m for m in models if m != SCRATCH]
+    """(model, control): every arm against ``scratch``, and every other arm against ``random``.
+    The ``shared`` model (``[adapt] init_from``) is in no pair: its figures are exploratory."""
+    arms = [m for m in models if m not in (SCRATCH, SHARED)]
     pairs = [(m, SCRATCH) for m in arms] if SCRATCH in models else []
     if _BASELINE in arms:
         pairs += [(m, _BASELINE) for m in arms if m != _BASELINE]
@@ -332,6 +333,12 @@ def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[d
         failed = status.get("error") if status.get("status") == "failed" else None
         for k in adapt.shots:
             found.append(_run_entry(out_dir, adapt_dir(scratch_dir(out_dir, seed), k), SCRATCH, seed, k, adapt.lr, failed))
+        if adapt.init_from is not None:  # the shared model, adapted alike (shown, never compared)
+            status = _read_json(model_dir(out_dir, SHARED, seed) / "cell.json") or {}
+            failed = status.get("error") if status.get("status") == "failed" else None
+            for k in adapt.shots:
+                folder = adapt_dir(model_dir(out_dir, SHARED, seed), k)
+                found.append(_run_entry(out_dir, folder, SHARED, seed, k, adapt.lr, failed))
     runs = [entry for entry, _ in found]
     infos = [info for _, info in found if info is not None]
     for entry in runs:  # the curves first: the target rule reads scratch's
@@ -346,7 +353,7 @@ def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[d
             if random_target is not None:
                 time, reached = time_to_target(entry["curves"]["eval_tokens"], entry["curves"]["val"], random_target["loss"], budget)
                 entry["summary"] |= {RANDOM_TARGET_TIME: time, RANDOM_TARGET_REACHED: reached}
-    models = [arm.name for arm in config.arms] + [SCRATCH]
+    models = [arm.name for arm in config.arms] + ([SHARED] if adapt.init_from is not None else []) + [SCRATCH]
     arms = adaptation_arms(runs, models, adapt.shots, budget)
     style_info = _style_info(experiment, out_dir, infos)
     comparisons = adaptation_comparisons(runs, adaptation_pairs(models), adapt.shots, config.seeds, budget)
@@ -361,6 +368,7 @@ def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[d
         "target": target,
         "random_target": random_target,
         "models": models,
+        "shared_model": adapt.init_from.name if adapt.init_from is not None else None,
         "runs": runs,
         "arms": arms,
         "comparisons": comparisons,

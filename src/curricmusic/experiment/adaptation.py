@@ -9,6 +9,7 @@ an :class:`~curricmusic.training.setup.Adaptation`)::
     OUT/runs/<cell>/adapt/shots-<k>/         a run folder (run.json, metrics.jsonl, checkpoint.pt, model/)
     OUT/runs/scratch-seed<seed>/adapt/shots-<k>/
     OUT/runs/scratch-seed<seed>/cell.json    done / failed (with the error)
+    OUT/runs/shared-seed<seed>/...           with ``[adapt] init_from``: that model, adapted alike
 
 A finished adaptation run (its run.json says ``finished``) is skipped; an unfinished one
 continues from its checkpoint, so ``run --resume`` repeats nothing.
@@ -24,9 +25,11 @@ from curricmusic.common.folders import claim_folder
 from curricmusic.common.progress import err_console
 from curricmusic.common.readback import read_json
 from curricmusic.common.run_folder import CELL_FILE, is_run_folder, read_run
-from curricmusic.config import SCRATCH, Experiment
+from curricmusic.config import SCRATCH, SHARED, Experiment
 
-__all__ = ["ADAPT_DIR", "adapt_dir", "scratch_dir", "adapt_model", "adapt_scratch", "adaptation_finished"]
+__all__ = [
+    "ADAPT_DIR", "adapt_dir", "scratch_dir", "model_dir", "adapt_model", "adapt_scratch", "adapt_shared", "adaptation_finished",
+]  # fmt: skip
 
 ADAPT_DIR = "adapt"
 
@@ -38,7 +41,12 @@ def adapt_dir(run_dir: Path, shots: int) -> Path:
 
 def scratch_dir(out_dir: Path, seed: int) -> Path:
     """The from-scratch model's folder of ``seed`` (it holds only its adaptation runs)."""
-    return Path(out_dir) / "runs" / f"{SCRATCH}-seed{seed}"
+    return model_dir(out_dir, SCRATCH, seed)
+
+
+def model_dir(out_dir: Path, label: str, seed: int) -> Path:
+    """The folder of a model that is not an arm (``scratch``, ``shared``) for ``seed``."""
+    return Path(out_dir) / "runs" / f"{label}-seed{seed}"
 
 
 def adaptation_finished(run_dir: Path) -> bool:
@@ -69,18 +77,31 @@ def adapt_model(
 def adapt_scratch(experiment: Experiment, out_dir: Path, show_progress: bool = True) -> list[str]:
     """The from-scratch adaptation runs of every seed; returns the seeds' failures as lines (a
     failing seed is recorded in its ``cell.json`` and does not stop the others)."""
+    return _adapt_every_seed(experiment, SCRATCH, None, out_dir, show_progress)
+
+
+def adapt_shared(experiment: Experiment, out_dir: Path, show_progress: bool = True) -> list[str]:
+    """With ``[adapt] init_from``: that model adapted like the others, once per seed (each seed
+    draws its own shot subsets), in ``OUT/runs/shared-seed<seed>/``; failures as lines."""
+    adapt = experiment.config.adapt
+    if adapt is None or adapt.init_from is None:
+        return []
+    return _adapt_every_seed(experiment, SHARED, adapt.init_from, out_dir, show_progress)
+
+
+def _adapt_every_seed(experiment: Experiment, label: str, init: Path | None, out_dir: Path, show_progress: bool) -> list[str]:
     if experiment.config.adapt is None:
         return []
     failures = []
     for seed in experiment.config.seeds:
-        folder = scratch_dir(out_dir, seed)
+        folder = model_dir(out_dir, label, seed)
         status = folder / CELL_FILE
         record = read_json(status, missing_ok=True, hint="`curricmusic run --resume` redoes the runs")
         if record is not None and record.get("status") == "done":
             continue
         try:
             claim_folder(folder, "run")
-            adapt_model(experiment, SCRATCH, seed, folder, None, show_progress)
+            adapt_model(experiment, label, seed, folder, init, show_progress)
             write_json(status, {"status": "done"})
         except Exception as exc:  # noqa: BLE001 - one failing seed must not lose the others
             error = f"{type(exc).__name__}: {exc}"

@@ -346,16 +346,36 @@ def _prepare_data(experiment: Experiment, show_progress: bool) -> PreparedData:
         from curricmusic.training.setup import style_prepared
 
         style_prepared(experiment, show_progress=show_progress)
+    _check_init_from(experiment, data)
     return data
 
 
-def _adapt_from_scratch(experiment: Experiment, out_dir: Path, show_progress: bool) -> None:
-    """With ``[adapt]``: each seed's initial weights fine-tuned like the arms' final models."""
-    from curricmusic.experiment.adaptation import adapt_scratch
+def _check_init_from(experiment: Experiment, data: PreparedData) -> None:
+    """Every ``init_from`` model fits the experiment (shape, token ids): one line before any
+    cell trains, rather than the same failure in every cell."""
+    from curricmusic.training.init_from import start_from
+    from curricmusic.training.setup import build_model
 
-    if experiment.config.adapt is not None:
+    config = experiment.config
+    folders = [("train.init_from", config.train.init_from), ("adapt.init_from", config.adapt.init_from if config.adapt else None)]
+    for key, folder in folders:
+        if folder is not None:
+            model = build_model(experiment, data.vocab_size, config.seeds[0])
+            start_from(model, folder, data.tokenizer, f"{experiment.source}: {key}")
+
+
+def _adapt_from_scratch(experiment: Experiment, out_dir: Path, show_progress: bool) -> None:
+    """With ``[adapt]``: each seed's initial weights fine-tuned like the arms' final models, and
+    the ``init_from`` model when the section names one."""
+    from curricmusic.experiment.adaptation import adapt_scratch, adapt_shared
+
+    adapt = experiment.config.adapt
+    if adapt is not None:
         console.print("[bold]from-scratch adaptation[/]")
         adapt_scratch(experiment, out_dir, show_progress)
+        if adapt.init_from is not None:
+            console.print(f"[bold]adaptation of {adapt.init_from.name} (adapt.init_from)[/]")
+            adapt_shared(experiment, out_dir, show_progress)
 
 
 def run_experiment(

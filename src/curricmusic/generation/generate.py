@@ -1,7 +1,7 @@
 """Sampling from a trained run: KV-cached, grammar-constrained, copy-blocked, seeded; MIDI and WAV out.
 
 ``curricmusic generate RUN_DIR`` loads ``RUN_DIR/model`` and the tokenizer beside it (no training
-code), samples in batches, and writes ``sample_NNN.mid`` (and ``.wav``) with ``manifest.json``.
+code), or a shared model folder (``curricmusic export``'s; see :mod:`.run`), samples in batches, and writes ``sample_NNN.mid`` (and ``.wav``) with ``manifest.json``.
 Beyond the model's context the cache is re-encoded over the newest half window (an exact sliding
 window: the rotary positions keep counting).
 """
@@ -306,7 +306,7 @@ def _generate_into(
     tokenizer = run.tokenizer
     if settings.seed is None:
         settings = settings.model_copy(update={"seed": int(run.info.get("seed") or 0)})
-    notes = []
+    notes = list(run.notes)
     grammar_ok, why = supports_grammar(tokenizer)
     if settings.grammar and not grammar_ok:
         notes.append(f"grammar constraint off: {why}")
@@ -316,6 +316,9 @@ def _generate_into(
     if settings.copy_blocking:
         if not settings.grammar:
             notes.append("copy-blocking off: it needs the grammar constraint")
+            settings = settings.model_copy(update={"copy_blocking": False})
+        elif run.shared:
+            notes.append("copy-blocking off: a shared model folder carries no training data to block copies of")
             settings = settings.model_copy(update={"copy_blocking": False})
         else:
             index = training_index(run.prepared(), (index_n_for(settings.max_copy_notes),), show_progress)

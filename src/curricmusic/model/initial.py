@@ -9,6 +9,7 @@ from a run's ``run.json`` (training code not needed).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,7 +18,8 @@ from curricmusic.common.errors import UserError
 from curricmusic.common.run_folder import RUN_FILE
 from curricmusic.config import ExperimentConfig
 from curricmusic.model.budget import check_inference_fits, check_training_fits
-from curricmusic.model.transformer import ModelConfig, MusicTransformer
+from curricmusic.model.pretrained import load_pretrained
+from curricmusic.model.transformer import ModelConfig, MusicTransformer, weights_digest
 
 __all__ = ["model_config_of", "seeded_model", "initial_model"]
 
@@ -53,9 +55,21 @@ def seeded_model(
 
 
 def initial_model(run_info: dict[str, Any], vocab_size: int) -> MusicTransformer:
-    """The untrained model a run started from, rebuilt from its ``run.json`` exactly as
-    training built it (every arm of the run's seed starts from these weights)."""
+    """The model a run started from, rebuilt from its ``run.json`` exactly as training built it
+    (every arm of the run's seed starts from these weights), with the ``init_from`` weights
+    loaded over it when the run started from a shared model (checked against the content hash
+    the run recorded)."""
     config = ExperimentConfig.model_validate_json(json.dumps(run_info["config"]))
-    model_config = model_config_of(config, vocab_size, str(run_info.get("experiment_file", RUN_FILE)))
+    source = str(run_info.get("experiment_file", RUN_FILE))
+    model_config = model_config_of(config, vocab_size, source)
     check_inference_fits(model_config, 1, config.train.seq_len, f"{RUN_FILE}: model")
-    return _seeded(model_config, int(run_info["seed"]))
+    model = _seeded(model_config, int(run_info["seed"]))
+    start = run_info.get("init_from")
+    if start:
+        folder = Path(start["path"])
+        if not folder.is_dir():
+            raise UserError(f"{source}: train.init_from: {folder} is gone; the run's initial weights are needed here")
+        model.load_state_dict(load_pretrained(folder).state_dict())
+        if weights_digest(model) != start["weights_sha256"]:
+            raise UserError(f"{source}: train.init_from: {folder} holds other weights than the run started from")
+    return model

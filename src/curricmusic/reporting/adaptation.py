@@ -33,6 +33,17 @@ def _speedup(row: dict[str, Any] | None) -> str:
     return effect_text(row, "speedup", lambda v: fmt(v, 2), "x")
 
 
+def _shared_note(adaptation: dict[str, Any]) -> str:
+    """What the ``shared`` model is, when ``[adapt] init_from`` named one."""
+    name = adaptation.get("shared_model")
+    if not name:
+        return ""
+    return (
+        f" The model `shared` is `{name}` (`[adapt] init_from`), adapted alike; it was pretrained elsewhere, on other "
+        "data and budget, so its figures are shown but compared with nothing."
+    )
+
+
 def adaptation_lines(results: dict[str, Any]) -> list[str]:
     """Markdown lines of the section (none when the experiment had no ``[adapt]``)."""
     adaptation = results.get("adaptation")
@@ -51,7 +62,8 @@ def adaptation_lines(results: dict[str, Any]) -> list[str]:
         f"`{style.get('stage')}` ({source}: {pieces} pieces, split by tune; no pretraining stage holds it) "
         f"from {', '.join(str(k) for k in adaptation['shots'])} pieces (nested subsets, the same for every model of a "
         f"seed) for {count(adaptation['budget_tokens'])} tokens at learning rate {adaptation['lr']:g} "
-        f"({adaptation['lr_schedule']}). Target: {sig(target.get('loss'))} ({target.get('rule', '')}).{_random_target(adaptation)}",
+        f"({adaptation['lr_schedule']}). Target: {sig(target.get('loss'))} ({target.get('rule', '')}).{_random_target(adaptation)}"
+        f"{_shared_note(adaptation)}",
         "",
         f"| model | pieces | seeds | loss after {adaptation['early_steps']} steps | final val loss | test loss "
         "| reached target | tokens to target (restricted mean) |",

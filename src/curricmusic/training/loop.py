@@ -32,9 +32,7 @@ from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.common.run_folder import (
     CHECKPOINT_FILE,
     MODEL_DIR,
-    RUN_FILE,
     TOKENIZER_FILE,
-    read_run,
     truncate_metrics,
     write_run,
 )
@@ -48,6 +46,7 @@ from curricmusic.training.checkpoint import (
     save_checkpoint,
 )
 from curricmusic.training.evaluate import evaluate
+from curricmusic.training.init_from import start_from
 from curricmusic.training.log import MetricsLog, metrics_row, weights_text
 from curricmusic.training.lr import LRSchedule, lr_schedule
 from curricmusic.training.setup import (
@@ -190,9 +189,8 @@ def _train(
             plan = plan_adaptation(experiment, seed, adapt.shots, show_progress=show_progress and main)
 
     model = build_model(experiment, plan.data.vocab_size, seed, micro_batch=micro)
-    if adapt is not None and adapt.init is not None:
-        _load_initial_weights(model, adapt.init, plan)
-    info = _run_info(experiment, arm_name, seed, peak, plan, adapt) | {"init_sha256": weights_digest(model)}
+    start = _initial_weights(experiment, model, plan, adapt)
+    info = _run_info(experiment, arm_name, seed, peak, plan, adapt) | {"init_sha256": weights_digest(model)} | start
     checkpoint = _checkpoint_to_resume(run_dir, info, resume)
     optimizer = make_optimizer(model, experiment, peak)
     rng = np.random.default_rng([seed, 0x5EED])
@@ -398,16 +396,19 @@ def _adapt_lr(experiment: Experiment) -> float:
     return experiment.config.adapt.lr
 
 
-def _load_initial_weights(model: MusicTransformer, init: Path, plan: RunPlan) -> None:
-    """Start from the model saved in ``init`` (a run's ``model/`` folder; its content hash is
-    checked), after checking it is this experiment's model over the same tokens."""
-    loaded = load_model(init)
-    if loaded.config.to_dict() != model.config.to_dict():
-        raise UserError(f"{init}: a model of another shape than the experiment's; adapt the experiment's own runs")
-    run_file = init.parent / RUN_FILE
-    if run_file.is_file() and read_run(init.parent).get("tokenizer_hash") != plan.data.tokenizer_hash:
-        raise UserError(f"{init}: trained with another tokenizer than the adaptation style's {plan.data.root}")
-    model.load_state_dict(loaded.state_dict())
+def _initial_weights(experiment: Experiment, model: MusicTransformer, plan: RunPlan, adapt: Adaptation | None) -> dict[str, Any]:
+    """Load the weights a run starts from into ``model`` (built with the seed's fresh weights):
+    ``adapt.init`` for an adaptation run (a run's ``model/`` folder or a shared one), else
+    ``[train] init_from`` when set, for every arm alike. Returns what ``run.json`` records of it."""
+    if adapt is not None:
+        if adapt.init is not None:
+            start_from(model, adapt.init, plan.data.tokenizer, f"{experiment.source}: adaptation of {adapt.label!r}")
+        return {}  # run.json's adapt.init names the folder
+    folder = experiment.config.train.init_from
+    if folder is None:
+        return {}
+    digest = start_from(model, folder, plan.data.tokenizer, f"{experiment.source}: train.init_from")
+    return {"init_from": {"path": str(folder), "weights_sha256": digest}}
 
 
 def _run_info(experiment: Experiment, arm_name: str, seed: int, lr: float, plan: RunPlan, adapt: Adaptation | None) -> dict:

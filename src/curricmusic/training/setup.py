@@ -62,8 +62,9 @@ class Cadence:
 @dataclass(frozen=True)
 class Adaptation:
     """An adaptation run: ``shots`` pieces of the ``[adapt]`` style, starting from the model in
-    ``init`` (a run's ``model/`` folder), or from the seed's initial weights when None
-    (from-scratch). ``label`` names the model: an arm, or ``scratch``."""
+    ``init`` (a run's ``model/`` folder, or a shared one: ``[adapt] init_from``), or from the
+    seed's fresh initial weights when None (from-scratch). ``label`` names the model: an arm,
+    ``scratch`` or ``shared``."""
 
     shots: int
     init: Path | None
