@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -283,10 +283,10 @@ class ExperimentConfig(FrozenModel):
                     raise ValueError(f"{where}.shots: the experiment adapts from {self.adapt.shots} pieces; name one")
                 if claim.shots is not None and claim.shots not in self.adapt.shots:
                     raise ValueError(f"{where}.shots: {claim.shots} is not one of adapt.shots {self.adapt.shots}")
-            key = (claim.arm, claim.against, claim.metric, claim.phase, claim.style, claim.shots)
-            if key in seen:
+            identity = (claim.arm, claim.against, claim.metric, claim.phase, claim.style, claim.shots)
+            if identity in seen:
                 raise ValueError(f"{where}: declared twice")
-            seen.add(key)
+            seen.add(identity)
 
     def claim_family(self) -> list[Claim]:
         """The declared claims with their style and shot size filled in where the experiment has one."""

@@ -29,7 +29,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from curricmusic.model.expectation import expected_pitch_classes, note_positions, pitch_class_table, scale_mass
+from curricmusic.model.expectation import (
+    expected_pitch_classes,
+    note_positions,
+    pitch_class_table,
+    scale_mass,
+)
 
 __all__ = [
     "pitch_class_table",

@@ -43,6 +43,7 @@ __all__ = [
     "bca_interval",
     "mean_ci",
     "time_to_target",
+    "interpolated_time_to_target",
     "kaplan_meier",
     "km_median",
     "restricted_mean",
@@ -149,6 +150,26 @@ def time_to_target(
     reached = first_reaching(x, y, target) if math.isfinite(target) else _NAN
     if math.isfinite(reached) and reached <= budget:
         return (reached, True)
+    return (float(budget), False)
+
+
+def interpolated_time_to_target(
+    x: Sequence[float], y: Sequence[float | None], target: float, budget: float
+) -> tuple[float, bool]:
+    """``(x where y first falls to target, True)``, linear between the evaluation before the
+    crossing and the first at or below it (``x_0`` when ``y_0`` is already there), or
+    ``(budget, False)`` when y never gets there (censored at the budget).
+
+    ``x_c = x_{i-1} + (y_{i-1} - target) / (y_{i-1} - y_i) (x_i - x_{i-1})`` for the first ``i``
+    with ``y_i <= target``; non-finite values are skipped."""
+    pairs = [(float(a), float(b)) for a, b in zip(x, y, strict=True) if b is not None and math.isfinite(b)]
+    if not math.isfinite(target):
+        return (float(budget), False)
+    for i, (a, b) in enumerate(pairs):
+        if b <= target:
+            a0, b0 = pairs[i - 1] if i else (a, b)
+            crossing = a0 + (b0 - target) / (b0 - b) * (a - a0) if i else a
+            return (crossing, True) if crossing <= budget else (float(budget), False)
     return (float(budget), False)
 
 

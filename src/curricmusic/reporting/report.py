@@ -12,6 +12,7 @@ from typing import Any
 from curricmusic.common.atomic import write_bytes, write_text
 from curricmusic.reporting.adaptation import adaptation_figures, adaptation_lines
 from curricmusic.reporting.answer import answer_paragraph
+from curricmusic.reporting.mastery import mastery_figures, mastery_lines
 from curricmusic.reporting.probe_section import probe_lines
 from curricmusic.reporting.style import CSS, fmt
 
@@ -87,7 +88,7 @@ def markdown_report(results: dict[str, Any]) -> str:
     for name, arm in results["arms"].items():
         s = arm["summary"]
         failed = f" ({arm['n_failed']} failed)" if arm["n_failed"] else ""
-        pacing = arm["pacing"] if arm["pacing"].startswith("random") or arm["pacing"] == "target-only" or arm["order"] == "curriculum" else f"{arm['pacing']} ({arm['order']})"
+        pacing = arm["pacing"] if arm["order"] == "curriculum" else f"{arm['pacing']} ({arm['order']})"
         reached, mean, median = _to_target(s.get("tokens_to_target", {}))
         lines.append(
             f"| {name} | {pacing} | {arm['n_done']}{failed} | {_ci(s['final_val_target'])} | {_ci(s.get('best_val_target', {}))} | "
@@ -104,7 +105,7 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines += _budget_lines(results)
     if results["comparisons"]:
         lines += [
-            "## Paired comparisons against the random-order baselines",
+            "## Paired comparisons against the random-order baselines" + (" (exploratory)" if results.get("claims") else ""),
             "",
             "| arm | baseline | metric | seeds | difference [95% CI] | ratio [95% CI] | d_z | p | p (Holm) | detectable |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -125,6 +126,7 @@ def markdown_report(results: dict[str, Any]) -> str:
             "",
         ]
     lines += adaptation_lines(results)
+    lines += mastery_lines(results)
     lines += _novelty_lines(results)
     lines += probe_lines(results)
     lines += [
@@ -258,9 +260,10 @@ def report_figures(results: dict[str, Any]) -> list[tuple[str, bytes | None, str
         ("musical_metrics.png", plots.metric_distributions(results, REPORT_METRICS), "Musical metrics against held-out pieces"),
         ("novelty.png", plots.novelty_histograms(results), "Novelty: distance ratio of samples and held-out pieces"),
     ]  # fmt: skip
-    names = ("adaptation_curves.png", "adaptation_shots.png")
-    figures += [(name, png, caption) for name, (png, caption) in zip(names, adaptation_figures(results), strict=False)]
-    return figures
+    adapted = adaptation_figures(results)
+    names = ["adaptation_curves.png", "adaptation_shots.png"] + [f"adaptation_{i}.png" for i in range(2, len(adapted))]
+    figures += [(name, png, caption) for name, (png, caption) in zip(names, adapted, strict=False)]
+    return figures + mastery_figures(results)
 
 
 def html_report(

@@ -31,8 +31,8 @@ from curricmusic.curriculum.allocation import allocate, step_windows
 from curricmusic.model.transformer import load_model, save_model, weights_digest
 from curricmusic.training.evaluate import evaluate
 from curricmusic.training.log import MetricsLog, metrics_row, weights_text
-from curricmusic.training.measures import measure_key_share
 from curricmusic.training.lr import LRSchedule, lr_schedule
+from curricmusic.training.measures import measure_key_share
 from curricmusic.training.run_files import (
     CHECKPOINT_FILE,
     MODEL_DIR,
@@ -192,9 +192,9 @@ def train_run(
         cadence.lr_schedule, peak, plan.total_steps, cadence.warmup_fraction, cadence.min_lr_ratio, cadence.decay_fraction
     )
     if state.step == 0:  # the untrained model's losses: every curve starts from the same point
-        scores = _evaluation(model, accelerator, plan, eval_batch, final=plan.total_steps == 0)
-        state.record_val(scores["val_loss"])
-        log.start(_row(plan, state, 0, schedule(0), None) | scores)
+        initial = _evaluation(model, accelerator, plan, eval_batch, final=plan.total_steps == 0)
+        state.record_val(initial["val_loss"])
+        log.start(_row(plan, state, 0, schedule(0), None) | initial)
 
     end_step = plan.total_steps if stop_after is None else min(plan.total_steps, state.step + stop_after)
     started, first_step = time.perf_counter(), state.step

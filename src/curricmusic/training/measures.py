@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from curricmusic.common.errors import UserError
 from curricmusic.curriculum.heldout import piece_subset
 from curricmusic.data.prepared import PreparedData
+from curricmusic.model import MusicTransformer
 from curricmusic.model.expectation import expected_pitch_classes, pitch_class_table, scale_mass
 from curricmusic.music.keys import piece_key
 
@@ -59,7 +59,7 @@ def key_share_sets(
 
 
 def measure_key_share(
-    model: torch.nn.Module, sets: dict[str, KeyShareSet], vocab: dict[str, int], vocab_size: int, seq_len: int
+    model: MusicTransformer, sets: dict[str, KeyShareSet], vocab: dict[str, int], vocab_size: int, seq_len: int
 ) -> dict[str, float]:
     """The key share of each stage's set under ``model`` (an unwrapped MusicTransformer); the
     model's training mode is restored afterwards."""

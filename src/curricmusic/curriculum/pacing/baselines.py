@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
 import numpy as np
 
 from curricmusic.config import ArmConfig
-from curricmusic.config.arms import RandomMatchedOptions, RandomOptions, TargetOnlyOptions
+from curricmusic.config.arms import PacingOptions, RandomMatchedOptions, RandomOptions, TargetOnlyOptions
 from curricmusic.curriculum.pacing.base import Mixture, Pacing, ScheduleContext, StageData
 
 __all__ = ["RandomPacing", "TargetOnlyPacing", "RandomMatchedPacing"]
@@ -16,7 +17,7 @@ __all__ = ["RandomPacing", "TargetOnlyPacing", "RandomMatchedPacing"]
 class RandomPacing(Pacing):
     """Every step the same mix of the arm's stages, in proportion to their training tokens."""
 
-    options_model = RandomOptions
+    options_model: ClassVar[type[PacingOptions]] = RandomOptions
 
     def mixture(self, step: int, state: Mapping) -> Mixture:
         sizes = self.stages.tokens

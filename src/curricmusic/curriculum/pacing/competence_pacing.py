@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import ClassVar
 
 from curricmusic.config import ArmConfig
-from curricmusic.config.arms import CompetenceOptions, GrowingRandomOptions
+from curricmusic.config.arms import CompetenceOptions, GrowingRandomOptions, PacingOptions
 from curricmusic.curriculum.pacing.base import (
     Mixture,
     Pacing,
@@ -26,7 +27,7 @@ class CompetencePacing(Pacing):
     steps. Each stage's eligible pieces are a prefix of its packed stream, and windows are uniform
     over every eligible token (stage weights in proportion to eligible tokens)."""
 
-    options_model = CompetenceOptions
+    options_model: ClassVar[type[PacingOptions]] = CompetenceOptions
     options: CompetenceOptions
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:

@@ -35,7 +35,13 @@ import numpy as np
 from curricmusic.config import ArmConfig
 from curricmusic.config.arms import MasteryOptions
 from curricmusic.curriculum.allocation import allocate
-from curricmusic.curriculum.pacing.base import Mixture, Pacing, ScheduleContext, StageData, replay_weights
+from curricmusic.curriculum.pacing.base import (
+    Mixture,
+    Pacing,
+    ScheduleContext,
+    StageData,
+    replay_weights,
+)
 
 __all__ = ["MasteryPacing", "KEY_SHARE"]
 
