@@ -335,14 +335,16 @@ def paired_effect(
     }
 
 
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given; NaN stays NaN and is not counted).
+def holm(p_values: Sequence[float], family_size: int | None = None) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given; NaN stays NaN).
 
-    Sorted ascending, p_(i) becomes max_{j <= i} min(1, (m - j + 1) p_(j)) for m finite p-values.
+    Sorted ascending, p_(i) becomes max_{j <= i} min(1, (m - j + 1) p_(j)), with m the number of
+    finite p-values, or ``family_size`` (a declared family: a comparison without a p-value still
+    counts, which only makes the correction stricter).
     """
     finite_p = [(p, i) for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
     adjusted = [_NAN] * len(p_values)
-    m = len(finite_p)
+    m = len(finite_p) if family_size is None else max(int(family_size), len(finite_p))
     running = 0.0
     for rank, (p, index) in enumerate(sorted(finite_p)):
         running = max(running, min(1.0, (m - rank) * p))

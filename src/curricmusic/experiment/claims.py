@@ -4,7 +4,8 @@ detectable differences at the corrected level.
 An experiment lists its confirmatory comparisons before it runs (``[[claims]]``: an arm against a
 control on one measure; adaptation claims at one style and shot size). Each is compared seed by
 seed (:func:`~curricmusic.evaluation.stats.paired_effect`); the p-values are Holm-corrected over
-exactly this family of ``m`` claims; the intervals are given at 95% and at the Bonferroni level
+exactly this family of ``m`` claims (a claim without a p-value, from fewer than 5 seeds, still
+counts: that only makes the correction stricter); the intervals are given at 95% and at the Bonferroni level
 ``1 - alpha / m`` (simultaneous over the family, and never narrower than what Holm's first step
 uses), and the detectable difference (80% power) at the two-sided level ``alpha / m``. Every other
 comparison of the report is exploratory.
@@ -75,7 +76,7 @@ def claim_results(config, runs: Sequence[dict[str, Any]], adaptations: Sequence[
                 "detectable_diff_corrected": detectable_difference(sd, int(diffs.size), alpha=ALPHA / m),
             }
         )
-    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows], family_size=m), strict=True):
         row["p_holm"] = adjusted
         row["significant"] = bool(math.isfinite(adjusted) and adjusted < ALPHA)
     return {

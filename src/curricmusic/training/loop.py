@@ -28,6 +28,7 @@ from curricmusic.common.folders import check_folder, claim_folder
 from curricmusic.common.progress import progress_bar
 from curricmusic.config import Experiment, config_hash
 from curricmusic.curriculum.allocation import allocate, step_windows
+from curricmusic.curriculum.pacing import KEY_SHARE
 from curricmusic.model.transformer import load_model, save_model, weights_digest
 from curricmusic.training.evaluate import evaluate
 from curricmusic.training.log import MetricsLog, metrics_row, weights_text
@@ -63,6 +64,8 @@ __all__ = ["train_run", "TrainResult", "TrainState", "Adaptation", "prepared_for
 
 #: Where a run keeps its model at each stage boundary (``[probe] at_boundaries``).
 BOUNDARIES_DIR = "boundaries"
+#: What an evaluation may measure beyond losses, handed to the schedule (``Pacing.measured``).
+MEASURES = (KEY_SHARE,)
 
 
 @dataclass
@@ -211,9 +214,8 @@ def train_run(
                 state.record_val(scores["val_loss"])
                 row |= scores
             before = plan.schedule.current_stage(done - 1, state.schedule)
-            state.schedule = plan.schedule.update(
-                done - 1, state.schedule, state.last_val if evaluated else None, scores.get("key_share") if evaluated else None
-            )
+            measured = {name: scores[name] for name in MEASURES if name in scores} if evaluated else None
+            state.schedule = plan.schedule.update(done - 1, state.schedule, state.last_val if evaluated else None, measured)
             _boundary(plan, state, done, before, run_dir, accelerator, model, snapshot=experiment.config.probe.at_boundaries)
             tokens_per_s = (done - first_step) * train.tokens_per_step / max(1e-9, time.perf_counter() - started)
             if done % cadence.log_every == 0 or evaluated or done == end_step:
