@@ -12,7 +12,13 @@ import pytest
 
 from curricmusic.config import ARM_OPTIONS, ArmConfig
 from curricmusic.curriculum.allocation import allocate
-from curricmusic.curriculum.pacing import KEY_SHARE, PACINGS, Pacing, ScheduleContext, build_schedule
+from curricmusic.curriculum.pacing import (
+    KEY_SHARE,
+    PACINGS,
+    Pacing,
+    ScheduleContext,
+    build_schedule,
+)
 from tests.helpers import REPO
 
 STAGES = ["scales", "hanon", "etudes", "chorales"]

@@ -94,8 +94,9 @@ def test_a_style_in_a_pretraining_folder_is_refused_and_an_arm_may_not_be_called
     curriculum = tmp_path / "c.toml"
     curriculum.write_text(f'name = "c"\n[[stages]]\nname = "tunes"\nsource = "midi_dir"\npath = "{midi_folder}"\n')
     head = WITHOUT_ADAPT.replace(f'curriculum = "{REPO / "curricula" / "debug.toml"}"', f'curriculum = "{curriculum}"')
-    head = head.replace("stage_fractions = [0.2, 0.2, 0.2]\n", "")
-    inside = ADAPT.replace('source = "music21", collection = "essen_folksong", limit = 60', f'source = "midi_dir", path = "{midi_folder / "sub"}"')
+    mastery = head[head.index('pacing = "mastery"') : head.index("[[arms]]", head.index('pacing = "mastery"'))]
+    head = head.replace(mastery, 'pacing = "random"\n\n')  # one stage: nothing to master
+    inside = ADAPT_ALONE.replace('source = "music21", collection = "essen_folksong", limit = 60', f'source = "midi_dir", path = "{midi_folder / "sub"}"')
     path = experiment_file(tmp_path, inside, head)
     with pytest.raises(UserError, match=rf"adapt.styles.0: folder '{midi_folder / 'sub'}' is also pretraining stage 'tunes' of curriculum 'c'"):
         load_experiment(path)

@@ -242,7 +242,6 @@ class ExperimentConfig(FrozenModel):
             raise ValueError(
                 f"train.batch_size {train.batch_size} is not a multiple of micro_batch_size {train.micro_batch_size}"
             )
-        self._check_claims(names)
         if self.adapt is not None:
             if SCRATCH in names:
                 raise ValueError(f"arms: {SCRATCH!r} names the from-scratch model of [adapt]; rename the arm")
@@ -260,6 +259,7 @@ class ExperimentConfig(FrozenModel):
                 )
             if self.adapt.target_model not in [*names, SCRATCH]:
                 raise ValueError(f"adapt.target_model: no model {self.adapt.target_model!r}; models are: {', '.join([*names, SCRATCH])}")
+        self._check_claims(names)
         return self
 
     def _check_claims(self, names: list[str]) -> None:

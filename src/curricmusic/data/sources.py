@@ -293,14 +293,26 @@ def music21_items(
     return items[: stage.limit] if stage.limit else items
 
 
+#: Generated and corpus stages already collected in this process: (stage, keys, seed) -> items.
+#: Both are pure functions of their settings (the corpus ships inside the installed music21 and
+#: its conversions are cached by content), so a run that prepares the same stage again (every
+#: adaptation run checks its style's cache) does not generate or read them again. MIDI folders
+#: are read every time: their files may change.
+_COLLECTED: dict[str, list[SourceItem]] = {}
+
+
 def stage_items(
     config: CurriculumConfig, stage, workers: int = 1, progress: Progress | None = None
 ) -> list[SourceItem]:
     """The candidate pieces of one stage, whatever its source."""
-    if isinstance(stage, GeneratedStage):
-        return generated_items(config, stage)
-    if isinstance(stage, Music21Stage):
-        return music21_items(stage, workers=workers, progress=progress, seed=config.seed)
+    if isinstance(stage, GeneratedStage | Music21Stage):
+        key = json.dumps([stage.model_dump(mode="json"), list(config.keys), config.seed], sort_keys=True)
+        if key not in _COLLECTED:
+            if isinstance(stage, GeneratedStage):
+                _COLLECTED[key] = generated_items(config, stage)
+            else:
+                _COLLECTED[key] = music21_items(stage, workers=workers, progress=progress, seed=config.seed)
+        return list(_COLLECTED[key])
     if isinstance(stage, MidiDirStage):
         return midi_dir_items(stage)
     raise TypeError(f"unknown stage type {type(stage).__name__}")

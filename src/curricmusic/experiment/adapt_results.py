@@ -128,8 +128,8 @@ def adaptation_comparisons(
             paired = [s for s in seeds if (model, k, s) in by and (control, k, s) in by]
             for metric in COMPARED_METRICS:
                 key = time if metric == "tokens_to_target" else metric
-                treatment = [by[(model, k, s)]["summary"][key] for s in paired]
-                baseline = [by[(control, k, s)]["summary"][key] for s in paired]
+                treatment = [by[(model, k, s)]["summary"].get(key, math.nan) for s in paired]
+                baseline = [by[(control, k, s)]["summary"].get(key, math.nan) for s in paired]
                 effect = paired_effect(treatment, baseline)
                 if effect["n_pairs"] == 0:
                     continue

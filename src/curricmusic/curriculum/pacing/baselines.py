@@ -8,7 +8,12 @@ from typing import ClassVar
 import numpy as np
 
 from curricmusic.config import ArmConfig
-from curricmusic.config.arms import PacingOptions, RandomMatchedOptions, RandomOptions, TargetOnlyOptions
+from curricmusic.config.arms import (
+    PacingOptions,
+    RandomMatchedOptions,
+    RandomOptions,
+    TargetOnlyOptions,
+)
 from curricmusic.curriculum.pacing.base import Mixture, Pacing, ScheduleContext, StageData
 
 __all__ = ["RandomPacing", "TargetOnlyPacing", "RandomMatchedPacing"]
