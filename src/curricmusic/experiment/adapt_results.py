@@ -95,7 +95,7 @@ def adaptation_arms(
             stats["tokens_to_target"] = censored_summary(
                 [r["summary"]["tokens_to_target"] for r in done], [r["summary"]["reached_target"] for r in done], budget
             )
-            per_shot[str(k)] = {"n_done": len(done), "lr": done[0]["lr"] if done else None, **stats}
+            per_shot[str(k)] = {"n_done": len(done), "lr": done[0].get("lr") if done else None, **stats}
         out[model] = {"shots": per_shot}
     return out
 

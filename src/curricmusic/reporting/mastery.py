@@ -173,7 +173,7 @@ def speed_lines(adaptation: dict[str, Any]) -> list[str]:
             t = s["tokens_to_target"]
             reached = f"{t['n_reached']}/{t['n']}" if t.get("n") else "-"
             lines.append(
-                f"| {model} | {k} | {fmt(s.get('lr'), 5) if s.get('lr') else '-'} | {_stats(s.get('epochs'), 1)} | "
+                f"| {model} | {k} | {format(s['lr'], 'g') if s.get('lr') else '-'} | {_stats(s.get('epochs'), 1)} | "
                 f"{_stats(s.get('start_val'))} | "
                 + " | ".join(_stats(s.get(f"val_at_{step}")) for step in steps)
                 + f" | {_stats(s.get('final_val'))} | {_stats(s.get('drop'))} | {_stats(s.get('gap_closed'))} | "
