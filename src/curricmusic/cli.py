@@ -136,6 +136,10 @@ def train(
     out: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/EXPERIMENT/ARM-seedN)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     lr: float | None = typer.Option(None, "--lr", help="Peak learning rate: one of the arm's (needed when it sweeps several)."),
+    match_run: Path | None = typer.Option(
+        None, "--match-run", help="For an arm that matches an adaptive arm: that arm's finished run of the same seed "
+        "(default: the folder ARM-seedN beside --out)."
+    ),
 ) -> None:
     """Train one arm and seed of an experiment."""
     from curricmusic.config import load_experiment
@@ -146,7 +150,7 @@ def train(
     loaded.config.arm(arm_name)  # a clear error for an unknown arm
     run_seed = loaded.config.seeds[0] if seed is None else seed
     run_dir = out or Path("runs") / loaded.config.name / (f"{arm_name}-seed{run_seed}" if lr is None else f"{arm_name}-lr{lr:g}-seed{run_seed}")
-    result = train_run(loaded, arm_name, run_seed, run_dir, lr=lr, resume=resume)
+    result = train_run(loaded, arm_name, run_seed, run_dir, lr=lr, resume=resume, matched_run=match_run)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     val = ", ".join(f"{stage} {sig(loss)}" for stage, loss in result.final_val.items())

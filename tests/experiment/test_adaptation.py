@@ -29,6 +29,7 @@ from tests.conftest import REPO
 DEBUG = REPO / "experiments" / "debug.toml"
 DEBUG_TEXT = DEBUG.read_text().replace('curriculum = "../curricula/debug.toml"', f'curriculum = "{REPO / "curricula" / "debug.toml"}"')
 ADAPT = DEBUG_TEXT[DEBUG_TEXT.index("[adapt]") :]
+ADAPT_ALONE = ADAPT[: ADAPT.index("[[claims]]")]  # without the claims that name its styles
 WITHOUT_ADAPT = DEBUG_TEXT[: DEBUG_TEXT.index("[adapt]")]
 
 
@@ -45,9 +46,11 @@ def test_the_debug_experiment_adapts_to_a_new_style():
     experiment = load_experiment(DEBUG)
     adapt = experiment.config.adapt
     assert adapt is not None and adapt.style.name == "essen_folksong" and adapt.shots == [4, 8]
+    assert [s.name for s in adapt.styles] == ["essen_folksong", "oneills1850"] and adapt.learning_rates == [1e-3, 3e-3]
     curriculum = experiment.adapt_curriculum
     assert curriculum is not None and curriculum.stage_names == ["essen_folksong"]
     assert curriculum.tokenizer == experiment.curriculum.tokenizer and curriculum.split == experiment.curriculum.split
+    assert experiment.adapt_curricula is not None and experiment.adapt_curricula["oneills1850"].stage_names == ["oneills1850"]
 
 
 def test_no_adapt_section_means_no_adaptation(tmp_path):
@@ -58,23 +61,29 @@ def test_no_adapt_section_means_no_adaptation(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (('collection = "essen_folksong"', 'collection = "bach_chorales"'),
-         "adapt.style: collection 'bach_chorales' is also pretraining stage 'chorales' of curriculum 'debug'; "
+        (('collection = "essen_folksong"', 'collection = "bach_chorales", name = "essen_folksong"'),
+         "adapt.styles.0: collection 'bach_chorales' is also pretraining stage 'chorales' of curriculum 'debug'; "
          "the new style must be music that no pretraining stage contains"),
+        (('collection = "oneills1850", limit = 30 }', 'collection = "oneills1850", limit = 30, name = "hanon" }'),
+         "adapt.styles.1.name: 'hanon' is also the name of a pretraining stage of curriculum 'debug'"),
+        (('collection = "oneills1850", limit = 30 }', 'collection = "essen_folksong", limit = 30 }'),
+         "adapt: styles: names must be unique"),
+        (("report_steps = [2, 4]", "report_steps = [3]"), "(top level): adapt.report_steps: 3 is not an evaluation step"),
         (("shots = [4, 8]", "shots = [4, 4]"), "adapt.shots: shots must be distinct piece counts >= 1, got [4, 4]"),
         (("shots = [4, 8]", "shots = [0, 8]"), "adapt.shots: shots must be distinct piece counts >= 1, got [0, 8]"),
-        (("tokens = 6144 ", "tokens = 1024 "), "(top level): adapt.tokens = 1024 gives 2 steps of 512 tokens, fewer than adapt.eval_every = 4"),
-        (('source = "music21"', 'source = "generated"'), "adapt.style: Input tag 'generated' found using 'source'"),
+        (("tokens = 2048 ", "tokens = 512 "), "(top level): adapt.tokens = 512 gives 1 steps of 512 tokens, fewer than adapt.eval_every = 2"),
+        (('source = "music21"', 'source = "generated"'), "adapt.styles.0: Input tag 'generated' found using 'source'"),
         (('source = "music21", collection = "essen_folksong"', 'source = "midi_dir", path = "nowhere"'),
-         "adapt.style.path: folder '"),
-        (("lr = 1e-3", "lr = -1.0"), "adapt.lr: Input should be greater than 0"),
-        (("eval_every = 4", "eval_every = 4\nwarmup = 3"), "adapt.warmup: unknown key"),
+         "adapt.styles.0.path: folder '"),
+        (("lr = [1e-3, 3e-3]", "lr = [1e-3, -1.0]"), "adapt: lr must be a positive number or a list of distinct ones"),
+        (('lr_rule = { metric = "auc_val" }', 'lr_rule = { metric = "test" }'), "adapt.lr_rule.metric: Input should be"),
+        (("eval_every = 2", "eval_every = 2\nwarmup = 3"), "adapt.warmup: unknown key"),
     ],
 )  # fmt: skip
 def test_a_bad_adapt_section_is_refused_at_load_with_one_line(tmp_path, change, message):
     old, new = change
-    assert old in ADAPT
-    path = experiment_file(tmp_path, ADAPT.replace(old, new))
+    assert old in ADAPT_ALONE
+    path = experiment_file(tmp_path, ADAPT_ALONE.replace(old, new))
     with pytest.raises(UserError) as caught:
         load_experiment(path)
     line = str(caught.value)
@@ -85,10 +94,11 @@ def test_a_style_in_a_pretraining_folder_is_refused_and_an_arm_may_not_be_called
     curriculum = tmp_path / "c.toml"
     curriculum.write_text(f'name = "c"\n[[stages]]\nname = "tunes"\nsource = "midi_dir"\npath = "{midi_folder}"\n')
     head = WITHOUT_ADAPT.replace(f'curriculum = "{REPO / "curricula" / "debug.toml"}"', f'curriculum = "{curriculum}"')
-    head = head.replace("stage_fractions = [0.2, 0.2, 0.2]\n", "")
-    inside = ADAPT.replace('source = "music21", collection = "essen_folksong", limit = 60', f'source = "midi_dir", path = "{midi_folder / "sub"}"')
+    mastery = head[head.index('pacing = "mastery"') : head.index("[[arms]]", head.index('pacing = "mastery"'))]
+    head = head.replace(mastery, 'pacing = "random"\n\n')  # one stage: nothing to master
+    inside = ADAPT_ALONE.replace('source = "music21", collection = "essen_folksong", limit = 60', f'source = "midi_dir", path = "{midi_folder / "sub"}"')
     path = experiment_file(tmp_path, inside, head)
-    with pytest.raises(UserError, match=rf"adapt.style: folder '{midi_folder / 'sub'}' is also pretraining stage 'tunes' of curriculum 'c'"):
+    with pytest.raises(UserError, match=rf"adapt.styles.0: folder '{midi_folder / 'sub'}' is also pretraining stage 'tunes' of curriculum 'c'"):
         load_experiment(path)
     renamed = experiment_file(tmp_path, ADAPT, WITHOUT_ADAPT.replace('name = "random"', 'name = "scratch"'))
     with pytest.raises(UserError, match="arms: 'scratch' names the from-scratch model of \\[adapt\\]; rename the arm"):
@@ -96,7 +106,7 @@ def test_a_style_in_a_pretraining_folder_is_refused_and_an_arm_may_not_be_called
 
 
 def test_the_command_line_refuses_a_pretraining_style_in_one_line(tmp_path):
-    path = experiment_file(tmp_path, ADAPT.replace('collection = "essen_folksong"', 'collection = "bach_chorales"'))
+    path = experiment_file(tmp_path, ADAPT.replace('collection = "essen_folksong"', 'collection = "bach_chorales", name = "essen_folksong"'))
     done = subprocess.run([sys.executable, "-m", "curricmusic", "run", str(path), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2
@@ -144,7 +154,7 @@ def experiment():
 @pytest.fixture(scope="module")
 def scratch_run(experiment, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("adapt") / "scratch"
-    train_run(experiment, "scratch", 0, run_dir, adapt=Adaptation(4, None, "scratch"), show_progress=False)
+    train_run(experiment, "scratch", 0, run_dir, adapt=Adaptation(4, None, "scratch", lr=1e-3), show_progress=False)
     return run_dir
 
 
@@ -162,23 +172,26 @@ def test_an_adaptation_run_trains_on_its_shots_with_its_own_budget_and_cadence(s
     assert info["status"] == "finished" and info["adapt"]["shots"] == 4 and info["adapt"]["init"] is None
     assert [r["step"] for r in rows if "val_loss" in r] == list(range(0, steps + 1, adapt.eval_every))
     assert set(rows[-1]["val_loss"]) == {"essen_folksong"} and set(info["test_loss"]) == {"essen_folksong"}
-    assert rows[-1]["tokens_seen"] == adapt.tokens and info["lr"] == adapt.lr
-    assert {r["lr"] for r in rows if r["step"] >= 2} == {adapt.lr}  # constant after one warm-up step
+    assert rows[-1]["tokens_seen"] == adapt.tokens and info["lr"] == 1e-3
+    assert {r["lr"] for r in rows if r["step"] >= 2} == {1e-3}  # constant after one warm-up step
+    assert info["adapt"]["style"] == "essen_folksong" and info["adapt"]["train_tokens"] > 0
     data = style_prepared(experiment, show_progress=False)
     train = [p["id"] for p in data.pieces("essen_folksong", "train")]
     assert info["adapt"]["pieces"] == [train[i] for i in shot_subset(len(train), 4, 0)]
 
 
 def test_a_resumed_adaptation_run_equals_an_uninterrupted_one(scratch_run, experiment, tmp_path):
-    adapt = Adaptation(4, None, "scratch")
-    train_run(experiment, "scratch", 0, tmp_path, adapt=adapt, show_progress=False, stop_after=7)  # last checkpoint: 4
+    adapt = Adaptation(4, None, "scratch", lr=1e-3)
+    train_run(experiment, "scratch", 0, tmp_path, adapt=adapt, show_progress=False, stop_after=3)  # last checkpoint: 2
     result = train_run(experiment, "scratch", 0, tmp_path, adapt=adapt, resume=True, show_progress=False)
-    assert result.resumed_from == 4
+    assert result.resumed_from == 2
     assert _losses(read_metrics(tmp_path)) == _losses(read_metrics(scratch_run))
     ours, theirs = (json.loads((d / "run.json").read_text()) for d in (tmp_path, scratch_run))
     assert ours["test_loss"] == theirs["test_loss"] and ours["init_sha256"] == theirs["init_sha256"]
     with pytest.raises(UserError, match="holds another adaptation run"):
-        train_run(experiment, "scratch", 0, tmp_path, adapt=Adaptation(8, None, "scratch"), resume=True, show_progress=False)
+        train_run(experiment, "scratch", 0, tmp_path, adapt=Adaptation(8, None, "scratch", lr=1e-3), resume=True, show_progress=False)
+    with pytest.raises(UserError, match="sweeps learning rates"):
+        train_run(experiment, "scratch", 0, tmp_path / "x", adapt=Adaptation(4, None, "scratch"), show_progress=False)
 
 
 def test_an_adaptation_starts_from_the_weights_it_is_given(scratch_run, experiment, tmp_path):
@@ -190,7 +203,7 @@ def test_an_adaptation_starts_from_the_weights_it_is_given(scratch_run, experime
     assert scratch["init_sha256"] == weights_digest(build_model(experiment, vocab, 0))  # the seed's initial weights
     assert scratch["init_sha256"] != weights_digest(build_model(experiment, vocab, 1))
     # from the adapted model's own final weights: a chain of adaptations starts where the last ended
-    train_run(experiment, "again", 0, tmp_path, adapt=Adaptation(4, scratch_run / "model", "again"), show_progress=False)
+    train_run(experiment, "again", 0, tmp_path, adapt=Adaptation(4, scratch_run / "model", "again", lr=1e-3), show_progress=False)
     from curricmusic.model.transformer import load_model
 
     assert json.loads((tmp_path / "run.json").read_text())["init_sha256"] == weights_digest(load_model(scratch_run / "model"))
@@ -202,7 +215,7 @@ def test_resuming_an_adaptation_from_other_weights_is_refused(scratch_run, exper
     run_dir = tmp_path / "run"
     shutil.copytree(scratch_run, run_dir)  # a from-scratch run, resumed as if it started from a trained model
     with pytest.raises(UserError, match="holds a run that started from other weights; use a new --out folder"):
-        train_run(experiment, "scratch", 0, run_dir, adapt=Adaptation(4, scratch_run / "model", "scratch"), resume=True, show_progress=False)
+        train_run(experiment, "scratch", 0, run_dir, adapt=Adaptation(4, scratch_run / "model", "scratch", lr=1e-3), resume=True, show_progress=False)
 
 
 # ---- statistics of the phase -----------------------------------------------------------------------
@@ -216,11 +229,11 @@ def _run(model, seed, shots, time, reached=True, test=3.0, early=4.0):
 
 
 def test_one_adaptation_runs_figures():
-    curves = {"eval_tokens": [0, 100, 200, 300], "val": [6.0, 5.0, 4.0, 3.0]}
+    curves = {"eval_tokens": [0, 100, 200, 300], "eval_steps": [0, 1, 2, 3], "val": [6.0, 5.0, 4.0, 3.0]}
     summary = adaptation_summary(curves, {"test_loss": {"s": 2.5}}, "s", target=4.5, budget=300, early_tokens=100)
-    assert summary == {
-        "early_val": 5.0, "final_val": 3.0, "best_val": 3.0, "auc_val": pytest.approx(4.5), "test": 2.5,
-        "tokens_to_target": 200.0, "reached_target": True,
+    assert summary | {"gap_closed": None, "epochs": None} == {
+        "start_val": 6.0, "early_val": 5.0, "final_val": 3.0, "best_val": 3.0, "auc_val": pytest.approx(4.5), "drop": 3.0,
+        "test": 2.5, "tokens_to_target": 150.0, "reached_target": True, "gap_closed": None, "epochs": None,
     }  # fmt: skip
     never = adaptation_summary(curves, {}, "s", target=1.0, budget=300, early_tokens=100)
     assert never["tokens_to_target"] == 300 and not never["reached_target"] and math.isnan(never["test"])

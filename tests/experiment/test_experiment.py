@@ -139,14 +139,15 @@ def test_novelty_with_no_flags_reproduces_the_runs_numbers(finished, tmp_path):
 
 
 def test_interrupted_then_resumed_gives_the_same_results(finished, experiment, tmp_path, monkeypatch):
-    """Killed inside an adaptation run (the first cell's 8-piece one, at its step 7; its last
-    checkpoint is at step 4): the resumed experiment skips the finished adaptation run, continues
-    the killed one and gives the same results.json as the uninterrupted one."""
+    """Killed inside an adaptation run (the first cell's first one, at its step 3; its last
+    checkpoint is at step 2): the resumed experiment continues the killed one, runs the others
+    and gives the same results.json as the uninterrupted one."""
     reference, _ = finished
     real_step = train_module.train_step
     adapt = experiment.config.adapt
     pretraining, adapting = 48, adapt.tokens // experiment.config.train.tokens_per_step  # steps of each run
-    calls = {"n": 0, "kill_at": pretraining + adapting + 7}
+    per_model = len(adapt.styles) * len(adapt.shots) * len(adapt.learning_rates)  # adaptation runs of a model
+    calls = {"n": 0, "kill_at": pretraining + 3}
 
     def killed_midway(*args, **kwargs):
         calls["n"] += 1
@@ -161,8 +162,9 @@ def test_interrupted_then_resumed_gives_the_same_results(finished, experiment, t
         run_experiment(experiment, tmp_path, show_progress=False)
     calls.update(n=0, kill_at=None)  # no more kills: count the steps the resumed run trains
     run_experiment(experiment, tmp_path, resume=True, show_progress=False)
-    cells, shots = len(experiment.config.arms) * 2, len(adapt.shots)
-    remaining = (adapting - 4) + (cells - 1) * (pretraining + shots * adapting) + 2 * shots * adapting  # + scratch
+    cells = len(experiment.config.arms) * 2
+    remaining = (adapting - 2) + (per_model - 1) * adapting + (cells - 1) * (pretraining + per_model * adapting)
+    remaining += 2 * per_model * adapting  # from-scratch, both seeds
     assert calls["n"] == remaining
     assert json.loads((tmp_path / "results.json").read_text()) == json.loads((reference / "results.json").read_text())
     run_experiment(experiment, tmp_path, resume=True, show_progress=False)  # everything finished: nothing trains
@@ -320,3 +322,51 @@ def test_report_rebuilds_results_and_reports_from_the_folder_alone(finished, tmp
     bad = subprocess.run([sys.executable, "-m", "curricmusic", "report", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "not an experiment folder" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_debug_run_exercises_the_mastery_studys_measures(finished, experiment):
+    """Mastery recorded per run (the scales left on their criterion, the other basics at their cap),
+    the key share and both styles' losses at every evaluation, models probed at the boundaries,
+    two styles adapted with a learning rate chosen per model on validation, the declared claims."""
+    out, results = finished
+    for run in [r for r in results["runs"] if r["arm"] == "curriculum"]:
+        events = run["schedule"]["events"]
+        assert [(e["stage"], e["mastered"], e["cap_hit"], e["end_step"]) for e in events] == [
+            ("scales", True, False, 12), ("hanon", False, True, 24), ("etudes", False, True, 36),
+        ]  # fmt: skip
+        assert events[0]["value"] >= 0.5 and [b["step"] for b in run["stage_boundaries"]] == [12, 24, 36]
+        assert [b["stage"] for b in run["boundary_probes"]] == ["scales", "hanon", "etudes"]
+        assert all(0 < b["key_share"] < 1 and 0 <= b["key_accuracy"] <= 1 for b in run["boundary_probes"])
+    for run in results["runs"]:  # every arm: the key share of every stage, both styles' distance
+        curves = run["curves"]
+        assert set(curves["key_share"]) == {"scales", "hanon", "etudes", "chorales"}
+        assert set(curves["style_val"]) == {"essen_folksong", "oneills1850"} and len(curves["style_val"]["oneills1850"]) == 5
+        assert set(run["final_style_loss"]) == {"essen_folksong", "oneills1850"}
+    mastery = results["arms"]["curriculum"]["mastery"]["stages"]
+    assert (mastery["scales"]["n_mastered"], mastery["hanon"]["n_cap_hit"]) == (2, 2)
+    assert results["arms"]["random"]["mastery"] is None and results["arms"]["random"]["traits"]["baseline"]
+    styles = results["adaptations"]
+    assert [a["style"]["stage"] for a in styles] == ["essen_folksong", "oneills1850"] and results["adaptation"] == styles[0]
+    for entry in styles:
+        selection = entry["lr_selection"]
+        for model in entry["models"]:
+            for k in ("4", "8"):
+                candidates = selection["models"][model][k]["candidates"]
+                best = min(candidates, key=lambda c: (c["mean_auc_val"], c["lr"]))["lr"]
+                assert [c["lr"] for c in candidates] == [1e-3, 3e-3] and selection["models"][model][k]["chosen"] == best
+                chosen = [r for r in entry["runs"] if r["model"] == model and str(r["shots"]) == k and r["chosen"]]
+                assert len(chosen) == 2 and {r["lr"] for r in chosen} == {best}
+        run = next(r for r in entry["runs"] if r["status"] == "done")
+        assert {"start_val", "val_at_2", "val_at_4", "drop", "gap_closed", "epochs"} <= set(run["summary"])
+        assert run["summary"]["start_val"] == run["curves"]["val"][0] and run["summary"]["epochs"] > 1
+    claims = results["claims"]
+    assert claims["m"] == 2 and [r["label"] for r in claims["rows"]] == [
+        "curriculum vs random: auc_val, essen_folksong, 4 pieces", "curriculum vs scratch: auc_val, oneills1850, 8 pieces",
+    ]  # fmt: skip
+    assert all(r["n_pairs"] == 2 and r["too_few_for_p"] for r in claims["rows"])
+    markdown = (out / "report.md").read_text()
+    for heading in ("## Declared claims (confirmatory)", "## Mastery of the basics", "## Key share by stage",
+                    "### Learning speed on oneills1850", "### Adaptation learning rates on essen_folksong: the sweep",
+                    "## Paired comparisons against the random-order baselines (exploratory)"):  # fmt: skip
+        assert heading in markdown
+    assert (out / "figures" / "pretraining_measures.png").is_file()

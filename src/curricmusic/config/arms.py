@@ -10,10 +10,16 @@ An arm in an experiment file is flat::
 
 ``name``, ``pacing``, ``curriculum``, ``stages`` and ``lr`` belong to every arm; every other key is
 an option of the arm's pacing, checked against the model registered for it in
-:data:`ARM_OPTIONS` (one line per mistake, naming the key). The behaviour of each pacing lives in
-:mod:`curricmusic.curriculum.pacing` (its registry ``PACINGS`` has the same names; a test checks).
-A new pacing is an options model here plus one line in ``ARM_OPTIONS``, and a class there plus one
-line in ``PACINGS``.
+:data:`ARM_OPTIONS` (one line per mistake, naming the key).
+
+:data:`ARM_OPTIONS` is the one registry of pacings. It lives here, in the config layer, because
+an experiment file must be validated without importing any behaviour (config sits below
+curriculum): the names users type, each pacing's options and its traits (:class:`PacingOptions`:
+adaptive, baseline, order control, ...) are all here, and no other layer tests a pacing's name.
+The behaviour of each pacing is a class in :mod:`curricmusic.curriculum.pacing` that names the
+options model it implements; its ``PACINGS`` is derived from this registry (and refuses to
+import when a name has no behaviour). A new pacing is its options model plus one line in
+``ARM_OPTIONS``, and its behaviour class.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ __all__ = [
     "RandomMatchedOptions",
     "SeqWarmupOptions",
     "PrePhaseOptions",
+    "MasteryOptions",
     "Order",
 ]
 
@@ -53,23 +60,46 @@ Order = Literal["curriculum", "reverse", "shuffled"]
 
 
 class PacingOptions(FrozenModel):
-    """Base of each pacing's options.
+    """Base of each pacing's options, and what the pacing *is* for the rest of the experiment.
 
-    Class attributes say how the pacing relates to the rest of the experiment:
+    No layer asks for a pacing by its name: it reads these class-level traits instead.
 
     - ``stages_from``: None when the arm may name its ``stages``; else where it takes them from
       (an arm with ``match`` also trains on that arm's curriculum);
-    - ``matchable``: another arm may match its per-stage token counts, which must then be known
-      before training (False for pacings that react to validation, and for matching arms).
+    - ``adaptive``: its stage shares depend on what the run measures (validation losses, key
+      share), so they are known only after its run: an arm that matches it reads them from the
+      matched arm's finished run of the same seed;
+    - ``matchable``: another arm may match its per-stage token counts (False for arms that match
+      another arm themselves);
+    - ``baseline``: a random-order baseline; every other arm is compared with it;
+    - ``order_control``: random order with exactly the per-stage tokens of the arm it matches,
+      so that pair differs in order alone and is compared too;
+    - ``target_only``: trains on the target stage alone.
     """
 
     stages_from: ClassVar[str | None] = None
+    adaptive: ClassVar[bool] = False
     matchable: ClassVar[bool] = True
+    baseline: ClassVar[bool] = False
+    order_control: ClassVar[bool] = False
+    target_only: ClassVar[bool] = False
 
     def check_train(self, seq_len: int, total_steps: int) -> str | None:
         """A problem of these options with the experiment's ``[train]`` (one line naming the
         option), or None; the experiment checks every arm when it loads."""
         return None
+
+    def check_stages(self, stages: list[str], target: str, tokens: int) -> str | None:
+        """A problem of these options with the arm's ``stages`` (in its order), the curriculum's
+        ``target`` stage and the budget of ``tokens`` (one line naming the option), or None;
+        checked when the experiment's curricula are loaded."""
+        return None
+
+    @classmethod
+    def traits(cls) -> dict[str, Any]:
+        """The class-level traits above, as a plain dict (written to results.json per arm)."""
+        names = ("stages_from", "adaptive", "matchable", "baseline", "order_control", "target_only")
+        return {name: getattr(cls, name) for name in names}
 
 
 class _Replay(PacingOptions):
@@ -100,6 +130,15 @@ class FixedOptions(_Replay):
     def stage_budgets(self) -> list[float] | list[int] | None:
         return self.stage_fractions or self.stage_steps or self.stage_tokens
 
+    def check_stages(self, stages: list[str], target: str, tokens: int) -> str | None:
+        budgets = self.stage_budgets
+        if budgets is not None and len(budgets) not in (len(stages), len(stages) - 1):
+            return (
+                f"{len(budgets)} stage budgets for {len(stages)} stages; "
+                "give one per stage (or one fewer: the last stage takes the rest)"
+            )
+        return None
+
 
 class _Growth(PacingOptions):
     competence: Literal["sqrt", "linear"] = "sqrt"
@@ -121,15 +160,92 @@ class GrowingRandomOptions(_Growth):
 class PlateauOptions(_Replay):
     """Stay on a stage until its validation loss stops improving (or its time is up)."""
 
-    matchable: ClassVar[bool] = False  # its stage shares depend on validation losses
+    adaptive: ClassVar[bool] = True  # its stage shares depend on validation losses
     order: Order = "curriculum"
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.01, ge=0.0, lt=1.0)
     max_stage_fraction: float = Field(0.5, gt=0.0, le=1.0)
 
 
+Criterion = Literal["plateau", "key_share"]
+
+
+def _per_stage(value: Any, n: int, name: str) -> str | None:
+    """None when ``value`` is one value or a list of ``n`` (one per basics stage), else the problem."""
+    if isinstance(value, list) and len(value) != n:
+        return f"{name}: {len(value)} values for {n} basics stage(s); give one, or one per basics stage"
+    return None
+
+
+class MasteryOptions(_Replay):
+    """Stay on each basics stage until a stated mastery criterion holds (or its token cap is
+    reached), then the end phase. The basics are the arm's stages other than the target, in order.
+
+    Criteria, checked at every evaluation on the stage's held-out pieces: ``plateau``, its
+    validation loss has not improved by a relative ``min_delta`` for ``patience`` evaluations;
+    ``key_share``, the share of the model's next-pitch probability on the key's seven diatonic
+    pitch classes reaches ``key_share``. End phases: ``target``, the target stage (with
+    ``replay``); ``pool``, every stage of the arm in proportion to its tokens (basics only: the
+    basics mixed); ``matched``, every stage with the whole-run shares of this same schedule under
+    ``end = "target"``: what ``random-matched`` to that arm draws, so this arm ends mixed."""
+
+    adaptive: ClassVar[bool] = True  # its stage boundaries depend on what the run measures
+    criterion: Criterion | list[Criterion] = "plateau"
+    key_share: float | list[float] = Field(0.75, description="key-share threshold (one, or one per basics stage)")
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.01, ge=0.0, lt=1.0)
+    cap_tokens: int | list[int] | None = Field(None, description="most real tokens spent on a basics stage")
+    cap_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="the cap as a share of the budget (without cap_tokens)")
+    end: Literal["target", "pool", "matched"] = "target"
+
+    @model_validator(mode="after")
+    def _values(self) -> MasteryOptions:
+        shares = self.key_share if isinstance(self.key_share, list) else [self.key_share]
+        if not shares or any(not 0.0 < s <= 1.0 for s in shares):
+            raise ValueError(f"key_share must be in (0, 1] (got {self.key_share})")
+        caps = self.cap_tokens if isinstance(self.cap_tokens, list) else [self.cap_tokens] if self.cap_tokens else []
+        if any(c < 1 for c in caps) or (isinstance(self.cap_tokens, list) and not caps):
+            raise ValueError(f"cap_tokens must be positive (got {self.cap_tokens})")
+        if isinstance(self.criterion, list) and not self.criterion:
+            raise ValueError("criterion: give one criterion, or one per basics stage")
+        return self
+
+    def basics(self, stages: list[str], target: str) -> list[str]:
+        """The stages to master: the arm's stages other than the target, in order."""
+        return [s for s in stages if s != target]
+
+    def check_stages(self, stages: list[str], target: str, tokens: int) -> str | None:
+        basics = self.basics(stages, target)
+        if not basics:
+            return "pacing 'mastery' needs at least one stage other than the target to master"
+        if self.end in ("target", "matched") and target not in stages:
+            return f"end: {self.end!r} needs the target stage {target!r} among the arm's stages; use end = 'pool'"
+        for name in ("criterion", "key_share", "cap_tokens"):
+            problem = _per_stage(getattr(self, name), len(basics), name)
+            if problem:
+                return problem
+        caps = self.caps(len(basics), tokens)
+        if sum(caps) >= tokens:
+            return f"cap_tokens: the caps add up to {sum(caps):,} of a budget of {tokens:,} tokens; leave room for the end phase"
+        return None
+
+    def caps(self, n_basics: int, tokens: int) -> list[int]:
+        """The token cap of each basics stage."""
+        if self.cap_tokens is None:
+            return [int(round(self.cap_fraction * tokens))] * n_basics
+        return list(self.cap_tokens) if isinstance(self.cap_tokens, list) else [self.cap_tokens] * n_basics
+
+    def criteria(self, n_basics: int) -> list[tuple[str, float]]:
+        """``(criterion, key-share threshold)`` of each basics stage."""
+        kinds = self.criterion if isinstance(self.criterion, list) else [self.criterion] * n_basics
+        shares = self.key_share if isinstance(self.key_share, list) else [self.key_share] * n_basics
+        return list(zip(kinds, shares, strict=True))
+
+
 class RandomOptions(PacingOptions):
     """Every step the same mix of all stages, in proportion to their tokens (the pool's mix)."""
+
+    baseline: ClassVar[bool] = True
 
 
 class TargetOnlyOptions(PacingOptions):
@@ -137,6 +253,7 @@ class TargetOnlyOptions(PacingOptions):
 
     stages_from: ClassVar[str | None] = "the target stage"
     matchable: ClassVar[bool] = False
+    target_only: ClassVar[bool] = True
     match: str | None = Field(None, description="train only as many tokens as this arm's target-stage tokens")
 
 
@@ -145,6 +262,8 @@ class RandomMatchedOptions(PacingOptions):
 
     stages_from: ClassVar[str | None] = "the arm it matches"
     matchable: ClassVar[bool] = False
+    baseline: ClassVar[bool] = True
+    order_control: ClassVar[bool] = True
     match: str = Field(description="the arm whose per-stage token counts this arm takes")
 
 
@@ -186,6 +305,7 @@ ARM_OPTIONS: dict[str, type[PacingOptions]] = {
     "random-matched": RandomMatchedOptions,
     "seq-warmup": SeqWarmupOptions,
     "pre-phase": PrePhaseOptions,
+    "mastery": MasteryOptions,
 }
 PACING_NAMES: tuple[str, ...] = tuple(ARM_OPTIONS)
 PacingName = Literal[PACING_NAMES]  # type: ignore[valid-type]  # derived from the registry

@@ -103,6 +103,11 @@ class Music21Stage(_StageBase):
 
     source: Literal["music21"]
     collection: str
+    sample: Literal["first", "spread"] = Field(
+        "first",
+        description="with a limit: the first pieces of the collection's files (first), or a seeded sample of "
+        "that many drawn from every file (spread: every region of Essen, every book of O'Neill's)",
+    )
 
     @field_validator("collection")
     @classmethod

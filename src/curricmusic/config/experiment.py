@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.frozen import FrozenModel, load_toml, validate
+from curricmusic.config.adapt import ADAPT_LR_METRICS, LR_SCHEDULES, AdaptLRRule, AdaptSection
 from curricmusic.config.arms import PACING_NAMES, ArmConfig
+from curricmusic.config.claims import CLAIM_METRICS, Claim
 from curricmusic.config.curriculum import (
     CurriculumConfig,
     MidiDirStage,
@@ -31,6 +33,10 @@ from curricmusic.config.curriculum import (
 from curricmusic.config.generation import GenerateSection
 
 __all__ = [
+    "ADAPT_LR_METRICS",
+    "AdaptLRRule",
+    "CLAIM_METRICS",
+    "Claim",
     "ModelSection",
     "TrainSection",
     "ArmConfig",
@@ -51,7 +57,6 @@ __all__ = [
     "LR_SCHEDULES",
 ]
 
-LR_SCHEDULES = ("cosine", "constant", "wsd")
 #: The name of the from-scratch model of the adaptation phase (no arm may take it).
 SCRATCH = "scratch"
 #: The name of the ``[adapt] init_from`` model in the adaptation phase (no arm may take it then).
@@ -92,6 +97,15 @@ class TrainSection(FrozenModel):
     eval_every: int = Field(50, ge=1, description="steps between validation evaluations")
     eval_stride: int | None = Field(
         None, ge=1, description="tokens between held-out windows (default seq_len // 2); each token is scored once"
+    )
+    eval_pieces: int | None = Field(
+        None,
+        ge=1,
+        description="in-training evaluations score a fixed, seeded subset of at most this many held-out pieces per "
+        "stage (every token of those pieces); the last evaluation scores every held-out token (None: always all)",
+    )
+    measure_key_share: bool = Field(
+        False, description="at every evaluation, the key share of each stage's held-out pieces (metrics.jsonl key_share)"
     )
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(100, ge=1)
@@ -148,6 +162,9 @@ class ProbeSection(FrozenModel):
 
     enabled: bool = True
     layers: bool = Field(False, description="also probe every layer (embedding, each block), not only the final one")
+    at_boundaries: bool = Field(
+        False, description="save the model where the stage being learned changes, and probe it there (expectation reader, key share)"
+    )
 
 
 class SlurmSection(FrozenModel):
@@ -158,61 +175,6 @@ class SlurmSection(FrozenModel):
     cpus_per_task: int = Field(8, ge=1)
     mem_gb: int = Field(32, ge=1)
     timeout_min: int = Field(24 * 60, ge=1)
-
-
-class AdaptSection(FrozenModel):
-    """The adaptation phase: every arm's final model, and a from-scratch model with the seed's
-    initial weights, fine-tuned on a style that no pretraining stage contains, from ``shots``
-    pieces each (nested subsets, seeded by the run seed), with one budget and schedule for all.
-
-    ``style`` is a stage like a curriculum's (``source = "music21"`` with a ``collection``, or
-    ``source = "midi_dir"`` with a ``path``); it is prepared with the experiment curriculum's
-    tokenizer and split settings. The runs share ``train``'s batch size, window length, weight
-    decay and clipping.
-    """
-
-    style: Annotated[Music21Stage | MidiDirStage, Field(discriminator="source")]
-    shots: list[int] = Field(min_length=1, description="pieces of the style's training split per adaptation run")
-    tokens: int = Field(gt=0, description="budget of every adaptation run in real tokens")
-    lr: float = Field(3e-4, gt=0)
-    lr_schedule: Literal[LR_SCHEDULES] = "constant"  # type: ignore[valid-type]
-    warmup_fraction: float = Field(0.1, ge=0, lt=1)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    decay_fraction: float = Field(0.2, gt=0, le=1)
-    eval_every: int = Field(10, ge=1, description="steps between validation evaluations on the style")
-    log_every: int = Field(5, ge=1)
-    checkpoint_every: int = Field(50, ge=1)
-    target_loss: float | None = Field(
-        None, gt=0, description="style val loss that counts as reached (default: from-scratch's mean at half the budget)"
-    )
-    init_from: Path | None = Field(None, description=f"also adapt this model folder, as the model {SHARED!r}")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _style_name(cls, data: Any) -> Any:
-        """A style without a name is named after its collection (or "style")."""
-        if isinstance(data, dict) and isinstance(data.get("style"), dict) and "name" not in data["style"]:
-            style = dict(data["style"])
-            collection = style.get("collection")
-            style["name"] = collection if isinstance(collection, str) and collection else "style"
-            data = {**data, "style": style}
-        return data
-
-    @field_validator("shots")
-    @classmethod
-    def _shots(cls, shots: list[int]) -> list[int]:
-        if any(k < 1 for k in shots) or len(set(shots)) != len(shots):
-            raise ValueError(f"shots must be distinct piece counts >= 1, got {shots}")
-        return sorted(shots)
-
-    @model_validator(mode="after")
-    def _check(self) -> AdaptSection:
-        if self.lr_schedule == "wsd" and self.warmup_fraction + self.decay_fraction > 1:
-            raise ValueError("warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup")
-        return self
-
-    def total_steps(self, tokens_per_step: int) -> int:
-        return -(-self.tokens // tokens_per_step)
 
 
 class ExperimentConfig(FrozenModel):
@@ -232,6 +194,7 @@ class ExperimentConfig(FrozenModel):
     probe: ProbeSection = Field(default_factory=ProbeSection)
     slurm: SlurmSection = Field(default_factory=SlurmSection)
     adapt: AdaptSection | None = None  # absent: no adaptation phase
+    claims: list[Claim] = Field(default_factory=list, description="the confirmatory comparisons, declared before the run")
 
     @field_validator("seeds")
     @classmethod
@@ -257,9 +220,20 @@ class ExperimentConfig(FrozenModel):
                 raise ValueError(f"arms.{index}.match: no arm named {arm.match!r}; arms are: {', '.join(names)}")
             if not matched.options.matchable:
                 raise ValueError(
-                    f"arms.{index}.match: arm {arm.match!r} has pacing {matched.pacing!r}, whose per-stage tokens are "
-                    "not known before training; match a fixed, competence or random arm"
+                    f"arms.{index}.match: arm {arm.match!r} has pacing {matched.pacing!r}, which matches another arm "
+                    "itself; match an arm that orders the data"
                 )
+            if matched.options.adaptive:  # its tokens per stage come from its finished run of the same seed
+                if names.index(arm.match) > index:
+                    raise ValueError(
+                        f"arms.{index}.match: arm {arm.match!r} ({matched.pacing}) learns its stage boundaries while it "
+                        "trains, so its run must come first: list it before this arm"
+                    )
+                if len(self.learning_rates(arm.match)) > 1:
+                    raise ValueError(
+                        f"arms.{index}.match: arm {arm.match!r} ({matched.pacing}) sweeps learning rates; an arm that "
+                        "matches an adaptive arm needs one run per seed to read: give it one lr"
+                    )
         train = self.train
         for index, arm in enumerate(self.arms):
             problem = arm.options.check_train(train.seq_len, train.total_steps)
@@ -286,7 +260,52 @@ class ExperimentConfig(FrozenModel):
                     f"adapt.tokens = {self.adapt.tokens} gives {steps} steps of {train.tokens_per_step} tokens, "
                     f"fewer than adapt.eval_every = {self.adapt.eval_every}: raise the budget or evaluate more often"
                 )
+            late = [k for k in self.adapt.report_steps if k > steps or k % self.adapt.eval_every]
+            if late:
+                raise ValueError(
+                    f"adapt.report_steps: {late[0]} is not an evaluation step (multiples of eval_every = "
+                    f"{self.adapt.eval_every}, up to the {steps} steps of a run)"
+                )
+            if self.adapt.target_model not in [*names, SCRATCH]:
+                raise ValueError(f"adapt.target_model: no model {self.adapt.target_model!r}; models are: {', '.join([*names, SCRATCH])}")
+        self._check_claims(names)
         return self
+
+    def _check_claims(self, names: list[str]) -> None:
+        """Every declared claim names models, a style and a shot size the experiment has."""
+        seen = set()
+        for index, claim in enumerate(self.claims):
+            where = f"claims.{index}"
+            models = [*names, SCRATCH] if claim.phase == "adaptation" else names
+            for key in ("arm", "against"):
+                if getattr(claim, key) not in models:
+                    raise ValueError(f"{where}.{key}: no model {getattr(claim, key)!r}; models are: {', '.join(models)}")
+            if claim.phase == "adaptation":
+                if self.adapt is None:
+                    raise ValueError(f"{where}: an adaptation claim needs an [adapt] section")
+                styles = [s.name for s in self.adapt.styles]
+                if claim.style is None and len(styles) > 1:
+                    raise ValueError(f"{where}.style: the experiment adapts to {', '.join(styles)}; name one")
+                if claim.style is not None and claim.style not in styles:
+                    raise ValueError(f"{where}.style: no style {claim.style!r}; styles are: {', '.join(styles)}")
+                if claim.shots is None and len(self.adapt.shots) > 1:
+                    raise ValueError(f"{where}.shots: the experiment adapts from {self.adapt.shots} pieces; name one")
+                if claim.shots is not None and claim.shots not in self.adapt.shots:
+                    raise ValueError(f"{where}.shots: {claim.shots} is not one of adapt.shots {self.adapt.shots}")
+            identity = (claim.arm, claim.against, claim.metric, claim.phase, claim.style, claim.shots)
+            if identity in seen:
+                raise ValueError(f"{where}: declared twice")
+            seen.add(identity)
+
+    def claim_family(self) -> list[Claim]:
+        """The declared claims with their style and shot size filled in where the experiment has one."""
+        if self.adapt is None:
+            return list(self.claims)
+        style, shots = self.adapt.styles[0].name, self.adapt.shots[0]
+        return [
+            c.model_copy(update={"style": c.style or style, "shots": c.shots or shots}) if c.phase == "adaptation" else c
+            for c in self.claims
+        ]
 
     def arm(self, name: str) -> ArmConfig:
         for arm in self.arms:
@@ -309,7 +328,12 @@ class Experiment:
     source: str
     curriculum: CurriculumConfig
     arm_curricula: dict[str, CurriculumConfig]
-    adapt_curriculum: CurriculumConfig | None = None  # the [adapt] style as a one-stage curriculum
+    adapt_curricula: dict[str, CurriculumConfig] | None = None  # each [adapt] style as a one-stage curriculum
+
+    @property
+    def adapt_curriculum(self) -> CurriculumConfig | None:
+        """The first [adapt] style's curriculum (the only one in most experiments)."""
+        return next(iter(self.adapt_curricula.values())) if self.adapt_curricula else None
 
 
 def _resolve(path: Path | str, base: Path) -> Path:
@@ -335,9 +359,11 @@ def load_experiment(path: str | Path) -> Experiment:
         if isinstance(table, dict) and isinstance(table.get("init_from"), str):
             table["init_from"] = _resolve(table["init_from"], base)
     adapt = data.get("adapt")
-    style = adapt.get("style") if isinstance(adapt, dict) else None
-    if isinstance(style, dict) and isinstance(style.get("path"), str):
-        style["path"] = _resolve(style["path"], base)
+    more = adapt.get("styles") if isinstance(adapt, dict) else None
+    styles = [adapt.get("style"), *(more if isinstance(more, list) else [])] if isinstance(adapt, dict) else []
+    for style in styles:
+        if isinstance(style, dict) and isinstance(style.get("path"), str):
+            style["path"] = _resolve(style["path"], base)
     return experiment_from_config(validate(ExperimentConfig, data, str(path)), str(path))
 
 
@@ -382,22 +408,19 @@ def experiment_from_config(config: ExperimentConfig, path: str) -> Experiment:
                     f"{path}: arms.{index}.stages: no stage {stage!r} in curriculum "
                     f"{curriculum.name!r}; stages are: {', '.join(curriculum.stage_names)}"
                 )
-        budgets = getattr(arm.options, "stage_budgets", None)
-        if budgets is not None and len(budgets) not in (len(stages), len(stages) - 1):
-            raise UserError(
-                f"{path}: arms.{index}: {len(budgets)} stage budgets for {len(stages)} stages; "
-                "give one per stage (or one fewer: the last stage takes the rest)"
-            )
-        if arm.pacing == "target-only" or main.target in stages:
+        problem = arm.options.check_stages(list(stages), curriculum.target, config.train.tokens)
+        if problem:
+            raise UserError(f"{path}: arms.{index}: {problem}")
+        if arm.options.target_only or main.target in stages:
             trains_target = True
     if not trains_target:
         raise UserError(f"{path}: arms: no arm trains on the target stage {main.target!r}")
-    adapt_curriculum = None
+    adapt_curricula = None
     if config.adapt is not None:
         check_new_style(config.adapt, [main, *arm_curricula.values()], str(path))
-        adapt_curriculum = style_curriculum(main, config.adapt)
+        adapt_curricula = {style.name: style_curriculum(main, config.adapt, style.name) for style in config.adapt.styles}
     return Experiment(
-        config=config, source=path, curriculum=main, arm_curricula=arm_curricula, adapt_curriculum=adapt_curriculum
+        config=config, source=path, curriculum=main, arm_curricula=arm_curricula, adapt_curricula=adapt_curricula
     )
 
 
@@ -413,32 +436,39 @@ def _same_source(style: Music21Stage | MidiDirStage, stage: StageConfig) -> bool
 
 
 def check_new_style(adapt: AdaptSection, curricula: list[CurriculumConfig], source: str) -> None:
-    """Refuse (one line) an adaptation style that some pretraining stage draws from: the
-    adaptation phase measures learning music the model has not seen."""
-    style = adapt.style
-    what = f"collection {style.collection!r}" if isinstance(style, Music21Stage) else f"folder {str(style.path)!r}"
-    if isinstance(style, MidiDirStage) and not Path(style.path).is_dir():
-        raise UserError(f"{source}: adapt.style.path: {what} does not exist (expected a folder of .mid/.midi files)")
-    for curriculum in curricula:
-        for stage in curriculum.stages:
-            if _same_source(style, stage):
-                raise UserError(
-                    f"{source}: adapt.style: {what} is also pretraining stage {stage.name!r} of curriculum "
-                    f"{curriculum.name!r}; the new style must be music that no pretraining stage contains"
-                )
+    """Refuse (one line) an adaptation style that some pretraining stage draws from, or that is
+    named like one: the adaptation phase measures learning music the model has not seen."""
+    for index, style in enumerate(adapt.styles):
+        key = "adapt.style" if len(adapt.styles) == 1 else f"adapt.styles.{index}"
+        what = f"collection {style.collection!r}" if isinstance(style, Music21Stage) else f"folder {str(style.path)!r}"
+        if isinstance(style, MidiDirStage) and not Path(style.path).is_dir():
+            raise UserError(f"{source}: {key}.path: {what} does not exist (expected a folder of .mid/.midi files)")
+        for curriculum in curricula:
+            for stage in curriculum.stages:
+                if _same_source(style, stage):
+                    raise UserError(
+                        f"{source}: {key}: {what} is also pretraining stage {stage.name!r} of curriculum "
+                        f"{curriculum.name!r}; the new style must be music that no pretraining stage contains"
+                    )
+                if stage.name == style.name:
+                    raise UserError(
+                        f"{source}: {key}.name: {style.name!r} is also the name of a pretraining stage of curriculum "
+                        f"{curriculum.name!r}; name the style otherwise"
+                    )
 
 
-def style_curriculum(curriculum: CurriculumConfig, adapt: AdaptSection) -> CurriculumConfig:
-    """The adaptation style as a one-stage curriculum with the experiment curriculum's tokenizer,
-    split, filters, keys and seed: prepared (and split by tune) like every other stage."""
-    name = f"{curriculum.name}-adapt-{adapt.style.name}"[:100]
+def style_curriculum(curriculum: CurriculumConfig, adapt: AdaptSection, name: str | None = None) -> CurriculumConfig:
+    """An adaptation style (``name``; default the first) as a one-stage curriculum with the
+    experiment curriculum's tokenizer, split, filters, keys and seed: prepared (and split by tune)
+    like every other stage."""
+    style = adapt.style if name is None else adapt.style_named(name)
     return CurriculumConfig(
-        name=name,
+        name=f"{curriculum.name}-adapt-{style.name}"[:100],
         description=f"the [adapt] style of curriculum {curriculum.name!r}",
         seed=curriculum.seed,
         keys=list(curriculum.keys),
         tokenizer=curriculum.tokenizer,
         split=curriculum.split,
         filters=curriculum.filters,
-        stages=[adapt.style],
+        stages=[style],
     )

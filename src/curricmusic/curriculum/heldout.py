@@ -13,6 +13,7 @@ ones, at every evaluation.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,10 @@ import numpy as np
 from curricmusic.curriculum.windows import IGNORE_INDEX
 from curricmusic.data.prepared import PreparedData
 
-__all__ = ["HeldOut", "piece_windows", "heldout_windows"]
+__all__ = ["HeldOut", "piece_windows", "heldout_windows", "piece_subset", "SUBSET_STREAM"]
+
+#: Mixed into the seed of every evaluation subset (independent of every other random stream).
+SUBSET_STREAM = 0xE7A1
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,26 @@ def piece_windows(length: int, seq_len: int, stride: int) -> list[tuple[int, int
         end += stride
 
 
-def heldout_windows(data: PreparedData, stage: str, split: str, seq_len: int, stride: int) -> HeldOut:
-    """Every token of ``stage``'s ``split`` pieces as strided windows (see the module docstring)."""
+def piece_subset(n_pieces: int, limit: int | None, name: str) -> np.ndarray:
+    """Stored indices (ascending) of at most ``limit`` of ``n_pieces`` pieces: a seeded subset
+    that depends only on the stage's (or style's) ``name``, so every arm, seed and evaluation of
+    an experiment scores the same pieces. All of them when ``limit`` is None or not smaller."""
+    if limit is None or limit >= n_pieces:
+        return np.arange(n_pieces, dtype=np.int64)
+    rng = np.random.default_rng([SUBSET_STREAM, zlib.crc32(name.encode())])
+    return np.sort(rng.permutation(n_pieces)[:limit]).astype(np.int64)
+
+
+def heldout_windows(
+    data: PreparedData, stage: str, split: str, seq_len: int, stride: int, pieces: np.ndarray | None = None
+) -> HeldOut:
+    """Every token of ``stage``'s ``split`` pieces as strided windows (see the module docstring);
+    ``pieces``: only those stored indices (every token of each)."""
     tokens = np.asarray(data.tokens(stage, split))
     offsets = data.offsets(stage, split)
+    keep = np.arange(offsets.shape[0] - 1) if pieces is None else np.asarray(pieces, dtype=np.int64)
     rows: list[tuple[np.ndarray, np.ndarray]] = []
-    for begin, end in zip(offsets[:-1], offsets[1:], strict=True):
+    for begin, end in zip(offsets[:-1][keep], offsets[1:][keep], strict=True):
         piece = tokens[int(begin) : int(end)].astype(np.int64)
         for first, stop, scored in piece_windows(piece.shape[0], seq_len, stride):
             inputs = piece[first:stop]

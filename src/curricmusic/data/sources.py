@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from curricmusic.common.errors import UserError
 from curricmusic.common.folders import remove_stale, umask_mode
 from curricmusic.common.paths import cache_dir
@@ -50,6 +52,8 @@ __all__ = [
 MIDI_SUFFIXES = (".mid", ".midi")
 # Bump when the music21 -> MIDI conversion changes, to invalidate cached conversions.
 _CONVERTER_VERSION = 1
+# Mixed into the curriculum seed for a spread sample of a collection (independent of other streams).
+_SPREAD_STREAM = 0x5A3D
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -228,15 +232,21 @@ def _write_cached(entry: Path, converted: list[tuple[str, bytes]]) -> None:
 
 
 def music21_items(
-    stage: Music21Stage, workers: int = 1, progress: Progress | None = None
+    stage: Music21Stage, workers: int = 1, progress: Progress | None = None, seed: int = 0
 ) -> list[SourceItem]:
     """Pieces of a music21 corpus collection as MIDI bytes, converting uncached files in parallel.
 
     With a ``limit``, files are converted in order (``workers`` at a time) only until they hold
     that many pieces: an opus file holds hundreds of tunes (Essen), so ``limit = 40`` converts
-    one file, not the whole collection.
+    one file, not the whole collection. With ``sample = "spread"`` every file is converted and
+    ``limit`` pieces are drawn from all of them (seeded by ``seed``), kept in collection order.
     """
     files = music21_collection_files(stage.collection)
+    spread = stage.sample == "spread" and stage.limit is not None
+    if spread:
+        items = music21_items(stage.model_copy(update={"limit": None}), workers, progress, seed)
+        keep = np.sort(np.random.default_rng([seed, _SPREAD_STREAM]).permutation(len(items))[: stage.limit])
+        return [items[int(i)] for i in keep]
     if stage.limit:
         # Single-score files give one piece each; opus files give many, so this is an upper bound.
         files = files[: stage.limit]
@@ -285,14 +295,26 @@ def music21_items(
     return items[: stage.limit] if stage.limit else items
 
 
+#: Generated and corpus stages already collected in this process: (stage, keys, seed) -> items.
+#: Both are pure functions of their settings (the corpus ships inside the installed music21 and
+#: its conversions are cached by content), so a run that prepares the same stage again (every
+#: adaptation run checks its style's cache) does not generate or read them again. MIDI folders
+#: are read every time: their files may change.
+_COLLECTED: dict[str, list[SourceItem]] = {}
+
+
 def stage_items(
     config: CurriculumConfig, stage: StageConfig, workers: int = 1, progress: Progress | None = None
 ) -> list[SourceItem]:
     """The candidate pieces of one stage, whatever its source."""
-    if isinstance(stage, GeneratedStage):
-        return generated_items(config, stage)
-    if isinstance(stage, Music21Stage):
-        return music21_items(stage, workers=workers, progress=progress)
+    if isinstance(stage, GeneratedStage | Music21Stage):
+        key = json.dumps([stage.model_dump(mode="json"), list(config.keys), config.seed], sort_keys=True)
+        if key not in _COLLECTED:
+            if isinstance(stage, GeneratedStage):
+                _COLLECTED[key] = generated_items(config, stage)
+            else:
+                _COLLECTED[key] = music21_items(stage, workers=workers, progress=progress, seed=config.seed)
+        return list(_COLLECTED[key])
     if isinstance(stage, MidiDirStage):
         return midi_dir_items(stage)
     raise TypeError(f"unknown stage type {type(stage).__name__}")

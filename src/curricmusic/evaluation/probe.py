@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from curricmusic.model import MusicTransformer
-from curricmusic.music.keys import estimate_key, parse_key
+from curricmusic.music.keys import piece_key
 
 __all__ = [
     "POOLINGS",
@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 POOLINGS = ("mean", "structure")
-_NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
 @dataclass(frozen=True)
@@ -68,20 +67,9 @@ class ProbeResult:
 
 
 def key_label(piece: dict, notes: np.ndarray) -> str | None:
-    """``"G major"``-style key of a manifest piece: its generator's key, else the KK estimate.
-
-    None for a chromatic-scale exercise: it is filed under a key but plays all twelve pitch
-    classes, so nothing in its notes names that key."""
-    meta = piece.get("meta") or {}
-    if meta.get("kind") == "chromatic":
-        return None
-    named = meta.get("key")
-    if named:
-        return parse_key(named).name
-    if notes.shape[0] == 0:
-        return None
-    tonic, mode = estimate_key(notes)
-    return f"{_NOTE_NAMES[tonic]} {mode}"
+    """``"G major"``-style key of a manifest piece: its generator's key, else the KK estimate
+    (:func:`curricmusic.music.keys.piece_key`; None for a chromatic-scale exercise)."""
+    return piece_key(piece.get("meta"), notes)
 
 
 def meter_label(piece: dict) -> str | None:

@@ -67,6 +67,8 @@ __all__ = [
     "probe_features",
     "expectation_profiles",
     "probe_run",
+    "probe_boundaries",
+    "key_share_by_stage",
     "read_probe",
 ]
 
@@ -196,6 +198,8 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
                 }
             entry["expectation"] = expected
         tasks[task] = entry
+    key_labels = probe_set.labels["key"]
+    by_stage = {name: key_share_by_stage(profiles[name], key_labels, probe_set.stages) for name in ("trained", "initial", "heard")}
     result = {
         "run": info.get("arm", {}).get("name"),
         "seed": info.get("seed"),
@@ -212,9 +216,49 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
             "expectation": "the same probe on the mean predicted pitch-class distribution over note positions (12 features)",
         },
         "tasks": tasks,
+        "key_share_by_stage": by_stage,
+        "boundaries": probe_boundaries(run_dir, info, probe_set, seq_len, data, seed),
     }
     write_json(run_dir / PROBE_FILE, result)
     return result
+
+
+def key_share_by_stage(profiles: np.ndarray, keys: Sequence[str | None], stages: Sequence[str]) -> dict[str, float]:
+    """The mean key share (:func:`~curricmusic.evaluation.expectation.scale_mass`) of the pieces
+    of each stage that have a key."""
+    masses = scale_mass(profiles, keys)
+    out = {}
+    for stage in dict.fromkeys(stages):
+        mine = masses[[s == stage for s in stages]]
+        out[stage] = float(np.nanmean(mine)) if np.isfinite(mine).any() else float("nan")
+    return out
+
+
+def probe_boundaries(run_dir: Path, info: dict, probe_set: ProbeSet, seq_len: int, data: PreparedData, seed: int = 0) -> list[dict]:
+    """The expectation reader on each model a run saved where the stage being learned changed
+    (``[probe] at_boundaries``): per boundary, the stage that ended, the step and tokens, the key
+    read from the predicted pitch classes (cross-validated accuracy) and the key share per stage."""
+    from curricmusic.model.transformer import load_model
+
+    table = pitch_class_table(data.tokenizer.vocab, data.vocab_size)
+    out = []
+    for event in info.get("stage_boundaries") or []:
+        if not event.get("model") or not (Path(run_dir) / event["model"]).is_dir():
+            continue
+        model = load_model(Path(run_dir) / event["model"])
+        profiles = expected_pitch_classes(model, probe_set.pieces, seq_len, table)
+        by_stage = key_share_by_stage(profiles, probe_set.labels["key"], probe_set.stages)
+        out.append(
+            {
+                "stage": event["from"],
+                "step": event["step"],
+                "tokens_seen": event["tokens_seen"],
+                "key_accuracy": _accuracy(profiles, probe_set.labels["key"], seed)[0],
+                "key_share": by_stage.get(event["from"], float("nan")),
+                "key_share_by_stage": by_stage,
+            }
+        )
+    return out
 
 
 def read_probe(run_dir: str | Path) -> dict | None:

@@ -52,6 +52,7 @@ __all__ = [
     "bca_interval",
     "mean_ci",
     "time_to_target",
+    "interpolated_time_to_target",
     "kaplan_meier",
     "km_median",
     "restricted_mean",
@@ -172,6 +173,26 @@ def time_to_target(
     reached = first_reaching(x, y, target) if math.isfinite(target) else _NAN
     if math.isfinite(reached) and reached <= budget:
         return (reached, True)
+    return (float(budget), False)
+
+
+def interpolated_time_to_target(
+    x: Sequence[float], y: Sequence[float | None], target: float, budget: float
+) -> tuple[float, bool]:
+    """``(x where y first falls to target, True)``, linear between the evaluation before the
+    crossing and the first at or below it (``x_0`` when ``y_0`` is already there), or
+    ``(budget, False)`` when y never gets there (censored at the budget).
+
+    ``x_c = x_{i-1} + (y_{i-1} - target) / (y_{i-1} - y_i) (x_i - x_{i-1})`` for the first ``i``
+    with ``y_i <= target``; non-finite values are skipped."""
+    pairs = [(float(a), float(b)) for a, b in zip(x, y, strict=True) if b is not None and math.isfinite(b)]
+    if not math.isfinite(target):
+        return (float(budget), False)
+    for i, (a, b) in enumerate(pairs):
+        if b <= target:
+            a0, b0 = pairs[i - 1] if i else (a, b)
+            crossing = a0 + (b0 - target) / (b0 - b) * (a - a0) if i else a
+            return (crossing, True) if crossing <= budget else (float(budget), False)
     return (float(budget), False)
 
 
@@ -355,14 +376,16 @@ def paired_effect(
     return out
 
 
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given; NaN stays NaN and is not counted).
+def holm(p_values: Sequence[float], family_size: int | None = None) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given; NaN stays NaN).
 
-    Sorted ascending, p_(i) becomes max_{j <= i} min(1, (m - j + 1) p_(j)) for m finite p-values.
+    Sorted ascending, p_(i) becomes max_{j <= i} min(1, (m - j + 1) p_(j)), with m the number of
+    finite p-values, or ``family_size`` (a declared family: a comparison without a p-value still
+    counts, which only makes the correction stricter).
     """
     finite_p = [(p, i) for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
     adjusted = [_NAN] * len(p_values)
-    m = len(finite_p)
+    m = len(finite_p) if family_size is None else max(int(family_size), len(finite_p))
     running = 0.0
     for rank, (p, index) in enumerate(sorted(finite_p)):
         running = max(running, min(1.0, (m - rank) * p))

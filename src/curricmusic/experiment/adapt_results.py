@@ -1,25 +1,32 @@
 """The adaptation phase in ``results.json``: curves, per-model figures, speed-ups with intervals.
 
 For every model (each arm at its chosen learning rate, and ``scratch``: the seed's initial
-weights), shot size and seed, an adaptation run gives:
+weights), style, shot size, learning rate and seed, an adaptation run gives its curve and figures
+(:mod:`curricmusic.experiment.adapt_measures`: the loss before the first step, after
+``report_steps``, final, best, the area under the curve, the drop, the share of the gap to
+from-scratch's final level closed, tokens to the target level interpolated between evaluations
+and censored at the budget, epochs over the few pieces, the test loss).
 
-- the adaptation curve: validation loss on the new style against adaptation tokens;
-- ``early_val``: the validation loss at the first evaluation (``eval_every`` steps), how far a
-  model gets from a few steps;
-- ``tokens_to_target``: adaptation tokens until the validation loss first reaches the target,
-  censored at the budget (``reached_target`` says whether it got there);
-- ``final_val``, ``best_val``, ``auc_val`` and ``test`` (the style's test split, scored once).
+When ``[adapt] lr`` lists several rates, each model's rate is chosen per style (and shot size) by
+``[adapt] lr_rule`` on the style's *validation* split, the same rule for every model,
+from-scratch included (``lr_selection``: every candidate's score); only runs at the chosen rate
+enter the figures, the target and the comparisons, and the test split takes no part.
 
-The target is fixed by a rule before any run (:func:`adaptation_target`): ``[adapt] target_loss``,
-else the from-scratch model's mean validation loss at half the budget at the largest shot size.
-A pretrained model usually starts below that level, so against ``random`` the arms race to a
-second target fixed the same way from ``random``'s runs (``tokens_to_random_target``): the level
-the random-order model reaches at half the budget. Each arm is compared seed by seed with
-``scratch`` and with ``random`` (:func:`adaptation_comparisons`): paired differences and ratios
-with t-intervals, and for tokens to target (each control's own target) the speed-up (control
-tokens / arm tokens: > 1 is faster) with its interval. Everything
-is read from files, so it does not matter where a run was trained, and nothing here holds a path
-outside the experiment folder or a timing: a resumed experiment gives the same file.
+The target is fixed by a rule before any run (:func:`~.adapt_measures.adaptation_target`):
+``[adapt] target_loss``, else ``target_model``'s (default: from-scratch's) mean validation loss at
+``target_at`` of the budget at the largest shot size. A pretrained model usually starts below
+from-scratch's level, so against ``random`` the arms race to a second target fixed the same way
+from ``random``'s runs (``tokens_to_random_target``). Each arm is compared seed by seed with
+``scratch``, with ``random`` and (an arm that a ``random-matched`` arm matches) with its order
+control (:func:`adaptation_comparisons`): paired differences with t-intervals, and for tokens to
+target the speed-up (control tokens / arm tokens: > 1 is faster). These comparisons are
+exploratory; the confirmatory family is the experiment's declared claims
+(:mod:`curricmusic.experiment.claims`).
+
+Each style gets one entry; ``results.json`` holds the first under ``adaptation`` (as always) and,
+with several styles, all of them under ``adaptations``. Everything is read from files, so it does
+not matter where a run was trained, and nothing here holds a path outside the experiment folder
+or a timing: a resumed experiment gives the same file.
 """
 
 from __future__ import annotations
@@ -29,29 +36,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from curricmusic.common.readback import read_json
-from curricmusic.common.run_folder import CELL_FILE, RUN_FILE, read_metrics
+from curricmusic.common.run_folder import CELL_FILE, RUN_FILE
 from curricmusic.config import SCRATCH, SHARED, Experiment
 from curricmusic.evaluation.stats import (
     MIN_SEEDS_FOR_CI,
     MIN_VAL_PIECES,
-    area_under_curve,
     censored_summary,
     holm,
+    interpolated_time_to_target,
     mean_ci,
     paired_effect,
     restricted_mean,
-    time_to_target,
-    value_at,
 )
-from curricmusic.experiment.adaptation import adapt_dir, model_dir, scratch_dir
+from curricmusic.experiment.adapt_measures import (
+    RUN_METRICS,
+    adaptation_curves,
+    adaptation_summary,
+    adaptation_target,
+    gap_closed,
+)
+from curricmusic.experiment.adapt_style import style_info
+from curricmusic.experiment.adaptation import adapt_folder, model_dir
+from curricmusic.experiment.lr_selection import choose_rate, rate_candidates
 
 __all__ = [
     "ADAPT_METRICS",
     "COMPARED_METRICS",
-    "ADAPT_TARGET_AT",
     "adaptation_curves",
     "adaptation_summary",
     "adaptation_target",
@@ -59,115 +70,46 @@ __all__ = [
     "adaptation_comparisons",
     "adaptation_pairs",
     "adaptation_results",
+    "select_adaptation_rates",
 ]
 
 # metric -> True when lower is better
-ADAPT_METRICS = {
-    "early_val": True,
-    "final_val": True,
-    "best_val": True,
-    "auc_val": True,
-    "test": True,
-    "tokens_to_target": True,
-}
-COMPARED_METRICS = ("tokens_to_target", "early_val", "final_val", "test")
-#: The default target: from-scratch's mean validation loss at this share of the adaptation budget.
-ADAPT_TARGET_AT = 0.5
+ADAPT_METRICS = {**RUN_METRICS, "tokens_to_target": True}
+COMPARED_METRICS = ("tokens_to_target", "start_val", "early_val", "auc_val", "final_val", "test")
 _BASELINE = "random"
 #: Summary keys of the race to the random arm's target (see the module doc).
 RANDOM_TARGET_TIME, RANDOM_TARGET_REACHED = "tokens_to_random_target", "reached_random_target"
 
 
-def adaptation_curves(run_dir: Path, style: str) -> dict[str, Any]:
-    """An adaptation run's curves: validation loss on the style at each evaluation and the
-    training loss at each logged step, against the adaptation tokens seen."""
-    rows = read_metrics(run_dir)
-    evals = [r for r in rows if "val_loss" in r]
-    return {
-        "eval_tokens": [r["tokens_seen"] for r in evals],
-        "eval_steps": [r["step"] for r in evals],
-        "val": [r["val_loss"].get(style) for r in evals],
-        "train_tokens": [r["tokens_seen"] for r in rows if r.get("train_loss") is not None],
-        "train_loss": [r["train_loss"] for r in rows if r.get("train_loss") is not None],
-    }
-
-
-def _stage_loss(value: Any, style: str) -> float:
-    if isinstance(value, dict):
-        value = value.get(style)
-    return float(value) if isinstance(value, int | float) else math.nan
-
-
-def adaptation_summary(
-    curves: dict[str, Any], info: dict[str, Any], style: str, target: float, budget: float, early_tokens: float
-) -> dict[str, Any]:
-    """One adaptation run's figures from its curves and run.json (``test_loss`` per stage)."""
-    tokens, values = curves["eval_tokens"], curves["val"]
-    finite_values = [v for v in values if v is not None and math.isfinite(v)]
-    time, reached = time_to_target(tokens, values, target, budget)
-    return {
-        "early_val": value_at(tokens, values, early_tokens),
-        "final_val": values[-1] if values and values[-1] is not None else math.nan,
-        "best_val": min(finite_values) if finite_values else math.nan,
-        "auc_val": area_under_curve(tokens, values),
-        "test": _stage_loss(info.get("test_loss"), style),
-        "tokens_to_target": time,
-        "reached_target": reached,
-    }
-
-
-def adaptation_target(
-    target_loss: float | None, runs: Sequence[dict[str, Any]], budget: float, shots: int, model: str = SCRATCH
-) -> dict[str, Any]:
-    """The adaptation target and the rule that fixed it: the user's ``target_loss``, else the
-    mean over seeds of ``model``'s validation loss (``scratch``: the from-scratch model) at
-    ``ADAPT_TARGET_AT`` of the budget (linear between evaluations) at the largest shot size
-    ``shots``."""
-    if target_loss is not None:
-        return {"loss": float(target_loss), "source": "user", "rule": "adapt.target_loss in the experiment file"}
-    at = ADAPT_TARGET_AT * budget
-    who = "the from-scratch model" if model == SCRATCH else f"the {model!r} arm"
-    rule = (
-        f"mean validation loss on the new style of {who} with {shots} pieces at "
-        f"{ADAPT_TARGET_AT:g} of the adaptation budget ({at:,.0f} tokens)"
-    )
-    per_seed = [
-        value_at(r["curves"]["eval_tokens"], r["curves"]["val"], at)
-        for r in runs
-        if r["model"] == model and r["shots"] == shots and r["status"] == "done"
-    ]
-    finite_values = [v for v in per_seed if math.isfinite(v)]
-    loss = float(np.mean(finite_values)) if finite_values else math.nan
-    return {"loss": loss, "source": "rule", "rule": rule, "at_tokens": at, "shots": shots, "per_seed": per_seed}
-
-
 def adaptation_arms(
-    runs: Sequence[dict[str, Any]], models: Sequence[str], shots: Sequence[int], budget: float
+    runs: Sequence[dict[str, Any]], models: Sequence[str], shots: Sequence[int], budget: float, report_steps: Sequence[int] = ()
 ) -> dict[str, Any]:
     """Per model and shot size: mean and t-interval over seeds of every metric; tokens to target
     with the seeds that never arrive kept at the budget (share reached, restricted mean)."""
+    metrics = [m for m in ADAPT_METRICS if m != "tokens_to_target"] + [f"val_at_{k}" for k in report_steps]
     out: dict[str, Any] = {}
     for model in models:
         per_shot: dict[str, Any] = {}
         for k in shots:
             done = [r for r in runs if r["model"] == model and r["shots"] == k and r["status"] == "done"]
-            stats = {m: mean_ci([r["summary"][m] for r in done]) for m in ADAPT_METRICS if m != "tokens_to_target"}
+            stats = {m: mean_ci([r["summary"].get(m, math.nan) for r in done]) for m in metrics}
             stats["tokens_to_target"] = censored_summary(
                 [r["summary"]["tokens_to_target"] for r in done], [r["summary"]["reached_target"] for r in done], budget
             )
-            per_shot[str(k)] = {"n_done": len(done), **stats}
+            per_shot[str(k)] = {"n_done": len(done), "lr": done[0].get("lr") if done else None, **stats}
         out[model] = {"shots": per_shot}
     return out
 
 
-def adaptation_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
-    """(model, control): every arm against ``scratch``, and every other arm against ``random``.
-    The ``shared`` model (``[adapt] init_from``) is in no pair: its figures are exploratory."""
+def adaptation_pairs(models: Sequence[str], order_pairs: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """(model, control): every arm against ``scratch``, every other arm against ``random``, and
+    each ``order_pairs`` (an arm and the random-order arm with its tokens of every stage). The
+    ``shared`` model (``[adapt] init_from``) is in no pair: its figures are exploratory."""
     arms = [m for m in models if m not in (SCRATCH, SHARED)]
     pairs = [(m, SCRATCH) for m in arms] if SCRATCH in models else []
     if _BASELINE in arms:
         pairs += [(m, _BASELINE) for m in arms if m != _BASELINE]
-    return pairs
+    return pairs + [p for p in order_pairs if p not in pairs and p[0] in arms and p[1] in arms]
 
 
 def adaptation_comparisons(
@@ -188,8 +130,8 @@ def adaptation_comparisons(
             paired = [s for s in seeds if (model, k, s) in by and (control, k, s) in by]
             for metric in COMPARED_METRICS:
                 key = time if metric == "tokens_to_target" else metric
-                treatment = [by[(model, k, s)]["summary"][key] for s in paired]
-                baseline = [by[(control, k, s)]["summary"][key] for s in paired]
+                treatment = [by[(model, k, s)]["summary"].get(key, math.nan) for s in paired]
+                baseline = [by[(control, k, s)]["summary"].get(key, math.nan) for s in paired]
                 effect = paired_effect(treatment, baseline)
                 if effect["n_pairs"] == 0:
                     continue
@@ -242,7 +184,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _run_entry(
-    out_dir: Path, folder: Path, model: str, seed: int, shots: int, lr: float | None, failed: str | None
+    out_dir: Path, folder: Path, model: str, seed: int, shots: int, lr: float, failed: str | None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """A results entry of one adaptation run (without its summary) and its run.json."""
     entry: dict[str, Any] = {
@@ -254,35 +196,11 @@ def _run_entry(
         entry["error"] = failed or "not run"
         return entry, None
     entry["status"] = "done"
+    entry["lr"] = info.get("lr", lr)  # the rate the run trained with
     entry["init_sha256"] = info.get("init_sha256")
     entry["pieces"] = (info.get("adapt") or {}).get("pieces")
     entry["tokens_seen"] = info.get("tokens_seen")
     return entry, info
-
-
-def _style_info(experiment: Experiment, out_dir: Path, infos: list[dict[str, Any]]) -> dict[str, Any]:
-    """The new style: its settings, pieces per split (from its prepared manifest, read where a
-    finished run says it was prepared) and how many of them a pretraining stage holds exactly."""
-    from curricmusic.data.prepared import PreparedData
-
-    adapt = experiment.config.adapt
-    assert adapt is not None
-    info: dict[str, Any] = {"stage": adapt.style.name, "config": adapt.style.model_dump(mode="json")}
-    prepared = next((i["prepared"] for i in infos if Path(i.get("prepared", "")).is_dir()), None)
-    if prepared is None:
-        return info
-    data = PreparedData.open(prepared)
-    stage = adapt.style.name
-    info["n_pieces"] = {split: len(data.pieces(stage, split)) for split in ("train", "val", "test")}
-    info["n_tune_groups"] = data.stage(stage).get("n_tune_groups")
-    hashes = {p["content_hash"] for split in ("train", "val", "test") for p in data.pieces(stage, split)}
-    roots = {(_read_json(f) or {}).get("prepared") for f in sorted((out_dir / "runs").glob("*/run.json"))}
-    pretraining: set[str] = set()
-    for root in sorted(r for r in roots if r and r != prepared and Path(r).is_dir()):
-        other = PreparedData.open(root)
-        pretraining |= {p["content_hash"] for s in other.stage_names for sp in ("train", "val", "test") for p in other.pieces(s, sp)}
-    info["n_exact_duplicates_of_pretraining"] = len(hashes & pretraining)
-    return info
 
 
 def _warnings(arms: dict[str, Any], style: dict[str, Any]) -> list[str]:
@@ -297,7 +215,7 @@ def _warnings(arms: dict[str, Any], style: dict[str, Any]) -> list[str]:
     for split in ("val", "test"):
         if split in counts and counts[split] < MIN_VAL_PIECES:
             out.append(
-                f"adaptation: the new style's {split} split holds {counts[split]} piece(s) (fewer than "
+                f"adaptation: the new style {style.get('stage')}'s {split} split holds {counts[split]} piece(s) (fewer than "
                 f"{MIN_VAL_PIECES}): its {'validation' if split == 'val' else 'test'} loss is that of a handful of tunes"
             )
     if style.get("n_exact_duplicates_of_pretraining"):
@@ -305,20 +223,56 @@ def _warnings(arms: dict[str, Any], style: dict[str, Any]) -> list[str]:
             f"adaptation: {style['n_exact_duplicates_of_pretraining']} piece(s) of the new style are also in a "
             "pretraining stage: the style is not wholly new"
         )
+    linked = {stage: n for stage, n in (style.get("tune_links_to_pretraining") or {}).items() if n}
+    if linked:
+        where = ", ".join(f"{n} with {stage}" for stage, n in linked.items())
+        out.append(f"adaptation: pieces of {style.get('stage')} share a tune with pretraining pieces ({where}): not wholly new tunes")
     return out
 
 
-def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The ``adaptation`` entry of results.json (None without ``[adapt]``). ``chosen``: the
-    results.json run entries at each arm's chosen learning rate."""
-    adapt = experiment.config.adapt
-    if adapt is None:
-        return None
+def select_adaptation_rates(
+    runs: Sequence[dict[str, Any]], models: Sequence[str], shots: Sequence[int], rule: Any
+) -> dict[str, Any]:
+    """Each model's learning rate per shot size, chosen by ``rule`` (an ``AdaptLRRule``) on the
+    style's validation split, the same for every model: ``{"rule", "models": {model: {shots:
+    {"chosen", "candidates"}}}}``. Per shot size the candidates are that size's runs; with
+    ``per_shots = False`` every size shares the rate with the best mean over sizes."""
+    out: dict[str, Any] = {"rule": rule.text(), "metric": rule.metric, "per_shots": rule.per_shots, "models": {}}
+    for model in models:
+        mine = [r for r in runs if r["model"] == model]
+        entry: dict[str, Any] = {}
+        for k in shots:
+            candidates = rate_candidates([r for r in mine if r["shots"] == k], rule.metric)
+            entry[str(k)] = {"chosen": choose_rate(candidates, rule.metric), "candidates": candidates}
+        if not rule.per_shots:
+            pooled = _pooled_candidates(mine, shots, rule.metric)
+            chosen = choose_rate(pooled, rule.metric)
+            for k in shots:
+                entry[str(k)]["chosen"] = chosen
+            entry["pooled"] = pooled
+        out["models"][model] = entry
+    return out
+
+
+def _pooled_candidates(runs: Sequence[dict[str, Any]], shots: Sequence[int], metric: str) -> list[dict[str, Any]]:
+    """Per rate, the mean over shot sizes of each size's mean over seeds (for ``per_shots = False``)."""
+    per_size = [rate_candidates([r for r in runs if r["shots"] == k], metric) for k in shots]
+    key = f"mean_{metric}"
+    out = []
+    for index, candidate in enumerate(per_size[0] if per_size else []):
+        rows = [size[index] for size in per_size]
+        values = [row[key] for row in rows]
+        mean = sum(values) / len(values) if all(math.isfinite(v) for v in values) else math.nan
+        out.append({"lr": candidate["lr"], key: mean, "n_seeds": min(r["n_seeds"] for r in rows), "n_failed": sum(r["n_failed"] for r in rows)})
+    return out
+
+
+def _found_runs(experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]], style: str) -> list[tuple[dict, dict | None]]:
+    """Every adaptation run of ``style`` (each model at its pretraining learning rate, every
+    shot size and adaptation rate, every seed), with its run.json when it finished."""
     config = experiment.config
-    out_dir = Path(out_dir)
-    style = adapt.style.name
-    budget = float(adapt.total_steps(config.train.tokens_per_step) * config.train.tokens_per_step)
-    early = float(adapt.eval_every * config.train.tokens_per_step)
+    adapt = config.adapt
+    assert adapt is not None
     found: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
     for seed in config.seeds:  # seeds outermost, as the runner trains them
         for arm in config.arms:
@@ -327,51 +281,97 @@ def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[d
                 continue
             failed = cell.get("error") if cell["status"] == "failed" else None
             for k in adapt.shots:
-                folder = adapt_dir(out_dir / cell["run_dir"], k)
-                found.append(_run_entry(out_dir, folder, arm.name, seed, k, cell["lr"], failed))
-        status = _read_json(scratch_dir(out_dir, seed) / CELL_FILE) or {}
-        failed = status.get("error") if status.get("status") == "failed" else None
-        for k in adapt.shots:
-            found.append(_run_entry(out_dir, adapt_dir(scratch_dir(out_dir, seed), k), SCRATCH, seed, k, adapt.lr, failed))
-        if adapt.init_from is not None:  # the shared model, adapted alike (shown, never compared)
-            status = _read_json(model_dir(out_dir, SHARED, seed) / "cell.json") or {}
+                for lr in adapt.learning_rates:
+                    folder = adapt_folder(adapt, out_dir / cell["run_dir"], style, k, lr)
+                    found.append(_run_entry(out_dir, folder, arm.name, seed, k, lr, failed))
+        labels = [SCRATCH] + ([SHARED] if adapt.init_from is not None else [])  # shared: shown, never compared
+        for label in labels:
+            status = _read_json(model_dir(out_dir, label, seed) / CELL_FILE) or {}
             failed = status.get("error") if status.get("status") == "failed" else None
             for k in adapt.shots:
-                folder = adapt_dir(model_dir(out_dir, SHARED, seed), k)
-                found.append(_run_entry(out_dir, folder, SHARED, seed, k, adapt.lr, failed))
+                for lr in adapt.learning_rates:
+                    folder = adapt_folder(adapt, model_dir(out_dir, label, seed), style, k, lr)
+                    found.append(_run_entry(out_dir, folder, label, seed, k, lr, failed))
+    return found
+
+
+def _style_results(experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]], style: str) -> dict[str, Any]:
+    """One style's entry (see the module doc)."""
+    config = experiment.config
+    adapt = config.adapt
+    assert adapt is not None
+    budget = float(adapt.total_steps(config.train.tokens_per_step) * config.train.tokens_per_step)
+    early = float(adapt.eval_every * config.train.tokens_per_step)
+    found = _found_runs(experiment, out_dir, chosen, style)
     runs = [entry for entry, _ in found]
-    infos = [info for _, info in found if info is not None]
-    for entry in runs:  # the curves first: the target rule reads scratch's
-        if entry["status"] == "done":
+    models = [arm.name for arm in config.arms] + ([SHARED] if adapt.init_from is not None else []) + [SCRATCH]
+    for entry, info in found:  # every run's figures first: they choose the learning rates
+        if info is not None:
             entry["curves"] = adaptation_curves(out_dir / entry["run_dir"], style)
-    target = adaptation_target(adapt.target_loss, runs, budget, adapt.shots[-1])
+            entry["summary"] = adaptation_summary(entry["curves"], info, style, math.nan, budget, early, adapt.report_steps)
+    selection = select_adaptation_rates(runs, models, adapt.shots, adapt.lr_rule)
+    for entry in runs:
+        entry["chosen"] = entry["lr"] == selection["models"][entry["model"]][str(entry["shots"])]["chosen"]
+    picked = [r for r in runs if r["chosen"]]
+    target = adaptation_target(adapt.target_loss, picked, budget, adapt.shots[-1], adapt.target_model, adapt.target_at)
     has_random = any(arm.name == _BASELINE for arm in config.arms)
-    random_target = adaptation_target(None, runs, budget, adapt.shots[-1], _BASELINE) if has_random and adapt.target_loss is None else None
+    random_target = (
+        adaptation_target(None, picked, budget, adapt.shots[-1], _BASELINE, adapt.target_at)
+        if has_random and adapt.target_loss is None and adapt.target_model != _BASELINE
+        else None
+    )
     for entry, info in found:
         if info is not None:
-            entry["summary"] = adaptation_summary(entry["curves"], info, style, target["loss"], budget, early)
+            entry["summary"] = adaptation_summary(entry["curves"], info, style, target["loss"], budget, early, adapt.report_steps)
             if random_target is not None:
-                time, reached = time_to_target(entry["curves"]["eval_tokens"], entry["curves"]["val"], random_target["loss"], budget)
+                time, reached = interpolated_time_to_target(entry["curves"]["eval_tokens"], entry["curves"]["val"], random_target["loss"], budget)
                 entry["summary"] |= {RANDOM_TARGET_TIME: time, RANDOM_TARGET_REACHED: reached}
-    models = [arm.name for arm in config.arms] + ([SHARED] if adapt.init_from is not None else []) + [SCRATCH]
-    arms = adaptation_arms(runs, models, adapt.shots, budget)
-    style_info = _style_info(experiment, out_dir, infos)
-    comparisons = adaptation_comparisons(runs, adaptation_pairs(models), adapt.shots, config.seeds, budget)
+    reference = _scratch_final(picked, adapt.shots)
+    for entry in runs:
+        if entry["status"] == "done":
+            s = entry["summary"]
+            s["gap_closed"] = gap_closed(s["start_val"], s["final_val"], reference.get(entry["shots"], math.nan))
+    arms = adaptation_arms(picked, models, adapt.shots, budget, adapt.report_steps)
+    info = style_info(experiment, out_dir, style, [i for _, i in found if i is not None])
+    order_pairs = [(a.match, a.name) for a in config.arms if a.options.order_control and a.match]
+    comparisons = adaptation_comparisons(picked, adaptation_pairs(models, order_pairs), adapt.shots, config.seeds, budget)
     return {
-        "style": style_info,
+        "style": info,
         "shots": list(adapt.shots),
         "budget_tokens": budget,
         "early_tokens": early,
         "early_steps": adapt.eval_every,
+        "report_steps": list(adapt.report_steps),
         "lr": adapt.lr,
         "lr_schedule": adapt.lr_schedule,
+        "lr_selection": selection,
         "target": target,
         "random_target": random_target,
+        "scratch_final": {str(k): v for k, v in reference.items()},
         "models": models,
         "shared_model": adapt.init_from.name if adapt.init_from is not None else None,
         "runs": runs,
         "arms": arms,
         "comparisons": comparisons,
-        "failures": [f"{r['model']} seed {r['seed']}, {r['shots']} pieces: {r['error']}" for r in runs if r["status"] == "failed"],
-        "warnings": _warnings(arms, style_info),
+        "failures": [f"{r['model']} seed {r['seed']}, {r['shots']} pieces, lr {r['lr']:g}: {r['error']}" for r in runs if r["status"] == "failed"],
+        "warnings": _warnings(arms, info),
     }
+
+
+def _scratch_final(runs: Sequence[dict[str, Any]], shots: Sequence[int]) -> dict[int, float]:
+    """From-scratch's mean final validation loss per shot size (the level ``gap_closed`` reads)."""
+    out = {}
+    for k in shots:
+        values = [r["summary"]["final_val"] for r in runs if r["model"] == SCRATCH and r["shots"] == k and r["status"] == "done"]
+        finite = [v for v in values if math.isfinite(v)]
+        out[k] = sum(finite) / len(finite) if finite else math.nan
+    return out
+
+
+def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """One entry per ``[adapt]`` style, in the experiment's order (None without ``[adapt]``).
+    ``chosen``: the results.json run entries at each arm's chosen learning rate."""
+    adapt = experiment.config.adapt
+    if adapt is None:
+        return None
+    return [_style_results(experiment, Path(out_dir), chosen, style.name) for style in adapt.styles]

@@ -1,15 +1,19 @@
 """The adaptation phase of ``curricmusic run``: every model fine-tuned on a new style, few-shot.
 
-After a cell has trained (and sampled), its final model is fine-tuned on each shot size of the
-experiment's ``[adapt]`` style; after every cell, a from-scratch model of each seed (the seed's
-initial weights, the ones every arm of that seed started from) is fine-tuned the same way.
-Every run goes through the one training loop (:func:`~curricmusic.training.loop.train_run` with
-an :class:`~curricmusic.training.setup.Adaptation`)::
+After a cell has trained (and sampled), its final model is fine-tuned on each style, shot size
+and learning rate of the experiment's ``[adapt]``; after every cell, a from-scratch model of each
+seed (the seed's initial weights, the ones every arm of that seed started from) is fine-tuned the
+same way. Every run goes through the one training loop
+(:func:`~curricmusic.training.loop.train_run` with an
+:class:`~curricmusic.training.setup.Adaptation`)::
 
-    OUT/runs/<cell>/adapt/shots-<k>/         a run folder (run.json, metrics.jsonl, checkpoint.pt, model/)
-    OUT/runs/scratch-seed<seed>/adapt/shots-<k>/
-    OUT/runs/scratch-seed<seed>/cell.json    done / failed (with the error)
-    OUT/runs/shared-seed<seed>/...           with ``[adapt] init_from``: that model, adapted alike
+    OUT/runs/<cell>/adapt/[<style>/]shots-<k>[-lr<lr>]/   a run folder (run.json, metrics.jsonl, checkpoint.pt, model/)
+    OUT/runs/scratch-seed<seed>/adapt/...
+    OUT/runs/scratch-seed<seed>/cell.json                 done / failed (with the error)
+    OUT/runs/shared-seed<seed>/...                        with ``[adapt] init_from``: that model, adapted alike
+
+The style's folder appears when the experiment adapts to more than one style, the learning rate
+when ``[adapt] lr`` sweeps several (one style and one rate: ``adapt/shots-<k>/``).
 
 A finished adaptation run (its run.json says ``finished``) is skipped; an unfinished one
 continues from its checkpoint, so ``run --resume`` repeats nothing.
@@ -25,18 +29,41 @@ from curricmusic.common.folders import claim_folder
 from curricmusic.common.progress import err_console
 from curricmusic.common.readback import read_json
 from curricmusic.common.run_folder import CELL_FILE, is_run_folder, read_run
-from curricmusic.config import SCRATCH, SHARED, Experiment
+from curricmusic.config import SCRATCH, SHARED, AdaptSection, Experiment
 
 __all__ = [
-    "ADAPT_DIR", "adapt_dir", "scratch_dir", "model_dir", "adapt_model", "adapt_scratch", "adapt_shared", "adaptation_finished",
-]  # fmt: skip
+    "ADAPT_DIR",
+    "adapt_dir",
+    "adapt_runs",
+    "adapt_folder",
+    "scratch_dir",
+    "model_dir",
+    "adapt_model",
+    "adapt_scratch",
+    "adapt_shared",
+    "adaptation_finished",
+]
 
 ADAPT_DIR = "adapt"
 
 
-def adapt_dir(run_dir: Path, shots: int) -> Path:
-    """Where a model's adaptation run on ``shots`` pieces lives, inside its run folder."""
-    return Path(run_dir) / ADAPT_DIR / f"shots-{shots}"
+def adapt_dir(run_dir: Path, shots: int, style: str | None = None, lr: float | None = None) -> Path:
+    """Where a model's adaptation run on ``shots`` pieces (of ``style``, at ``lr``: each left
+    out of the path when None) lives, inside its run folder."""
+    folder = Path(run_dir) / ADAPT_DIR / (style or "")
+    return folder / (f"shots-{shots}" if lr is None else f"shots-{shots}-lr{lr:g}")
+
+
+def adapt_runs(adapt: AdaptSection) -> list[tuple[str, int, float]]:
+    """Every (style, shot size, learning rate) a model is adapted with, in training order."""
+    return [(style.name, k, lr) for style in adapt.styles for k in adapt.shots for lr in adapt.learning_rates]
+
+
+def adapt_folder(adapt: AdaptSection, run_dir: Path, style: str, shots: int, lr: float) -> Path:
+    """The folder of one adaptation run of a model (see the module doc for the layout)."""
+    return adapt_dir(
+        run_dir, shots, style if len(adapt.styles) > 1 else None, lr if len(adapt.learning_rates) > 1 else None
+    )
 
 
 def scratch_dir(out_dir: Path, seed: int) -> Path:
@@ -64,13 +91,13 @@ def adapt_model(
     adapt = experiment.config.adapt
     if adapt is None:
         return
-    for shots in adapt.shots:
-        folder = adapt_dir(run_dir, shots)
+    for style, shots, lr in adapt_runs(adapt):
+        folder = adapt_folder(adapt, run_dir, style, shots, lr)
         if adaptation_finished(folder):
             continue
         train_run(
             experiment, label, seed, folder, resume=True, show_progress=show_progress,
-            adapt=Adaptation(shots=shots, init=init, label=label),
+            adapt=Adaptation(shots=shots, init=init, label=label, style=style, lr=lr),
         )  # fmt: skip
 
 

@@ -69,7 +69,14 @@ def summarize_probes(probes: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 model: {layer: float(np.mean([entry[model][layer] for entry in layers])) for layer in layers[0][model]}
                 for model in layers[0]
             }
-    return {"n_runs": len(probes), "pieces": probes[0].get("pieces", {}), "tasks": tasks}
+    out = {"n_runs": len(probes), "pieces": probes[0].get("pieces", {}), "tasks": tasks}
+    by_stage = [p["key_share_by_stage"] for p in probes if "key_share_by_stage" in p]
+    if by_stage:  # the key share of each stage's held-out pieces, per model (trained, initial, heard)
+        out["key_share_by_stage"] = {
+            model: {stage: mean_ci([b[model].get(stage) for b in by_stage]) for stage in by_stage[0][model]}
+            for model in by_stage[0]
+        }
+    return out
 
 
 def arm_probe(done: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:

@@ -33,7 +33,9 @@ from curricmusic.evaluation.stats import (
     value_at,
 )
 from curricmusic.experiment.adapt_results import adaptation_results
+from curricmusic.experiment.claims import claim_results
 from curricmusic.experiment.lr_selection import select_learning_rates, selected_runs
+from curricmusic.experiment.mastery_results import arm_mastery
 from curricmusic.experiment.probe_results import arm_probe
 from curricmusic.novelty.pipeline import NOVELTY_SCHEMA
 
@@ -110,7 +112,14 @@ def run_curves(run_dir: Path, target: str) -> dict[str, Any]:
         "eval_steps": [r["step"] for r in evals],
         "val": {s: [r["val_loss"].get(s) for r in evals] for s in stages},
         "val_target": [r["val_loss"].get(target) for r in evals],
+        "style_val": {s: [r.get("style_loss", {}).get(s) for r in evals] for s in _keys(evals, "style_loss")},
+        "key_share": {s: [r.get("key_share", {}).get(s) for r in evals] for s in _keys(evals, "key_share")},
     }
+
+
+def _keys(rows: list[dict[str, Any]], field: str) -> list[str]:
+    """The names measured under ``field`` (a dict per row) in any of ``rows``, sorted."""
+    return sorted({name for row in rows for name in (row.get(field) or {})})
 
 
 def _stage_value(value: Any, target: str) -> float:
@@ -209,7 +218,7 @@ def _heldout_music(experiment: Experiment, out_dir: Path) -> dict[str, list[floa
     """Metrics of the target stage's held-out pieces (test, else validation), cut to the samples'
     number of bars (``[generate] max_bars``) so that lengths match."""
     runs = sorted((out_dir / "runs").glob("*/run.json"))
-    if not runs:
+    if not runs or experiment.config.generate.n == 0:  # no samples to compare them with
         return {}
     prepared = _eval_prepared(runs[0])
     target = prepared.target_stage
@@ -249,8 +258,9 @@ def _eval_prepared(run_json: Path) -> PreparedData:
 
 
 def _baseline_arms(config: ExperimentConfig) -> list[str]:
-    """Arms that only mix the data (random order): every other arm is compared with each."""
-    return [arm.name for arm in config.arms if arm.pacing.startswith("random")]
+    """Arms that only mix the data (random order, a pacing with the ``baseline`` trait): every
+    other arm is compared with each."""
+    return [arm.name for arm in config.arms if arm.options.baseline]
 
 
 def _primary_baseline(config: ExperimentConfig) -> str | None:
@@ -283,6 +293,10 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
         entry["lr"] = info.get("lr", entry["lr"])
         entry["heldout"] = {key: info.get(key) for key in ("best_val_loss", "final_val_loss", "test_loss")}
         entry["tokens"] = {key: info.get(key) for key in ("tokens_seen", "target_tokens_seen", "stage_tokens")}
+        entry["schedule"] = info.get("schedule")
+        entry["boundary_probes"] = (_read_json(cell.run_dir / "probe.json") or {}).get("boundaries", [])
+        entry["stage_boundaries"] = info.get("stage_boundaries", [])
+        entry["final_style_loss"] = info.get("final_style_loss")
         entry["music"] = music_metrics_of(sorted((cell.run_dir / "samples").glob("*.mid")))
         for folder, key in (("novelty", "novelty"), ("novelty-unblocked", "novelty_unblocked")):
             novelty = _read_json(cell.run_dir / folder / "novelty.json", NOVELTY_SCHEMA)
@@ -326,6 +340,7 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
         arms[arm.name] = {
             "pacing": arm.pacing,
             "order": arm.order,
+            "traits": arm.options.traits(),
             "n_done": len(done),
             "n_failed": sum(1 for r in chosen if r["arm"] == arm.name and r["status"] != "done"),
             "lr": selection["arms"][arm.name]["chosen"],
@@ -334,10 +349,12 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
             "music": _arm_music([r["music"] for r in done], heldout),
             "novelty": _arm_novelty(done, out_dir, config.novelty),
             "probe": arm_probe(done, out_dir),
+            "mastery": arm_mastery(done, config.train.tokens_per_step),
         }
     comparisons = _comparisons(chosen, config)
     n_val = _target_val_pieces(out_dir)
-    adaptation = adaptation_results(experiment, out_dir, chosen)
+    adaptations = adaptation_results(experiment, out_dir, chosen) or []
+    claims = claim_results(config, chosen, adaptations)
     results = {
         "experiment": config.name,
         "description": config.description,
@@ -356,8 +373,10 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
         "arms": arms,
         "lr_selection": selection,
         "comparisons": comparisons,
-        "warnings": small_sample_warnings(arms, comparisons, n_val) + (adaptation or {}).get("warnings", []),
-        "adaptation": adaptation,
+        "warnings": small_sample_warnings(arms, comparisons, n_val) + [w for a in adaptations for w in a["warnings"]],
+        "adaptation": adaptations[0] if adaptations else None,
+        **({"adaptations": adaptations} if len(adaptations) > 1 else {}),
+        "claims": claims,
         "versions": _versions(),
     }
     write_json(out_dir / "results.json", results)
@@ -457,12 +476,12 @@ def _pooled_copying(sample_dirs: list[Path], against: Path, settings: NoveltySec
 
 
 def comparison_pairs(config: ExperimentConfig) -> list[tuple[str, str]]:
-    """(arm, baseline): every arm against the ``random`` arm, and every arm that a
-    ``random-matched`` arm matches against that arm (the same tokens of every stage: order alone
+    """(arm, baseline): every arm against the ``random`` arm, and every arm that an order control
+    (``random-matched``) matches against that arm (the same tokens of every stage: order alone
     differs)."""
     names = [a.name for a in config.arms]
     pairs = [(n, BASELINE_ARM) for n in names if n != BASELINE_ARM] if BASELINE_ARM in names else []
-    pairs += [(a.match, a.name) for a in config.arms if a.pacing == "random-matched" and a.match is not None]
+    pairs += [(a.match, a.name) for a in config.arms if a.options.order_control and a.match is not None]
     return pairs
 
 

@@ -324,13 +324,20 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
             mem_gb=slurm.mem_gb,
             name=f"curricmusic-{experiment.config.name}",
         )
-    jobs = [
-        executor.submit(run_cell, experiment.source, cell.arm, cell.seed, str(cell.run_dir), "local", False, cell.lr)
-        for cell in cells
-    ]
-    for cell, job in zip(cells, jobs, strict=True):
-        status = job.result()
-        err_console.print(f"{cell.name}: {status} (job {job.job_id})")
+    config = experiment.config
+
+    def waits(cell: Cell) -> bool:  # it reads the finished run of an adaptive arm it matches
+        match = config.arm(cell.arm).match
+        return match is not None and config.arm(match).options.adaptive
+
+    for wave in ([c for c in cells if not waits(c)], [c for c in cells if waits(c)]):
+        jobs = [
+            executor.submit(run_cell, experiment.source, cell.arm, cell.seed, str(cell.run_dir), "local", False, cell.lr)
+            for cell in wave
+        ]
+        for cell, job in zip(wave, jobs, strict=True):
+            status = job.result()
+            err_console.print(f"{cell.name}: {status} (job {job.job_id})")
 
 
 def _prepare_data(experiment: Experiment, show_progress: bool) -> PreparedData:
@@ -342,10 +349,11 @@ def _prepare_data(experiment: Experiment, show_progress: bool) -> PreparedData:
     for arm in experiment.config.arms:
         if experiment.arm_curricula[arm.name] is not experiment.curriculum:
             prepared_for(experiment, arm.name, show_progress=show_progress)
-    if experiment.config.adapt is not None:  # the new style, and enough pieces for every shot size
+    if experiment.config.adapt is not None:  # the new styles, and enough pieces for every shot size
         from curricmusic.training.setup import style_prepared
 
-        style_prepared(experiment, show_progress=show_progress)
+        for style in experiment.config.adapt.styles:
+            style_prepared(experiment, style.name, show_progress=show_progress)
     _check_init_from(experiment, data)
     return data
 

@@ -23,6 +23,7 @@ import numpy as np
 from curricmusic.common.errors import UserError
 
 __all__ = [
+    "piece_key",
     "Key",
     "Mode",
     "ScaleForm",
@@ -253,3 +254,24 @@ def estimate_key(notes: np.ndarray) -> tuple[int, Mode]:
     if histogram.sum() <= 0:
         histogram = np.bincount(pc, minlength=12).astype(np.float64)
     return key_from_histogram(histogram)
+
+
+_NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def piece_key(meta: dict | None, notes: np.ndarray) -> str | None:
+    """``"G major"``-style key of a piece: the key its generator names in ``meta``, else the
+    Krumhansl-Schmuckler estimate of its notes (None without notes).
+
+    None for a chromatic-scale exercise: it is filed under a key but plays all twelve pitch
+    classes, so nothing in its notes names that key."""
+    meta = meta or {}
+    if meta.get("kind") == "chromatic":
+        return None
+    named = meta.get("key")
+    if named:
+        return parse_key(named).name
+    if notes.shape[0] == 0:
+        return None
+    tonic, mode = estimate_key(notes)
+    return f"{_NOTE_NAMES[tonic]} {mode}"

@@ -26,13 +26,19 @@ def _style(models: list[str], model: str) -> dict[str, Any]:
 
 
 def _done(adaptation: dict[str, Any], model: str, shots: int) -> list[dict[str, Any]]:
-    return [r for r in adaptation["runs"] if r["model"] == model and r["shots"] == shots and r["status"] == "done"]
+    """The finished runs of a model and shot size at its chosen learning rate."""
+    return [
+        r
+        for r in adaptation["runs"]
+        if r["model"] == model and r["shots"] == shots and r["status"] == "done" and r.get("chosen", True)
+    ]
 
 
-def adaptation_curves(results: dict[str, Any]) -> bytes | None:
+def adaptation_curves(results: dict[str, Any], entry: dict[str, Any] | None = None) -> bytes | None:
     """One panel per shot size: validation loss on the new style against adaptation tokens, per
-    model (line: mean over seeds; band: min-max), with the adaptation target."""
-    adaptation = results.get("adaptation") or {}
+    model at its chosen learning rate (line: mean over seeds; band: min-max), with the adaptation
+    target. ``entry``: one style's adaptation entry (default: ``results["adaptation"]``)."""
+    adaptation = entry if entry is not None else results.get("adaptation") or {}
     shots, models = adaptation.get("shots") or [], adaptation.get("models") or []
     if not any(_done(adaptation, m, k) for m in models for k in shots):
         return None
@@ -66,12 +72,13 @@ def adaptation_curves(results: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def shot_size_plot(results: dict[str, Any]) -> bytes | None:
+def shot_size_plot(results: dict[str, Any], entry: dict[str, Any] | None = None) -> bytes | None:
     """Final test loss on the new style against the number of pieces adapted on, one line per
     model: the mean with its 95% t-interval (from 3 seeds; below that, each seed as a dot). With
     a from-scratch model beside pretrained ones, a second panel shows the pretrained ones alone,
-    whose differences the first panel's scale would hide."""
-    adaptation = results.get("adaptation") or {}
+    whose differences the first panel's scale would hide. ``entry``: one style's adaptation
+    entry (default: ``results["adaptation"]``)."""
+    adaptation = entry if entry is not None else results.get("adaptation") or {}
     shots, models = adaptation.get("shots") or [], adaptation.get("models") or []
     arms = adaptation.get("arms") or {}
     pretrained = [m for m in models if m != _SCRATCH]

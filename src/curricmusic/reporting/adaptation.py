@@ -8,7 +8,7 @@ from typing import Any
 from curricmusic.common.numbers import count, fmt, sig
 from curricmusic.reporting.intervals import effect_text, stats_text
 
-__all__ = ["adaptation_lines", "adaptation_figures"]
+__all__ = ["adaptation_lines", "adaptation_figures", "adaptation_entries"]
 
 
 def _random_target(adaptation: dict[str, Any]) -> str:
@@ -44,11 +44,30 @@ def _shared_note(adaptation: dict[str, Any]) -> str:
     )
 
 
+def adaptation_entries(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every style's adaptation entry (``adaptations`` with several styles, else ``adaptation``)."""
+    if results.get("adaptations"):
+        return list(results["adaptations"])
+    return [results["adaptation"]] if results.get("adaptation") else []
+
+
+def _rate(adaptation: dict[str, Any]) -> str:
+    """The adaptation learning rate: one for all, or chosen per model by the experiment's rule."""
+    if isinstance(adaptation["lr"], list):
+        rates = ", ".join(f"{lr:g}" for lr in adaptation["lr"])
+        return f"a learning rate chosen per model from {rates} on the style's validation split (see the sweep below)"
+    return f"learning rate {adaptation['lr']:g}"
+
+
 def adaptation_lines(results: dict[str, Any]) -> list[str]:
-    """Markdown lines of the section (none when the experiment had no ``[adapt]``)."""
-    adaptation = results.get("adaptation")
-    if not adaptation:
-        return []
+    """Markdown lines of the section, one per new style (none when the experiment had no ``[adapt]``)."""
+    lines: list[str] = []
+    for adaptation in adaptation_entries(results):
+        lines += _style_lines(adaptation)
+    return lines
+
+
+def _style_lines(adaptation: dict[str, Any]) -> list[str]:
     style = adaptation.get("style") or {}
     config = style.get("config") or {}
     source = config.get("collection") or config.get("path") or "?"
@@ -56,12 +75,12 @@ def adaptation_lines(results: dict[str, Any]) -> list[str]:
     pieces = ", ".join(f"{counts[s]} {s}" for s in ("train", "val", "test") if s in counts) or "not prepared"
     target = adaptation.get("target") or {}
     lines = [
-        "## Adaptation to a new style",
+        f"## Adaptation to a new style: {style.get('stage')}",
         "",
         f"Each arm's final model and a from-scratch model with the same initial weights, fine-tuned on "
         f"`{style.get('stage')}` ({source}: {pieces} pieces, split by tune; no pretraining stage holds it) "
         f"from {', '.join(str(k) for k in adaptation['shots'])} pieces (nested subsets, the same for every model of a "
-        f"seed) for {count(adaptation['budget_tokens'])} tokens at learning rate {adaptation['lr']:g} "
+        f"seed) for {count(adaptation['budget_tokens'])} tokens at {_rate(adaptation)} "
         f"({adaptation['lr_schedule']}). Target: {sig(target.get('loss'))} ({target.get('rule', '')}).{_random_target(adaptation)}"
         f"{_shared_note(adaptation)}",
         "",
@@ -106,12 +125,15 @@ def adaptation_lines(results: dict[str, Any]) -> list[str]:
 
 
 def adaptation_figures(results: dict[str, Any]) -> list[tuple[bytes | None, str]]:
-    """``(png, caption)`` of each adaptation figure (none without ``[adapt]``)."""
-    if not results.get("adaptation"):
-        return []
+    """``(png, caption)`` of each adaptation figure, two per style (none without ``[adapt]``)."""
     from curricmusic.reporting import adapt_plots
 
-    return [
-        (adapt_plots.adaptation_curves(results), "Adaptation curves: validation loss on the new style per shot size"),
-        (adapt_plots.shot_size_plot(results), "Final test loss on the new style against the number of pieces"),
-    ]
+    out = []
+    entries = adaptation_entries(results)
+    for entry in entries:
+        name = f" ({(entry.get('style') or {}).get('stage')})" if len(entries) > 1 else ""
+        out += [
+            (adapt_plots.adaptation_curves(results, entry), f"Adaptation curves: validation loss on the new style per shot size{name}"),
+            (adapt_plots.shot_size_plot(results, entry), f"Final test loss on the new style against the number of pieces{name}"),
+        ]
+    return out

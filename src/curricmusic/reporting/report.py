@@ -28,6 +28,7 @@ from curricmusic.reporting.answer import answer_table_lines, opening_lines
 from curricmusic.reporting.embedder_note import embedder_note, embedders_of_results
 from curricmusic.reporting.intervals import MIN_SEEDS, effect_text, row_has_interval, stats_text
 from curricmusic.reporting.markdown import markdown_to_html
+from curricmusic.reporting.mastery import mastery_figures, mastery_lines
 from curricmusic.reporting.probe_section import probe_lines
 from curricmusic.reporting.style import CSS
 
@@ -98,7 +99,7 @@ def _target_line(results: dict[str, Any]) -> str:
 
 
 def _pacing(arm: dict[str, Any]) -> str:
-    if arm["pacing"].startswith("random") or arm["pacing"] == "target-only" or arm["order"] == "curriculum":
+    if arm["order"] == "curriculum":
         return str(arm["pacing"])
     return f"{arm['pacing']} ({arm['order']})"
 
@@ -137,7 +138,7 @@ def _comparison_lines(results: dict[str, Any]) -> list[str]:
     if not results["comparisons"]:
         return []
     lines = [
-        "## Paired comparisons against the random-order baselines",
+        "## Paired comparisons against the random-order baselines" + (" (exploratory)" if results.get("claims") else ""),
         "",
         "| arm | baseline | metric | seeds | difference [95% CI] | ratio [95% CI] | d_z | p | p (Holm) | detectable |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -281,6 +282,7 @@ def markdown_body(results: dict[str, Any]) -> str:
     lines += _budget_lines(results)
     lines += _comparison_lines(results)
     lines += adaptation_lines(results)
+    lines += mastery_lines(results)
     lines += _novelty_lines(results)
     lines += probe_lines(results)
     lines += _music_lines(results)
@@ -323,9 +325,10 @@ def report_figures(results: dict[str, Any]) -> list[tuple[str, bytes | str | Non
         ("musical_metrics.png", plots.metric_distributions(results, report_metrics(results)), "Musical metrics against held-out pieces"),
         ("novelty.png", plots.novelty_histograms(results), "Novelty: distance ratio of samples and held-out pieces"),
     ]  # fmt: skip
-    names = ("adaptation_curves.png", "adaptation_shots.png")
-    figures += [(name, png, caption) for name, (png, caption) in zip(names, adaptation_figures(results), strict=False)]
-    return figures
+    adapted = adaptation_figures(results)
+    names = ["adaptation_curves.png", "adaptation_shots.png"] + [f"adaptation_{i}.png" for i in range(2, len(adapted))]
+    figures += [(name, png, caption) for name, (png, caption) in zip(names, adapted, strict=False)]
+    return figures + mastery_figures(results)
 
 
 def html_report(

@@ -33,11 +33,13 @@ from curricmusic.common.run_folder import (
     CHECKPOINT_FILE,
     MODEL_DIR,
     TOKENIZER_FILE,
+    read_metrics,
     truncate_metrics,
     write_run,
 )
 from curricmusic.config import Experiment, config_hash
 from curricmusic.curriculum.allocation import allocate, step_windows
+from curricmusic.curriculum.pacing import KEY_SHARE
 from curricmusic.model.transformer import MusicTransformer, load_model, save_model, weights_digest
 from curricmusic.training.checkpoint import (
     load_checkpoint,
@@ -49,6 +51,7 @@ from curricmusic.training.evaluate import evaluate
 from curricmusic.training.init_from import start_from
 from curricmusic.training.log import MetricsLog, metrics_row, weights_text
 from curricmusic.training.lr import LRSchedule, lr_schedule
+from curricmusic.training.measures import measure_key_share
 from curricmusic.training.setup import (
     Adaptation,
     RunPlan,
@@ -64,7 +67,12 @@ from curricmusic.training.step import train_step
 if TYPE_CHECKING:  # annotations only: accelerate loads when a run starts
     from accelerate import Accelerator
 
-__all__ = ["train_run", "TrainResult", "TrainState", "Adaptation", "prepared_for", "peak_lr"]
+__all__ = ["train_run", "TrainResult", "TrainState", "Adaptation", "prepared_for", "peak_lr", "BOUNDARIES_DIR"]
+
+#: Where a run keeps its model at each stage boundary (``[probe] at_boundaries``).
+BOUNDARIES_DIR = "boundaries"
+#: What an evaluation may measure beyond losses, handed to the schedule (``Pacing.measured``).
+MEASURES = (KEY_SHARE,)
 
 
 @dataclass
@@ -85,6 +93,7 @@ class TrainState:
     stage_tokens: np.ndarray  # (K,) int64: real tokens trained on per stage
     best_val: dict[str, float] = field(default_factory=dict)
     last_val: dict[str, float] = field(default_factory=dict)
+    boundaries: list[dict] = field(default_factory=list)  # where the stage being learned changed
 
     def to_payload(self) -> dict:
         return {
@@ -94,6 +103,7 @@ class TrainState:
             "stage_tokens": [int(n) for n in self.stage_tokens],
             "best_val": dict(self.best_val),
             "last_val": dict(self.last_val),
+            "boundaries": [dict(b) for b in self.boundaries],
         }
 
     @classmethod
@@ -105,6 +115,7 @@ class TrainState:
             stage_tokens=np.array(payload["stage_tokens"], dtype=np.int64),
             best_val=dict(payload["best_val"]),
             last_val=dict(payload["last_val"]),
+            boundaries=[dict(b) for b in payload.get("boundaries", [])],
         )
 
     def record_val(self, val: dict[str, float]) -> None:
@@ -139,13 +150,18 @@ def train_run(
     show_progress: bool = True,
     stop_after: int | None = None,
     adapt: Adaptation | None = None,
+    matched_run: str | Path | None = None,
 ) -> TrainResult:
     """Train one (arm, learning rate, seed) into ``run_dir``; with ``resume``, continue from its
     checkpoint. ``stop_after`` ends the run after that many steps as if it had been killed there:
     no checkpoint beyond the last regular one (tests of resume).
 
+    An arm that matches an adaptive arm reads that arm's per-stage tokens from its finished run of
+    the same seed: ``matched_run``, by default the folder ``<match>-seed<seed>`` beside ``run_dir``
+    (where ``curricmusic run`` and ``curricmusic train`` put it).
+
     With ``adapt``, an adaptation run instead: ``adapt.init``'s weights (or the seed's initial
-    weights) fine-tuned on ``adapt.shots`` pieces of the ``[adapt]`` style with its budget,
+    weights) fine-tuned on ``adapt.shots`` pieces of an ``[adapt]`` style with its budget,
     learning rate and cadence; ``arm_name`` is then only the model's label.
 
     The main process holds the folder's writer lock throughout (a second writer is refused). A
@@ -153,8 +169,8 @@ def train_run(
     ``checkpoint.pt`` keeps the last finite state."""
     run_dir = Path(run_dir)
     check_folder(run_dir, kind="run")  # only a new, empty or curricmusic folder: before any work
-    peak = peak_lr(experiment, arm_name, lr) if adapt is None else _adapt_lr(experiment)
-    args = (experiment, arm_name, seed, run_dir, peak, resume, show_progress, stop_after, adapt)
+    peak = peak_lr(experiment, arm_name, lr) if adapt is None else _adapt_lr(experiment, adapt)
+    args = (experiment, arm_name, seed, run_dir, peak, resume, show_progress, stop_after, adapt, matched_run)
     if int(os.environ.get("RANK", "0")) != 0:  # another process of a multi-process run: rank 0 holds the lock
         return _train(*args)
     with writing_folder(run_dir, "run"):
@@ -171,6 +187,7 @@ def _train(
     show_progress: bool,
     stop_after: int | None,
     adapt: Adaptation | None,
+    matched_run: str | Path | None,
 ) -> TrainResult:
     from accelerate import Accelerator
 
@@ -184,9 +201,10 @@ def _train(
     eval_batch = 2 * micro  # no activations kept for a backward pass: twice the training micro-batch fits
     with accelerator.main_process_first():
         if adapt is None:
-            plan = plan_run(experiment, arm_name, seed, show_progress=show_progress and main)
+            matched = _matched_run(experiment, arm_name, seed, run_dir, matched_run)
+            plan = plan_run(experiment, arm_name, seed, show_progress=show_progress and main, matched_run=matched)
         else:
-            plan = plan_adaptation(experiment, seed, adapt.shots, show_progress=show_progress and main)
+            plan = plan_adaptation(experiment, seed, adapt.shots, show_progress=show_progress and main, style=adapt.style)
 
     model = build_model(experiment, plan.data.vocab_size, seed, micro_batch=micro)
     start = _initial_weights(experiment, model, plan, adapt)
@@ -205,13 +223,14 @@ def _train(
         cadence.lr_schedule, peak, plan.total_steps, cadence.warmup_fraction, cadence.min_lr_ratio, cadence.decay_fraction
     )
     if state.step == 0:  # the untrained model's losses: every curve starts from the same point
-        state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
-        log.start(_row(plan, state, 0, schedule(0), None) | {"val_loss": state.last_val})
+        initial = _evaluation(model, accelerator, plan, eval_batch, final=plan.total_steps == 0)
+        state.record_val(initial["val_loss"])
+        log.start(_row(plan, state, 0, schedule(0), None) | initial)
 
     end_step = plan.total_steps if stop_after is None else min(plan.total_steps, state.step + stop_after)
     started, first_step = time.perf_counter(), state.step
     saved = state.step if checkpoint else None  # the step checkpoint.pt holds
-    label = f"{arm_name} seed {seed}" if adapt is None else f"adapt {arm_name} seed {seed}, {adapt.shots} pieces"
+    label = f"{arm_name} seed {seed}" if adapt is None else f"adapt {arm_name} seed {seed}, {plan.data.target_stage}, {adapt.shots} pieces"
     with progress_bar(label, plan.total_steps, show_progress and main) as update:
         update(advance=0, completed=state.step)
         while state.step < end_step:
@@ -222,10 +241,15 @@ def _train(
                 what = f"the training loss became {row['train_loss']} (gradient norm {row['grad_norm']:.4g})"
                 _stop_non_finite(run_dir, info, done, what, saved, cadence.checkpoint_every, main)
             evaluated = done % cadence.eval_every == 0 or done == plan.total_steps
+            scores: dict = {}
             if evaluated:
-                state.record_val(evaluate(model, accelerator, plan.held_out, eval_batch))
-                row["val_loss"] = state.last_val
-            state.schedule = plan.schedule.update(done - 1, state.schedule, state.last_val if evaluated else None)
+                scores = _evaluation(model, accelerator, plan, eval_batch, final=done == plan.total_steps)
+                state.record_val(scores["val_loss"])
+                row |= scores
+            before = plan.schedule.current_stage(done - 1, state.schedule)
+            measured = {name: scores[name] for name in MEASURES if name in scores} if evaluated else None
+            state.schedule = plan.schedule.update(done - 1, state.schedule, state.last_val if evaluated else None, measured)
+            _boundary(plan, state, done, before, run_dir, accelerator, model, snapshot=experiment.config.probe.at_boundaries)
             tokens_per_s = (done - first_step) * train.tokens_per_step / max(1e-9, time.perf_counter() - started)
             if done % cadence.log_every == 0 or evaluated or done == end_step:
                 log.append(row | {"tokens_per_s": tokens_per_s})
@@ -245,6 +269,10 @@ def _train(
     info.update(_summary(plan, state, end_step, finished))
     if finished:  # the test split, scored once, by the final model
         info["test_loss"] = evaluate(model, accelerator, heldout_sets(experiment, plan.eval_data, "test"), eval_batch)
+        for key, name in (("val_loss_all", "final_val_loss"), ("style_loss_all", "final_style_loss"), ("style_loss", "final_style_loss")):
+            value = _last_scores(run_dir, key) if main else None  # the last evaluation's: every validation token
+            if value is not None and (key.endswith("_all") or name not in info):
+                info[name] = value
     if main:
         write_run(run_dir, info)
     _GroupExit.finished = True
@@ -390,10 +418,88 @@ def _save(
     save_model(model, run_dir / MODEL_DIR)
 
 
-def _adapt_lr(experiment: Experiment) -> float:
-    if experiment.config.adapt is None:
+def _adapt_lr(experiment: Experiment, adapt: Adaptation) -> float:
+    section = experiment.config.adapt
+    if section is None:
         raise UserError(f"{experiment.source}: no [adapt] section: nothing to adapt")
-    return experiment.config.adapt.lr
+    rates = section.learning_rates
+    if adapt.lr is None:
+        if len(rates) > 1:
+            raise UserError(f"{experiment.source}: [adapt] sweeps learning rates {rates}; an adaptation run needs one of them")
+        return rates[0]
+    if not any(np.isclose(adapt.lr, r, rtol=1e-9, atol=0) for r in rates):
+        raise UserError(f"adaptation learning rate {adapt.lr:g} is not one of [adapt] lr {rates}")
+    return float(adapt.lr)
+
+
+def _evaluation(
+    model: torch.nn.Module, accelerator: Accelerator, plan: RunPlan, eval_batch: int, final: bool
+) -> dict[str, Any]:
+    """What one evaluation scores: ``val_loss`` per stage (a subset of pieces in training with
+    ``eval_pieces``), ``style_loss`` per [adapt] style when measured, ``key_share`` per stage when
+    measured; at the ``final`` evaluation also ``val_loss_all`` / ``style_loss_all`` over every
+    validation token when the others score a subset."""
+    scores: dict = {"val_loss": evaluate(model, accelerator, plan.held_out, eval_batch)}
+    if plan.styles:
+        scores["style_loss"] = evaluate(model, accelerator, plan.styles, eval_batch)
+    if plan.key_share:
+        data = plan.eval_data
+        seq_len = plan.schedule.context.seq_len
+        scores["key_share"] = measure_key_share(
+            accelerator.unwrap_model(model), plan.key_share, data.tokenizer.vocab, data.vocab_size, seq_len
+        )
+    if final and plan.held_out_all is not None:
+        scores["val_loss_all"] = evaluate(model, accelerator, plan.held_out_all, eval_batch)
+        if plan.styles_all:
+            scores["style_loss_all"] = evaluate(model, accelerator, plan.styles_all, eval_batch)
+    return scores
+
+
+def _boundary(
+    plan: RunPlan,
+    state: TrainState,
+    done: int,
+    before: int,
+    run_dir: Path,
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    snapshot: bool,
+) -> None:
+    """When the stage being learned changes after step ``done``, record where (tokens per
+    stage) and, with ``snapshot``, save the model there (``boundaries/<n>-<stage>/``, probed by
+    ``curricmusic run``)."""
+    if done >= plan.total_steps:
+        return
+    after = plan.schedule.current_stage(done, state.schedule)
+    if after == before:
+        return
+    names = plan.stage_names
+    event = {
+        "step": done,
+        "from": names[before],
+        "to": names[after],
+        "tokens_seen": int(state.stage_tokens.sum()),
+        "stage_tokens": {n: int(t) for n, t in zip(names, state.stage_tokens, strict=True)},
+    }
+    state.boundaries.append(event)
+    if snapshot and accelerator.is_main_process:
+        folder = run_dir / BOUNDARIES_DIR / f"{len(state.boundaries):02d}-{names[before]}"
+        save_model(accelerator.unwrap_model(model), folder)
+        event["model"] = folder.relative_to(run_dir).as_posix()
+
+
+def _matched_run(experiment: Experiment, arm_name: str, seed: int, run_dir: Path, given: str | Path | None) -> Path | None:
+    """The finished run an arm that matches an adaptive arm reads (None for every other arm)."""
+    arm = experiment.config.arm(arm_name)
+    if arm.match is None or not experiment.config.arm(arm.match).options.adaptive:
+        return None
+    return Path(given) if given is not None else run_dir.parent / f"{arm.match}-seed{seed}"
+
+
+def _last_scores(run_dir: Path, key: str) -> dict | None:
+    """The last logged value of ``key`` in the run's metrics (the final evaluation's)."""
+    rows = [row for row in read_metrics(run_dir) if key in row]
+    return rows[-1][key] if rows else None
 
 
 def _initial_weights(experiment: Experiment, model: MusicTransformer, plan: RunPlan, adapt: Adaptation | None) -> dict[str, Any]:
@@ -421,6 +527,7 @@ def _run_info(experiment: Experiment, arm_name: str, seed: int, lr: float, plan:
             "style": plan.data.target_stage,
             "init": str(adapt.init) if adapt.init is not None else None,
             "pieces": plan.pieces,
+            "train_tokens": plan.train_tokens,
         }
     return {
         "experiment": experiment.config.name,
@@ -445,7 +552,7 @@ def _run_info(experiment: Experiment, arm_name: str, seed: int, lr: float, plan:
 
 def _summary(plan: RunPlan, state: TrainState, end_step: int, finished: bool) -> dict:
     per_stage = {name: int(n) for name, n in zip(plan.stage_names, state.stage_tokens, strict=True)}
-    return {
+    out = {
         "status": "finished" if finished else "stopped",
         "steps_done": end_step,
         "tokens_seen": int(state.stage_tokens.sum()),
@@ -453,7 +560,12 @@ def _summary(plan: RunPlan, state: TrainState, end_step: int, finished: bool) ->
         "stage_tokens": per_stage,
         "final_val_loss": state.last_val,
         "best_val_loss": state.best_val,
+        "stage_boundaries": [dict(b) for b in state.boundaries],
     }
+    record = plan.schedule.record(state.schedule)
+    if record is not None:
+        out["schedule"] = record
+    return out
 
 
 def _micro_batch(experiment: Experiment, world: int) -> int:

@@ -1,8 +1,11 @@
-"""Pacings: one class per way of ordering the data, in a registry named like the config's.
+"""Pacings: one class per way of ordering the data.
 
-``PACINGS`` maps each name of :data:`curricmusic.config.arms.ARM_OPTIONS` to its behaviour (a
-test checks that both registries hold the same names). A new pacing is a :class:`Pacing` subclass
-here plus one line in ``PACINGS``, and its options model plus one line in ``ARM_OPTIONS``.
+The one registry of pacing names is :data:`curricmusic.config.arms.ARM_OPTIONS` (name -> options
+model with the pacing's traits; it lives in config, which validates experiment files and sits
+below this layer). Each class here names the options model it implements (``options_model``), and
+``PACINGS`` (name -> class) is derived from that registry; importing this package fails when a
+registered name has no class. A new pacing is its options model plus one line in
+``ARM_OPTIONS``, and a :class:`Pacing` subclass here that names it.
 
 - ``fixed``: stage i for a configured share of the budget (``order``: reverse = anti-curriculum);
 - ``competence`` (Platanios et al. 2019): the easiest share c(t) of all pieces is eligible;
@@ -15,7 +18,9 @@ here plus one line in ``PACINGS``, and its options model plus one line in ``ARM_
 - ``growing-random``: Wu, Dyer and Neyshabur's (2021) control, random order with a growing data
   set: ``competence``'s c(t) over a seeded random ranking of all pieces (the same schedule as
   ``competence`` with ``order = "shuffled"``). ``fixed`` with ``order = "shuffled"`` is a random
-  *stage* order, each stage in turn: not their control.
+  *stage* order, each stage in turn: not their control;
+- ``mastery``: each basics stage until a stated criterion says it is mastered (or its cap is
+  spent), then the target, the basics mixed, or a matched mix.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from curricmusic.config import ArmConfig
+from curricmusic.config import ARM_OPTIONS, ArmConfig
 from curricmusic.curriculum.pacing.base import (
     Mixture,
     Pacing,
@@ -43,12 +48,14 @@ from curricmusic.curriculum.pacing.baselines import (
 )
 from curricmusic.curriculum.pacing.competence_pacing import CompetencePacing, GrowingRandomPacing
 from curricmusic.curriculum.pacing.fixed import FixedPacing
+from curricmusic.curriculum.pacing.mastery import KEY_SHARE, MasteryPacing
 from curricmusic.curriculum.pacing.plateau import PlateauPacing
 from curricmusic.curriculum.pacing.pre_phase import PrePhasePacing
 from curricmusic.curriculum.pacing.seq_warmup import SeqWarmupPacing, warmup_length
 
 __all__ = [
     "PACINGS",
+    "KEY_SHARE",
     "Pacing",
     "Mixture",
     "StageData",
@@ -60,20 +67,30 @@ __all__ = [
     "replay_weights",
     "stage_at",
     "warmup_length",
+    # the behaviours (imported here so that each registers the options model it implements)
+    "FixedPacing",
+    "CompetencePacing",
+    "GrowingRandomPacing",
+    "PlateauPacing",
+    "RandomPacing",
+    "TargetOnlyPacing",
+    "RandomMatchedPacing",
+    "SeqWarmupPacing",
+    "PrePhasePacing",
+    "MasteryPacing",
 ]
 
-# pacing name -> behaviour (its options model: curricmusic.config.arms.ARM_OPTIONS[name])
-PACINGS: dict[str, type[Pacing]] = {
-    "fixed": FixedPacing,
-    "competence": CompetencePacing,
-    "growing-random": GrowingRandomPacing,
-    "plateau": PlateauPacing,
-    "random": RandomPacing,
-    "target-only": TargetOnlyPacing,
-    "random-matched": RandomMatchedPacing,
-    "seq-warmup": SeqWarmupPacing,
-    "pre-phase": PrePhasePacing,
-}
+
+def _behaviours() -> dict[str, type[Pacing]]:
+    """Each registered pacing name -> the class that implements its options model."""
+    missing = [name for name, model in ARM_OPTIONS.items() if model not in Pacing.behaviours]
+    if missing:
+        raise ImportError(f"pacings {', '.join(missing)} are registered in ARM_OPTIONS but no Pacing class implements them")
+    return {name: Pacing.behaviours[model] for name, model in ARM_OPTIONS.items()}
+
+
+# pacing name -> behaviour, derived from the one registry (curricmusic.config.arms.ARM_OPTIONS)
+PACINGS: dict[str, type[Pacing]] = _behaviours()
 
 
 def build_schedule(

@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from curricmusic.config import ArmConfig
+from curricmusic.config.arms import PacingOptions
 
 __all__ = [
     "Mixture",
@@ -96,10 +98,24 @@ class ScheduleContext:
 class Pacing:
     """Base of every pacing: the schedule of one arm, pure apart from the state dict.
 
-    Subclasses set ``mixture`` (and, when they have them, ``initial_state`` / ``update``,
-    ``current_stage``); class methods say which stages the arm trains on, in which order its pieces
-    rank and how many steps it runs.
+    A subclass names the options model it implements (``options_model``, a model of
+    :data:`curricmusic.config.arms.ARM_OPTIONS`: the one registry of pacing names) and is thereby
+    that pacing's behaviour. Subclasses set ``mixture`` (and, when they have them,
+    ``initial_state`` / ``update``, ``current_stage``, ``measured``, ``record``); class methods say
+    which stages the arm trains on, in which order its pieces rank and how many steps it runs.
     """
+
+    options_model: ClassVar[type[PacingOptions]]
+    #: options model -> the class that implements it (filled as subclasses are defined)
+    behaviours: ClassVar[dict[type[PacingOptions], type[Pacing]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("options_model")
+        if model is not None:
+            if model in Pacing.behaviours:
+                raise TypeError(f"{model.__name__} is implemented twice: {Pacing.behaviours[model].__name__}, {cls.__name__}")
+            Pacing.behaviours[model] = cls
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:
         self.arm = arm
@@ -130,9 +146,26 @@ class Pacing:
     def initial_state(self) -> dict:
         return {}
 
-    def update(self, step: int, state: Mapping, val_losses: Mapping[str, float] | None = None) -> dict:
-        """The state after ``step`` (a new dict; the one given is never changed)."""
+    def update(
+        self,
+        step: int,
+        state: Mapping,
+        val_losses: Mapping[str, float] | None = None,
+        measures: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> dict:
+        """The state after ``step`` (a new dict; the one given is never changed). At evaluation
+        steps ``val_losses`` holds each stage's validation loss and ``measures`` what
+        :meth:`measured` asked for (``{"key_share": {stage: share}}``); else both are None."""
         return dict(state)
+
+    def measured(self) -> dict[str, tuple[str, ...]]:
+        """What the run must measure at each evaluation for this schedule, beyond validation
+        losses: ``{"key_share": (stage, ...)}``; none by default."""
+        return {}
+
+    def record(self, state: Mapping) -> dict[str, Any] | None:
+        """What the run records about its schedule in ``run.json`` (None: nothing)."""
+        return None
 
     def mixture(self, step: int, state: Mapping) -> Mixture:
         raise NotImplementedError

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
 import numpy as np
 
 from curricmusic.config import ArmConfig
+from curricmusic.config.arms import (
+    PacingOptions,
+    RandomMatchedOptions,
+    RandomOptions,
+    TargetOnlyOptions,
+)
 from curricmusic.curriculum.pacing.base import Mixture, Pacing, ScheduleContext, StageData
 
 __all__ = ["RandomPacing", "TargetOnlyPacing", "RandomMatchedPacing"]
@@ -14,6 +21,8 @@ __all__ = ["RandomPacing", "TargetOnlyPacing", "RandomMatchedPacing"]
 
 class RandomPacing(Pacing):
     """Every step the same mix of the arm's stages, in proportion to their training tokens."""
+
+    options_model: ClassVar[type[PacingOptions]] = RandomOptions
 
     def mixture(self, step: int, state: Mapping) -> Mixture:
         sizes = self.stages.tokens
@@ -24,6 +33,8 @@ class TargetOnlyPacing(Pacing):
     """The target stage alone, for the whole budget; with ``match``, for as many steps as the
     matched arm spends windows on the target stage (rounded up to whole steps): equal target
     tokens instead of equal total tokens."""
+
+    options_model = TargetOnlyOptions
 
     @classmethod
     def stage_order(cls, arm: ArmConfig, context: ScheduleContext) -> list[str]:
@@ -45,6 +56,8 @@ class TargetOnlyPacing(Pacing):
 class RandomMatchedPacing(Pacing):
     """Random order with each stage's share of the windows equal to the matched arm's share over
     its whole run, so the two arms see the same tokens of each stage and differ in order alone."""
+
+    options_model = RandomMatchedOptions
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:
         super().__init__(arm, stages, context)

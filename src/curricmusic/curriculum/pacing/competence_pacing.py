@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import ClassVar
 
 from curricmusic.config import ArmConfig
-from curricmusic.config.arms import CompetenceOptions
+from curricmusic.config.arms import CompetenceOptions, GrowingRandomOptions, PacingOptions
 from curricmusic.curriculum.pacing.base import (
     Mixture,
     Pacing,
@@ -26,6 +27,7 @@ class CompetencePacing(Pacing):
     steps. Each stage's eligible pieces are a prefix of its packed stream, and windows are uniform
     over every eligible token (stage weights in proportion to eligible tokens)."""
 
+    options_model: ClassVar[type[PacingOptions]] = CompetenceOptions
     options: CompetenceOptions
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:
@@ -55,6 +57,8 @@ class GrowingRandomPacing(CompetencePacing):
     """Random order with a growing data set (Wu, Dyer & Neyshabur 2021): :class:`CompetencePacing`
     over a seeded random ranking of every piece, whatever its stage or difficulty. The same as
     ``competence`` with ``order = "shuffled"``; its own name so an experiment can say what it means."""
+
+    options_model = GrowingRandomOptions
 
     @classmethod
     def piece_order(cls, arm: ArmConfig) -> str:

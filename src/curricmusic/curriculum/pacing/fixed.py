@@ -25,6 +25,7 @@ class FixedPacing(Pacing):
     budget (default: equal shares); ``replay`` keeps a share of each batch on earlier stages.
     ``order = "reverse"`` is the anti-curriculum, ``"shuffled"`` a seeded stage order."""
 
+    options_model = FixedOptions
     options: FixedOptions
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:

@@ -24,6 +24,7 @@ class PlateauPacing(Pacing):
     ``min_delta`` for ``patience`` evaluations, or after ``max_stage_fraction`` of the budget.
     The state (stage, best loss, evaluations without improvement, stage start) is checkpointed."""
 
+    options_model = PlateauOptions
     options: PlateauOptions
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:
@@ -37,7 +38,13 @@ class PlateauPacing(Pacing):
     def initial_state(self) -> dict:
         return {"stage": 0, "best": None, "bad_evals": 0, "stage_start": 0}
 
-    def update(self, step: int, state: Mapping, val_losses: Mapping[str, float] | None = None) -> dict:
+    def update(
+        self,
+        step: int,
+        state: Mapping,
+        val_losses: Mapping[str, float] | None = None,
+        measures: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> dict:
         new = dict(state)
         if new["stage"] >= len(self.stages.names) - 1:
             return new

@@ -28,6 +28,7 @@ class PrePhasePacing(Pacing):
     """Steps ``[0, pre_steps)``: the pedagogy stages in proportion to their tokens; then the
     target alone. The stage being learned is the largest pedagogy stage, then the target."""
 
+    options_model = PrePhaseOptions
     options: PrePhaseOptions
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:

@@ -42,6 +42,7 @@ class SeqWarmupPacing(RandomPacing):
     """The random arm's mixture every step; windows of :func:`warmup_length` tokens, growing
     from ``start_len`` to ``seq_len`` over ``warmup_fraction`` of the steps."""
 
+    options_model = SeqWarmupOptions
     options: SeqWarmupOptions
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:
