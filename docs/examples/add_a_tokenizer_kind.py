@@ -32,7 +32,7 @@ class NoVelocityKind(TokenizerKind):
         config = copy.deepcopy(config)
         config.use_velocities = False
         # a subclass named like the kind, so that a built tokenizer names its kind
-        tokenizer_class = type(self.name, (getattr(miditok, "REMI"),), {})
+        tokenizer_class = type(self.name, (miditok.REMI,), {})
         return tokenizer_class(config)
 
 

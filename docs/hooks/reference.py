@@ -19,6 +19,7 @@ every TOML example in the handbook uses keys that exist.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import io
 import re
@@ -98,7 +99,7 @@ class Section(NamedTuple):
         """How the section is written in a TOML file: ``[train]``, ``[[arms]]`` ..."""
         return _toml_title(self.root, self.path)
 
-    def keys(self) -> list[str]:
+    def documented_keys(self) -> list[str]:
         """The keys this section's table documents (an arm's ``options`` are written flat)."""
         return [name for name in self.model.model_fields if not _flat(self.model, name)]
 
@@ -236,6 +237,7 @@ def _bounds(field: FieldInfo) -> str:
     return ", ".join(words)
 
 
+@functools.cache
 def _comments(model: type[BaseModel]) -> dict[str, str]:
     """Per field of ``model`` (its own class body, not inherited): the comment on its line, else
     the comment lines right above it."""
@@ -271,6 +273,7 @@ def _comments(model: type[BaseModel]) -> dict[str, str]:
 KEYS_FILE = Path(__file__).resolve().parents[1] / "reference" / "keys.toml"
 
 
+@functools.cache
 def written_descriptions() -> dict[str, dict[str, str]]:
     """``docs/reference/keys.toml``: class name -> key -> description, for keys whose model
     describes them neither in ``Field(description=...)`` nor in a comment."""
@@ -309,7 +312,7 @@ def render_section(section: Section) -> str:
     """The Markdown table of one section, inside a ``div`` that names it (for the tests)."""
     rows = ["| key | type | default | allowed | what it does |", "|---|---|---|---|---|"]
     model = section.model
-    for name in section.keys():
+    for name in section.documented_keys():
         field = model.model_fields[name]
         rows.append(
             f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {_bounds(field)} | {_cell(describe(model, name))} |"
@@ -424,6 +427,10 @@ def expand(markdown: str) -> str:
         return render_section(section_for(words))
 
     return MARKER.sub(replace, markdown)
+
+
+def on_pre_build(config: Any) -> None:
+    written_descriptions.cache_clear()  # `mkdocs serve` rebuilds after keys.toml changes
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:

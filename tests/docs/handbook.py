@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -26,5 +27,9 @@ def load(relative: str) -> ModuleType:
 
 
 def pages() -> list[Path]:
-    """Every Markdown page of the site (the studies and benchmark results through their links)."""
-    return sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts and "examples" not in p.parts)
+    """Every Markdown page of the site, the studies' and the benchmarks' own files included
+    (docs/studies and docs/benchmarks/RESULTS.md link to them), as MkDocs finds them."""
+    found = []
+    for folder, _, files in os.walk(DOCS, followlinks=True):
+        found += [Path(folder) / name for name in files if name.endswith(".md")]
+    return sorted(found)
