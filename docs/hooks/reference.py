@@ -198,8 +198,6 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
-    if isinstance(value, BaseModel):
-        return "(its table's defaults)"
     return repr(value)
 
 
@@ -210,6 +208,8 @@ def _default(field: FieldInfo) -> str:
         return "**required**"
     else:
         value = field.default
+    if isinstance(value, BaseModel):
+        return "its table's defaults"
     return "not set" if value is None else f"`{_toml_value(value)}`"
 
 
