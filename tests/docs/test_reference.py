@@ -202,3 +202,27 @@ def test_every_public_module_has_a_place_in_the_api_reference():
             expected.add(".".join(parts))
     assert sorted(expected - documented) == [], "add the module to its layer's page in docs/api/"
     assert sorted(documented - expected) == [], "the API reference names modules that do not exist"
+
+
+def _complete_examples() -> list[tuple[str, str]]:
+    """TOML examples that are whole files: a name and stages (a curriculum) or arms (an experiment)."""
+    return [(where, block) for where, block in _examples() if {"name"} <= set(tomllib.loads(block)) and {"stages", "arms"} & set(tomllib.loads(block))]
+
+
+def test_there_are_complete_examples():
+    assert len(_complete_examples()) >= 3
+
+
+@pytest.mark.parametrize("where, block", _complete_examples(), ids=lambda value: value if value.endswith(".md") else "")
+def test_every_complete_toml_example_validates(where, block):
+    import json
+
+    from curricmusic.config import CurriculumConfig, ExperimentConfig
+    from curricmusic.config.pedagogy import GENERATOR_OPTIONS
+
+    data = tomllib.loads(block)
+    model = CurriculumConfig if "stages" in data else ExperimentConfig
+    config = model.model_validate_json(json.dumps(data))  # JSON mode: paths from strings, as the loaders give them
+    for stage in getattr(config, "stages", []):
+        if getattr(stage, "generator", None):
+            GENERATOR_OPTIONS[stage.generator].model_validate(stage.options)
