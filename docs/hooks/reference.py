@@ -222,18 +222,25 @@ _BOUNDS = (
 
 
 def _bounds(field: FieldInfo) -> str:
-    words = []
+    words, lengths = [], {}
     for item in field.metadata:
         for kind, attribute, sign in _BOUNDS:
             if isinstance(item, kind):
                 words.append(f"{sign} {getattr(item, attribute)}")
         if isinstance(item, annotated_types.MinLen) and item.min_length:
-            words.append(f"at least {item.min_length} item{'s' if item.min_length > 1 else ''}")
+            lengths["min"] = item.min_length
         if isinstance(item, annotated_types.MaxLen):
-            unit = "characters" if field.annotation is str else "items"
-            words.append(f"at most {item.max_length} {unit}")
+            lengths["max"] = item.max_length
         if getattr(item, "pattern", None):
             words.append("a name: letters, digits, `_ . -`")
+    unit = "characters" if field.annotation is str else "items"
+    if lengths.get("min") is not None and lengths.get("min") == lengths.get("max"):
+        words.insert(0, f"exactly {lengths['min']} {unit}")
+    else:
+        if "min" in lengths:
+            words.insert(0, f"at least {lengths['min']} {unit if lengths['min'] > 1 else unit[:-1]}")
+        if "max" in lengths:
+            words.insert(0, f"at most {lengths['max']} {unit}")
     return ", ".join(words)
 
 
