@@ -3,6 +3,7 @@
 #   make test   - the test suite
 #   make bench  - every benchmark under benchmarks/ (one JSON line each)
 #   make lint   - ruff and the type checker (mypy, configured in pyproject.toml)
+#   make docs   - the handbook (docs/, mkdocs.yml) built into site/, strictly: a broken link fails
 PYTHON ?= python3
 VENV ?= .venv
 # PyTorch goes in first, on its own, so that pip never picks a build while resolving the project.
@@ -18,7 +19,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: env demo test bench lint clean
+.PHONY: env demo test bench lint docs clean
 
 $(VENV)/.installed: pyproject.toml Makefile constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +42,11 @@ bench: env
 	@for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
 
 lint: env
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts docs
 	$(VENV)/bin/mypy
 
+docs: env
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) prepared runs .pytest_cache
+	rm -rf $(VENV) prepared runs site .pytest_cache

@@ -1,6 +1,6 @@
 """The package's layers import one way: each top-level folder only from the folders below it.
 
-The order (top to bottom) is the README's "Layout" section. Every import counts, function-level
+The order (top to bottom) is the handbook's architecture page (docs/architecture/index.md). Every import counts, function-level
 ones too, except the optional heavy ones listed there (they never name curricmusic modules).
 """
 

@@ -578,9 +578,11 @@ def test_9_links_are_quoted_relative_paths_that_cannot_be_a_scheme(tmp_path):
 def test_10_the_install_text_says_which_build_each_torch_spec_brings():
     makefile = (REPO / "Makefile").read_text()
     readme = (REPO / "README.md").read_text()
+    install = (REPO / "docs" / "getting-started.md").read_text()
+    guarantees = (REPO / "docs" / "reference" / "guarantees.md").read_text()
     comment = [line for line in makefile.splitlines() if line.startswith("#") and "TORCH" in line.upper()]
     assert not any("The CPU build of PyTorch" in line for line in comment)
-    for text in (makefile, readme):
+    for text in (makefile, readme, install):
         assert "https://download.pytorch.org/whl/cpu" in text
         assert "CUDA" in text
-    assert "What is guaranteed" in readme and DEBUG_ENV in readme
+    assert "docs/reference/guarantees.md" in readme and DEBUG_ENV in guarantees

@@ -5,7 +5,7 @@ on scales, and near chance on an untrained model", is tested on the reader it ho
 *expectation* probe (key from the model's predicted pitch classes). A model that learned scales
 (2 layers, 2,000 steps on hands-separate scales in every key) reads 0.75 against chance 0.09; its
 untrained weights 0.14; and it puts 0.77 of its next-pitch probability on the key's diatonic
-classes where a key-blind neighbour predictor puts 0.59. The probe on mean-pooled hidden states does not pass it (README "Probe":
+classes where a key-blind neighbour predictor puts 0.59. The probe on mean-pooled hidden states does not pass it (docs/guides/probes.md:
 a random network's pooled states already spell out the input pitches), so for that reader what is
 tested is what holds: the labels are right, the control is the run's true initial weights, and
 the numbers are written and shown as documented.
@@ -197,7 +197,7 @@ def test_key_labels_are_recoverable_from_the_notes_and_the_untrained_control_is_
     """The labels are right: the bag of input tokens (pitch counts) recovers the key of held-out
     scales well above chance, and the same features with the labels shuffled do not. The
     untrained control is far above chance too: mean pooling reads back the pitch embeddings (the
-    README says so, and why 'trained - initial' is the number to read)."""
+    probes guide in docs/guides/probes.md says so, and why 'trained - initial' is the number to read)."""
     info = read_run(run_dir)
     data = PreparedData.open(info["eval_prepared"])
     probe_set = heldout_probe_set(data)

@@ -327,7 +327,7 @@ def _option_error(error: ValidationError) -> str:
 
 
 class ArmConfig(FrozenModel):
-    """One way of ordering the data. See README "Experiments and arms" for every option.
+    """One way of ordering the data. Every option: docs/reference/experiment.md.
 
     ``options`` holds the pacing's own options (an instance of ``ARM_OPTIONS[pacing]``); in files
     and in ``model_dump`` they sit flat beside the common keys.

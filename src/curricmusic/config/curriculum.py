@@ -94,7 +94,7 @@ MUSIC21_COLLECTIONS: dict[str, tuple[str, ...]] = {
 # also matches a Well-Tempered Clavier prelude (bwv846, 2 piano staves) and cantata movements
 # whose chorale comes with its instruments (6-15 parts: trumpets, timpani, strings); keeping 4-5
 # parts keeps the four-voice chorales, those with one obbligato line or continuo, and the
-# five-voice ones (README "Data": 381 of the 410 files).
+# five-voice ones (docs/concepts/curricula.md: 381 of the 410 files).
 MUSIC21_PARTS: dict[str, tuple[int, int]] = {"bach_chorales": (4, 5)}
 
 

@@ -140,7 +140,7 @@ class TrainSection(FrozenModel):
 
 
 class NoveltySection(FrozenModel):
-    """How samples are scored for closeness to the training data (see README "Novelty")."""
+    """How samples are scored for closeness to the training data (docs/guides/novelty.md)."""
 
     embedder: str = "clap:laion/larger_clap_music"
     fallback: bool = True  # no CLAP weights: use audio-features and say so in the report
@@ -158,7 +158,7 @@ class NoveltySection(FrozenModel):
 
 
 class ProbeSection(FrozenModel):
-    """The linear probe of each finished run (key, mode, meter of held-out pieces; README "Probe")."""
+    """The linear probe of each finished run (key, mode, meter of held-out pieces; docs/guides/probes.md)."""
 
     enabled: bool = True
     layers: bool = Field(False, description="also probe every layer (embedding, each block), not only the final one")
