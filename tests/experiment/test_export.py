@@ -15,12 +15,12 @@ from curricmusic.common.errors import UserError
 from curricmusic.common.run_folder import read_run
 from curricmusic.config import SHARED, load_experiment
 from curricmusic.config.generation import GenerationSettings
-from curricmusic.config.run_settings import settings_for_run
+from curricmusic.config.run_settings import novelty_settings_for_run, settings_for_run
 from curricmusic.experiment.export import export_run
 from curricmusic.generation.generate import generate_samples, sample_tokens
 from curricmusic.generation.run import load_run
 from curricmusic.model.transformer import weights_digest
-from curricmusic.novelty.pipeline import novelty_settings_for, score_novelty
+from curricmusic.novelty.pipeline import score_novelty
 from curricmusic.reporting.style import fmt
 from curricmusic.training.loop import train_run
 from tests.helpers import REPO, melody_midi, run_cli
@@ -69,7 +69,7 @@ def shared(tmp_path_factory):
     train_run(load_experiment(path), "curriculum", 0, run_dir, show_progress=False)
     settings, sources = settings_for_run(read_run(run_dir), {})
     generate_samples(run_dir, run_dir / "samples", settings, sources=sources, show_progress=False)
-    novelty, novelty_sources = novelty_settings_for(run_dir, {})
+    novelty, novelty_sources = novelty_settings_for_run(read_run(run_dir), {})
     score_novelty(run_dir / "samples", run_dir, run_dir / "novelty", novelty, sources=novelty_sources, show_progress=False)
     out = export_run(run_dir, root / "debug-model", license="mit")
     return {"root": root, "experiment": path, "run": run_dir, "out": out, "digest": load_run(run_dir, "cpu").checkpoint_sha256}
