@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from curricmusic.config import ARM_OPTIONS, PACING_NAMES, ArmConfig
-from curricmusic.curriculum.allocation import allocate, window_counts
+from curricmusic.curriculum.allocation import allocate
 from curricmusic.curriculum.pacing import (
     PACINGS,
     Mixture,
@@ -22,6 +22,7 @@ from curricmusic.curriculum.pacing import (
     replay_weights,
     stage_at,
 )
+from curricmusic.curriculum.run_counts import window_counts
 
 STAGES = ["scales", "hanon", "etudes", "chorales"]
 # four stages of 3, 4, 5, 6 pieces; piece i of a stage has 100 * (i + 1) tokens

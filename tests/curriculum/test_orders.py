@@ -15,8 +15,9 @@ import pytest
 from curricmusic.common.errors import UserError
 from curricmusic.common.run_folder import read_metrics
 from curricmusic.config import ArmConfig, load_experiment
-from curricmusic.curriculum.allocation import allocate, step_windows, window_counts
+from curricmusic.curriculum.allocation import allocate, step_windows
 from curricmusic.curriculum.pacing import ScheduleContext, build_schedule, warmup_length
+from curricmusic.curriculum.run_counts import window_counts
 from curricmusic.training.loop import train_run
 from tests.conftest import REPO
 from tests.helpers import MINIMAL_EXPERIMENT

@@ -12,14 +12,9 @@ A step of shorter windows (a mixture's ``seq_len``: sequence-length warm-up) hol
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:  # annotations only (the pacings hand their shares to this module)
-    from curricmusic.curriculum.pacing import Pacing
-
-__all__ = ["allocate", "step_windows", "window_counts"]
+__all__ = ["allocate", "step_windows"]
 
 _EPS = 1e-9
 
@@ -59,20 +54,3 @@ def step_windows(length: int | None, batch_size: int, seq_len: int) -> tuple[int
         raise ValueError(f"a step's window length must divide the context {seq_len} (got {length})")
     factor = seq_len // length
     return batch_size * factor, factor
-
-
-def window_counts(schedule: Pacing, batch_size: int) -> dict[str, int]:
-    """Full-length windows per stage name that ``schedule`` draws over its whole run: its real
-    tokens of each stage over ``seq_len``, rounded (exact unless windows are shorter; no
-    validation: only for pacings whose mixture does not depend on it)."""
-    seq_len = schedule.context.seq_len
-    state = schedule.initial_state()
-    debt = np.zeros(len(schedule.stages.names))
-    tokens = np.zeros(len(schedule.stages.names), dtype=np.int64)
-    for step in range(schedule.total_steps):
-        mixture = schedule.mixture(step, state)
-        windows, factor = step_windows(mixture.seq_len, batch_size, seq_len)
-        counts, debt = allocate(mixture.weights, debt, windows)
-        tokens += counts * (seq_len // factor)
-        state = schedule.update(step, state, None)
-    return {name: int(round(n / seq_len)) for name, n in zip(schedule.stages.names, tokens, strict=True)}

@@ -10,12 +10,30 @@ Shapes: B batch, T time, C = d_model, F = mlp_ratio * C, H heads, L layers, V vo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from curricmusic.common.memory import check_fits
 
-if TYPE_CHECKING:  # annotations only
-    from curricmusic.model.transformer import ModelConfig
+
+class ModelConfig(Protocol):
+    """The shape of a model, as far as its memory depends on it (a
+    :class:`~curricmusic.model.transformer.ModelConfig` is one; the transformer imports this module,
+    so the estimates name only what they read)."""
+
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def d_model(self) -> int: ...
+    @property
+    def n_layers(self) -> int: ...
+    @property
+    def n_heads(self) -> int: ...
+    @property
+    def d_ff(self) -> int: ...
+    @property
+    def max_seq_len(self) -> int: ...
+    @property
+    def bias(self) -> bool: ...
 
 __all__ = [
     "parameter_count",

@@ -20,6 +20,7 @@ from curricmusic.common.errors import UserError
 from curricmusic.common.folders import check_folder, writing_folder
 from curricmusic.common.numbers import fmt, sig
 from curricmusic.common.readback import DamagedFile, read_json
+from curricmusic.common.run_folder import is_run_folder
 from curricmusic.novelty.pipeline import NOVELTY_SCHEMA
 
 __all__ = ["load_report", "compare_reports", "describe_set", "set_digest", "mark_identical"]
@@ -74,7 +75,7 @@ def set_digest(samples_dir: Path, report: dict[str, Any]) -> str:
 def _against(report: dict[str, Any]) -> str:
     """What the set was scored against, in words: the run or prepared folder, and the bank."""
     against = Path(str(report.get("against", "?")))
-    if (against / "run.json").is_file():
+    if is_run_folder(against):
         where = f"run {against.name}"
     elif (against / "manifest.json").is_file():
         where = f"prepared data {against.name}"

@@ -16,9 +16,9 @@ import torch
 
 from curricmusic.common.errors import UserError
 from curricmusic.config import AdaptSection, ArmConfig, Experiment, TrainSection, config_hash
-from curricmusic.curriculum.allocation import window_counts
 from curricmusic.curriculum.heldout import HeldOut, heldout_windows, piece_subset
 from curricmusic.curriculum.pacing import KEY_SHARE, Pacing, ScheduleContext, build_schedule
+from curricmusic.curriculum.run_counts import window_counts
 from curricmusic.curriculum.shots import shot_subset
 from curricmusic.curriculum.windows import WindowSampler
 from curricmusic.data.prepared import PreparedData
