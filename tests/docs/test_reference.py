@@ -114,6 +114,10 @@ def _toml_blocks(text: str) -> list[str]:
     return re.findall(r"^```toml\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
 
 
+#: Keys a model accepts as a shorthand for one of its fields (a ``mode="before"`` validator).
+ALIASES = {("adapt", "style"): "styles"}
+
+
 def _unknown_keys(data: dict, root: str) -> list[str]:
     """Keys of ``data`` that no section of the ``root`` file's models has."""
     by_path: dict[str, set[str]] = {}
@@ -123,11 +127,13 @@ def _unknown_keys(data: dict, root: str) -> list[str]:
     def walk(table: dict, path: str) -> list[str]:
         unknown = []
         for key, value in table.items():
+            if (path, key) in ALIASES:  # a shorthand the model accepts: `style = {...}` is `styles = [{...}]`
+                key, value = ALIASES[(path, key)], [value]
             if key not in by_path.get(path, set()):
                 unknown.append(f"{path + '.' if path else ''}{key}")
                 continue
             sub = f"{path}.{key}" if path else key
-            if sub == "stages" or sub == "arms":
+            if sub in ("stages", "arms", "adapt.styles"):
                 for item in value:
                     unknown += walk(item, sub)
             elif sub in by_path and isinstance(value, dict):

@@ -54,7 +54,7 @@ class AdaptSection(FrozenModel):
     shots: list[int] = Field(min_length=1, description="pieces of the style's training split per adaptation run")
     tokens: int = Field(gt=0, description="budget of every adaptation run in real tokens")
     lr: float | list[float] = Field(3e-4, description="peak learning rate, or several: each model's is chosen by lr_rule")
-    lr_rule: AdaptLRRule = Field(default_factory=AdaptLRRule)
+    lr_rule: AdaptLRRule = Field(default_factory=AdaptLRRule, description="how each model's learning rate is chosen when lr lists several")
     lr_schedule: Literal[LR_SCHEDULES] = "constant"  # type: ignore[valid-type]
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
