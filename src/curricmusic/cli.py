@@ -107,6 +107,17 @@ def data_show(
         console.print(f"wrote [green]{plot_difficulty(data, plot)}[/]")
 
 
+COMPILE_HELP = "Compile the training step (default: [train] compile, else auto: long runs on a machine that can)."
+
+
+def _compile_flag(value: bool | None) -> None:
+    """--compile/--no-compile: through the environment, so that launched processes see it too."""
+    if value is not None:
+        from curricmusic.training.compiled import COMPILE_ENV
+
+        os.environ[COMPILE_ENV] = "1" if value else "0"
+
+
 @app.command("train")
 def train(
     experiment: Path = typer.Argument(..., help="Experiment TOML."),
@@ -115,11 +126,13 @@ def train(
     out: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/EXPERIMENT/ARM-seedN)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     lr: float | None = typer.Option(None, "--lr", help="Peak learning rate: one of the arm's (needed when it sweeps several)."),
+    compile_step: bool | None = typer.Option(None, "--compile/--no-compile", help=COMPILE_HELP),
 ) -> None:
     """Train one arm and seed of an experiment."""
     from curricmusic.config import load_experiment
     from curricmusic.training.loop import train_run
 
+    _compile_flag(compile_step)
     loaded = load_experiment(experiment)
     arm_name = arm or loaded.config.arms[0].name
     loaded.config.arm(arm_name)  # a clear error for an unknown arm
@@ -242,11 +255,13 @@ def run(
     out: Path | None = typer.Option(None, "--out", help="Experiment folder (default: runs/EXPERIMENT)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted experiment in --out."),
     launcher: str = typer.Option("local", "--launcher", help="local, accelerate, slurm or slurm-local."),
+    compile_step: bool | None = typer.Option(None, "--compile/--no-compile", help=COMPILE_HELP),
 ) -> None:
     """Run every arm x seed of an experiment, then write results.json and the reports."""
     from curricmusic.config import load_experiment
     from curricmusic.experiment.runner import run_experiment
 
+    _compile_flag(compile_step)
     loaded = load_experiment(experiment)
     out_dir = out or Path("runs") / loaded.config.name
     results = run_experiment(loaded, out_dir, resume=resume, launcher=launcher)

@@ -93,6 +93,12 @@ class TrainSection(FrozenModel):
     checkpoint_every: int = Field(100, ge=1)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     tensorboard: bool = False
+    # How the steps run, not what they compute: left out of the experiment's hash and its recorded
+    # config (run.json records what was used). "auto": compiled where it pays (a long enough run,
+    # a working C++ compiler); --compile/--no-compile on the command line overrides it.
+    compile: Literal["auto"] | bool = Field(
+        "auto", exclude=True, description="torch.compile the training step: true, false or auto"
+    )
 
     @property
     def tokens_per_step(self) -> int:
