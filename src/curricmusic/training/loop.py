@@ -29,7 +29,12 @@ from curricmusic.common.progress import err_console, progress_bar
 from curricmusic.config import Experiment, config_hash
 from curricmusic.curriculum.allocation import allocate, step_windows
 from curricmusic.model.transformer import load_model, save_model, weights_digest
-from curricmusic.training.compiled import CompileDecision, compile_for_training, decide, deterministic_kernels
+from curricmusic.training.compiled import (
+    CompileDecision,
+    compile_for_training,
+    decide,
+    deterministic_kernels,
+)
 from curricmusic.training.evaluate import evaluate
 from curricmusic.training.log import MetricsLog, metrics_row, weights_text
 from curricmusic.training.lr import LRSchedule, lr_schedule
