@@ -32,3 +32,18 @@ def midi_folder(tmp_path: Path) -> Path:
         (root / "broken" / name).write_bytes(data)
     (root / "notes.txt").write_text("not a midi file and not named like one")
     return root
+
+
+@pytest.fixture(scope="session")
+def compile_cache(request, tmp_path_factory):
+    """The inductor cache of the tests that compile (training and decoding): pytest's own cache
+    folder, so that only the first session on a machine compiles and later ones load the kernels.
+    The ``--compile`` flag's variable is cleared: each test says whether it compiles."""
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    folder = cache.mkdir("torchinductor") if cache is not None else tmp_path_factory.mktemp("torchinductor")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(folder))
+    patch.delenv("CURRICMUSIC_COMPILE", raising=False)
+    yield folder
+    patch.undo()
+

@@ -169,6 +169,9 @@ def generate(
     novelty_weight: float | None = typer.Option(None, "--novelty-weight", help="Weight W of the novelty penalty in reranking (default 1)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Samples drawn at once (default 8)."),
     wav: bool | None = typer.Option(None, "--wav/--no-wav", help="Also render WAV audio with the General MIDI soundfont (default off)."),
+    compile_step: bool | None = typer.Option(
+        None, "--compile/--no-compile", help="Compile the decoding step (default auto: large sampling jobs on a machine that can)."
+    ),
 ) -> None:
     """Sample MIDI (and WAV) from a trained run.
 
@@ -185,6 +188,7 @@ def generate(
         "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p, "grammar": grammar,
         "key": key, "copy_blocking": copy_blocking, "max_copy_notes": max_copy_notes, "prompt": prompt,
         "prompt_bars": prompt_bars, "rerank": rerank, "novelty_weight": novelty_weight, "wav": wav,
+        "compile": compile_step,
     }  # fmt: skip
     settings_for_run({}, flags)  # a bad flag is one line naming it, before the run folder is read
     if not run_dir.is_dir():

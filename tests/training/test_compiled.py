@@ -1,8 +1,8 @@
 """The compiled training step: it agrees with eager, resumes exactly, and falls back cleanly.
 
 Compiling costs tens of seconds on 2 cores with an empty cache, so every compiled run here has
-the same shape and the inductor cache lives in pytest's own cache folder (``.pytest_cache``):
-the first session compiles, later sessions load the kernels.
+the same shape and the inductor cache lives in pytest's own cache folder (``compile_cache`` in
+tests/conftest.py): the first session compiles, later sessions load the kernels.
 """
 
 from __future__ import annotations
@@ -38,19 +38,7 @@ def losses(run_dir: Path) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def inductor_cache(request, tmp_path_factory):
-    """One inductor cache for every compiled run of the module, kept between sessions."""
-    cache = getattr(request.config, "cache", None)
-    folder = cache.mkdir("torchinductor") if cache is not None else tmp_path_factory.mktemp("torchinductor")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(folder))
-    patch.delenv(COMPILE_ENV, raising=False)
-    yield folder
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def runs(inductor_cache, tmp_path_factory):
+def runs(compile_cache, tmp_path_factory):
     """(eager, compiled, compiled killed after 6 steps and resumed) run folders."""
     if compile_problem() is not None:
         pytest.skip(f"this machine cannot compile: {compile_problem()}")
@@ -82,7 +70,7 @@ def test_compiled_resume_equals_the_uninterrupted_compiled_run(runs):
     assert losses(resumed) == losses(on)  # exactly: the same kernels, the same order
 
 
-def test_auto_compiles_long_runs_only_and_the_flag_overrides_the_file(inductor_cache, monkeypatch):
+def test_auto_compiles_long_runs_only_and_the_flag_overrides_the_file(compile_cache, monkeypatch):
     assert decide("auto", AUTO_MIN_STEPS - 1).compiled is False
     assert "fewer than" in decide("auto", AUTO_MIN_STEPS - 1).why
     assert decide(False, 10 * AUTO_MIN_STEPS).compiled is False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
@@ -48,6 +48,9 @@ class GenerationSettings(FrozenModel):
     rerank: int = Field(1, ge=1)
     novelty_weight: float = Field(1.0, ge=0)
     wav: bool = False
+    # how the samples are drawn, not what they are meant to be: left out of the recorded settings
+    # and the experiment's hash (the manifest's notes say when the step was compiled)
+    compile: Literal["auto"] | bool = Field("auto", exclude=True, description="compile the decoding step: true, false or auto")
 
     @field_validator("key")
     @classmethod
@@ -83,7 +86,7 @@ _FLAGS = {
     "key": "--key", "rerank": "--rerank", "novelty_weight": "--novelty-weight",
     "max_copy_notes": "--max-copy-notes", "prompt_bars": "--prompt-bars", "batch_size": "--batch-size",
     "grammar": "--grammar/--no-grammar", "copy_blocking": "--copy-blocking/--no-copy-blocking",
-    "wav": "--wav/--no-wav", "prompt": "--prompt",
+    "wav": "--wav/--no-wav", "prompt": "--prompt", "compile": "--compile/--no-compile",
 }  # fmt: skip
 
 

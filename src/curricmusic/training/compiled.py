@@ -20,7 +20,6 @@ pays only for tracing the model again and loading the cached kernels.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from curricmusic.common.paths import redirect_tool_caches
+from curricmusic.model.compile_check import compile_problem
 
 __all__ = [
     "COMPILE_ENV",
@@ -82,37 +82,6 @@ def decide(config_setting: str | bool, total_steps: int) -> CompileDecision:
     if problem is not None:
         return CompileDecision(setting, False, f"cannot compile here: {problem}")
     return CompileDecision(setting, True, "compile = true" if setting == "true" else f"auto: {total_steps} steps")
-
-
-def compile_problem() -> str | None:
-    """Why ``torch.compile`` cannot run here (None when it can): tried on a two-operation
-    function, once per process, C++ compiler setting and cache folder."""
-    import torch._dynamo
-    import torch._inductor.config  # the C++ compiler inductor will call (from $CXX at import)
-
-    if not torch._dynamo.is_dynamo_supported():
-        return "torch.compile does not support this Python version"
-    redirect_tool_caches()  # compiled kernels go to curricmusic's cache, shared by every run
-    return _probe(repr(torch._inductor.config.cpp.cxx), os.environ.get("TORCHINDUCTOR_CACHE_DIR", ""))
-
-
-@functools.cache
-def _probe(cxx: str, cache: str) -> str | None:
-    import torch._dynamo
-
-    def affine(x: torch.Tensor) -> torch.Tensor:
-        return x * 2.0 + 1.0
-
-    x = torch.arange(8, dtype=torch.float32)
-    try:
-        out = torch.compile(affine, dynamic=False, fullgraph=True)(x)
-    except Exception as exc:  # noqa: BLE001 - any failure of the tool chain means: train eagerly
-        torch._dynamo.reset()
-        first = str(exc).strip().splitlines()
-        return f"{type(exc).__name__}: {first[0][:200] if first else ''}".rstrip(": ")
-    if not torch.equal(out, affine(x)):
-        return "the compiled test function computed a wrong result"
-    return None
 
 
 def compile_for_training(model: torch.nn.Module) -> None:
