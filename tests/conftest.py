@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -35,15 +36,20 @@ def midi_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def compile_cache(request, tmp_path_factory):
+def compile_cache(request):
     """The inductor cache of the tests that compile (training and decoding): pytest's own cache
-    folder, so that only the first session on a machine compiles and later ones load the kernels.
-    The ``--compile`` flag's variable is cleared: each test says whether it compiles."""
+    folder, so that only the first session on a machine compiles and later ones load the kernels
+    (under ``-p no:cacheprovider``, a fixed folder in the temporary directory: inductor's cache is
+    keyed by everything a kernel depends on, so sharing it is safe). The ``--compile`` flag's
+    variable is cleared: each test says whether it compiles."""
     cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
-    folder = cache.mkdir("torchinductor") if cache is not None else tmp_path_factory.mktemp("torchinductor")
+    if cache is not None:
+        folder = cache.mkdir("torchinductor")
+    else:
+        folder = Path(tempfile.gettempdir()) / "curricmusic-tests-torchinductor"
+        folder.mkdir(exist_ok=True)
     patch = pytest.MonkeyPatch()
     patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(folder))
     patch.delenv("CURRICMUSIC_COMPILE", raising=False)
     yield folder
     patch.undo()
-
