@@ -94,13 +94,14 @@ def test_without_a_cxx_compiler_training_is_eager_with_one_line(tmp_path, monkey
     import torch._dynamo
     import torch._inductor.config as inductor
 
-    monkeypatch.setattr(inductor.cpp, "cxx", (None, str(tmp_path / "no-such-c++")))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "empty"))  # no compiled kernel to reuse
     monkeypatch.delenv(COMPILE_ENV, raising=False)
     torch._dynamo.reset()  # nor a compiled function in memory
-    problem = compile_problem()
-    assert problem is not None and "\n" not in problem and "compiler" in problem.lower()
-    train_run(experiment_with(tmp_path, "true"), "random", 0, tmp_path / "run", show_progress=False)
+    # inductor's own patch: monkeypatch's undo would delete (hide) the setting for later tests
+    with inductor.patch({"cpp.cxx": (None, str(tmp_path / "no-such-c++"))}):
+        problem = compile_problem()
+        assert problem is not None and "\n" not in problem and "compiler" in problem.lower()
+        train_run(experiment_with(tmp_path, "true"), "random", 0, tmp_path / "run", show_progress=False)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["status"] == "finished" and info["compile"]["compiled"] is False
     assert info["compile"]["why"] == f"cannot compile here: {problem}"
