@@ -1,16 +1,25 @@
 """Training throughput of MusicTransformer against Hugging Face GPT2LMHeadModel, same shape.
 
-    python benchmarks/bench_train.py                 # CPU, fp32, the default small-like shape
+    python benchmarks/bench_train.py                 # CPU, fp32, the bench shape (d 384, 6 layers, 256 tokens)
+    python benchmarks/bench_train.py --shape study   # the study's shape (d 128, 3 layers, 128 tokens, batch 16)
+    python benchmarks/bench_train.py --shape mastery # the mastery study's (d 64, 2 layers, 128 tokens, batch 16)
     python benchmarks/bench_train.py --bf16          # also both models under bf16 autocast
-    python benchmarks/bench_train.py --compile       # also our model through torch.compile
+    python benchmarks/bench_train.py --no-compile    # without our compiled training step
     python benchmarks/bench_train.py --device cuda   # GPU: fp32 and bf16 autocast, MFU
+
+Our model runs eager and compiled (the training loop's own compiled step:
+``curricmusic.training.compiled``, inductor at a fixed shape, deterministic kernels), beside the
+peer. Compiling is timed apart from the steps, in two fresh child processes that share a new,
+empty inductor cache: the first pays the whole compilation (cold cache), the second what a later
+run of a study pays for the same shape (warm cache: tracing again, loading the kernels).
 
 Both models get the same width, depth, heads, vocabulary, sequence length and batch, dropout 0,
 the same data and the same optimizer (fused AdamW); a timed step is forward + loss + backward +
 optimizer step. GPT2 runs with ``attn_implementation="sdpa"`` (its default in transformers 5;
 ``--peer-attn eager`` for the other). After warm-up the models' steps are interleaved (ours, peer,
-ours, peer, ...) so that a slow phase of a shared machine hits both; tokens/s comes from the best
-step (contention only ever slows a step down) and the median is reported beside it.
+ours, peer, ...) so that a slow phase of a shared machine hits both; tokens/s comes from the
+median step of ``--steps`` (at least 5) and the best step is reported beside it (contention only
+ever slows a step down). The load average and thread count are printed with the figures.
 
 In the same run the script measures the machine's fp32 matmul throughput (best of repeated
 large ``torch.mm``) and turns our tokens/s into achieved FLOP/s with
@@ -34,12 +43,24 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
 
 GOAL_RATIO = 2.5
 GOAL_FLOPS_FRACTION = 0.7
+# issue 19: compiled over eager at the study's shape, or this fraction of the matmul peak; and
+# compiled over the peer at the bench shape
+GOAL_COMPILED_SPEEDUP = 1.5
+GOAL_COMPILED_FLOPS_FRACTION = 0.75
+GOAL_COMPILED_RATIO = 1.3
+#: (d_model, n_layers, n_heads, seq_len, batch) of each ``--shape``
+SHAPES = {
+    "bench": (384, 6, 6, 256, 16),
+    "study": (128, 3, 4, 128, 16),
+    "mastery": (64, 2, 2, 128, 16),
+}
 PEER = "transformers.GPT2LMHeadModel"
 # Dense bf16 tensor-core peak FLOP/s from the data sheets, for MFU; the first name found in
 # torch.cuda.get_device_name() wins (None for an unlisted GPU).
@@ -64,24 +85,34 @@ def _usable_cores() -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--d-model", type=int, default=384)
-    parser.add_argument("--n-layers", type=int, default=6)
-    parser.add_argument("--n-heads", type=int, default=6)
+    parser.add_argument("--shape", choices=list(SHAPES), default="bench", help="preset of the five numbers below")
+    parser.add_argument("--d-model", type=int, default=None)
+    parser.add_argument("--n-layers", type=int, default=None)
+    parser.add_argument("--n-heads", type=int, default=None)
     parser.add_argument("--vocab", type=int, default=300)
-    parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per model")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per model (at least 5)")
     parser.add_argument("--threads", type=int, default=_usable_cores())
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(
         "--bf16", action="store_true", help="also time bf16 autocast (always on GPU)"
     )
-    parser.add_argument("--compile", action="store_true", help="also time our model compiled")
+    parser.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=True, help="also time our compiled training step"
+    )
     parser.add_argument("--peer-attn", default="sdpa", choices=["sdpa", "eager"])
     parser.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults")
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    parser.add_argument("--compile-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name, value in zip(("d_model", "n_layers", "n_heads", "seq_len", "batch"), SHAPES[args.shape], strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.steps < 5:
+        parser.error("--steps: at least 5 (the figures are medians)")
+    return args
 
 
 def tune_glibc_malloc() -> bool:
@@ -115,10 +146,13 @@ def build(args: argparse.Namespace, which: str, device: torch.device):
             dropout=0.0,
         )
         model = MusicTransformer(config).to(device)
-        forward = torch.compile(model) if "compiled" in which else model
+        if "compiled" in which:  # the training loop's own compiled step
+            from curricmusic.training.compiled import compile_for_training
+
+            compile_for_training(model)
 
         def loss_of(x, y):
-            return forward(x, y)[1]
+            return model(x, y)[1]
 
     else:
         from transformers import GPT2Config, GPT2LMHeadModel
@@ -146,11 +180,15 @@ def build(args: argparse.Namespace, which: str, device: torch.device):
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1, fused=True)
     bf16 = which.endswith("_bf16")
+    from curricmusic.training.compiled import deterministic_kernels
+
+    deterministic = "compiled" in which and device.type == "cpu"
 
     def train_step(x, y) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_of(x, y)
-        loss.backward()
+        with deterministic_kernels(deterministic):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_of(x, y)
+            loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return loss
@@ -227,6 +265,38 @@ def memory_worker(args: argparse.Namespace) -> dict:
     return out
 
 
+def compile_worker(args: argparse.Namespace) -> dict:
+    """Seconds to build our compiled model and take its first training step, then one more
+    step's (own process: nothing compiled before it but what the inductor cache holds)."""
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    x, y = batch(args, device)
+    start = time.perf_counter()
+    _, train_step = build(args, "ours_compiled", device)
+    train_step(x, y)
+    sync(device)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    train_step(x, y)
+    sync(device)
+    return {"first_step_s": first, "step_s": time.perf_counter() - start}
+
+
+def compile_seconds(args: argparse.Namespace) -> dict:
+    """Compile time with a cold inductor cache, then a warm one (two processes, one new cache)."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bench-inductor-") as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        for label in ("cold", "warm"):
+            cmd = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--compile-worker"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+            if proc.returncode:
+                raise SystemExit(f"compile worker failed:\n{proc.stderr[-4000:]}")
+            timing = json.loads(proc.stdout.strip().splitlines()[-1])
+            out[f"compile_s_{label}_cache"] = round(timing["first_step_s"] - timing["step_s"], 1)
+    return out
+
+
 def memory_of(args: argparse.Namespace, which: str) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--memory-worker", which]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -259,6 +329,9 @@ def main() -> None:
     if args.memory_worker:
         print(json.dumps(memory_worker(args)))
         return
+    if args.compile_worker:
+        print(json.dumps(compile_worker(args)))
+        return
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
@@ -274,6 +347,7 @@ def main() -> None:
     timed = time_interleaved(args, variants, device)
     peak_fp32 = max(peak_fp32, matmul_flops(device, torch.float32, n))  # quietest of two tries
     memory = {which: memory_of(args, which) for which in ("ours", "peer")}
+    compile_time = compile_seconds(args) if args.compile else {}
 
     from curricmusic.model.transformer import ModelConfig, MusicTransformer
 
@@ -306,7 +380,8 @@ def main() -> None:
         "threads": args.threads,
         "dtype": "float32",
         "shape": shape,
-        "timing": f"best of {args.steps} interleaved steps after {args.warmup} warm-up",
+        "shape_name": args.shape,
+        "timing": f"median (and best) of {args.steps} interleaved steps after {args.warmup} warm-up",
         "ours_tokens_per_s": round(ours, 1),
         "peer": PEER,
         "peer_attn_implementation": args.peer_attn,
@@ -331,8 +406,20 @@ def main() -> None:
         "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     if args.compile:
-        result["ours_compiled_tokens_per_s"] = round(tps("ours_compiled"), 1)
-        result["compiled_ratio"] = round(tps("ours_compiled") / peer, 3)
+        compiled, eager, peer_median = (tps(w, "median") for w in ("ours_compiled", "ours", "peer"))
+        result.update(
+            {
+                "compiled_median_tokens_per_s": round(compiled, 1),
+                "compiled_tokens_per_s": round(tps("ours_compiled"), 1),
+                "compiled_speedup": round(compiled / eager, 3),
+                "goal_compiled_speedup": GOAL_COMPILED_SPEEDUP,
+                "compiled_median_ratio": round(compiled / peer_median, 3),
+                "goal_compiled_ratio": GOAL_COMPILED_RATIO,
+                "compiled_flops_fraction": round(flops_per_token * compiled / peak_fp32, 3),
+                "goal_compiled_flops_fraction": GOAL_COMPILED_FLOPS_FRACTION,
+                **compile_time,
+            }
+        )
     if "ours_bf16" in timed:
         bf16 = tps("ours_bf16")
         result.update(

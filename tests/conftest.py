@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,23 @@ def debug_run(tmp_path_factory) -> tuple[Path, dict]:
     assert done.returncode == 0, done.stderr[-4000:]
     assert "In short:" in done.stdout  # the command prints the report's opening paragraph
     return out, json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def compile_cache(request):
+    """The inductor cache of the tests that compile (training and decoding): pytest's own cache
+    folder, so that only the first session on a machine compiles and later ones load the kernels
+    (under ``-p no:cacheprovider``, a fixed folder in the temporary directory: inductor's cache is
+    keyed by everything a kernel depends on, so sharing it is safe). The ``--compile`` flag's
+    variable is cleared: each test says whether it compiles."""
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    if cache is not None:
+        folder = cache.mkdir("torchinductor")
+    else:
+        folder = Path(tempfile.gettempdir()) / "curricmusic-tests-torchinductor"
+        folder.mkdir(exist_ok=True)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(folder))
+    patch.delenv("CURRICMUSIC_COMPILE", raising=False)
+    yield folder
+    patch.undo()

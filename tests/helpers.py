@@ -15,6 +15,7 @@ from curricmusic.music.notes import make_notes, notes_to_score
 
 REPO = Path(__file__).resolve().parents[1]  # the repository root (tests.conftest.REPO)
 DEBUG_ENV = "CURRICMUSIC_DEBUG"  # the README's debug switch
+COMPILE_ENV = "CURRICMUSIC_COMPILE"  # set by --compile/--no-compile
 #: Cache folders of third-party tools that ``main()`` points into curricmusic's cache.
 TOOL_CACHES = ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR")
 
@@ -37,7 +38,7 @@ eval_every = 4
 def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
     """Run the console script in this process: ``(exit status, stdout, stderr)``. The variables
     ``main()`` sets are restored after the test; tables are not wrapped."""
-    for variable in (*TOOL_CACHES, DEBUG_ENV):
+    for variable in (*TOOL_CACHES, DEBUG_ENV, COMPILE_ENV):
         if variable in os.environ:
             monkeypatch.setenv(variable, os.environ[variable])
         else:  # recorded as absent (delenv alone records nothing when it is absent)

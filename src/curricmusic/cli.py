@@ -128,6 +128,17 @@ def data_show(
         console.print(f"wrote [green]{plot_difficulty(data, plot)}[/]")
 
 
+COMPILE_HELP = "Compile the training step (default: [train] compile, else auto: long runs on a machine that can)."
+
+
+def _compile_flag(value: bool | None) -> None:
+    """--compile/--no-compile: through the environment, so that launched processes see it too."""
+    if value is not None:
+        from curricmusic.training.compiled import COMPILE_ENV
+
+        os.environ[COMPILE_ENV] = "1" if value else "0"
+
+
 @app.command("train")
 def train(
     experiment: Path = typer.Argument(..., help="Experiment TOML."),
@@ -140,11 +151,13 @@ def train(
         None, "--match-run", help="For an arm that matches an adaptive arm: that arm's finished run of the same seed "
         "(default: the folder ARM-seedN beside --out)."
     ),
+    compile_step: bool | None = typer.Option(None, "--compile/--no-compile", help=COMPILE_HELP),
 ) -> None:
     """Train one arm and seed of an experiment."""
     from curricmusic.config import load_experiment
     from curricmusic.training.loop import train_run
 
+    _compile_flag(compile_step)
     loaded = load_experiment(experiment)
     arm_name = arm or loaded.config.arms[0].name
     loaded.config.arm(arm_name)  # a clear error for an unknown arm
@@ -186,6 +199,9 @@ def generate(
         None, "--min-notes", help="Draw a sample again (up to 4 times) while it has fewer new notes (default 0: never)."
     ),
     wav: bool | None = typer.Option(None, "--wav/--no-wav", help="Also render WAV audio with the General MIDI soundfont (default off)."),
+    compile_step: bool | None = typer.Option(
+        None, "--compile/--no-compile", help="Compile the decoding step (default auto: large sampling jobs on a machine that can)."
+    ),
 ) -> None:
     """Sample MIDI (and WAV) from a trained run or an exported model folder.
 
@@ -205,6 +221,7 @@ def generate(
         "key": key, "copy_blocking": copy_blocking, "max_copy_notes": max_copy_notes, "prompt": prompt,
         "prompt_bars": prompt_bars, "rerank": rerank, "novelty_weight": novelty_weight, "wav": wav,
         "min_notes": min_notes,
+        "compile": compile_step,
     }  # fmt: skip
     settings_for_run({}, flags)  # a bad flag is one line naming it, before the run folder is read
     info, record = run_record(run_dir)
@@ -294,11 +311,13 @@ def run(
     out: Path | None = typer.Option(None, "--out", help="Experiment folder (default: runs/EXPERIMENT)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted experiment in --out."),
     launcher: str = typer.Option("local", "--launcher", help="local, accelerate, slurm or slurm-local."),
+    compile_step: bool | None = typer.Option(None, "--compile/--no-compile", help=COMPILE_HELP),
 ) -> None:
     """Run every arm x seed of an experiment, then write results.json and the reports."""
     from curricmusic.config import load_experiment
     from curricmusic.experiment.runner import run_experiment
 
+    _compile_flag(compile_step)
     loaded = load_experiment(experiment)
     out_dir = out or Path("runs") / loaded.config.name
     results = run_experiment(loaded, out_dir, resume=resume, launcher=launcher)

@@ -114,6 +114,12 @@ class TrainSection(FrozenModel):
     init_from: Path | None = Field(
         None, description="every arm starts from this model folder (an export, a Hugging Face GPT-NeoX folder, a run's model/)"
     )
+    # How the steps run, not what they compute: left out of the experiment's hash and its recorded
+    # config (run.json records what was used). "auto": compiled where it pays (a long enough run,
+    # a working C++ compiler); --compile/--no-compile on the command line overrides it.
+    compile: Literal["auto"] | bool = Field(
+        "auto", exclude=True, description="torch.compile the training step: true, false or auto"
+    )
 
     @property
     def tokens_per_step(self) -> int:

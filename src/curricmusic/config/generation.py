@@ -9,6 +9,7 @@ lays the command-line flags over it, and says where each value came from.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -55,6 +56,9 @@ class GenerationSettings(FrozenModel):
     rerank: int = Field(1, ge=1, le=MAX_SAMPLES)
     novelty_weight: float = Field(1.0, ge=0)
     wav: bool = False
+    # how the samples are drawn, not what they are meant to be: left out of the recorded settings
+    # and the experiment's hash (the manifest's notes say when the step was compiled)
+    compile: Literal["auto"] | bool = Field("auto", exclude=True, description="compile the decoding step: true, false or auto")
 
     @field_validator("key")
     @classmethod

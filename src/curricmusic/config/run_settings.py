@@ -46,7 +46,7 @@ GENERATE_FLAGS = {
     "max_copy_notes": "--max-copy-notes", "prompt_bars": "--prompt-bars", "batch_size": "--batch-size",
     "min_notes": "--min-notes",
     "grammar": "--grammar/--no-grammar", "copy_blocking": "--copy-blocking/--no-copy-blocking",
-    "wav": "--wav/--no-wav", "prompt": "--prompt",
+    "wav": "--wav/--no-wav", "prompt": "--prompt", "compile": "--compile/--no-compile",
 }  # fmt: skip
 NOVELTY_FLAGS = {"embedder": "--embedder", "bank_stages": "--bank-stage", "max_seconds": "--max-seconds"}
 

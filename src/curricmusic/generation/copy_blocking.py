@@ -65,22 +65,27 @@ class CopyGuard:
                     self.ref_ioi[row] = ioi
             self.last_pitch[row], self.last_onset[row] = pitch, self.onset[row]
 
-    def adjust(self, scores: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
-        """Block (``-inf``) or down-weight the pitch tokens that would extend a copy, for ``rows``."""
+    def blocked(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (row, token id) pairs, as two arrays, of the pitch tokens of ``rows`` that would
+        extend a copy of the training data."""
         width = self.n - 1
         rows = np.asarray([r for r in rows if self.last_pitch[r] >= 0 and len(self.symbols[r]) >= width], dtype=np.int64)
         if rows.size == 0:
-            return scores
+            return rows, rows
         contexts = np.array([self.symbols[r][len(self.symbols[r]) - width :] for r in rows], dtype=np.int64)
         contexts = contexts.reshape(rows.size, width)  # (R, n - 1)
         ioi = (self.onset[rows] - self.last_onset[rows])[:, None]  # (R, 1)
         candidates = symbol_for(self.last_pitch[rows][:, None], self.pitch_values[None, :], self.ref_ioi[rows][:, None], ioi)
-        blocked = self.index.blocked_rows(contexts, candidates)  # (R, P)
-        if not blocked.any():
+        row_index, pitch_index = np.nonzero(self.index.blocked_rows(contexts, candidates))  # of (R, P)
+        return rows[row_index], self.pitch_ids[pitch_index]
+
+    def adjust(self, scores: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        """Block (``-inf``) or down-weight the pitch tokens that would extend a copy, for ``rows``."""
+        row_ids, token_ids = self.blocked(rows)
+        if row_ids.size == 0:
             return scores
         mask = np.zeros(tuple(scores.shape), dtype=bool)
-        row_index, pitch_index = np.nonzero(blocked)
-        mask[rows[row_index], self.pitch_ids[pitch_index]] = True
+        mask[row_ids, token_ids] = True
         mask_t = torch.as_tensor(mask, device=scores.device)
         newly = mask_t & torch.isfinite(scores)
         self.blocked_count += newly.sum(dim=1).cpu().numpy()

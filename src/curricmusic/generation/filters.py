@@ -83,7 +83,7 @@ def _tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.where(masked, logits, (logits - top) / max(temperature, 1e-30))
 
 
-def sample_rows(scores: torch.Tensor, uniforms: np.ndarray) -> torch.Tensor:
+def sample_rows(scores: torch.Tensor, uniforms: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Inverse-CDF sampling of one token per row: scores (B, V), uniforms (B,) -> ids (B,) int64.
 
     The uniform is scaled just below the total mass, so the first CDF entry above it is always a

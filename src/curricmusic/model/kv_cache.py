@@ -10,8 +10,9 @@ __all__ = ["KVCache"]
 class KVCache:
     """Preallocated keys and values of every layer for incremental decoding.
 
-    ``k`` and ``v`` are (L, B, H, capacity, Dh); entries ``[:length]`` along the time axis are
-    filled, oldest first. Keys are stored already rotated at their absolute positions, so
+    ``keys[layer]`` and ``values[layer]`` are (B, H, capacity, Dh), one tensor per layer (so a
+    compiled decoding step can write each in place; see :mod:`curricmusic.model.decode`);
+    entries ``[:length]`` along the time axis are filled, oldest first. Keys are stored already rotated at their absolute positions, so
     attention between a new query at position p and a cached key at position q only depends
     on p - q, whatever has been dropped. ``next_position`` is the absolute position of the next
     token; it only grows (a :meth:`slide` keeps it). Every batch row advances in lockstep.
@@ -32,19 +33,29 @@ class KVCache:
             raise ValueError(
                 f"KVCache: batch_size and capacity must be positive, got {batch_size}, {capacity}"
             )
-        shape = (n_layers, batch_size, n_heads, capacity, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        shape = (batch_size, n_heads, capacity, head_dim)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layers)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layers)]
         self.length = 0
         self.next_position = 0
 
     @property
+    def k(self) -> torch.Tensor:
+        """Every layer's keys, (L, B, H, capacity, Dh): a copy, for inspection."""
+        return torch.stack(self.keys)
+
+    @property
+    def v(self) -> torch.Tensor:
+        """Every layer's values, (L, B, H, capacity, Dh): a copy, for inspection."""
+        return torch.stack(self.values)
+
+    @property
     def capacity(self) -> int:
-        return self.k.shape[3]
+        return self.keys[0].shape[2]
 
     @property
     def batch_size(self) -> int:
-        return self.k.shape[1]
+        return self.keys[0].shape[0]
 
     @property
     def remaining(self) -> int:
@@ -68,8 +79,8 @@ class KVCache:
             raise ValueError(f"KVCache.slide: keep must be in [0, {self.length}], got {keep}")
         start = self.length - keep
         if keep and start:
-            self.k[:, :, :, :keep] = self.k[:, :, :, start : self.length].clone()
-            self.v[:, :, :, :keep] = self.v[:, :, :, start : self.length].clone()
+            for cached in (*self.keys, *self.values):
+                cached[:, :, :keep] = cached[:, :, start : self.length].clone()
         self.length = keep
 
     def append(
@@ -81,9 +92,10 @@ class KVCache:
         itself moves once per step, by :meth:`commit`, after every layer has appended.
         """
         end = self.length + k_new.shape[2]
-        self.k[layer, :, :, self.length : end] = k_new
-        self.v[layer, :, :, self.length : end] = v_new
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        keys, values = self.keys[layer], self.values[layer]
+        keys[:, :, self.length : end] = k_new
+        values[:, :, self.length : end] = v_new
+        return keys[:, :, :end], values[:, :, :end]
 
     def commit(self, n_tokens: int, next_position: int) -> None:
         """Count the ``n_tokens`` every layer has appended; the next token gets ``next_position``."""

@@ -21,10 +21,13 @@ def evaluate(model: torch.nn.Module, accelerator: Accelerator, held_out: dict[st
 
     Processes take every ``world``-th window; each micro-batch is cut to its longest row (rows are
     stored longest first, and causal attention never looks past a row's end), and the sums of the
-    losses and target counts are reduced over processes.
+    losses and target counts are reduced over processes. Always eager (see the comment below).
     """
     was_training = model.training
     model.eval()
+    # the module's own forward: eager even when its calls are compiled for training (fixed
+    # shapes), since held-out batches vary in width; no DDP wrapper is needed without gradients
+    forward = accelerator.unwrap_model(model).forward
     losses: dict[str, float] = {}
     rank, world = accelerator.process_index, accelerator.num_processes
     with torch.inference_mode():
@@ -40,7 +43,7 @@ def evaluate(model: torch.nn.Module, accelerator: Accelerator, held_out: dict[st
                 if not count:
                     continue
                 with accelerator.autocast():
-                    _, loss = model(x, y)
+                    _, loss = forward(x, y)
                 totals += torch.tensor([float(loss) * count, count], dtype=torch.float64, device=accelerator.device)
             totals = accelerator.reduce(totals, reduction="sum") if world > 1 else totals
             losses[stage] = float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
