@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-from curricmusic.training.run_files import read_metrics
 
+from curricmusic.common.run_folder import read_metrics
 from curricmusic.config import load_experiment
 from curricmusic.training import compiled
 from curricmusic.training.compiled import AUTO_MIN_STEPS, COMPILE_ENV, compile_problem, decide
