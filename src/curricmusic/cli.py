@@ -283,7 +283,7 @@ def novelty(
     skipped = len(report.get("skipped") or [])
     embedder_text, _ = embedder_note([report["embedder"]])
     console.print(
-        f"[green]{out_dir / 'novelty.html'}[/]: {summary['n']} samples"
+        f"[green]{out_dir / 'novelty.html'}[/]: {summary['n']} samples scored"
         f"{f', {skipped} skipped (unreadable; reasons in novelty.json)' if skipped else ''}, {summary['n_flagged']} flagged "
         f"(copy rate {fmt(summary['copy_rate'], 2)}), median rho {sig(summary['rho_median'])}, "
         f"C_T {sig(summary['data_copying_C_T'])}, false flags on fresh music {fmt(summary.get('fresh_false_flag_rate'), 2)} "
