@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from curricmusic.common.errors import UserError
-from curricmusic.common.run_folder import MODEL_DIR, RUN_FILE, is_run_folder, read_run
+from curricmusic.common.readback import read_json
+from curricmusic.common.run_folder import MODEL_DIR, RUN_FILE, is_run_folder
 from curricmusic.evaluation.probe_run import PROBE_TASKS, probe_run, read_probe
 from curricmusic.evaluation.stats import mean_ci
 
@@ -110,7 +111,8 @@ def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = Fals
 
     folder = Path(folder)
     runs = _run_dirs(folder)
-    infos = {run: read_run(run) for run in runs}
+    hint = "`curricmusic train --resume` writes it again"
+    infos = {run: read_json(run / RUN_FILE, {"status": str}, hint=hint) or {} for run in runs}  # only the status here
     finished = [run for run in runs if infos[run].get("status") == "finished" and (run / MODEL_DIR).is_dir()]
     if not finished:
         raise UserError(f"{folder}: no finished run to probe (run.json status 'finished' and a model/ folder)")
