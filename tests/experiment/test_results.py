@@ -107,13 +107,19 @@ def write_prepared(root: Path, n_val: int, n_test: int) -> Path:
             (root / path).parent.mkdir(parents=True, exist_ok=True)
             (root / path).write_bytes(melody_midi(100 * (split == "test") + i, n_notes=32))
             splits[split]["pieces"].append({"id": f"chorales/{split}{i}", "path": path})
-    manifest = {"format": 1, "target_stage": "chorales", "stages": [{"name": "chorales", "splits": splits}]}
+    manifest = {"format": 1, "target_stage": "chorales", "tokenizer": {}, "stages": [{"name": "chorales", "splits": splits}]}
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 
 
 def write_run(
-    run_dir: Path, losses: list[float], tokens: dict[str, int], prepared: Path, lr: float = 1e-3, test_loss: float | None = None
+    run_dir: Path,
+    losses: list[float],
+    tokens: dict[str, int],
+    prepared: Path,
+    lr: float = 1e-3,
+    test_loss: float | None = None,
+    seed: int = 0,
 ) -> None:
     """A finished run folder as training and the runner leave it: metrics.jsonl (a train-only row
     between evaluations), run.json (losses per stage, token counts) and cell.json."""
@@ -134,7 +140,7 @@ def write_run(
         rows.append(row(12 * i, seen, loss + 0.5) | {"val_loss": {s: loss - 0.5 * (3 - k) for k, s in enumerate(STAGES)}})
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     val = [r["val_loss"] for r in rows if "val_loss" in r]
-    info = {"lr": lr, "prepared": str(prepared), "eval_prepared": str(prepared), "target_stage": "chorales",
+    info = {"seed": seed, "config": {"train": {"lr": lr}}, "lr": lr, "prepared": str(prepared), "eval_prepared": str(prepared), "target_stage": "chorales",
             "status": "finished", "tokens_seen": total, "target_tokens_seen": tokens["chorales"], "stage_tokens": tokens,
             "final_val_loss": val[-1], "best_val_loss": {s: min(v[s] for v in val) for s in STAGES},
             "test_loss": {s: (losses[-1] + 0.2 if test_loss is None else test_loss) - 0.5 * (3 - k)
@@ -180,7 +186,7 @@ def make_folder(tmp_path: Path, seeds: list[int], n_val: int, train_lr: str = "1
     for cell in cells:
         lr = cell.lr or 1e-3
         test_loss = TEST_LOSS_3E3 if lr == 3e-3 else None
-        write_run(cell.run_dir, losses_of(cell.arm, lr, cell.seed), stage_tokens(cell.arm, cell.seed), prepared, lr, test_loss)
+        write_run(cell.run_dir, losses_of(cell.arm, lr, cell.seed), stage_tokens(cell.arm, cell.seed), prepared, lr, test_loss, cell.seed)
     return experiment, out, cells, prepared
 
 

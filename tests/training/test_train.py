@@ -135,8 +135,8 @@ def write(tmp_path: Path, text: str) -> Path:
         ('[[arms]]\nname = "a"\npacing = "fixed"\nstages = ["scales", "nope"]\n', "no stage 'nope'"),
         ('[[arms]]\nname = "a"\npacing = "random-matched"\nmatch = "b"\n', "arms.0.match: no arm named 'b'"),
         (
-            '[[arms]]\nname = "a"\npacing = "plateau"\n[[arms]]\nname = "b"\npacing = "random-matched"\nmatch = "a"\n',
-            "arms.1.match: arm 'a' has pacing 'plateau', whose per-stage tokens are not known before training",
+            '[[arms]]\nname = "b"\npacing = "random-matched"\nmatch = "a"\n[[arms]]\nname = "a"\npacing = "plateau"\n',
+            "arms.0.match: arm 'a' (plateau) learns its stage boundaries while it trains, so its run must come first",
         ),
         ('[[arms]]\nname = "a"\npacing = "competence"\nreplay = 0.1\n', "arms.0: replay is not an option of pacing 'competence'"),
     ],
