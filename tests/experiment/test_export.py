@@ -230,7 +230,8 @@ def _experiment_with(shared, tmp_path, text: str):
 
 
 def test_export_then_init_from_gives_identical_weights_to_every_arm(shared, tmp_path):
-    from curricmusic.training.setup import build_model, initial_model
+    from curricmusic.model.initial import initial_model
+    from curricmusic.training.setup import build_model
 
     path = _experiment_with(shared, tmp_path, "")
     path.write_text(path.read_text().replace("checkpoint_every = 4\n", f'checkpoint_every = 4\ninit_from = "{shared["out"]}"\n'))
@@ -294,7 +295,9 @@ style = {{ source = "midi_dir", path = "{folder}" }}
     assert info["status"] == "finished" and info["init_sha256"] == shared["digest"] and info["adapt"]["init"] == str(shared["out"])
     evaluations = [row["val_loss"]["style"] for row in read_metrics(run_dir) if "val_loss" in row]
     assert len(evaluations) == 3 and all(np.isfinite(evaluations))
-    results = adaptation_results(experiment, tmp_path / "out", [])
+    by_style = adaptation_results(experiment, tmp_path / "out", [])
+    assert len(by_style) == 1  # the one style of [adapt]
+    results = by_style[0]
     assert results["models"] == ["curriculum", "random", SHARED, "scratch"] and results["shared_model"] == "debug-model"
     assert [r["status"] for r in results["runs"] if r["model"] == SHARED] == ["done"]
     assert not any(SHARED in (row["arm"], row["baseline"]) for row in results["comparisons"])  # shown, never compared

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from curricmusic.common.errors import UserError
 from curricmusic.common.run_folder import TOKENIZER_FILE
+from curricmusic.config.experiment import ExperimentConfig
+from curricmusic.model.initial import model_config_of
 from curricmusic.model.pretrained import folder_format, load_pretrained, shape_differences
 from curricmusic.model.transformer import MusicTransformer, weights_digest
 from curricmusic.music.shared_tokenizer import load_folder_tokenizer, vocabulary_difference
 from curricmusic.music.tokenizers import Tokenizer, load_tokenizer
 
-__all__ = ["folder_tokenizer", "start_from"]
+__all__ = ["check_shape", "folder_tokenizer", "start_from"]
 
 
 def folder_tokenizer(folder: Path) -> Tokenizer:
@@ -48,3 +50,14 @@ def start_from(model: MusicTransformer, folder: Path, tokenizer: Tokenizer, wher
         raise UserError(f"{where}: {folder}: its tokenizer is not the experiment's: {difference}")
     model.load_state_dict(loaded.state_dict())
     return weights_digest(model)
+
+
+def check_shape(folder: Path, config: ExperimentConfig, where: str) -> None:
+    """One line, before any folder is made, when the model in ``folder`` has another shape than
+    the experiment's ``[model]`` (its vocabulary is checked against the tokenizer later, by
+    :func:`start_from`)."""
+    folder = Path(folder)
+    theirs = load_pretrained(folder).config
+    differences = shape_differences(theirs, model_config_of(config, theirs.vocab_size, where))
+    if differences:
+        raise UserError(f"{where}: {folder}: a model of another shape: {'; '.join(differences)}")

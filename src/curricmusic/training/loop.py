@@ -54,7 +54,7 @@ from curricmusic.training.compiled import (
     deterministic_kernels,
 )
 from curricmusic.training.evaluate import evaluate
-from curricmusic.training.init_from import start_from
+from curricmusic.training.init_from import check_shape, start_from
 from curricmusic.training.log import MetricsLog, metrics_row, weights_text
 from curricmusic.training.lr import LRSchedule, lr_schedule
 from curricmusic.training.measures import measure_key_share
@@ -175,6 +175,8 @@ def train_run(
     ``checkpoint.pt`` keeps the last finite state."""
     run_dir = Path(run_dir)
     check_folder(run_dir, kind="run")  # only a new, empty or curricmusic folder: before any work
+    if adapt is None and experiment.config.train.init_from is not None:  # a wrong shape makes no folder
+        check_shape(experiment.config.train.init_from, experiment.config, f"{experiment.source}: train.init_from")
     peak = peak_lr(experiment, arm_name, lr) if adapt is None else _adapt_lr(experiment, adapt)
     args = (experiment, arm_name, seed, run_dir, peak, resume, show_progress, stop_after, adapt, matched_run)
     if int(os.environ.get("RANK", "0")) != 0:  # another process of a multi-process run: rank 0 holds the lock
