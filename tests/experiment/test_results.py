@@ -342,9 +342,9 @@ def test_a_failed_cell_is_listed_and_left_out_of_the_means(folder):
         {"arm": "random", "seed": 1, "lr": 1e-3, "run_dir": "runs/random-seed1", "status": "failed", "error": "RuntimeError: boom"},
         {"arm": "matched", "seed": 1, "lr": 1e-3, "run_dir": "runs/matched-seed1", "status": "missing", "error": "not run"},
     ]  # fmt: skip
-    for name in ("random", "matched"):
-        arm = results["arms"][name]
-        assert arm["n_done"] == 1 and arm["n_failed"] == 1
+    random, matched = results["arms"]["random"], results["arms"]["matched"]
+    assert (random["n_done"], random["n_failed"], random["n_unfinished"]) == (1, 1, 0)
+    assert (matched["n_done"], matched["n_failed"], matched["n_unfinished"]) == (1, 0, 1)  # not failed: not finished
     final = results["arms"]["random"]["summary"]["final_val_target"]
     assert final["values"] == [4.4] and final["mean"] == 4.4 and final["too_few"]
     assert final["ci_low"] is None and final["ci_high"] is None  # one seed: no interval

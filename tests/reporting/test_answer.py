@@ -93,3 +93,42 @@ def test_a_model_at_the_target_before_adapting_has_no_ratio_and_one_footnote():
     assert "| curriculum | from-scratch | 3 | - | - | at target at start (a) | -0.400 [-0.500, -0.300] |" in lines
     notes = [line for line in lines if line.startswith("(a)")]
     assert len(notes) == 1 and notes[0].endswith("To reach it, from-scratch needs 300 [200, 400] tokens with 8 pieces.")
+
+
+def _claim(label, n, diff, p_holm=None, significant=False, low=None, high=None):
+    return {"label": label, "n_pairs": n, "diff": diff, "p_holm": p_holm, "significant": significant,
+            "diff_ci_low_corrected": low, "diff_ci_high_corrected": high}  # fmt: skip
+
+
+def test_declared_claims_open_the_list_with_how_many_hold_after_correction():
+    results = small_results(5) | {
+        "claims": {
+            "rows": [
+                _claim("curriculum vs random: auc_val, folk, 8 pieces", 5, -0.12, 0.004, True, -0.2, -0.04),
+                _claim("random vs scratch: auc_val, folk, 8 pieces", 5, 0.01, 0.61),
+            ]
+        }
+    }
+    assert opening_lines(results)[2] == (
+        "- Declared claims (confirmatory, Holm over 2): 1 of 2 hold after correction: curriculum vs random: auc_val, "
+        "folk, 8 pieces, difference -0.120 [-0.200, -0.0400] at the corrected level, p (Holm) 0.004 (see Declared claims)."
+    )
+    early = small_results(2) | {"claims": {"rows": [_claim("curriculum vs random: auc_val, folk, 8 pieces", 2, -0.1)]}}
+    assert opening_lines(early)[2] == (
+        "- Declared claims: none of the 1 can be tested yet (a p-value needs 5 paired seeds; the most paired now: 2); "
+        "see Declared claims."
+    )
+
+
+def test_an_arm_that_random_matched_does_not_match_is_not_compared_with_it():
+    results = small_results(5) | {"baseline_arm": "random-matched"}
+    results["arms"] = {"curriculum": results["arms"]["curriculum"], "mixed": results["arms"]["curriculum"], "random-matched": results["arms"]["random"]}
+    for row in results["comparisons"] + results["adaptation"]["comparisons"]:
+        row["baseline"] = row["baseline"].replace("random", "random-matched")
+    results["config"] = {"arms": [{"name": "curriculum"}, {"name": "mixed"}, {"name": "random-matched", "pacing": "random-matched", "match": "curriculum"}]}
+    lines = opening_lines(results)
+    assert lines[2].startswith("- **curriculum** against random-matched: test loss on `chorales` 0.0100 [-0.0200, 0.0400]")
+    assert lines[3] == (
+        "- **mixed**: not compared with random-matched, whose tokens of each stage are another arm's (order would not be "
+        "the only difference)"
+    )

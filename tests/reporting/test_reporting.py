@@ -77,7 +77,7 @@ def results():
                         "rho_flag_reason": "probe copies no closer than held-out music (AUC 0.6 < 0.9)"},
         },
         "random": {
-            "pacing": "random", "order": "curriculum", "n_done": 2, "n_failed": 3, "lr": 1e-3,
+            "pacing": "random", "order": "curriculum", "n_done": 2, "n_failed": 2, "n_unfinished": 1, "lr": 1e-3,
             "tokens": {**tokens, "target_tokens_seen": 6144.0},
             "summary": summary([4.4, 4.8], [BUDGET, BUDGET], [False, False]),
             "music": {}, "novelty": {},
@@ -161,7 +161,7 @@ def test_markdown_report_opens_with_the_answer_and_holds_the_evidence(results):
         "| 4/5 | 12,288 [2,945, 21,631] | 12,288 | 0.100 [0.100, 0.100] | 0.500 [0.500, 0.500] | 1.20 [1.20, 1.20] |"
     ) in lines
     assert (
-        "| random | random | 2 (3 failed) | 4.60 (seeds: 4.40, 4.80) | 4.50 (seeds: 4.30, 4.70) | 4.70 (seeds: 4.50, 4.90) "
+        "| random | random | 2 (2 failed, 1 not finished) | 4.60 (seeds: 4.40, 4.80) | 4.50 (seeds: 4.30, 4.70) | 4.70 (seeds: 4.50, 4.90) "
         "| 5.60 (seeds: 5.40, 5.80) | 0/2 | 24,576 (seeds: 24,576, 24,576) | > 24,576 | - | - | - |"
     ) in lines  # no seed reached the target: the median lies beyond the budget
     assert "median is '> budget' while more than half the seeds never arrive." in text

@@ -2,7 +2,8 @@
 
 Pure functions of ``results.json``:
 
-- :func:`opening_lines`: "In short", one line per arm with its main effect against the baseline
+- :func:`opening_lines`: "In short", a line on the declared claims (when the experiment file
+  declares any), one line per arm with its main effect against the baseline
   arm (the paired difference of the target stage's test loss and, with an adaptation phase, of
   the new style's test loss at the largest shot size), a line on copying, and a legend: at most
   about ten lines for a handful of arms. ``curricmusic run`` and ``report`` print them.
@@ -126,6 +127,40 @@ def _copy_line(results: dict[str, Any]) -> str | None:
     return f"- Copying: {text}, over {count(samples)} scored samples (share of samples flagged as copies: see Novelty)."
 
 
+def _claims_line(results: dict[str, Any]) -> str | None:
+    """One line on the claims the experiment file declared before it ran (the confirmatory part)."""
+    rows = (results.get("claims") or {}).get("rows") or []
+    if not rows:
+        return None
+    m = len(rows)
+    if not any(is_number(row.get("p_holm")) for row in rows):
+        most = max((row.get("n_pairs", 0) for row in rows), default=0)
+        return (
+            f"- Declared claims: none of the {m} can be tested yet (a p-value needs 5 paired seeds; the most paired now: "
+            f"{most}); see Declared claims."
+        )
+    holding = [row for row in rows if row.get("significant")]
+    text = f"- Declared claims (confirmatory, Holm over {m}): {len(holding)} of {m} hold after correction"
+    if holding:
+        text += ": " + "; ".join(f"{row['label']}, {_corrected(row)}" for row in holding)
+    return text + " (see Declared claims)."
+
+
+def _corrected(row: dict[str, Any]) -> str:
+    low, high = row.get("diff_ci_low_corrected"), row.get("diff_ci_high_corrected")
+    interval = f" [{sig(low)}, {sig(high)}] at the corrected level" if is_number(low) and is_number(high) else ""
+    return f"difference {sig(row['diff'])}{interval}, p (Holm) {fmt(row['p_holm'], 3)}"
+
+
+def _compared(results: dict[str, Any], arm: str, baseline: str) -> bool:
+    """Whether ``arm`` is compared with ``baseline``: always, except where the baseline is a
+    ``random-matched`` arm that holds another arm's tokens of each stage."""
+    for entry in (results.get("config") or {}).get("arms") or []:
+        if entry.get("name") == baseline and entry.get("pacing") == "random-matched":
+            return entry.get("match") == arm
+    return True
+
+
 def opening_lines(results: dict[str, Any]) -> list[str]:
     """The report's first lines (Markdown), from ``results.json`` alone."""
     baseline = results.get("baseline_arm")
@@ -133,10 +168,17 @@ def opening_lines(results: dict[str, Any]) -> list[str]:
     done = [arm for arm in results.get("arms", {}).values() if arm.get("n_done")]
     if not done:
         return ["In short: no arm finished, so there is nothing to compare yet."]
-    lines, intervals, pairs = [], 0, 0
+    claims = _claims_line(results)
+    lines, intervals, pairs = [claims] if claims else [], 0, 0
     metric = "test_target"
     if baseline and baseline in results["arms"]:
         for arm in arms:
+            if not _compared(results, arm, baseline):  # random-matched holds another arm's tokens
+                lines.append(
+                    f"- **{arm}**: not compared with {baseline}, whose tokens of each stage are another arm's (order "
+                    "would not be the only difference)"
+                )
+                continue
             line, interval, n = _arm_line(results, arm, baseline)
             lines.append(line)
             intervals += interval

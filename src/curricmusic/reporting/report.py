@@ -116,7 +116,9 @@ def _arms_lines(results: dict[str, Any]) -> list[str]:
     ]
     for name, arm in results["arms"].items():
         s = arm["summary"]
-        failed = f" ({arm['n_failed']} failed)" if arm["n_failed"] else ""
+        gaps = [f"{arm['n_failed']} failed"] if arm["n_failed"] else []
+        gaps += [f"{arm['n_unfinished']} not finished"] if arm.get("n_unfinished") else []
+        failed = f" ({', '.join(gaps)})" if gaps else ""
         reached, mean, median = _to_target(s.get("tokens_to_target", {}))
         lines.append(
             f"| {name} | {_pacing(arm)} | {arm['n_done']}{failed} | {stats_text(s.get('final_val_target'))} | "
