@@ -15,11 +15,14 @@ __all__ = ["measure_curves", "measures_of"]
 
 def measures_of(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     """``(curve key, name, panel title)`` of every measure some run logged, in panel order:
-    the stages' validation losses, the styles' losses, the stages' key shares."""
+    the stages' validation losses, the styles' losses, the stages' key shares (stages in the
+    curriculum's order)."""
     runs = [r for r in results["runs"] if r["status"] == "done"]
+    stages = [s["name"] if isinstance(s, dict) else s for s in (results.get("curriculum") or {}).get("stages") or []]
     panels: list[tuple[str, str, str]] = []
     for key, title in (("val", "validation loss: {}"), ("style_val", "zero-shot loss on {}"), ("key_share", "key share: {}")):
         names = list(dict.fromkeys(n for r in runs for n in (r["curves"].get(key) or {})))
+        names.sort(key=lambda n: stages.index(n) if n in stages else len(stages))  # the curriculum's order, then the rest
         panels += [(key, name, title.format(name)) for name in names]
     return panels
 
