@@ -90,3 +90,30 @@ def test_attention_widths_and_the_auto_rule():
     assert use_compiled(few.model_copy(update={"compile": False}), 100)[0] is False
     many = use_compiled(few, -(-AUTO_MIN_STEPS // 2048))
     assert many[0] is (compile_problem() is None)
+
+
+def test_a_short_last_batch_is_padded_to_the_compiled_width_and_keeps_each_seeds_tokens(trained, tokenizer, monkeypatch):
+    from types import SimpleNamespace
+
+    from curricmusic.generation import generate
+
+    model, _ = trained
+    run = SimpleNamespace(model=model, tokenizer=tokenizer)
+    settings = GenerationSettings(max_bars=8, max_tokens=120, temperature=0.9, batch_size=2, copy_blocking=False)
+    seeds = [SEEDS[0], SEEDS[1], 11]  # two batches: the second holds one seed, padded to 2 rows
+    widths: list[int] = []
+
+    def counted(*args, **kwargs):
+        widths.append(len(args[3]))
+        return sample_tokens(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "sample_tokens", counted)
+    drawn = generate._draw(run, settings, seeds, BOS, None, lambda _n: None, compiled_width=2)
+    monkeypatch.undo()
+    assert widths == [2, 2]  # one compiled batch size
+    assert drawn.seeds == seeds and len(drawn.tokens) == 3  # the padding row is dropped
+    alone = sample_tokens(model, tokenizer, settings, [11, SEEDS[0]], BOS, compiled=True)  # seed 11 in a full batch
+    np.testing.assert_array_equal(drawn.tokens[2], alone.tokens[0])  # a row depends on its own seed only
+    paired = sample_tokens(model, tokenizer, settings, SEEDS, BOS, compiled=True)
+    for got, want in zip(drawn.tokens[:2], paired.tokens, strict=True):
+        np.testing.assert_array_equal(got, want)
