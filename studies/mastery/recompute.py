@@ -139,6 +139,31 @@ def pretraining(results: dict[str, Any]) -> None:
             ]
             parts.append(f"{style} {sum(values) / len(values):.3f} (n={len(values)})")
         print(f"- {arm}: " + "; ".join(parts))
+    for arm in results["arms"]:
+        if arm == "random-matched" or "random-matched" not in results["arms"]:
+            continue
+        mine = {r["seed"]: r.get("final_style_loss") or {} for r in _done(results, arm)}
+        theirs = {
+            r["seed"]: r.get("final_style_loss") or {} for r in _done(results, "random-matched")
+        }
+        seeds = sorted(set(mine) & set(theirs))
+        for style in sorted({s for losses in mine.values() for s in losses}):
+            effect = _effect([mine[k][style] for k in seeds], [theirs[k][style] for k in seeds])
+            print(f"- {arm} minus random-matched, {style}: {effect}")
+
+
+def pilots(study: Path) -> None:
+    """Where each basics stage of the pilots (studies/mastery/pilots/*) ended, and why."""
+    for folder in sorted((study / "pilots").glob("*/results.json")):
+        results = json.loads(folder.read_text())
+        print(f"\n## Pilot {folder.parent.name}")
+        for run in _done(results, "pedagogy"):
+            events = ((run.get("schedule") or {}).get("events")) or []
+            for event in events:
+                how = "criterion held" if event["mastered"] else "cap hit"
+                print(
+                    f"- seed {run['seed']}, {event['stage']}: {how} after {event['steps']} steps, value {event['value']:.4f}"
+                )
 
 
 def claims(results: dict[str, Any]) -> None:
@@ -216,7 +241,8 @@ def collect_timing(run_folder: Path, resumed_at: str) -> dict[str, Any]:
         cells.append(
             {"cell": run.name, "minutes": round(seconds / 60, 2), "interrupted": interrupted}
         )
-        for line in (run / "metrics.jsonl").read_text().splitlines():
+        metrics = run / "metrics.jsonl"  # none for the from-scratch model's folder: adaptation only
+        for line in metrics.read_text().splitlines() if metrics.is_file() else []:
             row = json.loads(line)
             if "tokens_per_s" in row:
                 speeds.append(row["tokens_per_s"])
@@ -241,6 +267,7 @@ def main() -> None:
     pretraining(results)
     claims(results)
     adaptation(results)
+    pilots(study)
     timing(study)
 
 

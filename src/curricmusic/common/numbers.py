@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["fmt", "sig", "count", "is_number", "MISSING"]
+__all__ = ["fmt", "sig", "p_text", "count", "is_number", "MISSING"]
 
 #: What a missing or non-finite number prints as.
 MISSING = "-"
@@ -49,6 +49,17 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def p_text(value: Any) -> str:
+    """A p-value: three decimals, ``< 0.001`` below that (never a bare ``0.000``), ``-`` when missing.
+
+    >>> [p_text(0.0423), p_text(1.2e-7), p_text(None), p_text(1.0)]
+    ['0.042', '< 0.001', '-', '1.000']
+    """
+    if not is_number(value):
+        return MISSING
+    return "< 0.001" if float(value) < 0.001 else f"{float(value):.3f}"
+
+
 def sig(value: Any, digits: int = 3) -> str:
     """``value`` to ``digits`` significant digits (losses and their differences); from 1,000 on a
     whole number with thousands separators; ``-`` when missing or not finite.
@@ -67,7 +78,9 @@ def sig(value: Any, digits: int = 3) -> str:
     rounded = round(number, max(0, digits - 1 - exponent))
     if abs(rounded) >= 1000:
         return f"{rounded:,.0f}"
-    if rounded and math.floor(math.log10(abs(rounded))) > exponent:  # 9.996 -> 10.0: one digit more before the point
+    if (
+        rounded and math.floor(math.log10(abs(rounded))) > exponent
+    ):  # 9.996 -> 10.0: one digit more before the point
         exponent += 1
     decimals = max(0, digits - 1 - exponent)
     return f"{number:.{decimals}f}"
