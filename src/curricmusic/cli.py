@@ -36,9 +36,7 @@ app = typer.Typer(
     add_completion=False,
 )
 data_app = typer.Typer(help="Build and inspect curriculum data.", no_args_is_help=True)
-app.add_typer(
-    data_app, name="data", help="Prepare curriculum data (prepare) and look at it (show)."
-)
+app.add_typer(data_app, name="data", help="Prepare curriculum data (prepare) and look at it (show).")
 
 
 def _print_version(value: bool) -> None:
@@ -55,11 +53,7 @@ def _global_options(
         False, "--debug", help=f"Show the full traceback of any error (same as {DEBUG_ENV}=1)."
     ),
     version: bool = typer.Option(
-        False,
-        "--version",
-        callback=_print_version,
-        is_eager=True,
-        help="Print the version of curricmusic and exit.",
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version of curricmusic and exit."
     ),
 ) -> None:
     """Curriculum learning for symbolic music: prepare staged data, train, generate, score novelty."""
@@ -83,9 +77,7 @@ def data_prepare(
     workers: int = typer.Option(
         os.cpu_count() or 1, "--workers", min=1, help="Worker processes for parsing and tokenizing."
     ),
-    force: bool = typer.Option(
-        False, "--force", help="Rebuild even when the folder is up to date."
-    ),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when the folder is up to date."),
 ) -> None:
     """Build the curriculum's token caches, splits and manifest.json."""
     from curricmusic.data.prepare import prepare
@@ -101,20 +93,12 @@ def data_prepare(
 
 @data_app.command("show")
 def data_show(
-    curriculum: Path = typer.Argument(
-        ..., help="Curriculum TOML, MIDI folder, or a prepared folder."
-    ),
+    curriculum: Path = typer.Argument(..., help="Curriculum TOML, MIDI folder, or a prepared folder."),
     stage: str | None = typer.Option(None, "--stage", help="List the pieces of this stage."),
-    export_midi: Path | None = typer.Option(
-        None, "--export-midi", help="Write example MIDI files here."
-    ),
-    split: str | None = typer.Option(
-        None, "--split", help="Split to list and export: train (default), val or test."
-    ),
+    export_midi: Path | None = typer.Option(None, "--export-midi", help="Write example MIDI files here."),
+    split: str | None = typer.Option(None, "--split", help="Split to list and export: train (default), val or test."),
     limit: int = typer.Option(3, "--limit", min=1, help="Pieces listed or exported per stage."),
-    plot: Path | None = typer.Option(
-        None, "--plot", help="Write a PNG of difficulty and tokens per stage."
-    ),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of difficulty and tokens per stage."),
 ) -> None:
     """What each stage holds, with example MIDI files to listen to."""
     from curricmusic.data.prepare import CACHE_WAIT_S, prepare
@@ -130,13 +114,7 @@ def data_show(
         data = PreparedData.open(curriculum)
     else:
         config, source = _load_curriculum_arg(curriculum)
-        data = prepare(
-            config,
-            default_prepared_dir(config),
-            workers=os.cpu_count() or 1,
-            source=source,
-            wait_s=CACHE_WAIT_S,
-        ).data
+        data = prepare(config, default_prepared_dir(config), workers=os.cpu_count() or 1, source=source, wait_s=CACHE_WAIT_S).data
     if stage is None:
         print_summary(data)
     else:
@@ -165,23 +143,13 @@ def _compile_flag(value: bool | None) -> None:
 def train(
     experiment: Path = typer.Argument(..., help="Experiment TOML."),
     arm: str | None = typer.Option(None, "--arm", help="Arm to train (default: the first)."),
-    seed: int | None = typer.Option(
-        None, "--seed", min=0, help="Seed (default: the experiment's first)."
-    ),
-    out: Path | None = typer.Option(
-        None, "--out", help="Run folder (default: runs/EXPERIMENT/ARM-seedN)."
-    ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue the run in --out from its checkpoint."
-    ),
-    lr: float | None = typer.Option(
-        None, "--lr", help="Peak learning rate: one of the arm's (needed when it sweeps several)."
-    ),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Seed (default: the experiment's first)."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/EXPERIMENT/ARM-seedN)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate: one of the arm's (needed when it sweeps several)."),
     match_run: Path | None = typer.Option(
-        None,
-        "--match-run",
-        help="For an arm that matches an adaptive arm: that arm's finished run of the same seed "
-        "(default: the folder ARM-seedN beside --out).",
+        None, "--match-run", help="For an arm that matches an adaptive arm: that arm's finished run of the same seed "
+        "(default: the folder ARM-seedN beside --out)."
     ),
     compile_step: bool | None = typer.Option(None, "--compile/--no-compile", help=COMPILE_HELP),
 ) -> None:
@@ -194,12 +162,8 @@ def train(
     arm_name = arm or loaded.config.arms[0].name
     loaded.config.arm(arm_name)  # a clear error for an unknown arm
     run_seed = loaded.config.seeds[0] if seed is None else seed
-    run_dir = out or Path("runs") / loaded.config.name / (
-        f"{arm_name}-seed{run_seed}" if lr is None else f"{arm_name}-lr{lr:g}-seed{run_seed}"
-    )
-    result = train_run(
-        loaded, arm_name, run_seed, run_dir, lr=lr, resume=resume, matched_run=match_run
-    )
+    run_dir = out or Path("runs") / loaded.config.name / (f"{arm_name}-seed{run_seed}" if lr is None else f"{arm_name}-lr{lr:g}-seed{run_seed}")
+    result = train_run(loaded, arm_name, run_seed, run_dir, lr=lr, resume=resume, matched_run=match_run)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     val = ", ".join(f"{stage} {sig(loss)}" for stage, loss in result.final_val.items())
@@ -208,85 +172,35 @@ def train(
 
 @app.command("generate")
 def generate(
-    run_dir: Path = typer.Argument(
-        ..., help="A run folder written by `curricmusic train`, or an exported model folder."
-    ),
+    run_dir: Path = typer.Argument(..., help="A run folder written by `curricmusic train`, or an exported model folder."),
     n: int | None = typer.Option(None, "--n", help="Number of samples (default 4)."),
-    out: Path | None = typer.Option(
-        None,
-        "--out",
-        help="Output folder (default: RUN_DIR/samples; samples/NAME for a model folder).",
-    ),
-    prompt: Path | None = typer.Option(
-        None, "--prompt", help="Continue this MIDI file (its last bars)."
-    ),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: RUN_DIR/samples; samples/NAME for a model folder)."),
+    prompt: Path | None = typer.Option(None, "--prompt", help="Continue this MIDI file (its last bars)."),
     prompt_bars: int | None = typer.Option(
-        None,
-        "--prompt-bars",
-        help="Bars of the prompt to continue from (default: the last 4, fewer if they do not fit).",
+        None, "--prompt-bars", help="Bars of the prompt to continue from (default: the last 4, fewer if they do not fit)."
     ),
-    temperature: float | None = typer.Option(
-        None, "--temperature", help="Sampling temperature (default 1.0)."
-    ),
-    top_k: int | None = typer.Option(
-        None, "--top-k", help="Keep the k most likely tokens (0: off; default 0)."
-    ),
-    top_p: float | None = typer.Option(
-        None, "--top-p", help="Nucleus sampling mass (1: off; default 0.95)."
-    ),
-    min_p: float | None = typer.Option(
-        None, "--min-p", help="Keep tokens with p >= min_p * max p (0: off; default 0)."
-    ),
-    seed: int | None = typer.Option(
-        None,
-        "--seed",
-        help="Seed of the samples (default: the run's seed, as `curricmusic run` samples).",
-    ),
-    max_bars: int | None = typer.Option(
-        None, "--max-bars", help="Stop after this many bars (default 16)."
-    ),
-    max_tokens: int | None = typer.Option(
-        None, "--max-tokens", help="Stop after this many tokens (default 2048)."
-    ),
-    key: str | None = typer.Option(
-        None, "--key", help="Keep pitches in this key, e.g. 'D minor' or 'Eb'."
-    ),
-    grammar: bool | None = typer.Option(
-        None, "--grammar/--no-grammar", help="The tokenizer's grammar mask (default on)."
-    ),
+    temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (default 1.0)."),
+    top_k: int | None = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0: off; default 0)."),
+    top_p: float | None = typer.Option(None, "--top-p", help="Nucleus sampling mass (1: off; default 0.95)."),
+    min_p: float | None = typer.Option(None, "--min-p", help="Keep tokens with p >= min_p * max p (0: off; default 0)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the samples (default: the run's seed, as `curricmusic run` samples)."),
+    max_bars: int | None = typer.Option(None, "--max-bars", help="Stop after this many bars (default 16)."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Stop after this many tokens (default 2048)."),
+    key: str | None = typer.Option(None, "--key", help="Keep pitches in this key, e.g. 'D minor' or 'Eb'."),
+    grammar: bool | None = typer.Option(None, "--grammar/--no-grammar", help="The tokenizer's grammar mask (default on)."),
     copy_blocking: bool | None = typer.Option(
-        None,
-        "--copy-blocking/--no-copy-blocking",
-        help="Block long copies of the training data (default on).",
+        None, "--copy-blocking/--no-copy-blocking", help="Block long copies of the training data (default on)."
     ),
-    max_copy_notes: int | None = typer.Option(
-        None, "--max-copy-notes", help="Longest span copied from training data (default 16)."
-    ),
-    rerank: int | None = typer.Option(
-        None,
-        "--rerank",
-        help="Draw K candidates per sample, keep the most novel-and-likely (default 1).",
-    ),
-    novelty_weight: float | None = typer.Option(
-        None, "--novelty-weight", help="Weight W of the novelty penalty in reranking (default 1)."
-    ),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Samples drawn at once (default 8)."
-    ),
+    max_copy_notes: int | None = typer.Option(None, "--max-copy-notes", help="Longest span copied from training data (default 16)."),
+    rerank: int | None = typer.Option(None, "--rerank", help="Draw K candidates per sample, keep the most novel-and-likely (default 1)."),
+    novelty_weight: float | None = typer.Option(None, "--novelty-weight", help="Weight W of the novelty penalty in reranking (default 1)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Samples drawn at once (default 8)."),
     min_notes: int | None = typer.Option(
-        None,
-        "--min-notes",
-        help="Draw a sample again (up to 4 times) while it has fewer new notes (default 0: never).",
+        None, "--min-notes", help="Draw a sample again (up to 4 times) while it has fewer new notes (default 0: never)."
     ),
-    wav: bool | None = typer.Option(
-        None,
-        "--wav/--no-wav",
-        help="Also render WAV audio with the General MIDI soundfont (default off).",
-    ),
+    wav: bool | None = typer.Option(None, "--wav/--no-wav", help="Also render WAV audio with the General MIDI soundfont (default off)."),
     compile_step: bool | None = typer.Option(
-        None,
-        "--compile/--no-compile",
-        help="Compile the decoding step (default auto: large sampling jobs on a machine that can).",
+        None, "--compile/--no-compile", help="Compile the decoding step (default auto: large sampling jobs on a machine that can)."
     ),
 ) -> None:
     """Sample MIDI (and WAV) from a trained run or an exported model folder.
@@ -312,29 +226,17 @@ def generate(
     settings_for_run({}, flags)  # a bad flag is one line naming it, before the run folder is read
     info, record = run_record(run_dir)
     settings, sources = settings_for_run(info, flags, source=record)
-    default_out = (
-        Path("samples") / run_dir.resolve().name
-        if is_shared_folder(run_dir)
-        else run_dir / "samples"
-    )
-    out_dir = (
-        out or default_out
-    )  # never inside a shared model folder (it may be a read-only download)
+    default_out = Path("samples") / run_dir.resolve().name if is_shared_folder(run_dir) else run_dir / "samples"
+    out_dir = out or default_out  # never inside a shared model folder (it may be a read-only download)
     manifest = generate_samples(run_dir, out_dir, settings, sources=sources)
     console.print(f"[green]{out_dir}[/]: {escape(samples_line(manifest))} (manifest.json)")
 
 
 @app.command("export")
 def export(
-    run_dir: Path = typer.Argument(
-        ..., help="A run folder written by `curricmusic train` (or by `run`: OUT/runs/NAME)."
-    ),
-    out: Path = typer.Option(
-        ..., "--out", help="The model folder to write (new, empty, or an earlier export)."
-    ),
-    license: str | None = typer.Option(
-        None, "--license", help="License of the weights for the model card, e.g. mit or cc-by-4.0."
-    ),
+    run_dir: Path = typer.Argument(..., help="A run folder written by `curricmusic train` (or by `run`: OUT/runs/NAME)."),
+    out: Path = typer.Option(..., "--out", help="The model folder to write (new, empty, or an earlier export)."),
+    license: str | None = typer.Option(None, "--license", help="License of the weights for the model card, e.g. mit or cc-by-4.0."),
 ) -> None:
     """Write a trained run as a Hugging Face folder: GPT-NeoX weights, MidiTok tokenizer, model card.
 
@@ -345,32 +247,20 @@ def export(
     from curricmusic.experiment.export import export_run
 
     written = export_run(run_dir, out, license=license)
-    console.print(
-        f"[green]{written}[/]: config.json, model.safetensors, tokenizer.json, generation_config.json, README.md"
-    )
+    console.print(f"[green]{written}[/]: config.json, model.safetensors, tokenizer.json, generation_config.json, README.md")
 
 
 @app.command("novelty")
 def novelty(
     samples_dir: Path = typer.Argument(..., help="A folder of generated MIDI files."),
-    against: Path = typer.Option(
-        ..., "--against", help="The run folder (or prepared folder) of the training data."
-    ),
+    against: Path = typer.Option(..., "--against", help="The run folder (or prepared folder) of the training data."),
     embedder: str | None = typer.Option(
-        None,
-        "--embedder",
-        help="clap:<HF id | local dir | LAION .pt>, audio-features, or symbolic.",
+        None, "--embedder", help="clap:<HF id | local dir | LAION .pt>, audio-features, or symbolic."
     ),
-    out: Path | None = typer.Option(
-        None, "--out", help="Report folder (default: SAMPLES_DIR/novelty)."
-    ),
-    bank_stage: list[str] | None = typer.Option(
-        None, "--bank-stage", help="Training stages in the bank (repeatable; default all)."
-    ),
+    out: Path | None = typer.Option(None, "--out", help="Report folder (default: SAMPLES_DIR/novelty)."),
+    bank_stage: list[str] | None = typer.Option(None, "--bank-stage", help="Training stages in the bank (repeatable; default all)."),
     max_seconds: float | None = typer.Option(
-        None,
-        "--max-seconds",
-        help="Audio rendered per piece, in seconds (0: all of it; default 60).",
+        None, "--max-seconds", help="Audio rendered per piece, in seconds (0: all of it; default 60)."
     ),
 ) -> None:
     """Score samples for closeness to the training data (CLAP + symbolic copy detection).
@@ -385,9 +275,7 @@ def novelty(
     from curricmusic.reporting.embedder_note import embedder_note
 
     flags = {"embedder": embedder, "bank_stages": bank_stage or None, "max_seconds": max_seconds}
-    run_info = (
-        read_run(against) if is_run_folder(against) else None
-    )  # a prepared folder records none
+    run_info = read_run(against) if is_run_folder(against) else None  # a prepared folder records none
     settings, sources = novelty_settings_for_run(run_info, flags, source=str(against / RUN_FILE))
     out_dir = out or samples_dir / "novelty"
     report = score_novelty(samples_dir, against, out_dir, settings, sources=sources)
@@ -407,9 +295,7 @@ def novelty(
 @app.command("compare")
 def compare(
     reports: list[Path] = typer.Argument(..., help="novelty.json files (or folders holding one)."),
-    out: Path = typer.Option(
-        Path("compare"), "--out", help="Folder for compare.html and compare.json."
-    ),
+    out: Path = typer.Option(Path("compare"), "--out", help="Folder for compare.html and compare.json."),
 ) -> None:
     """Put the novelty figures of several sample sets side by side."""
     from curricmusic.novelty.compare import compare_reports
@@ -422,15 +308,9 @@ def compare(
 @app.command("run")
 def run(
     experiment: Path = typer.Argument(..., help="Experiment TOML."),
-    out: Path | None = typer.Option(
-        None, "--out", help="Experiment folder (default: runs/EXPERIMENT)."
-    ),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue an interrupted experiment in --out."
-    ),
-    launcher: str = typer.Option(
-        "local", "--launcher", help="local, accelerate, slurm or slurm-local."
-    ),
+    out: Path | None = typer.Option(None, "--out", help="Experiment folder (default: runs/EXPERIMENT)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted experiment in --out."),
+    launcher: str = typer.Option("local", "--launcher", help="local, accelerate, slurm or slurm-local."),
     compile_step: bool | None = typer.Option(None, "--compile/--no-compile", help=COMPILE_HELP),
 ) -> None:
     """Run every arm x seed of an experiment, then write results.json and the reports."""
@@ -448,9 +328,7 @@ def run(
     failed += [  # a from-scratch seed that failed (its arms' adaptation failures fail their cells)
         {"arm": r["model"], "seed": r["seed"], "error": r["error"]}
         for r in adaptation["runs"]
-        if r["model"] == "scratch"
-        and r["status"] == "failed"
-        and r["shots"] == adaptation["shots"][0]
+        if r["model"] == "scratch" and r["status"] == "failed" and r["shots"] == adaptation["shots"][0]
     ]
     if failed:
         for row in failed:
@@ -488,19 +366,13 @@ def report(
     results = rebuild_reports(experiment_dir)
     _print_opening(results)
     done = sum(r.get("status") == "done" for r in results["runs"])
-    console.print(
-        f"[green]{experiment_dir / 'report.html'}[/] (also results.json, report.md): {done} of {len(results['runs'])} runs finished"
-    )
+    console.print(f"[green]{experiment_dir / 'report.html'}[/] (also results.json, report.md): {done} of {len(results['runs'])} runs finished")
 
 
 @app.command("probe")
 def probe(
-    run_dir: Path = typer.Argument(
-        ..., help="An experiment folder (from `run`) or one run folder (from `train`)."
-    ),
-    layers: bool = typer.Option(
-        False, "--layers", help="Also probe every layer (embedding, each block)."
-    ),
+    run_dir: Path = typer.Argument(..., help="An experiment folder (from `run`) or one run folder (from `train`)."),
+    layers: bool = typer.Option(False, "--layers", help="Also probe every layer (embedding, each block)."),
     force: bool = typer.Option(False, "--force", help="Probe again even where probe.json exists."),
 ) -> None:
     """Linear probes of key, mode and meter of held-out pieces: trained model against its initial weights.
@@ -520,17 +392,7 @@ def probe(
         raise UserError(f"{run_dir}: no such folder")
     summaries = probe_folder(run_dir, layers=layers, force=force)
     table = Table(title=f"Linear probes: {run_dir}")
-    for column in (
-        "arm",
-        "task",
-        "seeds",
-        "classes",
-        "chance",
-        "bag of tokens",
-        "initial weights",
-        "trained",
-        "trained - initial",
-    ):
+    for column in ("arm", "task", "seeds", "classes", "chance", "bag of tokens", "initial weights", "trained", "trained - initial"):
         table.add_column(column, justify="left" if column in ("arm", "task") else "right")
     for row in probe_rows(summaries):
         table.add_row(
@@ -555,9 +417,7 @@ def probe(
                 text = ", ".join(f"{layer} {fmt(value)}" for layer, value in by_layer.items())
                 console.print(f"{row['arm']} {row['task']} {model}: {text}")
     pieces = next(iter(summaries.values())).get("pieces", {})
-    console.print(
-        f"{pieces.get('n', '-')} held-out pieces, first {pieces.get('seq_len', '-')} tokens each. {PROBE_NOTE}"
-    )
+    console.print(f"{pieces.get('n', '-')} held-out pieces, first {pieces.get('seq_len', '-')} tokens each. {PROBE_NOTE}")
     if expected.row_count:
         console.print(EXPECTATION_NOTE)
     for row in probe_rows(summaries, "expectation"):
@@ -615,9 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     _Signals.received = None
     handlers = {}
     if threading.current_thread() is threading.main_thread():
-        handlers = {
-            number: signal.signal(number, _on_signal) for number in (signal.SIGINT, signal.SIGTERM)
-        }
+        handlers = {number: signal.signal(number, _on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         app(args=args, prog_name="curricmusic")
     except SystemExit:

@@ -96,9 +96,7 @@ def _shown(entries: Iterable[str], limit: int = 3) -> str:
     return ", ".join(entries[:limit]) + more
 
 
-def check_folder(
-    path: str | os.PathLike[str], what: str = "--out", kind: str | None = None
-) -> None:
+def check_folder(path: str | os.PathLike[str], what: str = "--out", kind: str | None = None) -> None:
     """One UserError line unless ``path`` is missing, an empty folder, or a folder we made (of
     ``kind``, when given)."""
     path = Path(path)
@@ -142,9 +140,7 @@ def claim_folder(path: str | os.PathLike[str], kind: str, what: str = "--out") -
 
 
 @contextmanager
-def writing_folder(
-    path: str | os.PathLike[str], kind: str, what: str = "--out", wait_s: float = 0.0
-) -> Iterator[Path]:
+def writing_folder(path: str | os.PathLike[str], kind: str, what: str = "--out", wait_s: float = 0.0) -> Iterator[Path]:
     """Claim ``path`` (see :func:`claim_folder`) and hold its writer's lock for the ``with`` block
     (see :mod:`curricmusic.common.lock`: a second writer is refused with one line)."""
     path = claim_folder(path, kind, what)
@@ -173,9 +169,7 @@ def check_replaceable(
         )
 
 
-def remove_stale(
-    parent: str | os.PathLike[str], pattern: str, max_age_s: float = 86400.0
-) -> list[Path]:
+def remove_stale(parent: str | os.PathLike[str], pattern: str, max_age_s: float = 86400.0) -> list[Path]:
     """Remove folders under ``parent`` matching ``pattern`` untouched for ``max_age_s`` seconds.
 
     For the leftovers of a killed writer (``.NAME.build-*``): the pattern names only folders

@@ -20,20 +20,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from curricmusic.common.errors import UserError
 
-__all__ = [
-    "FrozenModel",
-    "INT64_MAX",
-    "load_toml",
-    "validate",
-    "format_validation_error",
-    "config_hash",
-]
+__all__ = ["FrozenModel", "INT64_MAX", "load_toml", "validate", "format_validation_error", "config_hash"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-INT64_MAX = (
-    2**63 - 1
-)  # TOML integers are 64-bit; Python's are not, and NumPy's and torch's overflow
+INT64_MAX = 2**63 - 1  # TOML integers are 64-bit; Python's are not, and NumPy's and torch's overflow
 
 
 def _int64_problem(value: Any) -> str | None:
@@ -69,11 +60,7 @@ _UNION_TAG = re.compile(r"^(int|float|str|bool|none|list\[.*\]|dict\[.*\]|functi
 def _dotted(loc: tuple[Any, ...]) -> str:
     # pydantic puts the discriminator value ("generated") and the member type ("float",
     # "list[float]") in the location of unions
-    parts = [
-        str(p)
-        for p in loc
-        if p not in ("generated", "music21", "midi_dir") and not _UNION_TAG.match(str(p))
-    ]
+    parts = [str(p) for p in loc if p not in ("generated", "music21", "midi_dir") and not _UNION_TAG.match(str(p))]
     return ".".join(parts) or "(top level)"
 
 
@@ -83,14 +70,11 @@ def _most_telling(errors: list[Any]) -> tuple[Any, int]:
     number" but "a finite number")."""
     first = errors[0]
     field = _dotted(first["loc"])
-    same_field = [
-        e for e in errors if _dotted(e["loc"]) == field or _dotted(e["loc"]).startswith(field + ".")
-    ]
+    same_field = [e for e in errors if _dotted(e["loc"]) == field or _dotted(e["loc"]).startswith(field + ".")]
     telling = [e for e in same_field if not str(e["type"]).endswith("_type")]
     shown = telling[0] if len(same_field) > 1 and telling else first
     others = len(errors) - len(same_field) if len(same_field) > 1 else len(errors) - 1
     return shown, others
-
 
 def format_validation_error(error: ValidationError, source: str) -> str:
     """One line: ``source: key.path: what was expected (got value)``, plus a count of the rest."""
@@ -107,7 +91,6 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
     return f"{source}: {_dotted(first['loc'])}: {message}{more}"
 
-
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file, turning I/O and syntax errors into one-line UserErrors."""
     path = Path(path)
@@ -121,14 +104,12 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text TOML file") from None
 
-
 def validate(model: type[ModelT], data: Mapping[str, Any], source: str) -> ModelT:
     """Validate ``data`` as ``model``; errors become one UserError line naming ``source``."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise UserError(format_validation_error(exc, source)) from None
-
 
 def config_hash(model: BaseModel, length: int = 16) -> str:
     """A stable hex digest of a config's JSON form (paths as strings, keys sorted)."""

@@ -42,9 +42,7 @@ __all__ = ["LOCK_FILE", "HOLDERS_ENV", "FolderInUse", "folder_lock", "lock_holde
 LOCK_FILE = ".curricmusic.lock"
 HOLDERS_ENV = "CURRICMUSIC_LOCK_HOLDERS"  # process ids (comma-separated) of this process's lock-holding ancestors
 
-_HELD: dict[
-    str, tuple[int, int]
-] = {}  # resolved folder -> (file descriptor, depth), this process's locks
+_HELD: dict[str, tuple[int, int]] = {}  # resolved folder -> (file descriptor, depth), this process's locks
 _WARNED: list[bool] = []
 
 
@@ -108,9 +106,7 @@ def _record(fd: int) -> None:
 
 
 @contextmanager
-def folder_lock(
-    folder: str | os.PathLike[str], what: str = "--out", wait_s: float = 0.0
-) -> Iterator[Path]:
+def folder_lock(folder: str | os.PathLike[str], what: str = "--out", wait_s: float = 0.0) -> Iterator[Path]:
     """Hold the exclusive lock of ``folder`` (which must exist) for the ``with`` block.
 
     Raises :class:`FolderInUse` when another process holds it; with ``wait_s`` > 0, waits that
@@ -129,10 +125,7 @@ def folder_lock(
     if fcntl is None:
         if not _WARNED:
             _WARNED.append(True)
-            print(
-                "warning: this platform has no fcntl: output folders are not locked",
-                file=sys.stderr,
-            )
+            print("warning: this platform has no fcntl: output folders are not locked", file=sys.stderr)
         yield folder
         return
     path = folder / LOCK_FILE
@@ -147,10 +140,7 @@ def folder_lock(
             raise _refusal(folder, what)
         if not said:
             holder = lock_holder(folder) or {}
-            print(
-                f"waiting for process {holder.get('pid', 'unknown')}, which is writing {folder}",
-                file=sys.stderr,
-            )
+            print(f"waiting for process {holder.get('pid', 'unknown')}, which is writing {folder}", file=sys.stderr)
             said = True
         time.sleep(0.2)
         fd = _try_lock(path)

@@ -51,9 +51,7 @@ def _cgroup_room() -> int | None:
     """Room left under the cgroup v2 memory limit of this process, or None (no limit, no v2)."""
     try:
         relative = next(
-            line.split("::", 1)[1]
-            for line in Path("/proc/self/cgroup").read_text().splitlines()
-            if line.startswith("0::")
+            line.split("::", 1)[1] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::")
         )
         folder = Path("/sys/fs/cgroup") / relative.lstrip("/")
         limit = (folder / "memory.max").read_text().strip()
@@ -83,17 +81,11 @@ def _address_space_room() -> int | None:
 
 def available_bytes() -> int | None:
     """The memory this process may still allocate (see the module doc), or None when unknown."""
-    known = [
-        room
-        for room in (_meminfo_available(), _cgroup_room(), _address_space_room())
-        if room is not None
-    ]
+    known = [room for room in (_meminfo_available(), _cgroup_room(), _address_space_room()) if room is not None]
     return min(known) if known else None
 
 
-def check_fits(
-    needed: float, what: str, parts: Mapping[str, float] | None = None, advice: str = ""
-) -> None:
+def check_fits(needed: float, what: str, parts: Mapping[str, float] | None = None, advice: str = "") -> None:
     """Refuse (:class:`TooLarge`, one line) when ``needed`` bytes exceed what is available.
 
     ``what`` begins the message (the file or flag, and the thing measured); ``parts`` breaks the
@@ -102,9 +94,7 @@ def check_fits(
     available = available_bytes()
     if available is None or needed <= available:
         return
-    detail = ", ".join(
-        f"{name} {human_bytes(size)}" for name, size in (parts or {}).items() if size
-    )
+    detail = ", ".join(f"{name} {human_bytes(size)}" for name, size in (parts or {}).items() if size)
     raise TooLarge(
         f"{what} needs about {human_bytes(needed)}{f' ({detail})' if detail else ''}, more than the "
         f"{human_bytes(available)} this machine has available{'; ' + advice if advice else ''}"

@@ -78,9 +78,7 @@ def sig(value: Any, digits: int = 3) -> str:
     rounded = round(number, max(0, digits - 1 - exponent))
     if abs(rounded) >= 1000:
         return f"{rounded:,.0f}"
-    if (
-        rounded and math.floor(math.log10(abs(rounded))) > exponent
-    ):  # 9.996 -> 10.0: one digit more before the point
+    if rounded and math.floor(math.log10(abs(rounded))) > exponent:  # 9.996 -> 10.0: one digit more before the point
         exponent += 1
     decimals = max(0, digits - 1 - exponent)
     return f"{number:.{decimals}f}"

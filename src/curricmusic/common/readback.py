@@ -30,15 +30,7 @@ MAX_BYTES = 1 << 30  # larger than any file curricmusic writes: a hostile file i
 
 Schema = Mapping[str, type | tuple[type, ...]]
 
-_NAMES = {
-    dict: "an object",
-    list: "a list",
-    str: "text",
-    int: "an integer",
-    float: "a number",
-    bool: "true/false",
-    type(None): "null",
-}
+_NAMES = {dict: "an object", list: "a list", str: "text", int: "an integer", float: "a number", bool: "true/false", type(None): "null"}
 
 
 class DamagedFile(UserError):
@@ -141,9 +133,7 @@ def read_jsonl(
         except ValueError as exc:
             if last:
                 break
-            raise _damaged(
-                path, f"line {number} is not JSON: {str(exc).splitlines()[0][:200]}", hint
-            ) from None
+            raise _damaged(path, f"line {number} is not JSON: {str(exc).splitlines()[0][:200]}", hint) from None
         problem = _schema_problem(row, schema)
         if problem:
             raise _damaged(path, f"line {number}: {problem}", hint)

@@ -65,12 +65,8 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     damaged (naming it: ``train --resume`` writes it again)."""
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
-        raise UserError(
-            f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `curricmusic train`"
-        )
-    info = read_json(
-        path, RUN_SCHEMA, hint="`curricmusic train --resume` (or `run --resume`) writes it again"
-    )
+        raise UserError(f"{run_dir}: not a run folder (no {RUN_FILE}); train one with `curricmusic train`")
+    info = read_json(path, RUN_SCHEMA, hint="`curricmusic train --resume` (or `run --resume`) writes it again")
     assert info is not None
     return info
 

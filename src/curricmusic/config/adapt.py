@@ -26,10 +26,7 @@ class AdaptLRRule(FrozenModel):
     the smaller rate; the test split never enters."""
 
     metric: Literal[ADAPT_LR_METRICS] = "auc_val"  # type: ignore[valid-type]
-    per_shots: bool = Field(
-        True,
-        description="choose per shot size (else one rate per model and style, on the mean over shot sizes)",
-    )
+    per_shots: bool = Field(True, description="choose per shot size (else one rate per model and style, on the mean over shot sizes)")
 
     def text(self) -> str:
         where = "style and shot size" if self.per_shots else "style (mean over shot sizes)"
@@ -53,49 +50,26 @@ class AdaptSection(FrozenModel):
     ``train``'s batch size, window length, weight decay and clipping.
     """
 
-    styles: list[StyleConfig] = Field(
-        min_length=1, description="the new styles (``style = {...}`` for one)"
-    )
-    shots: list[int] = Field(
-        min_length=1, description="pieces of the style's training split per adaptation run"
-    )
+    styles: list[StyleConfig] = Field(min_length=1, description="the new styles (``style = {...}`` for one)")
+    shots: list[int] = Field(min_length=1, description="pieces of the style's training split per adaptation run")
     tokens: int = Field(gt=0, description="budget of every adaptation run in real tokens")
-    lr: float | list[float] = Field(
-        3e-4, description="peak learning rate, or several: each model's is chosen by lr_rule"
-    )
-    lr_rule: AdaptLRRule = Field(
-        default_factory=AdaptLRRule,
-        description="how each model's learning rate is chosen when lr lists several",
-    )
+    lr: float | list[float] = Field(3e-4, description="peak learning rate, or several: each model's is chosen by lr_rule")
+    lr_rule: AdaptLRRule = Field(default_factory=AdaptLRRule, description="how each model's learning rate is chosen when lr lists several")
     lr_schedule: Literal[LR_SCHEDULES] = "constant"  # type: ignore[valid-type]
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     decay_fraction: float = Field(0.2, gt=0, le=1)
-    eval_every: int = Field(
-        10, ge=1, description="steps between validation evaluations on the style"
-    )
+    eval_every: int = Field(10, ge=1, description="steps between validation evaluations on the style")
     log_every: int = Field(5, ge=1)
     checkpoint_every: int = Field(50, ge=1)
-    report_steps: list[int] = Field(
-        default_factory=list, description="steps after which each run's loss is reported"
-    )
-    zero_shot: bool = Field(
-        False, description="score each style's validation split at every pretraining evaluation"
-    )
+    report_steps: list[int] = Field(default_factory=list, description="steps after which each run's loss is reported")
+    zero_shot: bool = Field(False, description="score each style's validation split at every pretraining evaluation")
     target_loss: float | None = Field(
-        None,
-        gt=0,
-        description="style val loss that counts as reached (default: the rule of target_model and target_at)",
+        None, gt=0, description="style val loss that counts as reached (default: the rule of target_model and target_at)"
     )
-    target_model: str = Field(
-        "scratch", description="the model whose mean validation loss fixes the target level"
-    )
-    target_at: float = Field(
-        0.5, gt=0, le=1, description="the share of the budget at which target_model's loss is read"
-    )
-    init_from: Path | None = Field(
-        None, description="also adapt this model folder, as the model 'shared'"
-    )
+    target_model: str = Field("scratch", description="the model whose mean validation loss fixes the target level")
+    target_at: float = Field(0.5, gt=0, le=1, description="the share of the budget at which target_model's loss is read")
+    init_from: Path | None = Field(None, description="also adapt this model folder, as the model 'shared'")
 
     @model_validator(mode="before")
     @classmethod
@@ -115,12 +89,7 @@ class AdaptSection(FrozenModel):
             for style in styles:
                 if isinstance(style, dict) and "name" not in style:
                     collection = style.get("collection")
-                    style = {
-                        **style,
-                        "name": collection
-                        if isinstance(collection, str) and collection
-                        else "style",
-                    }
+                    style = {**style, "name": collection if isinstance(collection, str) and collection else "style"}
                 named.append(style)
             data["styles"] = named
         return data
@@ -135,25 +104,15 @@ class AdaptSection(FrozenModel):
     @model_validator(mode="after")
     def _check(self) -> AdaptSection:
         if self.lr_schedule == "wsd" and self.warmup_fraction + self.decay_fraction > 1:
-            raise ValueError(
-                "warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup"
-            )
+            raise ValueError("warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup")
         rates = self.learning_rates
         if not rates or any(v <= 0 for v in rates) or len(set(rates)) != len(rates):
-            raise ValueError(
-                f"lr must be a positive number or a list of distinct ones (got {self.lr})"
-            )
+            raise ValueError(f"lr must be a positive number or a list of distinct ones (got {self.lr})")
         names = [style.name for style in self.styles]
         if len(set(names)) != len(names):
-            raise ValueError(
-                f"styles: names must be unique (got {', '.join(names)}); give each style a name"
-            )
-        if any(k < 1 for k in self.report_steps) or len(set(self.report_steps)) != len(
-            self.report_steps
-        ):
-            raise ValueError(
-                f"report_steps must be distinct step counts >= 1, got {self.report_steps}"
-            )
+            raise ValueError(f"styles: names must be unique (got {', '.join(names)}); give each style a name")
+        if any(k < 1 for k in self.report_steps) or len(set(self.report_steps)) != len(self.report_steps):
+            raise ValueError(f"report_steps must be distinct step counts >= 1, got {self.report_steps}")
         return self
 
     @property

@@ -103,9 +103,7 @@ class PacingOptions(FrozenModel):
 
 
 class _Replay(PacingOptions):
-    replay: float = Field(
-        0.0, ge=0.0, lt=1.0, description="share of each batch on earlier stages after an advance"
-    )
+    replay: float = Field(0.0, ge=0.0, lt=1.0, description="share of each batch on earlier stages after an advance")
 
 
 class FixedOptions(_Replay):
@@ -118,22 +116,14 @@ class FixedOptions(_Replay):
 
     @model_validator(mode="after")
     def _one_budget(self) -> FixedOptions:
-        given = [
-            k
-            for k in ("stage_fractions", "stage_steps", "stage_tokens")
-            if getattr(self, k) is not None
-        ]
+        given = [k for k in ("stage_fractions", "stage_steps", "stage_tokens") if getattr(self, k) is not None]
         if len(given) > 1:
-            raise ValueError(
-                f"give only one of stage_fractions, stage_steps, stage_tokens (got {', '.join(given)})"
-            )
+            raise ValueError(f"give only one of stage_fractions, stage_steps, stage_tokens (got {', '.join(given)})")
         for values in (self.stage_fractions, self.stage_steps, self.stage_tokens):
             if values is not None and any(v < 0 for v in values):
                 raise ValueError("stage budgets must be >= 0")
         if self.stage_fractions is not None and sum(self.stage_fractions) > 1 + 1e-9:
-            raise ValueError(
-                f"stage_fractions sum to {sum(self.stage_fractions):g}; expected at most 1"
-            )
+            raise ValueError(f"stage_fractions sum to {sum(self.stage_fractions):g}; expected at most 1")
         return self
 
     @property
@@ -201,17 +191,11 @@ class MasteryOptions(_Replay):
 
     adaptive: ClassVar[bool] = True  # its stage boundaries depend on what the run measures
     criterion: Criterion | list[Criterion] = "plateau"
-    key_share: float | list[float] = Field(
-        0.75, description="key-share threshold (one, or one per basics stage)"
-    )
+    key_share: float | list[float] = Field(0.75, description="key-share threshold (one, or one per basics stage)")
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.01, ge=0.0, lt=1.0)
-    cap_tokens: int | list[int] | None = Field(
-        None, description="most real tokens spent on a basics stage"
-    )
-    cap_fraction: float = Field(
-        0.25, gt=0.0, lt=1.0, description="the cap as a share of the budget (without cap_tokens)"
-    )
+    cap_tokens: int | list[int] | None = Field(None, description="most real tokens spent on a basics stage")
+    cap_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="the cap as a share of the budget (without cap_tokens)")
     end: Literal["target", "pool", "matched"] = "target"
 
     @model_validator(mode="after")
@@ -219,13 +203,7 @@ class MasteryOptions(_Replay):
         shares = self.key_share if isinstance(self.key_share, list) else [self.key_share]
         if not shares or any(not 0.0 < s <= 1.0 for s in shares):
             raise ValueError(f"key_share must be in (0, 1] (got {self.key_share})")
-        caps = (
-            self.cap_tokens
-            if isinstance(self.cap_tokens, list)
-            else [self.cap_tokens]
-            if self.cap_tokens
-            else []
-        )
+        caps = self.cap_tokens if isinstance(self.cap_tokens, list) else [self.cap_tokens] if self.cap_tokens else []
         if any(c < 1 for c in caps) or (isinstance(self.cap_tokens, list) and not caps):
             raise ValueError(f"cap_tokens must be positive (got {self.cap_tokens})")
         if isinstance(self.criterion, list) and not self.criterion:
@@ -255,11 +233,7 @@ class MasteryOptions(_Replay):
         """The token cap of each basics stage."""
         if self.cap_tokens is None:
             return [int(round(self.cap_fraction * tokens))] * n_basics
-        return (
-            list(self.cap_tokens)
-            if isinstance(self.cap_tokens, list)
-            else [self.cap_tokens] * n_basics
-        )
+        return list(self.cap_tokens) if isinstance(self.cap_tokens, list) else [self.cap_tokens] * n_basics
 
     def criteria(self, n_basics: int) -> list[tuple[str, float]]:
         """``(criterion, key-share threshold)`` of each basics stage."""
@@ -280,9 +254,7 @@ class TargetOnlyOptions(PacingOptions):
     stages_from: ClassVar[str | None] = "the target stage"
     matchable: ClassVar[bool] = False
     target_only: ClassVar[bool] = True
-    match: str | None = Field(
-        None, description="train only as many tokens as this arm's target-stage tokens"
-    )
+    match: str | None = Field(None, description="train only as many tokens as this arm's target-stage tokens")
 
 
 class RandomMatchedOptions(PacingOptions):
@@ -300,12 +272,8 @@ class SeqWarmupOptions(PacingOptions):
     ``start_len`` tokens to the full context over ``warmup_fraction`` of the steps. A step of
     shorter windows holds more of them (the same real tokens); lengths divide ``train.seq_len``."""
 
-    start_len: int = Field(
-        32, ge=1, description="window length at step 0 (a divisor of train.seq_len)"
-    )
-    warmup_fraction: float = Field(
-        0.25, gt=0.0, le=1.0, description="share of the steps the growth takes"
-    )
+    start_len: int = Field(32, ge=1, description="window length at step 0 (a divisor of train.seq_len)")
+    warmup_fraction: float = Field(0.25, gt=0.0, le=1.0, description="share of the steps the growth takes")
 
     def check_train(self, seq_len: int, total_steps: int) -> str | None:
         if self.start_len > seq_len or seq_len % self.start_len:
@@ -317,9 +285,7 @@ class PrePhaseOptions(PacingOptions):
     """Pedagogy as a pre-phase: every stage but the target, mixed in proportion to their tokens,
     for ``pre_fraction`` of the budget; then the target stage alone."""
 
-    pre_fraction: float = Field(
-        0.35, gt=0.0, lt=1.0, description="share of the steps on the pedagogy mix"
-    )
+    pre_fraction: float = Field(0.35, gt=0.0, lt=1.0, description="share of the steps on the pedagogy mix")
 
     def check_train(self, seq_len: int, total_steps: int) -> str | None:
         steps = int(round(self.pre_fraction * total_steps))
@@ -371,9 +337,7 @@ class ArmConfig(FrozenModel):
     pacing: PacingName
     curriculum: Path | None = None  # default: the experiment's curriculum
     stages: list[str] | None = None  # default: every stage of the curriculum, in its order
-    lr: float | list[float] | None = Field(
-        None, description="peak learning rate(s); default: train.lr"
-    )
+    lr: float | list[float] | None = Field(None, description="peak learning rate(s); default: train.lr")
     options: PacingOptions = Field(default_factory=RandomOptions)
 
     @model_validator(mode="before")
@@ -387,9 +351,7 @@ class ArmConfig(FrozenModel):
         options = dict(given.model_dump() if isinstance(given, PacingOptions) else given or {})
         known = {key for model in ARM_OPTIONS.values() for key in model.model_fields}
         # options of some pacing move into ``options``; unknown keys stay for pydantic to name
-        options.update(
-            {key: data.pop(key) for key in list(data) if key not in _COMMON and key in known}
-        )
+        options.update({key: data.pop(key) for key in list(data) if key not in _COMMON and key in known})
         model = ARM_OPTIONS.get(data.get("pacing")) if isinstance(data.get("pacing"), str) else None
         if model is None:  # the pacing's own error comes from its Literal
             data["options"] = RandomOptions()
@@ -403,13 +365,9 @@ class ArmConfig(FrozenModel):
                 f"options of {data['pacing']!r}: {', '.join(model.model_fields) or 'none'}"
             )
         if model.stages_from is not None and data.get("stages") is not None:
-            raise ValueError(
-                f"stages: pacing {data['pacing']!r} takes its stages from {model.stages_from}; remove stages"
-            )
+            raise ValueError(f"stages: pacing {data['pacing']!r} takes its stages from {model.stages_from}; remove stages")
         if options.get("match") is not None and data.get("curriculum") is not None:
-            raise ValueError(
-                "curriculum: an arm with match trains on the matched arm's curriculum; remove curriculum"
-            )
+            raise ValueError("curriculum: an arm with match trains on the matched arm's curriculum; remove curriculum")
         try:
             data["options"] = model.model_validate(options)
         except ValidationError as exc:
@@ -420,17 +378,13 @@ class ArmConfig(FrozenModel):
     def _lr_values(self) -> ArmConfig:
         values = self.lr if isinstance(self.lr, list) else [self.lr] if self.lr is not None else []
         if any(v <= 0 for v in values) or (isinstance(self.lr, list) and not values):
-            raise ValueError(
-                f"lr must be a positive number or a non-empty list of them (got {self.lr})"
-            )
+            raise ValueError(f"lr must be a positive number or a non-empty list of them (got {self.lr})")
         if len(set(values)) != len(values):
             raise ValueError(f"lr values must be distinct (got {self.lr})")
         return self
 
     @model_serializer(mode="wrap")
-    def _flat(
-        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
-    ) -> dict[str, Any]:
+    def _flat(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
         out = handler(self)
         out.pop("options", None)
         out.update(self.options.model_dump(mode=info.mode))

@@ -17,23 +17,8 @@ __all__ = ["CLAIM_METRICS", "Claim"]
 #: Metrics a declared claim may compare, per phase (lower is better for every one of them except
 #: ``drop`` and ``gap_closed`` of the adaptation phase).
 CLAIM_METRICS = {
-    "adaptation": (
-        "auc_val",
-        "final_val",
-        "best_val",
-        "test",
-        "start_val",
-        "tokens_to_target",
-        "drop",
-        "gap_closed",
-    ),
-    "pretraining": (
-        "final_val_target",
-        "best_val_target",
-        "test_target",
-        "auc_val_target",
-        "tokens_to_target",
-    ),
+    "adaptation": ("auc_val", "final_val", "best_val", "test", "start_val", "tokens_to_target", "drop", "gap_closed"),
+    "pretraining": ("final_val_target", "best_val_target", "test_target", "auc_val_target", "tokens_to_target"),
 }
 
 
@@ -53,9 +38,7 @@ class Claim(FrozenModel):
     @model_validator(mode="after")
     def _check(self) -> Claim:
         if self.metric not in CLAIM_METRICS[self.phase]:
-            raise ValueError(
-                f"metric: {self.metric!r} is not a {self.phase} measure; expected one of: {', '.join(CLAIM_METRICS[self.phase])}"
-            )
+            raise ValueError(f"metric: {self.metric!r} is not a {self.phase} measure; expected one of: {', '.join(CLAIM_METRICS[self.phase])}")
         if self.arm == self.against:
             raise ValueError(f"a claim compares two models; got {self.arm!r} against itself")
         if self.phase == "pretraining" and (self.style is not None or self.shots is not None):

@@ -33,7 +33,6 @@ __all__ = [
     "curriculum_from_midi_dir",
 ]
 
-
 class SplitSettings(FrozenModel):
     """Fractions held out, by whole tune groups (see ``curricmusic.data.tunes``) or by piece.
 
@@ -168,7 +167,6 @@ class CurriculumConfig(FrozenModel):
 # --------------------------------------------------------------------------------------------
 # Loading
 
-
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Make ``stages[*].path`` absolute relative to the TOML file's directory."""
     stages = data.get("stages")
@@ -178,7 +176,6 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
                 stage["path"] = (base / Path(stage["path"]).expanduser()).resolve()
     return data
 
-
 def load_curriculum(path: str | Path) -> CurriculumConfig:
     """Load and fully validate a curriculum TOML (generators, options, keys and folders included)."""
     path = Path(path)
@@ -187,10 +184,8 @@ def load_curriculum(path: str | Path) -> CurriculumConfig:
     check_curriculum(config, str(path))
     return config
 
-
 def check_curriculum(config: CurriculumConfig, source: str) -> None:
     """Checks that need other modules: generator names and options, key names, folders."""
-
     def fail(key: str, message: str) -> None:
         raise UserError(f"{source}: {key}: {message}")
 
@@ -204,10 +199,7 @@ def check_curriculum(config: CurriculumConfig, source: str) -> None:
         if isinstance(stage, GeneratedStage):
             if stage.generator not in GENERATOR_OPTIONS:
                 known = ", ".join(sorted(GENERATOR_OPTIONS))
-                fail(
-                    f"stages.{index}.generator",
-                    f"unknown generator {stage.generator!r}; expected one of: {known}",
-                )
+                fail(f"stages.{index}.generator", f"unknown generator {stage.generator!r}; expected one of: {known}")
             options_model = GENERATOR_OPTIONS[stage.generator]
             try:
                 options_model.model_validate(stage.options)
@@ -220,11 +212,7 @@ def check_curriculum(config: CurriculumConfig, source: str) -> None:
                 except UserError as exc:
                     fail(f"stages.{index}.keys.{key_index}", str(exc))
         elif isinstance(stage, MidiDirStage) and not stage.path.is_dir():
-            fail(
-                f"stages.{index}.path",
-                f"folder {str(stage.path)!r} does not exist (expected a folder of .mid/.midi files)",
-            )
-
+            fail(f"stages.{index}.path", f"folder {str(stage.path)!r} does not exist (expected a folder of .mid/.midi files)")
 
 def curriculum_from_midi_dir(folder: str | Path) -> CurriculumConfig:
     """A one-stage curriculum of every MIDI file under ``folder`` (``data prepare ~/maestro``)."""
@@ -232,17 +220,12 @@ def curriculum_from_midi_dir(folder: str | Path) -> CurriculumConfig:
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder")
     # an ASCII name (the folder's own may be "Études" or ".hidden"): it names the cache folder
-    ascii_name = "".join(
-        c if c.isascii() and (c.isalnum() or c in "_.-") else "_" for c in folder.name
-    )
+    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "_.-") else "_" for c in folder.name)
     stage_name = ascii_name.lstrip(".-")[:100] or "midi"
     if not any(c.isalnum() for c in stage_name):
         stage_name = "midi"
     return validate(
         CurriculumConfig,
-        {
-            "name": stage_name,
-            "stages": [{"name": stage_name, "source": "midi_dir", "path": folder}],
-        },
+        {"name": stage_name, "stages": [{"name": stage_name, "source": "midi_dir", "path": folder}]},
         str(folder),
     )

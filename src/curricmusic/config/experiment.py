@@ -81,32 +81,22 @@ class TrainSection(FrozenModel):
     the difference), so the same experiment trains identically on a laptop and on 8 GPUs.
     """
 
-    tokens: int = Field(
-        gt=0, description="training budget in real tokens (windows x seq_len x steps)"
-    )
+    tokens: int = Field(gt=0, description="training budget in real tokens (windows x seq_len x steps)")
     seq_len: int = Field(256, ge=8)
     batch_size: int = Field(16, ge=1)
     micro_batch_size: int | None = Field(None, ge=1)
-    lr: float | list[float] = Field(
-        3e-4, description="peak learning rate, or several: a sweep (a cell each)"
-    )
+    lr: float | list[float] = Field(3e-4, description="peak learning rate, or several: a sweep (a cell each)")
     lr_schedule: Literal[LR_SCHEDULES] = "wsd"  # type: ignore[valid-type]
-    min_lr_ratio: float = Field(
-        0.1, ge=0, le=1, description="the floor of cosine and of the wsd decay"
-    )
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="the floor of cosine and of the wsd decay")
     warmup_fraction: float = Field(0.05, ge=0, lt=1)
-    decay_fraction: float = Field(
-        0.2, gt=0, le=1, description="wsd: the final share of the steps that decays"
-    )
+    decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: the final share of the steps that decays")
     weight_decay: float = Field(0.1, ge=0)
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.95, ge=0, lt=1)
     grad_clip: float = Field(1.0, ge=0)
     eval_every: int = Field(50, ge=1, description="steps between validation evaluations")
     eval_stride: int | None = Field(
-        None,
-        ge=1,
-        description="tokens between held-out windows (default seq_len // 2); each token is scored once",
+        None, ge=1, description="tokens between held-out windows (default seq_len // 2); each token is scored once"
     )
     eval_pieces: int | None = Field(
         None,
@@ -115,16 +105,14 @@ class TrainSection(FrozenModel):
         "stage (every token of those pieces); the last evaluation scores every held-out token (None: always all)",
     )
     measure_key_share: bool = Field(
-        False,
-        description="at every evaluation, the key share of each stage's held-out pieces (metrics.jsonl key_share)",
+        False, description="at every evaluation, the key share of each stage's held-out pieces (metrics.jsonl key_share)"
     )
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(100, ge=1)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     tensorboard: bool = False
     init_from: Path | None = Field(
-        None,
-        description="every arm starts from this model folder (an export, a Hugging Face GPT-NeoX folder, a run's model/)",
+        None, description="every arm starts from this model folder (an export, a Hugging Face GPT-NeoX folder, a run's model/)"
     )
     # How the steps run, not what they compute: left out of the experiment's hash and its recorded
     # config (run.json records what was used). "auto": compiled where it pays (a long enough run,
@@ -149,17 +137,11 @@ class TrainSection(FrozenModel):
     def _check(self) -> TrainSection:
         values = self.lr if isinstance(self.lr, list) else [self.lr]
         if not values or any(v <= 0 for v in values) or len(set(values)) != len(values):
-            raise ValueError(
-                f"lr must be a positive number or a list of distinct ones (got {self.lr})"
-            )
+            raise ValueError(f"lr must be a positive number or a list of distinct ones (got {self.lr})")
         if self.eval_stride is not None and self.eval_stride > self.seq_len:
-            raise ValueError(
-                f"eval_stride {self.eval_stride} exceeds seq_len {self.seq_len}: tokens would go unscored"
-            )
+            raise ValueError(f"eval_stride {self.eval_stride} exceeds seq_len {self.seq_len}: tokens would go unscored")
         if self.lr_schedule == "wsd" and self.warmup_fraction + self.decay_fraction > 1:
-            raise ValueError(
-                "warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup"
-            )
+            raise ValueError("warmup_fraction + decay_fraction exceed 1: the wsd decay would start inside the warmup")
         return self
 
 
@@ -169,34 +151,25 @@ class NoveltySection(FrozenModel):
     embedder: str = "clap:laion/larger_clap_music"
     fallback: bool = True  # no CLAP weights: use audio-features and say so in the report
     bank_stages: list[str] | None = None  # stages whose training pieces form the bank (default all)
-    max_seconds: float | None = Field(
-        60.0, gt=0, description="audio rendered per piece (None: all)"
-    )
+    max_seconds: float | None = Field(60.0, gt=0, description="audio rendered per piece (None: all)")
     # rho flag: None = calibrated, the flag_quantile of the held-out pieces' own rho; used only when
     # the embedder places known copies closer than held-out music (probe AUC >= min_probe_auc)
     rho_threshold: float | None = Field(None, gt=0)
     flag_quantile: float = Field(0.02, gt=0, lt=0.5)
-    probe_copies: int = Field(
-        16, ge=0, description="training pieces transposed and re-timed to test the embedder"
-    )
+    probe_copies: int = Field(16, ge=0, description="training pieces transposed and re-timed to test the embedder")
     min_probe_auc: float = Field(0.9, ge=0.5, le=1.0)
     max_copied_bars: float = Field(4.0, gt=0)
     tau_quantile: float = Field(0.1, gt=0, lt=1)
-    ct_min_cell: int = Field(
-        10, ge=2, description="generated samples a cell needs to enter C_T (the paper: 20)"
-    )
+    ct_min_cell: int = Field(10, ge=2, description="generated samples a cell needs to enter C_T (the paper: 20)")
 
 
 class ProbeSection(FrozenModel):
     """The linear probe of each finished run (key, mode, meter of held-out pieces; docs/guides/probes.md)."""
 
     enabled: bool = True
-    layers: bool = Field(
-        False, description="also probe every layer (embedding, each block), not only the final one"
-    )
+    layers: bool = Field(False, description="also probe every layer (embedding, each block), not only the final one")
     at_boundaries: bool = Field(
-        False,
-        description="save the model where the stage being learned changes, and probe it there (expectation reader, key share)",
+        False, description="save the model where the stage being learned changes, and probe it there (expectation reader, key share)"
     )
 
 
@@ -217,9 +190,7 @@ class ExperimentConfig(FrozenModel):
     prepared: Path | None = None  # default: the cache folder of the curriculum
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     target_loss: float | None = Field(
-        None,
-        gt=0,
-        description="val loss that counts as 'reached' (default: the random arm's mean at half the budget)",
+        None, gt=0, description="val loss that counts as 'reached' (default: the random arm's mean at half the budget)"
     )
     model: ModelSection = Field(default_factory=ModelSection)
     train: TrainSection
@@ -229,9 +200,7 @@ class ExperimentConfig(FrozenModel):
     probe: ProbeSection = Field(default_factory=ProbeSection)
     slurm: SlurmSection = Field(default_factory=SlurmSection)
     adapt: AdaptSection | None = None  # absent: no adaptation phase
-    claims: list[Claim] = Field(
-        default_factory=list, description="the confirmatory comparisons, declared before the run"
-    )
+    claims: list[Claim] = Field(default_factory=list, description="the confirmatory comparisons, declared before the run")
 
     @field_validator("seeds")
     @classmethod
@@ -254,17 +223,13 @@ class ExperimentConfig(FrozenModel):
                 continue
             matched = by_name.get(arm.match)
             if matched is None:
-                raise ValueError(
-                    f"arms.{index}.match: no arm named {arm.match!r}; arms are: {', '.join(names)}"
-                )
+                raise ValueError(f"arms.{index}.match: no arm named {arm.match!r}; arms are: {', '.join(names)}")
             if not matched.options.matchable:
                 raise ValueError(
                     f"arms.{index}.match: arm {arm.match!r} has pacing {matched.pacing!r}, which matches another arm "
                     "itself; match an arm that orders the data"
                 )
-            if (
-                matched.options.adaptive
-            ):  # its tokens per stage come from its finished run of the same seed
+            if matched.options.adaptive:  # its tokens per stage come from its finished run of the same seed
                 if names.index(arm.match) > index:
                     raise ValueError(
                         f"arms.{index}.match: arm {arm.match!r} ({matched.pacing}) learns its stage boundaries while it "
@@ -292,13 +257,9 @@ class ExperimentConfig(FrozenModel):
             )
         if self.adapt is not None:
             if SCRATCH in names:
-                raise ValueError(
-                    f"arms: {SCRATCH!r} names the from-scratch model of [adapt]; rename the arm"
-                )
+                raise ValueError(f"arms: {SCRATCH!r} names the from-scratch model of [adapt]; rename the arm")
             if self.adapt.init_from is not None and SHARED in names:
-                raise ValueError(
-                    f"arms: {SHARED!r} names the adapt.init_from model of [adapt]; rename the arm"
-                )
+                raise ValueError(f"arms: {SHARED!r} names the adapt.init_from model of [adapt]; rename the arm")
             steps = self.adapt.total_steps(train.tokens_per_step)
             if steps < self.adapt.eval_every:
                 raise ValueError(
@@ -312,9 +273,7 @@ class ExperimentConfig(FrozenModel):
                     f"{self.adapt.eval_every}, up to the {steps} steps of a run)"
                 )
             if self.adapt.target_model not in [*names, SCRATCH]:
-                raise ValueError(
-                    f"adapt.target_model: no model {self.adapt.target_model!r}; models are: {', '.join([*names, SCRATCH])}"
-                )
+                raise ValueError(f"adapt.target_model: no model {self.adapt.target_model!r}; models are: {', '.join([*names, SCRATCH])}")
         self._check_claims(names)
         return self
 
@@ -326,37 +285,20 @@ class ExperimentConfig(FrozenModel):
             models = [*names, SCRATCH] if claim.phase == "adaptation" else names
             for key in ("arm", "against"):
                 if getattr(claim, key) not in models:
-                    raise ValueError(
-                        f"{where}.{key}: no model {getattr(claim, key)!r}; models are: {', '.join(models)}"
-                    )
+                    raise ValueError(f"{where}.{key}: no model {getattr(claim, key)!r}; models are: {', '.join(models)}")
             if claim.phase == "adaptation":
                 if self.adapt is None:
                     raise ValueError(f"{where}: an adaptation claim needs an [adapt] section")
                 styles = [s.name for s in self.adapt.styles]
                 if claim.style is None and len(styles) > 1:
-                    raise ValueError(
-                        f"{where}.style: the experiment adapts to {', '.join(styles)}; name one"
-                    )
+                    raise ValueError(f"{where}.style: the experiment adapts to {', '.join(styles)}; name one")
                 if claim.style is not None and claim.style not in styles:
-                    raise ValueError(
-                        f"{where}.style: no style {claim.style!r}; styles are: {', '.join(styles)}"
-                    )
+                    raise ValueError(f"{where}.style: no style {claim.style!r}; styles are: {', '.join(styles)}")
                 if claim.shots is None and len(self.adapt.shots) > 1:
-                    raise ValueError(
-                        f"{where}.shots: the experiment adapts from {self.adapt.shots} pieces; name one"
-                    )
+                    raise ValueError(f"{where}.shots: the experiment adapts from {self.adapt.shots} pieces; name one")
                 if claim.shots is not None and claim.shots not in self.adapt.shots:
-                    raise ValueError(
-                        f"{where}.shots: {claim.shots} is not one of adapt.shots {self.adapt.shots}"
-                    )
-            identity = (
-                claim.arm,
-                claim.against,
-                claim.metric,
-                claim.phase,
-                claim.style,
-                claim.shots,
-            )
+                    raise ValueError(f"{where}.shots: {claim.shots} is not one of adapt.shots {self.adapt.shots}")
+            identity = (claim.arm, claim.against, claim.metric, claim.phase, claim.style, claim.shots)
             if identity in seen:
                 raise ValueError(f"{where}: declared twice")
             seen.add(identity)
@@ -367,9 +309,7 @@ class ExperimentConfig(FrozenModel):
             return list(self.claims)
         style, shots = self.adapt.styles[0].name, self.adapt.shots[0]
         return [
-            c.model_copy(update={"style": c.style or style, "shots": c.shots or shots})
-            if c.phase == "adaptation"
-            else c
+            c.model_copy(update={"style": c.style or style, "shots": c.shots or shots}) if c.phase == "adaptation" else c
             for c in self.claims
         ]
 
@@ -377,9 +317,7 @@ class ExperimentConfig(FrozenModel):
         for arm in self.arms:
             if arm.name == name:
                 return arm
-        raise UserError(
-            f"experiment {self.name!r} has no arm {name!r}; arms are: {', '.join(a.name for a in self.arms)}"
-        )
+        raise UserError(f"experiment {self.name!r} has no arm {name!r}; arms are: {', '.join(a.name for a in self.arms)}")
 
     def learning_rates(self, name: str) -> list[float]:
         """The peak learning rates an arm trains with: its own ``lr``, else ``train.lr``."""
@@ -396,9 +334,7 @@ class Experiment:
     source: str
     curriculum: CurriculumConfig
     arm_curricula: dict[str, CurriculumConfig]
-    adapt_curricula: dict[str, CurriculumConfig] | None = (
-        None  # each [adapt] style as a one-stage curriculum
-    )
+    adapt_curricula: dict[str, CurriculumConfig] | None = None  # each [adapt] style as a one-stage curriculum
 
     @property
     def adapt_curriculum(self) -> CurriculumConfig | None:
@@ -430,11 +366,7 @@ def load_experiment(path: str | Path) -> Experiment:
             table["init_from"] = _resolve(table["init_from"], base)
     adapt = data.get("adapt")
     more = adapt.get("styles") if isinstance(adapt, dict) else None
-    styles = (
-        [adapt.get("style"), *(more if isinstance(more, list) else [])]
-        if isinstance(adapt, dict)
-        else []
-    )
+    styles = [adapt.get("style"), *(more if isinstance(more, list) else [])] if isinstance(adapt, dict) else []
     for style in styles:
         if isinstance(style, dict) and isinstance(style.get("path"), str):
             style["path"] = _resolve(style["path"], base)
@@ -445,13 +377,8 @@ def experiment_from_config(config: ExperimentConfig, path: str) -> Experiment:
     """Load the curricula a validated config names and check them against each other (``path``
     names the config in messages: its TOML, or an experiment folder's ``experiment.json``)."""
     if config.generate.prompt is not None and not config.generate.prompt.is_file():
-        raise UserError(
-            f"{path}: generate.prompt: MIDI file {str(config.generate.prompt)!r} does not exist"
-        )
-    for key, folder in (
-        ("train.init_from", config.train.init_from),
-        ("adapt.init_from", config.adapt.init_from if config.adapt else None),
-    ):
+        raise UserError(f"{path}: generate.prompt: MIDI file {str(config.generate.prompt)!r} does not exist")
+    for key, folder in (("train.init_from", config.train.init_from), ("adapt.init_from", config.adapt.init_from if config.adapt else None)):
         if folder is not None and not (Path(folder) / "config.json").is_file():
             raise UserError(
                 f"{path}: {key}: {str(folder)!r} is not a model folder (no config.json); expected a folder written by "
@@ -497,16 +424,9 @@ def experiment_from_config(config: ExperimentConfig, path: str) -> Experiment:
     adapt_curricula = None
     if config.adapt is not None:
         check_new_style(config.adapt, [main, *arm_curricula.values()], str(path))
-        adapt_curricula = {
-            style.name: style_curriculum(main, config.adapt, style.name)
-            for style in config.adapt.styles
-        }
+        adapt_curricula = {style.name: style_curriculum(main, config.adapt, style.name) for style in config.adapt.styles}
     return Experiment(
-        config=config,
-        source=path,
-        curriculum=main,
-        arm_curricula=arm_curricula,
-        adapt_curricula=adapt_curricula,
+        config=config, source=path, curriculum=main, arm_curricula=arm_curricula, adapt_curricula=adapt_curricula
     )
 
 
@@ -526,15 +446,9 @@ def check_new_style(adapt: AdaptSection, curricula: list[CurriculumConfig], sour
     named like one: the adaptation phase measures learning music the model has not seen."""
     for index, style in enumerate(adapt.styles):
         key = "adapt.style" if len(adapt.styles) == 1 else f"adapt.styles.{index}"
-        what = (
-            f"collection {style.collection!r}"
-            if isinstance(style, Music21Stage)
-            else f"folder {str(style.path)!r}"
-        )
+        what = f"collection {style.collection!r}" if isinstance(style, Music21Stage) else f"folder {str(style.path)!r}"
         if isinstance(style, MidiDirStage) and not Path(style.path).is_dir():
-            raise UserError(
-                f"{source}: {key}.path: {what} does not exist (expected a folder of .mid/.midi files)"
-            )
+            raise UserError(f"{source}: {key}.path: {what} does not exist (expected a folder of .mid/.midi files)")
         for curriculum in curricula:
             for stage in curriculum.stages:
                 if _same_source(style, stage):
@@ -549,9 +463,7 @@ def check_new_style(adapt: AdaptSection, curricula: list[CurriculumConfig], sour
                     )
 
 
-def style_curriculum(
-    curriculum: CurriculumConfig, adapt: AdaptSection, name: str | None = None
-) -> CurriculumConfig:
+def style_curriculum(curriculum: CurriculumConfig, adapt: AdaptSection, name: str | None = None) -> CurriculumConfig:
     """An adaptation style (``name``; default the first) as a one-stage curriculum with the
     experiment curriculum's tokenizer, split, filters, keys and seed: prepared (and split by tune)
     like every other stage."""

@@ -33,12 +33,7 @@ class GenerationSettings(FrozenModel):
     seed: int | None = Field(None, description="None: the seed of the run being sampled")
     batch_size: int = Field(8, ge=1, le=MAX_BATCH)
     max_bars: int = Field(16, ge=1, le=MAX_TOKENS)
-    max_tokens: int = Field(
-        2048,
-        ge=8,
-        le=MAX_TOKENS,
-        description="beyond the model's context the newest half window is re-encoded",
-    )
+    max_tokens: int = Field(2048, ge=8, le=MAX_TOKENS, description="beyond the model's context the newest half window is re-encoded")
     min_tokens: int = Field(0, ge=0, le=MAX_TOKENS, description="no EOS before this many tokens")
     temperature: float = Field(1.0, gt=0)
     top_k: int = Field(0, ge=0, le=2**31 - 1)
@@ -46,38 +41,24 @@ class GenerationSettings(FrozenModel):
     min_p: float = Field(0.0, ge=0, lt=1)
     grammar: bool = True
     key: str | None = None
-    chromatic_allowance: float = Field(
-        0.05, ge=0, le=1, description="probability factor of out-of-key pitches"
-    )
+    chromatic_allowance: float = Field(0.05, ge=0, le=1, description="probability factor of out-of-key pitches")
     pitch_range: list[int] = Field(default_factory=lambda: [21, 108], min_length=2, max_length=2)
     copy_blocking: bool = True
-    max_copy_notes: int = Field(
-        16, ge=3, le=MAX_TOKENS, description="longest span copied from training data"
-    )
-    copy_penalty: float | None = Field(
-        None, gt=0, description="subtract from logits instead of blocking"
-    )
+    max_copy_notes: int = Field(16, ge=3, le=MAX_TOKENS, description="longest span copied from training data")
+    copy_penalty: float | None = Field(None, gt=0, description="subtract from logits instead of blocking")
     prompt: Path | None = None
     prompt_bars: int | None = Field(
-        None,
-        ge=1,
-        le=MAX_TOKENS,
-        description="None: as many of the last 4 bars as fit in half the context",
+        None, ge=1, le=MAX_TOKENS, description="None: as many of the last 4 bars as fit in half the context"
     )
     min_notes: int = Field(
-        0,
-        ge=0,
-        le=MAX_TOKENS,
-        description="draw a sample again (up to 4 times) while it has fewer new notes",
+        0, ge=0, le=MAX_TOKENS, description="draw a sample again (up to 4 times) while it has fewer new notes"
     )
     rerank: int = Field(1, ge=1, le=MAX_SAMPLES)
     novelty_weight: float = Field(1.0, ge=0)
     wav: bool = False
     # how the samples are drawn, not what they are meant to be: left out of the recorded settings
     # and the experiment's hash (the manifest's notes say when the step was compiled)
-    compile: Literal["auto"] | bool = Field(
-        "auto", exclude=True, description="compile the decoding step: true, false or auto"
-    )
+    compile: Literal["auto"] | bool = Field("auto", exclude=True, description="compile the decoding step: true, false or auto")
 
     @field_validator("key")
     @classmethod
@@ -93,13 +74,9 @@ class GenerationSettings(FrozenModel):
     def _check_range(self) -> GenerationSettings:
         low, high = self.pitch_range
         if self.n * self.rerank > MAX_SAMPLES:
-            raise ValueError(
-                f"n x rerank = {self.n * self.rerank} candidates; at most {MAX_SAMPLES}"
-            )
+            raise ValueError(f"n x rerank = {self.n * self.rerank} candidates; at most {MAX_SAMPLES}")
         if not 0 <= low <= high <= 127:
-            raise ValueError(
-                f"pitch_range must be [low, high] with 0 <= low <= high <= 127, got {self.pitch_range}"
-            )
+            raise ValueError(f"pitch_range must be [low, high] with 0 <= low <= high <= 127, got {self.pitch_range}")
         return self
 
 

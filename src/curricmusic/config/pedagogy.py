@@ -61,8 +61,6 @@ Meter = Literal["4/4", "3/4"]
 def _every(choices: Any) -> Callable[[], list[Any]]:
     """A default factory: every value of a ``Literal``, in its order."""
     return lambda: list(get_args(choices))
-
-
 _Octaves = NonEmptyUnique[Annotated[int, Field(ge=1, le=4)]]
 
 
@@ -113,9 +111,7 @@ class HanonOptions(GeneratorOptions):
     def _known_figures(cls, value: list[str]) -> list[str]:
         unknown = [name for name in value if name not in FIGURE_NAMES]
         if unknown:
-            raise ValueError(
-                f"unknown figures {unknown}; expected some of: {', '.join(FIGURE_NAMES)}"
-            )
+            raise ValueError(f"unknown figures {unknown}; expected some of: {', '.join(FIGURE_NAMES)}")
         return value
 
 

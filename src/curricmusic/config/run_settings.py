@@ -48,11 +48,7 @@ GENERATE_FLAGS = {
     "grammar": "--grammar/--no-grammar", "copy_blocking": "--copy-blocking/--no-copy-blocking",
     "wav": "--wav/--no-wav", "prompt": "--prompt", "compile": "--compile/--no-compile",
 }  # fmt: skip
-NOVELTY_FLAGS = {
-    "embedder": "--embedder",
-    "bank_stages": "--bank-stage",
-    "max_seconds": "--max-seconds",
-}
+NOVELTY_FLAGS = {"embedder": "--embedder", "bank_stages": "--bank-stage", "max_seconds": "--max-seconds"}
 
 
 def settings_from(values: dict[str, Any]) -> GenerationSettings:
@@ -102,20 +98,12 @@ def layered(
     try:
         base = model.model_validate_json(json.dumps(kept))  # JSON mode: paths from strings
     except ValidationError as exc:
-        raise UserError(
-            format_validation_error(exc, f"{source}: {section}").replace(
-                f"{section}: ", f"{section}.", 1
-            )
-        ) from None
+        raise UserError(format_validation_error(exc, f"{source}: {section}").replace(f"{section}: ", f"{section}.", 1)) from None
     settings = model.model_validate({**base.model_dump(), **given})
     defaults = model().model_dump(mode="json")
     recorded_json = base.model_dump(mode="json")
     sources = {
-        name: "flag"
-        if name in given
-        else "experiment"
-        if name in kept and recorded_json[name] != defaults[name]
-        else "default"
+        name: "flag" if name in given else "experiment" if name in kept and recorded_json[name] != defaults[name] else "default"
         for name in model.model_fields
     }
     return settings, sources
@@ -139,12 +127,7 @@ def settings_for_run(
     if recorded.get("n") == 0:
         recorded.pop("n")
     settings, sources = layered(
-        GenerationSettings,
-        recorded,
-        flags,
-        source=source,
-        section="generate",
-        flag_names=GENERATE_FLAGS,
+        GenerationSettings, recorded, flags, source=source, section="generate", flag_names=GENERATE_FLAGS
     )
     if settings.seed is None:
         settings = settings.model_copy(update={"seed": int(run_info.get("seed") or 0)})

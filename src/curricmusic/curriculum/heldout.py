@@ -76,12 +76,7 @@ def piece_subset(n_pieces: int, limit: int | None, name: str) -> np.ndarray:
 
 
 def heldout_windows(
-    data: PreparedData,
-    stage: str,
-    split: str,
-    seq_len: int,
-    stride: int,
-    pieces: np.ndarray | None = None,
+    data: PreparedData, stage: str, split: str, seq_len: int, stride: int, pieces: np.ndarray | None = None
 ) -> HeldOut:
     """Every token of ``stage``'s ``split`` pieces as strided windows (see the module docstring);
     ``pieces``: only those stored indices (every token of each)."""
@@ -98,9 +93,7 @@ def heldout_windows(
             rows.append((inputs, targets))
     rows.sort(key=lambda row: -row[0].shape[0])  # stable: longest first, then piece order
     n = len(rows)
-    inputs = np.zeros(
-        (n, seq_len), dtype=np.int64
-    )  # after a row's length: never attended to, never scored
+    inputs = np.zeros((n, seq_len), dtype=np.int64)  # after a row's length: never attended to, never scored
     targets = np.full((n, seq_len), IGNORE_INDEX, dtype=np.int64)
     lengths = np.zeros(n, dtype=np.int64)
     for i, (x, y) in enumerate(rows):

@@ -33,6 +33,4 @@ def window_counts(schedule: Pacing, batch_size: int) -> dict[str, int]:
         counts, debt = allocate(mixture.weights, debt, windows)
         tokens += counts * (seq_len // factor)
         state = schedule.update(step, state, None)
-    return {
-        name: int(round(n / seq_len)) for name, n in zip(schedule.stages.names, tokens, strict=True)
-    }
+    return {name: int(round(n / seq_len)) for name, n in zip(schedule.stages.names, tokens, strict=True)}

@@ -27,3 +27,4 @@ def shot_subset(n_pieces: int, shots: int, seed: int) -> np.ndarray:
     if not 1 <= shots <= n_pieces:
         raise ValueError(f"{shots} shots from {n_pieces} pieces: expected 1 to {n_pieces}")
     return np.sort(shot_order(n_pieces, seed)[:shots])
+

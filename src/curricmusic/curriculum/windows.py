@@ -31,6 +31,7 @@ from curricmusic.model.transformer import IGNORE_INDEX
 __all__ = ["IGNORE_INDEX", "PackedStage", "WindowSampler", "WindowRefs"]
 
 
+
 @dataclass(frozen=True)
 class WindowRefs:
     """Where each window of a batch starts ``(G,)`` each: its stage, its start in the stage's
@@ -58,11 +59,7 @@ class PackedStage:
     """
 
     def __init__(
-        self,
-        tokens: np.ndarray,
-        offsets: np.ndarray,
-        ranks: np.ndarray | None = None,
-        keep: np.ndarray | None = None,
+        self, tokens: np.ndarray, offsets: np.ndarray, ranks: np.ndarray | None = None, keep: np.ndarray | None = None
     ) -> None:
         self.tokens = tokens
         self.offsets = np.asarray(offsets, dtype=np.int64)
@@ -72,9 +69,7 @@ class PackedStage:
         if keep is not None:
             self.order = self.order[np.isin(self.order, np.asarray(keep, dtype=np.int64))]
         self.sorted_ranks = ranks[self.order]
-        self.stream_offsets = np.concatenate([[0], np.cumsum(lengths[self.order])]).astype(
-            np.int64
-        )  # (P + 1,)
+        self.stream_offsets = np.concatenate([[0], np.cumsum(lengths[self.order])]).astype(np.int64)  # (P + 1,)
         self.in_storage_order = bool(np.array_equal(self.order, np.arange(self.order.shape[0])))
 
     @property
@@ -90,9 +85,7 @@ class PackedStage:
     def read(self, positions: np.ndarray) -> np.ndarray:
         """Tokens at stream positions (any shape, each in [0, n_tokens)) as int64."""
         if self.in_storage_order:
-            return np.asarray(self.tokens[positions.ravel()], dtype=np.int64).reshape(
-                positions.shape
-            )
+            return np.asarray(self.tokens[positions.ravel()], dtype=np.int64).reshape(positions.shape)
         rank = np.searchsorted(self.stream_offsets, positions, side="right") - 1
         stored = self.offsets[self.order[rank]] + (positions - self.stream_offsets[rank])
         return np.asarray(self.tokens[stored.ravel()], dtype=np.int64).reshape(positions.shape)
@@ -122,9 +115,7 @@ class WindowSampler:
                 None if pieces is None else pieces[i],
             )
             if packed.n_tokens == 0:
-                raise UserError(
-                    f"{data.root}: stage {stage!r} has no {split} pieces; the arm cannot sample from it"
-                )
+                raise UserError(f"{data.root}: stage {stage!r} has no {split} pieces; the arm cannot sample from it")
             self._stages.append(packed)
 
     def prefix_tokens(self, rank_limit: int | None) -> np.ndarray:
@@ -139,14 +130,10 @@ class WindowSampler:
             raise RuntimeError("the schedule gave windows to a stage with no eligible piece")
         length = int(mixture.seq_len or self.seq_len)
         if not 1 <= length <= self.seq_len:
-            raise ValueError(
-                f"a step's window length must be in [1, {self.seq_len}] (the model's context), got {length}"
-            )
+            raise ValueError(f"a step's window length must be in [1, {self.seq_len}] (the model's context), got {length}")
         stage = np.repeat(np.arange(counts.shape[0]), counts)
         prefix = prefixes[stage]
-        start = np.minimum(
-            np.floor(rng.random(stage.shape[0]) * prefix).astype(np.int64), prefix - 1
-        )
+        start = np.minimum(np.floor(rng.random(stage.shape[0]) * prefix).astype(np.int64), prefix - 1)
         return WindowRefs(stage, start, prefix, length)
 
     def gather(self, refs: WindowRefs) -> tuple[np.ndarray, np.ndarray]:

@@ -90,9 +90,7 @@ def _process_all(
                 update(len(chunk_result))
                 yield from chunk_result
             return
-        with ProcessPoolExecutor(
-            max_workers=workers, **worker_initializer(_init_worker, init_args)
-        ) as pool:
+        with ProcessPoolExecutor(max_workers=workers, **worker_initializer(_init_worker, init_args)) as pool:
             for chunk_result in pool.map(_process_chunk, chunks):
                 update(len(chunk_result))
                 yield from chunk_result
@@ -167,9 +165,7 @@ def _assign_splits(
         linked = tune_groups([pieces[i].tune for i in tuned], config.split.tune_threshold)
         groups[tuned] = np.asarray(tuned)[linked]  # a group's index is its first piece's
     keys = [p.content_hash for p in pieces]
-    chosen = group_splits(
-        [p.stage for p in pieces], keys, groups, config.split.val, config.split.test
-    )
+    chosen = group_splits([p.stage for p in pieces], keys, groups, config.split.val, config.split.test)
     named = group_keys(keys, groups)
     splits: dict[str, dict[str, list[ProcessedPiece]]] = {
         name: {split: [] for split in SPLITS} for name in by_stage
@@ -223,11 +219,7 @@ def _write_split(
     tokens = np.concatenate([p.tokens for p in pieces]) if pieces else np.zeros(0, np.uint16)
     notes = np.concatenate([p.notes for p in pieces]) if pieces else np.zeros(0, NOTE_DTYPE)
     write_bytes(paths["tokens"], tokens.astype(np.uint16).tobytes())
-    for key, array in (
-        ("offsets", token_offsets),
-        ("notes", notes),
-        ("note_offsets", note_offsets),
-    ):
+    for key, array in (("offsets", token_offsets), ("notes", notes), ("note_offsets", note_offsets)):
         with atomic_path(paths[key]) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array)
     rows = []
@@ -347,16 +339,10 @@ def _build(
 
     empty = [name for name, pieces in by_stage.items() if not pieces]
     if len(empty) == len(by_stage):
-        reasons = (
-            "; ".join(sorted({s.reason.split(" (")[0] for s in skipped})[:4]) or "no candidates"
-        )
-        raise UserError(
-            f"no usable piece in any stage ({len(skipped)} skipped: {reasons}); nothing to prepare"
-        )
+        reasons = "; ".join(sorted({s.reason.split(" (")[0] for s in skipped})[:4]) or "no candidates"
+        raise UserError(f"no usable piece in any stage ({len(skipped)} skipped: {reasons}); nothing to prepare")
     for name in empty:
-        err_console.print(
-            f"[yellow]stage {name!r} has no usable pieces (see 'skipped' in the manifest)[/]"
-        )
+        err_console.print(f"[yellow]stage {name!r} has no usable pieces (see 'skipped' in the manifest)[/]")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     for pattern in (f".{out_dir.name}.build-*", f".{out_dir.name}.old-*"):  # left by a killed run
         remove_stale(out_dir.parent, pattern)
@@ -377,8 +363,7 @@ def _build(
                     "source": stage.source,
                     "n_candidates": sum(1 for item in items if item.stage == stage.name),
                     "splits": {
-                        split: _write_split(build, stage.name, split, splits[split], tune_of)
-                        for split in SPLITS
+                        split: _write_split(build, stage.name, split, splits[split], tune_of) for split in SPLITS
                     },
                     "n_tune_groups": {
                         split: len({tune_of[p.piece_id] for p in splits[split]}) for split in SPLITS
@@ -408,10 +393,7 @@ def _build(
             "stages": stages,
             "unwritable": unwritable_summary(by_stage, config),
             "tunes": tunes,
-            "skipped": [
-                {"stage": s.stage, "id": s.piece_id, "path": s.path, "reason": s.reason}
-                for s in skipped
-            ],
+            "skipped": [{"stage": s.stage, "id": s.piece_id, "path": s.path, "reason": s.reason} for s in skipped],
         }
         write_json(build / "manifest.json", manifest)
         _check_out_dir(config, out_dir)  # again: the user may have put files there meanwhile
@@ -430,16 +412,12 @@ def unwritable_summary(by_stage: dict[str, list[ProcessedPiece]], config: Curric
         for piece in pieces:
             for key, values in piece.unwritable.items():
                 for value in values:
-                    found[key].setdefault(
-                        f"{value:g}" if isinstance(value, float) else str(value), []
-                    ).append(piece.piece_id)
+                    found[key].setdefault(f"{value:g}" if isinstance(value, float) else str(value), []).append(piece.piece_id)
     settings = config.tokenizer
     return {
         **found,
         "tokenizer": {
-            "time_signatures": list(settings.time_signatures)
-            if settings.use_time_signatures
-            else [],
+            "time_signatures": list(settings.time_signatures) if settings.use_time_signatures else [],
             "tempo_range": list(settings.tempo_range) if settings.use_tempos else [],
         },
     }

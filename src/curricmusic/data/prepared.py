@@ -61,9 +61,7 @@ class PreparedData:
             raise UserError(
                 f"{root}: not a prepared folder (no manifest.json); run `curricmusic data prepare` first"
             )
-        manifest = read_json(
-            path, MANIFEST_SCHEMA, hint="`curricmusic data prepare --force` builds the folder again"
-        )
+        manifest = read_json(path, MANIFEST_SCHEMA, hint="`curricmusic data prepare --force` builds the folder again")
         assert manifest is not None
         if manifest.get("format") != MANIFEST_FORMAT:
             raise UserError(
@@ -96,9 +94,7 @@ class PreparedData:
         for stage in self.manifest["stages"]:
             if stage["name"] == name:
                 return stage
-        raise UserError(
-            f"{self.root}: no stage named {name!r}; stages are: {', '.join(self.stage_names)}"
-        )
+        raise UserError(f"{self.root}: no stage named {name!r}; stages are: {', '.join(self.stage_names)}")
 
     def pieces(self, stage: str, split: str) -> list[dict[str, Any]]:
         return self.stage(stage)["splits"][split]["pieces"]
@@ -117,9 +113,7 @@ class PreparedData:
     def _load(self, stage: str, split: str, kind: str) -> np.ndarray:
         path = split_paths(self.root, stage, split)[kind]
         if not path.is_file():
-            raise UserError(
-                f"{path}: missing from the prepared folder; run `curricmusic data prepare` again"
-            )
+            raise UserError(f"{path}: missing from the prepared folder; run `curricmusic data prepare` again")
         if kind == "tokens":
             if path.stat().st_size == 0:
                 return np.zeros(0, dtype=np.uint16)

@@ -48,12 +48,8 @@ class ProcessedPiece:
     seconds: float
     midi: bytes | None  # bytes to keep in the prepared folder (pieces with no file of their own)
     meta: dict = field(default_factory=dict)
-    tune: np.ndarray = field(
-        default_factory=lambda: np.zeros(0, np.uint64)
-    )  # (n_shingles,) melody fingerprint
-    unwritable: dict = field(
-        default_factory=dict
-    )  # meters and tempos the tokenizer drops (music.tokenizers.unwritable)
+    tune: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))  # (n_shingles,) melody fingerprint
+    unwritable: dict = field(default_factory=dict)  # meters and tempos the tokenizer drops (music.tokenizers.unwritable)
 
 
 @dataclass
@@ -75,9 +71,7 @@ def content_hash(notes: np.ndarray) -> str:
     return hashlib.sha256(grid.tobytes()).hexdigest()[:20]
 
 
-def process_item(
-    item: SourceItem, tokenizer: Tokenizer, filters: PieceFilters
-) -> ProcessedPiece | Skipped:
+def process_item(item: SourceItem, tokenizer: Tokenizer, filters: PieceFilters) -> ProcessedPiece | Skipped:
     """Turn one source item into a processed piece, or say why it cannot be used."""
     where = item.origin
 
@@ -101,9 +95,7 @@ def process_item(
     try:
         score = Score.from_midi(data)
     except Exception as exc:  # noqa: BLE001 - symusic raises several types for broken files
-        return skip(
-            f"corrupt or truncated MIDI: {str(exc).strip().splitlines()[0][:120] or type(exc).__name__}"
-        )
+        return skip(f"corrupt or truncated MIDI: {str(exc).strip().splitlines()[0][:120] or type(exc).__name__}")
     timing = timing_problem(score)
     if timing:
         return skip(timing)
@@ -146,7 +138,5 @@ def process_item(
         midi=data if item.path is None else None,
         meta=item.meta,
         tune=tune_fingerprint(notes),
-        unwritable={
-            key: values for key, values in unwritable(tokenizer, reduced).items() if values
-        },
+        unwritable={key: values for key, values in unwritable(tokenizer, reduced).items() if values},
     )

@@ -72,9 +72,7 @@ class SourceItem:
     midi: bytes | None = None
     path: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    excluded: str | None = (
-        None  # why the collection's rule leaves it out (skipped with this reason)
-    )
+    excluded: str | None = None  # why the collection's rule leaves it out (skipped with this reason)
 
     @property
     def fingerprint(self) -> str:
@@ -123,20 +121,18 @@ def generated_items(config: CurriculumConfig, stage: GeneratedStage) -> list[Sou
 def midi_dir_items(stage: MidiDirStage) -> list[SourceItem]:
     """Every .mid/.midi file under the stage's folder, recursively, in sorted path order."""
     root = stage.path
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    files = sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()
+    )
     if not files:
-        raise UserError(
-            f"{root}: no .mid or .midi files in this folder or below it (stage {stage.name!r})"
-        )
+        raise UserError(f"{root}: no .mid or .midi files in this folder or below it (stage {stage.name!r})")
     if stage.limit:
         files = files[: stage.limit]
     items = []
     for path in files:
         relative = path.relative_to(root).with_suffix("").as_posix()
         items.append(
-            SourceItem(
-                stage=stage.name, piece_id=f"{stage.name}/{relative}", origin=str(path), path=path
-            )
+            SourceItem(stage=stage.name, piece_id=f"{stage.name}/{relative}", origin=str(path), path=path)
         )
     return items
 
@@ -178,9 +174,7 @@ def parts_rule(collection: str, midi: bytes) -> str | None:
 
 def _conversion_key(path: Path) -> str:
     digest = hashlib.sha256(path.read_bytes())
-    digest.update(
-        f"music21={importlib.metadata.version('music21')};v={_CONVERTER_VERSION}".encode()
-    )
+    digest.update(f"music21={importlib.metadata.version('music21')};v={_CONVERTER_VERSION}".encode())
     return digest.hexdigest()[:24]
 
 
@@ -251,9 +245,7 @@ def music21_items(
     spread = stage.sample == "spread" and stage.limit is not None
     if spread:
         items = music21_items(stage.model_copy(update={"limit": None}), workers, progress, seed)
-        keep = np.sort(
-            np.random.default_rng([seed, _SPREAD_STREAM]).permutation(len(items))[: stage.limit]
-        )
+        keep = np.sort(np.random.default_rng([seed, _SPREAD_STREAM]).permutation(len(items))[: stage.limit])
         return [items[int(i)] for i in keep]
     if stage.limit:
         # Single-score files give one piece each; opus files give many, so this is an upper bound.
@@ -261,16 +253,10 @@ def music21_items(
     cache = cache_dir("music21")
     remove_stale(cache, ".*")  # half-written entries of a killed conversion (ours: hidden names)
     results: dict[Path, list[tuple[str, bytes]]] = {}
-    pool = (
-        ProcessPoolExecutor(max_workers=workers, **worker_initializer())
-        if workers > 1 and len(files) > 1
-        else None
-    )
+    pool = ProcessPoolExecutor(max_workers=workers, **worker_initializer()) if workers > 1 and len(files) > 1 else None
     try:
         start = 0
-        while start < len(files) and not (
-            stage.limit and sum(map(len, results.values())) >= stage.limit
-        ):
+        while start < len(files) and not (stage.limit and sum(map(len, results.values())) >= stage.limit):
             end = start + max(1, workers) if stage.limit else len(files)
             batch, start = files[start:end], end
             todo: list[tuple[Path, Path]] = []
@@ -284,11 +270,7 @@ def music21_items(
             if progress:
                 progress(len(results), len(files))
             paths = [str(p) for p, _ in todo]
-            converted_all = (
-                pool.map(_convert_corpus_file, paths, chunksize=1)
-                if pool and len(todo) > 1
-                else map(_convert_corpus_file, paths)
-            )
+            converted_all = pool.map(_convert_corpus_file, paths, chunksize=1) if pool and len(todo) > 1 else map(_convert_corpus_file, paths)
             for (path, entry), converted in zip(todo, converted_all, strict=True):
                 _write_cached(entry, converted)
                 results[path] = converted
@@ -305,8 +287,7 @@ def music21_items(
                 SourceItem(
                     stage=stage.name,
                     piece_id=f"{stage.name}/{local}",
-                    origin=f"music21:{path.parent.name}/{path.name}"
-                    + (f"#{local.split('/')[-1]}" if "/" in local else ""),
+                    origin=f"music21:{path.parent.name}/{path.name}" + (f"#{local.split('/')[-1]}" if "/" in local else ""),
                     midi=data,
                     excluded=parts_rule(stage.collection, data),
                 )
@@ -327,16 +308,12 @@ def stage_items(
 ) -> list[SourceItem]:
     """The candidate pieces of one stage, whatever its source."""
     if isinstance(stage, GeneratedStage | Music21Stage):
-        key = json.dumps(
-            [stage.model_dump(mode="json"), list(config.keys), config.seed], sort_keys=True
-        )
+        key = json.dumps([stage.model_dump(mode="json"), list(config.keys), config.seed], sort_keys=True)
         if key not in _COLLECTED:
             if isinstance(stage, GeneratedStage):
                 _COLLECTED[key] = generated_items(config, stage)
             else:
-                _COLLECTED[key] = music21_items(
-                    stage, workers=workers, progress=progress, seed=config.seed
-                )
+                _COLLECTED[key] = music21_items(stage, workers=workers, progress=progress, seed=config.seed)
         return list(_COLLECTED[key])
     if isinstance(stage, MidiDirStage):
         return midi_dir_items(stage)
@@ -352,13 +329,7 @@ def unique_ids(items: Sequence[SourceItem]) -> list[SourceItem]:
         seen[item.piece_id] = count + 1
         if count:
             item = SourceItem(
-                item.stage,
-                f"{item.piece_id}~{count}",
-                item.origin,
-                item.midi,
-                item.path,
-                item.meta,
-                item.excluded,
+                item.stage, f"{item.piece_id}~{count}", item.origin, item.midi, item.path, item.meta, item.excluded
             )
         out.append(item)
     return out

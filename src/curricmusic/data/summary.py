@@ -44,31 +44,14 @@ def spread(count: int, n: int) -> list[int]:
 
 def print_summary(data: PreparedData) -> None:
     """One row per stage: pieces per split, tokens, difficulty range, skipped files."""
-    table = Table(
-        title=f"{data.manifest['curriculum']['name']} (target stage: {data.target_stage})"
-    )
-    columns = (
-        "stage",
-        "source",
-        "train",
-        "val",
-        "test",
-        "train tokens",
-        "tokens, all splits",
-        "difficulty",
-        "skipped",
-    )
+    table = Table(title=f"{data.manifest['curriculum']['name']} (target stage: {data.target_stage})")
+    columns = ("stage", "source", "train", "val", "test", "train tokens", "tokens, all splits", "difficulty", "skipped")
     for column in columns:
         table.add_column(column, justify="left" if column in ("stage", "source") else "right")
     for stage in data.manifest["stages"]:
         splits = stage["splits"]
         tokens = sum(splits[s]["n_tokens"] for s in SPLITS)
-        difficulties = [
-            p["difficulty"]
-            for s in SPLITS
-            for p in splits[s]["pieces"]
-            if p["difficulty"] is not None
-        ]
+        difficulties = [p["difficulty"] for s in SPLITS for p in splits[s]["pieces"] if p["difficulty"] is not None]
         difficulty = f"{min(difficulties):.2f}-{max(difficulties):.2f}" if difficulties else "-"
         table.add_row(
             stage["name"],
@@ -106,42 +89,25 @@ def unwritable_lines(data: PreparedData, stage: str | None = None) -> list[str]:
     summary = data.manifest.get("unwritable") or {}
     tokenizer = summary.get("tokenizer") or {}
     lines = []
-    keep = (
-        None if stage is None else {p["id"] for split in SPLITS for p in data.pieces(stage, split)}
-    )
+    keep = None if stage is None else {p["id"] for split in SPLITS for p in data.pieces(stage, split)}
     for key, what in (("time_signatures", "time signature"), ("tempos", "tempo")):
-        found = {
-            value: [i for i in ids if keep is None or i in keep]
-            for value, ids in (summary.get(key) or {}).items()
-        }
+        found = {value: [i for i in ids if keep is None or i in keep] for value, ids in (summary.get(key) or {}).items()}
         found = {value: ids for value, ids in found.items() if ids}
         if not found:
             continue
         n_pieces = len({i for ids in found.values() for i in ids})
-        listed = "; ".join(
-            f"{value}{' qpm' if key == 'tempos' else ''} in {_pieces_text(ids)}"
-            for value, ids in found.items()
-        )
+        listed = "; ".join(f"{value}{' qpm' if key == 'tempos' else ''} in {_pieces_text(ids)}" for value, ids in found.items())
         if key == "time_signatures":
-            known = (
-                ", ".join(tokenizer.get("time_signatures") or [])
-                or "none: the tokenizer writes no time signatures"
-            )
+            known = ", ".join(tokenizer.get("time_signatures") or []) or "none: the tokenizer writes no time signatures"
             advice = (
                 f"dropped: each of these bars takes the meter before it. To keep them, add them to [tokenizer] "
                 f"time_signatures in the curriculum (now: {known})"
             )
         else:
             span = tokenizer.get("tempo_range")
-            where = (
-                f"outside [tokenizer] tempo_range {span[0]}-{span[1]}"
-                if span
-                else "the tokenizer writes no tempos"
-            )
+            where = f"outside [tokenizer] tempo_range {span[0]}-{span[1]}" if span else "the tokenizer writes no tempos"
             advice = f"{where}: written as the nearest tempo it has; widen tempo_range to keep them"
-        lines.append(
-            f"{n_pieces} piece(s) with a {what} the tokenizer cannot write ({listed}); {advice}"
-        )
+        lines.append(f"{n_pieces} piece(s) with a {what} the tokenizer cannot write ({listed}); {advice}")
     return lines
 
 
@@ -173,16 +139,7 @@ def print_stage(data: PreparedData, stage: str, limit: int, split: str | None = 
     chosen = _split_of(data, stage, split)
     pieces = data.pieces(stage, chosen)
     table = Table(title=f"stage {stage}: {len(pieces)} {chosen} pieces, ordered by difficulty")
-    for column in (
-        "piece",
-        "difficulty",
-        "notes",
-        "tokens",
-        "seconds",
-        "density",
-        "range",
-        "polyphony",
-    ):
+    for column in ("piece", "difficulty", "notes", "tokens", "seconds", "density", "range", "polyphony"):
         table.add_column(column, justify="left" if column == "piece" else "right")
     for index in spread(len(pieces), limit):
         piece = pieces[index]
@@ -207,11 +164,7 @@ def print_stage(data: PreparedData, stage: str, limit: int, split: str | None = 
 
 
 def export_examples(
-    data: PreparedData,
-    out_dir: Path,
-    limit: int,
-    only_stage: str | None = None,
-    split: str | None = None,
+    data: PreparedData, out_dir: Path, limit: int, only_stage: str | None = None, split: str | None = None
 ) -> list[Path]:
     """Write ``limit`` pieces per stage (easiest to hardest) of ``split`` (default: training,
     else validation) as MIDI files into ``out_dir/<stage>/``.
@@ -229,9 +182,7 @@ def export_examples(
     return written
 
 
-def _export_stage(
-    data: PreparedData, stage: str, split: str, out_dir: Path, limit: int
-) -> list[Path]:
+def _export_stage(data: PreparedData, stage: str, split: str, out_dir: Path, limit: int) -> list[Path]:
     from curricmusic.common.atomic import atomic_path
     from curricmusic.music.tokenizers import decode_ids
 
@@ -260,14 +211,9 @@ def plot_difficulty(data: PreparedData, path: Path) -> Path:
     from curricmusic.common.atomic import atomic_path
 
     names = data.stage_names
-    scores = [
-        [p["difficulty"] for s in SPLITS for p in data.pieces(n, s) if p["difficulty"] is not None]
-        for n in names
-    ]
+    scores = [[p["difficulty"] for s in SPLITS for p in data.pieces(n, s) if p["difficulty"] is not None] for n in names]
     tokens = [data.n_tokens(n, "train") for n in names]
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]}, constrained_layout=True
-    )
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]}, constrained_layout=True)
     kept = [i for i, values in enumerate(scores) if values]
     left.violinplot([scores[i] for i in kept], positions=kept, showmedians=True)
     left.set_xticks(range(len(names)), names, rotation=15)

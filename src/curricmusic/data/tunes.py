@@ -148,9 +148,7 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return np.intersect1d(a, b, assume_unique=True).shape[0] / union if union else 0.0
 
 
-def tune_groups(
-    fingerprints: Sequence[np.ndarray], threshold: float = LINK_THRESHOLD
-) -> np.ndarray:
+def tune_groups(fingerprints: Sequence[np.ndarray], threshold: float = LINK_THRESHOLD) -> np.ndarray:
     """Group index of every piece, ``(n,)`` int64: pieces linked (Jaccard >= ``threshold``),
     directly or through a chain of links, share a group; a group's index is its first piece's.
 

@@ -276,10 +276,7 @@ def polyphony(notes: np.ndarray, resolution: int = DEFAULT_RESOLUTION) -> float:
 
 
 def polyphony_rate(
-    notes: np.ndarray,
-    resolution: int = DEFAULT_RESOLUTION,
-    threshold: int = 2,
-    end: float | None = None,
+    notes: np.ndarray, resolution: int = DEFAULT_RESOLUTION, threshold: int = 2, end: float | None = None
 ) -> float:
     """``#(time steps with more than `threshold` pitches on) / #(time steps)``.
 
@@ -295,9 +292,7 @@ def polyphony_rate(
     return float(lengths[counts > threshold].sum() / length)
 
 
-def empty_beat_rate(
-    notes: np.ndarray, resolution: int = DEFAULT_RESOLUTION, end: float | None = None
-) -> float:
+def empty_beat_rate(notes: np.ndarray, resolution: int = DEFAULT_RESOLUTION, end: float | None = None) -> float:
     """``1 - #(beats touched by a note) / #(beats)``, as MusPy defines it.
 
     With ``length`` the piece's end in time steps (``end`` in quarters, else the latest note
@@ -320,10 +315,7 @@ def empty_beat_rate(
 
 
 def groove_consistency(
-    notes: np.ndarray,
-    measure_resolution: int,
-    resolution: int = DEFAULT_RESOLUTION,
-    end: float | None = None,
+    notes: np.ndarray, measure_resolution: int, resolution: int = DEFAULT_RESOLUTION, end: float | None = None
 ) -> float:
     """``1 - 1 / (T - 1) * sum_{i=1}^{T-1} d(G_i, G_{i+1}) / measure_resolution``, as in MusPy.
 

@@ -100,9 +100,7 @@ def _batch(
         empty = ~weight.any(axis=1)
         weight[empty] = real[empty]
     if last:
-        final = (
-            weight.shape[1] - 1 - np.argmax(weight[:, ::-1], axis=1)
-        )  # (B,) last pooled position
+        final = weight.shape[1] - 1 - np.argmax(weight[:, ::-1], axis=1)  # (B,) last pooled position
         weight = np.zeros_like(weight)
         weight[np.arange(weight.shape[0]), final] = True
     return ids, weight
@@ -130,15 +128,10 @@ def layer_features(
     rows: dict[str, list[np.ndarray]] = {name: [] for name in names}
     captured: list[torch.Tensor] = []
     hooks = [model.tok_emb.register_forward_hook(lambda _m, _i, out: captured.append(out))]
-    hooks += [
-        block.register_forward_hook(lambda _m, _i, out: captured.append(out))
-        for block in model.blocks
-    ]
+    hooks += [block.register_forward_hook(lambda _m, _i, out: captured.append(out)) for block in model.blocks]
     try:
         for lo in range(0, len(pieces), batch_size):
-            ids, weight = _batch(
-                pieces[lo : lo + batch_size], seq_len, keep, last=pooling == "last"
-            )
+            ids, weight = _batch(pieces[lo : lo + batch_size], seq_len, keep, last=pooling == "last")
             captured.clear()
             final = model.hidden_states(torch.from_numpy(ids).to(device))  # (B, T, C)
             w = torch.from_numpy(weight.astype(np.float32)).to(device).unsqueeze(-1)  # (B, T, 1)
@@ -148,10 +141,7 @@ def layer_features(
         for hook in hooks:
             hook.remove()
     width = model.config.d_model
-    return {
-        name: np.concatenate(r).astype(np.float64) if r else np.zeros((0, width))
-        for name, r in rows.items()
-    }
+    return {name: np.concatenate(r).astype(np.float64) if r else np.zeros((0, width)) for name, r in rows.items()}
 
 
 def pooled_features(
@@ -169,9 +159,7 @@ def pooled_features(
     return layer_features(model, pieces, seq_len, keep, batch_size)["final"]
 
 
-def bag_of_tokens(
-    pieces: Sequence[np.ndarray], seq_len: int, vocab_size: int, keep: np.ndarray | None = None
-) -> np.ndarray:
+def bag_of_tokens(pieces: Sequence[np.ndarray], seq_len: int, vocab_size: int, keep: np.ndarray | None = None) -> np.ndarray:
     """Each piece's token histogram ``(N, V)`` over the positions the probe pools (frequencies).
 
     The reference a probe on hidden states must be read against: what a linear reader gets from
@@ -236,9 +224,7 @@ def cross_validated_accuracy(
         mean = features[train].mean(axis=0)
         scale = features[train].std(axis=0) + 1e-8
         weights = _fit_logistic((features[train] - mean) / scale, y[train], names.shape[0], l2)
-        x_test = torch.from_numpy(
-            np.hstack([(features[test] - mean) / scale, np.ones((int(test.sum()), 1))])
-        )
+        x_test = torch.from_numpy(np.hstack([(features[test] - mean) / scale, np.ones((int(test.sum()), 1))]))
         predicted = (x_test @ weights).argmax(dim=1).numpy()
         correct += int((predicted == y[test]).sum())
     chance = float(np.bincount(y).max() / n)
@@ -261,7 +247,5 @@ def probe_pieces(
         known = np.array([label is not None for label in task_labels], dtype=bool)
         chosen = [str(label) for label in task_labels if label is not None]
         accuracy, chance, used = cross_validated_accuracy(features[known], chosen, folds, seed)
-        results.append(
-            ProbeResult(task, int(known.sum()), len(set(chosen)), accuracy, chance, used)
-        )
+        results.append(ProbeResult(task, int(known.sum()), len(set(chosen)), accuracy, chance, used))
     return results

@@ -85,9 +85,7 @@ class ProbeSet:
     pieces: list[np.ndarray] = field(default_factory=list)
     stages: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
-    labels: dict[str, list[str | None]] = field(
-        default_factory=lambda: {task: [] for task in PROBE_TASKS}
-    )
+    labels: dict[str, list[str | None]] = field(default_factory=lambda: {task: [] for task in PROBE_TASKS})
 
     def subset(self, keep: Sequence[bool]) -> ProbeSet:
         rows = [i for i, k in enumerate(keep) if k]
@@ -99,9 +97,7 @@ class ProbeSet:
         )
 
 
-def heldout_probe_set(
-    data: PreparedData, splits: Sequence[str] = ("val", "test"), stages: Sequence[str] | None = None
-) -> ProbeSet:
+def heldout_probe_set(data: PreparedData, splits: Sequence[str] = ("val", "test"), stages: Sequence[str] | None = None) -> ProbeSet:
     """Every piece of ``splits`` of ``stages`` (default all) with its key, mode and meter."""
     out = ProbeSet()
     for stage in stages or data.stage_names:
@@ -130,9 +126,7 @@ def non_pitch_tokens(data: PreparedData) -> np.ndarray:
     return keep
 
 
-def probe_features(
-    models: dict, probe_set: ProbeSet, seq_len: int, vocab_size: int, layers: bool = False
-) -> dict[str, dict[str, np.ndarray]]:
+def probe_features(models: dict, probe_set: ProbeSet, seq_len: int, vocab_size: int, layers: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Pooled features per model name (and ``bag_of_tokens``): ``{name: {layer: (N, D)}}``; only
     ``final`` unless ``layers``."""
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -143,24 +137,17 @@ def probe_features(
     return out
 
 
-def expectation_profiles(
-    models: dict, probe_set: ProbeSet, seq_len: int, pitch_class: np.ndarray
-) -> dict[str, np.ndarray]:
+def expectation_profiles(models: dict, probe_set: ProbeSet, seq_len: int, pitch_class: np.ndarray) -> dict[str, np.ndarray]:
     """Expected pitch-class profiles ``(N, 12)`` per model name, ``heard`` (the pitches that came
     next: the ceiling) and ``neighbour`` (the key-blind control: within a whole step of the last
     note)."""
-    out = {
-        name: expected_pitch_classes(model, probe_set.pieces, seq_len, pitch_class)
-        for name, model in models.items()
-    }
+    out = {name: expected_pitch_classes(model, probe_set.pieces, seq_len, pitch_class) for name, model in models.items()}
     out["heard"] = heard_pitch_classes(probe_set.pieces, seq_len, pitch_class)
     out["neighbour"] = neighbour_pitch_classes(probe_set.pieces, seq_len, pitch_class)
     return out
 
 
-def _accuracy(
-    features: np.ndarray, labels: Sequence[str | None], seed: int
-) -> tuple[float, float, int, int, int]:
+def _accuracy(features: np.ndarray, labels: Sequence[str | None], seed: int) -> tuple[float, float, int, int, int]:
     known = np.array([label is not None for label in labels], dtype=bool)
     chosen = [str(label) for label in labels if label is not None]
     accuracy, chance, folds = cross_validated_accuracy(features[known], chosen, PROBE_FOLDS, seed)
@@ -183,10 +170,7 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
     data = PreparedData.open(info["eval_prepared"])
     seq_len = int(info["config"]["train"]["seq_len"])
     probe_set = heldout_probe_set(data)
-    models = {
-        "trained": load_model(run_dir / MODEL_DIR),
-        "initial": initial_model(info, data.vocab_size),
-    }
+    models = {"trained": load_model(run_dir / MODEL_DIR), "initial": initial_model(info, data.vocab_size)}
     with torch.random.fork_rng():  # the probe draws nothing, but never disturb a caller's stream
         features = probe_features(models, probe_set, seq_len, data.vocab_size, layers)
         profiles = expectation_profiles(
@@ -206,9 +190,7 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
                     entry.setdefault("layers", {}).setdefault(name, {})[layer] = accuracy
         entry["gain"] = entry["trained"] - entry["initial"]
         if task in EXPECTATION_TASKS:
-            expected: dict[str, Any] = {
-                name: _accuracy(x, labels, seed)[0] for name, x in profiles.items()
-            }
+            expected: dict[str, Any] = {name: _accuracy(x, labels, seed)[0] for name, x in profiles.items()}
             expected["gain"] = expected["trained"] - expected["initial"]
             if task == "key":
                 expected["scale_mass"] = {
@@ -217,10 +199,7 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
             entry["expectation"] = expected
         tasks[task] = entry
     key_labels = probe_set.labels["key"]
-    by_stage = {
-        name: key_share_by_stage(profiles[name], key_labels, probe_set.stages)
-        for name in ("trained", "initial", "heard")
-    }
+    by_stage = {name: key_share_by_stage(profiles[name], key_labels, probe_set.stages) for name in ("trained", "initial", "heard")}
     result = {
         "run": info.get("arm", {}).get("name"),
         "seed": info.get("seed"),
@@ -244,9 +223,7 @@ def probe_run(run_dir: str | Path, *, layers: bool = False, seed: int = 0) -> di
     return result
 
 
-def key_share_by_stage(
-    profiles: np.ndarray, keys: Sequence[str | None], stages: Sequence[str]
-) -> dict[str, float]:
+def key_share_by_stage(profiles: np.ndarray, keys: Sequence[str | None], stages: Sequence[str]) -> dict[str, float]:
     """The mean key share (:func:`~curricmusic.evaluation.expectation.scale_mass`) of the pieces
     of each stage that have a key."""
     masses = scale_mass(profiles, keys)
@@ -257,9 +234,7 @@ def key_share_by_stage(
     return out
 
 
-def probe_boundaries(
-    run_dir: Path, info: dict, probe_set: ProbeSet, seq_len: int, data: PreparedData, seed: int = 0
-) -> list[dict]:
+def probe_boundaries(run_dir: Path, info: dict, probe_set: ProbeSet, seq_len: int, data: PreparedData, seed: int = 0) -> list[dict]:
     """The expectation reader on each model a run saved where the stage being learned changed
     (``[probe] at_boundaries``): per boundary, the stage that ended, the step and tokens, the key
     read from the predicted pitch classes (cross-validated accuracy) and the key share per stage."""

@@ -105,11 +105,7 @@ def t_interval(values: Floats, confidence: float = 0.95) -> tuple[float, float, 
     mean = float(data.mean())
     if data.size == 1:
         return (mean, _NAN, _NAN)
-    half = (
-        float(stats.t.ppf((1 + confidence) / 2, data.size - 1))
-        * float(data.std(ddof=1))
-        / math.sqrt(data.size)
-    )
+    half = float(stats.t.ppf((1 + confidence) / 2, data.size - 1)) * float(data.std(ddof=1)) / math.sqrt(data.size)
     return (mean, mean - half, mean + half)
 
 
@@ -189,11 +185,7 @@ def interpolated_time_to_target(
 
     ``x_c = x_{i-1} + (y_{i-1} - target) / (y_{i-1} - y_i) (x_i - x_{i-1})`` for the first ``i``
     with ``y_i <= target``; non-finite values are skipped."""
-    pairs = [
-        (float(a), float(b))
-        for a, b in zip(x, y, strict=True)
-        if b is not None and math.isfinite(b)
-    ]
+    pairs = [(float(a), float(b)) for a, b in zip(x, y, strict=True) if b is not None and math.isfinite(b)]
     if not math.isfinite(target):
         return (float(budget), False)
     for i, (a, b) in enumerate(pairs):
@@ -253,9 +245,7 @@ def restricted_mean(times: Floats, reached: Bools, horizon: float) -> float:
     return float(area + (horizon - previous_t) * previous_s)
 
 
-def censored_summary(
-    times: Floats, reached: Bools, budget: float, confidence: float = 0.95
-) -> dict:
+def censored_summary(times: Floats, reached: Bools, budget: float, confidence: float = 0.95) -> dict:
     """Every seed's time to target, censored ones included: share that reached it, restricted
     mean (with a t-interval over the seeds' ``min(time, budget)``, from :data:`MIN_SEEDS_FOR_CI`
     seeds on), Kaplan-Meier median."""
@@ -287,11 +277,7 @@ def censored_summary(
 
 def value_at(x: Sequence[float], y: Sequence[float | None], at: float) -> float:
     """y at ``x = at``, linear between the two nearest points; NaN outside ``[x_0, x_last]``."""
-    pairs = [
-        (float(a), float(b))
-        for a, b in zip(x, y, strict=True)
-        if b is not None and math.isfinite(b)
-    ]
+    pairs = [(float(a), float(b)) for a, b in zip(x, y, strict=True) if b is not None and math.isfinite(b)]
     if not pairs or not pairs[0][0] <= at <= pairs[-1][0]:
         return _NAN
     xs, ys = zip(*pairs, strict=True)
@@ -314,17 +300,10 @@ def detectable_difference(sd: float, n: int, alpha: float = 0.05, power: float =
     df = n - 1
     critical = stats.t.ppf(1 - alpha / 2, df)
 
-    def shortfall(
-        d_z: float,
-    ) -> float:  # power of the test at standardised effect d_z, minus the goal
+    def shortfall(d_z: float) -> float:  # power of the test at standardised effect d_z, minus the goal
         shift = d_z * math.sqrt(n)
-        upper, lower = (
-            float(v)
-            for v in (stats.nct.sf(critical, df, shift), stats.nct.cdf(-critical, df, shift))
-        )
-        return (
-            upper + (lower if math.isfinite(lower) else 0.0) - power
-        )  # the far tail vanishes (scipy: NaN)
+        upper, lower = (float(v) for v in (stats.nct.sf(critical, df, shift), stats.nct.cdf(-critical, df, shift)))
+        return upper + (lower if math.isfinite(lower) else 0.0) - power  # the far tail vanishes (scipy: NaN)
 
     high = 1.0
     while not shortfall(high) > 0:  # widen the bracket (NaN counts as not there yet)
@@ -369,9 +348,7 @@ def paired_effect(
     if n and all(t > 0 and c > 0 for t, c in pairs):
         logs = np.array([math.log(t) - math.log(c) for t, c in pairs])
         log_mean, log_low, log_high = t_interval(logs, confidence)
-        ratio, ratio_low, ratio_high = (
-            math.exp(v) if math.isfinite(v) else _NAN for v in (log_mean, log_low, log_high)
-        )
+        ratio, ratio_low, ratio_high = (math.exp(v) if math.isfinite(v) else _NAN for v in (log_mean, log_low, log_high))
     sd = float(diffs.std(ddof=1)) if n > 1 else _NAN
     d_z = mean / sd if n > 1 and sd > 0 else _NAN
     p_value = _NAN

@@ -30,13 +30,7 @@ from curricmusic.common.run_folder import read_metrics
 from curricmusic.config import SCRATCH
 from curricmusic.evaluation.stats import area_under_curve, interpolated_time_to_target, value_at
 
-__all__ = [
-    "adaptation_curves",
-    "adaptation_summary",
-    "adaptation_target",
-    "gap_closed",
-    "RUN_METRICS",
-]
+__all__ = ["adaptation_curves", "adaptation_summary", "adaptation_target", "gap_closed", "RUN_METRICS"]
 
 #: Per-run figures that are aggregated over seeds (besides ``val_at_<k>``): True when lower is better.
 RUN_METRICS = {
@@ -99,9 +93,7 @@ def adaptation_summary(
         "test": _stage_loss(info.get("test_loss"), style),
         "tokens_to_target": time,
         "reached_target": reached,
-        "epochs": float(info.get("tokens_seen", math.nan)) / train_tokens
-        if train_tokens
-        else math.nan,
+        "epochs": float(info.get("tokens_seen", math.nan)) / train_tokens if train_tokens else math.nan,
     }
     for k in report_steps:
         out[f"val_at_{k}"] = value_at(curves["eval_steps"], values, float(k))
@@ -130,11 +122,7 @@ def adaptation_target(
     ``at_fraction`` of the budget (linear between evaluations) at the largest shot size
     ``shots`` (``runs``: each model at its chosen learning rate)."""
     if target_loss is not None:
-        return {
-            "loss": float(target_loss),
-            "source": "user",
-            "rule": "adapt.target_loss in the experiment file",
-        }
+        return {"loss": float(target_loss), "source": "user", "rule": "adapt.target_loss in the experiment file"}
     at = at_fraction * budget
     who = "the from-scratch model" if model == SCRATCH else f"the {model!r} arm"
     rule = (
@@ -148,12 +136,4 @@ def adaptation_target(
     ]
     finite_values = [v for v in per_seed if math.isfinite(v)]
     loss = float(np.mean(finite_values)) if finite_values else math.nan
-    return {
-        "loss": loss,
-        "source": "rule",
-        "rule": rule,
-        "at_tokens": at,
-        "shots": shots,
-        "model": model,
-        "per_seed": per_seed,
-    }
+    return {"loss": loss, "source": "rule", "rule": rule, "at_tokens": at, "shots": shots, "model": model, "per_seed": per_seed}

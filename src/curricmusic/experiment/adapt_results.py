@@ -82,42 +82,26 @@ RANDOM_TARGET_TIME, RANDOM_TARGET_REACHED = "tokens_to_random_target", "reached_
 
 
 def adaptation_arms(
-    runs: Sequence[dict[str, Any]],
-    models: Sequence[str],
-    shots: Sequence[int],
-    budget: float,
-    report_steps: Sequence[int] = (),
+    runs: Sequence[dict[str, Any]], models: Sequence[str], shots: Sequence[int], budget: float, report_steps: Sequence[int] = ()
 ) -> dict[str, Any]:
     """Per model and shot size: mean and t-interval over seeds of every metric; tokens to target
     with the seeds that never arrive kept at the budget (share reached, restricted mean)."""
-    metrics = [m for m in ADAPT_METRICS if m != "tokens_to_target"] + [
-        f"val_at_{k}" for k in report_steps
-    ]
+    metrics = [m for m in ADAPT_METRICS if m != "tokens_to_target"] + [f"val_at_{k}" for k in report_steps]
     out: dict[str, Any] = {}
     for model in models:
         per_shot: dict[str, Any] = {}
         for k in shots:
-            done = [
-                r for r in runs if r["model"] == model and r["shots"] == k and r["status"] == "done"
-            ]
+            done = [r for r in runs if r["model"] == model and r["shots"] == k and r["status"] == "done"]
             stats = {m: mean_ci([r["summary"].get(m, math.nan) for r in done]) for m in metrics}
             stats["tokens_to_target"] = censored_summary(
-                [r["summary"]["tokens_to_target"] for r in done],
-                [r["summary"]["reached_target"] for r in done],
-                budget,
+                [r["summary"]["tokens_to_target"] for r in done], [r["summary"]["reached_target"] for r in done], budget
             )
-            per_shot[str(k)] = {
-                "n_done": len(done),
-                "lr": done[0].get("lr") if done else None,
-                **stats,
-            }
+            per_shot[str(k)] = {"n_done": len(done), "lr": done[0].get("lr") if done else None, **stats}
         out[model] = {"shots": per_shot}
     return out
 
 
-def adaptation_pairs(
-    models: Sequence[str], order_pairs: Sequence[tuple[str, str]] = ()
-) -> list[tuple[str, str]]:
+def adaptation_pairs(models: Sequence[str], order_pairs: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """(model, control): every arm against ``scratch``, every other arm against ``random``, and
     each ``order_pairs`` (an arm and the random-order arm with its tokens of every stage). The
     ``shared`` model (``[adapt] init_from``) is in no pair: its figures are exploratory."""
@@ -129,11 +113,7 @@ def adaptation_pairs(
 
 
 def adaptation_comparisons(
-    runs: Sequence[dict[str, Any]],
-    pairs: Sequence[tuple[str, str]],
-    shots: Sequence[int],
-    seeds: Sequence[int],
-    budget: float,
+    runs: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, str]], shots: Sequence[int], seeds: Sequence[int], budget: float
 ) -> list[dict[str, Any]]:
     """Each pair at each shot size, seed by seed (:func:`~curricmusic.evaluation.stats.paired_effect`),
     p-values Holm-corrected over every row. Tokens to target also give the speed-up: the
@@ -155,19 +135,10 @@ def adaptation_comparisons(
                 effect = paired_effect(treatment, baseline)
                 if effect["n_pairs"] == 0:
                     continue
-                row = {
-                    "arm": model,
-                    "baseline": control,
-                    "shots": k,
-                    "metric": metric,
-                    "seeds": paired,
-                    **effect,
-                }
+                row = {"arm": model, "baseline": control, "shots": k, "metric": metric, "seeds": paired, **effect}
                 if metric == "tokens_to_target":
                     row["target"] = "scratch" if time == "tokens_to_target" else control
-                    row.update(
-                        _speedup(effect, paired, by, model, control, k, budget, time, reached)
-                    )
+                    row.update(_speedup(effect, paired, by, model, control, k, budget, time, reached))
                 rows.append(row)
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_holm"] = adjusted
@@ -177,26 +148,12 @@ def adaptation_comparisons(
 def _target_keys(by: dict, control: str) -> tuple[str, str]:
     """Summary keys of the times a comparison with ``control`` uses: the race to the random arm's
     own target against ``random`` (when the runs have it), else to the from-scratch target."""
-    has_random_target = control == _BASELINE and all(
-        RANDOM_TARGET_TIME in r["summary"] for r in by.values()
-    )
-    return (
-        (RANDOM_TARGET_TIME, RANDOM_TARGET_REACHED)
-        if has_random_target
-        else ("tokens_to_target", "reached_target")
-    )
+    has_random_target = control == _BASELINE and all(RANDOM_TARGET_TIME in r["summary"] for r in by.values())
+    return (RANDOM_TARGET_TIME, RANDOM_TARGET_REACHED) if has_random_target else ("tokens_to_target", "reached_target")
 
 
 def _speedup(
-    effect: dict,
-    seeds: list[int],
-    by: dict,
-    model: str,
-    control: str,
-    k: int,
-    budget: float,
-    time: str,
-    reached: str,
+    effect: dict, seeds: list[int], by: dict, model: str, control: str, k: int, budget: float, time: str, reached: str
 ) -> dict[str, Any]:
     def inverse(value: float) -> float:
         return 1.0 / value if math.isfinite(value) and value > 0 else math.nan
@@ -206,11 +163,7 @@ def _speedup(
         return restricted_mean([r[time] for r in runs], [r[reached] for r in runs], budget)
 
     def at_start(name: str) -> int:  # seeds at the target before the first step: no ratio exists
-        return sum(
-            1
-            for s in seeds
-            if by[(name, k, s)]["summary"][reached] and by[(name, k, s)]["summary"][time] <= 0
-        )
+        return sum(1 for s in seeds if by[(name, k, s)]["summary"][reached] and by[(name, k, s)]["summary"][time] <= 0)
 
     return {
         "speedup": inverse(effect["ratio"]),
@@ -273,9 +226,7 @@ def _warnings(arms: dict[str, Any], style: dict[str, Any]) -> list[str]:
     linked = {stage: n for stage, n in (style.get("tune_links_to_pretraining") or {}).items() if n}
     if linked:
         where = ", ".join(f"{n} with {stage}" for stage, n in linked.items())
-        out.append(
-            f"adaptation: pieces of {style.get('stage')} share a tune with pretraining pieces ({where}): not wholly new tunes"
-        )
+        out.append(f"adaptation: pieces of {style.get('stage')} share a tune with pretraining pieces ({where}): not wholly new tunes")
     return out
 
 
@@ -286,21 +237,13 @@ def select_adaptation_rates(
     style's validation split, the same for every model: ``{"rule", "models": {model: {shots:
     {"chosen", "candidates"}}}}``. Per shot size the candidates are that size's runs; with
     ``per_shots = False`` every size shares the rate with the best mean over sizes."""
-    out: dict[str, Any] = {
-        "rule": rule.text(),
-        "metric": rule.metric,
-        "per_shots": rule.per_shots,
-        "models": {},
-    }
+    out: dict[str, Any] = {"rule": rule.text(), "metric": rule.metric, "per_shots": rule.per_shots, "models": {}}
     for model in models:
         mine = [r for r in runs if r["model"] == model]
         entry: dict[str, Any] = {}
         for k in shots:
             candidates = rate_candidates([r for r in mine if r["shots"] == k], rule.metric)
-            entry[str(k)] = {
-                "chosen": choose_rate(candidates, rule.metric),
-                "candidates": candidates,
-            }
+            entry[str(k)] = {"chosen": choose_rate(candidates, rule.metric), "candidates": candidates}
         if not rule.per_shots:
             pooled = _pooled_candidates(mine, shots, rule.metric)
             chosen = choose_rate(pooled, rule.metric)
@@ -311,9 +254,7 @@ def select_adaptation_rates(
     return out
 
 
-def _pooled_candidates(
-    runs: Sequence[dict[str, Any]], shots: Sequence[int], metric: str
-) -> list[dict[str, Any]]:
+def _pooled_candidates(runs: Sequence[dict[str, Any]], shots: Sequence[int], metric: str) -> list[dict[str, Any]]:
     """Per rate, the mean over shot sizes of each size's mean over seeds (for ``per_shots = False``)."""
     per_size = [rate_candidates([r for r in runs if r["shots"] == k], metric) for k in shots]
     key = f"mean_{metric}"
@@ -322,20 +263,11 @@ def _pooled_candidates(
         rows = [size[index] for size in per_size]
         values = [row[key] for row in rows]
         mean = sum(values) / len(values) if all(math.isfinite(v) for v in values) else math.nan
-        out.append(
-            {
-                "lr": candidate["lr"],
-                key: mean,
-                "n_seeds": min(r["n_seeds"] for r in rows),
-                "n_failed": sum(r["n_failed"] for r in rows),
-            }
-        )
+        out.append({"lr": candidate["lr"], key: mean, "n_seeds": min(r["n_seeds"] for r in rows), "n_failed": sum(r["n_failed"] for r in rows)})
     return out
 
 
-def _found_runs(
-    experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]], style: str
-) -> list[tuple[dict, dict | None]]:
+def _found_runs(experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]], style: str) -> list[tuple[dict, dict | None]]:
     """Every adaptation run of ``style`` (each model at its pretraining learning rate, every
     shot size and adaptation rate, every seed), with its run.json when it finished."""
     config = experiment.config
@@ -352,9 +284,7 @@ def _found_runs(
                 for lr in adapt.learning_rates:
                     folder = adapt_folder(adapt, out_dir / cell["run_dir"], style, k, lr)
                     found.append(_run_entry(out_dir, folder, arm.name, seed, k, lr, failed))
-        labels = [SCRATCH] + (
-            [SHARED] if adapt.init_from is not None else []
-        )  # shared: shown, never compared
+        labels = [SCRATCH] + ([SHARED] if adapt.init_from is not None else [])  # shared: shown, never compared
         for label in labels:
             status = _read_json(model_dir(out_dir, label, seed) / CELL_FILE) or {}
             failed = status.get("error") if status.get("status") == "failed" else None
@@ -365,9 +295,7 @@ def _found_runs(
     return found
 
 
-def _style_results(
-    experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]], style: str
-) -> dict[str, Any]:
+def _style_results(experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]], style: str) -> dict[str, Any]:
     """One style's entry (see the module doc)."""
     config = experiment.config
     adapt = config.adapt
@@ -376,26 +304,16 @@ def _style_results(
     early = float(adapt.eval_every * config.train.tokens_per_step)
     found = _found_runs(experiment, out_dir, chosen, style)
     runs = [entry for entry, _ in found]
-    models = (
-        [arm.name for arm in config.arms]
-        + ([SHARED] if adapt.init_from is not None else [])
-        + [SCRATCH]
-    )
+    models = [arm.name for arm in config.arms] + ([SHARED] if adapt.init_from is not None else []) + [SCRATCH]
     for entry, info in found:  # every run's figures first: they choose the learning rates
         if info is not None:
             entry["curves"] = adaptation_curves(out_dir / entry["run_dir"], style)
-            entry["summary"] = adaptation_summary(
-                entry["curves"], info, style, math.nan, budget, early, adapt.report_steps
-            )
+            entry["summary"] = adaptation_summary(entry["curves"], info, style, math.nan, budget, early, adapt.report_steps)
     selection = select_adaptation_rates(runs, models, adapt.shots, adapt.lr_rule)
     for entry in runs:
-        entry["chosen"] = (
-            entry["lr"] == selection["models"][entry["model"]][str(entry["shots"])]["chosen"]
-        )
+        entry["chosen"] = entry["lr"] == selection["models"][entry["model"]][str(entry["shots"])]["chosen"]
     picked = [r for r in runs if r["chosen"]]
-    target = adaptation_target(
-        adapt.target_loss, picked, budget, adapt.shots[-1], adapt.target_model, adapt.target_at
-    )
+    target = adaptation_target(adapt.target_loss, picked, budget, adapt.shots[-1], adapt.target_model, adapt.target_at)
     has_random = any(arm.name == _BASELINE for arm in config.arms)
     random_target = (
         adaptation_target(None, picked, budget, adapt.shots[-1], _BASELINE, adapt.target_at)
@@ -404,30 +322,19 @@ def _style_results(
     )
     for entry, info in found:
         if info is not None:
-            entry["summary"] = adaptation_summary(
-                entry["curves"], info, style, target["loss"], budget, early, adapt.report_steps
-            )
+            entry["summary"] = adaptation_summary(entry["curves"], info, style, target["loss"], budget, early, adapt.report_steps)
             if random_target is not None:
-                time, reached = interpolated_time_to_target(
-                    entry["curves"]["eval_tokens"],
-                    entry["curves"]["val"],
-                    random_target["loss"],
-                    budget,
-                )
+                time, reached = interpolated_time_to_target(entry["curves"]["eval_tokens"], entry["curves"]["val"], random_target["loss"], budget)
                 entry["summary"] |= {RANDOM_TARGET_TIME: time, RANDOM_TARGET_REACHED: reached}
     reference = _scratch_final(picked, adapt.shots)
     for entry in runs:
         if entry["status"] == "done":
             s = entry["summary"]
-            s["gap_closed"] = gap_closed(
-                s["start_val"], s["final_val"], reference.get(entry["shots"], math.nan)
-            )
+            s["gap_closed"] = gap_closed(s["start_val"], s["final_val"], reference.get(entry["shots"], math.nan))
     arms = adaptation_arms(picked, models, adapt.shots, budget, adapt.report_steps)
     info = style_info(experiment, out_dir, style, [i for _, i in found if i is not None])
     order_pairs = [(a.match, a.name) for a in config.arms if a.options.order_control and a.match]
-    comparisons = adaptation_comparisons(
-        picked, adaptation_pairs(models, order_pairs), adapt.shots, config.seeds, budget
-    )
+    comparisons = adaptation_comparisons(picked, adaptation_pairs(models, order_pairs), adapt.shots, config.seeds, budget)
     return {
         "style": info,
         "shots": list(adapt.shots),
@@ -446,11 +353,7 @@ def _style_results(
         "runs": runs,
         "arms": arms,
         "comparisons": comparisons,
-        "failures": [
-            f"{r['model']} seed {r['seed']}, {r['shots']} pieces, lr {r['lr']:g}: {r['error']}"
-            for r in runs
-            if r["status"] == "failed"
-        ],
+        "failures": [f"{r['model']} seed {r['seed']}, {r['shots']} pieces, lr {r['lr']:g}: {r['error']}" for r in runs if r["status"] == "failed"],
         "warnings": _warnings(arms, info),
     }
 
@@ -459,19 +362,13 @@ def _scratch_final(runs: Sequence[dict[str, Any]], shots: Sequence[int]) -> dict
     """From-scratch's mean final validation loss per shot size (the level ``gap_closed`` reads)."""
     out = {}
     for k in shots:
-        values = [
-            r["summary"]["final_val"]
-            for r in runs
-            if r["model"] == SCRATCH and r["shots"] == k and r["status"] == "done"
-        ]
+        values = [r["summary"]["final_val"] for r in runs if r["model"] == SCRATCH and r["shots"] == k and r["status"] == "done"]
         finite = [v for v in values if math.isfinite(v)]
         out[k] = sum(finite) / len(finite) if finite else math.nan
     return out
 
 
-def adaptation_results(
-    experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]] | None:
+def adaptation_results(experiment: Experiment, out_dir: Path, chosen: Sequence[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """One entry per ``[adapt]`` style, in the experiment's order (None without ``[adapt]``).
     ``chosen``: the results.json run entries at each arm's chosen learning rate."""
     adapt = experiment.config.adapt

@@ -21,10 +21,7 @@ _SPLITS = ("train", "val", "test")
 
 def _pretraining_roots(out_dir: Path, style_root: str) -> list[str]:
     """The prepared folders the experiment's pretraining runs read (from their run.json)."""
-    roots = {
-        json.loads(f.read_text()).get("prepared")
-        for f in sorted((out_dir / "runs").glob("*/run.json"))
-    }
+    roots = {json.loads(f.read_text()).get("prepared") for f in sorted((out_dir / "runs").glob("*/run.json"))}
     return sorted(r for r in roots if r and r != style_root and Path(r).is_dir())
 
 
@@ -32,33 +29,17 @@ def _tune_links(data: PreparedData, stage: str, others: list[PreparedData]) -> d
     """Per pretraining stage, how many of the style's pieces share a tune with one of its pieces."""
     from curricmusic.data.tunes import LINK_THRESHOLD, tune_fingerprint, tune_links
 
-    mine = [
-        tune_fingerprint(n)
-        for split in _SPLITS
-        if data.pieces(stage, split)
-        for n in data.piece_notes(stage, split)
-    ]
+    mine = [tune_fingerprint(n) for split in _SPLITS if data.pieces(stage, split) for n in data.piece_notes(stage, split)]
     out: dict[str, int] = {}
     for other in others:
-        threshold = float(
-            (other.manifest.get("curriculum") or {})
-            .get("split", {})
-            .get("tune_threshold", LINK_THRESHOLD)
-        )
+        threshold = float((other.manifest.get("curriculum") or {}).get("split", {}).get("tune_threshold", LINK_THRESHOLD))
         for name in other.stage_names:
-            theirs = [
-                tune_fingerprint(n)
-                for sp in _SPLITS
-                if other.pieces(name, sp)
-                for n in other.piece_notes(name, sp)
-            ]
+            theirs = [tune_fingerprint(n) for sp in _SPLITS if other.pieces(name, sp) for n in other.piece_notes(name, sp)]
             out[name] = out.get(name, 0) + int((tune_links(mine, theirs, threshold) >= 0).sum())
     return out
 
 
-def style_info(
-    experiment: Experiment, out_dir: Path, name: str, infos: list[dict[str, Any]]
-) -> dict[str, Any]:
+def style_info(experiment: Experiment, out_dir: Path, name: str, infos: list[dict[str, Any]]) -> dict[str, Any]:
     """The new style ``name``: its settings, pieces per split (from its prepared manifest, read
     where a finished run says it was prepared), its exact duplicates in pretraining and its
     pieces that share a tune with a pretraining stage's (per stage)."""
@@ -76,13 +57,7 @@ def style_info(
     info["n_tune_groups"] = data.stage(name).get("n_tune_groups")
     hashes = {p["content_hash"] for split in _SPLITS for p in data.pieces(name, split)}
     others = [PreparedData.open(root) for root in _pretraining_roots(out_dir, prepared)]
-    pretraining = {
-        p["content_hash"]
-        for o in others
-        for s in o.stage_names
-        for sp in _SPLITS
-        for p in o.pieces(s, sp)
-    }
+    pretraining = {p["content_hash"] for o in others for s in o.stage_names for sp in _SPLITS for p in o.pieces(s, sp)}
     info["n_exact_duplicates_of_pretraining"] = len(hashes & pretraining)
     info["tune_links_to_pretraining"] = _tune_links(data, name, others)
     return info

@@ -56,21 +56,13 @@ def adapt_dir(run_dir: Path, shots: int, style: str | None = None, lr: float | N
 
 def adapt_runs(adapt: AdaptSection) -> list[tuple[str, int, float]]:
     """Every (style, shot size, learning rate) a model is adapted with, in training order."""
-    return [
-        (style.name, k, lr)
-        for style in adapt.styles
-        for k in adapt.shots
-        for lr in adapt.learning_rates
-    ]
+    return [(style.name, k, lr) for style in adapt.styles for k in adapt.shots for lr in adapt.learning_rates]
 
 
 def adapt_folder(adapt: AdaptSection, run_dir: Path, style: str, shots: int, lr: float) -> Path:
     """The folder of one adaptation run of a model (see the module doc for the layout)."""
     return adapt_dir(
-        run_dir,
-        shots,
-        style if len(adapt.styles) > 1 else None,
-        lr if len(adapt.learning_rates) > 1 else None,
+        run_dir, shots, style if len(adapt.styles) > 1 else None, lr if len(adapt.learning_rates) > 1 else None
     )
 
 
@@ -89,12 +81,7 @@ def adaptation_finished(run_dir: Path) -> bool:
 
 
 def adapt_model(
-    experiment: Experiment,
-    label: str,
-    seed: int,
-    run_dir: Path,
-    init: Path | None,
-    show_progress: bool = True,
+    experiment: Experiment, label: str, seed: int, run_dir: Path, init: Path | None, show_progress: bool = True
 ) -> None:
     """Fine-tune one model on every shot size of ``[adapt]`` (nothing when the experiment has no
     such section): ``init`` is a ``model/`` folder, or None for the seed's initial weights."""
@@ -129,18 +116,14 @@ def adapt_shared(experiment: Experiment, out_dir: Path, show_progress: bool = Tr
     return _adapt_every_seed(experiment, SHARED, adapt.init_from, out_dir, show_progress)
 
 
-def _adapt_every_seed(
-    experiment: Experiment, label: str, init: Path | None, out_dir: Path, show_progress: bool
-) -> list[str]:
+def _adapt_every_seed(experiment: Experiment, label: str, init: Path | None, out_dir: Path, show_progress: bool) -> list[str]:
     if experiment.config.adapt is None:
         return []
     failures = []
     for seed in experiment.config.seeds:
         folder = model_dir(out_dir, label, seed)
         status = folder / CELL_FILE
-        record = read_json(
-            status, missing_ok=True, hint="`curricmusic run --resume` redoes the runs"
-        )
+        record = read_json(status, missing_ok=True, hint="`curricmusic run --resume` redoes the runs")
         if record is not None and record.get("status") == "done":
             continue
         try:
@@ -149,9 +132,7 @@ def _adapt_every_seed(
             write_json(status, {"status": "done"})
         except Exception as exc:  # noqa: BLE001 - one failing seed must not lose the others
             error = f"{type(exc).__name__}: {exc}"
-            write_json(
-                status, {"status": "failed", "error": error, "traceback": traceback.format_exc()}
-            )
+            write_json(status, {"status": "failed", "error": error, "traceback": traceback.format_exc()})
             err_console.print(f"[red]{folder.name} failed:[/] {error}")
             failures.append(f"{folder.name}: {error}")
     return failures

@@ -31,9 +31,7 @@ ALPHA = 0.05
 HIGHER_IS_BETTER = ("drop", "gap_closed")
 
 
-def _values(
-    claim: Claim, runs: Sequence[dict[str, Any]], adaptations: Sequence[dict[str, Any]]
-) -> dict[tuple[str, int], float]:
+def _values(claim: Claim, runs: Sequence[dict[str, Any]], adaptations: Sequence[dict[str, Any]]) -> dict[tuple[str, int], float]:
     """(model, seed) -> the claim's measure, from the runs each model is reported with."""
     if claim.phase == "pretraining":
         return {
@@ -41,9 +39,7 @@ def _values(
             for r in runs
             if r["status"] == "done"
         }
-    entry = next(
-        (a for a in adaptations if (a.get("style") or {}).get("stage") == claim.style), None
-    )
+    entry = next((a for a in adaptations if (a.get("style") or {}).get("stage") == claim.style), None)
     if entry is None:
         return {}
     return {
@@ -53,9 +49,7 @@ def _values(
     }
 
 
-def claim_results(
-    config: ExperimentConfig, runs: Sequence[dict[str, Any]], adaptations: Sequence[dict[str, Any]]
-) -> dict[str, Any] | None:
+def claim_results(config: ExperimentConfig, runs: Sequence[dict[str, Any]], adaptations: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The ``claims`` entry of results.json (None when the experiment declares none)."""
     family = config.claim_family()
     if not family:
@@ -65,20 +59,12 @@ def claim_results(
     rows = []
     for claim in family:
         values = _values(claim, runs, adaptations)
-        seeds = [
-            s for s in config.seeds if (claim.arm, s) in values and (claim.against, s) in values
-        ]
+        seeds = [s for s in config.seeds if (claim.arm, s) in values and (claim.against, s) in values]
         treatment = [values[(claim.arm, s)] for s in seeds]
         control = [values[(claim.against, s)] for s in seeds]
         effect = paired_effect(treatment, control)
         corrected = paired_effect(treatment, control, confidence=level)
-        diffs = np.array(
-            [
-                t - c
-                for t, c in zip(treatment, control, strict=True)
-                if math.isfinite(t) and math.isfinite(c)
-            ]
-        )
+        diffs = np.array([t - c for t, c in zip(treatment, control, strict=True) if math.isfinite(t) and math.isfinite(c)])
         sd = float(diffs.std(ddof=1)) if diffs.size > 1 else math.nan
         rows.append(
             {
@@ -89,9 +75,7 @@ def claim_results(
                 **effect,
                 "diff_ci_low_corrected": corrected["diff_ci_low"],
                 "diff_ci_high_corrected": corrected["diff_ci_high"],
-                "detectable_diff_corrected": detectable_difference(
-                    sd, int(diffs.size), alpha=ALPHA / m
-                ),
+                "detectable_diff_corrected": detectable_difference(sd, int(diffs.size), alpha=ALPHA / m),
             }
         )
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows], family_size=m), strict=True):

@@ -69,19 +69,11 @@ def generation_config(settings: GenerationSettings, specials: dict[str, int]) ->
 def _check_out(run_dir: Path, out_dir: Path) -> None:
     run, out = run_dir.resolve(), out_dir.resolve()
     if out == run or out in run.parents or run in out.parents:
-        raise UserError(
-            f"{out_dir}: --out overlaps the run folder {run_dir}; choose a folder outside it"
-        )
+        raise UserError(f"{out_dir}: --out overlaps the run folder {run_dir}; choose a folder outside it")
     check_replaceable(out_dir, "export", EXPORT_ENTRIES)
 
 
-def _record(
-    info: dict[str, Any],
-    run: LoadedRun,
-    settings: GenerationSettings,
-    digest: str,
-    facts: dict[str, Any],
-) -> dict[str, Any]:
+def _record(info: dict[str, Any], run: LoadedRun, settings: GenerationSettings, digest: str, facts: dict[str, Any]) -> dict[str, Any]:
     """``curricmusic.json``: what ``curricmusic generate DIR`` and ``init_from`` read back."""
     return {
         "made_by": "curricmusic",
@@ -89,11 +81,7 @@ def _record(
         "curricmusic_version": curricmusic.__version__,
         "weights_sha256": digest,
         "model": run.model.config.to_dict(),
-        "tokenizer": {
-            "kind": type(run.tokenizer).__name__,
-            "hash": info.get("tokenizer_hash"),
-            "vocab_size": len(run.tokenizer),
-        },
+        "tokenizer": {"kind": type(run.tokenizer).__name__, "hash": info.get("tokenizer_hash"), "vocab_size": len(run.tokenizer)},
         "generate": settings.model_dump(mode="json", exclude={"prompt"}),
         "run": {
             "experiment": info.get("experiment"),
@@ -112,18 +100,12 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, license: str | None 
     """Write the shareable folder of ``run_dir`` into ``out_dir`` (see the module doc)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if not (run_dir / RUN_FILE).is_file():
-        raise UserError(
-            f"{run_dir}: not a run folder (no {RUN_FILE}); export a folder written by `curricmusic train`"
-        )
+        raise UserError(f"{run_dir}: not a run folder (no {RUN_FILE}); export a folder written by `curricmusic train`")
     _check_out(run_dir, out_dir)
     info = read_run(run_dir)
-    run = load_run(
-        run_dir, device="cpu"
-    )  # checks the weights' content hash and the tokenizer's size
+    run = load_run(run_dir, device="cpu")  # checks the weights' content hash and the tokenizer's size
     settings, _ = settings_for_run(info, {}, source=str(run_dir / RUN_FILE))
-    facts = run_facts(
-        run_dir, info, run.model, run.tokenizer, run.checkpoint_sha256, settings, license
-    )
+    facts = run_facts(run_dir, info, run.model, run.tokenizer, run.checkpoint_sha256, settings, license)
     facts["where"] = out_dir.name  # how the card's snippets name the folder
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out_dir.parent, f".{out_dir.name}.build-*")  # left by a killed export
@@ -136,9 +118,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, license: str | None 
         write_json(build / GENERATION_CONFIG, generation_config(settings, specials))
         write_json(build / EXPORT_FILE, _record(info, run, settings, digest, facts))
         write_text(build / CARD_FILE, model_card(facts))
-        if (
-            weights_digest(load_hf_model(build)) != run.checkpoint_sha256
-        ):  # read back before it replaces anything
+        if weights_digest(load_hf_model(build)) != run.checkpoint_sha256:  # read back before it replaces anything
             raise RuntimeError("the exported weights do not read back as the run's weights")
         _check_out(run_dir, out_dir)  # again: files may have appeared meanwhile
         _swap_into_place(build, out_dir)

@@ -106,10 +106,7 @@ def _init_from(info: dict[str, Any]) -> dict[str, Any] | None:
     start = info.get("init_from")
     if not isinstance(start, dict):
         return None
-    return {
-        "name": Path(str(start.get("path", ""))).name,
-        "weights_sha256": start.get("weights_sha256"),
-    }
+    return {"name": Path(str(start.get("path", ""))).name, "weights_sha256": start.get("weights_sha256")}
 
 
 def run_facts(
@@ -152,9 +149,7 @@ def run_facts(
             "tokens_seen": info.get("tokens_seen"),
             "stage_tokens": info.get("stage_tokens"),
             "init_from": _init_from(info),
-            "adapt": {k: (info.get("adapt") or {}).get(k) for k in ("shots", "style")}
-            if info.get("adapt")
-            else None,
+            "adapt": {k: (info.get("adapt") or {}).get(k) for k in ("shots", "style")} if info.get("adapt") else None,
         },
         "losses": {
             "final_val": info.get("final_val_loss") or {},

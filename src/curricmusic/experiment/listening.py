@@ -21,9 +21,7 @@ LISTEN_PER_CELL = 4
 LISTEN_SAMPLE_RATE = 22050
 
 
-def render_listening(
-    samples_dir: Path, n: int = LISTEN_PER_CELL, sample_rate: int = LISTEN_SAMPLE_RATE
-) -> list[dict]:
+def render_listening(samples_dir: Path, n: int = LISTEN_PER_CELL, sample_rate: int = LISTEN_SAMPLE_RATE) -> list[dict]:
     """WAV and piano roll of the first ``n`` samples of ``samples_dir`` (those missing only).
 
     Returns one row per sample: ``file``, ``wav`` and ``png`` (names in the folder; None where
@@ -36,14 +34,10 @@ def render_listening(
     if not manifest_path.is_file():
         return []
     rows = []
-    manifest = read_json(
-        manifest_path, {"samples": list}, hint="`curricmusic run --resume` samples again"
-    )
+    manifest = read_json(manifest_path, {"samples": list}, hint="`curricmusic run --resume` samples again")
     assert manifest is not None
     for sample in manifest["samples"][:n]:
-        midi = (
-            Path(samples_dir) / Path(sample["file"]).name
-        )  # a name in the folder, never a path out of it
+        midi = Path(samples_dir) / Path(sample["file"]).name  # a name in the folder, never a path out of it
         wav, png = midi.with_suffix(".wav"), midi.with_suffix(".png")
         row: dict = {"file": midi.name, "wav": None, "png": None}
         try:

@@ -67,16 +67,11 @@ def select_learning_rates(runs: Sequence[dict[str, Any]], arms: Sequence[str]) -
     out: dict[str, Any] = {"rule": RULE, "arms": {}}
     for arm in arms:
         candidates = rate_candidates([r for r in runs if r["arm"] == arm], "best_val_target")
-        out["arms"][arm] = {
-            "chosen": choose_rate(candidates, "best_val_target"),
-            "candidates": candidates,
-        }
+        out["arms"][arm] = {"chosen": choose_rate(candidates, "best_val_target"), "candidates": candidates}
     return out
 
 
-def selected_runs(
-    runs: Sequence[dict[str, Any]], selection: dict[str, Any]
-) -> list[dict[str, Any]]:
+def selected_runs(runs: Sequence[dict[str, Any]], selection: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs at each arm's chosen learning rate."""
     chosen = {arm: entry["chosen"] for arm, entry in selection["arms"].items()}
     return [r for r in runs if r["arm"] in chosen and float(r["lr"]) == chosen[r["arm"]]]

@@ -39,15 +39,7 @@ def run_mastery(run: dict[str, Any], tokens_per_step: int) -> list[dict[str, Any
     for stage in record.get("basics", []):
         event = events.get(stage)
         if event is None:  # the run ended before the stage did
-            rows.append(
-                {
-                    "stage": stage,
-                    "seed": run["seed"],
-                    "mastered": False,
-                    "cap_hit": False,
-                    "ended": False,
-                }
-            )
+            rows.append({"stage": stage, "seed": run["seed"], "mastered": False, "cap_hit": False, "ended": False})
             continue
         step = int(event["end_step"])
         boundary = boundaries.get(step, {})
@@ -90,10 +82,8 @@ def arm_mastery(done: Sequence[dict[str, Any]], tokens_per_step: int) -> dict[st
             "n_mastered": sum(row["mastered"] for row in mine),
             "n_cap_hit": sum(row["cap_hit"] for row in mine),
             "n_not_ended": len(mine) - len(ended),
-            **{
-                key: mean_ci([row[key] for row in ended])
-                for key in ("tokens", "stage_tokens", "value", "key_share", "probe_key_share")
-            },
+            **{key: mean_ci([row[key] for row in ended]) for key in ("tokens", "stage_tokens", "value", "key_share", "probe_key_share")},
             "per_seed": mine,
         }
     return {"criteria": first["criteria"], "end": first["end"], "stages": stages}
+

@@ -67,22 +67,14 @@ def summarize_probes(probes: Sequence[dict[str, Any]]) -> dict[str, Any]:
         layers = [e["layers"] for e in entries if "layers" in e]
         if layers:
             tasks[task]["layers"] = {
-                model: {
-                    layer: float(np.mean([entry[model][layer] for entry in layers]))
-                    for layer in layers[0][model]
-                }
+                model: {layer: float(np.mean([entry[model][layer] for entry in layers])) for layer in layers[0][model]}
                 for model in layers[0]
             }
     out = {"n_runs": len(probes), "pieces": probes[0].get("pieces", {}), "tasks": tasks}
     by_stage = [p["key_share_by_stage"] for p in probes if "key_share_by_stage" in p]
-    if (
-        by_stage
-    ):  # the key share of each stage's held-out pieces, per model (trained, initial, heard)
+    if by_stage:  # the key share of each stage's held-out pieces, per model (trained, initial, heard)
         out["key_share_by_stage"] = {
-            model: {
-                stage: mean_ci([b[model].get(stage) for b in by_stage])
-                for stage in by_stage[0][model]
-            }
+            model: {stage: mean_ci([b[model].get(stage) for b in by_stage]) for stage in by_stage[0][model]}
             for model in by_stage[0]
         }
     return out
@@ -99,9 +91,7 @@ def _run_dirs(folder: Path) -> list[Path]:
         return [folder]
     runs = sorted(p.parent for p in (folder / "runs").glob(f"*/{RUN_FILE}"))
     if not runs:
-        raise UserError(
-            f"{folder}: neither a run folder (run.json) nor an experiment folder (runs/*/run.json)"
-        )
+        raise UserError(f"{folder}: neither a run folder (run.json) nor an experiment folder (runs/*/run.json)")
     return runs
 
 
@@ -109,14 +99,10 @@ def _stale(probe: dict, layers: bool) -> bool:
     """Whether a stored ``probe.json`` lacks what is asked: every layer, or the expectation
     probe (written before it existed)."""
     tasks = probe.get("tasks", {}).values()
-    return (layers and not any("layers" in t for t in tasks)) or not any(
-        "expectation" in t for t in tasks
-    )
+    return (layers and not any("layers" in t for t in tasks)) or not any("expectation" in t for t in tasks)
 
 
-def probe_folder(
-    folder: str | Path, *, layers: bool = False, force: bool = False, show_progress: bool = True
-) -> dict[str, dict]:
+def probe_folder(folder: str | Path, *, layers: bool = False, force: bool = False, show_progress: bool = True) -> dict[str, dict]:
     """Probe every finished run under ``folder`` (a run folder or an experiment folder) that has
     no ``probe.json`` yet (all with ``force``); returns the summary per arm (per arm and learning
     rate when an arm swept several)."""
@@ -126,16 +112,10 @@ def probe_folder(
     folder = Path(folder)
     runs = _run_dirs(folder)
     hint = "`curricmusic train --resume` writes it again"
-    infos = {
-        run: read_json(run / RUN_FILE, {"status": str}, hint=hint) or {} for run in runs
-    }  # only the status here
-    finished = [
-        run for run in runs if infos[run].get("status") == "finished" and (run / MODEL_DIR).is_dir()
-    ]
+    infos = {run: read_json(run / RUN_FILE, {"status": str}, hint=hint) or {} for run in runs}  # only the status here
+    finished = [run for run in runs if infos[run].get("status") == "finished" and (run / MODEL_DIR).is_dir()]
     if not finished:
-        raise UserError(
-            f"{folder}: no finished run to probe (run.json status 'finished' and a model/ folder)"
-        )
+        raise UserError(f"{folder}: no finished run to probe (run.json status 'finished' and a model/ folder)")
     probes: dict[Path, dict] = {}
     with progress_bar("Probing runs", len(finished), show_progress) as update:
         for run in finished:

@@ -34,14 +34,8 @@ def load_recorded(out_dir: Path) -> Experiment:
     if not out_dir.is_dir():
         raise UserError(f"{out_dir}: no such folder")
     if not record.is_file():
-        raise UserError(
-            f"{out_dir}: not an experiment folder (no {RECORD_FILE}; `curricmusic run` writes one)"
-        )
-    snapshot = read_json(
-        record,
-        RECORD_SCHEMA,
-        hint="the folder's record is lost: run the experiment again into a new --out",
-    )
+        raise UserError(f"{out_dir}: not an experiment folder (no {RECORD_FILE}; `curricmusic run` writes one)")
+    snapshot = read_json(record, RECORD_SCHEMA, hint="the folder's record is lost: run the experiment again into a new --out")
     assert snapshot is not None
     data = snapshot["config"]
     try:  # JSON mode: the record holds paths as strings, as `run` wrote them
@@ -49,9 +43,7 @@ def load_recorded(out_dir: Path) -> Experiment:
     except ValidationError as exc:
         raise UserError(format_validation_error(exc, str(record))) from None
     experiment = experiment_from_config(config, str(record))  # messages name the record
-    return dataclasses.replace(
-        experiment, source=snapshot.get("source", str(record))
-    )  # the TOML it came from
+    return dataclasses.replace(experiment, source=snapshot.get("source", str(record)))  # the TOML it came from
 
 
 def rebuild_reports(out_dir: Path) -> dict:

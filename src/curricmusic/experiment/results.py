@@ -112,12 +112,8 @@ def run_curves(run_dir: Path, target: str) -> dict[str, Any]:
         "eval_steps": [r["step"] for r in evals],
         "val": {s: [r["val_loss"].get(s) for r in evals] for s in stages},
         "val_target": [r["val_loss"].get(target) for r in evals],
-        "style_val": {
-            s: [r.get("style_loss", {}).get(s) for r in evals] for s in _keys(evals, "style_loss")
-        },
-        "key_share": {
-            s: [r.get("key_share", {}).get(s) for r in evals] for s in _keys(evals, "key_share")
-        },
+        "style_val": {s: [r.get("style_loss", {}).get(s) for r in evals] for s in _keys(evals, "style_loss")},
+        "key_share": {s: [r.get("key_share", {}).get(s) for r in evals] for s in _keys(evals, "key_share")},
     }
 
 
@@ -138,11 +134,7 @@ def _stage_value(value: Any, target: str) -> float:
 
 
 def run_summary(
-    curves: dict[str, Any],
-    target_loss: float,
-    budget: float,
-    run_info: dict[str, Any] | None = None,
-    target: str = "",
+    curves: dict[str, Any], target_loss: float, budget: float, run_info: dict[str, Any] | None = None, target: str = ""
 ) -> dict[str, Any]:
     """One run's figures. ``tokens_to_target`` is censored at ``budget`` (``reached_target``
     says whether it got there); best, final and test losses come from run.json when it has them."""
@@ -156,11 +148,7 @@ def run_summary(
         "auc_val_target": area_under_curve(tokens, values),
         "final_val": {s: v[-1] for s, v in curves["val"].items() if v},
     }
-    for key, name in (
-        ("best_val_loss", "best_val_target"),
-        ("final_val_loss", "final_val_target"),
-        ("test_loss", "test_target"),
-    ):
+    for key, name in (("best_val_loss", "best_val_target"), ("final_val_loss", "final_val_target"), ("test_loss", "test_target")):
         if key in info:
             value = _stage_value(info[key], target)
             if math.isfinite(value):
@@ -168,15 +156,11 @@ def run_summary(
     time, reached = time_to_target(tokens, values, target_loss, budget)
     summary["tokens_to_target"] = time
     summary["reached_target"] = reached
-    summary["steps_to_target"] = (
-        first_reaching(curves["eval_steps"], values, target_loss) if reached else math.nan
-    )
+    summary["steps_to_target"] = first_reaching(curves["eval_steps"], values, target_loss) if reached else math.nan
     return summary
 
 
-def target_rule(
-    config: ExperimentConfig, runs: list[dict[str, Any]], baseline: str | None
-) -> dict[str, Any]:
+def target_rule(config: ExperimentConfig, runs: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
     """The target validation loss and the rule that fixed it (written to results.json).
 
     The user's ``target_loss`` when given; else the baseline arm's mean target-stage validation
@@ -186,19 +170,11 @@ def target_rule(
     """
     budget = float(config.train.tokens)
     if config.target_loss is not None:
-        return {
-            "loss": float(config.target_loss),
-            "source": "user",
-            "rule": "target_loss in the experiment file",
-        }
+        return {"loss": float(config.target_loss), "source": "user", "rule": "target_loss in the experiment file"}
     at = TARGET_AT * budget
     rule = f"mean validation loss of the {baseline!r} arm on the target stage at {TARGET_AT:g} of the budget ({at:,.0f} tokens)"
     if baseline is None:
-        return {
-            "loss": math.nan,
-            "source": "none",
-            "rule": "no target_loss and no random baseline arm: tokens to target not measured",
-        }
+        return {"loss": math.nan, "source": "none", "rule": "no target_loss and no random baseline arm: tokens to target not measured"}
     per_seed = [
         value_at(r["curves"]["eval_tokens"], r["curves"]["val_target"], at)
         for r in runs
@@ -206,14 +182,7 @@ def target_rule(
     ]
     finite_values = [v for v in per_seed if math.isfinite(v)]
     loss = float(np.mean(finite_values)) if finite_values else math.nan
-    return {
-        "loss": loss,
-        "source": "rule",
-        "rule": rule,
-        "arm": baseline,
-        "at_tokens": at,
-        "per_seed": per_seed,
-    }
+    return {"loss": loss, "source": "rule", "rule": rule, "arm": baseline, "at_tokens": at, "per_seed": per_seed}
 
 
 def music_metrics_of(paths: list[Path], n_bars: int | None = None) -> dict[str, list[float]]:
@@ -254,14 +223,10 @@ def _heldout_music(experiment: Experiment, out_dir: Path) -> dict[str, list[floa
     prepared = _eval_prepared(runs[0])
     target = prepared.target_stage
     pieces = prepared.pieces(target, "test") or prepared.pieces(target, "val")
-    return music_metrics_of(
-        [prepared.piece_path(p) for p in pieces], experiment.config.generate.max_bars
-    )
+    return music_metrics_of([prepared.piece_path(p) for p in pieces], experiment.config.generate.max_bars)
 
 
-def _arm_music(
-    music_by_seed: list[dict[str, list[float]]], heldout: dict[str, list[float]]
-) -> dict[str, Any]:
+def _arm_music(music_by_seed: list[dict[str, list[float]]], heldout: dict[str, list[float]]) -> dict[str, Any]:
     """Per metric: the samples' values and Yang & Lerch's comparison with the held-out excerpts
     (``overlap``/``kl``: held-out intra-set against inter-set distances)."""
     from curricmusic.evaluation.setcompare import set_comparison
@@ -315,12 +280,7 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
     runs = []
     for cell in cells:
         lr = cell.lr if cell.lr is not None else config.learning_rates(cell.arm)[0]
-        entry: dict[str, Any] = {
-            "arm": cell.arm,
-            "seed": cell.seed,
-            "lr": lr,
-            "run_dir": f"runs/{cell.name}",
-        }
+        entry: dict[str, Any] = {"arm": cell.arm, "seed": cell.seed, "lr": lr, "run_dir": f"runs/{cell.name}"}
         status = _read_json(cell.run_dir / CELL_FILE, {"status": str}) or {"status": "missing"}
         entry["status"] = status["status"]
         if status["status"] != "done":
@@ -331,16 +291,10 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
         info = _read_json(cell.run_dir / RUN_FILE, RUN_SCHEMA) or {}
         entry["run_info"] = info
         entry["lr"] = info.get("lr", entry["lr"])
-        entry["heldout"] = {
-            key: info.get(key) for key in ("best_val_loss", "final_val_loss", "test_loss")
-        }
-        entry["tokens"] = {
-            key: info.get(key) for key in ("tokens_seen", "target_tokens_seen", "stage_tokens")
-        }
+        entry["heldout"] = {key: info.get(key) for key in ("best_val_loss", "final_val_loss", "test_loss")}
+        entry["tokens"] = {key: info.get(key) for key in ("tokens_seen", "target_tokens_seen", "stage_tokens")}
         entry["schedule"] = info.get("schedule")
-        entry["boundary_probes"] = (_read_json(cell.run_dir / "probe.json") or {}).get(
-            "boundaries", []
-        )
+        entry["boundary_probes"] = (_read_json(cell.run_dir / "probe.json") or {}).get("boundaries", [])
         entry["stage_boundaries"] = info.get("stage_boundaries", [])
         entry["final_style_loss"] = info.get("final_style_loss")
         entry["music"] = music_metrics_of(sorted((cell.run_dir / "samples").glob("*.mid")))
@@ -368,9 +322,7 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
             entry["summary"]["copy_rate"] = entry["novelty"]["summary"]["copy_rate"]
             entry["summary"]["rho_median"] = entry["novelty"]["summary"]["rho_median"]
         if "novelty_unblocked" in entry:
-            entry["summary"]["copy_rate_unblocked"] = entry["novelty_unblocked"]["summary"][
-                "copy_rate"
-            ]
+            entry["summary"]["copy_rate_unblocked"] = entry["novelty_unblocked"]["summary"]["copy_rate"]
     heldout = _heldout_music(experiment, out_dir)
     arms: dict[str, Any] = {}
     for arm in config.arms:
@@ -381,9 +333,7 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
             summaries[metric] = mean_ci(values)
         summaries["tokens_to_target"] = {
             **censored_summary(
-                [r["summary"]["tokens_to_target"] for r in done],
-                [r["summary"]["reached_target"] for r in done],
-                budget,
+                [r["summary"]["tokens_to_target"] for r in done], [r["summary"]["reached_target"] for r in done], budget
             ),
             "target_loss": target_info["loss"],
         }
@@ -392,12 +342,8 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
             "order": arm.order,
             "traits": arm.options.traits(),
             "n_done": len(done),
-            "n_failed": sum(
-                1 for r in chosen if r["arm"] == arm.name and r["status"] not in ("done", "missing")
-            ),
-            "n_unfinished": sum(
-                1 for r in chosen if r["arm"] == arm.name and r["status"] == "missing"
-            ),
+            "n_failed": sum(1 for r in chosen if r["arm"] == arm.name and r["status"] not in ("done", "missing")),
+            "n_unfinished": sum(1 for r in chosen if r["arm"] == arm.name and r["status"] == "missing"),
             "lr": selection["arms"][arm.name]["chosen"],
             "tokens": _arm_tokens(done),
             "summary": summaries,
@@ -428,17 +374,14 @@ def aggregate(experiment: Experiment, out_dir: Path, cells: Sequence[CellRecord]
         "arms": arms,
         "lr_selection": selection,
         "comparisons": comparisons,
-        "warnings": small_sample_warnings(arms, comparisons, n_val)
-        + [w for a in adaptations for w in a["warnings"]],
+        "warnings": small_sample_warnings(arms, comparisons, n_val) + [w for a in adaptations for w in a["warnings"]],
         "adaptation": adaptations[0] if adaptations else None,
         **({"adaptations": adaptations} if len(adaptations) > 1 else {}),
         "claims": claims,
         "versions": _versions(),
     }
     write_json(out_dir / "results.json", results)
-    read_back = read_json(
-        out_dir / "results.json", {"runs": list, "arms": dict}
-    )  # what every reader sees: JSON's values
+    read_back = read_json(out_dir / "results.json", {"runs": list, "arms": dict})  # what every reader sees: JSON's values
     assert read_back is not None
     return read_back
 
@@ -451,9 +394,7 @@ def _target_val_pieces(out_dir: Path) -> int | None:
     return len(prepared.pieces(prepared.target_stage, "val"))
 
 
-def small_sample_warnings(
-    arms: dict[str, Any], comparisons: list[dict[str, Any]], n_val_pieces: int | None
-) -> list[str]:
+def small_sample_warnings(arms: dict[str, Any], comparisons: list[dict[str, Any]], n_val_pieces: int | None) -> list[str]:
     """One plain sentence for every sample too small to carry the number printed from it."""
     out = []
     seeds = sorted({arm["n_done"] for arm in arms.values()})
@@ -464,9 +405,7 @@ def small_sample_warnings(
         )
     if comparisons and all(row["too_few_for_p"] for row in comparisons):
         pairs = max(row["n_pairs"] for row in comparisons)
-        out.append(
-            f"{pairs} paired seed(s): no p-values (they need {MIN_PAIRS_FOR_P} seeds or more)"
-        )
+        out.append(f"{pairs} paired seed(s): no p-values (they need {MIN_PAIRS_FOR_P} seeds or more)")
     if n_val_pieces is not None and n_val_pieces < MIN_VAL_PIECES:
         out.append(
             f"the target stage has {n_val_pieces} validation piece(s) (fewer than {MIN_VAL_PIECES}): "
@@ -481,9 +420,7 @@ def small_sample_warnings(
             )
         pooled = novelty.get("data_copying_C_T_pooled") or {}
         if novelty and pooled.get("cells", 0) < 2:
-            out.append(
-                f"arm {name!r}: C_T rests on {pooled.get('cells', 0)} cell(s): it measures one region of the data at most"
-            )
+            out.append(f"arm {name!r}: C_T rests on {pooled.get('cells', 0)} cell(s): it measures one region of the data at most")
     return out
 
 
@@ -496,9 +433,7 @@ def _arm_tokens(done: list[dict]) -> dict[str, Any]:
     return {
         "tokens_seen": float(np.mean([t["tokens_seen"] for t in tokens])),
         "target_tokens_seen": float(np.mean([t["target_tokens_seen"] for t in tokens])),
-        "stage_tokens": {
-            s: float(np.mean([t["stage_tokens"].get(s, 0) for t in tokens])) for s in stages
-        },
+        "stage_tokens": {s: float(np.mean([t["stage_tokens"].get(s, 0) for t in tokens])) for s in stages},
     }
 
 
@@ -509,31 +444,21 @@ def _arm_novelty(done: list[dict], out_dir: Path, settings: NoveltySection) -> d
     samples = [s for r in scored for s in r["novelty"]["samples"]]
     if not samples:
         return {}
-    unblocked = [
-        s for r in done if "novelty_unblocked" in r for s in r["novelty_unblocked"]["samples"]
-    ]
+    unblocked = [s for r in done if "novelty_unblocked" in r for s in r["novelty_unblocked"]["samples"]]
     calibrations = [r["novelty"].get("calibration", {}) for r in scored]
-    pooled = _pooled_copying(
-        [out_dir / r["run_dir"] / "samples" for r in scored],
-        out_dir / scored[0]["run_dir"],
-        settings,
-    )
+    pooled = _pooled_copying([out_dir / r["run_dir"] / "samples" for r in scored], out_dir / scored[0]["run_dir"], settings)
     return {
         "n_samples": len(samples),
         "copy_rate": float(np.mean([s["flagged"] for s in samples])),
         "n_samples_unblocked": len(unblocked),
-        "copy_rate_unblocked": float(np.mean([s["flagged"] for s in unblocked]))
-        if unblocked
-        else math.nan,
+        "copy_rate_unblocked": float(np.mean([s["flagged"] for s in unblocked])) if unblocked else math.nan,
         "rho": [s["rho"] for s in samples],
         "longest_copied_notes": [s["copied_span"]["notes"] for s in samples],
         "longest_copied_bars": [s["copied_span"]["bars"] for s in samples],
         "longest_copied_bars_unblocked": [s["copied_span"]["bars"] for s in unblocked],
         "data_copying_C_T": [r["novelty"]["summary"].get("data_copying_C_T") for r in scored],
         "data_copying_C_T_pooled": pooled,
-        "fresh_false_flag_rate": [
-            r["novelty"]["summary"].get("fresh_false_flag_rate") for r in scored
-        ],
+        "fresh_false_flag_rate": [r["novelty"]["summary"].get("fresh_false_flag_rate") for r in scored],
         "rho_flag": [c.get("rho_flag") for c in calibrations],
         "rho_flag_reason": calibrations[0].get("rho_flag_reason") if calibrations else None,
         "separation_auc": [c.get("separation_auc") for c in calibrations],
@@ -542,9 +467,7 @@ def _arm_novelty(done: list[dict], out_dir: Path, settings: NoveltySection) -> d
     }
 
 
-def _pooled_copying(
-    sample_dirs: list[Path], against: Path, settings: NoveltySection
-) -> dict[str, Any]:
+def _pooled_copying(sample_dirs: list[Path], against: Path, settings: NoveltySection) -> dict[str, Any]:
     from curricmusic.novelty.pipeline import copying_of_sets
 
     try:
@@ -559,9 +482,7 @@ def comparison_pairs(config: ExperimentConfig) -> list[tuple[str, str]]:
     differs)."""
     names = [a.name for a in config.arms]
     pairs = [(n, BASELINE_ARM) for n in names if n != BASELINE_ARM] if BASELINE_ARM in names else []
-    pairs += [
-        (a.match, a.name) for a in config.arms if a.options.order_control and a.match is not None
-    ]
+    pairs += [(a.match, a.name) for a in config.arms if a.options.order_control and a.match is not None]
     return pairs
 
 
@@ -580,14 +501,7 @@ def _comparisons(runs: list[dict], config: ExperimentConfig) -> list[dict[str, A
             if result["n_pairs"] == 0:
                 continue
             rows.append(
-                {
-                    "arm": arm,
-                    "baseline": baseline,
-                    "metric": metric,
-                    "lower_is_better": lower_better,
-                    "seeds": seeds,
-                    **result,
-                }
+                {"arm": arm, "baseline": baseline, "metric": metric, "lower_is_better": lower_better, "seeds": seeds, **result}
             )
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_holm"] = adjusted
@@ -596,15 +510,7 @@ def _comparisons(runs: list[dict], config: ExperimentConfig) -> list[dict[str, A
 
 def _versions() -> dict[str, str]:
     out = {}
-    for package in (
-        "curricmusic",
-        "torch",
-        "miditok",
-        "symusic",
-        "music21",
-        "transformers",
-        "numpy",
-    ):
+    for package in ("curricmusic", "torch", "miditok", "symusic", "music21", "transformers", "numpy"):
         try:
             out[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

@@ -53,11 +53,7 @@ __all__ = ["LAUNCHERS", "Cell", "cells_of", "run_cell", "run_experiment", "finis
 
 LAUNCHERS = ("local", "accelerate", "slurm", "slurm-local")
 RECORD_SCHEMA = {"hash": str, "config": dict}  # experiment.json, as far as its readers rely on it
-SAMPLES_SCHEMA = {
-    "samples": list,
-    "settings": dict,
-    "checkpoint_sha256": str,
-}  # a samples manifest.json
+SAMPLES_SCHEMA = {"samples": list, "settings": dict, "checkpoint_sha256": str}  # a samples manifest.json
 
 
 @dataclass(frozen=True)
@@ -85,9 +81,7 @@ def cells_of(experiment: Experiment, out_dir: Path) -> list[Cell]:
         for arm in experiment.config.arms:
             rates = experiment.config.learning_rates(arm.name)
             for lr in rates if len(rates) > 1 else [None]:
-                cells.append(
-                    Cell(arm.name, seed, out_dir / "runs" / cell_name(arm.name, seed, lr), lr)
-                )
+                cells.append(Cell(arm.name, seed, out_dir / "runs" / cell_name(arm.name, seed, lr), lr))
     return cells
 
 
@@ -115,10 +109,7 @@ def _cell_problem(experiment: Experiment, cell: Cell) -> str | None:
     except UserError as exc:
         return str(exc)
     if experiment.config.generate.n > 0:
-        for file, schema in (
-            ("samples/manifest.json", SAMPLES_SCHEMA),
-            ("novelty/novelty.json", NOVELTY_SCHEMA),
-        ):
+        for file, schema in (("samples/manifest.json", SAMPLES_SCHEMA), ("novelty/novelty.json", NOVELTY_SCHEMA)):
             if not readable(cell.run_dir / file, schema):
                 return f"{cell.run_dir / file} is missing or damaged"
     return None
@@ -127,15 +118,7 @@ def _cell_problem(experiment: Experiment, cell: Cell) -> str | None:
 def _train_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None:
     from curricmusic.training.loop import train_run
 
-    train_run(
-        experiment,
-        cell.arm,
-        cell.seed,
-        cell.run_dir,
-        lr=cell.lr,
-        resume=True,
-        show_progress=show_progress,
-    )
+    train_run(experiment, cell.arm, cell.seed, cell.run_dir, lr=cell.lr, resume=True, show_progress=show_progress)
 
 
 def _set_aside_damaged_checkpoint(run_dir: Path) -> None:
@@ -153,10 +136,7 @@ def _set_aside_damaged_checkpoint(run_dir: Path) -> None:
         if "damaged" not in str(exc):
             raise  # refused for another reason (a pickle): never trained over
         os.replace(path, path.with_name(CHECKPOINT_FILE + ".damaged"))
-        err_console.print(
-            f"[yellow]{escape(str(exc))}: set aside, the cell trains again from the start[/]",
-            highlight=False,
-        )
+        err_console.print(f"[yellow]{escape(str(exc))}: set aside, the cell trains again from the start[/]", highlight=False)
 
 
 def _train_with_accelerate(experiment: Experiment, cell: Cell) -> None:
@@ -166,9 +146,7 @@ def _train_with_accelerate(experiment: Experiment, cell: Cell) -> None:
     ] + (["--lr", repr(cell.lr)] if cell.lr is not None else [])  # fmt: skip
     done = subprocess.run(command, env=dict(os.environ), capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(
-            f"accelerate launch failed ({done.returncode}): {done.stderr.strip()[-800:]}"
-        )
+        raise RuntimeError(f"accelerate launch failed ({done.returncode}): {done.stderr.strip()[-800:]}")
 
 
 def check_before_training(experiment: Experiment, out_dir: Path, launcher: str) -> None:
@@ -219,13 +197,7 @@ def finish_cell(experiment: Experiment, cell: Cell, show_progress: bool = True) 
             samples = cell.run_dir / sample_dir
             fresh = not _samples_of(samples, digest)
             if fresh and not _unblocked_twin(cell.run_dir / "samples", samples, sample_settings):
-                generate_samples(
-                    cell.run_dir,
-                    samples,
-                    sample_settings,
-                    sources=sources,
-                    show_progress=show_progress,
-                )
+                generate_samples(cell.run_dir, samples, sample_settings, sources=sources, show_progress=show_progress)
             if sample_dir == "samples":
                 _listening_files(samples)  # before scoring: novelty.html plays what exists
             if fresh or not readable(cell.run_dir / novelty_dir / "novelty.json", NOVELTY_SCHEMA):
@@ -268,9 +240,7 @@ def _adapt_cell(experiment: Experiment, cell: Cell, show_progress: bool) -> None
     from curricmusic.common.run_folder import MODEL_DIR
     from curricmusic.experiment.adaptation import adapt_model
 
-    adapt_model(
-        experiment, cell.arm, cell.seed, cell.run_dir, cell.run_dir / MODEL_DIR, show_progress
-    )
+    adapt_model(experiment, cell.arm, cell.seed, cell.run_dir, cell.run_dir / MODEL_DIR, show_progress)
 
 
 def _unblocked_twin(blocked: Path, out: Path, settings: GenerationSettings) -> bool:
@@ -289,9 +259,7 @@ def _unblocked_twin(blocked: Path, out: Path, settings: GenerationSettings) -> b
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(blocked, tmp, ignore=shutil.ignore_patterns("manifest.json"))
     manifest["settings"] = {**manifest["settings"], "copy_blocking": False}
-    manifest["same_as_blocked"] = (
-        "copy-blocking removed no candidate token, so these are the samples of the same seeds"
-    )
+    manifest["same_as_blocked"] = "copy-blocking removed no candidate token, so these are the samples of the same seeds"
     write_json(tmp / "manifest.json", manifest)
     os.replace(tmp, out)
     return True
@@ -308,12 +276,7 @@ def run_cell(
 ) -> str:
     """Train and finish one cell from the experiment's file; returns its status. Picklable, for
     submitit jobs (which run in another process and load the experiment themselves)."""
-    return _run_cell(
-        load_experiment(experiment_file),
-        Cell(arm, seed, Path(run_dir), lr),
-        launcher,
-        show_progress,
-    )
+    return _run_cell(load_experiment(experiment_file), Cell(arm, seed, Path(run_dir), lr), launcher, show_progress)
 
 
 def _run_cell(experiment: Experiment, cell: Cell, launcher: str, show_progress: bool) -> str:
@@ -335,24 +298,16 @@ def _run_cell(experiment: Experiment, cell: Cell, launcher: str, show_progress: 
         mark_folder(cell.run_dir, "run")  # inside our experiment folder: a retry may train here
         write_json(
             cell.run_dir / CELL_FILE,
-            {
-                "status": "failed",
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-            },
+            {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()},
         )
         return "failed"
 
 
-def _submit_slurm(
-    experiment: Experiment, cells: list[Cell], out_dir: Path, local: bool, show_progress: bool
-) -> None:
+def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, local: bool, show_progress: bool) -> None:
     try:
         import submitit
     except ImportError:
-        raise UserError(
-            "--launcher slurm needs submitit: pip install 'curricmusic[slurm]'"
-        ) from None
+        raise UserError("--launcher slurm needs submitit: pip install 'curricmusic[slurm]'") from None
     folder = out_dir / "submitit"
     slurm = experiment.config.slurm
     executor: Any
@@ -377,16 +332,7 @@ def _submit_slurm(
 
     for wave in ([c for c in cells if not waits(c)], [c for c in cells if waits(c)]):
         jobs = [
-            executor.submit(
-                run_cell,
-                experiment.source,
-                cell.arm,
-                cell.seed,
-                str(cell.run_dir),
-                "local",
-                False,
-                cell.lr,
-            )
+            executor.submit(run_cell, experiment.source, cell.arm, cell.seed, str(cell.run_dir), "local", False, cell.lr)
             for cell in wave
         ]
         for cell, job in zip(wave, jobs, strict=True):
@@ -419,10 +365,7 @@ def _check_init_from(experiment: Experiment, data: PreparedData) -> None:
     from curricmusic.training.setup import build_model
 
     config = experiment.config
-    folders = [
-        ("train.init_from", config.train.init_from),
-        ("adapt.init_from", config.adapt.init_from if config.adapt else None),
-    ]
+    folders = [("train.init_from", config.train.init_from), ("adapt.init_from", config.adapt.init_from if config.adapt else None)]
     for key, folder in folders:
         if folder is not None:
             model = build_model(experiment, data.vocab_size, config.seeds[0])
@@ -460,9 +403,7 @@ def run_experiment(
     with writing_folder(out_dir, "experiment"):
         _check_record(experiment, out_dir, resume)
         data = _prepare_data(experiment, show_progress)
-        if (
-            launcher != "slurm"
-        ):  # slurm jobs run on other machines: their memory is not ours to check
+        if launcher != "slurm":  # slurm jobs run on other machines: their memory is not ours to check
             _check_model_fits(experiment, data.vocab_size)
         _run_cells(experiment, out_dir, launcher, show_progress)
         _adapt_from_scratch(experiment, out_dir, show_progress)
@@ -474,24 +415,14 @@ def run_experiment(
 def _check_record(experiment: Experiment, out_dir: Path, resume: bool) -> None:
     """``experiment.json``: written on a first run; on ``--resume`` it must be this experiment's."""
     record = out_dir / "experiment.json"
-    snapshot = {
-        "source": experiment.source,
-        "hash": config_hash(experiment.config),
-        "config": experiment.config.model_dump(mode="json"),
-    }
+    snapshot = {"source": experiment.source, "hash": config_hash(experiment.config), "config": experiment.config.model_dump(mode="json")}
     if record.is_file():
         if not resume:
-            raise UserError(
-                f"{out_dir}: already holds an experiment; pass --resume to continue it or choose another --out"
-            )
-        previous = read_json(
-            record, RECORD_SCHEMA, hint="move the folder aside and run the experiment again"
-        )
+            raise UserError(f"{out_dir}: already holds an experiment; pass --resume to continue it or choose another --out")
+        previous = read_json(record, RECORD_SCHEMA, hint="move the folder aside and run the experiment again")
         assert previous is not None
         if previous["hash"] != snapshot["hash"]:
-            raise UserError(
-                f"{out_dir}: holds a run of a different experiment configuration; use another --out or delete the folder"
-            )
+            raise UserError(f"{out_dir}: holds a run of a different experiment configuration; use another --out or delete the folder")
     write_json(record, snapshot)
 
 
@@ -517,15 +448,10 @@ def _run_cells(experiment: Experiment, out_dir: Path, launcher: str, show_progre
             continue
         problem = _cell_problem(experiment, cell)
         if problem:
-            err_console.print(
-                f"[yellow]{escape(cell.name)}: finished, but {escape(problem)}; it is redone[/]",
-                highlight=False,
-            )
+            err_console.print(f"[yellow]{escape(cell.name)}: finished, but {escape(problem)}; it is redone[/]", highlight=False)
             todo.append(cell)
     if len(todo) < len(cells):
-        console.print(
-            f"{len(cells) - len(todo)} of {len(cells)} runs already finished; {len(todo)} to go"
-        )
+        console.print(f"{len(cells) - len(todo)} of {len(cells)} runs already finished; {len(todo)} to go")
     if launcher in ("slurm", "slurm-local"):
         _submit_slurm(experiment, todo, out_dir, launcher == "slurm-local", show_progress)
         return
@@ -534,7 +460,4 @@ def _run_cells(experiment: Experiment, out_dir: Path, launcher: str, show_progre
         status = _run_cell(experiment, cell, launcher, show_progress)
         if status == "failed":
             record = read_json(cell.run_dir / CELL_FILE, CELL_SCHEMA) or {}
-            err_console.print(
-                f"[red]{escape(cell.name)} failed:[/] {escape(str(record.get('error')))}",
-                highlight=False,
-            )
+            err_console.print(f"[red]{escape(cell.name)} failed:[/] {escape(str(record.get('error')))}", highlight=False)

@@ -53,10 +53,7 @@ def use_compiled(settings: GenerationSettings, batches: int) -> tuple[bool, str]
     if settings.compile is False:
         return False, "compile = false"
     if settings.compile == "auto" and batches * settings.max_tokens < AUTO_MIN_STEPS:
-        return (
-            False,
-            f"auto: at most {batches * settings.max_tokens} steps, fewer than {AUTO_MIN_STEPS}",
-        )
+        return False, f"auto: at most {batches * settings.max_tokens} steps, fewer than {AUTO_MIN_STEPS}"
     problem = compile_problem()
     if problem is not None:
         return False, f"cannot compile here: {problem}"
@@ -73,13 +70,7 @@ class CompiledDecoder:
     """
 
     def __init__(
-        self,
-        model: MusicTransformer,
-        batch: int,
-        settings: GenerationSettings,
-        table: np.ndarray,
-        bias: torch.Tensor,
-        eos: int,
+        self, model: MusicTransformer, batch: int, settings: GenerationSettings, table: np.ndarray, bias: torch.Tensor, eos: int
     ) -> None:
         import torch._dynamo  # the recompile limit below
 
@@ -92,9 +83,7 @@ class CompiledDecoder:
         self._slot = torch.zeros(1, dtype=torch.long, device=device)
         self._position = torch.zeros(1, dtype=torch.long, device=device)
         self._limits = torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT)
-        step = _step_function(
-            settings.temperature, settings.top_k, settings.top_p, settings.min_p, eos
-        )
+        step = _step_function(settings.temperature, settings.top_k, settings.top_p, settings.min_p, eos)
         self._step = torch.compile(step, dynamic=False, fullgraph=True)
 
     def __call__(
@@ -107,15 +96,11 @@ class CompiledDecoder:
         the logits (B, V); the cache has advanced by one token.
         """
         if cache.remaining < 1:
-            raise ValueError(
-                "CompiledDecoder: the KV cache is full; re-encode a window first (model.refill)"
-            )
+            raise ValueError("CompiledDecoder: the KV cache is full; re-encode a window first (model.refill)")
         slot, position = cache.length, cache.next_position
         self._slot.fill_(slot)
         self._position.fill_(position)
-        extra = (
-            self._extra if self._extra is not None else torch.from_numpy(self.extra).to(self.device)
-        )
+        extra = self._extra if self._extra is not None else torch.from_numpy(self.extra).to(self.device)
         inputs: dict[str, Any] = {
             "rows": torch.from_numpy(rows).to(self.device),
             "uniforms": torch.from_numpy(uniforms).to(self.device),
@@ -129,9 +114,7 @@ class CompiledDecoder:
         return out
 
 
-def _step_function(
-    temperature: float, top_k: int, top_p: float, min_p: float, eos: int
-) -> StepFunction:
+def _step_function(temperature: float, top_k: int, top_p: float, min_p: float, eos: int) -> StepFunction:
     """The function compiled for one set of sampling settings (constants of its graph)."""
 
     def step(
@@ -152,9 +135,7 @@ def _step_function(
         allowed = table[rows].all(dim=1)  # (B, V): the AND of each row's table rows
         scores = (logits + bias + extra).masked_fill(~allowed, float("-inf"))
         scores = filter_logits(scores, temperature, top_k, top_p, min_p)
-        dead = ~torch.isfinite(scores).any(
-            dim=-1, keepdim=True
-        )  # (B, 1): nothing left, end the row
+        dead = ~torch.isfinite(scores).any(dim=-1, keepdim=True)  # (B, 1): nothing left, end the row
         vocab = torch.arange(scores.shape[-1], device=scores.device)
         only_eos = torch.where(vocab == eos, 0.0, float("-inf"))  # (V,)
         token = sample_rows(torch.where(dead, only_eos, scores), uniforms)  # (B,)

@@ -60,11 +60,7 @@ class CopyGuard:
             pitch = int(pitches[row])
             if self.last_pitch[row] >= 0:
                 ioi = self.onset[row] - self.last_onset[row]
-                self.symbols[row].append(
-                    symbol_of(
-                        int(self.last_pitch[row]), pitch, float(self.ref_ioi[row]), float(ioi)
-                    )
-                )
+                self.symbols[row].append(symbol_of(int(self.last_pitch[row]), pitch, float(self.ref_ioi[row]), float(ioi)))
                 if ioi > CHORD_TOL:
                     self.ref_ioi[row] = ioi
             self.last_pitch[row], self.last_onset[row] = pitch, self.onset[row]
@@ -73,26 +69,14 @@ class CopyGuard:
         """The (row, token id) pairs, as two arrays, of the pitch tokens of ``rows`` that would
         extend a copy of the training data."""
         width = self.n - 1
-        rows = np.asarray(
-            [r for r in rows if self.last_pitch[r] >= 0 and len(self.symbols[r]) >= width],
-            dtype=np.int64,
-        )
+        rows = np.asarray([r for r in rows if self.last_pitch[r] >= 0 and len(self.symbols[r]) >= width], dtype=np.int64)
         if rows.size == 0:
             return rows, rows
-        contexts = np.array(
-            [self.symbols[r][len(self.symbols[r]) - width :] for r in rows], dtype=np.int64
-        )
+        contexts = np.array([self.symbols[r][len(self.symbols[r]) - width :] for r in rows], dtype=np.int64)
         contexts = contexts.reshape(rows.size, width)  # (R, n - 1)
         ioi = (self.onset[rows] - self.last_onset[rows])[:, None]  # (R, 1)
-        candidates = symbol_for(
-            self.last_pitch[rows][:, None],
-            self.pitch_values[None, :],
-            self.ref_ioi[rows][:, None],
-            ioi,
-        )
-        row_index, pitch_index = np.nonzero(
-            self.index.blocked_rows(contexts, candidates)
-        )  # of (R, P)
+        candidates = symbol_for(self.last_pitch[rows][:, None], self.pitch_values[None, :], self.ref_ioi[rows][:, None], ioi)
+        row_index, pitch_index = np.nonzero(self.index.blocked_rows(contexts, candidates))  # of (R, P)
         return rows[row_index], self.pitch_ids[pitch_index]
 
     def adjust(self, scores: torch.Tensor, rows: np.ndarray) -> torch.Tensor:

@@ -78,9 +78,7 @@ def _tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     (``-inf / 1e308`` and ``5 / 1e-300`` would)."""
     masked = torch.isneginf(logits)
     top = logits.masked_fill(masked, float("-inf")).amax(dim=-1, keepdim=True)  # (B, 1)
-    top = torch.where(
-        torch.isfinite(top), top, torch.zeros_like(top)
-    )  # a fully masked row stays so
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # a fully masked row stays so
     # below 1e-30 every temperature is greedy alike, and float32 would round it to 0
     return torch.where(masked, logits, (logits - top) / max(temperature, 1e-30))
 
@@ -95,6 +93,4 @@ def sample_rows(scores: torch.Tensor, uniforms: np.ndarray | torch.Tensor) -> to
     u = torch.as_tensor(uniforms, dtype=cdf.dtype, device=cdf.device) * (1.0 - 1e-6)
     threshold = (u * cdf[:, -1]).unsqueeze(-1)  # (B, 1)
     # a row without a finite distribution (NaN scores) would index one past the vocabulary
-    return (
-        torch.searchsorted(cdf, threshold, right=True).squeeze(-1).clamp_(max=scores.shape[-1] - 1)
-    )
+    return torch.searchsorted(cdf, threshold, right=True).squeeze(-1).clamp_(max=scores.shape[-1] - 1)

@@ -36,15 +36,7 @@ from curricmusic.music.grammar_table import GrammarTable
 from curricmusic.music.tokenizers import Tokenizer, decode_ids, special_ids
 from curricmusic.novelty.copy_index import NGramIndex, training_index
 
-__all__ = [
-    "LoadedRun",
-    "load_run",
-    "prompt_ids",
-    "sample_tokens",
-    "SampleBatch",
-    "generate_samples",
-    "MAX_REDRAWS",
-]
+__all__ = ["LoadedRun", "load_run", "prompt_ids", "sample_tokens", "SampleBatch", "generate_samples", "MAX_REDRAWS"]
 
 _UNIFORM_BLOCK = 256  # steps of uniforms drawn at once
 #: Rounds of redrawing the samples that have fewer than ``min_notes`` new notes.
@@ -92,11 +84,8 @@ class _Sampling:
             self.uniforms_from = step
             self.uniforms = row_uniforms(self.seeds, np.arange(step, step + _UNIFORM_BLOCK))
         return self.uniforms[:, step - self.uniforms_from]
-
     decoder: CompiledDecoder | None = None  # the compiled step (None: eager)
-    table: GrammarTable | None = (
-        None  # the grammar mask as a table (compiled, where the kind allows)
-    )
+    table: GrammarTable | None = None  # the grammar mask as a table (compiled, where the kind allows)
 
     @property
     def device(self) -> torch.device:
@@ -125,20 +114,14 @@ def _start(
     tracker = grammar or Tracker(tokenizer)
     guard = None
     if guard_index is not None and grammar is not None:
-        guard = CopyGuard(
-            guard_index, settings.max_copy_notes, tracker.table, batch, settings.copy_penalty
-        )
+        guard = CopyGuard(guard_index, settings.max_copy_notes, tracker.table, batch, settings.copy_penalty)
     state = tracker.start(batch)
-    for token in np.asarray(
-        prompt[1:], dtype=np.int64
-    ):  # the prompt's time, meter, tempo and notes
+    for token in np.asarray(prompt[1:], dtype=np.int64):  # the prompt's time, meter, tempo and notes
         column = np.full(batch, token, dtype=np.int64)
         tracker.advance(state, column)
         if guard is not None:
             guard.observe(np.full(batch, tracker.table.pitch[token]), tracker.quarters(state))
-    prompt_t = (
-        torch.as_tensor(prompt, dtype=torch.long, device=device).unsqueeze(0).repeat(batch, 1)
-    )  # (B, P)
+    prompt_t = torch.as_tensor(prompt, dtype=torch.long, device=device).unsqueeze(0).repeat(batch, 1)  # (B, P)
     cache = model.new_kv_cache(batch, capacity)
     if compiled:  # the compiled step feeds the prompt's last token itself
         if prompt_t.shape[1] > 1:
@@ -146,19 +129,13 @@ def _start(
         logits = torch.zeros((batch, model.config.vocab_size), device=device)
     else:
         logits = model.forward_step(prompt_t, cache)[:, -1].float()  # (B, V)
-    history = torch.empty(
-        (batch, prompt_t.shape[1] + settings.max_tokens), dtype=torch.long, device=device
-    )
+    history = torch.empty((batch, prompt_t.shape[1] + settings.max_tokens), dtype=torch.long, device=device)
     history[:, : prompt_t.shape[1]] = prompt_t
     special = special_ids(tokenizer)
     eos, pad = special["EOS"], special["PAD"]
     zeros = torch.zeros(batch, dtype=torch.float64, device=device)
     bias = key_bias(tokenizer, settings).to(device)
-    table = (
-        GrammarTable(grammar)
-        if compiled and grammar is not None and GrammarTable.supports(grammar)
-        else None
-    )
+    table = GrammarTable(grammar) if compiled and grammar is not None and GrammarTable.supports(grammar) else None
     decoder = None
     if compiled:
         rows = table.table if table is not None else _eos_table(bias.shape[0], eos)
@@ -192,9 +169,7 @@ def _scores(run: _Sampling, step: int) -> torch.Tensor:
             rows = np.flatnonzero(run.grammar.pitch_may_follow(run.state) & ~run.done)
             if rows.size:
                 scores = run.guard.adjust(scores, rows)
-    scores = filter_logits(
-        scores, settings.temperature, settings.top_k, settings.top_p, settings.min_p
-    )
+    scores = filter_logits(scores, settings.temperature, settings.top_k, settings.top_p, settings.min_p)
     dead = ~torch.isfinite(scores).any(dim=-1)
     if dead.any():  # nothing left (no grammar, or a filter emptied a row): end the row cleanly
         scores[dead] = float("-inf")
@@ -210,9 +185,7 @@ def _step(run: _Sampling, step: int) -> bool:
         return True
     if run.cache.remaining == 0:
         keep = run.model.config.max_seq_len // 2
-        run.logits = run.model.refill(run.cache, run.history[:, run.filled - keep : run.filled])[
-            :, -1
-        ].float()
+        run.logits = run.model.refill(run.cache, run.history[:, run.filled - keep : run.filled])[:, -1].float()
     else:
         run.logits = run.model.forward_step(tokens_t.unsqueeze(1), run.cache)[:, -1].float()
     return False
@@ -229,22 +202,14 @@ def _step_compiled(run: _Sampling, step: int) -> bool:
         allowed = None
     else:
         rows = np.full((run.done.shape[0], 1), int(eos_banned), dtype=np.int64)
-        allowed = (
-            run.grammar.allowed(run.state, run.max_bars, tokens_left)
-            if run.grammar is not None
-            else None
-        )
+        allowed = run.grammar.allowed(run.state, run.max_bars, tokens_left) if run.grammar is not None else None
         if allowed is not None:  # a kind without a table (open notes): its mask through ``extra``
             decoder.extra[~allowed] = float("-inf")
     touched = _block_copies(run, decoder, rows, allowed)
-    if (
-        run.cache.remaining == 0
-    ):  # re-encode the newest half window; the compiled step adds the newest token
+    if run.cache.remaining == 0:  # re-encode the newest half window; the compiled step adds the newest token
         keep = run.model.config.max_seq_len // 2
         run.model.refill(run.cache, run.history[:, run.filled - keep : run.filled - 1], n_new=0)
-    drawn, logprob, run.logits = decoder(
-        run.history[:, run.filled - 1], run.cache, rows, np.ascontiguousarray(run.uniforms_at(step))
-    )
+    drawn, logprob, run.logits = decoder(run.history[:, run.filled - 1], run.cache, rows, np.ascontiguousarray(run.uniforms_at(step)))
     if allowed is not None:
         decoder.extra[:] = 0.0
     elif touched is not None:
@@ -260,9 +225,7 @@ def _block_copies(
     if run.guard is None or run.grammar is None:
         return None
     candidates = np.flatnonzero(run.grammar.pitch_may_follow(run.state) & ~run.done)
-    row_ids, token_ids = (
-        run.guard.blocked(candidates) if candidates.size else (candidates, candidates)
-    )
+    row_ids, token_ids = run.guard.blocked(candidates) if candidates.size else (candidates, candidates)
     if row_ids.size == 0:
         return None
     # count what blocking removed: tokens the grammar, the key prior and EOS rules still allowed
@@ -279,11 +242,7 @@ def _block_copies(
 
 
 def _record(
-    run: _Sampling,
-    step: int,
-    tokens: np.ndarray,
-    logits: torch.Tensor,
-    drawn_logprob: torch.Tensor | None = None,
+    run: _Sampling, step: int, tokens: np.ndarray, logits: torch.Tensor, drawn_logprob: torch.Tensor | None = None
 ) -> torch.Tensor | None:
     """After every row chose ``tokens`` (B,) under ``logits`` (B, V): follow them (grammar state,
     bars, copy guard, log-probabilities, history). ``drawn_logprob``: the tokens' log-probabilities
@@ -291,12 +250,8 @@ def _record(
     tokens[run.done] = run.pad
     run.tracker.advance(run.state, tokens)
     overridden = False
-    if (
-        run.grammar is None
-    ):  # no mask: stop a row that opens one bar too many, or runs out of tokens
-        over = (run.tracker.bars_opened(run.state) > run.max_bars) | (
-            step == run.settings.max_tokens - 1
-        )
+    if run.grammar is None:  # no mask: stop a row that opens one bar too many, or runs out of tokens
+        over = (run.tracker.bars_opened(run.state) > run.max_bars) | (step == run.settings.max_tokens - 1)
         overridden = bool((over & ~run.done & (tokens != run.eos)).any())
         tokens[over & ~run.done] = run.eos
     tokens_t = torch.from_numpy(tokens).to(run.device)
@@ -304,9 +259,7 @@ def _record(
     if drawn_logprob is not None and not overridden:
         chosen = drawn_logprob
     else:  # log-probability of the token under the model's own distribution (before any mask)
-        chosen = logits.gather(1, tokens_t.unsqueeze(1)).squeeze(1) - torch.logsumexp(
-            logits, dim=-1
-        )
+        chosen = logits.gather(1, tokens_t.unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, dim=-1)
     run.logprob += chosen.double() * live
     run.counts += live
     run.generated.append(tokens)
@@ -331,9 +284,7 @@ def _finish(run: _Sampling) -> SampleBatch:
     return SampleBatch(
         tokens=rows,
         mean_logprob=(run.logprob / run.counts.clamp(min=1)).cpu().numpy(),
-        copy_blocked=run.guard.blocked_count.copy()
-        if run.guard is not None
-        else np.zeros(batch, dtype=np.int64),
+        copy_blocked=run.guard.blocked_count.copy() if run.guard is not None else np.zeros(batch, dtype=np.int64),
         reached_eos=run.done.copy(),
     )
 
@@ -361,9 +312,7 @@ def sample_tokens(
 def _first_rows(batch: SampleBatch, n: int) -> SampleBatch:
     if len(batch.tokens) == n:
         return batch
-    return SampleBatch(
-        batch.tokens[:n], batch.mean_logprob[:n], batch.copy_blocked[:n], batch.reached_eos[:n]
-    )
+    return SampleBatch(batch.tokens[:n], batch.mean_logprob[:n], batch.copy_blocked[:n], batch.reached_eos[:n])
 
 
 @dataclass
@@ -396,9 +345,7 @@ def _draw(
     for lo in range(0, len(seeds), settings.batch_size):
         chunk = seeds[lo : lo + settings.batch_size]
         spare = [chunk[0]] * max(0, (compiled_width or 0) - len(chunk))
-        rows = sample_tokens(
-            run.model, run.tokenizer, settings, chunk + spare, prompt, index, compiled
-        )
+        rows = sample_tokens(run.model, run.tokenizer, settings, chunk + spare, prompt, index, compiled)
         batch = _first_rows(rows, len(chunk))
         drawn.seeds += chunk
         drawn.tokens += batch.tokens
@@ -431,10 +378,7 @@ def _redraw_short(
         again = _draw(run, settings, seeds, prompt, index, lambda _n: None, compiled_width)
         for j, i in enumerate(short):
             drawn.seeds[i], drawn.tokens[i] = again.seeds[j], again.tokens[j]
-            drawn.mean_logprob[i], drawn.copy_blocked[i] = (
-                again.mean_logprob[j],
-                again.copy_blocked[j],
-            )
+            drawn.mean_logprob[i], drawn.copy_blocked[i] = again.mean_logprob[j], again.copy_blocked[j]
             drawn.reached_eos[i] = again.reached_eos[j]
             drawn.redraws[i] = round_
 
@@ -443,9 +387,7 @@ def _prompt(run: LoadedRun, settings: GenerationSettings) -> Prompt:
     tokenizer = run.tokenizer
     if settings.prompt is None:
         return Prompt(np.array([tokenizer.vocab["BOS_None"]], dtype=np.int64), 0)
-    return load_prompt(
-        tokenizer, settings.prompt, settings.prompt_bars, run.model.config.max_seq_len
-    )
+    return load_prompt(tokenizer, settings.prompt, settings.prompt_bars, run.model.config.max_seq_len)
 
 
 def generate_samples(
@@ -469,11 +411,7 @@ def generate_samples(
 
 
 def _generate_into(
-    run_dir: str | Path,
-    out_dir: Path,
-    settings: GenerationSettings,
-    sources: dict[str, str] | None,
-    show_progress: bool,
+    run_dir: str | Path, out_dir: Path, settings: GenerationSettings, sources: dict[str, str] | None, show_progress: bool
 ) -> dict[str, Any]:
     run = load_run(run_dir)
     tokenizer = run.tokenizer
@@ -491,14 +429,10 @@ def _generate_into(
             notes.append("copy-blocking off: it needs the grammar constraint")
             settings = settings.model_copy(update={"copy_blocking": False})
         elif run.shared:
-            notes.append(
-                "copy-blocking off: a shared model folder carries no training data to block copies of"
-            )
+            notes.append("copy-blocking off: a shared model folder carries no training data to block copies of")
             settings = settings.model_copy(update={"copy_blocking": False})
         else:
-            index = training_index(
-                run.prepared(), (index_n_for(settings.max_copy_notes),), show_progress
-            )
+            index = training_index(run.prepared(), (index_n_for(settings.max_copy_notes),), show_progress)
     for note in notes + prompt.warnings:
         err_console.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
     batch = min(settings.batch_size, settings.n * settings.rerank)
@@ -513,42 +447,28 @@ def _generate_into(
     prompt_notes = decode_ids(tokenizer, prompt.ids).note_num() if len(prompt.ids) > 1 else 0
 
     def new_notes(row: np.ndarray) -> int:
-        return (
-            int(decode_ids(tokenizer, np.concatenate([prompt.ids[1:], row])).note_num())
-            - prompt_notes
-        )
+        return int(decode_ids(tokenizer, np.concatenate([prompt.ids[1:], row])).note_num()) - prompt_notes
 
     with progress_bar("Sampling", total, show_progress) as update:
         drawn = _draw(run, settings, seeds, prompt.ids, index, update, width if compiled else None)
     if settings.min_notes:
-        _redraw_short(
-            run, settings, drawn, prompt.ids, index, new_notes, width if compiled else None
-        )
+        _redraw_short(run, settings, drawn, prompt.ids, index, new_notes, width if compiled else None)
     prompt_bars = count_bars(tokenizer, prompt.ids)
     tracker = Tracker(tokenizer)
     samples = Samples(
         seeds=drawn.seeds,
         prompt=prompt.ids,
         tokens=drawn.tokens,
-        scores=[
-            decode_ids(tokenizer, np.concatenate([prompt.ids[1:], row])) for row in drawn.tokens
-        ],
+        scores=[decode_ids(tokenizer, np.concatenate([prompt.ids[1:], row])) for row in drawn.tokens],
         mean_logprob=np.asarray(drawn.mean_logprob),
         copy_blocked=np.asarray(drawn.copy_blocked),
         reached_eos=np.asarray(drawn.reached_eos),
-        n_bars=[
-            count_bars(tokenizer, np.concatenate([prompt.ids, row])) - prompt_bars
-            for row in drawn.tokens
-        ],
-        seam_quarters=float(tracker.quarters(tracker.replay(prompt.ids))[0])
-        if len(prompt.ids) > 1
-        else None,
+        n_bars=[count_bars(tokenizer, np.concatenate([prompt.ids, row])) - prompt_bars for row in drawn.tokens],
+        seam_quarters=float(tracker.quarters(tracker.replay(prompt.ids))[0]) if len(prompt.ids) > 1 else None,
         notes=notes,
         prompt_notes=prompt_notes,
         prompt_bars=prompt.bars,
         warnings=prompt.warnings,
         redraws=drawn.redraws,
     )
-    return write_outputs(
-        run, Path(out_dir), settings, samples, sources=sources, show_progress=show_progress
-    )
+    return write_outputs(run, Path(out_dir), settings, samples, sources=sources, show_progress=show_progress)

@@ -24,13 +24,9 @@ def key_bias(tokenizer: Tokenizer, settings: GenerationSettings) -> torch.Tensor
     scale = None
     if settings.key is not None:
         key = parse_key(settings.key)
-        forms: tuple[ScaleForm, ...] = (
-            ("natural",) if key.mode == "major" else ("natural", "harmonic", "melodic")
-        )
+        forms: tuple[ScaleForm, ...] = ("natural",) if key.mode == "major" else ("natural", "harmonic", "melodic")
         scale = {pc for form in forms for pc in scale_pitch_classes(key, form)}
-    out_of_key = (
-        np.log(settings.chromatic_allowance) if settings.chromatic_allowance > 0 else -np.inf
-    )
+    out_of_key = np.log(settings.chromatic_allowance) if settings.chromatic_allowance > 0 else -np.inf
     for token, index in tokenizer.vocab.items():
         pitch = token_pitch(token)
         if pitch is None:

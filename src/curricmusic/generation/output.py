@@ -25,23 +25,14 @@ from curricmusic.config.generation import GenerationSettings
 from curricmusic.generation.run import LoadedRun
 from curricmusic.music.notes import seconds_at
 
-__all__ = [
-    "Samples",
-    "write_outputs",
-    "check_output_dir",
-    "samples_line",
-    "MANIFEST_NAME",
-    "SEAM_MARKER",
-]
+__all__ = ["Samples", "write_outputs", "check_output_dir", "samples_line", "MANIFEST_NAME", "SEAM_MARKER"]
 
 MANIFEST_NAME = "manifest.json"
 SEAM_MARKER = "prompt end"
 
 
 def _output_names(n: int, wav: bool) -> list[str]:
-    return [
-        f"sample_{i:03d}.{ext}" for i in range(n) for ext in (("mid", "wav") if wav else ("mid",))
-    ]
+    return [f"sample_{i:03d}.{ext}" for i in range(n) for ext in (("mid", "wav") if wav else ("mid",))]
 
 
 def _earlier_outputs(out_dir: Path) -> set[str]:
@@ -60,11 +51,7 @@ def _earlier_outputs(out_dir: Path) -> set[str]:
         if isinstance(row, dict):
             names.update(str(row[key]) for key in ("file", "wav") if row.get(key))
     # only plain names inside the folder: a manifest cannot point us anywhere else
-    return {
-        name
-        for name in names
-        if name and "/" not in name and "\\" not in name and name not in (".", "..")
-    }
+    return {name for name in names if name and "/" not in name and "\\" not in name and name not in (".", "..")}
 
 
 def check_output_dir(out_dir: Path, n: int, wav: bool) -> set[str]:
@@ -73,9 +60,7 @@ def check_output_dir(out_dir: Path, n: int, wav: bool) -> set[str]:
     out_dir = Path(out_dir)
     check_folder(out_dir, kind="samples")
     earlier = _earlier_outputs(out_dir)
-    clash = [
-        name for name in _output_names(n, wav) if (out_dir / name).exists() and name not in earlier
-    ]
+    clash = [name for name in _output_names(n, wav) if (out_dir / name).exists() and name not in earlier]
     if clash:
         raise UserError(
             f"{out_dir}: --out holds {', '.join(clash[:3])}, which no earlier `curricmusic generate` "
@@ -100,9 +85,7 @@ class Samples:
     notes: list[str] = field(default_factory=list)  # what was switched off, and why
     prompt_notes: int = 0  # notes of the prompt itself (in every score)
     prompt_bars: int = 0  # bars of the prompt file continued
-    warnings: list[str] = field(
-        default_factory=list
-    )  # what the prompt loses, said when it was read
+    warnings: list[str] = field(default_factory=list)  # what the prompt loses, said when it was read
     redraws: list[int] = field(default_factory=list)  # (N,) rounds each candidate was drawn again
 
     def candidate(self, i: int) -> dict[str, Any]:
@@ -151,9 +134,7 @@ def write_outputs(
     if k > 1:
         from curricmusic.generation.rerank import choose_candidates  # scores novelty: heavy
 
-        chosen, rerank_info = choose_candidates(
-            run, samples.scores, candidates, k, settings.novelty_weight, show_progress
-        )
+        chosen, rerank_info = choose_candidates(run, samples.scores, candidates, k, settings.novelty_weight, show_progress)
     renderer = None
     rows = []
     seam: dict[str, Any] | None = None
@@ -163,11 +144,7 @@ def write_outputs(
             score = samples.scores[cand]
             if samples.seam_quarters is not None:
                 where = _mark_seam(score, samples.seam_quarters)
-                seam = seam or {
-                    "token_index": int(len(samples.prompt) - 1),
-                    "quarters": samples.seam_quarters,
-                    **where,
-                }
+                seam = seam or {"token_index": int(len(samples.prompt) - 1), "quarters": samples.seam_quarters, **where}
             with atomic_path(out_dir / f"{name}.mid", suffix=".mid") as tmp:
                 score.dump_midi(str(tmp))
             row = {"file": f"{name}.mid", **candidates[cand], "n_bars": int(samples.n_bars[cand])}
@@ -220,23 +197,15 @@ def samples_line(manifest: dict) -> str:
     empty: no new note; --min-notes 1 draws such samples again), 120 new notes"."""
     rows = manifest["samples"]
     new = sum(row.get("n_new_notes", row["n_notes"]) for row in rows)
-    empty = manifest.get(
-        "n_empty", sum(1 for row in rows if row.get("n_new_notes", row["n_notes"]) == 0)
-    )
+    empty = manifest.get("n_empty", sum(1 for row in rows if row.get("n_new_notes", row["n_notes"]) == 0))
     redrawn = sum(1 for row in rows if row.get("redraws"))
     parts = [f"{len(rows)} sample{'s' if len(rows) != 1 else ''}"]
     notes = []
     if empty:
-        hint = (
-            ""
-            if manifest["settings"].get("min_notes")
-            else "; --min-notes 1 draws such samples again"
-        )
+        hint = "" if manifest["settings"].get("min_notes") else "; --min-notes 1 draws such samples again"
         notes.append(f"{empty} of {len(rows)} empty: no new note{hint}")
     if redrawn:
-        notes.append(
-            f"{redrawn} drawn again for having fewer than {manifest['settings']['min_notes']} new notes"
-        )
+        notes.append(f"{redrawn} drawn again for having fewer than {manifest['settings']['min_notes']} new notes")
     if notes:
         parts[0] += f" ({'; '.join(notes)})"
     parts.append(f"{count(new)} {'new ' if manifest.get('prompt_tokens', 1) > 1 else ''}notes")

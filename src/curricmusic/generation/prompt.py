@@ -86,19 +86,13 @@ def _warnings(tokenizer: Tokenizer, path: Path, window: Score, bars: int) -> lis
             f"{path}: the last {bars} bar(s) of the prompt start no note (notes held from earlier bars are not carried "
             "over), so the model continues from silence; use more --prompt-bars"
         )
-    lost = unwritable_events(
-        tokenizer, window
-    )  # the window keeps the meter and tempo in force at its start
+    lost = unwritable_events(tokenizer, window)  # the window keeps the meter and tempo in force at its start
     if lost:
-        out.append(
-            f"{path}: the tokenizer drops the prompt's {lost}; the samples will not keep them"
-        )
+        out.append(f"{path}: the tokenizer drops the prompt's {lost}; the samples will not keep them")
     return out
 
 
-def load_prompt(
-    tokenizer: Tokenizer, midi_path: str | Path, bars: int | None, capacity: int
-) -> Prompt:
+def load_prompt(tokenizer: Tokenizer, midi_path: str | Path, bars: int | None, capacity: int) -> Prompt:
     """The prompt's tokens for a model of ``capacity`` tokens of context: the last ``bars`` bars
     (None: the most of :data:`DEFAULT_PROMPT_BARS` that fit in half the context), with warnings."""
     path = Path(midi_path)
@@ -119,12 +113,7 @@ def load_prompt(
             n_tokens = len(ids_of(wanted)) if fits else len(ids_of(1))
             raise _too_long(path, wanted, n_tokens, capacity, fits)
         chosen = fits
-    prompt = Prompt(
-        ids_of(chosen), chosen, _warnings(tokenizer, path, _last_bars(score, chosen), chosen)
-    )
+    prompt = Prompt(ids_of(chosen), chosen, _warnings(tokenizer, path, _last_bars(score, chosen), chosen))
     if chosen < wanted:
-        prompt.warnings.insert(
-            0,
-            f"{path}: continuing its last {chosen} bar(s) (the last {wanted} do not fit in half the model's context, {limit} tokens)",
-        )
+        prompt.warnings.insert(0, f"{path}: continuing its last {chosen} bar(s) (the last {wanted} do not fit in half the model's context, {limit} tokens)")
     return prompt

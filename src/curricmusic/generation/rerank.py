@@ -26,12 +26,7 @@ def pick(logprob: list[float], penalty: list[float], flagged: list[bool], weight
 
 
 def choose_candidates(
-    run: LoadedRun,
-    scores: list[Any],
-    candidates: list[dict[str, Any]],
-    k: int,
-    weight: float,
-    show_progress: bool,
+    run: LoadedRun, scores: list[Any], candidates: list[dict[str, Any]], k: int, weight: float, show_progress: bool
 ) -> tuple[list[int], list[dict[str, Any]]]:
     """Score every candidate (``scores``: symusic Scores) for novelty against the run's data, as
     the run's ``[novelty]`` section says, and pick one per group of ``k``.

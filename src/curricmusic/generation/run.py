@@ -24,15 +24,7 @@ from curricmusic.model.transformer import MusicTransformer, load_model, weights_
 from curricmusic.music.shared_tokenizer import load_folder_tokenizer
 from curricmusic.music.tokenizers import Tokenizer, load_tokenizer
 
-__all__ = [
-    "EXPORT_FILE",
-    "EXPORT_FORMAT",
-    "LoadedRun",
-    "load_run",
-    "run_record",
-    "read_export_record",
-    "is_shared_folder",
-]
+__all__ = ["EXPORT_FILE", "EXPORT_FORMAT", "LoadedRun", "load_run", "run_record", "read_export_record", "is_shared_folder"]
 
 EXPORT_FILE = "curricmusic.json"  # an exported folder's provenance (curricmusic.experiment.export)
 EXPORT_FORMAT = 1
@@ -70,9 +62,7 @@ def read_export_record(directory: str | Path) -> dict[str, Any] | None:
     if not isinstance(record, dict) or record.get("made_by") != "curricmusic":
         return None
     if record.get("format") != EXPORT_FORMAT:
-        raise UserError(
-            f"{path}: format {record.get('format')!r} is not supported (expected {EXPORT_FORMAT})"
-        )
+        raise UserError(f"{path}: format {record.get('format')!r} is not supported (expected {EXPORT_FORMAT})")
     return record
 
 
@@ -108,13 +98,9 @@ def _load_shared(directory: Path, device: str) -> LoadedRun:
     record = read_export_record(directory)
     notes = []
     if record is not None and record.get("weights_sha256") != digest:
-        notes.append(
-            f"{EXPORT_FILE} describes other weights (changed since export?): its sampling defaults are not used"
-        )
+        notes.append(f"{EXPORT_FILE} describes other weights (changed since export?): its sampling defaults are not used")
         record = None
-    return LoadedRun(
-        directory, model, tokenizer, _record_info(record), digest, shared=True, notes=notes
-    )
+    return LoadedRun(directory, model, tokenizer, _record_info(record), digest, shared=True, notes=notes)
 
 
 def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
@@ -130,9 +116,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
         info = read_run(run_dir)
         weights = run_dir / MODEL_DIR / "model.safetensors"
         if not weights.is_file():
-            raise UserError(
-                f"{run_dir}: no trained model yet ({weights} is missing); train or resume the run first"
-            )
+            raise UserError(f"{run_dir}: no trained model yet ({weights} is missing); train or resume the run first")
         model = load_model(run_dir / MODEL_DIR, device=device).eval()
         tokenizer, _ = load_tokenizer(run_dir / TOKENIZER_FILE)
         # the weights' content hash: the same in every process for the same weights (a file hash is not)

@@ -35,7 +35,6 @@ class ModelConfig(Protocol):
     @property
     def bias(self) -> bool: ...
 
-
 __all__ = [
     "parameter_count",
     "weight_bytes",
@@ -74,15 +73,7 @@ def training_bytes(config: ModelConfig, batch: int, seq_len: int) -> dict[str, i
     moments, and the activations the backward pass keeps (per layer the residual, norm, q/k/v,
     attention output, the MLP's two F-wide tensors, the H x T x T attention weights; the
     logits with their softmax and gradient)."""
-    B, T, C, F, H, L, V = (
-        batch,
-        seq_len,
-        config.d_model,
-        config.d_ff,
-        config.n_heads,
-        config.n_layers,
-        config.vocab_size,
-    )
+    B, T, C, F, H, L, V = batch, seq_len, config.d_model, config.d_ff, config.n_heads, config.n_layers, config.vocab_size
     weights = weight_bytes(config)
     per_layer = B * T * (8 * C + 2 * F) + B * H * T * T
     return {
@@ -95,23 +86,14 @@ def training_bytes(config: ModelConfig, batch: int, seq_len: int) -> dict[str, i
 
 def inference_bytes(config: ModelConfig, batch: int, seq_len: int) -> dict[str, int]:
     """A forward pass without gradients (evaluation, probes): weights and one layer's activations."""
-    B, T, C, F, H, V = (
-        batch,
-        seq_len,
-        config.d_model,
-        config.d_ff,
-        config.n_heads,
-        config.vocab_size,
-    )
+    B, T, C, F, H, V = batch, seq_len, config.d_model, config.d_ff, config.n_heads, config.vocab_size
     return {
         "weights": weight_bytes(config),
         "activations": _FLOAT * (B * T * (8 * C + 2 * F) + B * H * T * T + 2 * B * T * V),
     }
 
 
-def generation_bytes(
-    config: ModelConfig, batch: int, prompt_tokens: int, max_tokens: int
-) -> dict[str, int]:
+def generation_bytes(config: ModelConfig, batch: int, prompt_tokens: int, max_tokens: int) -> dict[str, int]:
     """Sampling ``batch`` rows of up to ``max_tokens`` after a prompt, beyond the weights (loaded,
     and checked, first): the KV cache (its capacity is the model's context, whatever
     ``max_tokens``: beyond it the newest half window is re-encoded), every row's token history
@@ -148,9 +130,7 @@ def check_inference_fits(config: ModelConfig, batch: int, seq_len: int, source: 
     )
 
 
-def check_generation_fits(
-    config: ModelConfig, batch: int, prompt_tokens: int, max_tokens: int, source: str
-) -> None:
+def check_generation_fits(config: ModelConfig, batch: int, prompt_tokens: int, max_tokens: int, source: str) -> None:
     """One line (exit 2) when sampling with these settings cannot fit in this machine's memory."""
     parts = generation_bytes(config, batch, prompt_tokens, max_tokens)
     check_fits(

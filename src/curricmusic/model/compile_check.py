@@ -25,9 +25,7 @@ def compile_problem() -> str | None:
     if not torch._dynamo.is_dynamo_supported():
         return "torch.compile does not support this Python version"
     redirect_tool_caches()  # compiled kernels go to curricmusic's cache, shared by every run
-    return _probe(
-        repr(torch._inductor.config.cpp.cxx), os.environ.get("TORCHINDUCTOR_CACHE_DIR", "")
-    )
+    return _probe(repr(torch._inductor.config.cpp.cxx), os.environ.get("TORCHINDUCTOR_CACHE_DIR", ""))
 
 
 @functools.cache

@@ -93,6 +93,4 @@ def _block_step(
     y = y.transpose(1, 2).reshape(B, 1, C).to(x.dtype)
     x = x + F.linear(y, attn.proj.weight, attn.proj.bias)
     h = F.layer_norm(x, n2.normalized_shape, n2.weight, n2.bias, n2.eps)
-    return x + F.linear(
-        F.gelu(F.linear(h, mlp.fc.weight, mlp.fc.bias)), mlp.proj.weight, mlp.proj.bias
-    )
+    return x + F.linear(F.gelu(F.linear(h, mlp.fc.weight, mlp.fc.bias)), mlp.proj.weight, mlp.proj.bias)

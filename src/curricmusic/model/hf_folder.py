@@ -36,16 +36,7 @@ from curricmusic.model.hf_neox import (
 )
 from curricmusic.model.transformer import ModelConfig, MusicTransformer
 
-__all__ = [
-    "HF_CONFIG",
-    "HF_WEIGHTS",
-    "HF_INDEX",
-    "DIGEST_KEY",
-    "save_hf_model",
-    "is_hf_folder",
-    "load_hf_model",
-    "hf_digest",
-]
+__all__ = ["HF_CONFIG", "HF_WEIGHTS", "HF_INDEX", "DIGEST_KEY", "save_hf_model", "is_hf_folder", "load_hf_model", "hf_digest"]
 
 HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
@@ -56,25 +47,16 @@ _PICKLED = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 _BUFFERS = re.compile(r"\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$")
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.safetensors$")
 _FLOATS = {"F16", "BF16", "F32", "F64"}
-_HEAD_NAMES = (
-    "embed_out.weight",
-    "lm_head.weight",
-)  # a stored head: transformers 4, transformers 5
+_HEAD_NAMES = ("embed_out.weight", "lm_head.weight")  # a stored head: transformers 4, transformers 5
 
 
-def save_hf_model(
-    model: MusicTransformer, directory: str | Path, special_ids: dict[str, int]
-) -> str:
+def save_hf_model(model: MusicTransformer, directory: str | Path, special_ids: dict[str, int]) -> str:
     """Write ``config.json`` and ``model.safetensors`` (GPT-NeoX layout) into ``directory``,
     each atomically; returns the weights' content hash recorded in the safetensors metadata."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    state = {
-        k: v.detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-        if k != "head.weight"
-    }
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "head.weight"}
     digest = state_digest(state)
     tensors = to_neox_state(state, model.config)
     metadata = {"format": "pt", DIGEST_KEY: digest}
@@ -116,22 +98,11 @@ def _weight_files(directory: Path) -> list[Path]:
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
             names = sorted(set(weight_map.values()))
-        except (
-            OSError,
-            UnicodeDecodeError,
-            json.JSONDecodeError,
-            KeyError,
-            TypeError,
-            AttributeError,
-        ):
-            raise UserError(
-                f"{index}: not a safetensors index (expected a JSON object with a weight_map)"
-            ) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise UserError(f"{index}: not a safetensors index (expected a JSON object with a weight_map)") from None
         bad = [n for n in names if not isinstance(n, str) or not _SHARD_NAME.match(n)]
         if bad:
-            raise UserError(
-                f"{index}: shard name {bad[0]!r} is not a plain .safetensors file name in this folder"
-            )
+            raise UserError(f"{index}: shard name {bad[0]!r} is not a plain .safetensors file name in this folder")
         missing = [n for n in names if not (directory / n).is_file()]
         if missing:
             raise UserError(f"{index}: shard {missing[0]} is missing from {directory}")
@@ -141,9 +112,7 @@ def _weight_files(directory: Path) -> list[Path]:
             f"{directory}: holds pickled PyTorch weights only ({_PICKLED[0]}), which curricmusic never loads; "
             f"convert them to {HF_WEIGHTS} first (transformers: save_pretrained(..., safe_serialization=True))"
         )
-    raise UserError(
-        f"{directory}: no {HF_WEIGHTS}; expected a Hugging Face model folder with safetensors weights"
-    )
+    raise UserError(f"{directory}: no {HF_WEIGHTS}; expected a Hugging Face model folder with safetensors weights")
 
 
 def _headers(files: list[Path]) -> tuple[dict[str, tuple[tuple[int, ...], str, Path]], str | None]:
@@ -159,28 +128,18 @@ def _headers(files: list[Path]) -> tuple[dict[str, tuple[tuple[int, ...], str, P
                 recorded = (handle.metadata() or {}).get(DIGEST_KEY, recorded)
                 for name in handle.keys():  # noqa: SIM118 - a safetensors handle, not a dict
                     part = handle.get_slice(name)
-                    found[name] = (
-                        tuple(int(n) for n in part.get_shape()),
-                        str(part.get_dtype()),
-                        file,
-                    )
+                    found[name] = (tuple(int(n) for n in part.get_shape()), str(part.get_dtype()), file)
         except (OSError, SafetensorError) as error:
             raise UserError(f"{file}: not a readable safetensors file ({error})") from None
     return found, recorded
 
 
-def _check_shapes(
-    directory: Path, found: dict[str, tuple[tuple[int, ...], str, Path]], config: ModelConfig
-) -> None:
+def _check_shapes(directory: Path, found: dict[str, tuple[tuple[int, ...], str, Path]], config: ModelConfig) -> None:
     """One line unless the stored tensors are exactly what ``config`` needs (before any load)."""
     expected = neox_shapes(ModelConfig(**{**config.to_dict(), "bias": True}))
     for name in _HEAD_NAMES:  # a stored (untied) head has the embedding's shape
         expected[name] = expected["gpt_neox.embed_in.weight"]
-    optional = {
-        name
-        for name in expected
-        if name in _HEAD_NAMES or ("attention." in name and name.endswith(".bias"))
-    }
+    optional = {name for name in expected if name in _HEAD_NAMES or ("attention." in name and name.endswith(".bias"))}
     stored = {name: entry[0] for name, entry in found.items() if not _BUFFERS.search(name)}
     missing = sorted(set(expected) - set(stored) - optional)
     extra = sorted(set(stored) - set(expected))
@@ -191,13 +150,9 @@ def _check_shapes(
         if names
     ]
     if wrong:
-        problems.append(
-            f"{wrong[0]} is {list(stored[wrong[0]])} where {HF_CONFIG} needs {list(expected[wrong[0]])}"
-        )
+        problems.append(f"{wrong[0]} is {list(stored[wrong[0]])} where {HF_CONFIG} needs {list(expected[wrong[0]])}")
     if problems:
-        raise UserError(
-            f"{directory}: the weights do not fit its {HF_CONFIG}: {'; '.join(problems)}"
-        )
+        raise UserError(f"{directory}: the weights do not fit its {HF_CONFIG}: {'; '.join(problems)}")
     odd = sorted({dtype for _, dtype, _ in found.values()} - _FLOATS)
     if odd:
         raise UserError(f"{directory}: weights of type {odd[0]}; expected floating-point tensors")
@@ -209,11 +164,7 @@ def _load_tensors(files: list[Path]) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for file in files:
         state.update(load_file(str(file), device="cpu"))
-    return {
-        name: tensor.to(torch.float32)
-        for name, tensor in state.items()
-        if not _BUFFERS.search(name)
-    }
+    return {name: tensor.to(torch.float32) for name, tensor in state.items() if not _BUFFERS.search(name)}
 
 
 def hf_digest(directory: str | Path) -> str | None:
@@ -222,9 +173,7 @@ def hf_digest(directory: str | Path) -> str | None:
     return _headers(_weight_files(directory))[1]
 
 
-def load_hf_model(
-    directory: str | Path, device: torch.device | str = "cpu", max_seq_len: int | None = None
-) -> MusicTransformer:
+def load_hf_model(directory: str | Path, device: torch.device | str = "cpu", max_seq_len: int | None = None) -> MusicTransformer:
     """Our transformer from a GPT-NeoX folder, in eval mode on ``device``.
 
     The folder's settings must be arithmetic we have (:func:`model_config_from_neox`), its head
@@ -263,11 +212,7 @@ def load_hf_model(
             f"{directory}: damaged or changed: its weights do not match the content hash recorded at export "
             f"({recorded[:12]}); export the run again"
         )
-    missing, unexpected = model.load_state_dict(
-        ours, strict=False
-    )  # head.weight is tied to tok_emb.weight
+    missing, unexpected = model.load_state_dict(ours, strict=False)  # head.weight is tied to tok_emb.weight
     if set(missing) != {"head.weight"} or unexpected:
-        raise UserError(
-            f"{directory}: the weights did not load completely ({', '.join([*missing, *unexpected][:3])})"
-        )
+        raise UserError(f"{directory}: the weights did not load completely ({', '.join([*missing, *unexpected][:3])})")
     return model.to(device).eval()

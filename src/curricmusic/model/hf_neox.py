@@ -105,11 +105,7 @@ def neox_config(config: ModelConfig, special_ids: dict[str, int]) -> dict[str, A
         "use_parallel_residual": False,
         "rotary_pct": 1.0,
         "rotary_emb_base": float(config.rope_base),
-        "rope_parameters": {
-            "rope_type": "default",
-            "rope_theta": float(config.rope_base),
-            "partial_rotary_factor": 1.0,
-        },
+        "rope_parameters": {"rope_type": "default", "rope_theta": float(config.rope_base), "partial_rotary_factor": 1.0},
         "max_position_embeddings": config.max_seq_len,
         "attention_bias": config.bias,
         "attention_dropout": 0.0,
@@ -131,24 +127,18 @@ def _rope(hf: dict[str, Any]) -> tuple[str, float, float]:
         params = {}
     kind = str(params.get("rope_type", params.get("type", "default")))
     base = params.get("rope_theta", hf.get("rotary_emb_base", hf.get("rope_theta", 10000.0)))
-    fraction = params.get(
-        "partial_rotary_factor", hf.get("rotary_pct", 0.25)
-    )  # 0.25: GPT-NeoX's default
+    fraction = params.get("partial_rotary_factor", hf.get("rotary_pct", 0.25))  # 0.25: GPT-NeoX's default
     return kind, base, fraction
 
 
-def model_config_from_neox(
-    hf: dict[str, Any], bias: bool, max_seq_len: int | None = None
-) -> ModelConfig:
+def model_config_from_neox(hf: dict[str, Any], bias: bool, max_seq_len: int | None = None) -> ModelConfig:
     """Our :class:`ModelConfig` for a GPT-NeoX ``config.json``, or ValueError naming the first
     setting whose arithmetic we do not have (the message says which value was expected).
 
     ``bias``: whether the weights carry biases that are not all zero (see :func:`from_neox_state`).
     """
     if hf.get("model_type") != NEOX_MODEL_TYPE:
-        raise ValueError(
-            f"model_type {hf.get('model_type')!r} is not supported (expected {NEOX_MODEL_TYPE!r})"
-        )
+        raise ValueError(f"model_type {hf.get('model_type')!r} is not supported (expected {NEOX_MODEL_TYPE!r})")
     kind, base, fraction = _rope(hf)
     expected = [
         ("use_parallel_residual", hf.get("use_parallel_residual", True), False),
@@ -159,14 +149,10 @@ def model_config_from_neox(
     ]
     for name, value, wanted in expected:
         if value != wanted:
-            raise ValueError(
-                f"{name} = {value!r} is not supported (curricmusic's transformer needs {wanted!r})"
-            )
+            raise ValueError(f"{name} = {value!r} is not supported (curricmusic's transformer needs {wanted!r})")
     hidden, inner = hf.get("hidden_size"), hf.get("intermediate_size")
     if not isinstance(hidden, int) or not isinstance(inner, int) or hidden <= 0 or inner % hidden:
-        raise ValueError(
-            f"intermediate_size {inner!r} is not a whole multiple of hidden_size {hidden!r}"
-        )
+        raise ValueError(f"intermediate_size {inner!r} is not a whole multiple of hidden_size {hidden!r}")
     return ModelConfig(
         vocab_size=hf.get("vocab_size"),  # type: ignore[arg-type]  # ModelConfig checks the types
         d_model=hidden,
@@ -187,25 +173,16 @@ def neox_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         p = f"gpt_neox.layers.{i}."
         for norm in ("input_layernorm", "post_attention_layernorm"):
             shapes |= {f"{p}{norm}.weight": (C,), f"{p}{norm}.bias": (C,)}
-        shapes |= {
-            f"{p}attention.query_key_value.weight": (3 * C, C),
-            f"{p}attention.dense.weight": (C, C),
-        }
+        shapes |= {f"{p}attention.query_key_value.weight": (3 * C, C), f"{p}attention.dense.weight": (C, C)}
         if config.bias:
-            shapes |= {
-                f"{p}attention.query_key_value.bias": (3 * C,),
-                f"{p}attention.dense.bias": (C,),
-            }
+            shapes |= {f"{p}attention.query_key_value.bias": (3 * C,), f"{p}attention.dense.bias": (C,)}
         shapes |= {
             f"{p}mlp.dense_h_to_4h.weight": (F, C),
             f"{p}mlp.dense_h_to_4h.bias": (F,),
             f"{p}mlp.dense_4h_to_h.weight": (C, F),
             f"{p}mlp.dense_4h_to_h.bias": (C,),
         }
-    return shapes | {
-        "gpt_neox.final_layer_norm.weight": (C,),
-        "gpt_neox.final_layer_norm.bias": (C,),
-    }
+    return shapes | {"gpt_neox.final_layer_norm.weight": (C,), "gpt_neox.final_layer_norm.bias": (C,)}
 
 
 def _bias(state: dict[str, torch.Tensor], name: str, size: int) -> torch.Tensor:
@@ -223,14 +200,10 @@ def to_neox_state(state: dict[str, torch.Tensor], config: ModelConfig) -> dict[s
         for mine, theirs in (("norm1", "input_layernorm"), ("norm2", "post_attention_layernorm")):
             out[f"{p}{theirs}.weight"] = state[f"{ours}{mine}.weight"]
             out[f"{p}{theirs}.bias"] = _bias(state, f"{ours}{mine}.bias", C)
-        out[f"{p}attention.query_key_value.weight"] = qkv_to_neox(
-            state[f"{ours}attn.qkv.weight"], H, Dh
-        )
+        out[f"{p}attention.query_key_value.weight"] = qkv_to_neox(state[f"{ours}attn.qkv.weight"], H, Dh)
         out[f"{p}attention.dense.weight"] = state[f"{ours}attn.proj.weight"]
         if config.bias:
-            out[f"{p}attention.query_key_value.bias"] = qkv_to_neox(
-                state[f"{ours}attn.qkv.bias"], H, Dh
-            )
+            out[f"{p}attention.query_key_value.bias"] = qkv_to_neox(state[f"{ours}attn.qkv.bias"], H, Dh)
             out[f"{p}attention.dense.bias"] = state[f"{ours}attn.proj.bias"]
         out[f"{p}mlp.dense_h_to_4h.weight"] = state[f"{ours}mlp.fc.weight"]
         out[f"{p}mlp.dense_h_to_4h.bias"] = _bias(state, f"{ours}mlp.fc.bias", F)
@@ -274,13 +247,9 @@ def from_neox_state(state: dict[str, torch.Tensor], config: ModelConfig) -> dict
             if config.bias:
                 size = out[f"{ours}{mine}.weight"].shape[0]
                 out[f"{ours}{mine}.bias"] = state.get(f"{p}{theirs}.bias", torch.zeros(size))
-        out[f"{ours}attn.qkv.weight"] = qkv_from_neox(
-            state[f"{p}attention.query_key_value.weight"], H, Dh
-        )
+        out[f"{ours}attn.qkv.weight"] = qkv_from_neox(state[f"{p}attention.query_key_value.weight"], H, Dh)
         if config.bias:
-            qkv_bias = state.get(
-                f"{p}attention.query_key_value.bias", torch.zeros(3 * config.d_model)
-            )
+            qkv_bias = state.get(f"{p}attention.query_key_value.bias", torch.zeros(3 * config.d_model))
             out[f"{ours}attn.qkv.bias"] = qkv_from_neox(qkv_bias, H, Dh)
     out["norm.weight"] = state["gpt_neox.final_layer_norm.weight"]
     if config.bias:

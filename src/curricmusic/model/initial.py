@@ -28,18 +28,10 @@ def model_config_of(config: ExperimentConfig, vocab_size: int, source: str) -> M
     """The ``ModelConfig`` an experiment's ``[model]`` section gives over ``vocab_size`` tokens; a
     model section that cannot be built is one line naming ``source``."""
     section = config.model
-    overrides = {
-        k: v
-        for k, v in section.model_dump().items()
-        if k not in ("size", "dropout") and v is not None
-    }
+    overrides = {k: v for k, v in section.model_dump().items() if k not in ("size", "dropout") and v is not None}
     try:
         return ModelConfig.from_size(
-            section.size,
-            vocab_size,
-            max_seq_len=config.train.seq_len,
-            dropout=section.dropout,
-            **overrides,
+            section.size, vocab_size, max_seq_len=config.train.seq_len, dropout=section.dropout, **overrides
         )
     except ValueError as exc:
         raise UserError(f"{source}: model: {exc}") from None
@@ -51,11 +43,7 @@ def _seeded(model_config: ModelConfig, seed: int) -> MusicTransformer:
 
 
 def seeded_model(
-    config: ExperimentConfig,
-    vocab_size: int,
-    seed: int,
-    source: str,
-    micro_batch: int | None = None,
+    config: ExperimentConfig, vocab_size: int, seed: int, source: str, micro_batch: int | None = None
 ) -> MusicTransformer:
     """The experiment's model with the initial weights of ``seed``. Before any weight exists, a
     training step of ``micro_batch`` windows (default the experiment's) is checked to fit in this
@@ -80,12 +68,8 @@ def initial_model(run_info: dict[str, Any], vocab_size: int) -> MusicTransformer
     if start:
         folder = Path(start["path"])
         if not folder.is_dir():
-            raise UserError(
-                f"{source}: train.init_from: {folder} is gone; the run's initial weights are needed here"
-            )
+            raise UserError(f"{source}: train.init_from: {folder} is gone; the run's initial weights are needed here")
         model.load_state_dict(load_pretrained(folder).state_dict())
         if weights_digest(model) != start["weights_sha256"]:
-            raise UserError(
-                f"{source}: train.init_from: {folder} holds other weights than the run started from"
-            )
+            raise UserError(f"{source}: train.init_from: {folder} holds other weights than the run started from")
     return model

@@ -100,8 +100,6 @@ class KVCache:
     def commit(self, n_tokens: int, next_position: int) -> None:
         """Count the ``n_tokens`` every layer has appended; the next token gets ``next_position``."""
         if not 0 <= n_tokens <= self.remaining:
-            raise ValueError(
-                f"KVCache.commit: {n_tokens} tokens do not fit the {self.remaining} left"
-            )
+            raise ValueError(f"KVCache.commit: {n_tokens} tokens do not fit the {self.remaining} left")
         self.length += n_tokens
         self.next_position = next_position

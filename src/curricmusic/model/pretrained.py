@@ -55,8 +55,4 @@ def load_pretrained(directory: str | Path, device: torch.device | str = "cpu") -
 def shape_differences(theirs: ModelConfig, ours: ModelConfig) -> list[str]:
     """``"name X where the experiment has Y"`` for every :data:`SHAPE_FIELDS` setting that differs."""
     mine, other = ours.to_dict(), theirs.to_dict()
-    return [
-        f"{name} {other[name]} where the experiment has {mine[name]}"
-        for name in SHAPE_FIELDS
-        if mine[name] != other[name]
-    ]
+    return [f"{name} {other[name]} where the experiment has {mine[name]}" for name in SHAPE_FIELDS if mine[name] != other[name]]

@@ -65,9 +65,7 @@ IGNORE_INDEX = -100  # a target left out of the loss (padding); the token window
 CONFIG_NAME = "config.json"
 _ARCHITECTURE = "MusicTransformer"
 _HEADER_SLACK = 1 << 24  # a safetensors header: names, shapes and offsets of every tensor
-_MAX_DIM = (
-    2**31 - 1
-)  # a size torch indexes with 32-bit integers in places; far above any real model
+_MAX_DIM = 2**31 - 1  # a size torch indexes with 32-bit integers in places; far above any real model
 _FORMAT_VERSION = 1
 
 # Named sizes: width, depth, heads (head size 64 for small and base) and a default context length.
@@ -120,9 +118,7 @@ class ModelConfig:
         if isinstance(self.rope_base, bool) or not isinstance(self.rope_base, (int, float)):
             raise ValueError(f"ModelConfig.rope_base: expected a number, got {self.rope_base!r}")
         if not 1.0 < self.rope_base < math.inf:
-            raise ValueError(
-                f"ModelConfig.rope_base: expected a finite number > 1, got {self.rope_base}"
-            )
+            raise ValueError(f"ModelConfig.rope_base: expected a finite number > 1, got {self.rope_base}")
         if not isinstance(self.bias, bool):
             raise ValueError(f"ModelConfig.bias: expected true or false, got {self.bias!r}")
         if self.d_model % self.n_heads:
@@ -270,18 +266,14 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x), rotation, cache, layer)  # (B, T, C)
         return x + self.mlp(self.norm2(x))  # (B, T, C)
 
-    def step(
-        self, x: torch.Tensor, rotation: torch.Tensor, cache: KVCache, layer: int
-    ) -> torch.Tensor:
+    def step(self, x: torch.Tensor, rotation: torch.Tensor, cache: KVCache, layer: int) -> torch.Tensor:
         """:meth:`forward` for decoding in eval mode: the same arithmetic, with no dropout and
         functional calls instead of module calls (whose overhead dominates one-token steps)."""
         n1, n2, attn, mlp = self.norm1, self.norm2, self.attn, self.mlp
         h = F.layer_norm(x, n1.normalized_shape, n1.weight, n1.bias, n1.eps)
         x = x + F.linear(attn.attend(h, rotation, cache, layer), attn.proj.weight, attn.proj.bias)
         h = F.layer_norm(x, n2.normalized_shape, n2.weight, n2.bias, n2.eps)
-        return x + F.linear(
-            F.gelu(F.linear(h, mlp.fc.weight, mlp.fc.bias)), mlp.proj.weight, mlp.proj.bias
-        )
+        return x + F.linear(F.gelu(F.linear(h, mlp.fc.weight, mlp.fc.bias)), mlp.proj.weight, mlp.proj.bias)
 
 
 class MusicTransformer(nn.Module):
@@ -485,6 +477,7 @@ def weights_digest(model: MusicTransformer) -> str:
     return state_digest(_stored_state(model))
 
 
+
 def save_model(model: MusicTransformer, directory: str | Path) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory``, each atomically.
 
@@ -545,9 +538,7 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Mus
         config = ModelConfig.from_dict(meta.get("config"))
     except (TypeError, ValueError) as error:
         raise UserError(f"{config_path}: {error}") from None
-    check_inference_fits(
-        config, 1, config.max_seq_len, str(config_path)
-    )  # before any weight exists
+    check_inference_fits(config, 1, config.max_seq_len, str(config_path))  # before any weight exists
     size, expected_size = weights_path.stat().st_size, weight_bytes(config) + _HEADER_SLACK
     if size > expected_size:
         raise UserError(
@@ -561,25 +552,15 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> Mus
         with safe_open(str(weights_path), framework="pt") as handle:
             recorded = (handle.metadata() or {}).get(DIGEST_KEY)
     except (OSError, SafetensorError) as error:
-        cause = (
-            str(error).splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
-        )
-        raise UserError(
-            f"{weights_path}: damaged (not a readable safetensors file: {cause}); copy the model again or retrain"
-        ) from None
+        cause = str(error).splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+        raise UserError(f"{weights_path}: damaged (not a readable safetensors file: {cause}); copy the model again or retrain") from None
     if recorded is not None and state_digest(state) != recorded:
         raise UserError(
             f"{weights_path}: damaged (its weights do not match the content hash recorded when it "
             "was saved); copy the model again or retrain"
         )
-    if not all(
-        bool(torch.isfinite(tensor).all())
-        for tensor in state.values()
-        if tensor.is_floating_point()
-    ):
-        raise UserError(
-            f"{weights_path}: damaged (it holds weights that are NaN or infinite); retrain with a lower learning rate"
-        )
+    if not all(bool(torch.isfinite(tensor).all()) for tensor in state.values() if tensor.is_floating_point()):
+        raise UserError(f"{weights_path}: damaged (it holds weights that are NaN or infinite); retrain with a lower learning rate")
     expected = {k: v.shape for k, v in model.state_dict().items() if k != "head.weight"}
     got = {k: v.shape for k, v in state.items()}
     if got != expected:

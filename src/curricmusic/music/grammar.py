@@ -48,22 +48,7 @@ __all__ = [
 class Kind:
     """Token types by role. A MIDILike ``NoteOn`` is a ``PITCH`` (it starts a note)."""
 
-    (
-        OTHER,
-        PAD,
-        BOS,
-        EOS,
-        BAR,
-        TIMESIG,
-        POSITION,
-        TEMPO,
-        PITCH,
-        VELOCITY,
-        DURATION,
-        TIMESHIFT,
-        NOTEOFF,
-        REST,
-    ) = range(14)
+    OTHER, PAD, BOS, EOS, BAR, TIMESIG, POSITION, TEMPO, PITCH, VELOCITY, DURATION, TIMESHIFT, NOTEOFF, REST = range(14)
     COUNT = 14
 
 
@@ -93,10 +78,7 @@ def supports_grammar(tokenizer: Tokenizer) -> tuple[bool, str]:
         return False, f"the {kind.name} grammar does not cover rests, chords or programs"
     table = TokenTable.from_tokenizer(tokenizer)
     if table.bad_denominators:
-        return (
-            False,
-            f"time signature denominators {table.bad_denominators} are not powers of two up to 16",
-        )
+        return False, f"time signature denominators {table.bad_denominators} are not powers of two up to 16"
     return True, ""
 
 
@@ -140,10 +122,7 @@ class TokenTable:
         ticks_per_beat = math.lcm(positions, *resolutions)
         size = len(tokenizer)
         kind = np.full(size, Kind.OTHER, dtype=np.int64)
-        values = {
-            name: np.full(size, -1, dtype=np.int64)
-            for name in ("position", "pitch", "off", "shift", "beats", "scale")
-        }
+        values = {name: np.full(size, -1, dtype=np.int64) for name in ("position", "pitch", "off", "shift", "beats", "scale")}
         bad: set[int] = set()
         for token, index in tokenizer.vocab.items():
             prefix, _, value = token.partition("_")
@@ -249,9 +228,7 @@ class Tracker:
             state.last_pitch[rows] = -1
         rows = np.flatnonzero(kinds == Kind.TIMESIG)
         if rows.size:
-            if (
-                not self.kind.bar_tokens
-            ):  # the new meter counts bars from here (a partial bar counts)
+            if not self.kind.bar_tokens:  # the new meter counts bars from here (a partial bar counts)
                 length = self.bar_length(state)[rows]
                 state.bars[rows] += -((state.bar_start[rows] - state.time[rows]) // length)
                 state.bar_start[rows] = state.time[rows]
@@ -301,13 +278,9 @@ class Grammar(Tracker):
         table, kind = self.table, self.kind
         kinds = table.kind
         # the kinds' follower tables call every note start "Pitch" (a MIDILike NoteOn too)
-        names = {name: code for name, code in _PREFIX.items() if code != Kind.PITCH} | {
-            "Pitch": Kind.PITCH
-        }
+        names = {name: code for name, code in _PREFIX.items() if code != Kind.PITCH} | {"Pitch": Kind.PITCH}
         followers = kind.followers_for(bool((kinds == Kind.TIMESIG).any()))
-        graph: dict[int, set[int]] = {
-            names[a]: {names[b] for b in bs} for a, bs in followers.items()
-        }
+        graph: dict[int, set[int]] = {names[a]: {names[b] for b in bs} for a, bs in followers.items()}
         graph[Kind.BOS] = {names[b] for b in kind.starts}
         for end in kind.ends:
             graph.setdefault(names[end], set()).add(Kind.EOS)
@@ -328,19 +301,11 @@ class Grammar(Tracker):
                 if done in nexts and to_end[last] > to_end[done] + 1 and done != Kind.TEMPO:
                     to_end[last] = to_end[done] + 1
                     queue.append(last)
-        self.need = np.minimum(
-            to_end[kinds] + 1, _BIG
-        )  # (V,) tokens to spend from emitting each token to EOS
+        self.need = np.minimum(to_end[kinds] + 1, _BIG)  # (V,) tokens to spend from emitting each token to EOS
         self.max_need = int(self.need[np.isin(kinds, list(graph))].max()) + 2
-        self.position_low = np.where(
-            kinds == Kind.POSITION, table.position, _BIG
-        )  # must exceed the bar's position
-        self.position_high = np.where(
-            kinds == Kind.POSITION, table.position, -1
-        )  # must stay inside the bar
-        self.pitch_low = np.where(
-            kinds == Kind.PITCH, table.pitch, _BIG
-        )  # must exceed the last pitch at the onset
+        self.position_low = np.where(kinds == Kind.POSITION, table.position, _BIG)  # must exceed the bar's position
+        self.position_high = np.where(kinds == Kind.POSITION, table.position, -1)  # must stay inside the bar
+        self.pitch_low = np.where(kinds == Kind.PITCH, table.pitch, _BIG)  # must exceed the last pitch at the onset
         self.has_positions = bool((kinds == Kind.POSITION).any())
         self.bar_ids = np.flatnonzero(kinds == Kind.BAR)
         self.pitch_ids = np.flatnonzero(kinds == Kind.PITCH)
@@ -359,24 +324,18 @@ class Grammar(Tracker):
         """Rows ``(B,)`` bool whose next token may start a note."""
         return self.pitch_may_follow_kind[state.last_kind] & ~state.done
 
-    def allowed(
-        self, state: GrammarState, max_bars: int | None = None, tokens_left: int | None = None
-    ) -> np.ndarray:
+    def allowed(self, state: GrammarState, max_bars: int | None = None, tokens_left: int | None = None) -> np.ndarray:
         """Boolean mask ``(B, V)`` of the tokens each row may emit next."""
         mask = self.follow[state.last_kind]  # (B, V), a fresh array
         if self.has_positions:
             mask &= self.position_low[None, :] > state.position[:, None]
             mask &= self.position_high[None, :] < (state.beats * self.table.ticks_per_beat)[:, None]
         mask &= self.pitch_low[None, :] > state.last_pitch[:, None]
-        if (
-            self.zero_shift_ids.size
-        ):  # a zero shift (Structured chords) needs a higher pitch to follow
+        if self.zero_shift_ids.size:  # a zero shift (Structured chords) needs a higher pitch to follow
             mask[:, self.zero_shift_ids] &= (state.last_pitch < self.top_pitch)[:, None]
         if self.ts_ids.size:
             locked = state.meter[:, None] >= 0
-            if (
-                self.kind.bar_tokens
-            ):  # REMI repeats the time signature after every Bar: the same one
+            if self.kind.bar_tokens:  # REMI repeats the time signature after every Bar: the same one
                 mask[:, self.ts_ids] &= ~locked | (self.ts_ids[None, :] == state.meter[:, None])
             else:
                 mask[:, self.ts_ids] &= ~locked
@@ -385,9 +344,7 @@ class Grammar(Tracker):
         if self.kind.note_offs:
             mask[:, self.pitch_ids] &= ~state.open[:, self.table.pitch[self.pitch_ids]]
             offs = self.table.off_pitch[self.off_ids]
-            mask[:, self.off_ids] &= state.open[:, offs] & (
-                state.onset[:, offs] < state.time[:, None]
-            )
+            mask[:, self.off_ids] &= state.open[:, offs] & (state.onset[:, offs] < state.time[:, None])
             mask[:, self.eos] &= np.asarray(state.n_open == 0)
         if max_bars is not None:
             self._limit_bars(mask, state, max_bars)
@@ -399,9 +356,7 @@ class Grammar(Tracker):
         if self.kind.bar_tokens:
             mask[:, self.bar_ids] &= (state.bars < max_bars)[:, None]
             return
-        limit = state.bar_start + (max_bars - state.bars) * self.bar_length(
-            state
-        )  # the last allowed bar line
+        limit = state.bar_start + (max_bars - state.bars) * self.bar_length(state)  # the last allowed bar line
         left = limit - state.time  # (B,)
         shifts = self.table.shift[self.shift_ids][None, :] * state.scale[:, None]  # (B, S)
         if self.shift_may_end:  # a shift may reach the bar line and the piece end there
@@ -419,18 +374,12 @@ class Grammar(Tracker):
         # MIDILike: every open note still needs its NoteOff, after a TimeShift if it began now,
         # and the piece can only end on a NoteOff or a TimeShift
         n_open = state.n_open  # (B,)
-        shift = (
-            (state.open & (state.onset == state.time[:, None])).any(axis=1).astype(np.int64)
-        )  # (B,)
+        shift = (state.open & (state.onset == state.time[:, None])).any(axis=1).astype(np.int64)  # (B,)
         if tokens_left > n_open.max() + 6:
             return
         close = n_open + shift  # (B,) tokens that close every note
-        cost = np.repeat(
-            (2 + np.maximum(close, 1))[:, None], mask.shape[1], axis=1
-        )  # (B, V): Velocity, Tempo, ...
-        cost[:, self.pitch_ids] = (n_open + 5)[
-            :, None
-        ]  # NoteOn Velocity TimeShift, every NoteOff, EOS
+        cost = np.repeat((2 + np.maximum(close, 1))[:, None], mask.shape[1], axis=1)  # (B, V): Velocity, Tempo, ...
+        cost[:, self.pitch_ids] = (n_open + 5)[:, None]  # NoteOn Velocity TimeShift, every NoteOff, EOS
         cost[:, self.shift_ids] = (n_open + 2)[:, None]
         cost[:, self.off_ids] = (close + 1)[:, None]
         cost[:, self.eos] = 1

@@ -32,9 +32,7 @@ class GrammarTable:
 
     def __init__(self, grammar: Grammar) -> None:
         if not self.supports(grammar):
-            raise ValueError(
-                f"the {grammar.kind.name} grammar tracks open notes: no table covers its mask"
-            )
+            raise ValueError(f"the {grammar.kind.name} grammar tracks open notes: no table covers its mask")
         self.grammar = grammar
         table, V = grammar.table, grammar.follow.shape[1]
         every = np.ones(V, dtype=bool)
@@ -42,34 +40,21 @@ class GrammarTable:
         if grammar.has_positions:
             top_position = int(table.position.max())
             # a Position must exceed the bar's last one (-1 after a Bar): row p + 1
-            terms["position"] = np.stack(
-                [grammar.position_low > p for p in range(-1, top_position + 1)]
-            )
+            terms["position"] = np.stack([grammar.position_low > p for p in range(-1, top_position + 1)])
             # ... and stay inside the bar: row = beats per bar of the time signature
             self.max_beats = int(max(table.ts_beats.max(), 4))
-            terms["bar_end"] = np.stack(
-                [
-                    grammar.position_high < b * table.ticks_per_beat
-                    for b in range(self.max_beats + 1)
-                ]
-            )
-        terms["pitch"] = np.stack(
-            [self._pitch_row(p) for p in range(-1, 128)]
-        )  # row last pitch + 1
+            terms["bar_end"] = np.stack([grammar.position_high < b * table.ticks_per_beat for b in range(self.max_beats + 1)])
+        terms["pitch"] = np.stack([self._pitch_row(p) for p in range(-1, 128)])  # row last pitch + 1
         if grammar.ts_ids.size:
             terms["meter"] = np.stack([self._meter_row(i) for i in range(grammar.ts_ids.size + 1)])
             self.meter_row = np.zeros(V, dtype=np.int64)
             self.meter_row[grammar.ts_ids] = np.arange(1, grammar.ts_ids.size + 1)
         if grammar.tempo_ids.size:
-            terms["tempo"] = np.stack(
-                [every, self._without(grammar.tempo_ids)]
-            )  # row: tempo written
+            terms["tempo"] = np.stack([every, self._without(grammar.tempo_ids)])  # row: tempo written
         if grammar.kind.bar_tokens:
             terms["bars"] = np.stack([every, self._without(grammar.bar_ids)])  # row: no bar left
         else:
-            self.max_shift = (
-                int(table.shift[grammar.shift_ids].max()) if grammar.shift_ids.size else 0
-            )
+            self.max_shift = int(table.shift[grammar.shift_ids].max()) if grammar.shift_ids.size else 0
             shift_ticks = table.shift[grammar.shift_ids]
             rows = []
             for cap in range(-1, self.max_shift + 1):  # row cap + 1: shifts of at most cap ticks
@@ -77,13 +62,9 @@ class GrammarTable:
                 row[grammar.shift_ids] = shift_ticks <= cap
                 rows.append(row)
             terms["shift_room"] = np.stack(rows)
-            terms["note_room"] = np.stack(
-                [self._without(grammar.pitch_ids), every]
-            )  # row: time left in the bars
+            terms["note_room"] = np.stack([self._without(grammar.pitch_ids), every])  # row: time left in the bars
         # tokens left t <= max_need: only tokens from which EOS can still be reached; row max_need + 1: all
-        terms["budget"] = np.stack(
-            [grammar.need <= t for t in range(grammar.max_need + 1)] + [every]
-        )
+        terms["budget"] = np.stack([grammar.need <= t for t in range(grammar.max_need + 1)] + [every])
         terms["eos"] = np.stack([every, self._without(np.array([grammar.eos]))])  # row: EOS banned
         self.names = tuple(terms)
         sizes = [len(rows) for rows in terms.values()]
@@ -107,9 +88,7 @@ class GrammarTable:
         grammar = self.grammar
         row = np.ones(grammar.follow.shape[1], dtype=bool)
         if meter:
-            row[grammar.ts_ids] = grammar.kind.bar_tokens & (
-                np.arange(grammar.ts_ids.size) == meter - 1
-            )
+            row[grammar.ts_ids] = grammar.kind.bar_tokens & (np.arange(grammar.ts_ids.size) == meter - 1)
         return row
 
     @property
@@ -117,11 +96,7 @@ class GrammarTable:
         return len(self.names)
 
     def index(
-        self,
-        state: GrammarState,
-        max_bars: int | None = None,
-        tokens_left: int | None = None,
-        eos_banned: bool = False,
+        self, state: GrammarState, max_bars: int | None = None, tokens_left: int | None = None, eos_banned: bool = False
     ) -> np.ndarray:
         """Rows of :attr:`table` ``(B, F)`` int64 whose AND is each row's mask (see :meth:`mask`)."""
         grammar = self.grammar
@@ -132,30 +107,20 @@ class GrammarTable:
             columns["bar_end"] = np.minimum(state.beats, self.max_beats)
         columns["pitch"] = state.last_pitch + 1
         if grammar.ts_ids.size:
-            columns["meter"] = np.where(
-                state.meter >= 0, self.meter_row[np.maximum(state.meter, 0)], 0
-            )
+            columns["meter"] = np.where(state.meter >= 0, self.meter_row[np.maximum(state.meter, 0)], 0)
         if grammar.tempo_ids.size:
             columns["tempo"] = state.tempo_set.astype(np.int64)
         if grammar.kind.bar_tokens:
-            columns["bars"] = (
-                (state.bars >= max_bars).astype(np.int64) if max_bars is not None else 0
-            )
+            columns["bars"] = (state.bars >= max_bars).astype(np.int64) if max_bars is not None else 0
         elif max_bars is None:
             columns["shift_room"], columns["note_room"] = self.max_shift + 1, 1
         else:
-            left = (
-                state.bar_start + (max_bars - state.bars) * grammar.bar_length(state) - state.time
-            )  # (B,)
+            left = state.bar_start + (max_bars - state.bars) * grammar.bar_length(state) - state.time  # (B,)
             # a shift of s ticks takes s * scale units: s <= left / scale (or < when a note must follow)
             room = left if grammar.shift_may_end else left - 1
             columns["shift_room"] = np.clip(room // state.scale, -1, self.max_shift) + 1
             columns["note_room"] = (left > 0).astype(np.int64)
-        budget = (
-            grammar.max_need + 1
-            if tokens_left is None
-            else min(max(tokens_left, 0), grammar.max_need + 1)
-        )
+        budget = grammar.max_need + 1 if tokens_left is None else min(max(tokens_left, 0), grammar.max_need + 1)
         columns["budget"], columns["eos"] = budget, int(eos_banned)
         out = np.empty((B, self.n_terms), dtype=np.int64)
         for f, name in enumerate(self.names):
@@ -170,11 +135,7 @@ class GrammarTable:
         return end - self.offsets[name]
 
     def mask(
-        self,
-        state: GrammarState,
-        max_bars: int | None = None,
-        tokens_left: int | None = None,
-        eos_banned: bool = False,
+        self, state: GrammarState, max_bars: int | None = None, tokens_left: int | None = None, eos_banned: bool = False
     ) -> np.ndarray:
         """The mask ``(B, V)``: equal to ``Grammar.allowed`` (with EOS removed when ``eos_banned``)."""
         return self.table[self.index(state, max_bars, tokens_left, eos_banned)].all(axis=1)

@@ -219,9 +219,7 @@ def roman_numeral(key: Key, chord: tuple[int, ...], degree: int) -> str:
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 # profiles of the 24 keys (C major .. B major, C minor .. B minor) over C..B, centred
-_PROFILES = np.stack(
-    [np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)]
-)
+_PROFILES = np.stack([np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)])
 _PROFILES = _PROFILES - _PROFILES.mean(axis=1, keepdims=True)  # (24, 12)
 
 

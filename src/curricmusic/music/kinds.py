@@ -132,6 +132,4 @@ def kind_named(name: str) -> TokenizerKind:
     try:
         return KINDS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown tokenizer kind {name!r}; expected one of: {', '.join(KINDS)}"
-        ) from None
+        raise ValueError(f"unknown tokenizer kind {name!r}; expected one of: {', '.join(KINDS)}") from None

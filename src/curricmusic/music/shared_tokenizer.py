@@ -16,12 +16,7 @@ from curricmusic.common.errors import UserError
 from curricmusic.music.kinds import KINDS
 from curricmusic.music.tokenizers import SPECIAL_TOKENS, Tokenizer
 
-__all__ = [
-    "MIDITOK_FILE",
-    "save_folder_tokenizer",
-    "load_folder_tokenizer",
-    "vocabulary_difference",
-]
+__all__ = ["MIDITOK_FILE", "save_folder_tokenizer", "load_folder_tokenizer", "vocabulary_difference"]
 
 MIDITOK_FILE = "tokenizer.json"  # the name MidiTok's save_pretrained / from_pretrained use
 
@@ -40,13 +35,9 @@ def _tokenization(path: Path) -> str:
         raise UserError(f"{path}: not readable JSON ({error})") from None
     name = params.get("tokenization") if isinstance(params, dict) else None
     if not isinstance(name, str):
-        raise UserError(
-            f"{path}: not a MidiTok tokenizer file (no 'tokenization'); save it with MidiTok's save_pretrained"
-        )
+        raise UserError(f"{path}: not a MidiTok tokenizer file (no 'tokenization'); save it with MidiTok's save_pretrained")
     if name not in KINDS:
-        raise UserError(
-            f"{path}: a MidiTok {name} tokenizer; curricmusic models use one of: {', '.join(KINDS)}"
-        )
+        raise UserError(f"{path}: a MidiTok {name} tokenizer; curricmusic models use one of: {', '.join(KINDS)}")
     return name
 
 
@@ -64,22 +55,14 @@ def load_folder_tokenizer(directory: str | Path) -> Tokenizer:
         )
     kind = getattr(miditok, _tokenization(path))
     try:
-        tokenizer = kind(
-            params=path
-        )  # what from_pretrained does for a local folder, without the Hub
+        tokenizer = kind(params=path)  # what from_pretrained does for a local folder, without the Hub
     except Exception as error:  # noqa: BLE001 - MidiTok raises several types on a bad file
-        raise UserError(
-            f"{path}: MidiTok cannot read this tokenizer ({type(error).__name__}: {error})"
-        ) from None
+        raise UserError(f"{path}: MidiTok cannot read this tokenizer ({type(error).__name__}: {error})") from None
     if getattr(tokenizer, "is_trained", False):
-        raise UserError(
-            f"{path}: a BPE-trained MidiTok tokenizer; curricmusic models use untrained (one token per event) vocabularies"
-        )
+        raise UserError(f"{path}: a BPE-trained MidiTok tokenizer; curricmusic models use untrained (one token per event) vocabularies")
     missing = [f"{name}_None" for name in SPECIAL_TOKENS if f"{name}_None" not in tokenizer.vocab]
     if missing:
-        raise UserError(
-            f"{path}: the tokenizer lacks the special token(s) {', '.join(missing)} that curricmusic needs"
-        )
+        raise UserError(f"{path}: the tokenizer lacks the special token(s) {', '.join(missing)} that curricmusic needs")
     return tokenizer
 
 
@@ -87,9 +70,7 @@ def vocabulary_difference(theirs: Tokenizer, ours: Tokenizer) -> str | None:
     """None when both map the same tokens to the same ids (and are the same MidiTok class), else
     a phrase naming the first difference."""
     if type(theirs).__name__ != type(ours).__name__:
-        return (
-            f"a {type(theirs).__name__} tokenizer where the experiment's is {type(ours).__name__}"
-        )
+        return f"a {type(theirs).__name__} tokenizer where the experiment's is {type(ours).__name__}"
     mine, other = ours.vocab, theirs.vocab
     if len(mine) != len(other):
         extra, lacking = sorted(set(other) - set(mine)), sorted(set(mine) - set(other))
@@ -99,9 +80,7 @@ def vocabulary_difference(theirs: Tokenizer, ours: Tokenizer) -> str | None:
     for token, index in sorted(mine.items(), key=lambda item: item[1]):
         if other.get(token) != index:
             where = other.get(token)
-            return (
-                f"token {token!r} has id {where} where the experiment's tokenizer has {index}"
-                if where is not None
-                else (f"token {token!r} of the experiment's tokenizer is missing")
+            return f"token {token!r} has id {where} where the experiment's tokenizer has {index}" if where is not None else (
+                f"token {token!r} of the experiment's tokenizer is missing"
             )
     return None

@@ -99,9 +99,7 @@ class TokenizerSettings(FrozenModel):
     use_rests: bool = False
     tempo_range: list[int] = Field(default_factory=lambda: [40, 250], min_length=2, max_length=2)
     num_tempos: int = Field(211, ge=2, le=1000)
-    time_signatures: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_TIME_SIGNATURES), min_length=1
-    )
+    time_signatures: list[str] = Field(default_factory=lambda: list(DEFAULT_TIME_SIGNATURES), min_length=1)
 
     @field_validator("time_signatures")
     @classmethod
@@ -109,14 +107,10 @@ class TokenizerSettings(FrozenModel):
         for text in value:
             numerator, _, denominator = str(text).partition("/")
             if not (numerator.isdigit() and denominator.isdigit()):
-                raise ValueError(
-                    f"time signature {text!r} should look like '3/4' (beats / note value)"
-                )
+                raise ValueError(f"time signature {text!r} should look like '3/4' (beats / note value)")
             n, d = int(numerator), int(denominator)
             if not 1 <= n <= 32 or d not in (1, 2, 4, 8, 16, 32, 64):
-                raise ValueError(
-                    f"time signature {text!r}: expected 1 to 32 beats of a note value 1, 2, 4, ... 64"
-                )
+                raise ValueError(f"time signature {text!r}: expected 1 to 32 beats of a note value 1, 2, 4, ... 64")
         if len(set(value)) != len(value):
             raise ValueError(f"time signatures repeat: {value}")
         return value
@@ -151,18 +145,12 @@ class TokenizerSettings(FrozenModel):
     def _kind_supports(self) -> TokenizerSettings:
         kind = kind_named(self.kind)
         if self.use_tempos and not kind.tempos:
-            raise ValueError(
-                f"use_tempos: a {kind.name} tokenizer has no tempo tokens (set it to false)"
-            )
+            raise ValueError(f"use_tempos: a {kind.name} tokenizer has no tempo tokens (set it to false)")
         if self.use_time_signatures and not kind.time_signatures:
-            raise ValueError(
-                f"use_time_signatures: a {kind.name} tokenizer has no time signatures (set it to false)"
-            )
+            raise ValueError(f"use_time_signatures: a {kind.name} tokenizer has no time signatures (set it to false)")
         low, high = self.tempo_range
         if not 0 < low < high:
-            raise ValueError(
-                f"tempo_range must be [low, high] qpm with 0 < low < high, got {self.tempo_range}"
-            )
+            raise ValueError(f"tempo_range must be [low, high] qpm with 0 < low < high, got {self.tempo_range}")
         return self
 
     @field_validator("pitch_range")
@@ -178,17 +166,12 @@ class TokenizerSettings(FrozenModel):
     def _check_beat_res(cls, value: dict[str, int]) -> dict[str, int]:
         for span, resolution in value.items():
             parts = span.split("-")
-            if (
-                len(parts) != 2
-                or not all(p.isdigit() for p in parts)
-                or int(parts[0]) >= int(parts[1])
-            ):
-                raise ValueError(
-                    f"beat range {span!r} should look like '0-4' (start < end, in beats)"
-                )
+            if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[0]) >= int(parts[1]):
+                raise ValueError(f"beat range {span!r} should look like '0-4' (start < end, in beats)")
             if resolution < 1:
                 raise ValueError(f"positions per beat for {span!r} must be >= 1")
         return value
+
 
 
 def _miditok_version() -> str:
@@ -236,9 +219,7 @@ def build_tokenizer(settings: TokenizerSettings) -> Tokenizer:
     )
     tokenizer = kind_named(settings.kind).build(config)
     if len(tokenizer) > np.iinfo(np.uint16).max:
-        raise UserError(
-            f"tokenizer vocabulary of {len(tokenizer)} does not fit uint16 token caches"
-        )
+        raise UserError(f"tokenizer vocabulary of {len(tokenizer)} does not fit uint16 token caches")
     return tokenizer
 
 
@@ -246,9 +227,7 @@ def tokenizer_kind(tokenizer: Tokenizer) -> TokenizerKind:
     """The registry entry of a tokenizer (by its MidiTok class)."""
     name = type(tokenizer).__name__
     if name not in KINDS:
-        raise UserError(
-            f"tokenizer kind {name!r} is not supported; expected one of: {', '.join(KINDS)}"
-        )
+        raise UserError(f"tokenizer kind {name!r} is not supported; expected one of: {', '.join(KINDS)}")
     return KINDS[name]
 
 
@@ -300,9 +279,7 @@ def load_tokenizer(path: str | Path) -> tuple[Tokenizer, TokenizerSettings]:
         payload = json.loads(path.read_text())
         settings = TokenizerSettings.model_validate(payload[_TOKENIZER_FILE_KEY]["settings"])
     except (json.JSONDecodeError, KeyError, ValueError) as exc:
-        raise UserError(
-            f"{path}: not a curricmusic tokenizer file ({exc.__class__.__name__})"
-        ) from None
+        raise UserError(f"{path}: not a curricmusic tokenizer file ({exc.__class__.__name__})") from None
     tokenizer = build_tokenizer(settings)
     if tokenizer.vocab != payload.get("vocab", tokenizer.vocab):
         saved = payload[_TOKENIZER_FILE_KEY].get("miditok_version")
@@ -340,22 +317,14 @@ def unwritable(tokenizer: Tokenizer, score: Score) -> dict[str, list]:
     loses every meter but 4/4 (every tempo but 120 qpm), what it decodes by default."""
     config = tokenizer.config
     meters: list[str] = []
-    allowed = (
-        set(getattr(tokenizer, "time_signatures", []))
-        if config.use_time_signatures
-        else {_DEFAULT_METER}
-    )
+    allowed = set(getattr(tokenizer, "time_signatures", [])) if config.use_time_signatures else {_DEFAULT_METER}
     for signature in score.time_signatures:
         pair = (int(signature.numerator), int(signature.denominator))
         text = f"{pair[0]}/{pair[1]}"
         if pair not in allowed and text not in meters:
             meters.append(text)
     tempos: list[float] = []
-    low, high = (
-        (float(v) for v in config.tempo_range)
-        if config.use_tempos
-        else (_DEFAULT_QPM, _DEFAULT_QPM)
-    )
+    low, high = (float(v) for v in config.tempo_range) if config.use_tempos else (_DEFAULT_QPM, _DEFAULT_QPM)
     for tempo in score.tempos:
         qpm = round(float(tempo.qpm), 1)
         if not low - 0.5 <= qpm <= high + 0.5 and qpm not in tempos:
@@ -374,23 +343,13 @@ def describe_unwritable(tokenizer: Tokenizer, lost: dict[str, list]) -> str:
     parts = []
     meters = lost.get("time_signatures") or []
     if meters:
-        why = (
-            "not among the tokenizer's time_signatures"
-            if config.use_time_signatures
-            else f"this {kind} tokenizer writes no time signatures"
-        )
+        why = "not among the tokenizer's time_signatures" if config.use_time_signatures else f"this {kind} tokenizer writes no time signatures"
         parts.append(f"time signature{'s' if len(meters) > 1 else ''} {', '.join(meters)} ({why})")
     tempos = lost.get("tempos") or []
     if tempos:
         low, high = config.tempo_range
-        why = (
-            f"outside its tempo_range {low}-{high}"
-            if config.use_tempos
-            else f"this {kind} tokenizer writes no tempos"
-        )
-        parts.append(
-            f"tempo{'s' if len(tempos) > 1 else ''} {', '.join(f'{t:g}' for t in tempos)} qpm ({why})"
-        )
+        why = f"outside its tempo_range {low}-{high}" if config.use_tempos else f"this {kind} tokenizer writes no tempos"
+        parts.append(f"tempo{'s' if len(tempos) > 1 else ''} {', '.join(f'{t:g}' for t in tempos)} qpm ({why})")
     return " and ".join(parts)
 
 

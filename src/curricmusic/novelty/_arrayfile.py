@@ -133,9 +133,7 @@ def array_offset(path: str | os.PathLike[str], kind: str, name: str) -> int:
     return int(footer["arrays"][name]["offset"])
 
 
-def open_array_file(
-    path: str | os.PathLike[str], kind: str
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def open_array_file(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(meta, arrays)`` of a file written by :class:`ArrayWriter`; arrays are read-only maps.
 
     ``ValueError`` when the file is not one of ``kind``, or is torn (short, or damaged offsets).

@@ -132,11 +132,7 @@ def write_index(
     writer.end()
     handle.flush()
     shape = (vals.size,)
-    packed = (
-        np.memmap(handle.name, np.uint64, "r", writer.offset("packed"), shape)
-        if vals.size
-        else np.zeros(0, np.uint64)
-    )
+    packed = np.memmap(handle.name, np.uint64, "r", writer.offset("packed"), shape) if vals.size else np.zeros(0, np.uint64)
     writer.add("starts", starts)
     writer.add("lengths", lengths)
     sa = _sa.build_suffix_array(vals)
@@ -186,9 +182,7 @@ def write_table(writer: ArrayWriter, vals: np.ndarray, n: int) -> None:
     writer.end()
 
 
-def save_arrays(
-    path: str | os.PathLike[str], kind: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
-) -> None:
+def save_arrays(path: str | os.PathLike[str], kind: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Write ``arrays`` (1-D, possibly memory-mapped: copied a chunk at a time) atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         writer = ArrayWriter(handle, kind)
@@ -200,9 +194,7 @@ def save_arrays(
         writer.finish(meta)
 
 
-def save_table(
-    path: str | os.PathLike[str], vals: np.ndarray, n: int, meta: dict[str, Any]
-) -> None:
+def save_table(path: str | os.PathLike[str], vals: np.ndarray, n: int, meta: dict[str, Any]) -> None:
     """A table file: the ``hash_<n>`` table of the text ``vals``, atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         writer = ArrayWriter(handle, TABLE_KIND)
@@ -259,16 +251,12 @@ def _power(k: int) -> np.uint64:
     return np.uint64(pow(int(HASH_BASE), k, 1 << 64))
 
 
-def open_index(
-    path: str | os.PathLike[str], encoding: list[Any]
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def open_index(path: str | os.PathLike[str], encoding: list[Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(meta, arrays)`` of an index file, checked; ``ValueError`` when stale, foreign or torn."""
     try:
         meta, arrays = open_array_file(path, INDEX_KIND)
     except (OSError, ValueError) as err:
-        raise ValueError(
-            f"{path}: not an n-gram index of this version ({err}); rebuild it"
-        ) from err
+        raise ValueError(f"{path}: not an n-gram index of this version ({err}); rebuild it") from err
     if meta.get("encoding") != encoding:
         raise ValueError(f"{path}: not an n-gram index of this version; rebuild it")
     try:
@@ -290,16 +278,12 @@ def open_index(
     return meta, arrays
 
 
-def open_table(
-    path: str | os.PathLike[str], encoding: list[Any], n: int, symbols: int
-) -> np.ndarray:
+def open_table(path: str | os.PathLike[str], encoding: list[Any], n: int, symbols: int) -> np.ndarray:
     """The hash table of a table file made for an index of ``symbols`` symbols."""
     try:
         meta, arrays = open_array_file(path, TABLE_KIND)
     except (OSError, ValueError) as err:
-        raise ValueError(
-            f"{path}: not an n-gram table of this version ({err}); rebuild it"
-        ) from err
+        raise ValueError(f"{path}: not an n-gram table of this version ({err}); rebuild it") from err
     if meta.get("encoding") != encoding or meta.get("n") != n or meta.get("symbols") != symbols:
         raise ValueError(f"{path}: an n-gram table of another index or version; rebuild it")
     if f"hash_{n}" not in arrays:

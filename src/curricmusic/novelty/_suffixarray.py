@@ -240,9 +240,7 @@ def matching_statistics(
     return length, row
 
 
-def _sorted_searchsorted(
-    haystack: np.ndarray, needles: np.ndarray, side: Literal["left", "right"]
-) -> np.ndarray:
+def _sorted_searchsorted(haystack: np.ndarray, needles: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
     """np.searchsorted with the needles sorted first: neighbouring probes stay in cache."""
     order = np.argsort(needles)
     out = np.empty(needles.size, dtype=np.int64)
@@ -250,9 +248,7 @@ def _sorted_searchsorted(
     return out
 
 
-def _level0_ranges(
-    level0: tuple[np.ndarray, np.ndarray], low: np.ndarray, high: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _level0_ranges(level0: tuple[np.ndarray, np.ndarray], low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     run_keys, run_rows = level0
     a = run_rows[_sorted_searchsorted(run_keys, low, "left")].astype(np.int64)
     return a, run_rows[_sorted_searchsorted(run_keys, high, "right")].astype(np.int64)

@@ -57,11 +57,7 @@ class BankRows:
         self._handle.flush()
         shape = (self.rows, self.dim)
         offset = self._writer.offset("vectors")
-        vectors = (
-            np.memmap(path, np.float32, "r", offset, shape)
-            if self.rows
-            else np.zeros(shape, np.float32)
-        )
+        vectors = np.memmap(path, np.float32, "r", offset, shape) if self.rows else np.zeros(shape, np.float32)
         norms = [np.zeros(0, np.float32)]
         self._writer.begin("screen", np.uint16, (self.dim,))
         for start in range(0, self.rows, _BLOCK):

@@ -36,9 +36,7 @@ def load_report(path: Path) -> dict:
     try:
         report = read_json(file, NOVELTY_SCHEMA, hint=hint)
     except DamagedFile as exc:
-        raise DamagedFile(
-            str(exc).replace(": damaged (", ": damaged or not a novelty report (", 1)
-        ) from None
+        raise DamagedFile(str(exc).replace(": damaged (", ": damaged or not a novelty report (", 1)) from None
     assert report is not None
     summary = report["summary"]
     for key in ("n", "copy_rate"):
@@ -69,10 +67,7 @@ def set_digest(samples_dir: Path, report: dict[str, Any]) -> str:
         for file in files:
             digest.update(file.name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
         return "files:" + digest.hexdigest()[:16]
-    scores = [
-        {k: s.get(k) for k in ("file", "rho", "copied_span", "hit_rates")}
-        for s in report["samples"]
-    ]
+    scores = [{k: s.get(k) for k in ("file", "rho", "copied_span", "hit_rates")} for s in report["samples"]]
     digest.update(json.dumps(scores, sort_keys=True).encode())
     return "scores:" + digest.hexdigest()[:16]
 
@@ -103,9 +98,7 @@ def describe_set(path: Path, report: dict[str, Any]) -> dict[str, Any]:
     manifest = _read_optional_json(samples_dir / "manifest.json")
     recorded = manifest.get("settings")
     settings: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
-    blocking = (
-        settings.get("copy_blocking") if isinstance(settings.get("copy_blocking"), bool) else None
-    )
+    blocking = settings.get("copy_blocking") if isinstance(settings.get("copy_blocking"), bool) else None
     arm, seed = manifest.get("arm"), manifest.get("run_seed", manifest.get("seed"))
     page = folder / "novelty.html"
     parts = [str(arm)] if arm else [samples_dir.name or str(samples_dir)]
@@ -129,11 +122,7 @@ def describe_set(path: Path, report: dict[str, Any]) -> dict[str, Any]:
 def mark_identical(sets: list[dict[str, Any]]) -> None:
     """Give each set ``identical_to``: the labels of the other sets with the same digest."""
     for one in sets:
-        one["identical_to"] = [
-            other["label"]
-            for other in sets
-            if other is not one and other["digest"] == one["digest"]
-        ]
+        one["identical_to"] = [other["label"] for other in sets if other is not one and other["digest"] == one["digest"]]
 
 
 def _unique_labels(sets: list[dict[str, Any]]) -> None:
@@ -159,10 +148,7 @@ def compare_reports(paths: list[Path], out_dir: Path) -> Table:
     with writing_folder(out_dir, "compare"):  # only once every report is known to be good
         write_json(
             out_dir / "compare.json",
-            {
-                one["label"]: r["summary"] | {"embedder": r["embedder"], "set": one}
-                for one, r in zip(sets, reports, strict=True)
-            },
+            {one["label"]: r["summary"] | {"embedder": r["embedder"], "set": one} for one, r in zip(sets, reports, strict=True)},
         )
         write_text(out_dir / "compare.html", compare_html(sets, reports, out_dir))
     return _table(sets, reports)
@@ -179,13 +165,7 @@ def _table(sets: list[dict[str, Any]], reports: list[dict[str, Any]]) -> Table:
     for label, key, show in rows:
         values = [r["summary"].get(key) for r in reports]
         table.add_row(label, *("-" if v is None else show(v) for v in values))
-    table.add_row(
-        "embedder",
-        *(
-            f"{r['embedder'].get('spec')}{'' if r['embedder'].get('weights_real') else ' (no learned weights)'}"
-            for r in reports
-        ),
-    )
+    table.add_row("embedder", *(f"{r['embedder'].get('spec')}{'' if r['embedder'].get('weights_real') else ' (no learned weights)'}" for r in reports))
     if any(one["identical_to"] for one in sets):
         table.add_row("identical samples", *(", ".join(one["identical_to"]) or "-" for one in sets))
     return table

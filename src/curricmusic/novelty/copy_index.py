@@ -95,9 +95,7 @@ def rhythm_code(prev_ioi: ArrayLike, ioi: ArrayLike) -> np.ndarray:
     return np.where(chord, CHORD, np.where(has_ref, steps + MAX_RATIO_STEP, START))
 
 
-def symbol_for(
-    prev_pitch: ArrayLike, pitch: ArrayLike, prev_ioi: ArrayLike, ioi: ArrayLike
-) -> np.ndarray:
+def symbol_for(prev_pitch: ArrayLike, pitch: ArrayLike, prev_ioi: ArrayLike, ioi: ArrayLike) -> np.ndarray:
     """Symbol of the transition from a note at ``prev_pitch`` to one at ``pitch`` (broadcasts).
 
     ``ioi`` is the new note's onset minus the previous note's onset; ``prev_ioi`` the last
@@ -298,9 +296,7 @@ class NGramIndex:
 
     # -- queries -------------------------------------------------------------------------------
 
-    def matching_statistics(
-        self, symbol_seqs: Sequence[np.ndarray]
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def matching_statistics(self, symbol_seqs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per query: (length, text position) of the longest match starting at each symbol.
 
         ``length[p]`` is the longest ``L`` with ``query[p:p+L]`` inside one training piece;
@@ -417,9 +413,7 @@ class NGramIndex:
         """
         n = contexts.shape[1] + 1
         if n not in self._hashes:
-            raise ValueError(
-                f"max_span {n} not indexed; build the index with it in n (have {self.ns})"
-            )
+            raise ValueError(f"max_span {n} not indexed; build the index with it in n (have {self.ns})")
         table = self._hashes[n]
         if table.size == 0 or contexts.shape[0] == 0:
             return np.zeros(candidates.shape, dtype=bool)
@@ -427,9 +421,7 @@ class NGramIndex:
             head = np.zeros(contexts.shape[0], dtype=np.uint64)
             for column in contexts.astype(np.int64).T + 1:
                 head = head * _store.HASH_BASE + column.astype(np.uint64)
-            hashes = head[:, None] * _store.HASH_BASE + (candidates.astype(np.int64) + 1).astype(
-                np.uint64
-            )
+            hashes = head[:, None] * _store.HASH_BASE + (candidates.astype(np.int64) + 1).astype(np.uint64)
         found = np.minimum(np.searchsorted(table, hashes), table.size - 1)
         return table[found] == hashes
 
@@ -444,9 +436,7 @@ class NGramIndex:
         piece = int(np.searchsorted(self._starts, text_pos, side="right") - 1)
         return piece, int(text_pos - self._starts[piece])
 
-    def _best(
-        self, q: np.ndarray, length: np.ndarray, where: np.ndarray, loose_start: bool
-    ) -> tuple[int, int, int, int]:
+    def _best(self, q: np.ndarray, length: np.ndarray, where: np.ndarray, loose_start: bool) -> tuple[int, int, int, int]:
         """Longest run of equal symbols, extended left by one symbol of equal interval."""
         if length.size == 0 or length.max() == 0:
             return (0, -1, -1, -1)
@@ -464,9 +454,7 @@ class NGramIndex:
         piece, piece_pos = self._locate(int(pos[0]))
         return (run, piece, piece_pos, int(starts[0]))
 
-    def _span(
-        self, notes: np.ndarray, run: int, piece: int, piece_pos: int, q_pos: int, bar_len: float
-    ) -> CopiedSpan:
+    def _span(self, notes: np.ndarray, run: int, piece: int, piece_pos: int, q_pos: int, bar_len: float) -> CopiedSpan:
         if run == 0:
             return CopiedSpan(min(1, notes.shape[0]), 0.0, None, -1, -1)
         chunk = notes[q_pos : q_pos + run + 1]
@@ -514,9 +502,7 @@ def training_index(
     except (OSError, ValueError):  # missing, an older format or a torn file: rebuild it
         pieces, ids = _training_pieces(data)
         if show_progress:
-            err_console.print(
-                f"building the copy index over {len(ids)} training pieces (cached afterwards)"
-            )
+            err_console.print(f"building the copy index over {len(ids)} training pieces (cached afterwards)")
         index = NGramIndex.build(pieces, ids, n=(), path=path, progress=show_progress)
     for n in sorted({int(v) for v in ns}):
         index.with_table(n, folder / f"{data.fingerprint}-{n}.table", progress=show_progress)

@@ -61,10 +61,7 @@ class EmbeddingCache:
 
 
 def embedding_key(
-    embedder: Embedder,
-    renderer: str,
-    soundfont: str | os.PathLike[str] | None,
-    max_seconds: float | None,
+    embedder: Embedder, renderer: str, soundfont: str | os.PathLike[str] | None, max_seconds: float | None
 ) -> dict[str, Any]:
     """What a cached vector depends on: the embedder, and for audio the renderer and clip length."""
     key: dict[str, Any] = {"embedder": embedder.cache_key()}
@@ -84,11 +81,7 @@ def _read(path: str | os.PathLike[str]) -> tuple[bytes | None, str | None]:
 
 
 def _model_input(
-    data: bytes,
-    embedder: Embedder,
-    renderer: str,
-    soundfont: str | os.PathLike[str] | None,
-    max_seconds: float | None,
+    data: bytes, embedder: Embedder, renderer: str, soundfont: str | os.PathLike[str] | None, max_seconds: float | None
 ) -> tuple[Any, str | None]:
     """The embedder's input for one MIDI file (its notes, or its rendered samples), or a reason
     to skip it (corrupt, no notes, too long to render)."""
@@ -137,11 +130,7 @@ def iter_embeddings(
     before them, at most ``8 * chunk`` of them. ``vector`` is None and ``reason`` says why for
     unreadable, corrupt, note-less or too-long files.
     """
-    cache = (
-        EmbeddingCache(embedding_key(embedder, renderer, soundfont, max_seconds))
-        if use_cache
-        else None
-    )
+    cache = EmbeddingCache(embedding_key(embedder, renderer, soundfont, max_seconds)) if use_cache else None
     ready: dict[int, tuple[np.ndarray | None, str | None]] = {}
     pending: list[tuple[int, str, Any]] = []  # (index, content hash, model input)
     next_out = 0
@@ -203,9 +192,7 @@ def _flush(
     pending.clear()
 
 
-def _skipped(
-    paths: Sequence[str | os.PathLike[str]], reasons: dict[int, str]
-) -> list[dict[str, str]]:
+def _skipped(paths: Sequence[str | os.PathLike[str]], reasons: dict[int, str]) -> list[dict[str, str]]:
     return [{"path": str(paths[i]), "reason": reason} for i, reason in sorted(reasons.items())]
 
 
@@ -231,9 +218,7 @@ def embed_midi_files(
             reasons[index] = reason or "skipped"
         else:
             rows.append(vector)
-    embeddings = (
-        np.stack(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim), np.float32)
-    )
+    embeddings = np.stack(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim), np.float32)
     return embeddings, _skipped(paths, reasons)
 
 
@@ -257,10 +242,7 @@ def embed_bank(
         finally:
             shutil.rmtree(folder)  # the open map keeps the data until the bank is dropped
     key = embedding_key(
-        embedder,
-        options.get("renderer", "soundfont"),
-        options.get("soundfont"),
-        options.get("max_seconds"),
+        embedder, options.get("renderer", "soundfont"), options.get("soundfont"), options.get("max_seconds")
     )
     files = json.dumps([_signature(path) for path in paths])
     name = hashlib.sha256(files.encode()).hexdigest()[:32]

@@ -40,13 +40,8 @@ NOVELTY_SCHEMA = {"summary": dict, "samples": list, "embedder": dict}
 
 __all__ = [
     "NOVELTY_SCHEMA",
-    "Against",
-    "Scores",
-    "resolve_against",
-    "score_files",
-    "score_novelty",
-    "copying_of_sets",
-    "NGRAM_SIZES",
+    "Against", "Scores", "resolve_against", "score_files", "score_novelty",
+    "copying_of_sets", "NGRAM_SIZES",
 ]
 
 NGRAM_SIZES = DEFAULT_NS  # the n-gram hit rates reported per sample
@@ -71,17 +66,13 @@ def resolve_against(path: str | Path) -> Against:
         return Against(PreparedData.open(read_run(path)["prepared"]), path)
     if (path / "manifest.json").is_file():
         return Against(PreparedData.open(path), None)
-    raise UserError(
-        f"{path}: --against needs a run folder (with run.json) or a prepared folder (with manifest.json)"
-    )
+    raise UserError(f"{path}: --against needs a run folder (with run.json) or a prepared folder (with manifest.json)")
 
 
 def _sample_files(samples_dir: Path) -> list[Path]:
     if not samples_dir.is_dir():
         raise UserError(f"{samples_dir}: no such folder of samples")
-    files = sorted(
-        p for p in samples_dir.iterdir() if p.suffix.lower() in (".mid", ".midi") and p.is_file()
-    )
+    files = sorted(p for p in samples_dir.iterdir() if p.suffix.lower() in (".mid", ".midi") and p.is_file())
     if not files:
         raise UserError(f"{samples_dir}: no .mid or .midi files to score")
     return files
@@ -128,11 +119,7 @@ def _write_probes(
     notes_of = {stage: data.piece_notes(stage, "train") for stage in stages}
 
     def bars(notes: np.ndarray, piece: dict) -> float:
-        span = (
-            float((notes["onset"] + notes["duration"]).max() - notes["onset"].min())
-            if notes.shape[0]
-            else 0.0
-        )
+        span = float((notes["onset"] + notes["duration"]).max() - notes["onset"].min()) if notes.shape[0] else 0.0
         return span / float(piece.get("bar_len") or 4.0)
 
     pieces = [
@@ -146,11 +133,7 @@ def _write_probes(
         stage, i, piece = pieces[j]
         notes, bar_len = probe_copy(notes_of[stage][i], float(piece.get("bar_len") or 4.0), k)
         path = folder / f"probe-copy-{k:02d}.mid"
-        path.write_bytes(
-            notes_to_score(
-                notes, qpm=float(piece.get("qpm") or 120.0), time_signature=_time_signature(bar_len)
-            ).dumps_midi()
-        )
+        path.write_bytes(notes_to_score(notes, qpm=float(piece.get("qpm") or 120.0), time_signature=_time_signature(bar_len)).dumps_midi())
         copies.append(path)
     for k in range(count):
         path = folder / f"fresh-melody-{k:02d}.mid"
@@ -198,9 +181,7 @@ def _banks(data: PreparedData, stages: list[str]) -> _Banks:
     if not heldout_paths:
         heldout_paths, fresh_paths, heldout_split = fresh_paths, [], "test"
     if not train_paths or not heldout_paths:
-        raise UserError(
-            f"{data.root}: needs training and held-out pieces of {', '.join(stages)} to calibrate"
-        )
+        raise UserError(f"{data.root}: needs training and held-out pieces of {', '.join(stages)} to calibrate")
     return _Banks(stages, train_paths, train_pieces, heldout_paths, fresh_paths, heldout_split)
 
 
@@ -214,9 +195,7 @@ class _Nearest(NamedTuple):
     kept: list[Path]  # the files embedded (a file that cannot be rendered is left out)
 
 
-_NO_NEAREST = _Nearest(
-    np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=str), []
-)
+_NO_NEAREST = _Nearest(np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=str), [])
 
 
 @dataclass(frozen=True)
@@ -241,9 +220,7 @@ class _TrainingBank:
         from curricmusic.novelty.score import nearest_neighbors
 
         idx, cos = nearest_neighbors(embeddings, self.bank, k=1)
-        return _Nearest(
-            1.0 - cos[:, 0].astype(np.float64), cos[:, 0], idx[:, 0], self.stage[idx[:, 0]], kept
-        )
+        return _Nearest(1.0 - cos[:, 0].astype(np.float64), cos[:, 0], idx[:, 0], self.stage[idx[:, 0]], kept)
 
     def nearest(self, paths: list[Path]) -> _Nearest:
         if not paths:
@@ -252,9 +229,7 @@ class _TrainingBank:
         return self.nearest_of(embeddings, kept) if kept else _NO_NEAREST
 
 
-def _training_bank(
-    banks: _Banks, spec: str, settings: NoveltySection, show_progress: bool
-) -> _TrainingBank:
+def _training_bank(banks: _Banks, spec: str, settings: NoveltySection, show_progress: bool) -> _TrainingBank:
     """Load the embedder (saying so when it falls back) and embed the training pieces."""
     from curricmusic.novelty.embed import embed_bank
     from curricmusic.novelty.embedders import load_embedder
@@ -265,11 +240,7 @@ def _training_bank(
     options: dict[str, Any] = {"progress": show_progress, "max_seconds": settings.max_seconds}
     bank, skipped = embed_bank(banks.train_paths, embedder, **options)  # memory-mapped
     bad = {str(s["path"]) for s in skipped}
-    pieces = [
-        p
-        for p, path in zip(banks.train_pieces, banks.train_paths, strict=True)
-        if str(path) not in bad
-    ]
+    pieces = [p for p, path in zip(banks.train_pieces, banks.train_paths, strict=True) if str(path) not in bad]
     return _TrainingBank(embedder, bank, pieces, np.array([p["stage"] for p in pieces]), options)
 
 
@@ -336,45 +307,27 @@ class _Calibration:
         """rho of each row: its distance over the held-out median of its nearest piece's stage."""
         from curricmusic.novelty.score import stratified_ratio
 
-        return stratified_ratio(
-            nearest.distance, nearest.stage, self.heldout.distance, self.heldout.stage
-        )[0]
+        return stratified_ratio(nearest.distance, nearest.stage, self.heldout.distance, self.heldout.stage)[0]
 
 
 def _calibrate(
-    data: PreparedData,
-    banks: _Banks,
-    training: _TrainingBank,
-    settings: NoveltySection,
-    show_progress: bool,
+    data: PreparedData, banks: _Banks, training: _TrainingBank, settings: NoveltySection, show_progress: bool
 ) -> _Calibration:
     from curricmusic.novelty.copy_index import training_index
     from curricmusic.novelty.score import penalty_tau, separation_auc, stratified_ratio
 
     heldout = training.nearest(banks.heldout_paths)
-    heldout_rho, medians = stratified_ratio(
-        heldout.distance, heldout.stage, heldout.distance, heldout.stage
-    )
+    heldout_rho, medians = stratified_ratio(heldout.distance, heldout.stage, heldout.distance, heldout.stage)
     tau = penalty_tau(heldout.distance, settings.tau_quantile)
     with tempfile.TemporaryDirectory(prefix="curricmusic-probe-") as tmp:
-        copy_paths, melody_paths = _write_probes(
-            data, banks.stages, settings.probe_copies, settings.max_copied_bars, Path(tmp)
-        )
-        named = (
-            ("copies", copy_paths),
-            ("fresh_in_style", banks.fresh_paths),
-            ("fresh_out_of_style", melody_paths),
-        )
+        copy_paths, melody_paths = _write_probes(data, banks.stages, settings.probe_copies, settings.max_copied_bars, Path(tmp))
+        named = (("copies", copy_paths), ("fresh_in_style", banks.fresh_paths), ("fresh_out_of_style", melody_paths))
         probe = {name: training.nearest(paths) for name, paths in named}
         probe_rho = {
-            name: stratified_ratio(n.distance, n.stage, heldout.distance, heldout.stage)[0]
-            for name, n in probe.items()
+            name: stratified_ratio(n.distance, n.stage, heldout.distance, heldout.stage)[0] for name, n in probe.items()
         }
         index = training_index(data, show_progress=show_progress)  # spans need no hash tables
-        probe_bars = {
-            name: _copied_bars(index.analyze(*_notes_and_bars(n.kept), ns=NGRAM_SIZES))
-            for name, n in probe.items()
-        }
+        probe_bars = {name: _copied_bars(index.analyze(*_notes_and_bars(n.kept), ns=NGRAM_SIZES)) for name, n in probe.items()}
     auc = separation_auc(probe_rho["copies"], heldout_rho)
     rule = _flag_rule(settings, auc, heldout_rho)
     return _Calibration(heldout, heldout_rho, medians, tau, auc, rule, probe_rho, probe_bars, index)
@@ -408,13 +361,7 @@ def _sample_row(path: Path, i: int, nearest: _Nearest, training: _TrainingBank, 
     }
 
 
-def _summary(
-    flags: np.ndarray,
-    rho: np.ndarray,
-    analyses: list[CopyAnalysis],
-    copying: dict[str, Any],
-    calibration: _Calibration,
-) -> dict[str, Any]:
+def _summary(flags: np.ndarray, rho: np.ndarray, analyses: list[CopyAnalysis], copying: dict[str, Any], calibration: _Calibration) -> dict[str, Any]:
     """The set's figures: copy rate, rho, C_T, the longest copy and the false-flag rate on fresh music."""
     from curricmusic.novelty.score import set_summary
 
@@ -429,34 +376,21 @@ def _summary(
             "heldout_rho": calibration.heldout_rho.tolist(),
             "rho_flag": calibration.rule.use_rho,
             "fresh_false_flag_rate": _rate(
-                np.concatenate(
-                    [
-                        calibration.rule.flags(calibration.probe_rho[n], calibration.probe_bars[n])
-                        for n in fresh
-                    ]
-                )
+                np.concatenate([calibration.rule.flags(calibration.probe_rho[n], calibration.probe_bars[n]) for n in fresh])
             ),
         }
     )
     return summary
 
 
-def _calibration_record(
-    calibration: _Calibration, banks: _Banks, n_copying_test: int
-) -> dict[str, Any]:
+def _calibration_record(calibration: _Calibration, banks: _Banks, n_copying_test: int) -> dict[str, Any]:
     """``novelty.json``'s ``calibration``: how the flag was set, and how the probes fared."""
-    heldout_d, rule, stages = (
-        calibration.heldout.distance,
-        calibration.rule,
-        ", ".join(banks.stages),
-    )
+    heldout_d, rule, stages = calibration.heldout.distance, calibration.rule, ", ".join(banks.stages)
     probes = calibration.probe_rho
     return {
         "heldout": f"{banks.heldout_split} split of {stages} ({heldout_d.size} pieces)",
         "heldout_nn_distance_median": float(np.median(heldout_d)),
-        "heldout_nn_distance_quantiles": {
-            f"{q:g}": float(np.quantile(heldout_d, q)) for q in (0.05, 0.1, 0.25, 0.5, 0.75, 0.95)
-        },
+        "heldout_nn_distance_quantiles": {f"{q:g}": float(np.quantile(heldout_d, q)) for q in (0.05, 0.1, 0.25, 0.5, 0.75, 0.95)},
         "rho_scale": {"by_nearest_stage": calibration.medians, "min_pieces": 5},
         "tau": calibration.tau,
         "rho_threshold": rule.threshold,
@@ -504,9 +438,7 @@ def score_files(
     training = _training_bank(banks, embedder_spec or settings.embedder, settings, show_progress)
     sample_emb, sample_skipped, scored = training.embed(files)
     if not scored:
-        raise UserError(
-            f"none of the {len(files)} MIDI files could be scored: {sample_skipped[0]['reason']}"
-        )
+        raise UserError(f"none of the {len(files)} MIDI files could be scored: {sample_skipped[0]['reason']}")
     calibration = _calibrate(data, banks, training, settings, show_progress)
     nearest = training.nearest_of(sample_emb, scored)
     rho = calibration.ratio(nearest)
@@ -514,51 +446,27 @@ def score_files(
     analyses = calibration.index.analyze(*_notes_and_bars(scored), ns=NGRAM_SIZES)
     flags = calibration.rule.flags(rho, _copied_bars(analyses))
     ct_test, _, _ = training.embed(banks.heldout_paths + banks.fresh_paths)
-    copying = _copying(
-        data_copying_statistic, training.bank.vectors, ct_test, sample_emb, settings.ct_min_cell
-    )
+    copying = _copying(data_copying_statistic, training.bank.vectors, ct_test, sample_emb, settings.ct_min_cell)
     rows = [
-        _sample_row(
-            path, i, nearest, training, rho, penalties, analyses[i], flags[i], calibration.rule
-        )
+        _sample_row(path, i, nearest, training, rho, penalties, analyses[i], flags[i], calibration.rule)
         for i, path in enumerate(scored)
     ]
     summary = _summary(flags, rho, analyses, copying, calibration)
     record = _calibration_record(calibration, banks, ct_test.shape[0])
-    bank = {
-        "stages": stages,
-        "n_train": len(training.bank),
-        "n_heldout": int(calibration.heldout.distance.size),
-    }
+    bank = {"stages": stages, "n_train": len(training.bank), "n_heldout": int(calibration.heldout.distance.size)}
     return Scores(scored, rows, sample_skipped, summary, record, bank, training.embedder)
 
 
-def _copying(
-    statistic: Callable[..., CopyingTest],
-    train: np.ndarray,
-    test: np.ndarray,
-    generated: np.ndarray,
-    min_cell: int,
-) -> dict[str, Any]:
+def _copying(statistic: Callable[..., CopyingTest], train: np.ndarray, test: np.ndarray, generated: np.ndarray, min_cell: int) -> dict[str, Any]:
     """C_T with cells of at least ``min_cell`` generated and ``min_cell`` held-out pieces."""
     need = max(1, min(min_cell, generated.shape[0]))
     n_cells = max(1, min(50, test.shape[0] // need, generated.shape[0] // (2 * need)))
     result = statistic(train, test, generated, n_cells=n_cells, min_generated=min_cell, seed=0)
-    return {
-        "C_T": result.c_t,
-        "cells": int(result.kept.sum()),
-        "n_cells": n_cells,
-        "n_generated": int(generated.shape[0]),
-        "n_test": int(test.shape[0]),
-    }
+    return {"C_T": result.c_t, "cells": int(result.kept.sum()), "n_cells": n_cells, "n_generated": int(generated.shape[0]), "n_test": int(test.shape[0])}
 
 
 def copying_of_sets(
-    sample_dirs: list[Path],
-    against: str | Path,
-    settings: NoveltySection,
-    *,
-    show_progress: bool = False,
+    sample_dirs: list[Path], against: str | Path, settings: NoveltySection, *, show_progress: bool = False
 ) -> dict[str, Any]:
     """C_T of several sample folders pooled (the seeds of one arm), against one prepared data set.
 
@@ -574,19 +482,11 @@ def copying_of_sets(
     kwargs = {"progress": show_progress, "max_seconds": settings.max_seconds}
     train_bank, _ = embed_bank(_bank(data, stages, "train")[0], embedder, **kwargs)
     train = train_bank.vectors
-    test, _ = embed_midi_files(
-        _bank(data, stages, "val")[0] + _bank(data, stages, "test")[0], embedder, **kwargs
-    )
+    test, _ = embed_midi_files(_bank(data, stages, "val")[0] + _bank(data, stages, "test")[0], embedder, **kwargs)
     files = [f for d in sample_dirs for f in sorted(Path(d).glob("*.mid"))]
     generated, _ = embed_midi_files(files, embedder, **kwargs)
     if not generated.shape[0] or not test.shape[0]:
-        return {
-            "C_T": float("nan"),
-            "cells": 0,
-            "n_cells": 0,
-            "n_generated": int(generated.shape[0]),
-            "n_test": int(test.shape[0]),
-        }
+        return {"C_T": float("nan"), "cells": 0, "n_cells": 0, "n_generated": int(generated.shape[0]), "n_test": int(test.shape[0])}
     return _copying(data_copying_statistic, train, test, generated, settings.ct_min_cell)
 
 
@@ -610,17 +510,7 @@ def score_novelty(
     check_folder(out_dir, kind="novelty")  # refuse a folder that is not ours before any work
     files = _sample_files(samples_dir)
     with writing_folder(out_dir, "novelty"):  # one writer: a second one is refused at once
-        return _score_into(
-            files,
-            samples_dir,
-            against,
-            out_dir,
-            settings,
-            embedder_spec,
-            bank_stages,
-            sources,
-            show_progress,
-        )
+        return _score_into(files, samples_dir, against, out_dir, settings, embedder_spec, bank_stages, sources, show_progress)
 
 
 def _score_into(
@@ -639,12 +529,7 @@ def _score_into(
 
     data = resolve_against(against).prepared
     scores = score_files(
-        files,
-        data,
-        settings,
-        embedder_spec=embedder_spec,
-        bank_stages=bank_stages,
-        show_progress=show_progress,
+        files, data, settings, embedder_spec=embedder_spec, bank_stages=bank_stages, show_progress=show_progress
     )
     embedder = scores.embedder
     report = {
@@ -657,9 +542,7 @@ def _score_into(
             "weights_real": bool(getattr(embedder, "weights_real", False)),
             "fallback_reason": getattr(embedder, "fallback_reason", None),
         },
-        "renderer": renderer_spec("soundfont", None, embedder.sample_rate)
-        if embedder.input == "audio"
-        else None,
+        "renderer": renderer_spec("soundfont", None, embedder.sample_rate) if embedder.input == "audio" else None,
         "settings": settings.model_dump(mode="json"),
         "settings_source": sources or {},
         "bank": scores.bank,

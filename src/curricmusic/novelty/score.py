@@ -102,14 +102,8 @@ class EmbeddingBank:
         if self._screen is None:
             step = 65536
             parts = [bf16_rows(self.vectors[s : s + step]) for s in range(0, len(self), step)]
-            self._screen = (
-                np.concatenate([bits for bits, _ in parts])
-                if parts
-                else np.zeros(self.vectors.shape, np.uint16)
-            )
-            self._norms = (
-                np.concatenate([norms for _, norms in parts]) if parts else np.zeros(0, np.float32)
-            )
+            self._screen = np.concatenate([bits for bits, _ in parts]) if parts else np.zeros(self.vectors.shape, np.uint16)
+            self._norms = np.concatenate([norms for _, norms in parts]) if parts else np.zeros(0, np.float32)
         return self
 
     def take(self, indices: np.ndarray) -> np.ndarray:
@@ -166,9 +160,7 @@ def auto_precision(n_queries: int, n_bank: int, dim: int, k: int = 1) -> str:
     return "bf16" if big and _has_native_bf16() else "fp32"
 
 
-def _knn_fp32(
-    q: np.ndarray, vectors: np.ndarray, k: int, block: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _knn_fp32(q: np.ndarray, vectors: np.ndarray, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
     qt = _tensor(q)
     best_s = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
     best_i = np.full((q.shape[0], k), -1, dtype=np.int64)
@@ -231,9 +223,7 @@ def _knn_bf16(
     return best_s, best_i
 
 
-def _candidates(
-    bits: np.ndarray, threshold: np.ndarray, chunk: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(bits: np.ndarray, threshold: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(row, column) of every bfloat16 score (given as int16 bits, (Q, B)) >= its row's threshold.
 
     One pass takes the maximum of each ``chunk`` of columns; only chunks that may reach the
@@ -261,12 +251,7 @@ def _candidates(
 
 
 def _merge_sparse(
-    best_s: np.ndarray,
-    best_i: np.ndarray,
-    rows: np.ndarray,
-    idx: np.ndarray,
-    scores: np.ndarray,
-    k: int,
+    best_s: np.ndarray, best_i: np.ndarray, rows: np.ndarray, idx: np.ndarray, scores: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Merge scattered (query row, bank index, exact score) triples into the running top-k."""
     touched = np.flatnonzero(np.bincount(rows, minlength=best_s.shape[0]))
@@ -356,9 +341,7 @@ def penalty_tau(heldout_nn_dists: ArrayLike, quantile: float) -> float:
     return float(np.quantile(heldout, quantile)) if heldout.size else float("nan")
 
 
-def flag(
-    rho: ArrayLike, copied_bars: ArrayLike, rho_threshold: float, max_copied_bars: float
-) -> np.ndarray:
+def flag(rho: ArrayLike, copied_bars: ArrayLike, rho_threshold: float, max_copied_bars: float) -> np.ndarray:
     """Flagged when ``rho < rho_threshold`` or ``copied_bars >= max_copied_bars`` (NaN rho: no)."""
     rho = np.asarray(rho, dtype=np.float64)
     bars = np.asarray(copied_bars, dtype=np.float64)
@@ -387,9 +370,7 @@ def stratified_ratio(
         members = heldout_d[heldout_stage == label]
         if members.size >= min_pieces:
             medians[str(label)] = float(np.median(members))
-    scale = np.array(
-        [medians.get(str(label), pooled) for label in np.asarray(stage).tolist()], dtype=np.float64
-    )
+    scale = np.array([medians.get(str(label), pooled) for label in np.asarray(stage).tolist()], dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return d / scale if d.size else np.zeros(0), medians
 

@@ -30,10 +30,7 @@ def _done(adaptation: dict[str, Any], model: str, shots: int) -> list[dict[str, 
     return [
         r
         for r in adaptation["runs"]
-        if r["model"] == model
-        and r["shots"] == shots
-        and r["status"] == "done"
-        and r.get("chosen", True)
+        if r["model"] == model and r["shots"] == shots and r["status"] == "done" and r.get("chosen", True)
     ]
 
 
@@ -47,12 +44,7 @@ def adaptation_curves(results: dict[str, Any], entry: dict[str, Any] | None = No
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(
-        1,
-        len(shots),
-        figsize=(4.4 * len(shots), 3.8),
-        sharey=True,
-        squeeze=False,
-        constrained_layout=True,
+        1, len(shots), figsize=(4.4 * len(shots), 3.8), sharey=True, squeeze=False, constrained_layout=True
     )
     target = (adaptation.get("target") or {}).get("loss")
     for ax, k in zip(axes[0], shots, strict=True):
@@ -62,26 +54,11 @@ def adaptation_curves(results: dict[str, Any], entry: dict[str, Any] | None = No
                 continue
             length = min(len(r["curves"]["val"]) for r in runs)
             tokens = np.array(runs[0]["curves"]["eval_tokens"][:length], dtype=float)
-            curves = np.array(
-                [[np.nan if v is None else v for v in r["curves"]["val"][:length]] for r in runs],
-                dtype=float,
-            )
+            curves = np.array([[np.nan if v is None else v for v in r["curves"]["val"][:length]] for r in runs], dtype=float)
             style = _style(models, model)
-            ax.plot(
-                tokens,
-                np.nanmean(curves, axis=0),
-                lw=2,
-                label=f"{model} ({len(runs)} seeds)",
-                **style,
-            )
+            ax.plot(tokens, np.nanmean(curves, axis=0), lw=2, label=f"{model} ({len(runs)} seeds)", **style)
             if len(runs) > 1:
-                ax.fill_between(
-                    tokens,
-                    np.nanmin(curves, axis=0),
-                    np.nanmax(curves, axis=0),
-                    color=style["color"],
-                    alpha=0.15,
-                )
+                ax.fill_between(tokens, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), color=style["color"], alpha=0.15)
         if isinstance(target, int | float) and math.isfinite(target):
             ax.axhline(target, color="grey", ls=":", lw=1, label="adaptation target")
         ax.set_title(f"{k} pieces", fontsize=10)
@@ -121,18 +98,13 @@ def shot_size_plot(results: dict[str, Any], entry: dict[str, Any] | None = None)
     if not drawn:
         plt.close(fig)
         return None
-    axes[0][0].set_title(
-        "Test loss after adaptation, by number of pieces (bars: 95% t-interval; dots: seeds)",
-        fontsize=9,
-    )
+    axes[0][0].set_title("Test loss after adaptation, by number of pieces (bars: 95% t-interval; dots: seeds)", fontsize=9)
     if len(panels) > 1:
         axes[0][1].set_title("The pretrained models alone", fontsize=9)
     return _png(fig)
 
 
-def _shot_lines(
-    ax: Axes, shown: list[str], models: list[str], shots: list[int], arms: dict[str, Any]
-) -> bool:
+def _shot_lines(ax: Axes, shown: list[str], models: list[str], shots: list[int], arms: dict[str, Any]) -> bool:
     """One line per model of ``shown`` (colours by its place in ``models``); True if any was drawn."""
     drawn = False
     for offset, model in enumerate(shown):
@@ -156,20 +128,9 @@ def _shot_lines(
                 and math.isfinite(low)
                 and math.isfinite(high)
             ):
-                ax.errorbar(
-                    [x],
-                    [mean],
-                    yerr=[[mean - low], [high - mean]],
-                    color=style["color"],
-                    capsize=3,
-                    lw=1,
-                )
+                ax.errorbar([x], [mean], yerr=[[mean - low], [high - mean]], color=style["color"], capsize=3, lw=1)
             else:
-                values = [
-                    v
-                    for v in stats.get("values", [])
-                    if isinstance(v, int | float) and math.isfinite(v)
-                ]
+                values = [v for v in stats.get("values", []) if isinstance(v, int | float) and math.isfinite(v)]
                 ax.scatter([x] * len(values), values, s=12, color=style["color"], zorder=3)
         if xs:
             ax.plot(xs, means, marker="o", lw=2, label=model, **style)

@@ -22,9 +22,7 @@ def _random_target(adaptation: dict[str, Any]) -> str:
 def _to_target(stats: dict[str, Any] | None) -> tuple[str, str]:
     if not stats or not stats.get("n"):
         return "-", "-"
-    return f"{stats['n_reached']}/{stats['n']}", stats_text(
-        {**stats, "mean": stats.get("restricted_mean")}, count
-    )
+    return f"{stats['n_reached']}/{stats['n']}", stats_text({**stats, "mean": stats.get("restricted_mean")}, count)
 
 
 def _speedup(row: dict[str, Any] | None) -> str:
@@ -74,10 +72,7 @@ def _style_lines(adaptation: dict[str, Any]) -> list[str]:
     config = style.get("config") or {}
     source = config.get("collection") or config.get("path") or "?"
     counts = style.get("n_pieces") or {}
-    pieces = (
-        ", ".join(f"{counts[s]} {s}" for s in ("train", "val", "test") if s in counts)
-        or "not prepared"
-    )
+    pieces = ", ".join(f"{counts[s]} {s}" for s in ("train", "val", "test") if s in counts) or "not prepared"
     target = adaptation.get("target") or {}
     lines = [
         f"## Adaptation to a new style: {style.get('stage')}",
@@ -138,13 +133,7 @@ def adaptation_figures(results: dict[str, Any]) -> list[tuple[bytes | None, str]
     for entry in entries:
         name = f" ({(entry.get('style') or {}).get('stage')})" if len(entries) > 1 else ""
         out += [
-            (
-                adapt_plots.adaptation_curves(results, entry),
-                f"Adaptation curves: validation loss on the new style per shot size{name}",
-            ),
-            (
-                adapt_plots.shot_size_plot(results, entry),
-                f"Final test loss on the new style against the number of pieces{name}",
-            ),
+            (adapt_plots.adaptation_curves(results, entry), f"Adaptation curves: validation loss on the new style per shot size{name}"),
+            (adapt_plots.shot_size_plot(results, entry), f"Final test loss on the new style against the number of pieces{name}"),
         ]
     return out

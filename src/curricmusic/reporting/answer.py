@@ -32,16 +32,9 @@ __all__ = ["opening_lines", "answer_table_lines", "main_effect_row", "MIN_SEEDS"
 _SCRATCH = "scratch"
 
 
-def _row(
-    rows: list[dict[str, Any]], arm: str, baseline: str, metric: str, shots: int | None = None
-) -> dict[str, Any] | None:
+def _row(rows: list[dict[str, Any]], arm: str, baseline: str, metric: str, shots: int | None = None) -> dict[str, Any] | None:
     for row in rows:
-        if (
-            row["arm"] == arm
-            and row["baseline"] == baseline
-            and row["metric"] == metric
-            and row.get("shots") == shots
-        ):
+        if row["arm"] == arm and row["baseline"] == baseline and row["metric"] == metric and row.get("shots") == shots:
             return row
     return None
 
@@ -73,9 +66,7 @@ def _effect_phrase(label: str, row: dict[str, Any] | None) -> str:
     return f"{label}, seed by seed: {_seeds_only(row)}"
 
 
-def _adaptation_row(
-    results: dict[str, Any], arm: str, baseline: str
-) -> tuple[dict[str, Any] | None, int | None]:
+def _adaptation_row(results: dict[str, Any], arm: str, baseline: str) -> tuple[dict[str, Any] | None, int | None]:
     adaptation = results.get("adaptation") or {}
     shots = adaptation.get("shots") or []
     if not shots:
@@ -96,9 +87,7 @@ def _arm_line(results: dict[str, Any], arm: str, baseline: str) -> tuple[str, bo
     adapted, k = _adaptation_row(results, arm, baseline)
     if k is not None:
         style = ((results.get("adaptation") or {}).get("style") or {}).get("stage", "the new style")
-        parts.append(
-            _effect_phrase(f"test loss on `{style}` after adapting on {k} pieces", adapted)
-        )
+        parts.append(_effect_phrase(f"test loss on `{style}` after adapting on {k} pieces", adapted))
     rows = [r for r in (main, adapted) if r is not None]
     interval = any(row_has_interval(r, "diff") for r in rows)
     n = max((r.get("n_pairs", 0) for r in rows), default=0)
@@ -126,9 +115,7 @@ def _copy_line(results: dict[str, Any]) -> str | None:
     if len(scored) == 1:
         text = f"copy rate {fmt(next(iter(rates.values())), 2)} ({next(iter(scored))}, the one arm scored)"
     elif len({fmt(r, 2) for r in rates.values()}) == 1:
-        every = (
-            "every arm" if len(scored) == len(arms) else f"every scored arm ({', '.join(scored)})"
-        )
+        every = "every arm" if len(scored) == len(arms) else f"every scored arm ({', '.join(scored)})"
         text = f"copy rate {fmt(next(iter(rates.values())), 2)} in {every}"
     else:
         text = "copy rate " + ", ".join(f"{name} {fmt(rate, 2)}" for name, rate in rates.items())
@@ -136,11 +123,7 @@ def _copy_line(results: dict[str, Any]) -> str | None:
     if shown and len({fmt(u, 2) for u in shown}) == 1:
         text += f" ({fmt(shown[0], 2)} without copy-blocking)"
     elif shown:
-        text += (
-            " (without copy-blocking: "
-            + ", ".join(f"{a} {fmt(u, 2)}" for a, u in unblocked.items() if is_number(u))
-            + ")"
-        )
+        text += " (without copy-blocking: " + ", ".join(f"{a} {fmt(u, 2)}" for a, u in unblocked.items() if is_number(u)) + ")"
     return f"- Copying: {text}, over {count(samples)} scored samples (share of samples flagged as copies: see Novelty)."
 
 
@@ -165,11 +148,7 @@ def _claims_line(results: dict[str, Any]) -> str | None:
 
 def _corrected(row: dict[str, Any]) -> str:
     low, high = row.get("diff_ci_low_corrected"), row.get("diff_ci_high_corrected")
-    interval = (
-        f" [{sig(low)}, {sig(high)}] at the corrected level"
-        if is_number(low) and is_number(high)
-        else ""
-    )
+    interval = f" [{sig(low)}, {sig(high)}] at the corrected level" if is_number(low) and is_number(high) else ""
     return f"difference {sig(row['diff'])}{interval}, p (Holm) {p_text(row['p_holm'])}"
 
 
@@ -249,11 +228,7 @@ def _at_start_note(results: dict[str, Any]) -> str | None:
     adaptation = results.get("adaptation") or {}
     needs: dict[tuple[str, int], str] = {}
     for row in adaptation.get("comparisons") or []:
-        if (
-            row["metric"] != "tokens_to_target"
-            or not row.get("n_at_start")
-            or row["n_at_start"] != row.get("n_pairs")
-        ):
+        if row["metric"] != "tokens_to_target" or not row.get("n_at_start") or row["n_at_start"] != row.get("n_pairs"):
             continue
         if row.get("n_control_at_start") == row["n_pairs"]:
             continue
@@ -289,48 +264,22 @@ def answer_table_lines(results: dict[str, Any]) -> list[str]:
     rows = results.get("comparisons") or []
     adaptation = results.get("adaptation") or {}
     adapt_rows, shots = adaptation.get("comparisons") or [], adaptation.get("shots") or []
-    pairs = list(
-        dict.fromkeys(
-            [(r["arm"], r["baseline"]) for r in rows]
-            + [(r["arm"], r["baseline"]) for r in adapt_rows]
-        )
-    )
+    pairs = list(dict.fromkeys([(r["arm"], r["baseline"]) for r in rows] + [(r["arm"], r["baseline"]) for r in adapt_rows]))
     if not pairs:
         return []
-    mains = [
-        main_effect_row(results, arm, baseline) for arm, baseline in pairs if baseline != _SCRATCH
-    ]
+    mains = [main_effect_row(results, arm, baseline) for arm, baseline in pairs if baseline != _SCRATCH]
     metric = next((row["metric"] for row in mains if row), "test_target")
-    head = [
-        "arm",
-        "against",
-        "seeds",
-        "pretraining: tokens to target, ratio",
-        f"pretraining: {_loss_name(metric)} difference",
-    ]
-    head += [f"speed-up, {k} pieces" for k in shots] + [
-        f"test loss difference, {k} pieces" for k in shots
-    ]
-    lines = [
-        "## The answer in numbers",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|---" * len(head) + "|",
-    ]
+    head = ["arm", "against", "seeds", "pretraining: tokens to target, ratio", f"pretraining: {_loss_name(metric)} difference"]
+    head += [f"speed-up, {k} pieces" for k in shots] + [f"test loss difference, {k} pieces" for k in shots]
+    lines = ["## The answer in numbers", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for arm, baseline in pairs:
         ratio = _row(rows, arm, baseline, "tokens_to_target")
         test = main_effect_row(results, arm, baseline) if baseline != _SCRATCH else None
-        adapted = [
-            _row(adapt_rows, arm, baseline, m, k)
-            for m in ("tokens_to_target", "test")
-            for k in shots
-        ]
+        adapted = [_row(adapt_rows, arm, baseline, m, k) for m in ("tokens_to_target", "test") for k in shots]
         n = max((r.get("n_pairs", 0) for r in [ratio, test, *adapted] if r), default=0)
         cells = [arm, "from-scratch" if baseline == _SCRATCH else baseline, str(n)]
         cells += [effect_text(ratio, "ratio", lambda v: fmt(v, 2), "x"), effect_text(test, "diff")]
-        cells += [_speedup_cell(r) for r in adapted[: len(shots)]] + [
-            effect_text(r, "diff") for r in adapted[len(shots) :]
-        ]
+        cells += [_speedup_cell(r) for r in adapted[: len(shots)]] + [effect_text(r, "diff") for r in adapted[len(shots) :]]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", _table_legend(results, bool(shots))]
     note = _at_start_note(results)

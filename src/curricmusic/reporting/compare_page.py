@@ -31,9 +31,7 @@ def _finite(values: list[Any]) -> list[float]:
     return [float(v) for v in values if is_number(v)]
 
 
-def distributions_png(
-    labels: list[str], rho: list[list[float]], spans: list[list[float]], heldout: list[float]
-) -> bytes | None:
+def distributions_png(labels: list[str], rho: list[list[float]], spans: list[list[float]], heldout: list[float]) -> bytes | None:
     """Two panels side by side: each set's distance ratios (with the held-out pieces' own as a
     reference) and each set's longest copied spans (notes), as box plots with every sample."""
     import matplotlib
@@ -44,9 +42,7 @@ def distributions_png(
 
     if not any(rho) and not any(spans):
         return None
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(11, 0.45 * len(labels) + 2.4), constrained_layout=True
-    )
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(labels) + 2.4), constrained_layout=True)
     panels = ((left, rho + [_finite(heldout)], labels + ["held-out real pieces"], "distance ratio rho (1 = as far as unseen music)"),
               (right, spans, labels, "longest copied span (notes)"))  # fmt: skip
     rng = np.random.default_rng(0)
@@ -56,23 +52,10 @@ def distributions_png(
             ax.axis("off")
             continue
         positions = list(range(len(kept)))
-        ax.boxplot(
-            [d for _, d in kept],
-            positions=positions,
-            orientation="horizontal",
-            widths=0.5,
-            showfliers=False,
-        )
+        ax.boxplot([d for _, d in kept], positions=positions, orientation="horizontal", widths=0.5, showfliers=False)
         for y, (i, values) in zip(positions, kept, strict=True):
             color = "black" if i >= len(labels) else _COLORS[i % len(_COLORS)]
-            ax.scatter(
-                values,
-                y + rng.uniform(-0.15, 0.15, len(values)),
-                s=10,
-                alpha=0.6,
-                color=color,
-                zorder=3,
-            )
+            ax.scatter(values, y + rng.uniform(-0.15, 0.15, len(values)), s=10, alpha=0.6, color=color, zorder=3)
         ax.set_yticks(positions, [names[i] for i, _ in kept], fontsize=8)
         ax.invert_yaxis()
         ax.set_title(title, fontsize=10)
@@ -104,31 +87,22 @@ def _samples_cell(one: dict[str, Any], out_dir: Path) -> str:
     return " &middot; ".join(parts) or "-"
 
 
-def _identity_rows(
-    sets: list[dict[str, Any]], reports: list[dict[str, Any]], out_dir: Path
-) -> list[list[str]]:
+def _identity_rows(sets: list[dict[str, Any]], reports: list[dict[str, Any]], out_dir: Path) -> list[list[str]]:
     def blocking(one: dict[str, Any]) -> str:
         return {True: "on", False: "off", None: "not recorded"}[one["copy_blocking"]]
 
     rows = [
         ["arm"] + [html.escape(str(one["arm"] or "-")) for one in sets],
-        ["seed"]
-        + [html.escape(str(one["seed"] if one["seed"] is not None else "-")) for one in sets],
+        ["seed"] + [html.escape(str(one["seed"] if one["seed"] is not None else "-")) for one in sets],
         ["copy-blocking"] + [blocking(one) for one in sets],
-        ["scored against"]
-        + [f"<span class='wrap'>{html.escape(one['against'])}</span>" for one in sets],
+        ["scored against"] + [f"<span class='wrap'>{html.escape(one['against'])}</span>" for one in sets],
         ["embedder"] + [html.escape(f"{r['embedder'].get('spec')}") for r in reports],
         ["pages"] + [_samples_cell(one, out_dir) for one in sets],
     ]
     if any(one["identical_to"] for one in sets):
         rows.append(
             ["identical samples"]
-            + [
-                f"<span class='same wrap'>same files as {html.escape(', '.join(one['identical_to']))}</span>"
-                if one["identical_to"]
-                else "-"
-                for one in sets
-            ]
+            + [f"<span class='same wrap'>same files as {html.escape(', '.join(one['identical_to']))}</span>" if one["identical_to"] else "-" for one in sets]
         )
     return rows
 
@@ -139,42 +113,21 @@ _FIGURES: list[tuple[str, Callable[[dict[str, Any]], Any], Callable[[Any], str],
     ("median rho", lambda r: r["summary"].get("rho_median"), sig, howto.RHO_MEDIAN),
     ("rho, 5% quantile", lambda r: (r["summary"].get("rho_quantiles") or {}).get("0.05"), sig, ""),
     ("C_T", lambda r: r["summary"].get("data_copying_C_T"), sig, howto.C_T),
-    (
-        "longest copied span (notes)",
-        lambda r: r["summary"].get("longest_copied_notes_max"),
-        str,
-        howto.COPIED_SPAN,
-    ),
-    (
-        "longest copied span (bars)",
-        lambda r: r["summary"].get("copied_bars_max"),
-        lambda v: fmt(v, 1),
-        "",
-    ),
-    (
-        "false flags on fresh music",
-        lambda r: r["summary"].get("fresh_false_flag_rate"),
-        fmt,
-        howto.FALSE_FLAGS,
-    ),
+    ("longest copied span (notes)", lambda r: r["summary"].get("longest_copied_notes_max"), str, howto.COPIED_SPAN),
+    ("longest copied span (bars)", lambda r: r["summary"].get("copied_bars_max"), lambda v: fmt(v, 1), ""),
+    ("false flags on fresh music", lambda r: r["summary"].get("fresh_false_flag_rate"), fmt, howto.FALSE_FLAGS),
 ]
 
 
 def _figure_rows(reports: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for label, get, show, read in _FIGURES:
-        first = html.escape(label) + (
-            f"<div class='howto'>{html.escape(read)}</div>" if read else ""
-        )
-        rows.append(
-            [first] + [html.escape(show(get(r)) if get(r) is not None else "-") for r in reports]
-        )
+        first = html.escape(label) + (f"<div class='howto'>{html.escape(read)}</div>" if read else "")
+        rows.append([first] + [html.escape(show(get(r)) if get(r) is not None else "-") for r in reports])
     return rows
 
 
-def compare_html(
-    sets: list[dict[str, Any]], reports: list[dict[str, Any]], out_dir: str | Path
-) -> str:
+def compare_html(sets: list[dict[str, Any]], reports: list[dict[str, Any]], out_dir: str | Path) -> str:
     """The page: who each set is, its figures with how to read them, and the distributions.
     ``sets`` come from :func:`curricmusic.novelty.compare.describe_set` (with ``identical_to``)."""
     out_dir = Path(out_dir)
@@ -190,16 +143,11 @@ def compare_html(
             f"<p class='banner fake'>Identical sample sets: {html.escape(listed)}. Their files are the same, so their "
             "figures differ only where they were scored differently; comparing them says nothing about the samples.</p>"
         )
-    heldout: list[Any] = next(
-        (r["summary"]["heldout_rho"] for r in reports if r["summary"].get("heldout_rho")), []
-    )
+    heldout: list[Any] = next((r["summary"]["heldout_rho"] for r in reports if r["summary"].get("heldout_rho")), [])
     png = distributions_png(
         [one["label"] for one in sets],
         [_finite([s.get("rho") for s in r["samples"]]) for r in reports],
-        [
-            _finite([(s.get("copied_span") or {}).get("notes") for s in r["samples"]])
-            for r in reports
-        ],
+        [_finite([(s.get("copied_span") or {}).get("notes") for s in r["samples"]]) for r in reports],
         heldout,
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty comparison</title><style>{CSS}</style></head><body>

@@ -41,10 +41,7 @@ def embedder_note(embedders: Iterable[dict[str, Any]]) -> tuple[str, str]:
         return f"embedder {', '.join(specs)} (real learned weights)", "real"
     described = "; ".join(f"{spec}: {_KINDS[spec]}" for spec in specs if spec in _KINDS)
     described = f" ({described})" if described else ""
-    return (
-        f"embedder {', '.join(specs)}, as requested{described}: no learned weights, by choice, not a fallback",
-        "chosen",
-    )
+    return f"embedder {', '.join(specs)}, as requested{described}: no learned weights, by choice, not a fallback", "chosen"
 
 
 def embedders_of_results(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,7 +57,5 @@ def embedders_of_results(results: dict[str, Any]) -> list[dict[str, Any]]:
     for arm in (results.get("arms") or {}).values():
         novelty = arm.get("novelty") or {}
         for spec in novelty.get("embedders") or []:
-            out.append(
-                {"spec": spec, "weights_real": novelty.get("weights_real"), "requested": spec}
-            )
+            out.append({"spec": spec, "weights_real": novelty.get("weights_real"), "requested": spec})
     return out

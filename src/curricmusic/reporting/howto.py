@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = [
-    "RHO",
-    "RHO_MEDIAN",
-    "C_T",
-    "SEPARATION_AUC",
-    "COPY_RATE",
-    "COPIED_SPAN",
-    "FALSE_FLAGS",
-    "OVERLAP",
-    "HOWTO",
-]
+__all__ = ["RHO", "RHO_MEDIAN", "C_T", "SEPARATION_AUC", "COPY_RATE", "COPIED_SPAN", "FALSE_FLAGS", "OVERLAP", "HOWTO"]
 
 RHO = (
     "distance ratio rho: the sample's distance to its nearest training piece over the median such distance of "

@@ -63,9 +63,7 @@ def seed_values(stats: dict[str, Any], formatter: Formatter = sig) -> str:
     return ", ".join(formatter(v) for v in stats.get("values") or [])
 
 
-def stats_text(
-    stats: dict[str, Any] | None, formatter: Formatter = sig, mean_key: str = "mean"
-) -> str:
+def stats_text(stats: dict[str, Any] | None, formatter: Formatter = sig, mean_key: str = "mean") -> str:
     """``mean [low, high]`` with enough seeds; else the mean and each seed's value (one seed: its
     value alone); ``-`` when there is no number."""
     if not stats or not is_number(stats.get(mean_key)):
@@ -99,9 +97,7 @@ def pair_values(row: dict[str, Any], key: str) -> list[float] | None:
     return values
 
 
-def effect_text(
-    row: dict[str, Any] | None, key: str, formatter: Formatter = sig, suffix: str = ""
-) -> str:
+def effect_text(row: dict[str, Any] | None, key: str, formatter: Formatter = sig, suffix: str = "") -> str:
     """``value [low, high]`` of ``row[key]`` with enough pairs; else the value and each pair's
     value (``value (seeds: a, b)``), or the count of pairs when the row does not list them."""
     if not row or not is_number(row.get(key)):

@@ -33,7 +33,7 @@ def relative_href(target: str | os.PathLike[str], page_dir: str | os.PathLike[st
 
 def link(target: str | os.PathLike[str], page_dir: str | os.PathLike[str], text: str) -> str:
     """An ``<a>`` element to ``target`` from a page in ``page_dir``, its text HTML-escaped."""
-    return f'<a href="{html.escape(relative_href(target, page_dir))}">{html.escape(text)}</a>'
+    return f"<a href=\"{html.escape(relative_href(target, page_dir))}\">{html.escape(text)}</a>"
 
 
 def listen_html(midi: str | os.PathLike[str], page_dir: str | os.PathLike[str]) -> str:
@@ -44,8 +44,8 @@ def listen_html(midi: str | os.PathLike[str], page_dir: str | os.PathLike[str]) 
     parts = []
     if wav.is_file():
         src = html.escape(relative_href(wav, page_dir))
-        parts.append(f'<audio controls preload="none" src="{src}"></audio>')
+        parts.append(f"<audio controls preload=\"none\" src=\"{src}\"></audio>")
     if png.is_file():
         src = html.escape(relative_href(png, page_dir))
-        parts.append(f'<img class="roll" alt="piano roll of {html.escape(midi.name)}" src="{src}">')
-    return f'<div class="listen">{"".join(parts)}</div>' if parts else ""
+        parts.append(f"<img class=\"roll\" alt=\"piano roll of {html.escape(midi.name)}\" src=\"{src}\">")
+    return f"<div class=\"listen\">{''.join(parts)}</div>" if parts else ""

@@ -27,9 +27,7 @@ def _runs_of(results: dict[str, Any], arm: str) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda r: r["seed"])
 
 
-def listed_samples(
-    results: dict[str, Any], page_dir: Path, per_seed: int = 2, max_seeds: int = 3
-) -> dict[str, list[dict]]:
+def listed_samples(results: dict[str, Any], page_dir: Path, per_seed: int = 2, max_seeds: int = 3) -> dict[str, list[dict]]:
     """Per arm, the samples the section lists: ``seed``, ``midi`` (a path) and ``novelty``
     (the run's novelty page, or None). Only samples with a WAV beside them are listed."""
     out: dict[str, list[dict]] = {}
@@ -41,27 +39,15 @@ def listed_samples(
             if not manifest.is_file():
                 continue
             page = Path(page_dir) / run["run_dir"] / "novelty" / "novelty.html"
-            listed = (
-                read_json(
-                    manifest, {"samples": list}, hint="`curricmusic run --resume` samples again"
-                )
-                or {}
-            )
+            listed = read_json(manifest, {"samples": list}, hint="`curricmusic run --resume` samples again") or {}
             names = [Path(s["file"]).name for s in listed["samples"]]
-            playable = [samples / n for n in names if (samples / n).with_suffix(".wav").is_file()][
-                :per_seed
-            ]
-            rows += [
-                {"seed": run["seed"], "midi": m, "novelty": page if page.is_file() else None}
-                for m in playable
-            ]
+            playable = [samples / n for n in names if (samples / n).with_suffix(".wav").is_file()][:per_seed]
+            rows += [{"seed": run["seed"], "midi": m, "novelty": page if page.is_file() else None} for m in playable]
         out[arm] = rows
     return out
 
 
-def listening_html(
-    results: dict[str, Any], page_dir: Path, per_seed: int = 2, max_seeds: int = 3
-) -> str:
+def listening_html(results: dict[str, Any], page_dir: Path, per_seed: int = 2, max_seeds: int = 3) -> str:
     """The section's HTML (empty when no sample has audio)."""
     listed = listed_samples(results, page_dir, per_seed, max_seeds)
     if not any(listed.values()):

@@ -81,17 +81,10 @@ def markdown_to_html(markdown: str, skip_title: bool = True) -> str:
                 del rows[1]
             if rows:
                 head, body = rows[0], rows[1:]
-                out.append(
-                    table_html(
-                        [inline_html(c) for c in head],
-                        [[inline_html(c) for c in row] for row in body],
-                    )
-                )
+                out.append(table_html([inline_html(c) for c in head], [[inline_html(c) for c in row] for row in body]))
             table.clear()
         if items:
-            out.append(
-                "<ul>" + "".join(f"<li>{inline_html(item)}</li>" for item in items) + "</ul>"
-            )
+            out.append("<ul>" + "".join(f"<li>{inline_html(item)}</li>" for item in items) + "</ul>")
             items.clear()
 
     for line in markdown.splitlines():

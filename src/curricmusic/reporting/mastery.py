@@ -13,14 +13,7 @@ from curricmusic.common.numbers import p_text
 from curricmusic.reporting.adaptation import adaptation_entries
 from curricmusic.reporting.style import fmt
 
-__all__ = [
-    "mastery_lines",
-    "mastery_figures",
-    "claims_lines",
-    "basics_lines",
-    "speed_lines",
-    "sweep_lines",
-]
+__all__ = ["mastery_lines", "mastery_figures", "claims_lines", "basics_lines", "speed_lines", "sweep_lines"]
 
 MIN_SEEDS = 3  # values an interval needs (evaluation.stats.MIN_SEEDS_FOR_CI)
 
@@ -115,11 +108,7 @@ def basics_lines(results: dict[str, Any]) -> list[str]:
 
 def key_share_lines(results: dict[str, Any]) -> list[str]:
     """The key share of each stage's held-out pieces under every arm's final model."""
-    arms = {
-        n: a["probe"]["key_share_by_stage"]
-        for n, a in results["arms"].items()
-        if (a.get("probe") or {}).get("key_share_by_stage")
-    }
+    arms = {n: a["probe"]["key_share_by_stage"] for n, a in results["arms"].items() if (a.get("probe") or {}).get("key_share_by_stage")}
     if not arms:
         return []
     stages = list(next(iter(arms.values()))["trained"])
@@ -129,14 +118,10 @@ def key_share_lines(results: dict[str, Any]) -> list[str]:
         "",
         "| arm | " + " | ".join(stages) + " |",
         "|---" * (len(stages) + 1) + "|",
-        "| the music itself (heard) | "
-        + " | ".join(fmt((heard.get(s) or {}).get("mean")) for s in stages)
-        + " |",
+        "| the music itself (heard) | " + " | ".join(fmt((heard.get(s) or {}).get("mean")) for s in stages) + " |",
     ]
     for name, entry in arms.items():
-        lines.append(
-            f"| {name} | " + " | ".join(_stats(entry["trained"].get(s)) for s in stages) + " |"
-        )
+        lines.append(f"| {name} | " + " | ".join(_stats(entry["trained"].get(s)) for s in stages) + " |")
     lines += [
         "",
         "Share of each final model's predicted next pitch on the key's diatonic pitch classes, held-out pieces "
@@ -164,16 +149,10 @@ def zero_shot_lines(results: dict[str, Any]) -> list[str]:
     for name, entry in per_arm.items():
         cells = []
         for style in styles:
-            values = [
-                v for v in entry.get(style, []) if isinstance(v, int | float) and math.isfinite(v)
-            ]
+            values = [v for v in entry.get(style, []) if isinstance(v, int | float) and math.isfinite(v)]
             cells.append(f"{fmt(sum(values) / len(values))} (n={len(values)})" if values else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Mean validation loss (nats/token) on every validation token of each style, by the final model.",
-        "",
-    ]
+    lines += ["", "Mean validation loss (nats/token) on every validation token of each style, by the final model.", ""]
     return lines
 
 
@@ -185,8 +164,7 @@ def speed_lines(adaptation: dict[str, Any]) -> list[str]:
     lines = [
         f"### Learning speed on {style}",
         "",
-        "| model | pieces | lr | epochs | loss at step 0 | "
-        + " | ".join(f"after {k} steps" for k in steps)
+        "| model | pieces | lr | epochs | loss at step 0 | " + " | ".join(f"after {k} steps" for k in steps)
         + " | final | drop | gap closed | area under the curve | reached the level | tokens to the level |",
         "|---" * (10 + len(steps)) + "|",
     ]
@@ -233,28 +211,15 @@ def sweep_lines(adaptation: dict[str, Any]) -> list[str]:
         for k, entry in per_shot.items():
             if k == "pooled":
                 continue
-            cells = [
-                fmt(c[f"mean_{metric}"])
-                + ("" if not c["n_failed"] else f" ({c['n_failed']} missing)")
-                for c in entry["candidates"]
-            ]
+            cells = [fmt(c[f"mean_{metric}"]) + ("" if not c["n_failed"] else f" ({c['n_failed']} missing)") for c in entry["candidates"]]
             lines.append(f"| {model} | {k} | " + " | ".join(cells) + f" | {entry['chosen']:g} |")
-    lines += [
-        "",
-        f"Mean over seeds of {metric} on the style's validation split. Rule: {selection['rule']}.",
-        "",
-    ]
+    lines += ["", f"Mean over seeds of {metric} on the style's validation split. Rule: {selection['rule']}.", ""]
     return lines
 
 
 def mastery_lines(results: dict[str, Any]) -> list[str]:
     """Every section of this module that the results have data for, in report order."""
-    lines = (
-        claims_lines(results)
-        + basics_lines(results)
-        + key_share_lines(results)
-        + zero_shot_lines(results)
-    )
+    lines = claims_lines(results) + basics_lines(results) + key_share_lines(results) + zero_shot_lines(results)
     for adaptation in adaptation_entries(results):
         if adaptation.get("report_steps") is not None:
             lines += speed_lines(adaptation) + sweep_lines(adaptation)

@@ -17,16 +17,7 @@ from curricmusic.reporting.style import fmt
 __all__ = ["CARD_FILE", "TAGS", "model_card", "usage_snippet"]
 
 CARD_FILE = "README.md"
-TAGS = (
-    "music",
-    "midi",
-    "symbolic-music",
-    "music-generation",
-    "miditok",
-    "gpt_neox",
-    "curriculum-learning",
-    "curricmusic",
-)
+TAGS = ("music", "midi", "symbolic-music", "music-generation", "miditok", "gpt_neox", "curriculum-learning", "curricmusic")
 
 
 def _yaml(value: Any) -> str:
@@ -35,11 +26,7 @@ def _yaml(value: Any) -> str:
 
 
 def _metadata(facts: dict[str, Any]) -> list[str]:
-    lines = [
-        "---",
-        f"license: {_yaml(facts.get('license') or 'other')}",
-        "library_name: transformers",
-    ]
+    lines = ["---", f"license: {_yaml(facts.get('license') or 'other')}", "library_name: transformers"]
     lines += ["pipeline_tag: text-generation", "tags:"] + [f"- {_yaml(tag)}" for tag in TAGS]
     return lines + ["---", ""]
 
@@ -65,30 +52,19 @@ def _n(value: Any) -> str:
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + [
-        "| " + " | ".join(v if isinstance(v, str) else _n(v) for v in row) + " |" for row in rows
-    ]
+    return lines + ["| " + " | ".join(v if isinstance(v, str) else _n(v) for v in row) + " |" for row in rows]
 
 
 def _model_section(facts: dict[str, Any]) -> list[str]:
     model, tokenizer = facts["model"], facts["tokenizer"]
     rows = [
         ("parameters", f"{model['parameters']:,} (the output head is the token embedding)"),
-        (
-            "layers x width x heads",
-            f"{model['n_layers']} x {model['d_model']} x {model['n_heads']}",
-        ),
+        ("layers x width x heads", f"{model['n_layers']} x {model['d_model']} x {model['n_heads']}"),
         ("MLP width", model["mlp_ratio"] * model["d_model"]),
-        (
-            "training context",
-            f"{model['max_seq_len']} tokens (rotary positions: generation may run past it)",
-        ),
+        ("training context", f"{model['max_seq_len']} tokens (rotary positions: generation may run past it)"),
         ("rotary base", model["rope_base"]),
         ("biases", "yes" if model["bias"] else "none (exported as zeros where GPT-NeoX has them)"),
-        (
-            "tokenizer",
-            f"MidiTok {tokenizer['kind']}, {tokenizer['vocab_size']} tokens, one merged piano stream per piece",
-        ),
+        ("tokenizer", f"MidiTok {tokenizer['kind']}, {tokenizer['vocab_size']} tokens, one merged piano stream per piece"),
         ("weights content hash", f"`{facts['weights_sha256']}`"),
     ]
     return ["## Model", "", *_table(("setting", "value"), rows), ""]
@@ -100,84 +76,39 @@ def _curriculum_section(facts: dict[str, Any]) -> list[str]:
     rows = []
     for stage in curriculum["stages"]:
         pieces = stage["pieces"]
-        counts = (
-            " / ".join(_n(pieces.get(split)) for split in ("train", "val", "test"))
-            if pieces
-            else "-"
-        )
-        rows.append(
-            (stage["name"], stage["source"], counts, _n(seen.get(stage["name"])), stage["license"])
-        )
+        counts = " / ".join(_n(pieces.get(split)) for split in ("train", "val", "test")) if pieces else "-"
+        rows.append((stage["name"], stage["source"], counts, _n(seen.get(stage["name"])), stage["license"]))
     head = f"Curriculum `{curriculum.get('name') or '-'}`, stages in order; the target stage is `{curriculum.get('target')}`."
-    table = _table(
-        ("stage", "source", "pieces (train / val / test)", "tokens trained on", "source license"),
-        rows,
-    )
+    table = _table(("stage", "source", "pieces (train / val / test)", "tokens trained on", "source license"), rows)
     return ["## Curriculum and training data", "", head, "", *table, ""]
 
 
 def _training_section(facts: dict[str, Any]) -> list[str]:
     arm, training = facts["arm"], facts["training"]
-    options = ", ".join(
-        f"{k} = {json.dumps(v)}" for k, v in arm.items() if k not in ("name", "pacing")
-    )
+    options = ", ".join(f"{k} = {json.dumps(v)}" for k, v in arm.items() if k not in ("name", "pacing"))
     rows = [
         ("experiment", f"`{training.get('experiment')}`"),
-        (
-            "arm",
-            f"`{arm.get('name')}`: pacing {arm.get('pacing')}{'; ' + options if options else ''}",
-        ),
+        ("arm", f"`{arm.get('name')}`: pacing {arm.get('pacing')}{'; ' + options if options else ''}"),
         ("seed", training.get("seed")),
-        (
-            "peak learning rate",
-            f"{training.get('lr'):g} ({training.get('lr_schedule')})"
-            if training.get("lr")
-            else "-",
-        ),
-        (
-            "budget",
-            f"{_n(training.get('budget_tokens'))} real tokens ({training.get('batch_size')} windows of {training.get('seq_len')} per step)",
-        ),
-        (
-            "trained",
-            f"{_n(training.get('tokens_seen'))} tokens, step {training.get('steps_done')} of {training.get('total_steps')} ({training.get('status')})",
-        ),
+        ("peak learning rate", f"{training.get('lr'):g} ({training.get('lr_schedule')})" if training.get("lr") else "-"),
+        ("budget", f"{_n(training.get('budget_tokens'))} real tokens ({training.get('batch_size')} windows of {training.get('seq_len')} per step)"),
+        ("trained", f"{_n(training.get('tokens_seen'))} tokens, step {training.get('steps_done')} of {training.get('total_steps')} ({training.get('status')})"),
     ]
     start = training.get("init_from")
     if start:
-        rows.append(
-            (
-                "started from",
-                f"`{start['name']}` (weights `{str(start.get('weights_sha256'))[:12]}`), not from fresh weights",
-            )
-        )
+        rows.append(("started from", f"`{start['name']}` (weights `{str(start.get('weights_sha256'))[:12]}`), not from fresh weights"))
     adapt = training.get("adapt")
     if adapt:
-        rows.append(
-            (
-                "adaptation run",
-                f"fine-tuned on {adapt.get('shots')} pieces of `{adapt.get('style')}`",
-            )
-        )
+        rows.append(("adaptation run", f"fine-tuned on {adapt.get('shots')} pieces of `{adapt.get('style')}`"))
     return ["## Training", "", *_table(("", ""), rows), ""]
 
 
 def _loss_section(facts: dict[str, Any]) -> list[str]:
     losses = facts["losses"]
     stages = [s["name"] for s in facts["curriculum"]["stages"]] or sorted(losses["final_val"])
-    rows = [
-        (s, losses["final_val"].get(s), losses["best_val"].get(s), losses["test"].get(s))
-        for s in stages
-    ]
+    rows = [(s, losses["final_val"].get(s), losses["best_val"].get(s), losses["test"].get(s)) for s in stages]
     note = "Cross-entropy in nats per token over every held-out token of each stage (test: scored once, at the end)."
-    return [
-        "## Losses per stage",
-        "",
-        note,
-        "",
-        *_table(("stage", "final validation", "best validation", "test"), rows),
-        "",
-    ]
+    return ["## Losses per stage", "", note, "", *_table(("stage", "final validation", "best validation", "test"), rows), ""]
 
 
 def _novelty_section(facts: dict[str, Any]) -> list[str]:
@@ -259,12 +190,7 @@ def _license_section(facts: dict[str, Any]) -> list[str]:
         if chosen
         else "No license was chosen for the weights at export (`curricmusic export --license ID`)."
     )
-    return [
-        "## License",
-        "",
-        text + " The training data's sources and their licenses are listed above.",
-        "",
-    ]
+    return ["## License", "", text + " The training data's sources and their licenses are listed above.", ""]
 
 
 def model_card(facts: dict[str, Any]) -> str:

@@ -24,7 +24,6 @@ from curricmusic.reporting.style import CSS, fmt
 
 __all__ = ["novelty_html", "rho_histogram"]
 
-
 def _fmt(value: Any, digits: int = 3) -> str:
     return html.escape(fmt(value, digits))
 
@@ -36,31 +35,15 @@ def rho_histogram(sets: dict[str, list[float]], heldout: list[float]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = [v for vs in sets.values() for v in vs if v is not None] + [
-        v for v in heldout if v is not None
-    ]
+    values = [v for vs in sets.values() for v in vs if v is not None] + [v for v in heldout if v is not None]
     if not values:
         return "<p>No distance ratios to plot.</p>"
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     bins = np.linspace(0, max(2.0, max(values) * 1.05), 25).tolist()
     for name, rho in sets.items():
-        ax.hist(
-            [v for v in rho if v is not None],
-            bins=bins,
-            alpha=0.5,
-            density=True,
-            label=f"{name} samples",
-        )
+        ax.hist([v for v in rho if v is not None], bins=bins, alpha=0.5, density=True, label=f"{name} samples")
     if heldout:
-        ax.hist(
-            [v for v in heldout if v is not None],
-            bins=bins,
-            histtype="step",
-            lw=1.5,
-            color="black",
-            density=True,
-            label="held-out real pieces",
-        )
+        ax.hist([v for v in heldout if v is not None], bins=bins, histtype="step", lw=1.5, color="black", density=True, label="held-out real pieces")
     ax.axvline(1.0, color="grey", ls=":", lw=1)
     ax.set_xlabel("rho = d_NN(x, train) / median d_NN(held-out, train)")
     ax.set_ylabel("density")
@@ -90,9 +73,7 @@ def _link(samples_dir: Path, out_dir: Path, name: str) -> str:
 def _sample_row(sample: dict[str, Any], samples_dir: Path, out_dir: Path) -> list[str]:
     span = sample["copied_span"]
     where = f" from {html.escape(str(span['piece_id']))}" if span.get("piece_id") else ""
-    flagged = (
-        f"yes: {html.escape('; '.join(sample['flag_reasons']))}" if sample["flagged"] else "no"
-    )
+    flagged = f"yes: {html.escape('; '.join(sample['flag_reasons']))}" if sample["flagged"] else "no"
     return [
         _link(samples_dir, out_dir, sample["file"]),
         flagged,
@@ -110,38 +91,15 @@ def _summary_table(report: dict[str, Any]) -> str:
     summary = report["summary"]
     figures = [
         ("samples", count(summary["n"]), ""),
-        (
-            "flagged (copy rate)",
-            f"{summary['n_flagged']} ({fmt(summary['copy_rate'])})",
-            howto.COPY_RATE,
-        ),
+        ("flagged (copy rate)", f"{summary['n_flagged']} ({fmt(summary['copy_rate'])})", howto.COPY_RATE),
         ("median rho", sig(summary.get("rho_median")), howto.RHO_MEDIAN),
-        (
-            "data-copying statistic C_T",
-            f"{sig(summary.get('data_copying_C_T'))} ({summary.get('data_copying_cells', 0)} cells)",
-            howto.C_T,
-        ),
-        (
-            "false-flag rate on fresh material",
-            fmt(summary.get("fresh_false_flag_rate")),
-            howto.FALSE_FLAGS,
-        ),
-        (
-            "longest copied span (notes)",
-            str(summary.get("longest_copied_notes_max", "-")),
-            howto.COPIED_SPAN,
-        ),
-        (
-            "training bank",
-            f"{report['bank']['n_train']} pieces of {', '.join(report['bank']['stages'])}",
-            "",
-        ),
+        ("data-copying statistic C_T", f"{sig(summary.get('data_copying_C_T'))} ({summary.get('data_copying_cells', 0)} cells)", howto.C_T),
+        ("false-flag rate on fresh material", fmt(summary.get("fresh_false_flag_rate")), howto.FALSE_FLAGS),
+        ("longest copied span (notes)", str(summary.get("longest_copied_notes_max", "-")), howto.COPIED_SPAN),
+        ("training bank", f"{report['bank']['n_train']} pieces of {', '.join(report['bank']['stages'])}", ""),
         ("held-out pieces", str(report["bank"]["n_heldout"]), ""),
     ]
-    rows = [
-        [html.escape(k), html.escape(v), f"<span class='howto'>{html.escape(r)}</span>"]
-        for k, v, r in figures
-    ]
+    rows = [[html.escape(k), html.escape(v), f"<span class='howto'>{html.escape(r)}</span>"] for k, v, r in figures]
     return table_html(["figure", "value", "how to read it"], rows)
 
 
@@ -151,26 +109,21 @@ def novelty_html(report: dict[str, Any], samples_dir: Path, out_dir: Path) -> st
     ns = list(report["samples"][0]["hit_rates"]) if report["samples"] else []
     head = ["sample", "flagged", "rho", "longest copied span"] + [f"{n}-gram hits" for n in ns]
     head += ["nearest training piece", "cosine", "penalty"]
-    samples = table_html(
-        head, rows, ["flagged" if sample["flagged"] else "" for sample in report["samples"]]
-    )
+    samples = table_html(head, rows, ["flagged" if sample["flagged"] else "" for sample in report["samples"]])
     calibration = _calibration_table(report.get("calibration", {}))
-    skipped = "".join(
-        f"<li>{html.escape(str(s['path']))}: {html.escape(s['reason'])}</li>"
-        for s in report.get("skipped", [])
-    )
+    skipped = "".join(f"<li>{html.escape(str(s['path']))}: {html.escape(s['reason'])}</li>" for s in report.get("skipped", []))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>novelty report</title><style>{CSS}</style></head><body>
-<h1>Novelty of {html.escape(Path(report["samples_dir"]).name)}</h1>
+<h1>Novelty of {html.escape(Path(report['samples_dir']).name)}</h1>
 {_banner(report)}
-<p>Against {html.escape(report["against"])}. rho below 1 means closer to the training data than unseen real music is.
-Flagged when a span of {report["settings"]["max_copied_bars"]} bars or more is copied{_rho_rule(report)}.</p>
+<p>Against {html.escape(report['against'])}. rho below 1 means closer to the training data than unseen real music is.
+Flagged when a span of {report['settings']['max_copied_bars']} bars or more is copied{_rho_rule(report)}.</p>
 {_summary_table(report)}
 {calibration}
-{rho_histogram({"this set": [s["rho"] for s in report["samples"]]}, summary.get("heldout_rho", []))}
+{rho_histogram({'this set': [s['rho'] for s in report['samples']]}, summary.get('heldout_rho', []))}
 <h2>Samples</h2>
 <p class="howto">{html.escape(howto.RHO)} n-gram hits: share of the sample's note n-grams (transposed) found in the training data.</p>
 {samples}
-{"<h2>Skipped files</h2><ul>" + skipped + "</ul>" if skipped else ""}
+{'<h2>Skipped files</h2><ul>' + skipped + '</ul>' if skipped else ''}
 </body></html>
 """
 
@@ -199,16 +152,8 @@ def _calibration_table(calibration: dict[str, Any]) -> str:
     ]  # fmt: skip
     auc = calibration.get("separation_auc")
     auc_text = f" How to read the {html.escape(howto.SEPARATION_AUC)}" if auc is not None else ""
-    head = [
-        "material",
-        "pieces",
-        "median rho",
-        "flagged by rho",
-        "flagged by copied span",
-        "flagged",
-    ]
+    head = ["material", "pieces", "median rho", "flagged by rho", "flagged by copied span", "flagged"]
     return (
         f"<h2>Calibration of the flag</h2><p>{html.escape(calibration.get('rho_flag_reason', ''))}. "
-        f"Held-out set: {html.escape(calibration.get('heldout', ''))}.{auc_text}</p>"
-        + table_html(head, rows)
+        f"Held-out set: {html.escape(calibration.get('heldout', ''))}.{auc_text}</p>" + table_html(head, rows)
     )

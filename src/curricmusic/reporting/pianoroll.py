@@ -20,9 +20,7 @@ __all__ = ["piano_roll_png", "write_piano_roll"]
 _NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
-def piano_roll_png(
-    notes: np.ndarray, bar: float = 4.0, width: float = 5.0, height: float = 1.6
-) -> bytes:
+def piano_roll_png(notes: np.ndarray, bar: float = 4.0, width: float = 5.0, height: float = 1.6) -> bytes:
     """PNG bytes of the piano roll of ``notes`` (a :data:`~curricmusic.music.notes.NOTE_DTYPE`
     array, times in quarters) with a line every ``bar`` quarters; ``width`` x ``height`` inches."""
     import matplotlib
@@ -40,9 +38,7 @@ def piano_roll_png(
              np.stack([end, pitch + 0.4], 1), np.stack([onset, pitch + 0.4], 1)], axis=1,
         )  # (N, 4, 2): one rectangle per note  # fmt: skip
         shade = 0.35 + 0.65 * np.clip(notes["velocity"] / 127.0, 0, 1)
-        ax.add_collection(
-            PolyCollection(list(boxes), facecolors=plt.cm.Blues(shade), edgecolors="none")
-        )
+        ax.add_collection(PolyCollection(list(boxes), facecolors=plt.cm.Blues(shade), edgecolors="none"))
         low, high = int(pitch.min()), int(pitch.max())
         if high - low < 12:
             low, high = (low + high) // 2 - 6, (low + high) // 2 + 6

@@ -64,25 +64,14 @@ def _tokens_axis(ax: Axes) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(label))
 
 
-def grid(
-    n_panels: int,
-    width: float = 4.4,
-    height: float = 3.3,
-    columns: int = GRID_COLUMNS,
-    **options: Any,
-) -> tuple[Figure, list[Axes]]:
+def grid(n_panels: int, width: float = 4.4, height: float = 3.3, columns: int = GRID_COLUMNS, **options: Any) -> tuple[Figure, list[Axes]]:
     """``(figure, axes)`` with ``n_panels`` panels in rows of at most ``columns``; unused
     panels are hidden. ``axes`` is the flat list of the panels in use."""
     plt = _pyplot()
     columns = max(1, min(columns, n_panels))
     rows = math.ceil(n_panels / columns)
     fig, axes = plt.subplots(
-        rows,
-        columns,
-        figsize=(width * columns, height * rows),
-        squeeze=False,
-        constrained_layout=True,
-        **options,
+        rows, columns, figsize=(width * columns, height * rows), squeeze=False, constrained_layout=True, **options
     )
     flat = list(axes.flat)
     for ax in flat[n_panels:]:
@@ -119,38 +108,16 @@ def validation_curves(results: dict[str, Any], x: str = "tokens") -> bytes | Non
     fig, ax = plt.subplots(figsize=(8, 4.5))
     drawn = False
     for index, arm in enumerate(results["arms"]):
-        runs = [
-            r
-            for r in _done(results, arm)
-            if all(v is not None for v in r["curves"].get(key, [None]))
-        ]
+        runs = [r for r in _done(results, arm) if all(v is not None for v in r["curves"].get(key, [None]))]
         if not runs:
             continue
         length = min(len(r["curves"]["val_target"]) for r in runs)
         tokens = np.mean([np.array(r["curves"][key][:length], dtype=float) for r in runs], axis=0)
-        curves = np.array(
-            [
-                [np.nan if v is None else v for v in r["curves"]["val_target"][:length]]
-                for r in runs
-            ],
-            dtype=float,
-        )
+        curves = np.array([[np.nan if v is None else v for v in r["curves"]["val_target"][:length]] for r in runs], dtype=float)
         color = _COLORS[index % len(_COLORS)]
-        ax.plot(
-            tokens,
-            np.nanmean(curves, axis=0),
-            color=color,
-            lw=2,
-            label=f"{arm} ({len(runs)} seeds)",
-        )
+        ax.plot(tokens, np.nanmean(curves, axis=0), color=color, lw=2, label=f"{arm} ({len(runs)} seeds)")
         if len(runs) > 1:
-            ax.fill_between(
-                tokens,
-                np.nanmin(curves, axis=0),
-                np.nanmax(curves, axis=0),
-                color=color,
-                alpha=0.18,
-            )
+            ax.fill_between(tokens, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), color=color, alpha=0.18)
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -183,11 +150,7 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
         start = 0
         for i in range(1, len(current) + 1):
             if i == len(current) or current[i] != current[start]:
-                color = (
-                    _STAGE_COLORS[names.index(current[start]) % len(_STAGE_COLORS)]
-                    if current[start] in names
-                    else "#eeeeee"
-                )
+                color = _STAGE_COLORS[names.index(current[start]) % len(_STAGE_COLORS)] if current[start] in names else "#eeeeee"
                 left = tokens[start - 1] if start else 0.0
                 ax.axvspan(left, tokens[i - 1], color=color, alpha=0.9, lw=0)
                 start = i
@@ -195,13 +158,7 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
             values = curves["val"].get(stage)
             if values:
                 ys = [np.nan if v is None else v for v in values]
-                ax.plot(
-                    curves["eval_tokens"],
-                    ys,
-                    color=_COLORS[index % len(_COLORS)],
-                    lw=1.5,
-                    label=stage,
-                )
+                ax.plot(curves["eval_tokens"], ys, color=_COLORS[index % len(_COLORS)], lw=1.5, label=stage)
         ax.set_title(f"{arm} (seed {run['seed']})", fontsize=10)
         ax.set_xlabel("training tokens")
         _tokens_axis(ax)
@@ -213,9 +170,7 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
 
     lines = dict(zip(*reversed(axes[0].get_legend_handles_labels()), strict=True))  # label -> line
     handles, labels = [], []
-    for i, stage in enumerate(
-        names
-    ):  # the legend fills column by column: each stage's line above its shading
+    for i, stage in enumerate(names):  # the legend fills column by column: each stage's line above its shading
         if stage in lines:
             handles += [lines[stage], Patch(color=_STAGE_COLORS[i % len(_STAGE_COLORS)])]
             labels += [stage, f"learning {stage}"]
@@ -227,16 +182,8 @@ def stage_panels(results: dict[str, Any]) -> bytes | None:
 def _same_evaluation(results: dict[str, Any], arms: list[str]) -> str | None:
     """Why the tokens-to-target figure would say nothing: every seed of every arm reached the
     target at the same evaluation (None when they differ)."""
-    values = {
-        v
-        for a in arms
-        for v in _finite(results["arms"][a]["summary"]["tokens_to_target"].get("values", []))
-    }
-    reached = [
-        r
-        for a in arms
-        for r in results["arms"][a]["summary"]["tokens_to_target"].get("reached") or []
-    ]
+    values = {v for a in arms for v in _finite(results["arms"][a]["summary"]["tokens_to_target"].get("values", []))}
+    reached = [r for a in arms for r in results["arms"][a]["summary"]["tokens_to_target"].get("reached") or []]
     if len(values) != 1 or not all(reached):
         return None
     value = next(iter(values))
@@ -247,18 +194,12 @@ def _same_evaluation(results: dict[str, Any], arms: list[str]) -> str | None:
     )
 
 
-def tokens_to_target(
-    results: dict[str, Any], metric: str = "tokens_to_target"
-) -> bytes | str | None:
+def tokens_to_target(results: dict[str, Any], metric: str = "tokens_to_target") -> bytes | str | None:
     """Mean and 95% t-interval per arm of a summary metric (seeds as dots; for tokens to target,
     open circles are seeds that never reached it, drawn at the budget). Below 3 seeds no
     interval is drawn. For tokens to target, a sentence instead of a figure when every seed of
     every arm reached the target at the same evaluation."""
-    arms = [
-        a
-        for a, v in results["arms"].items()
-        if _finite(v["summary"].get(metric, {}).get("values", []))
-    ]
+    arms = [a for a, v in results["arms"].items() if _finite(v["summary"].get(metric, {}).get("values", []))]
     if not arms:
         return None
     if metric == "tokens_to_target":
@@ -273,23 +214,14 @@ def tokens_to_target(
         mean, low, high = stats["mean"], stats.get("ci_low"), stats.get("ci_high")
         color = _COLORS[y % len(_COLORS)]
         if has_interval(stats):
-            ax.errorbar(
-                [mean], [y], xerr=[[mean - low], [high - mean]], fmt="o", color=color, capsize=4
-            )
+            ax.errorbar([mean], [y], xerr=[[mean - low], [high - mean]], fmt="o", color=color, capsize=4)
             intervals += 1
         elif mean is not None:
             ax.scatter([mean], [y], color=color, marker="|", s=200, zorder=2)
         reached = stats.get("reached") or [True] * len(stats["values"])
         for value, hit in zip(stats["values"], reached, strict=False):
             if value is not None and math.isfinite(value):
-                ax.scatter(
-                    [value],
-                    [y],
-                    s=14,
-                    zorder=3,
-                    color="black" if hit else "none",
-                    edgecolors="black",
-                )
+                ax.scatter([value], [y], s=14, zorder=3, color="black" if hit else "none", edgecolors="black")
     ax.set_yticks(range(len(arms)), arms)
     ax.set_ylim(-0.6, len(arms) - 0.4)
     if metric == "tokens_to_target":
@@ -297,11 +229,7 @@ def tokens_to_target(
     label = {"tokens_to_target": f"tokens to reach validation loss {sig(results.get('target_loss'))}",
              "final_val_target": "final target-stage validation loss (nats/token)"}.get(metric, metric)  # fmt: skip
     ax.set_xlabel(label)
-    what = (
-        "mean and 95% t-interval over seeds (dots: seeds)"
-        if intervals
-        else "each seed (too few seeds for an interval; bar: mean)"
-    )
+    what = "mean and 95% t-interval over seeds (dots: seeds)" if intervals else "each seed (too few seeds for an interval; bar: mean)"
     ax.set_title(f"{label.split(' (')[0]}: {what}", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     return _png(fig)
@@ -317,19 +245,13 @@ def metric_distributions(results: dict[str, Any], metrics: list[str]) -> bytes |
     arms = list(results["arms"])
     fig, axes = grid(len(metrics), width=0.55 * (len(arms) + 1) + 1.6, height=3.0)
     for ax, metric in zip(axes, metrics, strict=True):
-        data = [
-            _finite(results["arms"][a]["music"].get(metric, {}).get("values", [])) for a in arms
-        ]
+        data = [_finite(results["arms"][a]["music"].get(metric, {}).get("values", [])) for a in arms]
         data.append(_finite(heldout[metric]))
         labels = arms + ["held-out"]
         keep = [i for i, d in enumerate(data) if d]
         ax.boxplot([data[i] for i in keep], tick_labels=[labels[i] for i in keep])
         for position, i in enumerate(keep, start=1):
-            overlap = (
-                results["arms"][labels[i]]["music"].get(metric, {}).get("overlap")
-                if i < len(arms)
-                else None
-            )
+            overlap = results["arms"][labels[i]]["music"].get(metric, {}).get("overlap") if i < len(arms) else None
             if overlap is not None:
                 ax.annotate(fmt(overlap, 2), (position, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 2),
                             textcoords="offset points", ha="center", va="bottom", fontsize=6.5, color="#555")  # fmt: skip
@@ -339,10 +261,7 @@ def metric_distributions(results: dict[str, Any], metrics: list[str]) -> bytes |
             tick.set_horizontalalignment("right")
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(
-        "Musical metrics of the samples against held-out real pieces (grey numbers: overlap with held-out, 1 = alike)",
-        fontsize=10,
-    )
+    fig.suptitle("Musical metrics of the samples against held-out real pieces (grey numbers: overlap with held-out, 1 = alike)", fontsize=10)
     return _png(fig)
 
 
@@ -360,24 +279,9 @@ def novelty_histograms(results: dict[str, Any]) -> bytes | None:
     every = [v for vs in values for v in vs] + _finite(heldout)
     bins = np.linspace(0, max(2.0, max(every) * 1.05), 25)
     for index, (arm, rho) in enumerate(zip(arms, values, strict=True)):
-        ax.hist(
-            rho,
-            bins=bins,
-            alpha=0.45,
-            color=_COLORS[index % len(_COLORS)],
-            label=f"{arm} samples",
-            density=True,
-        )
+        ax.hist(rho, bins=bins, alpha=0.45, color=_COLORS[index % len(_COLORS)], label=f"{arm} samples", density=True)
     if heldout:
-        ax.hist(
-            _finite(heldout),
-            bins=bins,
-            histtype="step",
-            color="black",
-            lw=1.5,
-            label="held-out real pieces",
-            density=True,
-        )
+        ax.hist(_finite(heldout), bins=bins, histtype="step", color="black", lw=1.5, label="held-out real pieces", density=True)
     ax.axvline(1.0, color="grey", ls=":", lw=1)
     ax.set_xlabel("distance ratio rho = d_NN(sample, train) / median d_NN(held-out, train)")
     ax.set_ylabel("density")

@@ -42,11 +42,7 @@ def interval_text(stats: dict[str, Any] | None) -> str:
 
 def probe_lines(results: dict[str, Any]) -> list[str]:
     """Markdown lines of the section (none when no arm was probed)."""
-    arms = {
-        name: arm["probe"]
-        for name, arm in results.get("arms", {}).items()
-        if arm.get("probe", {}).get("tasks")
-    }
+    arms = {name: arm["probe"] for name, arm in results.get("arms", {}).items() if arm.get("probe", {}).get("tasks")}
     if not arms:
         return []
     pieces = next(iter(arms.values())).get("pieces", {})

@@ -83,11 +83,7 @@ def _to_target(stats: dict[str, Any]) -> tuple[str, str, str]:
         return "-", "-", "-"
     reached = f"{stats['n_reached']}/{stats['n']}"
     mean = stats_text({**stats, "mean": stats["restricted_mean"]}, count)
-    median = (
-        count(stats["km_median"])
-        if is_number(stats.get("km_median"))
-        else f"> {count(stats['budget'])}"
-    )
+    median = count(stats["km_median"]) if is_number(stats.get("km_median")) else f"> {count(stats['budget'])}"
     return reached, mean, median
 
 
@@ -144,8 +140,7 @@ def _comparison_lines(results: dict[str, Any]) -> list[str]:
     if not results["comparisons"]:
         return []
     lines = [
-        "## Paired comparisons against the random-order baselines"
-        + (" (exploratory)" if results.get("claims") else ""),
+        "## Paired comparisons against the random-order baselines" + (" (exploratory)" if results.get("claims") else ""),
         "",
         "| arm | baseline | metric | seeds | difference [95% CI] | ratio [95% CI] | d_z | p | p (Holm) | detectable |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -197,9 +192,7 @@ def _novelty_lines(results: dict[str, Any]) -> list[str]:
             f"| {name} | {count(n['n_samples'])} | {fmt(n['copy_rate'])} | {fmt(n.get('copy_rate_unblocked'))} | "
             f"{sig(median)} | {sig(pooled.get('C_T'))} ({pooled.get('cells', 0)}) | {fmt(_mean(n.get('fresh_false_flag_rate', [])))} |"
         )
-    reason = next(
-        (n.get("rho_flag_reason") for n in arms.values() if n.get("rho_flag_reason")), None
-    )
+    reason = next((n.get("rho_flag_reason") for n in arms.values() if n.get("rho_flag_reason")), None)
     lines += [
         "",
         "How to read it:",
@@ -232,9 +225,7 @@ def _budget_lines(results: dict[str, Any]) -> list[str]:
         rate = f"{arm['lr']:g}" if is_number(arm.get("lr")) else "-"
         if len(candidates) > 1:
             rate += f" (best of {len(candidates)} on validation)"
-        lines.append(
-            f"| {name} | {count(tokens.get('tokens_seen'))} | {count(tokens.get('target_tokens_seen'))} | {rate} |"
-        )
+        lines.append(f"| {name} | {count(tokens.get('tokens_seen'))} | {count(tokens.get('target_tokens_seen'))} | {rate} |")
     if any(len(entry.get("candidates", [])) > 1 for entry in selection.values()):
         lines += ["", f"Learning rates chosen by rule: {results['lr_selection']['rule']}."]
     return lines + [""]
@@ -256,10 +247,7 @@ def _music_lines(results: dict[str, Any]) -> list[str]:
         "|---" * (len(arms) + 1) + "|",
     ]
     for metric in metrics:
-        cells = [
-            fmt((results["arms"][a].get("music") or {}).get(metric, {}).get("overlap"))
-            for a in arms
-        ]
+        cells = [fmt((results["arms"][a].get("music") or {}).get(metric, {}).get("overlap")) for a in arms]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -280,23 +268,14 @@ def grouped_warnings(warnings: list[str]) -> list[str]:
     out = []
     for key in order:
         arms = groups[key]
-        out.append(
-            key if not arms else f"arm{'s' if len(arms) > 1 else ''} {', '.join(arms)}: {key}"
-        )
+        out.append(key if not arms else f"arm{'s' if len(arms) > 1 else ''} {', '.join(arms)}: {key}")
     return out
 
 
 def markdown_body(results: dict[str, Any]) -> str:
     """Everything after the opening lines: the context, then the evidence."""
     embedder, _ = embedder_line(results)
-    lines = [
-        results.get("description") or "",
-        "",
-        _target_line(results),
-        "",
-        f"Novelty scores: {embedder}.",
-        "",
-    ]
+    lines = [results.get("description") or "", "", _target_line(results), "", f"Novelty scores: {embedder}.", ""]
     warnings = grouped_warnings(results.get("warnings") or [])
     if warnings:
         lines += ["## Sample too small", ""] + [f"- {w}" for w in warnings] + [""]
@@ -312,17 +291,13 @@ def markdown_body(results: dict[str, Any]) -> str:
     unfinished = [r for r in results["runs"] if r["status"] != "done"]
     if unfinished:
         lines += ["## Runs that did not finish", ""]
-        lines += [
-            f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in unfinished
-        ]
+        lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', r['status'])}" for r in unfinished]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def markdown_report(results: dict[str, Any]) -> str:
     """report.md without its figures: the title, the opening lines, then :func:`markdown_body`."""
-    return "\n".join(
-        [f"# {results['experiment']}", "", *opening_lines(results), "", markdown_body(results)]
-    )
+    return "\n".join([f"# {results['experiment']}", "", *opening_lines(results), "", markdown_body(results)])
 
 
 def _img(png: bytes | str | None, alt: str) -> str:
@@ -353,17 +328,13 @@ def report_figures(results: dict[str, Any]) -> list[tuple[str, bytes | str | Non
         ("novelty.png", plots.novelty_histograms(results), "Novelty: distance ratio of samples and held-out pieces"),
     ]  # fmt: skip
     adapted = adaptation_figures(results)
-    names = ["adaptation_curves.png", "adaptation_shots.png"] + [
-        f"adaptation_{i}.png" for i in range(2, len(adapted))
-    ]
+    names = ["adaptation_curves.png", "adaptation_shots.png"] + [f"adaptation_{i}.png" for i in range(2, len(adapted))]
     figures += [(name, png, caption) for name, (png, caption) in zip(names, adapted, strict=False)]
     return figures + mastery_figures(results)
 
 
 def html_report(
-    results: dict[str, Any],
-    page_dir: str | Path | None = None,
-    figures: list[tuple[str, bytes | str | None, str]] | None = None,
+    results: dict[str, Any], page_dir: str | Path | None = None, figures: list[tuple[str, bytes | str | None, str]] | None = None
 ) -> str:
     """The report page; with ``page_dir`` (the folder it is written to), the "Listen" section
     with relative links to the samples' audio and piano rolls. ``figures``: those of
@@ -379,18 +350,16 @@ def html_report(
         "versions": results["versions"],
     }
     opening = markdown_to_html("\n".join(opening_lines(results)))
-    body = markdown_to_html(
-        markdown_body(results).replace(f"Novelty scores: {embedder}.\n", "", 1)
-    )  # in the banner
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(results["experiment"])} - curricmusic report</title>
+    body = markdown_to_html(markdown_body(results).replace(f"Novelty scores: {embedder}.\n", "", 1))  # in the banner
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(results['experiment'])} - curricmusic report</title>
 <style>{CSS}</style></head><body>
-<h1>{html.escape(results["experiment"])}</h1>
+<h1>{html.escape(results['experiment'])}</h1>
 <div class="answer">{opening}</div>
 <div class="banner {banner_class}">Novelty scores: {html.escape(embedder)}.</div>
 {body}
-{listening_html(results, Path(page_dir)) if page_dir is not None else ""}
+{listening_html(results, Path(page_dir)) if page_dir is not None else ''}
 <h2>Figures</h2>
-{"".join(images)}
+{''.join(images)}
 <h2>Settings and versions</h2>
 <pre>{html.escape(json.dumps(settings, indent=2))}</pre>
 </body></html>
@@ -408,9 +377,7 @@ def write_reports(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, P
             write_bytes(out_dir / FIGURES_DIR / name, png)
             links.append(f"![{caption}]({FIGURES_DIR}/{name})")
         elif isinstance(png, str):
-            (out_dir / FIGURES_DIR / name).unlink(
-                missing_ok=True
-            )  # an earlier figure of ours would contradict it
+            (out_dir / FIGURES_DIR / name).unlink(missing_ok=True)  # an earlier figure of ours would contradict it
             links.append(f"**{caption}**: {png}")
     text = markdown_report(results)
     if links:

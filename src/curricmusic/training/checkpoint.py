@@ -74,9 +74,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     payload[DIGEST_KEY] = tree_digest(payload)
     with atomic_path(path) as tmp:
         try:
-            with open(
-                tmp, "wb"
-            ) as handle:  # a Python file: a full disk is an OSError, not a C++ one
+            with open(tmp, "wb") as handle:  # a Python file: a full disk is an OSError, not a C++ one
                 torch.save(payload, handle)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
@@ -100,14 +98,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             "loading it could run code; curricmusic never writes such a file (start a new --out)"
         ) from None
     except Exception:  # noqa: BLE001 - a torn or foreign file (torch's own words: under --debug)
-        raise UserError(
-            f"{path}: damaged (truncated, or not a torch checkpoint file); {_RESTART}"
-        ) from None
+        raise UserError(f"{path}: damaged (truncated, or not a torch checkpoint file); {_RESTART}") from None
     if not isinstance(payload, dict):
         raise UserError(f"{path}: not a curricmusic checkpoint (expected a dict)")
     recorded = payload.pop(DIGEST_KEY, None)
     if recorded is not None and tree_digest(payload) != recorded:
-        raise UserError(
-            f"{path}: damaged (its contents do not match the hash recorded when it was saved); {_RESTART}"
-        )
+        raise UserError(f"{path}: damaged (its contents do not match the hash recorded when it was saved); {_RESTART}")
     return payload

@@ -77,15 +77,11 @@ def decide(config_setting: str | bool, total_steps: int) -> CompileDecision:
     if setting == "false":
         return CompileDecision(setting, False, "compile = false")
     if setting == "auto" and total_steps < AUTO_MIN_STEPS:
-        return CompileDecision(
-            setting, False, f"auto: {total_steps} steps, fewer than {AUTO_MIN_STEPS}"
-        )
+        return CompileDecision(setting, False, f"auto: {total_steps} steps, fewer than {AUTO_MIN_STEPS}")
     problem = compile_problem()
     if problem is not None:
         return CompileDecision(setting, False, f"cannot compile here: {problem}")
-    return CompileDecision(
-        setting, True, "compile = true" if setting == "true" else f"auto: {total_steps} steps"
-    )
+    return CompileDecision(setting, True, "compile = true" if setting == "true" else f"auto: {total_steps} steps")
 
 
 def compile_for_training(model: torch.nn.Module) -> None:
@@ -111,10 +107,7 @@ def deterministic_kernels(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    before, warn_only = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-    )
+    before, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield

@@ -16,9 +16,7 @@ if TYPE_CHECKING:  # annotations only: accelerate loads when a run starts
 __all__ = ["evaluate"]
 
 
-def evaluate(
-    model: torch.nn.Module, accelerator: Accelerator, held_out: dict[str, HeldOut], batch_size: int
-) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, accelerator: Accelerator, held_out: dict[str, HeldOut], batch_size: int) -> dict[str, float]:
     """Mean loss per stage over every scored target of its held-out windows.
 
     Processes take every ``world``-th window; each micro-batch is cut to its longest row (rows are
@@ -39,18 +37,14 @@ def evaluate(
             for lo in range(0, rows.shape[0], batch_size):
                 chunk = rows[lo : lo + batch_size]
                 width = int(windows.lengths[chunk].max())
-                x = torch.from_numpy(windows.inputs[chunk, :width]).to(
-                    accelerator.device
-                )  # (b, width)
+                x = torch.from_numpy(windows.inputs[chunk, :width]).to(accelerator.device)  # (b, width)
                 y = torch.from_numpy(windows.targets[chunk, :width]).to(accelerator.device)
                 count = int((y != IGNORE_INDEX).sum())
                 if not count:
                     continue
                 with accelerator.autocast():
                     _, loss = forward(x, y)
-                totals += torch.tensor(
-                    [float(loss) * count, count], dtype=torch.float64, device=accelerator.device
-                )
+                totals += torch.tensor([float(loss) * count, count], dtype=torch.float64, device=accelerator.device)
             totals = accelerator.reduce(totals, reduction="sum") if world > 1 else totals
             losses[stage] = float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
     model.train(was_training)

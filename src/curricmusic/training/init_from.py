@@ -32,9 +32,7 @@ def folder_tokenizer(folder: Path) -> Tokenizer:
         return load_folder_tokenizer(folder)
     beside = folder.parent / TOKENIZER_FILE
     if not beside.is_file():
-        raise UserError(
-            f"{folder}: no {TOKENIZER_FILE} in the run folder around it, so its token ids cannot be checked"
-        )
+        raise UserError(f"{folder}: no {TOKENIZER_FILE} in the run folder around it, so its token ids cannot be checked")
     return load_tokenizer(beside)[0]
 
 

@@ -80,9 +80,7 @@ def _tensorboard(run_dir: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        err_console.print(
-            "[yellow]tensorboard is not installed; pip install 'curricmusic[tensorboard]'[/]"
-        )
+        err_console.print("[yellow]tensorboard is not installed; pip install 'curricmusic[tensorboard]'[/]")
         return None
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 

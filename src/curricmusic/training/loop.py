@@ -73,15 +73,7 @@ from curricmusic.training.step import train_step
 if TYPE_CHECKING:  # annotations only: accelerate loads when a run starts
     from accelerate import Accelerator
 
-__all__ = [
-    "train_run",
-    "TrainResult",
-    "TrainState",
-    "Adaptation",
-    "prepared_for",
-    "peak_lr",
-    "BOUNDARIES_DIR",
-]
+__all__ = ["train_run", "TrainResult", "TrainState", "Adaptation", "prepared_for", "peak_lr", "BOUNDARIES_DIR"]
 
 #: Where a run keeps its model at each stage boundary (``[probe] at_boundaries``).
 BOUNDARIES_DIR = "boundaries"
@@ -145,15 +137,11 @@ def peak_lr(experiment: Experiment, arm_name: str, lr: float | None) -> float:
     if lr is None:
         if len(rates) > 1:
             listed = ", ".join(f"{r:g}" for r in rates)
-            raise UserError(
-                f"{experiment.source}: arm {arm_name!r} sweeps learning rates {listed}; pass --lr with one of them"
-            )
+            raise UserError(f"{experiment.source}: arm {arm_name!r} sweeps learning rates {listed}; pass --lr with one of them")
         return rates[0]
     if not any(np.isclose(lr, r, rtol=1e-9, atol=0) for r in rates):
         listed = ", ".join(f"{r:g}" for r in rates)
-        raise UserError(
-            f"--lr {lr:g}: arm {arm_name!r} of {experiment.source} trains with {listed}"
-        )
+        raise UserError(f"--lr {lr:g}: arm {arm_name!r} of {experiment.source} trains with {listed}")
     return float(lr)
 
 
@@ -187,30 +175,11 @@ def train_run(
     ``checkpoint.pt`` keeps the last finite state."""
     run_dir = Path(run_dir)
     check_folder(run_dir, kind="run")  # only a new, empty or curricmusic folder: before any work
-    if (
-        adapt is None and experiment.config.train.init_from is not None
-    ):  # a wrong shape makes no folder
-        check_shape(
-            experiment.config.train.init_from,
-            experiment.config,
-            f"{experiment.source}: train.init_from",
-        )
+    if adapt is None and experiment.config.train.init_from is not None:  # a wrong shape makes no folder
+        check_shape(experiment.config.train.init_from, experiment.config, f"{experiment.source}: train.init_from")
     peak = peak_lr(experiment, arm_name, lr) if adapt is None else _adapt_lr(experiment, adapt)
-    args = (
-        experiment,
-        arm_name,
-        seed,
-        run_dir,
-        peak,
-        resume,
-        show_progress,
-        stop_after,
-        adapt,
-        matched_run,
-    )
-    if (
-        int(os.environ.get("RANK", "0")) != 0
-    ):  # another process of a multi-process run: rank 0 holds the lock
+    args = (experiment, arm_name, seed, run_dir, peak, resume, show_progress, stop_after, adapt, matched_run)
+    if int(os.environ.get("RANK", "0")) != 0:  # another process of a multi-process run: rank 0 holds the lock
         return _train(*args)
     with writing_folder(run_dir, "run"):
         return _train(*args)
@@ -237,43 +206,21 @@ def _train(
     _GroupExit.finished = False
     main = accelerator.is_main_process
     micro = _micro_batch(experiment, accelerator.num_processes)
-    eval_batch = (
-        2 * micro
-    )  # no activations kept for a backward pass: twice the training micro-batch fits
+    eval_batch = 2 * micro  # no activations kept for a backward pass: twice the training micro-batch fits
     with accelerator.main_process_first():
         if adapt is None:
             matched = _matched_run(experiment, arm_name, seed, run_dir, matched_run)
-            plan = plan_run(
-                experiment,
-                arm_name,
-                seed,
-                show_progress=show_progress and main,
-                matched_run=matched,
-            )
+            plan = plan_run(experiment, arm_name, seed, show_progress=show_progress and main, matched_run=matched)
         else:
-            plan = plan_adaptation(
-                experiment,
-                seed,
-                adapt.shots,
-                show_progress=show_progress and main,
-                style=adapt.style,
-            )
+            plan = plan_adaptation(experiment, seed, adapt.shots, show_progress=show_progress and main, style=adapt.style)
 
     model = build_model(experiment, plan.data.vocab_size, seed, micro_batch=micro)
     start = _initial_weights(experiment, model, plan, adapt)
-    info = (
-        _run_info(experiment, arm_name, seed, peak, plan, adapt)
-        | {"init_sha256": weights_digest(model)}
-        | start
-    )
+    info = _run_info(experiment, arm_name, seed, peak, plan, adapt) | {"init_sha256": weights_digest(model)} | start
     checkpoint = _checkpoint_to_resume(run_dir, info, resume)
     optimizer = make_optimizer(model, experiment, peak)
     rng = np.random.default_rng([seed, 0x5EED])
-    state = (
-        _resume(checkpoint, model, optimizer, rng, run_dir, main)
-        if checkpoint
-        else _fresh(plan, seed)
-    )
+    state = _resume(checkpoint, model, optimizer, rng, run_dir, main) if checkpoint else _fresh(plan, seed)
     compiled = _compile_step(model, decide(train.compile, plan.total_steps), checkpoint, main)
     info["compile"] = compiled.to_dict()
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -283,43 +230,22 @@ def _train(
     log = MetricsLog(run_dir, main, train.tensorboard)
     cadence = plan.cadence
     schedule = lr_schedule(
-        cadence.lr_schedule,
-        peak,
-        plan.total_steps,
-        cadence.warmup_fraction,
-        cadence.min_lr_ratio,
-        cadence.decay_fraction,
+        cadence.lr_schedule, peak, plan.total_steps, cadence.warmup_fraction, cadence.min_lr_ratio, cadence.decay_fraction
     )
     if state.step == 0:  # the untrained model's losses: every curve starts from the same point
         initial = _evaluation(model, accelerator, plan, eval_batch, final=plan.total_steps == 0)
         state.record_val(initial["val_loss"])
         log.start(_row(plan, state, 0, schedule(0), None) | initial)
 
-    end_step = (
-        plan.total_steps if stop_after is None else min(plan.total_steps, state.step + stop_after)
-    )
+    end_step = plan.total_steps if stop_after is None else min(plan.total_steps, state.step + stop_after)
     started, first_step = time.perf_counter(), state.step
     saved = state.step if checkpoint else None  # the step checkpoint.pt holds
-    label = (
-        f"{arm_name} seed {seed}"
-        if adapt is None
-        else f"adapt {arm_name} seed {seed}, {plan.data.target_stage}, {adapt.shots} pieces"
-    )
+    label = f"{arm_name} seed {seed}" if adapt is None else f"adapt {arm_name} seed {seed}, {plan.data.target_stage}, {adapt.shots} pieces"
     with progress_bar(label, plan.total_steps, show_progress and main) as update:
         update(advance=0, completed=state.step)
         while state.step < end_step:
             with deterministic_kernels(compiled.compiled and accelerator.device.type == "cpu"):
-                row = _one_step(
-                    model,
-                    optimizer,
-                    accelerator,
-                    plan,
-                    state,
-                    rng,
-                    schedule,
-                    micro,
-                    train.grad_clip,
-                )
+                row = _one_step(model, optimizer, accelerator, plan, state, rng, schedule, micro, train.grad_clip)
             done = state.step
             if not row.pop("finite"):
                 log.close()
@@ -328,92 +254,43 @@ def _train(
             evaluated = done % cadence.eval_every == 0 or done == plan.total_steps
             scores: dict = {}
             if evaluated:
-                scores = _evaluation(
-                    model, accelerator, plan, eval_batch, final=done == plan.total_steps
-                )
+                scores = _evaluation(model, accelerator, plan, eval_batch, final=done == plan.total_steps)
                 state.record_val(scores["val_loss"])
                 row |= scores
             before = plan.schedule.current_stage(done - 1, state.schedule)
-            measured = (
-                {name: scores[name] for name in MEASURES if name in scores} if evaluated else None
-            )
-            state.schedule = plan.schedule.update(
-                done - 1, state.schedule, state.last_val if evaluated else None, measured
-            )
-            _boundary(
-                plan,
-                state,
-                done,
-                before,
-                run_dir,
-                accelerator,
-                model,
-                snapshot=experiment.config.probe.at_boundaries,
-            )
-            tokens_per_s = (
-                (done - first_step)
-                * train.tokens_per_step
-                / max(1e-9, time.perf_counter() - started)
-            )
+            measured = {name: scores[name] for name in MEASURES if name in scores} if evaluated else None
+            state.schedule = plan.schedule.update(done - 1, state.schedule, state.last_val if evaluated else None, measured)
+            _boundary(plan, state, done, before, run_dir, accelerator, model, snapshot=experiment.config.probe.at_boundaries)
+            tokens_per_s = (done - first_step) * train.tokens_per_step / max(1e-9, time.perf_counter() - started)
             if done % cadence.log_every == 0 or evaluated or done == end_step:
                 log.append(row | {"tokens_per_s": tokens_per_s})
-            update(
-                info=f"loss {row['train_loss']:.3f} | {weights_text(row['stage_weights'])} | {tokens_per_s:,.0f} tok/s"
-            )
+            update(info=f"loss {row['train_loss']:.3f} | {weights_text(row['stage_weights'])} | {tokens_per_s:,.0f} tok/s")
             if done % cadence.checkpoint_every == 0 or done == plan.total_steps:
                 if not _finite_weights(model):  # the same on every process: the weights are shared
                     log.close()
-                    _stop_non_finite(
-                        run_dir,
-                        info,
-                        done,
-                        "the weights became NaN or infinite",
-                        saved,
-                        cadence.checkpoint_every,
-                        main,
-                    )
+                    _stop_non_finite(run_dir, info, done, "the weights became NaN or infinite", saved, cadence.checkpoint_every, main)
                 accelerator.wait_for_everyone()
                 if main:
                     _save(run_dir, accelerator.unwrap_model(model), optimizer, state, rng, info)
                 saved = done
     log.close()
-    if (
-        checkpoint and main and state.step >= end_step
-    ):  # nothing trained: the weights file must still be whole
+    if checkpoint and main and state.step >= end_step:  # nothing trained: the weights file must still be whole
         _verify_weights(run_dir, accelerator.unwrap_model(model))
     finished = end_step == plan.total_steps
     info.update(_summary(plan, state, end_step, finished))
     if finished:  # the test split, scored once, by the final model
-        info["test_loss"] = evaluate(
-            model, accelerator, heldout_sets(experiment, plan.eval_data, "test"), eval_batch
-        )
-        for key, name in (
-            ("val_loss_all", "final_val_loss"),
-            ("style_loss_all", "final_style_loss"),
-            ("style_loss", "final_style_loss"),
-        ):
-            value = (
-                _last_scores(run_dir, key) if main else None
-            )  # the last evaluation's: every validation token
+        info["test_loss"] = evaluate(model, accelerator, heldout_sets(experiment, plan.eval_data, "test"), eval_batch)
+        for key, name in (("val_loss_all", "final_val_loss"), ("style_loss_all", "final_style_loss"), ("style_loss", "final_style_loss")):
+            value = _last_scores(run_dir, key) if main else None  # the last evaluation's: every validation token
             if value is not None and (key.endswith("_all") or name not in info):
                 info[name] = value
     if main:
         write_run(run_dir, info)
     _GroupExit.finished = True
-    return TrainResult(
-        run_dir, end_step, state.last_val, int(checkpoint["step"]) if checkpoint else None
-    )
+    return TrainResult(run_dir, end_step, state.last_val, int(checkpoint["step"]) if checkpoint else None)
 
 
-def _stop_non_finite(
-    run_dir: Path,
-    info: dict[str, Any],
-    step: int,
-    what: str,
-    saved: int | None,
-    every: int,
-    main: bool,
-) -> None:
+def _stop_non_finite(run_dir: Path, info: dict[str, Any], step: int, what: str, saved: int | None, every: int, main: bool) -> None:
     """Record in run.json why the run stopped, then raise :class:`RunFailed` naming the step."""
     kept = (
         f"checkpoint.pt keeps step {saved}, the last finite state"
@@ -467,22 +344,11 @@ def _one_step(
     counts, state.debt = allocate(mixture.weights, state.debt, windows)
     refs = plan.sampler.draw(rng, counts, mixture)
     lr = schedule(step)
-    result = train_step(
-        model, optimizer, accelerator, plan.sampler, refs, lr, micro * factor, grad_clip
-    )
+    result = train_step(model, optimizer, accelerator, plan.sampler, refs, lr, micro * factor, grad_clip)
     state.stage_tokens = state.stage_tokens + counts * refs.length
     state.step = step + 1
     current = plan.schedule.current_stage(step, state.schedule)
-    row = metrics_row(
-        state.step,
-        plan.stage_names,
-        state.stage_tokens,
-        plan.data.target_stage,
-        lr,
-        mixture.weights,
-        current,
-        result.loss,
-    )
+    row = metrics_row(state.step, plan.stage_names, state.stage_tokens, plan.data.target_stage, lr, mixture.weights, current, result.loss)
     if not result.finite:
         return row | {"finite": False, "grad_norm": result.grad_norm}
     return row | {"window_len": refs.length, "finite": True}
@@ -511,16 +377,7 @@ def _compile_step(
 def _row(plan: RunPlan, state: TrainState, step: int, lr: float, loss: float | None) -> dict:
     mixture = plan.schedule.mixture(step, state.schedule)
     current = plan.schedule.current_stage(step, state.schedule)
-    return metrics_row(
-        step,
-        plan.stage_names,
-        state.stage_tokens,
-        plan.data.target_stage,
-        lr,
-        mixture.weights,
-        current,
-        loss,
-    )
+    return metrics_row(step, plan.stage_names, state.stage_tokens, plan.data.target_stage, lr, mixture.weights, current, loss)
 
 
 def _fresh(plan: RunPlan, seed: int) -> TrainState:
@@ -551,26 +408,16 @@ def _checkpoint_to_resume(run_dir: Path, info: dict, resume: bool) -> dict | Non
     if not (run_dir / CHECKPOINT_FILE).is_file():
         return None
     if not resume:
-        raise UserError(
-            f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out"
-        )
+        raise UserError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
     checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
     saved = checkpoint["run"]
     for key in ("experiment_hash", "seed", "arm", "lr"):
         if saved.get(key) != info[key]:
-            raise UserError(
-                f"{run_dir}: holds a run with another {key.replace('_', ' ')}; use a new --out folder"
-            )
-    where = {
-        "init"
-    }  # where the initial weights were read: the folder may have moved (init_sha256 says what)
-    mine, theirs = (
-        {k: v for k, v in (d.get("adapt") or {}).items() if k not in where} for d in (info, saved)
-    )
+            raise UserError(f"{run_dir}: holds a run with another {key.replace('_', ' ')}; use a new --out folder")
+    where = {"init"}  # where the initial weights were read: the folder may have moved (init_sha256 says what)
+    mine, theirs = ({k: v for k, v in (d.get("adapt") or {}).items() if k not in where} for d in (info, saved))
     if mine != theirs:
-        raise UserError(
-            f"{run_dir}: holds another adaptation run (shots, style or pieces differ); use a new --out folder"
-        )
+        raise UserError(f"{run_dir}: holds another adaptation run (shots, style or pieces differ); use a new --out folder")
     if saved["tokenizer_hash"] != info["tokenizer_hash"]:
         raise UserError(
             f"{run_dir}: its checkpoint was trained with tokenizer {saved['tokenizer_hash']}, but the prepared "
@@ -578,9 +425,7 @@ def _checkpoint_to_resume(run_dir: Path, info: dict, resume: bool) -> dict | Non
         )
     # checked after the tokenizer: another vocabulary also gives other initial weights
     if "init_sha256" in saved and saved["init_sha256"] != info["init_sha256"]:
-        raise UserError(
-            f"{run_dir}: holds a run that started from other weights; use a new --out folder"
-        )
+        raise UserError(f"{run_dir}: holds a run that started from other weights; use a new --out folder")
     return checkpoint
 
 
@@ -611,9 +456,7 @@ def _adapt_lr(experiment: Experiment, adapt: Adaptation) -> float:
     rates = section.learning_rates
     if adapt.lr is None:
         if len(rates) > 1:
-            raise UserError(
-                f"{experiment.source}: [adapt] sweeps learning rates {rates}; an adaptation run needs one of them"
-            )
+            raise UserError(f"{experiment.source}: [adapt] sweeps learning rates {rates}; an adaptation run needs one of them")
         return rates[0]
     if not any(np.isclose(adapt.lr, r, rtol=1e-9, atol=0) for r in rates):
         raise UserError(f"adaptation learning rate {adapt.lr:g} is not one of [adapt] lr {rates}")
@@ -634,11 +477,7 @@ def _evaluation(
         data = plan.eval_data
         seq_len = plan.schedule.context.seq_len
         scores["key_share"] = measure_key_share(
-            accelerator.unwrap_model(model),
-            plan.key_share,
-            data.tokenizer.vocab,
-            data.vocab_size,
-            seq_len,
+            accelerator.unwrap_model(model), plan.key_share, data.tokenizer.vocab, data.vocab_size, seq_len
         )
     if final and plan.held_out_all is not None:
         scores["val_loss_all"] = evaluate(model, accelerator, plan.held_out_all, eval_batch)
@@ -680,9 +519,7 @@ def _boundary(
         event["model"] = folder.relative_to(run_dir).as_posix()
 
 
-def _matched_run(
-    experiment: Experiment, arm_name: str, seed: int, run_dir: Path, given: str | Path | None
-) -> Path | None:
+def _matched_run(experiment: Experiment, arm_name: str, seed: int, run_dir: Path, given: str | Path | None) -> Path | None:
     """The finished run an arm that matches an adaptive arm reads (None for every other arm)."""
     arm = experiment.config.arm(arm_name)
     if arm.match is None or not experiment.config.arm(arm.match).options.adaptive:
@@ -696,20 +533,13 @@ def _last_scores(run_dir: Path, key: str) -> dict | None:
     return rows[-1][key] if rows else None
 
 
-def _initial_weights(
-    experiment: Experiment, model: MusicTransformer, plan: RunPlan, adapt: Adaptation | None
-) -> dict[str, Any]:
+def _initial_weights(experiment: Experiment, model: MusicTransformer, plan: RunPlan, adapt: Adaptation | None) -> dict[str, Any]:
     """Load the weights a run starts from into ``model`` (built with the seed's fresh weights):
     ``adapt.init`` for an adaptation run (a run's ``model/`` folder or a shared one), else
     ``[train] init_from`` when set, for every arm alike. Returns what ``run.json`` records of it."""
     if adapt is not None:
         if adapt.init is not None:
-            start_from(
-                model,
-                adapt.init,
-                plan.data.tokenizer,
-                f"{experiment.source}: adaptation of {adapt.label!r}",
-            )
+            start_from(model, adapt.init, plan.data.tokenizer, f"{experiment.source}: adaptation of {adapt.label!r}")
         return {}  # run.json's adapt.init names the folder
     folder = experiment.config.train.init_from
     if folder is None:
@@ -718,20 +548,9 @@ def _initial_weights(
     return {"init_from": {"path": str(folder), "weights_sha256": digest}}
 
 
-def _run_info(
-    experiment: Experiment,
-    arm_name: str,
-    seed: int,
-    lr: float,
-    plan: RunPlan,
-    adapt: Adaptation | None,
-) -> dict:
+def _run_info(experiment: Experiment, arm_name: str, seed: int, lr: float, plan: RunPlan, adapt: Adaptation | None) -> dict:
     names = [arm.name for arm in experiment.config.arms]
-    arm = (
-        experiment.config.arm(arm_name).model_dump(mode="json")
-        if adapt is None or arm_name in names
-        else {"name": arm_name}
-    )
+    arm = experiment.config.arm(arm_name).model_dump(mode="json") if adapt is None or arm_name in names else {"name": arm_name}
     adapted = None
     if adapt is not None:
         adapted = {
@@ -827,7 +646,5 @@ def _multi_cpu() -> bool:
     """True under torchrun / accelerate launch without CUDA: accelerate then uses gloo on CPUs."""
     import os
 
-    launched = (
-        int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("LOCAL_RANK") is not None
-    )
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("LOCAL_RANK") is not None
     return launched and not torch.cuda.is_available()

@@ -53,12 +53,7 @@ class LRSchedule:
 
 
 def lr_schedule(
-    kind: str,
-    peak: float,
-    total_steps: int,
-    warmup_fraction: float,
-    min_ratio: float,
-    decay_fraction: float,
+    kind: str, peak: float, total_steps: int, warmup_fraction: float, min_ratio: float, decay_fraction: float
 ) -> LRSchedule:
     """The schedule of a run of ``total_steps``, its warm-up and decay given as shares of the run."""
     warmup = int(round(warmup_fraction * total_steps))

@@ -54,18 +54,12 @@ def key_share_sets(
                     "criterion) cannot be measured: give it more pieces or use criterion = 'plateau'"
                 )
             continue
-        out[stage] = KeyShareSet(
-            [data.piece_tokens(stage, "val", i) for i, _ in keep], [k for _, k in keep]
-        )
+        out[stage] = KeyShareSet([data.piece_tokens(stage, "val", i) for i, _ in keep], [k for _, k in keep])
     return out
 
 
 def measure_key_share(
-    model: MusicTransformer,
-    sets: dict[str, KeyShareSet],
-    vocab: dict[str, int],
-    vocab_size: int,
-    seq_len: int,
+    model: MusicTransformer, sets: dict[str, KeyShareSet], vocab: dict[str, int], vocab_size: int, seq_len: int
 ) -> dict[str, float]:
     """The key share of each stage's set under ``model`` (an unwrapped MusicTransformer); the
     model's training mode is restored afterwards."""

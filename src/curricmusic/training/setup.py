@@ -118,9 +118,7 @@ class RunPlan:
         return self.schedule.total_steps
 
 
-def prepared_for(
-    experiment: Experiment, arm_name: str | None = None, show_progress: bool = True
-) -> PreparedData:
+def prepared_for(experiment: Experiment, arm_name: str | None = None, show_progress: bool = True) -> PreparedData:
     """The prepared data of the experiment's curriculum (or an arm's own), built if needed."""
     from curricmusic.data.prepare import CACHE_WAIT_S, prepare
     from curricmusic.data.summary import default_prepared_dir
@@ -131,18 +129,10 @@ def prepared_for(
         folder = config.prepared
     else:
         folder = default_prepared_dir(curriculum)
-    return prepare(
-        curriculum,
-        folder,
-        show_progress=show_progress,
-        source=experiment.source,
-        wait_s=CACHE_WAIT_S,
-    ).data
+    return prepare(curriculum, folder, show_progress=show_progress, source=experiment.source, wait_s=CACHE_WAIT_S).data
 
 
-def matched_run_windows(
-    experiment: Experiment, arm_name: str, seed: int, run_dir: Path
-) -> dict[str, int]:
+def matched_run_windows(experiment: Experiment, arm_name: str, seed: int, run_dir: Path) -> dict[str, int]:
     """Windows per stage that the matched (adaptive) arm's finished run of ``seed`` in ``run_dir``
     drew over its whole run: its real tokens of each stage over ``seq_len``."""
     from curricmusic.common.run_folder import RUN_FILE, read_run
@@ -150,13 +140,9 @@ def matched_run_windows(
     config = experiment.config
     match = config.arm(arm_name).match
     path = Path(run_dir) / RUN_FILE
-    what = (
-        f"arm {arm_name!r} matches {match!r}, whose tokens per stage are known only after its run"
-    )
+    what = f"arm {arm_name!r} matches {match!r}, whose tokens per stage are known only after its run"
     if not path.is_file():
-        raise UserError(
-            f"{run_dir}: no run here; {what}: train {match!r} (seed {seed}) first, or pass --match-run"
-        )
+        raise UserError(f"{run_dir}: no run here; {what}: train {match!r} (seed {seed}) first, or pass --match-run")
     info = read_run(run_dir)
     checks = {
         "status": (info.get("status"), "finished"),
@@ -166,19 +152,13 @@ def matched_run_windows(
     }
     for key, (found, expected) in checks.items():
         if found != expected:
-            raise UserError(
-                f"{run_dir}: {what}, but this run's {key} is {found!r}, not {expected!r}"
-            )
+            raise UserError(f"{run_dir}: {what}, but this run's {key} is {found!r}, not {expected!r}")
     seq_len = config.train.seq_len
     return {stage: int(round(int(n) / seq_len)) for stage, n in info["stage_tokens"].items()}
 
 
 def schedule_for(
-    experiment: Experiment,
-    arm_name: str,
-    data: PreparedData,
-    seed: int,
-    matched_run: Path | None = None,
+    experiment: Experiment, arm_name: str, data: PreparedData, seed: int, matched_run: Path | None = None
 ) -> Pacing:
     """The arm's schedule over ``data``; an arm with ``match`` first builds the matched arm's and
     counts the windows it draws of each stage over its whole run, or, when the matched arm is
@@ -189,14 +169,10 @@ def schedule_for(
     matched = None
     if arm.match is not None and config.arm(arm.match).options.adaptive:
         if matched_run is None:
-            raise UserError(
-                f"arm {arm_name!r} matches the adaptive arm {arm.match!r}: its finished run is needed (--match-run)"
-            )
+            raise UserError(f"arm {arm_name!r} matches the adaptive arm {arm.match!r}: its finished run is needed (--match-run)")
         matched = matched_run_windows(experiment, arm_name, seed, matched_run)
     elif arm.match is not None:
-        matched = window_counts(
-            schedule_for(experiment, arm.match, data, seed), config.train.batch_size
-        )
+        matched = window_counts(schedule_for(experiment, arm.match, data, seed), config.train.batch_size)
     context = ScheduleContext(
         stage_names=tuple(data.stage_names),
         target=data.target_stage,
@@ -207,16 +183,12 @@ def schedule_for(
         matched_windows=matched,
     )
     names = data.stage_names
-    difficulties = {
-        s: np.array([p["difficulty"] or 0.0 for p in data.pieces(s, "train")]) for s in names
-    }
+    difficulties = {s: np.array([p["difficulty"] or 0.0 for p in data.pieces(s, "train")]) for s in names}
     tokens = {s: np.diff(data.offsets(s, "train")) for s in names}
     schedule = build_schedule(arm, context, difficulties, tokens)
     for stage in schedule.stages.names:
         if not data.pieces(stage, "train"):
-            raise UserError(
-                f"{data.root}: stage {stage!r} has no training pieces; arm {arm_name!r} cannot use it"
-            )
+            raise UserError(f"{data.root}: stage {stage!r} has no training pieces; arm {arm_name!r} cannot use it")
     return schedule
 
 
@@ -228,18 +200,12 @@ def heldout_sets(
     train = experiment.config.train
     sets = {}
     for stage in eval_data.stage_names:
-        pieces = (
-            None
-            if limit is None
-            else piece_subset(len(eval_data.pieces(stage, split)), limit, stage)
-        )
+        pieces = None if limit is None else piece_subset(len(eval_data.pieces(stage, split)), limit, stage)
         sets[stage] = heldout_windows(eval_data, stage, split, train.seq_len, train.stride, pieces)
     return {s: h for s, h in sets.items() if len(h)}
 
 
-def _evaluation_sets(
-    experiment: Experiment, eval_data: PreparedData, schedule: Pacing, show_progress: bool
-) -> dict:
+def _evaluation_sets(experiment: Experiment, eval_data: PreparedData, schedule: Pacing, show_progress: bool) -> dict:
     """What a pretraining run scores at its evaluations (see :class:`RunPlan`)."""
     config = experiment.config
     limit = config.train.eval_pieces
@@ -258,11 +224,7 @@ def _evaluation_sets(
 
 
 def plan_run(
-    experiment: Experiment,
-    arm_name: str,
-    seed: int,
-    show_progress: bool = True,
-    matched_run: Path | None = None,
+    experiment: Experiment, arm_name: str, seed: int, show_progress: bool = True, matched_run: Path | None = None
 ) -> RunPlan:
     """Data (prepared if needed), schedule, sampler and evaluation sets of one (arm, seed)."""
     eval_data = prepared_for(experiment, show_progress=show_progress)
@@ -272,17 +234,13 @@ def plan_run(
     if data.tokenizer_hash != eval_data.tokenizer_hash:
         raise UserError(f"{data.root}: prepared with another tokenizer than {eval_data.root}")
     schedule = schedule_for(experiment, arm_name, data, seed, matched_run)
-    sampler = WindowSampler(
-        data, schedule.stages.names, experiment.config.train.seq_len, ranks=schedule.stages.ranks
-    )
+    sampler = WindowSampler(data, schedule.stages.names, experiment.config.train.seq_len, ranks=schedule.stages.ranks)
     cadence = Cadence.of(experiment.config.train)
     sets = _evaluation_sets(experiment, eval_data, schedule, show_progress)
     return RunPlan(data, eval_data, schedule, sampler, cadence=cadence, **sets)
 
 
-def style_prepared(
-    experiment: Experiment, style: str | None = None, show_progress: bool = True
-) -> PreparedData:
+def style_prepared(experiment: Experiment, style: str | None = None, show_progress: bool = True) -> PreparedData:
     """An ``[adapt]`` style (``style``: its name; None: the first) prepared (built if needed) with
     the experiment's tokenizer, checked to hold enough training pieces for the largest shot size
     and held-out pieces to score."""
@@ -295,11 +253,7 @@ def style_prepared(
     name = adapt.style.name if style is None else style
     curriculum = curricula[name]
     data = prepare(
-        curriculum,
-        default_prepared_dir(curriculum),
-        show_progress=show_progress,
-        source=experiment.source,
-        wait_s=CACHE_WAIT_S,
+        curriculum, default_prepared_dir(curriculum), show_progress=show_progress, source=experiment.source, wait_s=CACHE_WAIT_S
     ).data
     counts = {split: len(data.pieces(name, split)) for split in ("train", "val", "test")}
     if counts["train"] < adapt.shots[-1]:
@@ -317,11 +271,7 @@ def style_prepared(
 
 
 def plan_adaptation(
-    experiment: Experiment,
-    seed: int,
-    shots: int,
-    show_progress: bool = True,
-    style: str | None = None,
+    experiment: Experiment, seed: int, shots: int, show_progress: bool = True, style: str | None = None
 ) -> RunPlan:
     """Data, schedule, sampler and validation windows of an adaptation run: the style's
     ``shots``-piece subset of ``seed`` (nested, the same for every model of the seed), scored on
@@ -345,37 +295,21 @@ def plan_adaptation(
     sampler = WindowSampler(data, [stage], train.seq_len, pieces=[keep])
     pieces = [data.pieces(stage, "train")[int(i)]["id"] for i in keep]
     held_out = heldout_sets(experiment, data, "val")
-    return RunPlan(
-        data,
-        data,
-        schedule,
-        sampler,
-        held_out,
-        Cadence.of(adapt),
-        pieces,
-        train_tokens=int(tokens.sum()),
-    )
+    return RunPlan(data, data, schedule, sampler, held_out, Cadence.of(adapt), pieces, train_tokens=int(tokens.sum()))
 
 
-def build_model(
-    experiment: Experiment, vocab_size: int, seed: int, micro_batch: int | None = None
-) -> MusicTransformer:
+def build_model(experiment: Experiment, vocab_size: int, seed: int, micro_batch: int | None = None) -> MusicTransformer:
     """The model of the experiment, with the same initial weights for every arm of a seed; a
     training step of ``micro_batch`` windows (default the experiment's) is checked to fit first."""
     return seeded_model(experiment.config, vocab_size, seed, experiment.source, micro_batch)
 
 
-def make_optimizer(
-    model: torch.nn.Module, experiment: Experiment, lr: float
-) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, experiment: Experiment, lr: float) -> torch.optim.Optimizer:
     """AdamW, weight decay on matrices only (the schedule sets each step's learning rate)."""
     train = experiment.config.train
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": train.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     try:  # one fused kernel for every parameter: measurably faster on CPU and GPU alike
         return torch.optim.AdamW(groups, lr=lr, betas=(train.beta1, train.beta2), fused=True)
     except (RuntimeError, TypeError):

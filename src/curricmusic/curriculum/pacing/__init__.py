@@ -85,9 +85,7 @@ def _behaviours() -> dict[str, type[Pacing]]:
     """Each registered pacing name -> the class that implements its options model."""
     missing = [name for name, model in ARM_OPTIONS.items() if model not in Pacing.behaviours]
     if missing:
-        raise ImportError(
-            f"pacings {', '.join(missing)} are registered in ARM_OPTIONS but no Pacing class implements them"
-        )
+        raise ImportError(f"pacings {', '.join(missing)} are registered in ARM_OPTIONS but no Pacing class implements them")
     return {name: Pacing.behaviours[model] for name, model in ARM_OPTIONS.items()}
 
 
@@ -108,9 +106,7 @@ def build_schedule(
     """
     pacing = PACINGS[arm.pacing]
     names = pacing.stage_order(arm, context)
-    ranks = piece_ranks(
-        [np.asarray(difficulties[n]) for n in names], pacing.piece_order(arm), context.seed
-    )
+    ranks = piece_ranks([np.asarray(difficulties[n]) for n in names], pacing.piece_order(arm), context.seed)
     stages = StageData(
         names=tuple(names),
         piece_tokens=tuple(np.asarray(piece_tokens[n], dtype=np.int64) for n in names),

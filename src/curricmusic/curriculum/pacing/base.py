@@ -71,12 +71,7 @@ class StageData:
 
     def eligible_tokens(self, rank_limit: int) -> np.ndarray:
         """Tokens of the pieces of each stage ``(K,)`` that rank below ``rank_limit``."""
-        return np.array(
-            [
-                float(np.sum(t[r < rank_limit]))
-                for t, r in zip(self.piece_tokens, self.ranks, strict=True)
-            ]
-        )
+        return np.array([float(np.sum(t[r < rank_limit])) for t, r in zip(self.piece_tokens, self.ranks, strict=True)])
 
 
 @dataclass(frozen=True)
@@ -119,9 +114,7 @@ class Pacing:
         model = cls.__dict__.get("options_model")
         if model is not None:
             if model in Pacing.behaviours:
-                raise TypeError(
-                    f"{model.__name__} is implemented twice: {Pacing.behaviours[model].__name__}, {cls.__name__}"
-                )
+                raise TypeError(f"{model.__name__} is implemented twice: {Pacing.behaviours[model].__name__}, {cls.__name__}")
             Pacing.behaviours[model] = cls
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:
@@ -131,9 +124,7 @@ class Pacing:
         self.context = context
         self.total_steps = int(self.steps(arm, context))
         names = list(stages.names)
-        self.target_index = (
-            names.index(context.target) if context.target in names else len(names) - 1
-        )
+        self.target_index = names.index(context.target) if context.target in names else len(names) - 1
 
     # ---- class-level decisions, made before the stage data is gathered ----------------------
     @classmethod

@@ -45,9 +45,7 @@ class TargetOnlyPacing(Pacing):
         if arm.match is None:
             return context.total_steps
         if context.matched_windows is None:
-            raise ValueError(
-                f"arm {arm.name!r} matches {arm.match!r}, but no matched window counts were given"
-            )
+            raise ValueError(f"arm {arm.name!r} matches {arm.match!r}, but no matched window counts were given")
         windows = int(context.matched_windows.get(context.target, 0))
         return max(1, -(-windows // context.batch_size))
 

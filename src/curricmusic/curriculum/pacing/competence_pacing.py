@@ -32,9 +32,7 @@ class CompetencePacing(Pacing):
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:
         super().__init__(arm, stages, context)
-        self.competence_steps = max(
-            1, int(round(self.options.competence_fraction * self.total_steps))
-        )
+        self.competence_steps = max(1, int(round(self.options.competence_fraction * self.total_steps)))
 
     @classmethod
     def piece_order(cls, arm: ArmConfig) -> str:

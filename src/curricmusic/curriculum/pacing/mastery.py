@@ -59,9 +59,7 @@ class MasteryPacing(Pacing):
         super().__init__(arm, stages, context)
         names = list(stages.names)
         self.basics = self.options.basics(names, context.target)
-        self.basics_index = [
-            names.index(name) for name in self.basics
-        ]  # (B,) positions in the arm's order
+        self.basics_index = [names.index(name) for name in self.basics]  # (B,) positions in the arm's order
         self.has_target = context.target in names
         budget = self.total_steps * context.tokens_per_step
         caps = self.options.caps(len(self.basics), budget)
@@ -70,11 +68,7 @@ class MasteryPacing(Pacing):
 
     # ---- what the run measures and records --------------------------------------------------
     def measured(self) -> dict[str, tuple[str, ...]]:
-        stages = tuple(
-            name
-            for name, (kind, _) in zip(self.basics, self.criteria, strict=True)
-            if kind == KEY_SHARE
-        )
+        stages = tuple(name for name, (kind, _) in zip(self.basics, self.criteria, strict=True) if kind == KEY_SHARE)
         return {KEY_SHARE: stages} if stages else {}
 
     def record(self, state: Mapping) -> dict[str, Any]:
@@ -89,15 +83,7 @@ class MasteryPacing(Pacing):
 
     # ---- the schedule -----------------------------------------------------------------------
     def initial_state(self) -> dict:
-        return {
-            "stage": 0,
-            "stage_start": 0,
-            "best": None,
-            "bad_evals": 0,
-            "last": None,
-            "events": [],
-            "end_weights": None,
-        }
+        return {"stage": 0, "stage_start": 0, "best": None, "bad_evals": 0, "last": None, "events": [], "end_weights": None}
 
     def in_end_phase(self, state: Mapping) -> bool:
         return int(state["stage"]) >= len(self.basics)
@@ -110,9 +96,7 @@ class MasteryPacing(Pacing):
     def mixture(self, step: int, state: Mapping) -> Mixture:
         sizes = self.stages.tokens
         if not self.in_end_phase(state):
-            return Mixture(
-                replay_weights(self.current_stage(step, state), sizes, self.options.replay)
-            )
+            return Mixture(replay_weights(self.current_stage(step, state), sizes, self.options.replay))
         if self.options.end == "target":
             return Mixture(replay_weights(self.target_index, sizes, self.options.replay))
         if self.options.end == "pool":
@@ -153,18 +137,9 @@ class MasteryPacing(Pacing):
             "end_step": step + 1,
             "value": new["last"] if kind == KEY_SHARE else new["best"],
         }
-        new.update(
-            stage=index + 1,
-            stage_start=step + 1,
-            best=None,
-            bad_evals=0,
-            last=None,
-            events=[*new["events"], event],
-        )
+        new.update(stage=index + 1, stage_start=step + 1, best=None, bad_evals=0, last=None, events=[*new["events"], event])
         if self.in_end_phase(new) and self.options.end == "matched":
-            new["end_weights"] = self.target_end_shares(
-                [e["end_step"] for e in new["events"]]
-            ).tolist()
+            new["end_weights"] = self.target_end_shares([e["end_step"] for e in new["events"]]).tolist()
         return new
 
     def _plateau(self, state: dict, loss: float | None) -> bool:

@@ -29,9 +29,7 @@ class PlateauPacing(Pacing):
 
     def __init__(self, arm: ArmConfig, stages: StageData, context: ScheduleContext) -> None:
         super().__init__(arm, stages, context)
-        self.max_stage_steps = max(
-            1, int(round(self.options.max_stage_fraction * self.total_steps))
-        )
+        self.max_stage_steps = max(1, int(round(self.options.max_stage_fraction * self.total_steps)))
 
     @classmethod
     def stage_order(cls, arm: ArmConfig, context: ScheduleContext) -> list[str]:
@@ -56,10 +54,7 @@ class PlateauPacing(Pacing):
                 new["best"], new["bad_evals"] = float(loss), 0
             else:
                 new["bad_evals"] += 1
-        if (
-            new["bad_evals"] >= self.options.patience
-            or step + 1 - new["stage_start"] >= self.max_stage_steps
-        ):
+        if new["bad_evals"] >= self.options.patience or step + 1 - new["stage_start"] >= self.max_stage_steps:
             new = {"stage": new["stage"] + 1, "best": None, "bad_evals": 0, "stage_start": step + 1}
         return new
 
@@ -67,6 +62,4 @@ class PlateauPacing(Pacing):
         return int(state["stage"])
 
     def mixture(self, step: int, state: Mapping) -> Mixture:
-        return Mixture(
-            replay_weights(self.current_stage(step, state), self.stages.tokens, self.options.replay)
-        )
+        return Mixture(replay_weights(self.current_stage(step, state), self.stages.tokens, self.options.replay))

@@ -170,9 +170,7 @@ class _RightHand:
             onset += length
 
 
-def _accompany(
-    builder: PieceBuilder, style: str, start: int, beats: int, chord: Sequence[int]
-) -> None:
+def _accompany(builder: PieceBuilder, style: str, start: int, beats: int, chord: Sequence[int]) -> None:
     """The left hand's bar on ``chord`` (pitch classes, root first); root in E2..D#3.
 
     ``style`` ``"final"`` holds the chord over a low octave for the whole bar.

@@ -57,9 +57,7 @@ def figure_degrees(figure: Sequence[int], octaves: int) -> tuple[list[int], list
     return up, down
 
 
-def _build(
-    key: Key, figure_name: str, value: str, options: HanonOptions, seed: int, name: str
-) -> GeneratedPiece:
+def _build(key: Key, figure_name: str, value: str, options: HanonOptions, seed: int, name: str) -> GeneratedPiece:
     step, meter, (qpm_low, qpm_high) = NOTE_VALUES[value]
     rng = piece_rng(seed, name)
     builder = PieceBuilder(rng, meter)

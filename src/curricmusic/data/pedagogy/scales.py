@@ -38,8 +38,6 @@ MAX_CONTRARY_OCTAVES = 2
 DegreePitch = Callable[[int, bool], int]
 # (label, kind, root pc, up intervals, down intervals or None, extra meta) of one exercise
 Exercise = tuple[str, str, int, tuple[int, ...], tuple[int, ...] | None, dict[str, Any]]
-
-
 def _start_pitch(pc: int, low: int) -> int:
     """The pitch of class ``pc`` in ``low .. low + 11``."""
     return low + (pc - low) % 12
@@ -56,9 +54,7 @@ def _line(degree_pitch: DegreePitch, count: int, sign: int) -> list[int]:
     return out + back
 
 
-def _stepper(
-    start: int, up_steps: Sequence[int], down_steps: Sequence[int] | None = None
-) -> DegreePitch:
+def _stepper(start: int, up_steps: Sequence[int], down_steps: Sequence[int] | None = None) -> DegreePitch:
     """``degree_pitch`` for a cycle of intervals within an octave (scale, chord or semitones)."""
     down_steps = up_steps if down_steps is None else down_steps
     size = len(up_steps)
@@ -79,9 +75,7 @@ def _exercises(key: Key, options: ScalesOptions, chromatic_done: set[int]) -> li
     """(label, kind, root pc, up intervals, down intervals, extra meta) of the key's exercises."""
     out: list[Exercise] = []
     if "scales" in options.parts:
-        forms: list[ScaleForm | Literal["major"]] = (
-            ["major"] if key.mode == "major" else list(options.minor_forms)
-        )
+        forms: list[ScaleForm | Literal["major"]] = ["major"] if key.mode == "major" else list(options.minor_forms)
         for form in forms:
             scale_form: ScaleForm = "natural" if form == "major" else form
             up = _intervals(scale_pitch_classes(key, scale_form))
@@ -122,9 +116,7 @@ def _play(builder: PieceBuilder, hand: str, pitches: list[int], start: int, step
     return builder.next_bar(start + (len(pitches) - 1) * step + builder.beat_ticks)
 
 
-def _build(
-    key: Key, exercise: Exercise, motion: str, octaves: int, rhythm: str, name: str, seed: int
-) -> GeneratedPiece:
+def _build(key: Key, exercise: Exercise, motion: str, octaves: int, rhythm: str, name: str, seed: int) -> GeneratedPiece:
     label, kind, root_pc, up, down, extra = exercise
     step, meter, (qpm_low, qpm_high) = RHYTHMS[rhythm]
     rng = piece_rng(seed, name)

@@ -71,8 +71,6 @@ def load_embedder(
             raise
         reason = str(err)
     embedder = EMBEDDERS[FALLBACK].from_spec(None)
-    embedder.fallback_reason = (
-        f"{reason}. Using the {FALLBACK} embedder instead (no learned weights)."
-    )
+    embedder.fallback_reason = f"{reason}. Using the {FALLBACK} embedder instead (no learned weights)."
     embedder.requested_spec = spec
     return embedder

@@ -98,9 +98,7 @@ class Embedder(ABC):
         }
 
     @classmethod
-    def from_spec(
-        cls, argument: str | None, *, batch_size: int = 16, device: str | None = None
-    ) -> Embedder:
+    def from_spec(cls, argument: str | None, *, batch_size: int = 16, device: str | None = None) -> Embedder:
         """The embedder for ``SPEC = name[:argument]``; formula embedders take no argument."""
         if argument:
             raise UserError(f"embedder {cls.spec!r} takes no argument (got {cls.spec}:{argument})")

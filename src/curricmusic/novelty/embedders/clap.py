@@ -197,9 +197,7 @@ class ClapEmbedder(Embedder):
         self._hann: Any = None
 
     @classmethod
-    def from_spec(
-        cls, argument: str | None, *, batch_size: int = 16, device: str | None = None
-    ) -> ClapEmbedder:
+    def from_spec(cls, argument: str | None, *, batch_size: int = 16, device: str | None = None) -> ClapEmbedder:
         if not argument:
             raise UserError("clap needs a source: clap:<HF id | local dir | LAION .pt file>")
         return load_clap(argument, batch_size=batch_size, device=device)
