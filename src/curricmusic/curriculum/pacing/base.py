@@ -28,6 +28,7 @@ __all__ = [
     "fixed_boundaries",
     "stage_at",
     "replay_weights",
+    "count_plateau",
     "piece_ranks",
     "ordered_stages",
 ]
@@ -226,6 +227,19 @@ def fixed_boundaries(
 def stage_at(step: int, boundaries: np.ndarray) -> int:
     """Index of the stage a fixed schedule trains at ``step`` (0-based steps)."""
     return int(min(np.searchsorted(boundaries, step, side="right"), boundaries.shape[0] - 1))
+
+
+def count_plateau(state: dict, loss: float | None, min_delta: float) -> None:
+    """Update ``state["best"]`` and ``state["bad_evals"]`` in place with a stage's validation
+    loss: a loss below ``best * (1 - min_delta)`` is the new best and resets the count, any other
+    finite loss counts one evaluation without improvement; a missing or non-finite loss counts
+    nothing. The plateau rule that ``plateau`` and ``mastery`` share."""
+    if loss is None or not math.isfinite(loss):
+        return
+    if state["best"] is None or loss < state["best"] * (1.0 - min_delta):
+        state["best"], state["bad_evals"] = float(loss), 0
+    else:
+        state["bad_evals"] = int(state["bad_evals"]) + 1
 
 
 def replay_weights(current: int, sizes: np.ndarray, replay: float) -> np.ndarray:

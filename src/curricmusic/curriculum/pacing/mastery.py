@@ -40,6 +40,7 @@ from curricmusic.curriculum.pacing.base import (
     Pacing,
     ScheduleContext,
     StageData,
+    count_plateau,
     replay_weights,
 )
 
@@ -146,10 +147,7 @@ class MasteryPacing(Pacing):
         """Update the plateau counters with the stage's loss; True once it stopped improving."""
         if loss is None or not math.isfinite(loss):
             return False
-        if state["best"] is None or loss < state["best"] * (1.0 - self.options.min_delta):
-            state["best"], state["bad_evals"] = float(loss), 0
-        else:
-            state["bad_evals"] = int(state["bad_evals"]) + 1
+        count_plateau(state, loss, self.options.min_delta)
         return int(state["bad_evals"]) >= self.options.patience
 
     def target_end_shares(self, ends: list[int]) -> np.ndarray:

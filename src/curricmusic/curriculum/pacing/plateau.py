@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from curricmusic.config import ArmConfig
@@ -12,6 +11,7 @@ from curricmusic.curriculum.pacing.base import (
     Pacing,
     ScheduleContext,
     StageData,
+    count_plateau,
     ordered_stages,
     replay_weights,
 )
@@ -48,12 +48,8 @@ class PlateauPacing(Pacing):
         new = dict(state)
         if new["stage"] >= len(self.stages.names) - 1:
             return new
-        loss = None if val_losses is None else val_losses.get(self.stages.names[new["stage"]])
-        if loss is not None and math.isfinite(loss):
-            if new["best"] is None or loss < new["best"] * (1.0 - self.options.min_delta):
-                new["best"], new["bad_evals"] = float(loss), 0
-            else:
-                new["bad_evals"] += 1
+        if val_losses is not None:
+            count_plateau(new, val_losses.get(self.stages.names[new["stage"]]), self.options.min_delta)
         if new["bad_evals"] >= self.options.patience or step + 1 - new["stage_start"] >= self.max_stage_steps:
             new = {"stage": new["stage"] + 1, "best": None, "bad_evals": 0, "stage_start": step + 1}
         return new
