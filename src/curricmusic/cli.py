@@ -312,6 +312,9 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted experiment in --out."),
     launcher: str = typer.Option("local", "--launcher", help="local, accelerate, slurm or slurm-local."),
     compile_step: bool | None = typer.Option(None, "--compile/--no-compile", help=COMPILE_HELP),
+    jobs: int = typer.Option(
+        1, "--jobs", min=1, max=256, help="Cells trained at once on this machine (local launcher), each in its own process with its share of the cores."
+    ),
 ) -> None:
     """Run every arm x seed of an experiment, then write results.json and the reports."""
     from curricmusic.config import load_experiment
@@ -320,7 +323,7 @@ def run(
     _compile_flag(compile_step)
     loaded = load_experiment(experiment)
     out_dir = out or Path("runs") / loaded.config.name
-    results = run_experiment(loaded, out_dir, resume=resume, launcher=launcher)
+    results = run_experiment(loaded, out_dir, resume=resume, launcher=launcher, jobs=jobs)
     _print_opening(results)
     console.print(f"[green]{out_dir / 'report.html'}[/] (also results.json, report.md)")
     failed = [r for r in results["runs"] if r.get("status") != "done"]

@@ -40,6 +40,7 @@ __all__ = [
     "model_dir",
     "adapt_model",
     "adapt_scratch",
+    "adapt_scratch_seed",
     "adapt_shared",
     "adaptation_finished",
 ]
@@ -116,11 +117,22 @@ def adapt_shared(experiment: Experiment, out_dir: Path, show_progress: bool = Tr
     return _adapt_every_seed(experiment, SHARED, adapt.init_from, out_dir, show_progress)
 
 
-def _adapt_every_seed(experiment: Experiment, label: str, init: Path | None, out_dir: Path, show_progress: bool) -> list[str]:
+def adapt_scratch_seed(experiment_file: str, seed: int, out_dir: str) -> str:
+    """One seed's from-scratch adaptation runs, from the experiment's file; returns done or
+    failed. Picklable, for ``run --jobs`` (a worker process loads the experiment itself)."""
+    from curricmusic.config import load_experiment
+
+    failures = _adapt_every_seed(load_experiment(experiment_file), SCRATCH, None, Path(out_dir), False, [seed])
+    return "failed" if failures else "done"
+
+
+def _adapt_every_seed(
+    experiment: Experiment, label: str, init: Path | None, out_dir: Path, show_progress: bool, seeds: list[int] | None = None
+) -> list[str]:
     if experiment.config.adapt is None:
         return []
     failures = []
-    for seed in experiment.config.seeds:
+    for seed in experiment.config.seeds if seeds is None else seeds:
         folder = model_dir(out_dir, label, seed)
         status = folder / CELL_FILE
         record = read_json(status, missing_ok=True, hint="`curricmusic run --resume` redoes the runs")

@@ -324,13 +324,8 @@ def _submit_slurm(experiment: Experiment, cells: list[Cell], out_dir: Path, loca
             mem_gb=slurm.mem_gb,
             name=f"curricmusic-{experiment.config.name}",
         )
-    config = experiment.config
-
-    def waits(cell: Cell) -> bool:  # it reads the finished run of an adaptive arm it matches
-        match = config.arm(cell.arm).match
-        return match is not None and config.arm(match).options.adaptive
-
-    for wave in ([c for c in cells if not waits(c)], [c for c in cells if waits(c)]):
+    waits = {cell.name for cell in cells if _waits_for(experiment, cell) is not None}
+    for wave in ([c for c in cells if c.name not in waits], [c for c in cells if c.name in waits]):
         jobs = [
             executor.submit(run_cell, experiment.source, cell.arm, cell.seed, str(cell.run_dir), "local", False, cell.lr)
             for cell in wave
@@ -393,19 +388,23 @@ def run_experiment(
     resume: bool = False,
     launcher: str = "local",
     show_progress: bool = True,
+    jobs: int = 1,
 ) -> dict:
-    """Run every cell (skipping finished ones on resume), then aggregate and write the reports."""
+    """Run every cell (skipping finished ones on resume), ``jobs`` at a time (local launcher),
+    then aggregate and write the reports."""
     from curricmusic.experiment.results import aggregate
     from curricmusic.reporting.report import write_reports
 
     out_dir = Path(out_dir)
     check_before_training(experiment, out_dir, launcher)
+    if jobs < 1 or (jobs > 1 and launcher != "local"):
+        raise UserError(f"--jobs {jobs}: must be at least 1, and above 1 only with the local launcher")
     with writing_folder(out_dir, "experiment"):
         _check_record(experiment, out_dir, resume)
         data = _prepare_data(experiment, show_progress)
         if launcher != "slurm":  # slurm jobs run on other machines: their memory is not ours to check
-            _check_model_fits(experiment, data.vocab_size)
-        _run_cells(experiment, out_dir, launcher, show_progress)
+            _check_model_fits(experiment, data.vocab_size, jobs)
+        _run_cells(experiment, out_dir, launcher, show_progress, jobs)
         _adapt_from_scratch(experiment, out_dir, show_progress)
         results = aggregate(experiment, out_dir, cells_of(experiment, out_dir))
         write_reports(results, out_dir)
@@ -426,19 +425,19 @@ def _check_record(experiment: Experiment, out_dir: Path, resume: bool) -> None:
     write_json(record, snapshot)
 
 
-def _check_model_fits(experiment: Experiment, vocab_size: int) -> None:
-    """The model, trained at the experiment's batch, must fit in this machine's memory: checked
-    once, before the first cell trains (one line, exit 2)."""
+def _check_model_fits(experiment: Experiment, vocab_size: int, jobs: int = 1) -> None:
+    """The model, trained at the experiment's batch (in ``jobs`` processes at once), must fit in
+    this machine's memory: checked once, before the first cell trains (one line, exit 2)."""
     from curricmusic.model.budget import check_training_fits
     from curricmusic.model.initial import model_config_of
 
     config = experiment.config
     model = model_config_of(config, vocab_size, experiment.source)
     batch = config.train.micro_batch_size or config.train.batch_size
-    check_training_fits(model, batch, config.train.seq_len, f"{experiment.source}: model")
+    check_training_fits(model, batch, config.train.seq_len, f"{experiment.source}: model", copies=jobs)
 
 
-def _run_cells(experiment: Experiment, out_dir: Path, launcher: str, show_progress: bool) -> None:
+def _run_cells(experiment: Experiment, out_dir: Path, launcher: str, show_progress: bool, jobs: int = 1) -> None:
     """Every cell not yet done (or done but no longer whole: its weights or reports damaged)."""
     cells = cells_of(experiment, out_dir)
     todo = []
@@ -455,9 +454,47 @@ def _run_cells(experiment: Experiment, out_dir: Path, launcher: str, show_progre
     if launcher in ("slurm", "slurm-local"):
         _submit_slurm(experiment, todo, out_dir, launcher == "slurm-local", show_progress)
         return
+    if jobs > 1:
+        _run_in_parallel(experiment, todo, out_dir, jobs)
+        return
     for index, cell in enumerate(todo):
         console.print(f"[bold]({index + 1}/{len(todo)}) {cell.name}[/]")
-        status = _run_cell(experiment, cell, launcher, show_progress)
-        if status == "failed":
-            record = read_json(cell.run_dir / CELL_FILE, CELL_SCHEMA) or {}
-            err_console.print(f"[red]{escape(cell.name)} failed:[/] {escape(str(record.get('error')))}", highlight=False)
+        if _run_cell(experiment, cell, launcher, show_progress) == "failed":
+            _say_failed(cell)
+
+
+def _say_failed(cell: Cell) -> None:
+    record = read_json(cell.run_dir / CELL_FILE, CELL_SCHEMA) or {}
+    err_console.print(f"[red]{escape(cell.name)} failed:[/] {escape(str(record.get('error')))}", highlight=False)
+
+
+def _waits_for(experiment: Experiment, cell: Cell) -> str | None:
+    """The cell whose finished run ``cell`` reads (a ``random-matched`` arm matching an adaptive
+    arm reads the same seed's run of it), or None."""
+    match = experiment.config.arm(cell.arm).match
+    return cell_name(match, cell.seed) if match is not None and experiment.config.arm(match).options.adaptive else None
+
+
+def _run_in_parallel(experiment: Experiment, todo: list[Cell], out_dir: Path, workers: int) -> None:
+    """``run --jobs N``: the cells, then each seed's from-scratch adaptation, ``workers`` at a
+    time (see curricmusic.experiment.parallel); the from-scratch runs fill the slots that cells
+    waiting for their matched run leave free."""
+    from curricmusic.experiment.adaptation import adapt_scratch_seed, scratch_dir
+    from curricmusic.experiment.parallel import Job, run_jobs, threads_per_job
+
+    names = {cell.name for cell in todo}
+    jobs = []
+    for cell in todo:
+        before = _waits_for(experiment, cell)
+        args = (experiment.source, cell.arm, cell.seed, str(cell.run_dir), "local", False, cell.lr)
+        jobs.append(Job(cell.name, run_cell, args, frozenset([before]) if before in names else frozenset()))
+    if experiment.config.adapt is not None:
+        for seed in experiment.config.seeds:
+            folder = scratch_dir(out_dir, seed)
+            if _cell_status(Cell("scratch", seed, folder)) != "done":
+                jobs.append(Job(folder.name, adapt_scratch_seed, (experiment.source, seed, str(out_dir))))
+    console.print(f"{len(jobs)} jobs, {workers} at a time, {threads_per_job(workers)} thread(s) each")
+    status = run_jobs(jobs, workers)
+    for cell in todo:
+        if status.get(cell.name) == "failed" and _cell_status(cell) == "failed":
+            _say_failed(cell)

@@ -108,14 +108,16 @@ def generation_bytes(config: ModelConfig, batch: int, prompt_tokens: int, max_to
     }
 
 
-def check_training_fits(config: ModelConfig, batch: int, seq_len: int, source: str) -> None:
-    """One line (exit 2) when a training step of this model cannot fit in this machine's memory."""
-    parts = training_bytes(config, batch, seq_len)
+def check_training_fits(config: ModelConfig, batch: int, seq_len: int, source: str, copies: int = 1) -> None:
+    """One line (exit 2) when a training step of this model (``copies`` of them at once, one
+    per process of ``run --jobs``) cannot fit in this machine's memory."""
+    parts = {name: size * copies for name, size in training_bytes(config, batch, seq_len).items()}
+    times = f"{copies} processes, each " if copies > 1 else ""
     check_fits(
         sum(parts.values()),
-        f"{source}: training this model ({parameter_count(config):,} parameters, batch {batch} x {seq_len} tokens)",
+        f"{source}: training this model ({times}{parameter_count(config):,} parameters, batch {batch} x {seq_len} tokens)",
         parts,
-        "choose a smaller model (d_model, n_layers), seq_len or micro_batch_size",
+        "choose a smaller model (d_model, n_layers), seq_len or micro_batch_size" + (", or fewer --jobs" if copies > 1 else ""),
     )
 
 
