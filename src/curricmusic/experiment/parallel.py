@@ -94,18 +94,18 @@ def run_jobs(jobs: Sequence[Job], workers: int) -> dict[str, str]:
             if not running:  # only jobs that wait for jobs that can never end (a cycle)
                 raise ValueError(f"jobs wait for each other: {[job.name for job in pending]}")
             for sentinel in wait_for(list(running)):
-                job, process, receive = running.pop(sentinel)  # type: ignore[call-overload]
-                process.join()
-                kind, text = _received(receive, process)
+                job, ended, receive = running.pop(sentinel)  # type: ignore[arg-type]  # a sentinel is an int
+                ended.join()
+                kind, text = _received(receive, ended)
                 receive.close()
                 status[job.name] = _outcome(job, kind, text)
                 if kind == "user-error":
                     stop = text
     finally:
-        for _, process, _ in running.values():  # interrupted: each job saves its checkpoint and ends
-            process.join(timeout=60)
-            if process.is_alive():
-                process.terminate()
+        for _, left, _ in running.values():  # interrupted: each job saves its checkpoint and ends
+            left.join(timeout=60)
+            if left.is_alive():
+                left.terminate()
     if stop is not None:
         raise UserError(stop)
     return status
