@@ -3,6 +3,7 @@
 
     python studies/mastery/recompute.py [STUDY_DIR]
     python studies/mastery/recompute.py --timing RUN_FOLDER RESUMED_AT > studies/mastery/timing.json
+    python studies/mastery/recompute.py --timing RUN_FOLDER RUN_LOG > studies/mastery_v2/timing.json
 
 The second form reads the study's own run folder (not committed: checkpoints) for the wall time:
 each cell from its folder's mark (written when the cell starts) to its ``cell.json`` (written when
@@ -223,36 +224,57 @@ def timing(study: Path) -> None:
           f"training throughput median {info['median_tokens_per_s']:,.0f} tokens/s on {info['threads']} thread(s)")  # fmt: skip
 
 
-def collect_timing(run_folder: Path, resumed_at: str) -> dict[str, Any]:
+def collect_timing(run_folder: Path, clock: str) -> dict[str, Any]:
+    """Wall time and throughput of a run folder. ``clock`` is either ``HH:MM:SS`` (the first
+    study: one process, one cell at a time, stopped once and resumed at that time of day; the
+    wall time is the sum of the cells' times) or the path of the run's log, whose ``start
+    <ISO time>`` and ``exit <status> at <ISO time>`` lines bracket each session (the re-sized
+    study: two cells at once, so the wall time is the sessions' time, not the cells' sum)."""
     import datetime as dt
+    import re
     import statistics
 
-    cells, speeds, minutes = [], [], 0.0
+    sessions: list[tuple[dt.datetime, dt.datetime]] = []
+    if Path(clock).is_file():
+        text = Path(clock).read_text()
+        starts = [dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in re.findall(r"^start (\S+)", text, re.M)]
+        ends = [dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in re.findall(r"^exit \d+ at (\S+)", text, re.M)]
+        sessions = list(zip(starts, ends, strict=False))
+    cells, speeds, cell_minutes = [], [], 0.0
     for run in sorted((run_folder / "runs").iterdir()):
         end_file = run / "cell.json"
-        if not end_file.is_file() or "/" in run.name:
+        if not end_file.is_file():
             continue
-        start = dt.datetime.fromtimestamp((run / ".curricmusic").stat().st_mtime)
-        end = dt.datetime.fromtimestamp(end_file.stat().st_mtime)
-        resume = dt.datetime.combine(end.date(), dt.time.fromisoformat(resumed_at))
-        interrupted = start < resume < end
-        seconds = (end - (resume if interrupted else start)).total_seconds()
-        minutes += seconds / 60
-        cells.append(
-            {"cell": run.name, "minutes": round(seconds / 60, 2), "interrupted": interrupted}
-        )
+        start = dt.datetime.fromtimestamp((run / ".curricmusic").stat().st_mtime, dt.UTC)
+        end = dt.datetime.fromtimestamp(end_file.stat().st_mtime, dt.UTC)
+        if sessions:
+            resumes = [s for s, _ in sessions[1:] if start < s < end]
+        else:
+            resume = dt.datetime.combine(end.date(), dt.time.fromisoformat(clock), dt.UTC)
+            resumes = [resume] if start < resume < end else []
+        seconds = (end - (resumes[-1] if resumes else start)).total_seconds()
+        cell_minutes += seconds / 60
+        cells.append({"cell": run.name, "minutes": round(seconds / 60, 2), "interrupted": bool(resumes)})
         metrics = run / "metrics.jsonl"  # none for the from-scratch model's folder: adaptation only
         for line in metrics.read_text().splitlines() if metrics.is_file() else []:
             row = json.loads(line)
             if "tokens_per_s" in row:
                 speeds.append(row["tokens_per_s"])
+    if sessions:
+        wall = sum((b - a).total_seconds() for a, b in sessions) / 60
+        rule = "the sessions' time in the run's log (start to exit); each cell from its folder's mark to its cell.json"
+    else:
+        wall = cell_minutes
+        rule = "each cell from its folder's mark to its cell.json; an interrupted cell from the resume"
     return {
         "cells": len(cells),
-        "wall_minutes": round(minutes, 1),
+        "wall_minutes": round(wall, 1),
+        "cell_minutes": round(cell_minutes, 1),
         "median_tokens_per_s": round(statistics.median(speeds)),
         "threads": 1,
+        "processes": 2 if sessions else 1,
         "per_cell": cells,
-        "rule": "each cell from its folder's mark to its cell.json; an interrupted cell from the resume",
+        "rule": rule,
     }
 
 
