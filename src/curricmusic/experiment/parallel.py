@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -53,6 +54,8 @@ def _run_job(conn: Connection, threads: int, function: Callable[..., str], args:
     torch.set_num_threads(threads)
     try:
         outcome = ("status", function(*args))
+    except KeyboardInterrupt:  # the parent was interrupted and passed it on: the checkpoint stays
+        outcome = ("error", "interrupted; `--resume` continues")
     except UserError as exc:
         outcome = ("user-error", str(exc))
     except Exception as exc:  # noqa: BLE001 - reported by the parent, one line
@@ -102,7 +105,10 @@ def run_jobs(jobs: Sequence[Job], workers: int) -> dict[str, str]:
                 if kind == "user-error":
                     stop = text
     finally:
-        for _, left, _ in running.values():  # interrupted: each job saves its checkpoint and ends
+        for _, left, _ in running.values():  # interrupted: each job is told so, then waited for
+            if left.is_alive() and left.pid is not None:
+                os.kill(left.pid, signal.SIGINT)
+        for _, left, _ in running.values():
             left.join(timeout=60)
             if left.is_alive():
                 left.terminate()
