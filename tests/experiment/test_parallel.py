@@ -75,6 +75,39 @@ def test_impossible_orders_are_refused(jobs, message):
         run_jobs(jobs, workers=2)
 
 
+def sleep_until_interrupted(log: str) -> str:
+    """A job that waits (a long cell) and notes an interrupt before passing it on."""
+    try:
+        Path(log + ".started").touch()
+        time.sleep(HANG_S)
+    except KeyboardInterrupt:
+        note(log, "interrupted")
+        raise
+    return "done"
+
+
+PARENT = """
+import sys
+from curricmusic.experiment.parallel import Job, run_jobs
+from tests.experiment.test_parallel import sleep_until_interrupted
+run_jobs([Job("long", sleep_until_interrupted, (sys.argv[1],))], workers=1)
+"""
+
+
+def test_an_interrupted_parent_passes_the_interrupt_to_its_jobs(tmp_path):
+    import signal
+
+    log = tmp_path / "log"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(log)], cwd=Path(__file__).parents[2], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + HANG_S
+    while not Path(str(log) + ".started").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    parent.send_signal(signal.SIGINT)  # the parent only, as `kill -INT` does (not the terminal's whole group)
+    _, stderr = parent.communicate(timeout=HANG_S)
+    assert parent.returncode != 0 and "KeyboardInterrupt" in stderr
+    assert lines(log) == ["interrupted"]  # the job heard it: it could save its checkpoint
+
+
 def refuse() -> str:
     raise UserError("somebody else's folder")
 
