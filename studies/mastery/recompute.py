@@ -154,7 +154,15 @@ def pretraining(results: dict[str, Any]) -> None:
 
 
 def pilots(study: Path) -> None:
-    """Where each basics stage of the pilots (studies/mastery/pilots/*) ended, and why."""
+    """Where each basics stage of the pilots (``pilots/*``) ended, and why: from a pilot's
+    ``results.json``, or from the ``run.json`` of each of its runs when it was stopped before its
+    results were aggregated."""
+    for run_file in sorted((study / "pilots").glob("*/*/run.json")):
+        info = json.loads(run_file.read_text())
+        print(f"\n## Pilot {run_file.parent.parent.name}, {run_file.parent.name}")
+        for event in (info.get("schedule") or {}).get("events") or []:
+            how = "criterion held" if event["mastered"] else "cap hit"
+            print(f"- {event['stage']}: {how} after {event['steps']} steps, value {event['value']:.4f}")
     for folder in sorted((study / "pilots").glob("*/results.json")):
         results = json.loads(folder.read_text())
         print(f"\n## Pilot {folder.parent.name}")
