@@ -60,7 +60,7 @@ def _run_job(conn: Connection, threads: int, function: Callable[..., str], args:
         outcome = ("user-error", str(exc))
     except Exception as exc:  # noqa: BLE001 - reported by the parent, one line
         outcome = ("error", f"{type(exc).__name__}: {exc}")
-    conn.send(outcome)
+    conn.send((outcome[0], outcome[1][:2000]))  # short: a pipe's buffer holds it before the parent reads
     conn.close()
 
 
