@@ -177,6 +177,7 @@ def test_jobs_2_gives_the_results_of_one_cell_after_another(tmp_path):
     done = run(path, two, "--jobs", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "3 jobs, 2 at a time" in done.stdout  # 2 cells and a from-scratch adaptation
+    assert "from-scratch adaptation" not in done.stdout  # done among the jobs, not again after them
     sequential, parallel = final_losses(one), final_losses(two)
     assert sequential.keys() == parallel.keys() and len(parallel) == 2
     for cell, losses in sequential.items():  # one thread against two: the sums differ in rounding only

@@ -370,12 +370,14 @@ def _check_init_from(experiment: Experiment, data: PreparedData) -> None:
 def _adapt_from_scratch(experiment: Experiment, out_dir: Path, show_progress: bool) -> None:
     """With ``[adapt]``: each seed's initial weights fine-tuned like the arms' final models, and
     the ``init_from`` model when the section names one."""
-    from curricmusic.experiment.adaptation import adapt_scratch, adapt_shared
+    from curricmusic.experiment.adaptation import adapt_scratch, adapt_shared, scratch_dir
 
     adapt = experiment.config.adapt
     if adapt is not None:
-        console.print("[bold]from-scratch adaptation[/]")
-        adapt_scratch(experiment, out_dir, show_progress)
+        seeds = experiment.config.seeds
+        if any(_cell_status(Cell("scratch", seed, scratch_dir(out_dir, seed))) != "done" for seed in seeds):
+            console.print("[bold]from-scratch adaptation[/]")  # (run --jobs has done them already)
+            adapt_scratch(experiment, out_dir, show_progress)
         if adapt.init_from is not None:
             console.print(f"[bold]adaptation of {adapt.init_from.name} (adapt.init_from)[/]")
             adapt_shared(experiment, out_dir, show_progress)
