@@ -47,6 +47,14 @@ cap_tokens = 4096       # 8 steps per basics stage at most
 name = "matched"
 pacing = "random-matched"
 match = "pedagogy"
+[[arms]]
+name = "basics"
+pacing = "mastery"
+stages = ["scales", "hanon"]
+criterion = "key_share"
+key_share = 1.0
+cap_tokens = 4096
+end = "pool"
 """
 
 
@@ -82,6 +90,19 @@ def test_a_stage_that_never_meets_its_criterion_ends_at_its_cap_and_the_run_reco
     assert all(set(r["key_share"]) == {"scales", "hanon"} and all(0 < v < 1 for v in r["key_share"].values()) for r in evals)
     for boundary in info["stage_boundaries"]:  # the model where each stage ended, for the probe
         assert (capped / "pedagogy-seed0" / boundary["model"] / "model.safetensors").is_file()
+
+
+def test_an_arm_of_basics_alone_records_where_its_last_stage_ended(tmp_path):
+    """basics-only's last basics stage hands over to its end phase (the basics pooled) without a
+    change of the stage being learned: that boundary is recorded (``to`` is ``end``) and its model
+    saved, like every other stage's."""
+    experiment = experiment_with(tmp_path, "1.0")
+    train_run(experiment, "basics", 0, tmp_path / "basics-seed0", show_progress=False)
+    info = json.loads((tmp_path / "basics-seed0" / "run.json").read_text())
+    assert [(b["from"], b["to"], b["step"]) for b in info["stage_boundaries"]] == [("scales", "hanon", 8), ("hanon", "end", 16)]
+    assert [(e["stage"], e["end_step"]) for e in info["schedule"]["events"]] == [("scales", 8), ("hanon", 16)]
+    for boundary in info["stage_boundaries"]:
+        assert (tmp_path / "basics-seed0" / boundary["model"] / "model.safetensors").is_file()
 
 
 def test_a_stage_advances_at_the_first_evaluation_where_its_criterion_holds(capped, tmp_path):

@@ -257,7 +257,7 @@ def _train(
                 scores = _evaluation(model, accelerator, plan, eval_batch, final=done == plan.total_steps)
                 state.record_val(scores["val_loss"])
                 row |= scores
-            before = plan.schedule.current_stage(done - 1, state.schedule)
+            before = plan.schedule.phase(done - 1, state.schedule)
             measured = {name: scores[name] for name in MEASURES if name in scores} if evaluated else None
             state.schedule = plan.schedule.update(done - 1, state.schedule, state.last_val if evaluated else None, measured)
             _boundary(plan, state, done, before, run_dir, accelerator, model, snapshot=experiment.config.probe.at_boundaries)
@@ -490,31 +490,32 @@ def _boundary(
     plan: RunPlan,
     state: TrainState,
     done: int,
-    before: int,
+    before: tuple[int, bool],
     run_dir: Path,
     accelerator: Accelerator,
     model: torch.nn.Module,
     snapshot: bool,
 ) -> None:
-    """When the stage being learned changes after step ``done``, record where (tokens per
-    stage) and, with ``snapshot``, save the model there (``boundaries/<n>-<stage>/``, probed by
-    ``curricmusic run``)."""
+    """When the stage being learned changes after step ``done`` (or the run enters its end
+    phase: ``to`` is then ``end``), record where (tokens per stage) and, with ``snapshot``, save
+    the model there (``boundaries/<n>-<stage>/``, probed by ``curricmusic run``). ``before`` is
+    the schedule's phase at the step before (see ``Pacing.phase``)."""
     if done >= plan.total_steps:
         return
-    after = plan.schedule.current_stage(done, state.schedule)
+    after = plan.schedule.phase(done, state.schedule)
     if after == before:
         return
     names = plan.stage_names
     event = {
         "step": done,
-        "from": names[before],
-        "to": names[after],
+        "from": names[before[0]],
+        "to": names[after[0]] if after[0] != before[0] else "end",
         "tokens_seen": int(state.stage_tokens.sum()),
         "stage_tokens": {n: int(t) for n, t in zip(names, state.stage_tokens, strict=True)},
     }
     state.boundaries.append(event)
     if snapshot and accelerator.is_main_process:
-        folder = run_dir / BOUNDARIES_DIR / f"{len(state.boundaries):02d}-{names[before]}"
+        folder = run_dir / BOUNDARIES_DIR / f"{len(state.boundaries):02d}-{names[before[0]]}"
         save_model(accelerator.unwrap_model(model), folder)
         event["model"] = folder.relative_to(run_dir).as_posix()
 

@@ -175,6 +175,12 @@ class Pacing:
         """Index (in the arm's stage order) of the stage being learned; the target for baselines."""
         return self.target_index
 
+    def phase(self, step: int, state: Mapping) -> tuple[int, bool]:
+        """``(stage being learned, whether the run is in its end phase)``: a stage boundary lies
+        between two steps whose phases differ. Only a pacing whose end phase can keep the last
+        stage's index (``mastery`` with ``end = "pool"`` for an arm of basics alone) says True."""
+        return (self.current_stage(step, state), False)
+
 
 # ---- pure helpers shared by pacings ------------------------------------------------------------
 

@@ -94,6 +94,9 @@ class MasteryPacing(Pacing):
             return self.basics_index[int(state["stage"])]
         return self.target_index
 
+    def phase(self, step: int, state: Mapping) -> tuple[int, bool]:
+        return (self.current_stage(step, state), self.in_end_phase(state))
+
     def mixture(self, step: int, state: Mapping) -> Mixture:
         sizes = self.stages.tokens
         if not self.in_end_phase(state):
