@@ -1,8 +1,7 @@
 """``curricmusic run --jobs N``: the cells of an experiment, N at a time, on one machine.
 
 Each job runs in its own process (started with ``spawn``: nothing of the parent's torch state is
-shared) with ``threads`` intra-op threads, so that N jobs of one thread each use N cores fully
-where one job of N threads would leave them partly idle at a small model's shape. A job is a
+shared) with ``threads`` intra-op threads: the machine's cores shared out. A job is a
 cell (train, probe, adapt; exactly what the one-at-a-time runner does, through
 :func:`~curricmusic.experiment.runner.run_cell`) or one seed's from-scratch adaptation.
 
