@@ -232,6 +232,16 @@ def timing(study: Path) -> None:
           f"training throughput median {info['median_tokens_per_s']:,.0f} tokens/s on {info['threads']} thread(s)")  # fmt: skip
 
 
+def _last_write(folder: Path, after, before):  # (datetime, datetime) -> datetime
+    """The latest modification time in ``folder`` between two times: where a session the log does
+    not close ended, at the earliest (a file it wrote and the next session rewrote is not seen)."""
+    import datetime as dt
+
+    times = [dt.datetime.fromtimestamp(f.stat().st_mtime, dt.UTC) for f in folder.rglob("*") if f.is_file()]
+    inside = [t for t in times if after < t < before]
+    return max(inside) if inside else after
+
+
 def collect_timing(run_folder: Path, clock: str) -> dict[str, Any]:
     """Wall time and throughput of a run folder. ``clock`` is either ``HH:MM:SS`` (the first
     study: one process, one cell at a time, stopped once and resumed at that time of day; the
@@ -245,9 +255,16 @@ def collect_timing(run_folder: Path, clock: str) -> dict[str, Any]:
     sessions: list[tuple[dt.datetime, dt.datetime]] = []
     if Path(clock).is_file():
         text = Path(clock).read_text()
-        starts = [dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in re.findall(r"^start (\S+)", text, re.M)]
-        ends = [dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in re.findall(r"^exit \d+ at (\S+)", text, re.M)]
-        sessions = list(zip(starts, ends, strict=False))
+        marks = [(kind, dt.datetime.fromisoformat(t.replace("Z", "+00:00")))
+                 for kind, t in re.findall(r"^(start|exit \d+ at) (\S+)", text, re.M)]  # fmt: skip
+        for i, (kind, at) in enumerate(marks):
+            if kind != "start":
+                continue
+            following = marks[i + 1] if i + 1 < len(marks) else None
+            if following and following[0] != "start":
+                sessions.append((at, following[1]))
+            elif following:  # killed without an exit line (the machine's session ended)
+                sessions.append((at, _last_write(run_folder, at, following[1])))
     cells, speeds, cell_minutes = [], [], 0.0
     for run in sorted((run_folder / "runs").iterdir()):
         end_file = run / "cell.json"
@@ -270,7 +287,8 @@ def collect_timing(run_folder: Path, clock: str) -> dict[str, Any]:
                 speeds.append(row["tokens_per_s"])
     if sessions:
         wall = sum((b - a).total_seconds() for a, b in sessions) / 60
-        rule = "the sessions' time in the run's log (start to exit); each cell from its folder's mark to its cell.json"
+        rule = ("the sessions' time in the run's log (start to exit; a session with no exit line, killed, to the "
+                "last write in the run folder before the next start); each cell from its folder's mark to its cell.json")
     else:
         wall = cell_minutes
         rule = "each cell from its folder's mark to its cell.json; an interrupted cell from the resume"
