@@ -48,6 +48,14 @@ name = "matched"
 pacing = "random-matched"
 match = "pedagogy"
 [[arms]]
+name = "mixed"
+pacing = "mastery"
+stages = ["scales", "hanon", "chorales"]
+criterion = "key_share"
+key_share = 1.0
+cap_tokens = 4096
+end = "matched"
+[[arms]]
 name = "basics"
 pacing = "mastery"
 stages = ["scales", "hanon"]
@@ -103,6 +111,17 @@ def test_an_arm_of_basics_alone_records_where_its_last_stage_ended(tmp_path):
     assert [(e["stage"], e["end_step"]) for e in info["schedule"]["events"]] == [("scales", 8), ("hanon", 16)]
     for boundary in info["stage_boundaries"]:
         assert (tmp_path / "basics-seed0" / boundary["model"] / "model.safetensors").is_file()
+
+
+def test_a_mixed_end_is_recorded_as_the_end_not_as_the_target_stage(tmp_path):
+    """pedagogy-mixed-end's last basics stage hands over to every stage in random-matched's
+    shares, not to the chorales: its boundary says ``end``, where pedagogy's says ``chorales``."""
+    experiment = experiment_with(tmp_path, "1.0")
+    train_run(experiment, "mixed", 0, tmp_path / "mixed-seed0", show_progress=False)
+    info = json.loads((tmp_path / "mixed-seed0" / "run.json").read_text())
+    assert [(b["from"], b["to"], b["step"]) for b in info["stage_boundaries"]] == [("scales", "hanon", 8), ("hanon", "end", 16)]
+    shares = info["schedule"]["end_weights"]
+    assert len(shares) == 3 and all(share > 0 for share in shares)  # the end draws every stage
 
 
 def test_a_stage_advances_at_the_first_evaluation_where_its_criterion_holds(capped, tmp_path):

@@ -497,7 +497,7 @@ def _boundary(
     snapshot: bool,
 ) -> None:
     """When the stage being learned changes after step ``done`` (or the run enters its end
-    phase: ``to`` is then ``end``), record where (tokens per stage) and, with ``snapshot``, save
+    phase that draws several stages: ``to`` is then ``end``), record where (tokens per stage) and, with ``snapshot``, save
     the model there (``boundaries/<n>-<stage>/``, probed by ``curricmusic run``). ``before`` is
     the schedule's phase at the step before (see ``Pacing.phase``)."""
     if done >= plan.total_steps:
@@ -509,7 +509,7 @@ def _boundary(
     event = {
         "step": done,
         "from": names[before[0]],
-        "to": names[after[0]] if after[0] != before[0] else "end",
+        "to": names[after[0]] if after[0] >= 0 and after[0] != before[0] else "end",
         "tokens_seen": int(state.stage_tokens.sum()),
         "stage_tokens": {n: int(t) for n, t in zip(names, state.stage_tokens, strict=True)},
     }

@@ -177,8 +177,8 @@ class Pacing:
 
     def phase(self, step: int, state: Mapping) -> tuple[int, bool]:
         """``(stage being learned, whether the run is in its end phase)``: a stage boundary lies
-        between two steps whose phases differ. Only a pacing whose end phase can keep the last
-        stage's index (``mastery`` with ``end = "pool"`` for an arm of basics alone) says True."""
+        between two steps whose phases differ. Only ``mastery`` has an end phase; one that draws
+        several stages (``end = "pool"`` or ``"matched"``) has no single stage and says -1."""
         return (self.current_stage(step, state), False)
 
 

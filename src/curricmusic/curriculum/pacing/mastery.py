@@ -95,6 +95,8 @@ class MasteryPacing(Pacing):
         return self.target_index
 
     def phase(self, step: int, state: Mapping) -> tuple[int, bool]:
+        if self.in_end_phase(state) and self.options.end != "target":
+            return (-1, True)  # the end draws several stages (pooled or random-matched's shares)
         return (self.current_stage(step, state), self.in_end_phase(state))
 
     def mixture(self, step: int, state: Mapping) -> Mixture:
