@@ -35,8 +35,11 @@ env: $(VENV)/.installed
 demo: env
 	$(VENV)/bin/curricmusic run experiments/quickstart.toml --out runs/quickstart --resume
 
+# The tests run in parallel, one test file per worker process (pytest-xdist, one worker per core);
+# TEST_WORKERS=0 runs them all in one process.
+TEST_WORKERS ?= auto
 test: env
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: env
 	@for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done

@@ -3,6 +3,15 @@ finished debug experiment that the end-to-end tests read (run once per session).
 
 from __future__ import annotations
 
+import os
+
+# Under pytest-xdist (`make test` runs one worker per core) each worker gets its share of the
+# cores, set before torch is imported here or in a subprocess a test starts: N workers each
+# running torch on every core would slow all of them down.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+
 import json
 import subprocess
 import sys
