@@ -35,9 +35,10 @@ env: $(VENV)/.installed
 demo: env
 	$(VENV)/bin/curricmusic run experiments/quickstart.toml --out runs/quickstart --resume
 
-# The tests run in parallel, one test file per worker process (pytest-xdist, one worker per core);
+# The tests run in parallel, one test file per worker process (pytest-xdist): one worker per core
+# this process may use, at most 4 (a container can report more cores than it is given);
 # TEST_WORKERS=0 runs them all in one process.
-TEST_WORKERS ?= auto
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
 test: env
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
