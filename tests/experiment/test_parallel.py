@@ -87,7 +87,9 @@ def sleep_until_interrupted(log: str) -> str:
 
 
 PARENT = """
+import signal
 import sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as `curricmusic` does, even if started with SIGINT ignored
 from curricmusic.experiment.parallel import Job, run_jobs
 from tests.experiment.test_parallel import sleep_until_interrupted
 run_jobs([Job("long", sleep_until_interrupted, (sys.argv[1],))], workers=1)

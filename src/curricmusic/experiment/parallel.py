@@ -48,8 +48,13 @@ def threads_per_job(jobs: int) -> int:
 def _run_job(conn: Connection, threads: int, function: Callable[..., str], args: tuple) -> None:
     """In the job's own process: its share of the cores, then the job; the outcome goes back
     through ``conn`` as ``(kind, text)``."""
+    import signal
+
     import torch
 
+    # The parent passes its own interrupt on with SIGINT: heard as KeyboardInterrupt even where
+    # the parent was started with SIGINT ignored (a background job of a non-interactive shell).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     torch.set_num_threads(threads)
     try:
         outcome = ("status", function(*args))
