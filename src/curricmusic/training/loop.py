@@ -496,9 +496,9 @@ def _boundary(
     model: torch.nn.Module,
     snapshot: bool,
 ) -> None:
-    """When the stage being learned changes after step ``done`` (or the run enters its end
-    phase that draws several stages: ``to`` is then ``end``), record where (tokens per stage) and, with ``snapshot``, save
-    the model there (``boundaries/<n>-<stage>/``, probed by ``curricmusic run``). ``before`` is
+    """When the stage being learned changes after step ``done`` (or the run enters an end phase
+    that draws several stages: ``to`` is then ``end``), record where (tokens per stage) and, with
+    ``snapshot``, save the model there (``boundaries/<n>-<stage>/``, probed by ``curricmusic run``). ``before`` is
     the schedule's phase at the step before (see ``Pacing.phase``)."""
     if done >= plan.total_steps:
         return
