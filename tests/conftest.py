@@ -9,9 +9,9 @@ import os
 # cores, set before torch is imported here or in a subprocess a test starts: N workers each
 # running torch on every core would slow all of them down.
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
-    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    _share = max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
-    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+    from curricmusic.experiment.parallel import threads_per_job  # imports no torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_job(int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 import json
 import subprocess

@@ -48,8 +48,6 @@ def threads_per_job(jobs: int) -> int:
 def _run_job(conn: Connection, threads: int, function: Callable[..., str], args: tuple) -> None:
     """In the job's own process: its share of the cores, then the job; the outcome goes back
     through ``conn`` as ``(kind, text)``."""
-    import signal
-
     import torch
 
     # The parent passes its own interrupt on with SIGINT: heard as KeyboardInterrupt even where
